@@ -1,0 +1,45 @@
+package apis
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1beta1 "k8s.io/apimachinery/pkg/apis/meta/v1beta1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+)
+
+var (
+	// Scheme knows every kind skiff serves and reads, with skiff's defaulting functions.
+	Scheme = runtime.NewScheme()
+	// Codecs encodes and decodes the kinds of Scheme in JSON, YAML and protobuf.
+	Codecs = serializer.NewCodecFactory(Scheme)
+	// ParameterCodec decodes query parameters into option structs (ListOptions, ...).
+	ParameterCodec = runtime.NewParameterCodec(Scheme)
+)
+
+func init() {
+	builders := []func(*runtime.Scheme) error{
+		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
+		eventsv1.AddToScheme, autoscalingv1.AddToScheme, metav1beta1.AddMetaToScheme,
+		addEventConversions, addDefaultingFuncs,
+	}
+	for _, add := range builders {
+		if err := add(Scheme); err != nil {
+			panic(err)
+		}
+	}
+	// Option kinds (ListOptions, DeleteOptions, ...) and Status in every served group version,
+	// and unversioned in meta.k8s.io, as upstream registers them.
+	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	for _, gv := range GroupVersions() {
+		if gv.Group != "" {
+			metav1.AddToGroupVersion(Scheme, gv)
+		}
+	}
+	metav1.AddToGroupVersion(Scheme, autoscalingV1)
+}

@@ -1,0 +1,217 @@
+// Package apis declares every resource skiff serves, once. Discovery, routing, storage and
+// (later) OpenAPI read this table; nobody keeps a second list. It also holds the scheme, the
+// defaulting and validation of each kind, and the fields each kind can be selected by.
+//
+// This package never touches storage or HTTP.
+package apis
+
+import (
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Verbs upstream uses in discovery.
+var (
+	verbsAll        = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+	verbsNoCollect  = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
+	verbsGetPatchUp = []string{"get", "patch", "update"}
+)
+
+// Resource is one served resource in one group version.
+type Resource struct {
+	GroupVersion schema.GroupVersion
+	// Name is the plural, lower-case resource name used in URLs ("pods").
+	Name         string
+	SingularName string
+	Kind         string
+	Namespaced   bool
+	Verbs        []string
+	ShortNames   []string
+	Categories   []string
+	Subresources []Subresource
+
+	// StorageKey is the segment under /registry/ that holds this resource in etcd, as upstream
+	// lays it out ("minions" for nodes).
+	StorageKey string
+	// StorageVersion is the group version objects are encoded in in etcd. Resources that share
+	// storage (v1 and events.k8s.io/v1 events) share it too.
+	StorageVersion schema.GroupVersion
+	// Fields returns the field-selectable values of an object: metadata.name, metadata.namespace
+	// for namespaced resources, and what upstream adds per kind. The keys it returns for an empty
+	// object are the field labels the resource supports.
+	Fields func(runtime.Object) fields.Set
+}
+
+// Subresource is a child path of a resource (pods/status, replicasets/scale).
+type Subresource struct {
+	Name string
+	// Kind is the kind the subresource reads and writes; GroupVersion is empty when it is the
+	// parent's (autoscaling/v1 Scale is not).
+	Kind         string
+	GroupVersion schema.GroupVersion
+	Verbs        []string
+}
+
+// GroupVersionResource of the resource.
+func (r *Resource) GroupVersionResource() schema.GroupVersionResource {
+	return r.GroupVersion.WithResource(r.Name)
+}
+
+// GroupVersionKind of the resource's objects.
+func (r *Resource) GroupVersionKind() schema.GroupVersionKind {
+	return r.GroupVersion.WithKind(r.Kind)
+}
+
+// ListKind is the kind of the resource's lists.
+func (r *Resource) ListKind() string { return r.Kind + "List" }
+
+// New returns an empty object of the resource's kind.
+func (r *Resource) New() runtime.Object {
+	obj, err := Scheme.New(r.GroupVersionKind())
+	if err != nil {
+		panic(err) // the table and the scheme disagree: a programming error
+	}
+	return obj
+}
+
+// NewList returns an empty list of the resource's kind.
+func (r *Resource) NewList() runtime.Object {
+	obj, err := Scheme.New(r.GroupVersion.WithKind(r.ListKind()))
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Subresource returns the named subresource, or nil.
+func (r *Resource) Subresource(name string) *Subresource {
+	for i := range r.Subresources {
+		if r.Subresources[i].Name == name {
+			return &r.Subresources[i]
+		}
+	}
+	return nil
+}
+
+// SharesStorageWith reports whether two resources read and write the same etcd keys.
+func (r *Resource) SharesStorageWith(o *Resource) bool { return r.StorageKey == o.StorageKey }
+
+var (
+	coreV1         = schema.GroupVersion{Version: "v1"}
+	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
+	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
+	eventsV1       = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
+	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
+)
+
+// Resources is the table of everything skiff serves, in discovery order.
+var Resources = []*Resource{
+	{
+		GroupVersion: coreV1, Name: "pods", SingularName: "pod", Kind: "Pod", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"po"}, Categories: []string{"all"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "Pod", Verbs: verbsGetPatchUp},
+			{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},
+		},
+		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "nodes", SingularName: "node", Kind: "Node",
+		Verbs: verbsAll, ShortNames: []string{"no"},
+		Subresources: []Subresource{{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp}},
+		StorageKey:   "minions", StorageVersion: coreV1, Fields: nodeFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "namespaces", SingularName: "namespace", Kind: "Namespace",
+		Verbs: verbsNoCollect, ShortNames: []string{"ns"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "Namespace", Verbs: verbsGetPatchUp},
+			{Name: "finalize", Kind: "Namespace", Verbs: []string{"update"}},
+		},
+		StorageKey: "namespaces", StorageVersion: coreV1, Fields: namespaceFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"ev"},
+		StorageKey: "events", StorageVersion: coreV1, Fields: eventFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "configmaps", SingularName: "configmap", Kind: "ConfigMap", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"cm"},
+		StorageKey: "configmaps", StorageVersion: coreV1, Fields: objectMetaFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "secrets", SingularName: "secret", Kind: "Secret", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "secrets", StorageVersion: coreV1, Fields: secretFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"sa"},
+		StorageKey: "serviceaccounts", StorageVersion: coreV1, Fields: objectMetaFields,
+	},
+	{
+		GroupVersion: appsV1, Name: "replicasets", SingularName: "replicaset", Kind: "ReplicaSet", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"rs"}, Categories: []string{"all"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "ReplicaSet", Verbs: verbsGetPatchUp},
+			{Name: "scale", Kind: "Scale", GroupVersion: autoscalingV1, Verbs: verbsGetPatchUp},
+		},
+		StorageKey: "replicasets", StorageVersion: appsV1, Fields: replicaSetFields,
+	},
+	{
+		GroupVersion: coordinationV1, Name: "leases", SingularName: "lease", Kind: "Lease", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "leases", StorageVersion: coordinationV1, Fields: objectMetaFields,
+	},
+	{
+		GroupVersion: eventsV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"ev"},
+		StorageKey: "events", StorageVersion: coreV1, Fields: eventsV1Fields,
+	},
+}
+
+// GroupVersions returns the served group versions in table order, the legacy core group first.
+func GroupVersions() []schema.GroupVersion {
+	var out []schema.GroupVersion
+	seen := map[schema.GroupVersion]bool{}
+	for _, r := range Resources {
+		if !seen[r.GroupVersion] {
+			seen[r.GroupVersion] = true
+			out = append(out, r.GroupVersion)
+		}
+	}
+	return out
+}
+
+// ResourcesIn returns the resources served in a group version.
+func ResourcesIn(gv schema.GroupVersion) []*Resource {
+	var out []*Resource
+	for _, r := range Resources {
+		if r.GroupVersion == gv {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Lookup finds a resource by group version and plural name.
+func Lookup(gv schema.GroupVersion, name string) *Resource {
+	for _, r := range Resources {
+		if r.GroupVersion == gv && r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// ForKind finds the resource whose objects have the given kind.
+func ForKind(gvk schema.GroupVersionKind) *Resource {
+	for _, r := range Resources {
+		if r.GroupVersionKind() == gvk {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+// Package apiserver serves the Kubernetes REST API over HTTPS for the resources in the apis
+// table: authentication, authorization, limits, routing, content negotiation, discovery, watch
+// streaming and patch, in front of the registry. It never touches etcd directly.
+package apiserver
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Config is everything an API server needs to run.
+type Config struct {
+	// BindAddresses are the host:port pairs to serve HTTPS on.
+	BindAddresses []string
+	// ServingCert is the server's TLS certificate.
+	ServingCert tls.Certificate
+	// ClientCA verifies client certificates; a verified certificate authenticates its CN as the
+	// user and its O values as groups. Nil disables client-certificate authentication.
+	ClientCA *x509.CertPool
+	// TokenFile is a static token file (token,user,uid,"group1,group2" per line), or empty.
+	TokenFile string
+	// Etcd is the client to the etcd holding the cluster's state.
+	Etcd *clientv3.Client
+
+	// MaxRequestBodyBytes bounds request bodies (413 beyond it). Default 3 MiB.
+	MaxRequestBodyBytes int64
+	// RequestTimeout bounds non-watch requests (504 beyond it). Default 60 s.
+	RequestTimeout time.Duration
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent non-watch reads and
+	// writes (429 with Retry-After beyond them). Defaults 400 and 200, as upstream.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
+	// CompactionInterval is how often etcd history older than one interval is compacted.
+	// Default 5 minutes; negative disables compaction.
+	CompactionInterval time.Duration
+	// Verbosity selects the log: 0 logs start and stop, 2 and above one line per request.
+	Verbosity int
+}

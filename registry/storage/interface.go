@@ -1,0 +1,153 @@
+// Package storage is the contract between skiff's registry and the place objects live: etcd,
+// or the watch cache in front of it. It knows keys, revisions and encoded objects; it never
+// knows HTTP, defaulting or validation.
+//
+// resourceVersion is the etcd revision everywhere: the resourceVersion of an object is the
+// revision of the write that last changed it, and the resourceVersion of a list is the revision
+// the list was read at.
+package storage
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// Interface stores objects under keys. Keys are full etcd keys ("/registry/pods/ns/name");
+// prefixes passed to GetList and Watch end in "/" (or are a single object's key when
+// opts.Recursive is false).
+type Interface interface {
+	// Create stores obj at key if no object is there, and decodes the stored object into out
+	// with its resourceVersion set to the revision of the write. obj's resourceVersion must be
+	// empty. It fails with a KeyExists error when key is taken.
+	Create(ctx context.Context, key string, obj, out runtime.Object) error
+
+	// Get decodes the object at key into out.
+	//   opts.ResourceVersion "" : the latest state (a consistent read).
+	//   "0"                     : any state the store has, possibly stale (served from cache).
+	//   "N"                     : a state no older than revision N; TooLargeResourceVersion if
+	//                             the store cannot reach N in time.
+	// A missing key is a KeyNotFound error, unless opts.IgnoreNotFound, in which case out is
+	// left zero.
+	Get(ctx context.Context, key string, opts GetOptions, out runtime.Object) error
+
+	// GetList decodes into listObj (a typed list, e.g. *corev1.PodList) every object under the
+	// prefix key that matches opts.Predicate, sorted by key, and sets the list's
+	// resourceVersion, continue token and remainingItemCount.
+	//   ResourceVersion "" with any match : the latest state (consistent list).
+	//   "0", match "" or NotOlderThan    : any state no older than the given revision.
+	//   "N", match "Exact"               : exactly revision N (Expired if compacted).
+	//   "N", match ""                    : upstream's legacy meaning, exact when limit > 0,
+	//                                      otherwise not older than N.
+	// With Predicate.Limit > 0 at most Limit items are returned and Continue is set when more
+	// remain; every page of a continued list is read at the first page's revision. A continue
+	// token whose revision was compacted is an Expired error.
+	GetList(ctx context.Context, key string, opts ListOptions, listObj runtime.Object) error
+
+	// GuaranteedUpdate reads the object at key, calls tryUpdate with it, and writes what
+	// tryUpdate returns only if the key has not changed since the read, retrying with the new
+	// state otherwise (tryUpdate may run several times; it must not have side effects). The
+	// stored result is decoded into out. preconditions are checked against each state read.
+	// When the key is missing: a KeyNotFound error, unless ignoreNotFound, in which case
+	// tryUpdate receives a zero object of out's type and its result is created. If tryUpdate
+	// returns an object equal to the existing one, nothing is written and out is the existing
+	// object (its resourceVersion unchanged).
+	// cachedExisting, when not nil, is a state the caller already holds; the store may try it
+	// first and falls back to a fresh read on conflict.
+	GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
+		preconditions *Preconditions, tryUpdate UpdateFunc, cachedExisting runtime.Object) error
+
+	// Delete removes the object at key if preconditions hold and validateDeletion (given the
+	// current state) returns nil, retrying on concurrent change. out receives the last state.
+	Delete(ctx context.Context, key string, out runtime.Object, preconditions *Preconditions,
+		validateDeletion ValidateDeleteFunc, cachedExisting runtime.Object) error
+
+	// Watch streams changes under key that match opts.Predicate.
+	//   ResourceVersion "N" (N>0): events after revision N; Expired if N is compacted (or
+	//                               older than the cache's history).
+	//   "0" : synthetic ADDED events for the current state (any freshness), then changes.
+	//   ""  : changes after the latest revision (a consistent read of "now"); with
+	//         SendInitialEvents=true, ADDED events for the latest state first.
+	// With SendInitialEvents=true (ResourceVersionMatch NotOlderThan), after the initial ADDED
+	// events a BOOKMARK is sent carrying the revision they reflect and the annotation
+	// metav1.InitialEventsAnnotationKey: "true". With Predicate.AllowWatchBookmarks,
+	// BOOKMARK events carrying the current revision are sent periodically.
+	// An object that stops matching the predicate arrives as DELETED; one that starts
+	// matching arrives as ADDED. The watch ends when ctx is done or Stop is called.
+	Watch(ctx context.Context, key string, opts ListOptions) (watch.Interface, error)
+
+	// CurrentRevision is the latest revision of the whole store (a consistent read).
+	CurrentRevision(ctx context.Context) (int64, error)
+}
+
+// UpdateFunc computes a new object from the current one. Returning an error aborts the update
+// and returns that error from GuaranteedUpdate. The input must not be modified.
+type UpdateFunc func(current runtime.Object) (runtime.Object, error)
+
+// ValidateDeleteFunc vetoes a delete given the object's current state.
+type ValidateDeleteFunc func(ctx context.Context, current runtime.Object) error
+
+// Preconditions must hold on the stored object for an update or delete to proceed; a mismatch
+// is a Conflict error.
+type Preconditions struct {
+	UID             *types.UID
+	ResourceVersion *string
+}
+
+// GetOptions modify Get.
+type GetOptions struct {
+	ResourceVersion string
+	IgnoreNotFound  bool
+}
+
+// ListOptions modify GetList and Watch.
+type ListOptions struct {
+	ResourceVersion      string
+	ResourceVersionMatch metav1.ResourceVersionMatch
+	Predicate            SelectionPredicate
+	// Recursive means key is a prefix; otherwise key names one object (a watch of one object).
+	Recursive bool
+	// SendInitialEvents asks a watch to start with the current state (see Watch).
+	SendInitialEvents *bool
+}
+
+// AttrFunc returns the labels and selectable fields of an object.
+type AttrFunc func(obj runtime.Object) (labels.Set, fields.Set, error)
+
+// SelectionPredicate selects objects by labels and fields, and pages lists.
+type SelectionPredicate struct {
+	Label               labels.Selector
+	Field               fields.Selector
+	GetAttrs            AttrFunc
+	Limit               int64
+	Continue            string
+	AllowWatchBookmarks bool
+}
+
+// Empty reports whether the predicate selects everything.
+func (p SelectionPredicate) Empty() bool {
+	return (p.Label == nil || p.Label.Empty()) && (p.Field == nil || p.Field.Empty())
+}
+
+// Matches reports whether obj is selected.
+func (p SelectionPredicate) Matches(obj runtime.Object) (bool, error) {
+	if p.Empty() {
+		return true, nil
+	}
+	l, f, err := p.GetAttrs(obj)
+	if err != nil {
+		return false, err
+	}
+	if p.Label != nil && !p.Label.Matches(l) {
+		return false, nil
+	}
+	if p.Field != nil && !p.Field.Matches(f) {
+		return false, nil
+	}
+	return true, nil
+}
