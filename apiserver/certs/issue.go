@@ -1,0 +1,117 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"math/big"
+	"net"
+	"time"
+)
+
+// newKey is the key every certificate made here gets: ECDSA P-256, small and fast, and
+// accepted by every Kubernetes client.
+func newKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating key: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, encodePEM("EC PRIVATE KEY", der), nil
+}
+
+func serialNumber() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+// newCA makes a self-signed CA certificate valid for ten years from now.
+func newCA(now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, keyPEM, err := newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	ski := sha1.Sum(pub)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "skiff-ca"},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(caLifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		SubjectKeyId:          ski[:],
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating CA certificate: %w", err)
+	}
+	return encodePEM("CERTIFICATE", der), keyPEM, nil
+}
+
+func servingTemplate(dnsNames []string, ips []net.IP, now time.Time) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:   now.Add(-clockSkew),
+		NotAfter:    now.Add(leafLifetime),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
+	}
+}
+
+// oidOrganization is the O attribute of a distinguished name.
+var oidOrganization = asn1.ObjectIdentifier{2, 5, 4, 10}
+
+// clientTemplate is a client certificate as upstream's x509 authenticator reads it: the CN is
+// the user name, each O a group.
+func clientTemplate(user string, groups []string, now time.Time) *x509.Certificate {
+	// Each group gets an RDN of its own: pkix.Name.Organization would put them all in one
+	// DER SET, which sorts them, and the groups would come back in another order.
+	subject := pkix.Name{CommonName: user}
+	for _, g := range groups {
+		subject.ExtraNames = append(subject.ExtraNames, pkix.AttributeTypeAndValue{Type: oidOrganization, Value: g})
+	}
+	return &x509.Certificate{
+		Subject:     subject,
+		NotBefore:   now.Add(-clockSkew),
+		NotAfter:    now.Add(leafLifetime),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+}
+
+// issue signs tmpl with the CA for a fresh key, never past the CA's own expiry.
+func (p *PKI) issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
+	key, keyPEM, err := newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	if tmpl.SerialNumber, err = serialNumber(); err != nil {
+		return nil, nil, err
+	}
+	if tmpl.NotAfter.After(p.CA.NotAfter) {
+		tmpl.NotAfter = p.CA.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.CA, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing certificate for %q: %w", tmpl.Subject.CommonName, err)
+	}
+	return encodePEM("CERTIFICATE", der), keyPEM, nil
+}

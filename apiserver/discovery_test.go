@@ -1,0 +1,78 @@
+package apiserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+)
+
+func TestDiscoveryServesTheTable(t *testing.T) {
+	s := apiservertest.Start(t)
+	dc, err := discovery.NewDiscoveryClientForConfig(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, resources, err := dc.ServerGroupsAndResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, g := range groups {
+		names[g.Name] = true
+	}
+	for _, want := range []string{"", "apps", "coordination.k8s.io", "events.k8s.io"} {
+		if !names[want] {
+			t.Errorf("group %q missing from discovery", want)
+		}
+	}
+	served := map[string]bool{}
+	for _, list := range resources {
+		for _, r := range list.APIResources {
+			served[list.GroupVersion+"/"+r.Name] = true
+		}
+	}
+	for _, r := range apis.Resources {
+		if !served[r.GroupVersion.String()+"/"+r.Name] {
+			t.Errorf("%s/%s missing from discovery", r.GroupVersion, r.Name)
+		}
+		for _, sub := range r.Subresources {
+			if !served[r.GroupVersion.String()+"/"+r.Name+"/"+sub.Name] {
+				t.Errorf("%s/%s/%s missing from discovery", r.GroupVersion, r.Name, sub.Name)
+			}
+		}
+	}
+	// kubectl's short names resolve through the REST mapper built from discovery
+	grs, err := restmapper.GetAPIGroupResources(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewShortcutExpander(restmapper.NewDiscoveryRESTMapper(grs), dc, nil)
+	for short, want := range map[string]string{"po": "pods", "rs": "replicasets", "ns": "namespaces", "cm": "configmaps", "sa": "serviceaccounts", "no": "nodes"} {
+		gvr, err := mapper.ResourceFor(schema.GroupVersionResource{Resource: short})
+		if err != nil || gvr.Resource != want {
+			t.Errorf("short name %s → %v %v, want %s", short, gvr, err, want)
+		}
+	}
+}
+
+func TestVersionReportsKubernetesAndSkiff(t *testing.T) {
+	s := apiservertest.Start(t)
+	body, err := s.Client.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Major, Minor, GitVersion string }
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Major != "1" || v.Minor != "37" || v.GitVersion != "v1.37.0+skiff."+apis.SkiffVersion {
+		t.Errorf("version %+v", v)
+	}
+}

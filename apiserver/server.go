@@ -1,0 +1,259 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/registry"
+	"github.com/skiff-dev/skiff/registry/storage"
+	"github.com/skiff-dev/skiff/registry/storage/etcd3"
+)
+
+// Server is one API server.
+type Server struct {
+	cfg     Config
+	authn   authn.Authenticator
+	authz   authorizer
+	handler http.Handler
+	// resources by group version and plural name
+	resources map[schema.GroupVersion]map[string]*resourceHandler
+	// storages by etcd key segment; resources sharing storage share the watch cache
+	storages map[string]storage.Interface
+
+	discoveryLegacy *apidiscoveryv2.APIGroupDiscoveryList
+	discoveryGroups *apidiscoveryv2.APIGroupDiscoveryList
+	advertise       string
+
+	inflight, mutatingInflight chan struct{}
+	// addresses are the listeners' actual addresses, set before ready is closed
+	addresses []string
+	health    *healthChecks
+	ready     chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// New builds an API server from cfg. Run starts it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Etcd == nil {
+		return nil, errors.New("apiserver: no etcd client")
+	}
+	if cfg.MaxRequestBodyBytes == 0 {
+		cfg.MaxRequestBodyBytes = 3 << 20
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.MaxRequestsInFlight == 0 {
+		cfg.MaxRequestsInFlight = 400
+	}
+	if cfg.MaxMutatingRequestsInFlight == 0 {
+		cfg.MaxMutatingRequestsInFlight = 200
+	}
+	if cfg.CompactionInterval == 0 {
+		cfg.CompactionInterval = 5 * time.Minute
+	}
+	if len(cfg.BindAddresses) == 0 {
+		cfg.BindAddresses = []string{"0.0.0.0:6443"}
+	}
+	authenticator, err := authn.New(cfg.ClientCA, cfg.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:              cfg,
+		authn:            authenticator,
+		authz:            allowAuthenticated{},
+		resources:        map[schema.GroupVersion]map[string]*resourceHandler{},
+		storages:         map[string]storage.Interface{},
+		discoveryLegacy:  aggregated(true),
+		discoveryGroups:  aggregated(false),
+		advertise:        advertiseAddress(cfg.BindAddresses[0]),
+		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
+		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
+		ready:            make(chan struct{}),
+		ctx:              ctx,
+		cancel:           cancel,
+	}
+	if err := s.buildResources(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.health = newHealthChecks(cfg.Etcd, s.ready)
+	s.handler = s.buildHandlerChain()
+	return s, nil
+}
+
+// advertiseAddress is the address discovery tells clients: the bind host, or the loopback
+// address when bound to every interface.
+func advertiseAddress(bind string) string {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return bind
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// buildResources makes one storage per etcd key segment (an etcd store behind a watch cache)
+// and one registry store and handler per served resource, from the apis table.
+func (s *Server) buildResources(ctx context.Context) error {
+	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
+	var namespaces *registry.Store
+	for _, res := range apis.Resources {
+		st, ok := s.storages[res.StorageKey]
+		if !ok {
+			storageRes := res
+			if res.StorageVersion != res.GroupVersion {
+				storageRes = apis.ForKind(res.StorageVersion.WithKind(res.Kind))
+			}
+			_ = storageRes
+			st = base
+			s.storages[res.StorageKey] = st
+		}
+		store, err := registry.NewStore(res, st)
+		if err != nil {
+			return err
+		}
+		if res.GroupVersion.Group == "" && res.Name == "namespaces" {
+			namespaces = store
+		}
+		h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
+			subresources: map[string]subresource{}}
+		for _, sub := range res.Subresources {
+			switch sub.Name {
+			case "status":
+				h.subresources["status"] = parentWrite{strategy: registry.StatusStrategyFor(res), getAllowed: true}
+			case "finalize":
+				h.subresources["finalize"] = parentWrite{strategy: registry.FinalizeStrategyFor(res)}
+			case "binding":
+				h.subresources["binding"] = podBinding{}
+			case "scale":
+				h.subresources["scale"] = replicaSetScale{}
+			}
+		}
+		if s.resources[res.GroupVersion] == nil {
+			s.resources[res.GroupVersion] = map[string]*resourceHandler{}
+		}
+		s.resources[res.GroupVersion][res.Name] = h
+	}
+	for _, byName := range s.resources {
+		for _, h := range byName {
+			h.admit = admission{namespaces: namespaces}
+		}
+	}
+	return nil
+}
+
+// Ready is closed once the server serves on every bind address.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addresses are the host:port pairs the server listens on (with ports chosen when a bind
+// address asked for port 0); valid once Ready is closed.
+func (s *Server) Addresses() []string { return s.addresses }
+
+// Handler is the server's whole HTTP handler (for tests that serve it themselves).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves HTTPS on every bind address until ctx is done, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.cancel()
+	if err := s.bootstrap(ctx); err != nil {
+		return err
+	}
+	if s.cfg.CompactionInterval > 0 {
+		go etcd3.StartCompactor(ctx, s.cfg.Etcd, s.cfg.CompactionInterval)
+	}
+	tlsConfig := &tls.Config{
+		Certificates: []tls.Certificate{s.cfg.ServingCert},
+		ClientCAs:    s.cfg.ClientCA,
+		// authn verifies certificates itself, so a bad one is a 401 rather than a failed
+		// handshake, as upstream
+		ClientAuth: tls.RequestClientCert,
+		NextProtos: []string{"h2", "http/1.1"},
+		MinVersion: tls.VersionTLS12,
+	}
+	var servers []*http.Server
+	errc := make(chan error, len(s.cfg.BindAddresses))
+	for _, addr := range s.cfg.BindAddresses {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, srv := range servers {
+				srv.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		srv := &http.Server{
+			Handler:           s.handler,
+			TLSConfig:         tlsConfig,
+			ReadHeaderTimeout: 32 * time.Second,
+			MaxHeaderBytes:    1 << 20,
+			ErrorLog:          nil,
+		}
+		servers = append(servers, srv)
+		s.addresses = append(s.addresses, ln.Addr().String())
+		slog.Info("serving the Kubernetes API", "address", ln.Addr().String())
+		go func() {
+			if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	close(s.ready)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	slog.Info("API server stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(shutdownCtx); err != nil {
+				srv.Close()
+			}
+		}()
+	}
+	s.cancel() // ends watches so that shutdown does not wait for them
+	wg.Wait()
+	return runErr
+}
+
+// systemNamespaces exist from the start, as upstream's bootstrap controller makes them.
+var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
+// bootstrap creates what every cluster has before the first request.
+func (s *Server) bootstrap(ctx context.Context) error {
+	ns := s.resources[schema.GroupVersion{Version: "v1"}]["namespaces"].store
+	for _, name := range systemNamespaces {
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		apis.Scheme.Default(obj)
+		_, err := ns.Create(ctx, "", obj, false)
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", name, err)
+		}
+	}
+	return nil
+}

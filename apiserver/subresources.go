@@ -1,0 +1,259 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/registry"
+)
+
+// parentWrite is a subresource that reads and writes the parent object itself through its own
+// strategy (status, finalize): GET returns the parent, PUT replaces it and PATCH patches it,
+// and the strategy keeps what the subresource may not change.
+type parentWrite struct {
+	strategy registry.Strategy
+	// getAllowed is false for finalize, which upstream serves for update only.
+	getAllowed bool
+}
+
+func (p parentWrite) get(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request) (runtime.Object, schema.GroupVersion, error) {
+	if !p.getAllowed {
+		return nil, schema.GroupVersion{}, apierrors.NewMethodNotSupported(schema.GroupResource{Group: ri.APIGroup, Resource: ri.resourceLabel()}, "get")
+	}
+	obj, err := h.get(ctx, ri, r)
+	return obj, h.gv(), err
+}
+
+func (p parentWrite) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
+	var update registry.UpdateFunc
+	switch ri.Verb {
+	case "update":
+		obj, err := h.decodeBody(r, body, h.res.GroupVersionKind())
+		if err != nil {
+			return nil, schema.GroupVersion{}, 0, err
+		}
+		m, _ := meta.Accessor(obj)
+		if err := checkNamespace(h.res, ri, m); err != nil {
+			return nil, schema.GroupVersion{}, 0, err
+		}
+		if m.GetName() != ri.Name {
+			return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), ri.Name))
+		}
+		update = func(_ context.Context, current runtime.Object) (runtime.Object, error) {
+			if current == nil {
+				return nil, apierrors.NewNotFound(h.store.GroupResource(), ri.Name)
+			}
+			return obj.DeepCopyObject(), nil
+		}
+	case "patch":
+		if update, err = h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name); err != nil {
+			return nil, schema.GroupVersion{}, 0, err
+		}
+	default:
+		return nil, schema.GroupVersion{}, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Group: ri.APIGroup, Resource: ri.resourceLabel()}, ri.Verb)
+	}
+	out, _, err := h.store.Update(ctx, ri.Namespace, ri.Name, p.strategy, update, dry)
+	return out, h.gv(), http.StatusOK, err
+}
+
+// podBinding serves pods/binding: POST a Binding to set spec.nodeName once, as the scheduler
+// does.
+type podBinding struct{}
+
+func (podBinding) get(_ context.Context, _ *resourceHandler, ri *requestInfo, _ *http.Request) (runtime.Object, schema.GroupVersion, error) {
+	return nil, schema.GroupVersion{}, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/binding"}, "get")
+}
+
+func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
+	if ri.Verb != "create" {
+		return nil, schema.GroupVersion{}, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/binding"}, ri.Verb)
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
+	obj, err := h.decodeBody(r, body, corev1.SchemeGroupVersion.WithKind("Binding"))
+	if err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
+	binding := obj.(*corev1.Binding)
+	if binding.Namespace != "" && binding.Namespace != ri.Namespace {
+		return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if binding.Name != ri.Name {
+		return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", binding.Name, ri.Name))
+	}
+	if errs := apis.ValidatePodBinding(binding); len(errs) > 0 {
+		return nil, schema.GroupVersion{}, 0, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, errs)
+	}
+	_, _, err = h.store.Update(ctx, ri.Namespace, ri.Name, bindingStrategy{}, func(_ context.Context, current runtime.Object) (runtime.Object, error) {
+		if current == nil {
+			return nil, apierrors.NewNotFound(h.store.GroupResource(), ri.Name)
+		}
+		pod := current.(*corev1.Pod)
+		bindingGR := schema.GroupResource{Resource: "pods/binding"}
+		if pod.DeletionTimestamp != nil {
+			return nil, apierrors.NewConflict(bindingGR, ri.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", ri.Name))
+		}
+		if binding.UID != "" && binding.UID != pod.UID {
+			return nil, apierrors.NewConflict(bindingGR, ri.Name,
+				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", binding.UID, pod.UID))
+		}
+		if pod.Spec.NodeName != "" {
+			return nil, apierrors.NewConflict(bindingGR, ri.Name,
+				fmt.Errorf("pod %s is already assigned to node %q", ri.Name, pod.Spec.NodeName))
+		}
+		pod.Spec.NodeName = binding.Target.Name
+		for k, v := range binding.Annotations {
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			pod.Annotations[k] = v
+		}
+		setPodScheduled(pod)
+		return pod, nil
+	}, dry)
+	if err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
+	return &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, metav1.SchemeGroupVersion, http.StatusCreated, nil
+}
+
+// setPodScheduled records the PodScheduled condition a binding brings, as upstream's binding
+// storage does.
+func setPodScheduled(pod *corev1.Pod) {
+	now := metav1.Now()
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodScheduled {
+			c := &pod.Status.Conditions[i]
+			if c.Status != corev1.ConditionTrue {
+				c.LastTransitionTime = now
+			}
+			c.Status, c.Reason, c.Message = corev1.ConditionTrue, "", ""
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
+		Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now,
+	})
+}
+
+// bindingStrategy lets a binding write spec.nodeName and the scheduled condition, nothing
+// a client sent.
+type bindingStrategy struct{}
+
+func (bindingStrategy) PrepareForCreate(context.Context, runtime.Object)                 {}
+func (bindingStrategy) Validate(context.Context, runtime.Object) field.ErrorList         { return nil }
+func (bindingStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
+func (bindingStrategy) ValidateUpdate(context.Context, runtime.Object, runtime.Object) field.ErrorList {
+	return nil
+}
+func (bindingStrategy) AllowCreateOnUpdate() bool      { return false }
+func (bindingStrategy) AllowUnconditionalUpdate() bool { return true }
+
+// replicaSetScale serves replicasets/scale as an autoscaling/v1 Scale.
+type replicaSetScale struct{}
+
+var autoscalingV1 = autoscalingv1.SchemeGroupVersion
+
+func scaleOf(rs *appsv1.ReplicaSet) *autoscalingv1.Scale {
+	replicas := int32(1)
+	if rs.Spec.Replicas != nil {
+		replicas = *rs.Spec.Replicas
+	}
+	selector := ""
+	if sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector); err == nil {
+		selector = sel.String()
+	}
+	return &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: rs.Name, Namespace: rs.Namespace, UID: rs.UID,
+			ResourceVersion: rs.ResourceVersion, CreationTimestamp: rs.CreationTimestamp,
+		},
+		Spec:   autoscalingv1.ScaleSpec{Replicas: replicas},
+		Status: autoscalingv1.ScaleStatus{Replicas: rs.Status.Replicas, Selector: selector},
+	}
+}
+
+func (replicaSetScale) get(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request) (runtime.Object, schema.GroupVersion, error) {
+	obj, err := h.get(ctx, ri, r)
+	if err != nil {
+		return nil, autoscalingV1, err
+	}
+	return scaleOf(obj.(*appsv1.ReplicaSet)), autoscalingV1, nil
+}
+
+func (replicaSetScale) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, autoscalingV1, 0, err
+	}
+	scaleGVK := autoscalingV1.WithKind("Scale")
+	var change func(current *autoscalingv1.Scale) (*autoscalingv1.Scale, error)
+	switch ri.Verb {
+	case "update":
+		obj, err := h.decodeBody(r, body, scaleGVK)
+		if err != nil {
+			return nil, autoscalingV1, 0, err
+		}
+		scale := obj.(*autoscalingv1.Scale)
+		if scale.Name != ri.Name {
+			return nil, autoscalingV1, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", scale.Name, ri.Name))
+		}
+		change = func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return scale, nil }
+	case "patch":
+		patch, err := h.patchFunc(r, body, scaleGVK, ri.Name)
+		if err != nil {
+			return nil, autoscalingV1, 0, err
+		}
+		change = func(current *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+			obj, err := patch(ctx, current)
+			if err != nil {
+				return nil, err
+			}
+			return obj.(*autoscalingv1.Scale), nil
+		}
+	default:
+		return nil, autoscalingV1, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Group: ri.APIGroup, Resource: ri.resourceLabel()}, ri.Verb)
+	}
+	out, _, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, func(_ context.Context, current runtime.Object) (runtime.Object, error) {
+		if current == nil {
+			return nil, apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "replicasets"}, ri.Name)
+		}
+		rs := current.(*appsv1.ReplicaSet)
+		scale, err := change(scaleOf(rs))
+		if err != nil {
+			return nil, err
+		}
+		if errs := apis.ValidateScale(scale); len(errs) > 0 {
+			return nil, apierrors.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), scale.Name, errs)
+		}
+		if scale.ResourceVersion != "" && scale.ResourceVersion != rs.ResourceVersion {
+			return nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "replicasets"}, ri.Name,
+				fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		replicas := scale.Spec.Replicas
+		rs.Spec.Replicas = &replicas
+		return rs, nil
+	}, dry)
+	if err != nil {
+		return nil, autoscalingV1, 0, err
+	}
+	return scaleOf(out.(*appsv1.ReplicaSet)), autoscalingV1, http.StatusOK, nil
+}

@@ -1,0 +1,96 @@
+package apiserver
+
+import (
+	"bytes"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiff-dev/skiff/apis"
+)
+
+// watch streams a resource's changes to the client: one frame per event in the negotiated
+// media type (newline-separated JSON objects, or length-prefixed protobuf), until the timeout,
+// the client leaving, or the storage ending the watch.
+func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
+	opts, internal, err := h.listOptions(ri, r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	mt, err := negotiate(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if mt.info.StreamSerializer == nil {
+		writeError(w, r, apierrors.NewBadRequest("no stream serialization for "+mt.info.MediaType))
+		return
+	}
+	ctx := r.Context()
+	watcher, err := h.store.Watch(ctx, ri.Namespace, opts)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer watcher.Stop()
+	watchesOpen.WithLabelValues(h.res.GroupVersion.Group, h.res.Name).Inc()
+	defer watchesOpen.WithLabelValues(h.res.GroupVersion.Group, h.res.Name).Dec()
+
+	flusher, _ := w.(http.Flusher)
+	stream := mt.info.StreamSerializer
+	objectEncoder := apis.Codecs.EncoderForVersion(mt.info.Serializer, h.gv())
+	frameEncoder := stream.Serializer
+	contentType := mt.info.MediaType
+	if mt.info.MediaType == runtime.ContentTypeJSON {
+		contentType = "application/json;stream=watch"
+	} else if mt.info.MediaType == runtime.ContentTypeProtobuf {
+		contentType = "application/vnd.kubernetes.protobuf;stream=watch"
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	framer := stream.Framer.NewFrameWriter(w)
+
+	timeout := time.NewTimer(watchTimeout(internal))
+	defer timeout.Stop()
+	var objBuf, frameBuf bytes.Buffer
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			return
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				return
+			}
+			objBuf.Reset()
+			gvEncoder := objectEncoder
+			if ev.Type == watch.Error {
+				gvEncoder = apis.Codecs.EncoderForVersion(mt.info.Serializer, metav1.SchemeGroupVersion)
+			}
+			if err := gvEncoder.Encode(ev.Object, &objBuf); err != nil {
+				return
+			}
+			out := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: objBuf.Bytes()}}
+			frameBuf.Reset()
+			if err := frameEncoder.Encode(out, &frameBuf); err != nil {
+				return
+			}
+			if _, err := framer.Write(frameBuf.Bytes()); err != nil {
+				return
+			}
+			if len(watcher.ResultChan()) == 0 && flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/skiff-dev/skiff/apiserver"
+	"github.com/skiff-dev/skiff/apiserver/certs"
+)
+
+// apiServerOptions are the flags of `skiff apiserver`, named as kube-apiserver's.
+type apiServerOptions struct {
+	etcd                        etcdOptions
+	dataDir                     string
+	bindAddress                 string
+	securePort                  int
+	tokenAuthFile               string
+	maxRequestsInFlight         int
+	maxMutatingRequestsInFlight int
+	requestTimeout              time.Duration
+}
+
+func newAPIServerCommand(g *globalOptions) *cobra.Command {
+	o := &apiServerOptions{}
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Serve the Kubernetes API over HTTPS, on embedded etcd or an etcd cluster",
+		Long: `Serve the Kubernetes API over HTTPS.
+
+Without --etcd-servers, etcd runs inside this process with its data in DATA_DIR/etcd.
+The cluster's certificates are made once in DATA_DIR/pki, and an admin kubeconfig is
+written to DATA_DIR/kubeconfig.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return runAPIServer(ctx, o, g.verbosity)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
+	f.StringSliceVar(&o.etcd.servers, "etcd-servers", nil,
+		"etcd servers to connect to, as comma-separated URLs; none starts an embedded etcd in DATA_DIR/etcd")
+	f.StringVar(&o.etcd.caFile, "etcd-cafile", "", "CA bundle that verifies the etcd servers")
+	f.StringVar(&o.etcd.certFile, "etcd-certfile", "", "client certificate for etcd")
+	f.StringVar(&o.etcd.keyFile, "etcd-keyfile", "", "key of --etcd-certfile")
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "where the certificates, the kubeconfig and the embedded etcd live")
+	f.StringVar(&o.bindAddress, "bind-address", "0.0.0.0",
+		"IP address to serve on; 0.0.0.0 or :: serves on every interface and address family")
+	f.IntVar(&o.securePort, "secure-port", 6443, "port to serve HTTPS on")
+	f.StringVar(&o.tokenAuthFile, "token-auth-file", "",
+		`static bearer tokens: a CSV file of token,user,uid,"group1,group2" lines`)
+	f.IntVar(&o.maxRequestsInFlight, "max-requests-inflight", 400,
+		"most non-mutating requests served at once; beyond it requests are answered 429")
+	f.IntVar(&o.maxMutatingRequestsInFlight, "max-mutating-requests-inflight", 200,
+		"most mutating requests served at once; beyond it requests are answered 429")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 60*time.Second,
+		"longest a non-watch request may take before it is answered 504")
+}
+
+func (o *apiServerOptions) validate() error {
+	if err := o.etcd.validate(); err != nil {
+		return err
+	}
+	if net.ParseIP(o.bindAddress) == nil {
+		return fmt.Errorf("--bind-address %q is not an IP address", o.bindAddress)
+	}
+	if o.securePort < 1 || o.securePort > 65535 {
+		return fmt.Errorf("--secure-port %d is not a port", o.securePort)
+	}
+	if o.maxRequestsInFlight < 0 || o.maxMutatingRequestsInFlight < 0 {
+		return errors.New("--max-requests-inflight and --max-mutating-requests-inflight cannot be negative")
+	}
+	if o.requestTimeout <= 0 {
+		return errors.New("--request-timeout must be positive")
+	}
+	if o.dataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	return nil
+}
+
+// bindAddr is where to listen, host:port.
+func (o *apiServerOptions) bindAddr() string {
+	return net.JoinHostPort(o.bindAddress, strconv.Itoa(o.securePort))
+}
+
+// localURL is how a client on this machine reaches the server.
+func (o *apiServerOptions) localURL() string {
+	host := o.bindAddress
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(o.securePort))
+}
+
+// extraSANs are the names the serving certificate needs beyond the host's own.
+func (o *apiServerOptions) extraSANs() []string {
+	if ip := net.ParseIP(o.bindAddress); ip != nil && !ip.IsUnspecified() {
+		return []string{o.bindAddress}
+	}
+	return nil
+}
+
+// config is the API server's configuration from the flags, the PKI and the etcd client.
+func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosity int) apiserver.Config {
+	return apiserver.Config{
+		BindAddresses:               []string{o.bindAddr()},
+		ServingCert:                 pki.ServingCert,
+		ClientCA:                    pki.CAPool,
+		TokenFile:                   o.tokenAuthFile,
+		Etcd:                        etcd.client,
+		RequestTimeout:              o.requestTimeout,
+		MaxRequestsInFlight:         o.maxRequestsInFlight,
+		MaxMutatingRequestsInFlight: o.maxMutatingRequestsInFlight,
+		Verbosity:                   verbosity,
+	}
+}
+
+// prepareDataDir makes the data directory (private to its owner), the PKI in it and the admin
+// kubeconfig at DATA/kubeconfig for server.
+func prepareDataDir(dataDir, server string, extraSANs []string) (*certs.PKI, string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("creating data directory: %w", err)
+	}
+	pkiDir := filepath.Join(dataDir, "pki")
+	pki, err := certs.Ensure(pkiDir, extraSANs...)
+	if err != nil {
+		return nil, "", fmt.Errorf("certificates in %s: %w", pkiDir, err)
+	}
+	slog.Info("certificates ready", "dir", pkiDir)
+	kubeconfig := filepath.Join(dataDir, "kubeconfig")
+	if err := pki.WriteKubeconfig(kubeconfig, server); err != nil {
+		return nil, "", err
+	}
+	slog.Info("admin kubeconfig written", "file", kubeconfig, "server", server)
+	return pki, kubeconfig, nil
+}
+
+func runAPIServer(ctx context.Context, o *apiServerOptions, verbosity int) (err error) {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	pki, _, err := prepareDataDir(o.dataDir, o.localURL(), o.extraSANs())
+	if err != nil {
+		return err
+	}
+	etcd, err := openEtcd(ctx, o.etcd, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, etcd.close()) }()
+
+	srv, err := apiserver.New(o.config(pki, etcd, verbosity))
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// signalContext is ctx until the first SIGINT or SIGTERM; a second one ends the process at once.
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, func() {
+		// a plain Canceled is stop() on the way out, not a request to stop
+		if cause := context.Cause(ctx); cause != context.Canceled {
+			slog.Info("stopping", "reason", cause)
+		}
+		stop() // later signals get their default handling
+	})
+	return ctx, stop
+}

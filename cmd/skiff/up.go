@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/apiserver"
+)
+
+// upOptions are the flags of `skiff up`.
+type upOptions struct {
+	dataDir string
+	port    int
+	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
+	readyTimeout time.Duration
+}
+
+func newUpCommand(g *globalOptions) *cobra.Command {
+	o := &upOptions{readyTimeout: 2 * time.Minute}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole cluster on this machine until interrupted",
+		Long: `Run a whole cluster on this machine: etcd (in DATA_DIR/etcd) and the API server on
+every address of this host, with an admin kubeconfig in DATA_DIR/kubeconfig.
+Stop it with Ctrl-C; the next 'skiff up' with the same data directory resumes the cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return runUp(ctx, o, g.verbosity, cmd.OutOrStdout())
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *upOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "where the cluster's etcd data, certificates and kubeconfig live")
+	f.IntVar(&o.port, "port", 6443, "port the API server serves HTTPS on")
+}
+
+// component is one part of the cluster that `skiff up` runs on this machine.
+type component struct {
+	name string
+	// run works until ctx is done, then stops and returns nil. Returning before that, with an
+	// error or without, brings the whole cluster down.
+	run func(ctx context.Context) error
+}
+
+// runUp runs the cluster until ctx is done, then stops every part of it and returns nil; it
+// returns an error when a part could not start or failed on its own.
+func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (err error) {
+	serverOpts := &apiServerOptions{
+		dataDir:                     o.dataDir,
+		bindAddress:                 "0.0.0.0",
+		securePort:                  o.port,
+		maxRequestsInFlight:         400,
+		maxMutatingRequestsInFlight: 200,
+		requestTimeout:              60 * time.Second,
+	}
+	if err := serverOpts.validate(); err != nil {
+		return err
+	}
+
+	etcd, err := startEmbeddedEtcd(ctx, filepath.Join(o.dataDir, "etcd"))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, etcd.close()) }()
+
+	server := "https://127.0.0.1:" + strconv.Itoa(o.port)
+	pki, kubeconfig, err := prepareDataDir(o.dataDir, server, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", kubeconfig)
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+
+	apiServer, err := apiserver.New(serverOpts.config(pki, etcd, verbosity))
+	if err != nil {
+		return err
+	}
+
+	// The cluster's parts, each talking to the API server through restConfig as any client
+	// would. Adding a part is adding a line.
+	components := []component{
+		{"apiserver", apiServer.Run},
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		if err := waitReady(ctx, restConfig, o.readyTimeout); err != nil {
+			if ctx.Err() == nil {
+				cancel(fmt.Errorf("%w: %v", errNotReady, err))
+			}
+			return
+		}
+		slog.Info("ready", "server", server)
+		fmt.Fprintf(stdout, "skiff is ready at %s: kubectl get nodes\n", server)
+	}()
+
+	err = runComponents(ctx, components)
+	cancel(nil)
+	<-announced
+	if cause := context.Cause(ctx); errors.Is(cause, errNotReady) {
+		err = errors.Join(cause, err)
+	}
+	return err
+}
+
+var errNotReady = errors.New("API server did not become ready")
+
+// runComponents runs every component until ctx is done, or until one of them stops on its own,
+// which stops the others too. It returns when all have returned: nil when they stopped because
+// ctx was done, otherwise why the first one stopped.
+func runComponents(ctx context.Context, components []component) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, c := range components {
+		wg.Go(func() {
+			err := c.run(ctx)
+			stopping := ctx.Err() != nil
+			switch {
+			case stopping && err != nil:
+				slog.Warn("component stopped with an error", "component", c.name, "err", err)
+			case stopping:
+				slog.Debug("component stopped", "component", c.name)
+			default:
+				if err == nil {
+					err = errors.New("stopped unexpectedly")
+				}
+				err = fmt.Errorf("%s: %w", c.name, err)
+				slog.Error("component failed, stopping the cluster", "component", c.name, "err", err)
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// waitReady polls the API server's /readyz with the admin's credentials until it answers 200,
+// for at most timeout.
+func waitReady(ctx context.Context, cfg *rest.Config, timeout time.Duration) error {
+	cfg = rest.CopyConfig(cfg)
+	// only the status code is read: no types to decode
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(runtime.NewScheme()).WithoutConversion()
+	client, err := rest.UnversionedRESTClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var code int
+		result := client.Get().AbsPath("/readyz").Timeout(5 * time.Second).Do(ctx).StatusCode(&code)
+		if code == http.StatusOK {
+			return true, nil
+		}
+		if last = result.Error(); last == nil {
+			last = fmt.Errorf("/readyz answered %d", code)
+		}
+		return false, nil
+	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w; last answer: %v", err, last)
+	}
+	return err
+}

@@ -1,0 +1,764 @@
+// Package cacher is the watch cache: one per resource prefix, it keeps every object under the
+// prefix in memory, fed by ONE etcd watch, and serves Get, GetList and Watch from memory so that
+// N watchers never become N etcd watches. Writes, exact-revision reads and continued lists go
+// to the etcd3 store underneath. FLOW.md beside this file describes its goroutines, channels
+// and buffers.
+//
+// Objects handed out (Get's out, list items, watch event objects) are shallow copies of the
+// cached objects: the top-level struct is the caller's, so setting TypeMeta or an ObjectMeta
+// scalar (as an encoder does) is safe, but maps, slices and pointers inside are shared with
+// the cache and every other caller. Callers must DeepCopy before changing anything else. The
+// cache itself never mutates an object once stored.
+package cacher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiff-dev/skiff/registry/storage"
+	"github.com/skiff-dev/skiff/registry/storage/etcd3"
+)
+
+const (
+	// DefaultHistorySize is how many recent events a cache keeps for watches that resume from
+	// a resourceVersion; older ones are answered 410 Expired.
+	DefaultHistorySize = 10000
+	// DefaultBookmarkInterval is how often watchers that allow bookmarks are offered one.
+	// Upstream waits about a minute; a second keeps clients' resourceVersions fresh (fewer
+	// 410s after a reconnect) at the price of one small event per second per such watcher,
+	// and only when the cache's revision moved.
+	DefaultBookmarkInterval = time.Second
+	// freshnessTimeout is how long a read waits for the cache to reach a revision (upstream's
+	// 3 s) before a consistent read falls back to etcd or a NotOlderThan read fails.
+	freshnessTimeout = 3 * time.Second
+	// progressRequestInterval paces etcd progress requests while a read waits.
+	progressRequestInterval = 100 * time.Millisecond
+	// listPageSize is the page size of the cache's own (re)lists from etcd.
+	listPageSize = 1000
+	// relistBackoff paces re-lists after the etcd watch fails.
+	relistBackoff = time.Second
+)
+
+// Cacher is storage.Interface for the objects under one key prefix, served from memory.
+type Cacher struct {
+	store       storage.Interface
+	client      *clientv3.Client
+	prefix      string
+	newFunc     func() runtime.Object
+	newListFunc func() runtime.Object
+	objType     reflect.Type // *T of newFunc()
+
+	historySize      int
+	bookmarkInterval time.Duration
+
+	ctx context.Context
+	// watchCtx carries the metadata of the cache's etcd watch: RequestProgress must be sent
+	// with the same metadata to reach that watch's gRPC stream.
+	watchCtx context.Context
+
+	mu       sync.RWMutex
+	ready    bool
+	rev      int64 // every event up to rev is applied
+	objects  *objectSet
+	history  *history
+	watchers map[int]*cacheWatcher
+	nextID   int
+	// advanced is closed (and replaced) whenever rev grows or readiness changes.
+	advanced chan struct{}
+
+	// waiting counts reads waiting for a revision; while > 0 the progress requester asks
+	// etcd for progress notifications.
+	waiting        atomic.Int32
+	progressWanted chan struct{}
+}
+
+var _ storage.Interface = &Cacher{}
+
+// Option tunes a Cacher.
+type Option func(*Cacher)
+
+// WithHistorySize sets how many events the cache keeps for resuming watches.
+func WithHistorySize(n int) Option { return func(c *Cacher) { c.historySize = max(n, 1) } }
+
+// WithBookmarkInterval sets how often bookmarks are offered to watchers that allow them.
+func WithBookmarkInterval(d time.Duration) Option { return func(c *Cacher) { c.bookmarkInterval = d } }
+
+// New starts a cache of the objects under prefix (a key ending in "/"), read and written
+// through store, watched through client (the client store uses). newFunc and newListFunc make
+// the resource's object and list. The cache fills in the background; until it is ready, reads
+// go to store and watches wait. Everything it started stops when ctx is done; its watchers'
+// result channels are closed then.
+func New(ctx context.Context, store storage.Interface, client *clientv3.Client, prefix string,
+	newFunc, newListFunc func() runtime.Object, opts ...Option) (*Cacher, error) {
+	if !strings.HasSuffix(prefix, "/") {
+		return nil, fmt.Errorf("cacher prefix %q must end in /", prefix)
+	}
+	objType := reflect.TypeOf(newFunc())
+	if objType.Kind() != reflect.Pointer || objType.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("cacher for %s: newFunc must return a pointer to a struct, got %v", prefix, objType)
+	}
+	c := &Cacher{
+		store:            store,
+		client:           client,
+		prefix:           prefix,
+		newFunc:          newFunc,
+		newListFunc:      newListFunc,
+		objType:          objType,
+		historySize:      DefaultHistorySize,
+		bookmarkInterval: DefaultBookmarkInterval,
+		ctx:              ctx,
+		watchCtx:         clientv3.WithRequireLeader(ctx),
+		objects:          newObjectSet(),
+		watchers:         map[int]*cacheWatcher{},
+		advanced:         make(chan struct{}),
+		progressWanted:   make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.history = newHistory(c.historySize, 0)
+	go c.reflect()
+	go c.requestProgress()
+	if c.bookmarkInterval > 0 {
+		go c.offerBookmarks()
+	}
+	return c, nil
+}
+
+// Ready reports whether the cache has listed its prefix and is following etcd.
+func (c *Cacher) Ready() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ready
+}
+
+// ---- the reflector: one list, then one etcd watch, for the whole prefix ----
+
+// reflect keeps the cache in step with etcd until ctx is done: list, watch, and when the
+// watch fails (compaction while disconnected, etcd gone) list again. A relist ends every
+// watcher, as upstream: they resume from their last resourceVersion.
+func (c *Cacher) reflect() {
+	defer c.shutdown()
+	for c.ctx.Err() == nil {
+		rev, err := c.list()
+		if err == nil {
+			err = c.watch(rev)
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		slog.Warn("watch cache lost etcd, relisting", "prefix", c.prefix, "err", err)
+		c.setNotReady()
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(relistBackoff):
+		}
+	}
+}
+
+// list reads the prefix at one revision, a page at a time, and replaces the cache with it.
+func (c *Cacher) list() (int64, error) {
+	objects := newObjectSet()
+	var rev int64
+	start := c.prefix
+	end := clientv3.GetPrefixRangeEnd(c.prefix)
+	for {
+		ops := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPageSize)}
+		if rev != 0 {
+			ops = append(ops, clientv3.WithRev(rev))
+		}
+		resp, err := c.client.Get(c.ctx, start, ops...)
+		if err != nil {
+			return 0, fmt.Errorf("listing %s: %w", c.prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			obj, err := etcd3.Decode(kv.Value, c.newFunc(), kv.ModRevision)
+			if err != nil {
+				slog.Error("watch cache skips an undecodable object", "key", string(kv.Key), "err", err)
+				continue
+			}
+			objects.put(string(kv.Key), obj)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeAllWatchersLocked()
+	c.objects = objects
+	c.history = newHistory(c.historySize, rev)
+	c.rev = rev
+	c.ready = true
+	c.advanceLocked()
+	return rev, nil
+}
+
+// watch follows etcd from rev until the watch fails or ctx is done.
+func (c *Cacher) watch(rev int64) error {
+	ctx, cancel := context.WithCancel(c.watchCtx)
+	defer cancel()
+	wch := c.client.Watch(ctx, c.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	for resp := range wch {
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		if resp.IsProgressNotify() {
+			c.progress(resp.Header.Revision)
+			continue
+		}
+		for _, ev := range resp.Events {
+			c.apply(ev)
+		}
+	}
+	return errors.New("etcd watch closed")
+}
+
+// apply puts one etcd event into the cache and hands it to the watchers it concerns.
+func (c *Cacher) apply(ev *clientv3.Event) {
+	key := string(ev.Kv.Key)
+	rev := ev.Kv.ModRevision
+	var obj runtime.Object
+	if ev.Type != clientv3.EventTypeDelete {
+		var err error
+		obj, err = etcd3.Decode(ev.Kv.Value, c.newFunc(), rev)
+		if err != nil {
+			// As in list: an object the cache cannot read is not served (and its stale
+			// predecessor must not be either), so it leaves the cache.
+			slog.Error("watch cache drops an undecodable object", "key", key, "revision", rev, "err", err)
+		}
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &event{key: key, rev: rev}
+	switch {
+	case obj == nil: // a delete, or an undecodable put
+		prev, existed := c.objects.remove(key)
+		if existed {
+			last := etcd3.ShallowCopy(prev)
+			_ = setRV(last, rev)
+			e.typ, e.obj, e.prev = watch.Deleted, last, prev
+		}
+	default:
+		prev, existed := c.objects.put(key, obj)
+		e.typ, e.obj, e.prev = watch.Added, obj, prev
+		if existed {
+			e.typ = watch.Modified
+		}
+	}
+	if e.obj != nil {
+		c.history.add(e)
+		for _, w := range c.watchers {
+			if e.matchesKey(w.key, w.recursive) {
+				c.dispatchLocked(w, e)
+			}
+		}
+	}
+	if rev > c.rev {
+		c.rev = rev
+		c.advanceLocked()
+	}
+}
+
+// dispatchLocked hands e to w without waiting: a watcher whose input is full is stopped (its
+// result channel closes after what it already holds) rather than slowing everyone.
+func (c *Cacher) dispatchLocked(w *cacheWatcher, e *event) {
+	select {
+	case w.input <- e:
+	default:
+		slog.Warn("watch cache stops a watcher that fell behind", "prefix", c.prefix, "key", w.key,
+			"buffered", watcherInputSize)
+		c.removeWatcherLocked(w)
+	}
+}
+
+// progress records that etcd has sent every event up to rev.
+func (c *Cacher) progress(rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev > c.rev {
+		c.rev = rev
+		c.advanceLocked()
+	}
+}
+
+func (c *Cacher) advanceLocked() {
+	close(c.advanced)
+	c.advanced = make(chan struct{})
+}
+
+func (c *Cacher) setNotReady() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ready = false
+	c.removeAllWatchersLocked()
+	c.advanceLocked()
+}
+
+func (c *Cacher) shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ready = false
+	c.removeAllWatchersLocked()
+	c.advanceLocked()
+}
+
+// ---- freshness: waiting for a revision ----
+
+// waitFor blocks until the cache has applied everything up to rev, asking etcd for progress
+// notifications meanwhile (so the revision advances even when nothing under the prefix
+// changes). It gives up after timeout with a TooLargeResourceVersion error.
+func (c *Cacher) waitFor(ctx context.Context, key string, rev int64, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	registered := false
+	defer func() {
+		if registered {
+			c.waiting.Add(-1)
+		}
+	}()
+	for {
+		c.mu.RLock()
+		ready, current, advanced := c.ready, c.rev, c.advanced
+		c.mu.RUnlock()
+		if ready && current >= rev {
+			return nil
+		}
+		if ready && !registered {
+			registered = true
+			c.waiting.Add(1)
+			select {
+			case c.progressWanted <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-advanced:
+		case <-timer.C:
+			return storage.NewTooLargeResourceVersionError(key, rev, current)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return fmt.Errorf("watch cache for %s stopped: %w", c.prefix, c.ctx.Err())
+		}
+	}
+}
+
+// requestProgress asks etcd for a progress notification on the cache's watch stream every
+// progressRequestInterval while any read waits for a revision (upstream's progressRequester).
+func (c *Cacher) requestProgress() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.progressWanted:
+		}
+		for c.waiting.Load() > 0 {
+			if err := c.client.RequestProgress(c.watchCtx); err != nil && c.ctx.Err() == nil {
+				slog.Debug("watch cache progress request failed", "prefix", c.prefix, "err", err)
+			}
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-time.After(progressRequestInterval):
+			}
+		}
+	}
+}
+
+// offerBookmarks offers every bookmark-enabled watcher the cache's revision each interval;
+// a watcher drops the offer when it has nothing newer to say.
+func (c *Cacher) offerBookmarks() {
+	ticker := time.NewTicker(c.bookmarkInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		c.mu.Lock()
+		if c.ready {
+			offer := &event{typ: watch.Bookmark, rev: c.rev}
+			for _, w := range c.watchers {
+				if w.bookmarks {
+					select {
+					case w.input <- offer:
+					default: // a full input already has events to send; skip, don't punish
+					}
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// ---- storage.Interface ----
+
+// Create implements storage.Interface by writing through to etcd.
+func (c *Cacher) Create(ctx context.Context, key string, obj, out runtime.Object) error {
+	return c.store.Create(ctx, key, obj, out)
+}
+
+// GuaranteedUpdate implements storage.Interface by writing through to etcd.
+func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
+	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExisting runtime.Object) error {
+	return c.store.GuaranteedUpdate(ctx, key, out, ignoreNotFound, preconditions, tryUpdate, cachedExisting)
+}
+
+// Delete implements storage.Interface by writing through to etcd.
+func (c *Cacher) Delete(ctx context.Context, key string, out runtime.Object, preconditions *storage.Preconditions,
+	validateDeletion storage.ValidateDeleteFunc, cachedExisting runtime.Object) error {
+	return c.store.Delete(ctx, key, out, preconditions, validateDeletion, cachedExisting)
+}
+
+// CurrentRevision implements storage.Interface (etcd's, not the cache's).
+func (c *Cacher) CurrentRevision(ctx context.Context) (int64, error) {
+	return c.store.CurrentRevision(ctx)
+}
+
+// Get implements storage.Interface. "" is a consistent read and goes to etcd (one key is
+// cheaper to read than to wait for); "0" is whatever the cache holds; "N" waits for the cache
+// to reach N.
+func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
+	if opts.ResourceVersion == "" || !c.covers(key) || reflect.TypeOf(out) != c.objType || !c.Ready() {
+		return c.store.Get(ctx, key, opts, out)
+	}
+	rv, err := parseRV(key, opts.ResourceVersion)
+	if err != nil {
+		return err
+	}
+	if rv > 0 {
+		if err := c.waitFor(ctx, key, rv, freshnessTimeout); err != nil {
+			return err
+		}
+	}
+	c.mu.RLock()
+	obj, ok := c.objects.get(key)
+	c.mu.RUnlock()
+	if !ok {
+		if opts.IgnoreNotFound {
+			return runtime.SetZeroValue(out)
+		}
+		return storage.NewError(storage.ErrCodeKeyNotFound, key, 0, "key not found")
+	}
+	reflect.ValueOf(out).Elem().Set(reflect.ValueOf(obj).Elem())
+	return nil
+}
+
+// GetList implements storage.Interface. Exact revisions and continue tokens go to etcd (the
+// cache has only "now"); everything else is served from memory, consistent reads after the
+// cache has caught up with etcd's current revision. Paged lists from memory carry the same
+// continue token etcd3 would, at the cache's revision, so the next page is read from etcd at
+// exactly that revision.
+func (c *Cacher) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
+	if !c.servesList(key, opts, listObj) {
+		return c.store.GetList(ctx, key, opts, listObj)
+	}
+	rv, err := parseRV(key, opts.ResourceVersion)
+	if err != nil {
+		return err
+	}
+	switch {
+	case opts.ResourceVersion == "":
+		// Consistent: reach etcd's current revision, or let etcd answer.
+		current, err := c.store.CurrentRevision(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.waitFor(ctx, key, current, freshnessTimeout); err != nil {
+			if storage.HasCode(err, storage.ErrCodeTooLargeResourceVersion) {
+				return c.store.GetList(ctx, key, opts, listObj)
+			}
+			return err
+		}
+	case rv > 0:
+		if err := c.waitFor(ctx, key, rv, freshnessTimeout); err != nil {
+			return err
+		}
+	}
+
+	prefix := key
+	if opts.Recursive && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	c.mu.RLock()
+	listRev := c.rev
+	candidates := c.objects.rangeFrom(prefix, "", opts.Recursive)
+	c.mu.RUnlock()
+
+	pred := opts.Predicate
+	limit := int(pred.Limit)
+	if !opts.Recursive {
+		limit = 0
+	}
+	selected := candidates
+	if !pred.Empty() || limit > 0 {
+		selected = make([]keyedObject, 0, min(len(candidates), max(limit, 16)))
+		for i, ko := range candidates {
+			if limit > 0 && len(selected) == limit {
+				// More may match beyond: say so with a token etcd3 can continue.
+				next, err := storage.EncodeContinue(selected[len(selected)-1].key+"\x00", prefix, listRev)
+				if err != nil {
+					return err
+				}
+				var remaining *int64
+				if pred.Empty() {
+					n := int64(len(candidates) - i)
+					remaining = &n
+				}
+				if err := fillList(listObj, selected); err != nil {
+					return err
+				}
+				return setListMeta(listObj, listRev, next, remaining)
+			}
+			ok, err := pred.Matches(ko.obj)
+			if err != nil {
+				return err
+			}
+			if ok {
+				selected = append(selected, ko)
+			}
+		}
+	}
+	if err := fillList(listObj, selected); err != nil {
+		return err
+	}
+	return setListMeta(listObj, listRev, "", nil)
+}
+
+// servesList reports whether a list can come from memory.
+func (c *Cacher) servesList(key string, opts storage.ListOptions, listObj runtime.Object) bool {
+	if !c.covers(key) || opts.Predicate.Continue != "" || !c.Ready() {
+		return false
+	}
+	switch opts.ResourceVersionMatch {
+	case metav1.ResourceVersionMatchExact:
+		return false
+	case "":
+		// Legacy: "N" with a limit means exactly N.
+		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" && opts.Predicate.Limit > 0 && opts.Recursive {
+			return false
+		}
+	case metav1.ResourceVersionMatchNotOlderThan:
+	default:
+		return false // let etcd3 word the error
+	}
+	itemsPtr, err := meta.GetItemsPtr(listObj)
+	if err != nil {
+		return false
+	}
+	return reflect.TypeOf(itemsPtr).Elem().Elem() == c.objType.Elem()
+}
+
+// covers reports whether key is under the cache's prefix.
+func (c *Cacher) covers(key string) bool { return strings.HasPrefix(key, c.prefix) }
+
+// fillList sets a list's items to shallow copies of objs (one struct copy each).
+func fillList(listObj runtime.Object, objs []keyedObject) error {
+	itemsPtr, err := meta.GetItemsPtr(listObj)
+	if err != nil {
+		return err
+	}
+	items := reflect.ValueOf(itemsPtr).Elem()
+	slice := reflect.MakeSlice(items.Type(), len(objs), len(objs))
+	for i, ko := range objs {
+		slice.Index(i).Set(reflect.ValueOf(ko.obj).Elem())
+	}
+	items.Set(slice)
+	return nil
+}
+
+func setListMeta(listObj runtime.Object, rev int64, next string, remaining *int64) error {
+	lm, err := meta.ListAccessor(listObj)
+	if err != nil {
+		return err
+	}
+	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
+	lm.SetContinue(next)
+	lm.SetRemainingItemCount(remaining)
+	return nil
+}
+
+// Watch implements storage.Interface from memory: "N" replays history after N (410 Expired
+// when N is older than the history, as an ERROR event like upstream); "0" starts with the
+// cached state; "" starts at etcd's current revision once the cache has reached it (and with
+// SendInitialEvents, with the state at that point). A watch the cache cannot make consistent
+// in time goes to etcd.
+func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
+	if !c.covers(key) {
+		return c.store.Watch(ctx, key, opts)
+	}
+	rv, err := parseRV(key, opts.ResourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Recursive && !strings.HasSuffix(key, "/") {
+		key += "/"
+	}
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	initial := etcd3.InitialEventsWanted(opts)
+	startRev := rv
+	switch {
+	case opts.ResourceVersion == "":
+		current, err := c.store.CurrentRevision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.waitFor(ctx, key, current, freshnessTimeout); err != nil {
+			if storage.HasCode(err, storage.ErrCodeTooLargeResourceVersion) {
+				return c.store.Watch(ctx, key, opts)
+			}
+			return nil, err
+		}
+		startRev = current
+	case rv > 0:
+		if err := c.waitFor(ctx, key, rv, freshnessTimeout); err != nil {
+			return nil, err
+		}
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	w := &cacheWatcher{
+		key:       key,
+		recursive: opts.Recursive,
+		pred:      opts.Predicate,
+		bookmarks: opts.Predicate.AllowWatchBookmarks,
+		input:     make(chan *event, watcherInputSize),
+		result:    make(chan watch.Event, watcherResultSize),
+		ctx:       wctx,
+		cancel:    cancel,
+		remove:    c.removeWatcher,
+		newObject: c.newFunc,
+	}
+
+	c.mu.Lock()
+	if !c.ready {
+		// Lost etcd between waitReady and here: the client retries.
+		c.mu.Unlock()
+		cancel()
+		return nil, fmt.Errorf("watch cache for %s is not ready", c.prefix)
+	}
+	var r replay
+	if initial {
+		// The state now (at least startRev), then everything after it.
+		r.initial = c.objects.rangeFrom(key, "", opts.Recursive)
+		r.rev = c.rev
+		r.initialEnded = opts.SendInitialEvents != nil && *opts.SendInitialEvents && opts.Predicate.AllowWatchBookmarks
+	} else {
+		if opts.ResourceVersion == "0" {
+			startRev = c.rev
+		}
+		events, ok := c.history.since(startRev, key, opts.Recursive)
+		if !ok {
+			oldest := c.history.complete
+			c.mu.Unlock()
+			cancel()
+			return errorWatcher(storage.NewTooOldResourceVersionError(key, startRev, oldest)), nil
+		}
+		r.history = events
+		r.rev = startRev
+	}
+	w.id = c.nextID
+	c.nextID++
+	c.watchers[w.id] = w
+	c.mu.Unlock()
+
+	go w.run(r)
+	return w, nil
+}
+
+// waitReady waits until the cache has listed its prefix (or ctx ends).
+func (c *Cacher) waitReady(ctx context.Context) error {
+	for {
+		c.mu.RLock()
+		ready, advanced := c.ready, c.advanced
+		c.mu.RUnlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return fmt.Errorf("watch cache for %s stopped: %w", c.prefix, c.ctx.Err())
+		}
+	}
+}
+
+func (c *Cacher) removeWatcher(w *cacheWatcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeWatcherLocked(w)
+}
+
+// removeWatcherLocked forgets w and closes its input, once: run then drains what is buffered
+// and closes result.
+func (c *Cacher) removeWatcherLocked(w *cacheWatcher) {
+	if _, ok := c.watchers[w.id]; ok && c.watchers[w.id] == w {
+		delete(c.watchers, w.id)
+		close(w.input)
+	}
+}
+
+func (c *Cacher) removeAllWatchersLocked() {
+	for _, w := range c.watchers {
+		c.removeWatcherLocked(w)
+	}
+}
+
+// WatcherCount is how many watches the cache serves (one etcd watch feeds them all).
+func (c *Cacher) WatcherCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.watchers)
+}
+
+// errorWatcher is a watch that sends one ERROR event and ends, upstream's answer to a watch
+// from a revision the cache no longer has.
+func errorWatcher(err error) watch.Interface {
+	ch := make(chan watch.Event, 1)
+	ch <- storage.WatchErrorEvent(err)
+	close(ch)
+	return &closedWatcher{ch: ch}
+}
+
+type closedWatcher struct{ ch chan watch.Event }
+
+func (w *closedWatcher) Stop()                          {}
+func (w *closedWatcher) ResultChan() <-chan watch.Event { return w.ch }
+
+func parseRV(key, rv string) (int64, error) {
+	if rv == "" || rv == "0" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil || n < 0 {
+		return 0, storage.NewError(storage.ErrCodeInvalidObj, key, 0, fmt.Sprintf("invalid resource version: %q", rv))
+	}
+	return n, nil
+}
