@@ -197,6 +197,28 @@ func TestDefaultVolumes(t *testing.T) {
 	}
 }
 
+func TestDefaultLegacyVolumeSources(t *testing.T) {
+	pod := minimalPod()
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "iscsi", VolumeSource: corev1.VolumeSource{ISCSI: &corev1.ISCSIVolumeSource{}}},
+		{Name: "rbd", VolumeSource: corev1.VolumeSource{RBD: &corev1.RBDVolumeSource{}}},
+		{Name: "azure", VolumeSource: corev1.VolumeSource{AzureDisk: &corev1.AzureDiskVolumeSource{}}},
+		{Name: "scaleio", VolumeSource: corev1.VolumeSource{ScaleIO: &corev1.ScaleIOVolumeSource{}}},
+		{Name: "image", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "artifacts:v1"}}},
+	}
+	DefaultPod(pod)
+	v := pod.Spec.Volumes
+	got := []any{v[0].ISCSI.ISCSIInterface, v[1].RBD.RBDPool, v[1].RBD.RadosUser, v[1].RBD.Keyring,
+		*v[2].AzureDisk.CachingMode, *v[2].AzureDisk.FSType, *v[2].AzureDisk.ReadOnly, *v[2].AzureDisk.Kind,
+		v[3].ScaleIO.StorageMode, v[3].ScaleIO.FSType, v[4].Image.PullPolicy}
+	want := []any{"default", "rbd", "admin", "/etc/ceph/keyring",
+		corev1.AzureDataDiskCachingReadWrite, "ext4", false, corev1.AzureSharedBlobDisk,
+		"ThinProvisioned", "xfs", corev1.PullIfNotPresent}
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("legacy volume defaults = %v, want %v", got, want)
+	}
+}
+
 func TestDefaultHostNetworkHostPortIsContainerPort(t *testing.T) {
 	pod := minimalPod()
 	pod.Spec.HostNetwork = true

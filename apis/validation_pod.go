@@ -64,7 +64,7 @@ func ValidatePodTemplateSpec(spec *corev1.PodTemplateSpec, fldPath *field.Path) 
 // validatePodMetadataAndSpec is what create and update both check of the pod they would store.
 func validatePodMetadataAndSpec(pod *corev1.Pod) field.ErrorList {
 	metaPath, specPath := field.NewPath("metadata"), field.NewPath("spec")
-	allErrs := validatePodObjectMeta(&pod.ObjectMeta, metaPath)
+	allErrs := ValidateObjectMeta(&pod.ObjectMeta, true, apivalidation.NameIsDNSSubdomain, metaPath)
 	allErrs = append(allErrs, validatePodAnnotations(pod.Annotations, &pod.Spec, metaPath.Child("annotations"))...)
 	allErrs = append(allErrs, validatePodSpec(&pod.Spec, &pod.ObjectMeta, specPath, true)...)
 
@@ -88,25 +88,6 @@ func validatePodMetadataAndSpec(pod *corev1.Pod) field.ErrorList {
 	}
 	for i := range pod.Spec.InitContainers {
 		allErrs = append(allErrs, validateImageUntrimmed(&pod.Spec.InitContainers[i], specPath.Child("initContainers").Index(i))...)
-	}
-	return allErrs
-}
-
-// validatePodObjectMeta is upstream's core ValidateObjectMeta: apimachinery's rules plus the
-// legacy rule that an unqualified finalizer must be one Kubernetes knows.
-func validatePodObjectMeta(meta *metav1.ObjectMeta, fldPath *field.Path) field.ErrorList {
-	allErrs := apivalidation.ValidateObjectMeta(meta, true, apivalidation.NameIsDNSSubdomain, fldPath)
-	return append(allErrs, validatePodFinalizerNames(meta.Finalizers, fldPath)...)
-}
-
-var podStandardFinalizers = sets.New(string(corev1.FinalizerKubernetes), metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents)
-
-func validatePodFinalizerNames(finalizers []string, fldPath *field.Path) field.ErrorList {
-	var allErrs field.ErrorList
-	for i, name := range finalizers {
-		if !strings.Contains(name, "/") && !podStandardFinalizers.Has(name) {
-			allErrs = append(allErrs, field.Invalid(fldPath.Child("finalizers").Index(i), name, "name is neither a standard finalizer name nor is it fully qualified"))
-		}
 	}
 	return allErrs
 }
@@ -317,17 +298,18 @@ func validatePodSpec(spec *corev1.PodSpec, meta *metav1.ObjectMeta, fldPath *fie
 	allErrs = append(allErrs, validatePodAffinity(spec.Affinity, fldPath.Child("affinity"))...)
 	allErrs = append(allErrs, validatePodDNSConfig(spec.DNSConfig, spec.DNSPolicy, fldPath.Child("dnsConfig"))...)
 	for i, gate := range spec.ReadinessGates {
-		allErrs = append(allErrs, podQualifiedNameErrs(string(gate.ConditionType), fldPath.Child("readinessGates").Index(i).Child("conditionType"))...)
+		path := fldPath.Child("readinessGates").Index(i).Child("conditionType")
+		allErrs = append(allErrs, podQualifiedNameErrs(string(gate.ConditionType), path)...)
 	}
 	allErrs = append(allErrs, validateSchedulingGates(spec.SchedulingGates, fldPath.Child("schedulingGates"))...)
 	allErrs = append(allErrs, validateTopologySpreadConstraints(spec.TopologySpreadConstraints, fldPath.Child("topologySpreadConstraints"))...)
 	allErrs = append(allErrs, v.validateWindowsHostProcess(fldPath)...)
 	allErrs = append(allErrs, validateHostUsers(spec, fldPath)...)
 	if spec.ServiceAccountName != "" {
-		allErrs = append(allErrs, podInvalidAll(fldPath.Child("serviceAccountName"), spec.ServiceAccountName, apivalidation.ValidateServiceAccountName(spec.ServiceAccountName, false))...)
+		allErrs = append(allErrs, podSubdomainErrs(spec.ServiceAccountName, fldPath.Child("serviceAccountName"))...)
 	}
 	if spec.NodeName != "" {
-		allErrs = append(allErrs, podInvalidAll(fldPath.Child("nodeName"), spec.NodeName, apivalidation.NameIsDNSSubdomain(spec.NodeName, false))...)
+		allErrs = append(allErrs, podSubdomainErrs(spec.NodeName, fldPath.Child("nodeName"))...)
 	}
 	if spec.ActiveDeadlineSeconds != nil {
 		if value := *spec.ActiveDeadlineSeconds; value < 1 || value > math.MaxInt32 {
@@ -346,14 +328,14 @@ func validatePodSpec(spec *corev1.PodSpec, meta *metav1.ObjectMeta, fldPath *fie
 	for i, alias := range spec.HostAliases {
 		allErrs = append(allErrs, validation.IsValidIP(fldPath.Child("hostAliases").Index(i).Child("ip"), alias.IP)...)
 		for j, hostname := range alias.Hostnames {
-			allErrs = append(allErrs, podInvalidAll(fldPath.Child("hostAliases").Index(i).Child("hostnames").Index(j), hostname, validation.IsDNS1123Subdomain(hostname))...)
+			allErrs = append(allErrs, podSubdomainErrs(hostname, fldPath.Child("hostAliases").Index(i).Child("hostnames").Index(j))...)
 		}
 	}
 	if spec.PriorityClassName != "" {
-		allErrs = append(allErrs, podInvalidAll(fldPath.Child("priorityClassName"), spec.PriorityClassName, apivalidation.NameIsDNSSubdomain(spec.PriorityClassName, false))...)
+		allErrs = append(allErrs, podSubdomainErrs(spec.PriorityClassName, fldPath.Child("priorityClassName"))...)
 	}
 	if spec.RuntimeClassName != nil {
-		allErrs = append(allErrs, podInvalidAll(fldPath.Child("runtimeClassName"), *spec.RuntimeClassName, apivalidation.NameIsDNSSubdomain(*spec.RuntimeClassName, false))...)
+		allErrs = append(allErrs, podSubdomainErrs(*spec.RuntimeClassName, fldPath.Child("runtimeClassName"))...)
 	}
 	if spec.PreemptionPolicy != nil {
 		switch p := *spec.PreemptionPolicy; p {
@@ -365,7 +347,8 @@ func validatePodSpec(spec *corev1.PodSpec, meta *metav1.ObjectMeta, fldPath *fie
 		}
 	}
 	if spec.Overhead != nil {
-		allErrs = append(allErrs, v.validateResourceRequirements(&corev1.ResourceRequirements{Limits: spec.Overhead}, validateContainerResourceName, fldPath.Child("overhead"))...)
+		overhead := &corev1.ResourceRequirements{Limits: spec.Overhead}
+		allErrs = append(allErrs, v.validateResourceRequirements(overhead, validateContainerResourceName, fldPath.Child("overhead"))...)
 	}
 	if spec.OS != nil {
 		allErrs = append(allErrs, validatePodOS(spec, fldPath)...)
@@ -592,6 +575,12 @@ func podInvalidAll(fldPath *field.Path, value any, msgs []string) field.ErrorLis
 
 func podDNSLabelErrs(value string, fldPath *field.Path) field.ErrorList {
 	return podInvalidAll(fldPath, value, validation.IsDNS1123Label(value))
+}
+
+// podSubdomainErrs is the rule for names of objects: a DNS subdomain (service accounts,
+// nodes, classes, host aliases).
+func podSubdomainErrs(value string, fldPath *field.Path) field.ErrorList {
+	return podInvalidAll(fldPath, value, validation.IsDNS1123Subdomain(value))
 }
 
 func podQualifiedNameErrs(value string, fldPath *field.Path) field.ErrorList {

@@ -272,6 +272,8 @@ func validateContainerEnv(vars []corev1.EnvVar, fldPath *field.Path) field.Error
 	return allErrs
 }
 
+// What the downward API can expose: pod fields to env vars and to volume files, and container
+// resources.
 var (
 	podEnvFieldPaths = sets.New("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
 		"spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs")
@@ -943,7 +945,7 @@ func (v *podSpecValidator) validateResourceRequirements(r *corev1.ResourceRequir
 	for name, q := range r.Limits {
 		path := limPath.Key(string(name))
 		allErrs = append(allErrs, nameFn(name, path)...)
-		allErrs = append(allErrs, validatePodResourceQuantity(name, q, path)...)
+		allErrs = append(allErrs, validateResourceQuantityValue(name, q, path)...)
 		if isHugePageResource(name) {
 			hugePages = true
 			allErrs = append(allErrs, validateHugePageQuantity(name, q, path)...)
@@ -953,7 +955,7 @@ func (v *podSpecValidator) validateResourceRequirements(r *corev1.ResourceRequir
 	for name, q := range r.Requests {
 		path := reqPath.Key(string(name))
 		allErrs = append(allErrs, nameFn(name, path)...)
-		allErrs = append(allErrs, validatePodResourceQuantity(name, q, path)...)
+		allErrs = append(allErrs, validateResourceQuantityValue(name, q, path)...)
 		if limit, ok := r.Limits[name]; ok {
 			if q.Cmp(limit) != 0 && !isOvercommitAllowed(name) {
 				allErrs = append(allErrs, field.Invalid(reqPath, q.String(), fmt.Sprintf("must be equal to %s limit of %s", name, limit.String())))
@@ -1019,16 +1021,12 @@ func (v *podSpecValidator) validateResourceClaimRefs(claims []corev1.ResourceCla
 }
 
 // Resource names. Unqualified names belong to Kubernetes and must be ones it knows.
-var (
-	podStandardResources = sets.New("cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
-		"requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage", "pods", "resourcequotas",
-		"services", "replicationcontrollers", "secrets", "configmaps", "persistentvolumeclaims", "storage",
-		"requests.storage", "services.nodeports", "services.loadbalancers")
-	podIntegerResources = sets.New("pods", "resourcequotas", "services", "replicationcontrollers", "secrets",
-		"configmaps", "persistentvolumeclaims", "services.nodeports", "services.loadbalancers")
-)
+var podStandardResources = sets.New("cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
+	"requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage", "pods", "resourcequotas",
+	"services", "replicationcontrollers", "secrets", "configmaps", "persistentvolumeclaims", "storage",
+	"requests.storage", "services.nodeports", "services.loadbalancers")
 
-func validateResourceName(name corev1.ResourceName, fldPath *field.Path) field.ErrorList {
+func validateComputeResourceName(name corev1.ResourceName, fldPath *field.Path) field.ErrorList {
 	if errs := podInvalidAll(fldPath, name, validation.IsQualifiedName(string(name))); len(errs) != 0 {
 		return errs
 	}
@@ -1040,24 +1038,13 @@ func validateResourceName(name corev1.ResourceName, fldPath *field.Path) field.E
 }
 
 func validateContainerResourceName(name corev1.ResourceName, fldPath *field.Path) field.ErrorList {
-	allErrs := validateResourceName(name, fldPath)
+	allErrs := validateComputeResourceName(name, fldPath)
 	if !strings.Contains(string(name), "/") {
 		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage && !isHugePageResource(name) {
 			return append(allErrs, field.Invalid(fldPath, name, "must be a standard resource for containers"))
 		}
-	} else if !isNativeResource(name) && !isExtendedResource(name) {
+	} else if !isNativeResource(name) && !isExtendedResourceName(name) {
 		return append(allErrs, field.Invalid(fldPath, name, "doesn't follow extended resource name standard"))
-	}
-	return allErrs
-}
-
-func validatePodResourceQuantity(name corev1.ResourceName, q resource.Quantity, fldPath *field.Path) field.ErrorList {
-	var allErrs field.ErrorList
-	if q.Sign() < 0 {
-		allErrs = append(allErrs, field.Invalid(fldPath, q.String(), apivalidation.IsNegativeErrorMsg))
-	}
-	if (podIntegerResources.Has(string(name)) || isExtendedResource(name)) && q.MilliValue()%1000 != 0 {
-		allErrs = append(allErrs, field.Invalid(fldPath, q, "must be an integer"))
 	}
 	return allErrs
 }
@@ -1078,13 +1065,6 @@ func isHugePageResource(name corev1.ResourceName) bool {
 // isNativeResource: unprefixed names and names under kubernetes.io/ are Kubernetes'.
 func isNativeResource(name corev1.ResourceName) bool {
 	return !strings.Contains(string(name), "/") || strings.Contains(string(name), corev1.ResourceDefaultNamespacePrefix)
-}
-
-func isExtendedResource(name corev1.ResourceName) bool {
-	if isNativeResource(name) || strings.HasPrefix(string(name), corev1.DefaultResourceRequestsPrefix) {
-		return false
-	}
-	return len(validation.IsQualifiedName(corev1.DefaultResourceRequestsPrefix+string(name))) == 0
 }
 
 // isOvercommitAllowed: devices and huge pages are handed out whole.

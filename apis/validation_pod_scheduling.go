@@ -486,7 +486,7 @@ func (v *podSpecValidator) validatePodResources(fldPath *field.Path) field.Error
 }
 
 func validatePodLevelResourceName(name corev1.ResourceName, fldPath *field.Path) field.ErrorList {
-	if errs := validateResourceName(name, fldPath); len(errs) != 0 {
+	if errs := validateComputeResourceName(name, fldPath); len(errs) != 0 {
 		return errs
 	}
 	if name != corev1.ResourceCPU && name != corev1.ResourceMemory && !isHugePageResource(name) {

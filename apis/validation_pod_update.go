@@ -33,7 +33,7 @@ var podUpdatableSpecFields = []string{
 // instead of ValidatePod on update, not in addition to it.
 func ValidatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 	metaPath, specPath := field.NewPath("metadata"), field.NewPath("spec")
-	allErrs := apivalidation.ValidateObjectMetaUpdate(&pod.ObjectMeta, &old.ObjectMeta, metaPath)
+	allErrs := ValidateObjectMetaUpdate(&pod.ObjectMeta, &old.ObjectMeta, metaPath)
 	allErrs = append(allErrs, validatePodMetadataAndSpec(pod)...)
 	allErrs = append(allErrs, validatePodAnnotationUpdates(pod, old, metaPath.Child("annotations"))...)
 
@@ -247,7 +247,7 @@ func validatePodAnnotationUpdates(pod, old *corev1.Pod, fldPath *field.Path) fie
 // transitions, nor that container statuses name containers of the pod.
 func ValidatePodStatusUpdate(pod, old *corev1.Pod) field.ErrorList {
 	metaPath := field.NewPath("metadata")
-	allErrs := apivalidation.ValidateObjectMetaUpdate(&pod.ObjectMeta, &old.ObjectMeta, metaPath)
+	allErrs := ValidateObjectMetaUpdate(&pod.ObjectMeta, &old.ObjectMeta, metaPath)
 	allErrs = append(allErrs, validatePodAnnotationUpdates(pod, old, metaPath.Child("annotations"))...)
 	// Upstream reports conditions under metadata; kept for identical messages.
 	allErrs = append(allErrs, validatePodConditions(pod.Status.Conditions, metaPath.Child("conditions"))...)
@@ -364,7 +364,7 @@ func validatePodIPs(ips []corev1.PodIP, fldPath *field.Path) field.ErrorList {
 		strs = append(strs, ip.IP)
 	}
 	if len(ips) > 1 {
-		if dual, err := isDualStack(strs); err != nil {
+		if dual, err := isDualStackIPs(strs); err != nil {
 			allErrs = append(allErrs, field.InternalError(fldPath, fmt.Errorf("failed to check for dual stack with error:%v", err)))
 		} else if !dual || len(ips) > 2 {
 			allErrs = append(allErrs, field.Invalid(fldPath, ips, "may specify no more than one IP for each IP family"))
@@ -403,7 +403,7 @@ func validateHostIPs(status *corev1.PodStatus, fldPath *field.Path) field.ErrorL
 			}
 			seen.Insert(ip.IP)
 		}
-		if dual, err := isDualStack(strs); err != nil {
+		if dual, err := isDualStackIPs(strs); err != nil {
 			allErrs = append(allErrs, field.InternalError(fldPath, fmt.Errorf("failed to check for dual stack with error:%v", err)))
 		} else if !dual || len(ips) > 2 {
 			allErrs = append(allErrs, field.Invalid(fldPath, ips, "may specify no more than one IP for each IP family"))
@@ -412,8 +412,8 @@ func validateHostIPs(status *corev1.PodStatus, fldPath *field.Path) field.ErrorL
 	return allErrs
 }
 
-// isDualStack reports whether the IPs include both an IPv4 and an IPv6 address.
-func isDualStack(ips []string) (bool, error) {
+// isDualStackIPs reports whether the IPs include both an IPv4 and an IPv6 address.
+func isDualStackIPs(ips []string) (bool, error) {
 	v4, v6 := false, false
 	for _, s := range ips {
 		ip := net.ParseIP(s)
@@ -528,41 +528,62 @@ func podSpecDiff(old, updated corev1.PodSpec) string {
 }
 
 // unifiedDiff is a line diff in unified format (hunks "@@ -a,b +c,d @@", then " ", "-" and
-// "+" lines), built on a longest common subsequence.
+// "+" lines), built on a longest common subsequence of what lies between the common head and
+// tail. A very large middle is shown as replaced wholesale, to bound the work a request can cause.
 func unifiedDiff(a, b []string, context int) string {
-	// lcs[i][j] is the length of the longest common subsequence of a[i:] and b[j:].
-	lcs := make([][]int, len(a)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(b)+1)
+	head := 0
+	for head < len(a) && head < len(b) && a[head] == b[head] {
+		head++
 	}
-	for i := len(a) - 1; i >= 0; i-- {
-		for j := len(b) - 1; j >= 0; j-- {
-			if a[i] == b[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
+	tail := 0
+	for tail < len(a)-head && tail < len(b)-head && a[len(a)-1-tail] == b[len(b)-1-tail] {
+		tail++
 	}
+	midA, midB := a[head:len(a)-tail], b[head:len(b)-tail]
+
 	type line struct {
 		op   byte
 		text string
 		i, j int // positions in a and b before this line
 	}
 	var lines []line
+	for k := 0; k < head; k++ {
+		lines = append(lines, line{' ', a[k], k, k})
+	}
+	const maxCells = 1 << 20
+	// lcs[i][j] is the length of the longest common subsequence of midA[i:] and midB[j:].
+	var lcs [][]int
+	if len(midA)*len(midB) <= maxCells {
+		lcs = make([][]int, len(midA)+1)
+		for i := range lcs {
+			lcs[i] = make([]int, len(midB)+1)
+		}
+		for i := len(midA) - 1; i >= 0; i-- {
+			for j := len(midB) - 1; j >= 0; j-- {
+				if midA[i] == midB[j] {
+					lcs[i][j] = lcs[i+1][j+1] + 1
+				} else {
+					lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+				}
+			}
+		}
+	}
 	i, j := 0, 0
-	for i < len(a) || j < len(b) {
+	for i < len(midA) || j < len(midB) {
 		switch {
-		case i < len(a) && j < len(b) && a[i] == b[j]:
-			lines = append(lines, line{' ', a[i], i, j})
+		case lcs != nil && i < len(midA) && j < len(midB) && midA[i] == midB[j]:
+			lines = append(lines, line{' ', midA[i], head + i, head + j})
 			i, j = i+1, j+1
-		case j < len(b) && (i == len(a) || lcs[i][j+1] > lcs[i+1][j]):
-			lines = append(lines, line{'+', b[j], i, j})
+		case j < len(midB) && (i == len(midA) || (lcs != nil && lcs[i][j+1] > lcs[i+1][j])):
+			lines = append(lines, line{'+', midB[j], head + i, head + j})
 			j++
 		default:
-			lines = append(lines, line{'-', a[i], i, j})
+			lines = append(lines, line{'-', midA[i], head + i, head + j})
 			i++
 		}
+	}
+	for k := 0; k < tail; k++ {
+		lines = append(lines, line{' ', a[len(a)-tail+k], len(a) - tail + k, len(b) - tail + k})
 	}
 	var out strings.Builder
 	for start := 0; start < len(lines); {

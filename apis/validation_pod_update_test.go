@@ -1,6 +1,7 @@
 package apis
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -151,6 +152,17 @@ func TestUnifiedDiffHunks(t *testing.T) {
 	want = "@@ -1,12 +1,12 @@\n 1\n-2\n+two\n 3\n 4\n 5\n 6\n 7\n 8\n-9\n+nine\n 10\n 11\n 12\n"
 	if got := unifiedDiff(a, c, 3); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestUnifiedDiffOfAHugeChangeIsBounded(t *testing.T) {
+	a, b := make([]string, 1100), make([]string, 1100)
+	for i := range a {
+		a[i], b[i] = fmt.Sprint("a", i), fmt.Sprint("b", i)
+	}
+	lines := strings.Split(strings.TrimSuffix(unifiedDiff(a, b, 3), "\n"), "\n")
+	if lines[0] != "@@ -1,1100 +1,1100 @@" || len(lines) != 2201 || lines[1] != "-a0" || lines[1101] != "+b0" {
+		t.Errorf("got %d lines starting %q, %q; want one hunk replacing all 1100 lines", len(lines), lines[0], lines[1])
 	}
 }
 

@@ -381,3 +381,29 @@ func TestDeletePreconditions(t *testing.T) {
 		t.Errorf("object gone after a failed precondition: %v", err)
 	}
 }
+
+func TestWritesRecordManagedFields(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	cms := s.Client.CoreV1().ConfigMaps("default")
+	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "mf"}, Data: map[string]string{"a": "1"}},
+		metav1.CreateOptions{FieldManager: "creator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.ManagedFields) != 1 || cm.ManagedFields[0].Manager != "creator" || cm.ManagedFields[0].Operation != metav1.ManagedFieldsOperationUpdate {
+		t.Fatalf("managedFields after create: %+v", cm.ManagedFields)
+	}
+	cm.Data["b"] = "2"
+	up, err := cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: "editor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managers := map[string]bool{}
+	for _, e := range up.ManagedFields {
+		managers[e.Manager] = true
+	}
+	if !managers["creator"] || !managers["editor"] {
+		t.Errorf("managedFields after update: %+v", up.ManagedFields)
+	}
+}

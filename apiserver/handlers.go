@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -36,6 +37,13 @@ type resourceHandler struct {
 	admit        admission
 	// maxBodyBytes bounds request bodies (413 beyond).
 	maxBodyBytes int64
+	// fieldManagers track managedFields, by subresource ("" for the resource itself).
+	fieldManagers map[string]*managedfields.FieldManager
+}
+
+// track records the write in obj's managedFields (live is nil on create).
+func (h *resourceHandler) track(r *http.Request, subresource string, live, obj runtime.Object) runtime.Object {
+	return trackManagedFields(h.fieldManagers[subresource], h.res, live, obj, fieldManagerName(r))
 }
 
 // subresource serves one child path of a resource.
@@ -276,6 +284,7 @@ func (h *resourceHandler) create(ctx context.Context, ri *requestInfo, r *http.R
 	if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, obj); err != nil {
 		return nil, 0, err
 	}
+	obj = h.track(r, "", nil, obj)
 	out, err := h.store.Create(ctx, ri.Namespace, obj, dry)
 	if err != nil {
 		return nil, 0, err
@@ -320,7 +329,7 @@ func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.R
 				return nil, err
 			}
 		}
-		return obj.DeepCopyObject(), nil
+		return h.track(r, "", current, obj.DeepCopyObject()), nil
 	}, dry)
 	if err != nil {
 		return nil, 0, err
@@ -332,7 +341,7 @@ func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.R
 }
 
 // patchFunc returns an update function applying the request's patch to the current object.
-func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.GroupVersionKind, name string) (registry.UpdateFunc, error) {
+func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.GroupVersionKind, name, subresource string) (registry.UpdateFunc, error) {
 	patchType := types.PatchType(strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]))
 	switch patchType {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
@@ -385,6 +394,9 @@ func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.Gro
 		if pm.GetName() != name {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", pm.GetName(), name))
 		}
+		if gvk == h.res.GroupVersionKind() {
+			obj = h.track(r, subresource, current, obj)
+		}
 		return obj, nil
 	}, nil
 }
@@ -410,7 +422,7 @@ func (h *resourceHandler) patch(ctx context.Context, ri *requestInfo, r *http.Re
 	if err != nil {
 		return nil, err
 	}
-	apply, err := h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name)
+	apply, err := h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name, "")
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
@@ -137,7 +138,17 @@ func (s *Server) buildResources(ctx context.Context) error {
 			namespaces = store
 		}
 		h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
-			subresources: map[string]subresource{}}
+			subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{}}
+		for _, sub := range []string{"", "status"} {
+			if sub != "" && res.Subresource(sub) == nil {
+				continue
+			}
+			fm, err := newFieldManager(res, sub)
+			if err != nil {
+				return fmt.Errorf("field manager for %s: %w", res.Name, err)
+			}
+			h.fieldManagers[sub] = fm
+		}
 		for _, sub := range res.Subresources {
 			switch sub.Name {
 			case "status":

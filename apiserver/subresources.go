@@ -59,10 +59,10 @@ func (p parentWrite) write(ctx context.Context, h *resourceHandler, ri *requestI
 			if current == nil {
 				return nil, apierrors.NewNotFound(h.store.GroupResource(), ri.Name)
 			}
-			return obj.DeepCopyObject(), nil
+			return h.track(r, ri.Subresource, current, obj.DeepCopyObject()), nil
 		}
 	case "patch":
-		if update, err = h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name); err != nil {
+		if update, err = h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name, ri.Subresource); err != nil {
 			return nil, schema.GroupVersion{}, 0, err
 		}
 	default:
@@ -119,7 +119,18 @@ func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo
 			return nil, apierrors.NewConflict(bindingGR, ri.Name,
 				fmt.Errorf("pod %s is already assigned to node %q", ri.Name, pod.Spec.NodeName))
 		}
+		if len(pod.Spec.SchedulingGates) > 0 {
+			return nil, apierrors.NewConflict(bindingGR, ri.Name,
+				fmt.Errorf("pod %v has non-empty .spec.schedulingGates", ri.Name))
+		}
 		pod.Spec.NodeName = binding.Target.Name
+		pod.Status.NominatedNodeName = ""
+		for k, v := range binding.Labels {
+			if pod.Labels == nil {
+				pod.Labels = map[string]string{}
+			}
+			pod.Labels[k] = v
+		}
 		for k, v := range binding.Annotations {
 			if pod.Annotations == nil {
 				pod.Annotations = map[string]string{}
@@ -218,7 +229,7 @@ func (replicaSetScale) write(ctx context.Context, h *resourceHandler, ri *reques
 		}
 		change = func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return scale, nil }
 	case "patch":
-		patch, err := h.patchFunc(r, body, scaleGVK, ri.Name)
+		patch, err := h.patchFunc(r, body, scaleGVK, ri.Name, "scale")
 		if err != nil {
 			return nil, autoscalingV1, 0, err
 		}

@@ -249,34 +249,37 @@ func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.I
 // Create stores a new object in ns. The object must already be decoded into the served kind
 // and defaulted. Strategies see objects in the stored kind.
 func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
-	stored, err := s.toStorage(obj)
+	original, err := s.toStorage(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	m, err := meta.Accessor(stored)
+	om, err := meta.Accessor(original)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	if err := s.beforeCreate(ctx, ns, stored, m); err != nil {
-		return nil, err
-	}
-	if dryRun {
-		if m.GetName() == "" {
-			m.SetName(generateName(m.GetGenerateName()))
-		}
-		return s.fromStorage(stored)
-	}
-	generated := m.GetName() == "" && m.GetGenerateName() != ""
+	generated := om.GetName() == "" && om.GetGenerateName() != ""
 	for attempt := 0; ; attempt++ {
+		stored := original
+		if generated {
+			// the final name comes first, so that the strategy and validation see it; a
+			// collision reruns the whole create with a new one, as upstream
+			stored = original.DeepCopyObject()
+		}
+		m, _ := meta.Accessor(stored)
 		if generated {
 			m.SetName(generateName(m.GetGenerateName()))
+		}
+		if err := s.beforeCreate(ctx, ns, stored, m); err != nil {
+			return nil, err
+		}
+		if dryRun {
+			return s.fromStorage(stored)
 		}
 		out := s.newStorageObject()
 		err = s.Storage.Create(ctx, s.Key(ns, m.GetName()), stored, out)
 		if err == nil {
 			return s.fromStorage(out)
 		}
-		// upstream retries a generated name that collided rather than failing the request
 		if generated && storage.HasCode(err, storage.ErrCodeKeyExists) && attempt < 8 {
 			continue
 		}
@@ -292,11 +295,6 @@ func (s *Store) beforeCreate(ctx context.Context, ns string, obj runtime.Object,
 		}
 	} else {
 		m.SetNamespace("")
-	}
-	if m.GetName() == "" && m.GetGenerateName() != "" {
-		// a placeholder that passes name validation; the real suffix is chosen on write
-		m.SetName(generateName(m.GetGenerateName()))
-		defer m.SetName("")
 	}
 	m.SetUID(types.UID(uuid.NewString()))
 	m.SetCreationTimestamp(metav1.Now().Rfc3339Copy())
@@ -430,6 +428,8 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 				field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be specified for an update"),
 			})
 		}
+		// an unconditional update applies to whatever is stored now
+		m.SetResourceVersion(oldMeta.GetResourceVersion())
 	} else if rv != oldMeta.GetResourceVersion() {
 		return apierrors.NewConflict(s.GroupResource(), m.GetName(),
 			fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+)
+
+const (
+	// seqAnnotation carries the sequence number of the patch that last changed the watched pod.
+	seqAnnotation = "bench.skiff.dev/seq"
+	// patchPace is the longest the patcher waits for every watcher to see an update before
+	// sending the next one.
+	patchPace = 50 * time.Millisecond
+	// progressEvery is how often a running phase prints how far it got.
+	progressEvery = 2 * time.Second
+)
+
+// load runs the phases against one namespace and fills res.
+type load struct {
+	client   kubernetes.Interface
+	opts     options
+	progress io.Writer
+	ns       string
+	res      *results
+}
+
+func (l *load) run(ctx context.Context) error {
+	ns, err := l.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "skiff-bench-"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating the namespace: %w", err)
+	}
+	l.ns, l.res.Namespace = ns.Name, ns.Name
+	fmt.Fprintf(l.progress, "namespace %s\n", l.ns)
+
+	created := l.creates(ctx)
+	if len(created) == 0 {
+		return fmt.Errorf("no pod could be created")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.gets(ctx, created)
+	l.lists(ctx, len(created))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return l.watches(ctx, created[0])
+}
+
+func podName(i int) string { return fmt.Sprintf("bench-%05d", i) }
+
+// creates makes the pods and returns the names of those created.
+func (l *load) creates(ctx context.Context) []string {
+	pods := l.client.CoreV1().Pods(l.ns)
+	ok := make([]bool, l.opts.pods)
+	lat, errs, wall := l.parallel(ctx, "create", l.opts.pods, func(ctx context.Context, i int) error {
+		_, err := pods.Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:   podName(i),
+				Labels: map[string]string{"app": "skiff-bench", "shard": strconv.Itoa(i % 16)},
+			},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name:  "app",
+				Image: "registry.k8s.io/pause:3.10",
+				Env:   []corev1.EnvVar{{Name: "BENCH_INDEX", Value: strconv.Itoa(i)}},
+			}}},
+		}, metav1.CreateOptions{})
+		ok[i] = err == nil
+		return err
+	})
+	l.addRow(newRow("create", lat, errs.count(), wall), errs)
+	var names []string
+	for i, done := range ok {
+		if done {
+			names = append(names, podName(i))
+		}
+	}
+	return names
+}
+
+// gets reads as many pods as were asked to be created, spread over those that were.
+func (l *load) gets(ctx context.Context, names []string) {
+	pods := l.client.CoreV1().Pods(l.ns)
+	lat, errs, wall := l.parallel(ctx, "get", l.opts.pods, func(ctx context.Context, i int) error {
+		_, err := pods.Get(ctx, names[i%len(names)], metav1.GetOptions{})
+		return err
+	})
+	l.addRow(newRow("get", lat, errs.count(), wall), errs)
+}
+
+// lists lists the namespace's pods, from etcd (resourceVersion unset) and from the server's
+// cache (resourceVersion "0"), one request at a time. The latency is until the whole body has
+// arrived; decoding it is timed apart, as the client's cost.
+func (l *load) lists(ctx context.Context, want int) {
+	l.res.ListItems = map[string][]int{}
+	for _, mode := range []struct{ name, rv string }{{`list rv=""`, ""}, {`list rv="0"`, "0"}} {
+		errs := newErrorTally(mode.name)
+		var lat, decode []time.Duration
+		var wrong []int
+		for range l.opts.listRepeats {
+			if ctx.Err() != nil {
+				return
+			}
+			start := time.Now()
+			raw, err := l.client.CoreV1().RESTClient().Get().Namespace(l.ns).Resource("pods").
+				VersionedParams(&metav1.ListOptions{ResourceVersion: mode.rv}, scheme.ParameterCodec).
+				Do(ctx).Raw()
+			took := time.Since(start)
+			if err != nil {
+				errs.add(err)
+				continue
+			}
+			start = time.Now()
+			obj, err := runtime.Decode(scheme.Codecs.UniversalDeserializer(), raw)
+			decode = append(decode, time.Since(start))
+			list, isList := obj.(*corev1.PodList)
+			if err != nil || !isList {
+				errs.add(fmt.Errorf("decoding the list (%d bytes): %v, got %T", len(raw), err, obj))
+				continue
+			}
+			lat = append(lat, took)
+			l.res.ListItems[mode.name] = append(l.res.ListItems[mode.name], len(list.Items))
+			if len(list.Items) != want {
+				wrong = append(wrong, len(list.Items))
+			}
+		}
+		r := newRow(mode.name, lat, errs.count(), 0)
+		r.Note = fmt.Sprintf("%d items", want)
+		if len(wrong) > 0 {
+			r.Note = fmt.Sprintf("WRONG item counts %v, want %d", wrong, want)
+			l.res.Problems = append(l.res.Problems, fmt.Sprintf("%s returned %v items, want %d", mode.name, wrong, want))
+		}
+		decodeRow := newRow("", decode, 0, 0)
+		r.Note += fmt.Sprintf(", client decode p50 %.1f ms", decodeRow.P50Ms)
+		fmt.Fprintf(l.progress, "%s: %d done, p50 %.1f ms\n", mode.name, r.Ops, r.P50Ms)
+		l.addRow(r, errs)
+	}
+}
+
+// watches opens the watchers on one pod, makes sure every one of them delivers, then patches
+// the pod one update at a time and measures how long each update takes to reach each watcher:
+// from just before its PATCH request is sent until the watcher has the decoded event.
+func (l *load) watches(ctx context.Context, name string) error {
+	pods := l.client.CoreV1().Pods(l.ns)
+	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("getting the watched pod: %w", err)
+	}
+	m, u := l.opts.watchers, l.opts.updates
+	// Update 0 is a warm-up that proves every watcher is delivering; 1..u are measured.
+	base := time.Now()
+	sent := make([]atomic.Int64, u+1) // since base, just before sending the patch
+	seen := make([]atomic.Int32, u+1)
+	allSeen := make([]chan struct{}, u+1)
+	for i := range allSeen {
+		allSeen[i] = make(chan struct{})
+	}
+	watchErrs := newErrorTally("watch")
+	var (
+		stopping   atomic.Bool
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		deliveries []time.Duration
+		delivered  atomic.Int64
+		oddEvents  atomic.Int64
+	)
+	opts := metav1.ListOptions{
+		FieldSelector:   fields.OneTermEqualSelector("metadata.name", name).String(),
+		ResourceVersion: pod.ResourceVersion,
+	}
+	watchers := make([]watch.Interface, 0, m)
+	defer func() {
+		for _, w := range watchers {
+			w.Stop()
+		}
+	}()
+	start := time.Now()
+	for range m {
+		w, err := pods.Watch(ctx, opts)
+		if err != nil {
+			watchErrs.add(err)
+			continue
+		}
+		watchers = append(watchers, w)
+		wg.Go(func() {
+			got := make([]bool, u+1)
+			var mine []time.Duration
+			defer func() {
+				mu.Lock()
+				deliveries = append(deliveries, mine...)
+				mu.Unlock()
+			}()
+			for ev := range w.ResultChan() {
+				now := time.Since(base)
+				switch ev.Type {
+				case watch.Modified:
+				case watch.Bookmark:
+					continue
+				case watch.Error:
+					watchErrs.add(fmt.Errorf("ERROR event: %v", ev.Object))
+					continue
+				default:
+					oddEvents.Add(1)
+					continue
+				}
+				seq := -1
+				if p, isPod := ev.Object.(*corev1.Pod); isPod {
+					if n, err := strconv.Atoi(p.Annotations[seqAnnotation]); err == nil {
+						seq = n
+					}
+				}
+				if seq < 0 || seq > u || got[seq] {
+					oddEvents.Add(1)
+					continue
+				}
+				got[seq] = true
+				if seq > 0 {
+					mine = append(mine, now-time.Duration(sent[seq].Load()))
+					delivered.Add(1)
+				}
+				if seen[seq].Add(1) == int32(m) {
+					close(allSeen[seq])
+				}
+			}
+			if !stopping.Load() {
+				watchErrs.add(fmt.Errorf("a watch ended before the bench stopped it"))
+			}
+		})
+	}
+	fmt.Fprintf(l.progress, "watch: %d/%d watches open in %s\n", len(watchers), m, time.Since(start).Round(time.Millisecond))
+
+	patchErrs := newErrorTally("patch")
+	var patchLat []time.Duration
+	patched := 0
+	ticker := time.NewTicker(progressEvery)
+	defer ticker.Stop()
+	for seq := 0; seq <= u && ctx.Err() == nil; seq++ {
+		body := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, seqAnnotation, strconv.Itoa(seq))
+		sent[seq].Store(int64(time.Since(base)))
+		t0 := time.Now()
+		_, err := pods.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+		took := time.Since(t0)
+		wait := max(patchPace-took, 0)
+		switch {
+		case err != nil:
+			patchErrs.add(err)
+			continue
+		case seq == 0:
+			wait = 30 * time.Second
+		default:
+			patchLat = append(patchLat, took)
+			patched++
+		}
+		select {
+		case <-allSeen[seq]:
+		case <-time.After(wait):
+			if seq == 0 {
+				l.res.Problems = append(l.res.Problems, fmt.Sprintf(
+					"only %d of %d watchers delivered the warm-up update within %s", seen[0].Load(), m, wait))
+			}
+		case <-ctx.Done():
+		}
+		if seq == 0 {
+			fmt.Fprintf(l.progress, "watch: %d/%d watchers delivered the warm-up update\n", seen[0].Load(), m)
+		}
+		select {
+		case <-ticker.C:
+			fmt.Fprintf(l.progress, "watch: %d/%d updates, %d deliveries\n", seq, u, delivered.Load())
+		default:
+		}
+	}
+	// Let stragglers arrive, then stop the watches.
+	if patched > 0 {
+		select {
+		case <-allSeen[u]:
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	stopping.Store(true)
+	for _, w := range watchers {
+		w.Stop()
+	}
+	wg.Wait()
+
+	l.addRow(newRow("patch (watched pod)", patchLat, patchErrs.count(), 0), patchErrs)
+	r := newRow("watch delivery", deliveries, watchErrs.count(), 0)
+	r.Note = "from just before the PATCH is sent"
+	l.addRow(r, watchErrs)
+	l.res.WatchDeliveries = len(deliveries)
+	l.res.WatchMissed = len(watchers)*patched - len(deliveries)
+	if n := oddEvents.Load(); n > 0 {
+		l.res.Problems = append(l.res.Problems, fmt.Sprintf("%d unexpected watch events (duplicates, other types or unknown sequence numbers)", n))
+	}
+	return nil
+}
+
+// parallel runs op for 0 <= i < n on opts.workers goroutines, printing progress as it goes. It
+// returns the latencies of the operations that succeeded, the errors of the others and the
+// wall time of the whole.
+func (l *load) parallel(ctx context.Context, phase string, n int, op func(context.Context, int) error) ([]time.Duration, *errorTally, time.Duration) {
+	errs := newErrorTally(phase)
+	lat := make([]time.Duration, n)
+	failed := make([]bool, n)
+	var next, done atomic.Int64
+	start := time.Now()
+	stopProgress := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ticker := time.NewTicker(progressEvery)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				d := done.Load()
+				fmt.Fprintf(l.progress, "%s: %d/%d, %.0f/s, %d errors\n",
+					phase, d, n, float64(d)/time.Since(start).Seconds(), errs.count())
+			case <-stopProgress:
+				return
+			}
+		}
+	})
+	var workers sync.WaitGroup
+	for range l.opts.workers {
+		workers.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				err := op(ctx, i)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					failed[i] = true
+					errs.add(err)
+				}
+				done.Add(1)
+			}
+		})
+	}
+	workers.Wait()
+	wall := time.Since(start)
+	close(stopProgress)
+	wg.Wait()
+	var ok []time.Duration
+	for i := range int(done.Load()) {
+		if !failed[i] {
+			ok = append(ok, lat[i])
+		}
+	}
+	fmt.Fprintf(l.progress, "%s: %d done in %s, %d errors\n", phase, done.Load(), wall.Round(time.Millisecond), errs.count())
+	return ok, errs, wall
+}
+
+func (l *load) addRow(r row, errs *errorTally) {
+	l.res.Rows = append(l.res.Rows, r)
+	l.res.ErrorGroups = append(l.res.ErrorGroups, errs.list()...)
+}
