@@ -3,7 +3,11 @@ package apiserver_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
+	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -74,5 +78,35 @@ func TestVersionReportsKubernetesAndSkiff(t *testing.T) {
 	}
 	if v.Major != "1" || v.Minor != "37" || v.GitVersion != "v1.37.0+skiff."+apis.SkiffVersion {
 		t.Errorf("version %+v", v)
+	}
+}
+
+func TestMetricsCountRequests(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Client.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	body, err := s.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`apiserver_request_total{code="200",group="",resource="namespaces",subresource="",verb="list",version="v1"}`,
+		`apiserver_request_duration_seconds_bucket{group="",resource="namespaces",subresource="",verb="list",version="v1"`,
+		`etcd_request_duration_seconds_bucket{operation="create",type="namespaces"`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// other tests' servers in this process count too: at least this watch is open
+	if !regexp.MustCompile(`apiserver_registered_watchers\{group="",resource="configmaps"\} [1-9]`).Match(body) {
+		t.Errorf("/metrics does not count the open watch")
 	}
 }

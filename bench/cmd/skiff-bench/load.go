@@ -213,7 +213,10 @@ func (l *load) watches(ctx context.Context, name string) error {
 				case watch.Bookmark:
 					continue
 				case watch.Error:
-					watchErrs.add(fmt.Errorf("ERROR event: %v", ev.Object))
+					// client-go reports its own closing of the stream as an error event
+					if !stopping.Load() {
+						watchErrs.add(fmt.Errorf("ERROR event: %v", ev.Object))
+					}
 					continue
 				default:
 					oddEvents.Add(1)
@@ -372,4 +375,14 @@ func (l *load) parallel(ctx context.Context, phase string, n int, op func(contex
 func (l *load) addRow(r row, errs *errorTally) {
 	l.res.Rows = append(l.res.Rows, r)
 	l.res.ErrorGroups = append(l.res.ErrorGroups, errs.list()...)
+}
+
+// deleteNamespace deletes the bench's pods, without grace, and then its namespace.
+func deleteNamespace(ctx context.Context, client kubernetes.Interface, ns string) error {
+	zero := int64(0)
+	del := metav1.DeleteOptions{GracePeriodSeconds: &zero}
+	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, del, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	return client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 }

@@ -78,10 +78,10 @@ type results struct {
 	WatchDeliveries int `json:"watch_deliveries"`
 	WatchMissed     int `json:"watch_missed"`
 	// RSS of the server process in MiB: once ready (idle), after the load, and its peak (VmHWM).
-	IdleRSSMiB  float64 `json:"idle_rss_mib,omitempty"`
-	RSSMiB      float64 `json:"rss_mib,omitempty"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
-	ServerLog   []string `json:"server_log_problems,omitempty"`
+	IdleRSSMiB  float64      `json:"idle_rss_mib,omitempty"`
+	RSSMiB      float64      `json:"rss_mib,omitempty"`
+	PeakRSSMiB  float64      `json:"peak_rss_mib,omitempty"`
+	ServerLog   []string     `json:"server_log_problems,omitempty"`
 	ErrorGroups []errorGroup `json:"errors,omitempty"`
 	Problems    []string     `json:"problems,omitempty"`
 }

@@ -55,12 +55,11 @@ const (
 
 // Cacher is storage.Interface for the objects under one key prefix, served from memory.
 type Cacher struct {
-	store       storage.Interface
-	client      *clientv3.Client
-	prefix      string
-	newFunc     func() runtime.Object
-	newListFunc func() runtime.Object
-	objType     reflect.Type // *T of newFunc()
+	store   storage.Interface
+	client  *clientv3.Client
+	prefix  string
+	newFunc func() runtime.Object
+	objType reflect.Type // *T of newFunc()
 
 	historySize      int
 	bookmarkInterval time.Duration
@@ -111,12 +110,15 @@ func New(ctx context.Context, store storage.Interface, client *clientv3.Client, 
 	if objType.Kind() != reflect.Pointer || objType.Elem().Kind() != reflect.Struct {
 		return nil, fmt.Errorf("cacher for %s: newFunc must return a pointer to a struct, got %v", prefix, objType)
 	}
+	itemsPtr, err := meta.GetItemsPtr(newListFunc())
+	if err != nil || reflect.TypeOf(itemsPtr).Elem().Elem() != objType.Elem() {
+		return nil, fmt.Errorf("cacher for %s: newListFunc must return a list of %v", prefix, objType.Elem())
+	}
 	c := &Cacher{
 		store:            store,
 		client:           client,
 		prefix:           prefix,
 		newFunc:          newFunc,
-		newListFunc:      newListFunc,
 		objType:          objType,
 		historySize:      DefaultHistorySize,
 		bookmarkInterval: DefaultBookmarkInterval,
@@ -398,7 +400,8 @@ func (c *Cacher) offerBookmarks() {
 			return
 		case <-ticker.C:
 		}
-		c.mu.Lock()
+		// A read lock suffices: inputs are only closed under the write lock.
+		c.mu.RLock()
 		if c.ready {
 			offer := &event{typ: watch.Bookmark, rev: c.rev}
 			for _, w := range c.watchers {
@@ -410,7 +413,7 @@ func (c *Cacher) offerBookmarks() {
 				}
 			}
 		}
-		c.mu.Unlock()
+		c.mu.RUnlock()
 	}
 }
 
