@@ -42,4 +42,7 @@ func init() {
 		}
 	}
 	metav1.AddToGroupVersion(Scheme, autoscalingV1)
+	// clients send options as meta.k8s.io/v1 too (kubectl's DeleteOptions)
+	Scheme.AddKnownTypes(metav1.SchemeGroupVersion, &metav1.ListOptions{}, &metav1.GetOptions{},
+		&metav1.DeleteOptions{}, &metav1.CreateOptions{}, &metav1.UpdateOptions{}, &metav1.PatchOptions{})
 }

@@ -1,0 +1,72 @@
+package apiserver_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+)
+
+// kubectlBinaries are the stock kubectl builds on this machine: the one on PATH and the
+// versioned ones beside it.
+func kubectlBinaries(t *testing.T) []string {
+	path, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("no kubectl on PATH")
+	}
+	bins := []string{path}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		versioned, _ := filepath.Glob(filepath.Join(filepath.Dir(real), "kubectl.1.*"))
+		bins = append(bins, versioned...)
+	}
+	return bins
+}
+
+func TestStockKubectlEverydayVerbs(t *testing.T) {
+	s := apiservertest.Start(t)
+	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
+	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range kubectlBinaries(t) {
+		t.Run(filepath.Base(bin), func(t *testing.T) {
+			cm := "kc" + strings.ReplaceAll(strings.TrimPrefix(filepath.Base(bin), "kubectl"), ".", "-")
+			run := func(args ...string) string {
+				t.Helper()
+				cmd := exec.Command(bin, args...)
+				cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				return string(out)
+			}
+			if out := run("get", "namespaces"); !strings.Contains(out, "kube-system") {
+				t.Errorf("get namespaces:\n%s", out)
+			}
+			run("create", "configmap", cm, "--from-literal=a=b")
+			if out := run("get", "cm", cm, "-o", "jsonpath={.data.a}"); out != "b" {
+				t.Errorf("get cm jsonpath: %q", out)
+			}
+			run("label", "cm", cm, "tier=x")
+			if out := run("get", "configmaps", "-l", "tier=x", "-o", "name"); strings.TrimSpace(out) != "configmap/"+cm {
+				t.Errorf("get by label: %q", out)
+			}
+			run("patch", "cm", cm, "-p", `{"data":{"c":"d"}}`)
+			if out := run("get", "cm", cm, "-o", "yaml"); !strings.Contains(out, "c: d") {
+				t.Errorf("after patch:\n%s", out)
+			}
+			if out := run("api-resources"); !strings.Contains(out, "replicasets") || !strings.Contains(out, "rs") {
+				t.Errorf("api-resources:\n%s", out)
+			}
+			run("delete", "cm", cm)
+			if out, err := exec.Command(bin, "--kubeconfig", kubeconfig, "get", "cm", cm).CombinedOutput(); err == nil ||
+				!strings.Contains(string(out), `configmaps "`+cm+`" not found`) {
+				t.Errorf("get after delete: %v\n%s", err, out)
+			}
+		})
+	}
+}
