@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -266,5 +268,40 @@ func TestStreamingListEndsWithInitialEventsBookmark(t *testing.T) {
 			t.Fatalf("event %s %v, want the initial-events-end BOOKMARK", ev.Type, ev.Object)
 		}
 		return
+	}
+}
+
+func TestProtobufClientCreatesListsAndWatches(t *testing.T) {
+	s := apiservertest.Start(t)
+	cfg := rest.CopyConfig(s.Config)
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+	client := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	pod, err := client.CoreV1().Pods("default").Create(ctx, testPod("proto"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{ResourceVersion: pod.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	pod.Labels["proto"] = "yes"
+	if _, err := client.CoreV1().Pods("default").Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w); ev.Type != watch.Modified || ev.Object.(*corev1.Pod).Labels["proto"] != "yes" {
+		t.Fatalf("protobuf watch event %s %v", ev.Type, ev.Object)
+	}
+	list, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("protobuf list: %v %v", list, err)
+	}
+	if err := client.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "proto=yes"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Pods("default").Get(ctx, "proto", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after deletecollection: %v", err)
 	}
 }
