@@ -14,7 +14,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/apis"
@@ -365,5 +364,3 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	h.serve(w, r, ri)
 }
-
-var _ = metav1.StatusSuccess

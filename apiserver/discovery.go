@@ -45,7 +45,7 @@ func resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
 	return list
 }
 
-// preferredVersions returns, per group, its versions in table order (the first preferred).
+// servedGroups returns, per named group, its versions in table order (the first preferred).
 func servedGroups() []metav1.APIGroup {
 	var groups []metav1.APIGroup
 	index := map[string]int{}

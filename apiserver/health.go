@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -126,5 +125,3 @@ func writeRawJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	w.Write(body)
 }
-
-var _ = sort.Strings

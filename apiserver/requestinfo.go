@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 )
@@ -168,5 +167,3 @@ func isLongRunning(ri *requestInfo) bool {
 	return ri.Verb == "watch" || ri.Subresource == "log" || ri.Subresource == "exec" ||
 		ri.Subresource == "attach" || ri.Subresource == "portforward" || ri.Subresource == "proxy"
 }
-
-var _ = metav1.NamespaceAll

@@ -85,12 +85,6 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 	}
 }
 
-// writeRaw writes an object that is not in the scheme (discovery documents) as JSON.
-func writeJSON(w http.ResponseWriter, r *http.Request, code int, obj runtime.Object) {
-	gvk := obj.GetObjectKind().GroupVersionKind()
-	writeObject(w, r, code, gvk.GroupVersion(), obj)
-}
-
 // statusFor converts any error into the metav1.Status upstream would answer with.
 func statusFor(err error) *metav1.Status {
 	var se apierrors.APIStatus
