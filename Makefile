@@ -17,4 +17,4 @@ test: fmt-check vet
 
 # The load benchmark against a fresh `skiff up`; figures go into bench/README.md.
 bench: build
-	$(GO) run ./bench/cmd/skiff-bench
+	$(GO) run ./bench/cmd/skiff-bench --skiff bin/skiff

@@ -36,6 +36,9 @@ type Config struct {
 	// CompactionInterval is how often etcd history older than one interval is compacted.
 	// Default 5 minutes; negative disables compaction.
 	CompactionInterval time.Duration
+	// WatchCacheSize is how many recent events each resource's watch cache keeps for watches
+	// that resume from a resourceVersion (older ones get 410 Gone). Default 10000.
+	WatchCacheSize int
 	// Verbosity selects the log: 0 logs start and stop, 2 and above one line per request.
 	Verbosity int
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,7 +156,21 @@ func (h *resourceHandler) get(ctx context.Context, ri *requestInfo, r *http.Requ
 	if err := metav1.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
+	if err := checkResourceVersion(opts.ResourceVersion); err != nil {
+		return nil, err
+	}
 	return h.store.Get(ctx, ri.Namespace, ri.Name, &opts)
+}
+
+// checkResourceVersion refuses a resourceVersion that is not an etcd revision, as upstream.
+func checkResourceVersion(rv string) error {
+	if rv == "" {
+		return nil
+	}
+	if _, err := strconv.ParseUint(rv, 10, 64); err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %q", rv))
+	}
+	return nil
 }
 
 // listOptions parses and validates the query of a list or watch, as upstream.
@@ -166,6 +181,9 @@ func (h *resourceHandler) listOptions(ri *requestInfo, r *http.Request) (registr
 	}
 	if ri.Verb == "watch" {
 		opts.Watch = true
+	}
+	if err := checkResourceVersion(opts.ResourceVersion); err != nil {
+		return registry.ListOptions{}, nil, err
 	}
 	if errs := metainternalversionvalidation.ValidateListOptions(&opts, true); len(errs) > 0 {
 		return registry.ListOptions{}, nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)

@@ -22,6 +22,7 @@ import (
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage"
+	"github.com/skiff-dev/skiff/registry/storage/cacher"
 	"github.com/skiff-dev/skiff/registry/storage/etcd3"
 )
 
@@ -65,6 +66,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxMutatingRequestsInFlight == 0 {
 		cfg.MaxMutatingRequestsInFlight = 200
+	}
+	if cfg.WatchCacheSize == 0 {
+		cfg.WatchCacheSize = cacher.DefaultHistorySize
 	}
 	if cfg.CompactionInterval == 0 {
 		cfg.CompactionInterval = 5 * time.Minute
@@ -126,8 +130,12 @@ func (s *Server) buildResources(ctx context.Context) error {
 			if res.StorageVersion != res.GroupVersion {
 				storageRes = apis.ForKind(res.StorageVersion.WithKind(res.Kind))
 			}
-			_ = storageRes
-			st = base
+			c, err := cacher.New(ctx, base, s.cfg.Etcd, "/registry/"+res.StorageKey+"/", storageRes.New, storageRes.NewList,
+				cacher.WithHistorySize(s.cfg.WatchCacheSize))
+			if err != nil {
+				return fmt.Errorf("watch cache for %s: %w", res.Name, err)
+			}
+			st = c
 			s.storages[res.StorageKey] = st
 		}
 		store, err := registry.NewStore(res, st)
@@ -191,7 +199,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	if s.cfg.CompactionInterval > 0 {
-		go etcd3.StartCompactor(ctx, s.cfg.Etcd, s.cfg.CompactionInterval)
+		etcd3.StartCompactor(ctx, s.cfg.Etcd, s.cfg.CompactionInterval)
 	}
 	tlsConfig := &tls.Config{
 		Certificates: []tls.Certificate{s.cfg.ServingCert},

@@ -3,6 +3,7 @@ package apiserver_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 )
 
@@ -154,39 +156,39 @@ func TestObjectLeavingSelectorArrivesAsDeleted(t *testing.T) {
 	}
 }
 
-func TestWatchFromCompactedRevisionIsGone(t *testing.T) {
-	s := apiservertest.Start(t)
+func TestWatchFromRevisionOutsideHistoryIsGone(t *testing.T) {
+	s := apiservertest.Start(t, func(c *apiserver.Config) { c.WatchCacheSize = 10 })
 	ctx := context.Background()
 	cms := s.Client.CoreV1().ConfigMaps("default")
-	old, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "old"}}, metav1.CreateOptions{})
+	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "old"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var latest *corev1.ConfigMap
-	for i := 0; i < 5; i++ {
-		old.Data = map[string]string{"i": fmt.Sprint(i)}
-		if latest, err = cms.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+	start := cm.ResourceVersion
+	for i := 0; i < 20; i++ {
+		cm.Data = map[string]string{"i": fmt.Sprint(i)}
+		if cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		old = latest
 	}
 	var rev int64
-	fmt.Sscan(latest.ResourceVersion, &rev)
+	fmt.Sscan(cm.ResourceVersion, &rev)
 	if _, err := s.Etcd.Compact(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
-	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: "2"})
-	if err == nil {
-		ev := nextEvent(t, w)
-		w.Stop()
-		status, ok := ev.Object.(*metav1.Status)
-		if ev.Type != watch.Error || !ok || status.Code != 410 || status.Reason != metav1.StatusReasonExpired {
-			t.Fatalf("watch from a compacted revision: %s %v, want ERROR 410 Expired", ev.Type, ev.Object)
+	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: start})
+	if err != nil {
+		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			t.Fatalf("watch from a forgotten revision: %v, want 410", err)
 		}
 		return
 	}
-	if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-		t.Fatalf("watch from a compacted revision: %v, want 410", err)
+	defer w.Stop()
+	ev := nextEvent(t, w)
+	status, ok := ev.Object.(*metav1.Status)
+	if ev.Type != watch.Error || !ok || status.Code != 410 || status.Reason != metav1.StatusReasonExpired ||
+		!strings.HasPrefix(status.Message, "too old resource version: "+start) {
+		t.Fatalf("watch from a forgotten revision: %s %v, want ERROR 410 Expired", ev.Type, ev.Object)
 	}
 }
 
@@ -303,5 +305,75 @@ func TestProtobufClientCreatesListsAndWatches(t *testing.T) {
 	}
 	if _, err := client.CoreV1().Pods("default").Get(ctx, "proto", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after deletecollection: %v", err)
+	}
+}
+
+func TestContinueFromCompactedRevisionIsGone(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	cms := s.Client.CoreV1().ConfigMaps("default")
+	for i := 0; i < 4; i++ {
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%d", i)}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := cms.List(ctx, metav1.ListOptions{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "later"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rev int64
+	fmt.Sscan(latest.ResourceVersion, &rev)
+	if _, err := s.Etcd.Compact(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cms.List(ctx, metav1.ListOptions{Limit: 2, Continue: first.Continue})
+	if !apierrors.IsResourceExpired(err) {
+		t.Fatalf("continue after compaction: %v, want 410 Expired", err)
+	}
+	if want := "The provided continue parameter is too old to display a consistent list result."; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message %q", err.Error())
+	}
+}
+
+func TestWatchFromNowStartsWithCurrentStateAndSendsBookmarks(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	cms := s.Client.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "now"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cms.Watch(ctx, metav1.ListOptions{AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev := nextEvent(t, w); ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != "now" {
+		t.Fatalf("first event %s %v, want ADDED now", ev.Type, ev.Object)
+	}
+	// bookmarks follow the store's progress even when nothing in this resource changes
+	if _, err := s.Client.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := nextEvent(t, w)
+		if ev.Type != watch.Bookmark {
+			continue
+		}
+		if cm, ok := ev.Object.(*corev1.ConfigMap); !ok || cm.ResourceVersion == "" {
+			t.Fatalf("bookmark %v", ev.Object)
+		}
+		return
+	}
+}
+
+func TestMalformedResourceVersionIsBadRequest(t *testing.T) {
+	s := apiservertest.Start(t)
+	_, err := s.Client.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{ResourceVersion: "abc"})
+	if !apierrors.IsBadRequest(err) || err.Error() != `invalid resource version: "abc"` {
+		t.Fatalf("err %v, want 400 invalid resource version", err)
 	}
 }

@@ -211,6 +211,11 @@ func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.I
 		ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch,
 		Predicate: s.predicate(opts), Recursive: true, SendInitialEvents: opts.SendInitialEvents,
 	}
+	if opts.ResourceVersion == "" && opts.SendInitialEvents == nil {
+		// a watch from "now" starts with the current state, as upstream's
+		sendInitial := true
+		sopts.SendInitialEvents = &sendInitial
+	}
 	key := s.KeyPrefix(ns)
 	if name, ok := singleName(opts.Field); ok && (ns != "" || !s.Resource.Namespaced) {
 		key, sopts.Recursive = s.Key(ns, name), false
@@ -647,7 +652,13 @@ func (s *Store) interpret(err error, name string) error {
 		if msg == "" {
 			msg = fmt.Sprintf("too old resource version: %d", se.ResourceVersion)
 		}
-		return apierrors.NewResourceExpired(msg)
+		expired := apierrors.NewResourceExpired(msg)
+		var ec *storage.ExpiredContinueError
+		if errors.As(err, &ec) {
+			// where to continue, inconsistently, at the latest revision
+			expired.ErrStatus.ListMeta.Continue = ec.Continue
+		}
+		return expired
 	case storage.ErrCodeTooLargeResourceVersion:
 		var asked, current int64
 		fmt.Sscanf(se.Detail, "Too large resource version: %d, current: %d", &asked, &current)

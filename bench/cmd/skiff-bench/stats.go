@@ -52,7 +52,7 @@ func newRow(phase string, latencies []time.Duration, errs int, wall time.Duratio
 		MaxMs:  ms(percentile(s, 100)),
 	}
 	if wall > 0 {
-		r.OpsPerSec = float64(len(s)) / wall.Seconds()
+		r.OpsPerSec = math.Round(float64(len(s))/wall.Seconds()*10) / 10
 	}
 	return r
 }
