@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,6 +341,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.URL.Path == "/metrics":
 		metricsHandler.ServeHTTP(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/debug/pprof"):
+		// profiling, on by default as upstream's --profiling; authenticated users only
+		servePprof(w, r)
 		return
 	case !ri.IsResourceRequest:
 		if s.serveDiscovery(w, r, ri) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -71,17 +72,21 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		writeError(w, r, err)
 		return
 	}
-	var buf bytes.Buffer
-	enc := apis.Codecs.EncoderForVersion(mt.info.Serializer, gv)
-	if err := enc.Encode(obj, &buf); err != nil {
+	var body []byte
+	if mt.info.MediaType == runtime.ContentTypeJSON && meta.IsListType(obj) {
+		body, err = encodeJSONList(obj, mt.info, gv)
+	} else {
+		body, err = encodeObject(obj, mt.info, gv)
+	}
+	if err != nil {
 		writeError(w, r, apierrors.NewInternalError(err))
 		return
 	}
 	w.Header().Set("Content-Type", mt.info.MediaType)
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
+		w.Write(body)
 	}
 }
 

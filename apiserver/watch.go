@@ -9,8 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // watch streams a resource's changes to the client: one frame per event in the negotiated
@@ -43,7 +41,6 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 
 	flusher, _ := w.(http.Flusher)
 	stream := mt.info.StreamSerializer
-	objectEncoder := apis.Codecs.EncoderForVersion(mt.info.Serializer, h.gv())
 	frameEncoder := stream.Serializer
 	contentType := mt.info.MediaType
 	if mt.info.MediaType == runtime.ContentTypeJSON {
@@ -61,7 +58,7 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 
 	timeout := time.NewTimer(watchTimeout(internal))
 	defer timeout.Stop()
-	var objBuf, frameBuf bytes.Buffer
+	var frameBuf bytes.Buffer
 	for {
 		select {
 		case <-ctx.Done():
@@ -72,15 +69,15 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 			if !ok {
 				return
 			}
-			objBuf.Reset()
-			gvEncoder := objectEncoder
+			gv := h.gv()
 			if ev.Type == watch.Error {
-				gvEncoder = apis.Codecs.EncoderForVersion(mt.info.Serializer, metav1.SchemeGroupVersion)
+				gv = metav1.SchemeGroupVersion
 			}
-			if err := gvEncoder.Encode(ev.Object, &objBuf); err != nil {
+			objBytes, err := encodeObject(ev.Object, mt.info, gv)
+			if err != nil {
 				return
 			}
-			out := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: objBuf.Bytes()}}
+			out := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: objBytes}}
 			frameBuf.Reset()
 			if err := frameEncoder.Encode(out, &frameBuf); err != nil {
 				return

@@ -1,0 +1,142 @@
+package apiserver
+
+import (
+	"bytes"
+	"reflect"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiff-dev/skiff/apis"
+)
+
+// Encoding the same stored object again and again is most of what a read costs: a LIST of
+// 5,000 pods, a GET of a hot object, one event fanned out to a hundred watchers. An object
+// state is identified by its uid and resourceVersion (the etcd revision of the write that
+// made it), so its encoding can be kept and reused until the cache is full, whichever
+// request asks. Objects without both (dry runs, Status) are always encoded afresh.
+
+type encodedKey struct {
+	typ       reflect.Type
+	mediaType string
+	gv        schema.GroupVersion
+	uid       types.UID
+	rv        string
+	// typed: with apiVersion and kind (a single object), or without (a list item)
+	typed bool
+}
+
+type encodingCache struct {
+	mu      sync.RWMutex
+	entries map[encodedKey][]byte
+	size    int // bytes held
+}
+
+// maxEncodedBytes bounds the cache; when it is reached the cache starts over, which costs a
+// round of encodings and nothing else.
+const maxEncodedBytes = 64 << 20
+
+var encoded = &encodingCache{entries: map[encodedKey][]byte{}}
+
+func (c *encodingCache) get(k encodedKey) ([]byte, bool) {
+	c.mu.RLock()
+	b, ok := c.entries[k]
+	c.mu.RUnlock()
+	return b, ok
+}
+
+func (c *encodingCache) put(k encodedKey, b []byte) {
+	c.mu.Lock()
+	if c.size+len(b) > maxEncodedBytes {
+		c.entries, c.size = map[encodedKey][]byte{}, 0
+	}
+	if _, ok := c.entries[k]; !ok {
+		c.entries[k] = b
+		c.size += len(b)
+	}
+	c.mu.Unlock()
+}
+
+// cacheKey returns the key of obj's encoding, or false when obj has no stable identity.
+func cacheKey(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion, typed bool) (encodedKey, bool) {
+	m, err := meta.Accessor(obj)
+	if err != nil || m.GetUID() == "" || m.GetResourceVersion() == "" {
+		return encodedKey{}, false
+	}
+	return encodedKey{typ: reflect.TypeOf(obj), mediaType: info.MediaType, gv: gv, uid: m.GetUID(), rv: m.GetResourceVersion(), typed: typed}, true
+}
+
+// encodeObject returns obj encoded in info's format with gv's apiVersion and kind.
+func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, error) {
+	key, cacheable := cacheKey(obj, info, gv, true)
+	if cacheable {
+		if b, ok := encoded.get(key); ok {
+			return b, nil
+		}
+	}
+	var buf bytes.Buffer
+	if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	if cacheable {
+		encoded.put(key, b)
+	}
+	return b, nil
+}
+
+// encodeJSONList writes a typed list as JSON, reusing the encodings of its items. Every list
+// kind ends with its items, so the envelope is the list encoded without items, with the
+// items spliced in before its closing "]}".
+func encodeJSONList(list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, error) {
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	envelope := list.DeepCopyObject()
+	if err := meta.SetList(envelope, []runtime.Object{}); err != nil {
+		return nil, err
+	}
+	var head bytes.Buffer
+	if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(envelope, &head); err != nil {
+		return nil, err
+	}
+	h := bytes.TrimRight(head.Bytes(), "\n")
+	if !bytes.HasSuffix(h, []byte(`"items":[]}`)) {
+		// not the shape expected: encode it whole
+		var whole bytes.Buffer
+		err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(list, &whole)
+		return whole.Bytes(), err
+	}
+	h = h[:len(h)-2]
+	out := bytes.NewBuffer(make([]byte, 0, len(h)+len(items)*2048))
+	out.Write(h)
+	var itemBuf bytes.Buffer
+	for i, it := range items {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		key, cacheable := cacheKey(it, info, gv, false)
+		if cacheable {
+			if b, ok := encoded.get(key); ok {
+				out.Write(b)
+				continue
+			}
+		}
+		itemBuf.Reset()
+		if err := info.Serializer.Encode(it, &itemBuf); err != nil {
+			return nil, err
+		}
+		b := bytes.TrimRight(itemBuf.Bytes(), "\n")
+		if cacheable {
+			b = bytes.Clone(b)
+			encoded.put(key, b)
+		}
+		out.Write(b)
+	}
+	out.WriteString("]}\n")
+	return out.Bytes(), nil
+}
