@@ -96,7 +96,20 @@ func encodeJSONList(list runtime.Object, info runtime.SerializerInfo, gv schema.
 	if err != nil {
 		return nil, err
 	}
-	envelope := list.DeepCopyObject()
+	// the envelope is a fresh list of the same kind with the same list metadata: copying the
+	// list itself would copy every item
+	envelope := reflect.New(reflect.TypeOf(list).Elem()).Interface().(runtime.Object)
+	src, err := meta.ListAccessor(list)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := meta.ListAccessor(envelope)
+	if err != nil {
+		return nil, err
+	}
+	dst.SetResourceVersion(src.GetResourceVersion())
+	dst.SetContinue(src.GetContinue())
+	dst.SetRemainingItemCount(src.GetRemainingItemCount())
 	if err := meta.SetList(envelope, []runtime.Object{}); err != nil {
 		return nil, err
 	}
