@@ -441,12 +441,26 @@ func (c *Cacher) CurrentRevision(ctx context.Context) (int64, error) {
 	return c.store.CurrentRevision(ctx)
 }
 
-// Get implements storage.Interface. "" is a consistent read and goes to etcd (one key is
-// cheaper to read than to wait for); "0" is whatever the cache holds; "N" waits for the cache
-// to reach N.
+// Get implements storage.Interface. "" is a consistent read: the cache waits until it has
+// seen etcd's current revision (fetched once for many concurrent reads) and answers from
+// memory, or lets etcd answer when it cannot catch up in time; "0" is whatever the cache
+// holds; "N" waits for the cache to reach N.
 func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
-	if opts.ResourceVersion == "" || !c.covers(key) || reflect.TypeOf(out) != c.objType || !c.Ready() {
+	if !c.covers(key) || reflect.TypeOf(out) != c.objType || !c.Ready() {
 		return c.store.Get(ctx, key, opts, out)
+	}
+	if opts.ResourceVersion == "" {
+		current, err := c.store.CurrentRevision(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.waitFor(ctx, key, current, freshnessTimeout); err != nil {
+			if storage.HasCode(err, storage.ErrCodeTooLargeResourceVersion) {
+				return c.store.Get(ctx, key, opts, out)
+			}
+			return err
+		}
+		return c.getFromCache(key, opts, out)
 	}
 	rv, err := parseRV(key, opts.ResourceVersion)
 	if err != nil {
@@ -457,6 +471,11 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 			return err
 		}
 	}
+	return c.getFromCache(key, opts, out)
+}
+
+// getFromCache copies the cached object at key into out.
+func (c *Cacher) getFromCache(key string, opts storage.GetOptions, out runtime.Object) error {
 	c.mu.RLock()
 	obj, ok := c.objects.get(key)
 	c.mu.RUnlock()

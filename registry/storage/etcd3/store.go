@@ -38,13 +38,16 @@ type Store struct {
 	// newObjectForKey gives the object a bookmark of a watch on key carries, when no event
 	// has shown the watched type yet.
 	newObjectForKey func(key string) runtime.Object
+	revisions       *revisionReads
 }
 
 var _ storage.Interface = &Store{}
 
 // New returns a Store that reads and writes through client.
 func New(client *clientv3.Client) *Store {
-	return &Store{client: client, newObjectForKey: objectForStorageKey}
+	s := &Store{client: client, newObjectForKey: objectForStorageKey}
+	s.revisions = &revisionReads{fetch: s.fetchRevision}
+	return s
 }
 
 // Client is the etcd client the store uses (the watch cache watches through it too).
@@ -463,6 +466,11 @@ func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, prec
 
 // CurrentRevision implements storage.Interface with a linearizable count-only read.
 func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	return s.revisions.get(ctx)
+}
+
+// fetchRevision reads the current revision with a linearizable request.
+func (s *Store) fetchRevision(ctx context.Context) (int64, error) {
 	resp, err := s.client.Get(ctx, "compact_rev_key", clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("reading the current revision: %w", err)
