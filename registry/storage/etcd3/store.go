@@ -77,9 +77,15 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object)
 	if !resp.Succeeded {
 		return storage.NewError(storage.ErrCodeKeyExists, key, 0, "key exists")
 	}
-	if out != nil {
-		_, err = Decode(data, out, resp.Header.Revision)
+	if out == nil {
+		return nil
 	}
+	if reflect.TypeOf(out) == reflect.TypeOf(obj) {
+		// what was written is obj: a copy of it saves decoding the bytes again
+		reflect.ValueOf(out).Elem().Set(reflect.ValueOf(obj).Elem())
+		return setResourceVersion(out, resp.Header.Revision)
+	}
+	_, err = Decode(data, out, resp.Header.Revision)
 	return err
 }
 
