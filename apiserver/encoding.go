@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"reflect"
 	"sync"
 
@@ -88,68 +90,77 @@ func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.Gro
 	return b, nil
 }
 
-// encodeJSONList writes a typed list as JSON, reusing the encodings of its items. Every list
-// kind ends with its items, so the envelope is the list encoded without items, with the
-// items spliced in before its closing "]}".
-func encodeJSONList(list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, error) {
+// writeJSONList writes a typed list as JSON to w, reusing the encodings of its items. Every
+// list kind ends with its items, so the envelope is the list encoded without items, with the
+// items written in before its closing "]}". start is called once, before the first byte.
+func writeJSONList(w io.Writer, start func(), list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
 	items, err := meta.ExtractList(list)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// the envelope is a fresh list of the same kind with the same list metadata: copying the
 	// list itself would copy every item
 	envelope := reflect.New(reflect.TypeOf(list).Elem()).Interface().(runtime.Object)
 	src, err := meta.ListAccessor(list)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dst, err := meta.ListAccessor(envelope)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dst.SetResourceVersion(src.GetResourceVersion())
 	dst.SetContinue(src.GetContinue())
 	dst.SetRemainingItemCount(src.GetRemainingItemCount())
 	if err := meta.SetList(envelope, []runtime.Object{}); err != nil {
-		return nil, err
+		return err
 	}
 	var head bytes.Buffer
 	if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(envelope, &head); err != nil {
-		return nil, err
+		return err
 	}
 	h := bytes.TrimRight(head.Bytes(), "\n")
 	if !bytes.HasSuffix(h, []byte(`"items":[]}`)) {
 		// not the shape expected: encode it whole
 		var whole bytes.Buffer
-		err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(list, &whole)
-		return whole.Bytes(), err
+		if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(list, &whole); err != nil {
+			return err
+		}
+		start()
+		_, err := w.Write(whole.Bytes())
+		return err
 	}
-	h = h[:len(h)-2]
-	out := bytes.NewBuffer(make([]byte, 0, len(h)+len(items)*2048))
-	out.Write(h)
+	// encode what is not cached before the first byte goes out, so that an encoding error
+	// can still be answered with a Status
+	encodedItems := make([][]byte, len(items))
 	var itemBuf bytes.Buffer
 	for i, it := range items {
-		if i > 0 {
-			out.WriteByte(',')
-		}
 		key, cacheable := cacheKey(it, info, gv, false)
 		if cacheable {
 			if b, ok := encoded.get(key); ok {
-				out.Write(b)
+				encodedItems[i] = b
 				continue
 			}
 		}
 		itemBuf.Reset()
 		if err := info.Serializer.Encode(it, &itemBuf); err != nil {
-			return nil, err
+			return err
 		}
-		b := bytes.TrimRight(itemBuf.Bytes(), "\n")
+		b := bytes.Clone(bytes.TrimRight(itemBuf.Bytes(), "\n"))
 		if cacheable {
-			b = bytes.Clone(b)
 			encoded.put(key, b)
 		}
-		out.Write(b)
+		encodedItems[i] = b
 	}
-	out.WriteString("]}\n")
-	return out.Bytes(), nil
+	start()
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(h[:len(h)-2])
+	for i, b := range encodedItems {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(b)
+	}
+	bw.WriteString("]}\n")
+	return bw.Flush()
 }

@@ -72,12 +72,18 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		writeError(w, r, err)
 		return
 	}
-	var body []byte
 	if mt.info.MediaType == runtime.ContentTypeJSON && meta.IsListType(obj) {
-		body, err = encodeJSONList(obj, mt.info, gv)
-	} else {
-		body, err = encodeObject(obj, mt.info, gv)
+		// lists stream: no second copy of a large body in memory
+		err := writeJSONList(w, func() {
+			w.Header().Set("Content-Type", mt.info.MediaType)
+			w.WriteHeader(code)
+		}, obj, mt.info, gv)
+		if err != nil {
+			writeError(w, r, apierrors.NewInternalError(err))
+		}
+		return
 	}
+	body, err := encodeObject(obj, mt.info, gv)
 	if err != nil {
 		writeError(w, r, apierrors.NewInternalError(err))
 		return
