@@ -279,24 +279,33 @@ func dryRun(r *http.Request) (bool, error) {
 	return len(values) > 0, nil
 }
 
+// decodeWrite reads, decodes and checks the body of a create or update of the resource.
+func (h *resourceHandler) decodeWrite(r *http.Request, ri *requestInfo) (runtime.Object, metav1.Object, bool, error) {
+	body, err := h.readBody(r)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	obj, err := h.decodeBody(r, body, h.res.GroupVersionKind())
+	if err != nil {
+		return nil, nil, false, err
+	}
+	m, _ := meta.Accessor(obj)
+	if err := checkNamespace(h.res, ri, m); err != nil {
+		return nil, nil, false, err
+	}
+	return obj, m, dry, nil
+}
+
 func (h *resourceHandler) create(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, int, error) {
 	if ri.Name != "" {
 		return nil, 0, apierrors.NewMethodNotSupported(h.store.GroupResource(), "create")
 	}
-	body, err := h.readBody(r)
+	obj, _, dry, err := h.decodeWrite(r, ri)
 	if err != nil {
-		return nil, 0, err
-	}
-	dry, err := dryRun(r)
-	if err != nil {
-		return nil, 0, err
-	}
-	obj, err := h.decodeBody(r, body, h.res.GroupVersionKind())
-	if err != nil {
-		return nil, 0, err
-	}
-	m, _ := meta.Accessor(obj)
-	if err := checkNamespace(h.res, ri, m); err != nil {
 		return nil, 0, err
 	}
 	if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, obj); err != nil {
@@ -308,6 +317,14 @@ func (h *resourceHandler) create(ctx context.Context, ri *requestInfo, r *http.R
 		return nil, 0, err
 	}
 	return out, http.StatusCreated, nil
+}
+
+// nameMatchesURL is upstream's rule for a body written to a named URL.
+func nameMatchesURL(bodyName, urlName string) error {
+	if bodyName != urlName {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", bodyName, urlName))
+	}
+	return nil
 }
 
 // checkNamespace applies upstream's rules on the namespace in a body against the URL's.
@@ -322,24 +339,12 @@ func checkNamespace(res *apis.Resource, ri *requestInfo, m metav1.Object) error 
 }
 
 func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, int, error) {
-	body, err := h.readBody(r)
+	obj, m, dry, err := h.decodeWrite(r, ri)
 	if err != nil {
 		return nil, 0, err
 	}
-	dry, err := dryRun(r)
-	if err != nil {
+	if err := nameMatchesURL(m.GetName(), ri.Name); err != nil {
 		return nil, 0, err
-	}
-	obj, err := h.decodeBody(r, body, h.res.GroupVersionKind())
-	if err != nil {
-		return nil, 0, err
-	}
-	m, _ := meta.Accessor(obj)
-	if err := checkNamespace(h.res, ri, m); err != nil {
-		return nil, 0, err
-	}
-	if m.GetName() != ri.Name {
-		return nil, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), ri.Name))
 	}
 	out, created, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, func(ctx context.Context, current runtime.Object) (runtime.Object, error) {
 		if current == nil {
@@ -409,8 +414,8 @@ func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.Gro
 		apis.Scheme.Default(obj)
 		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
 		pm, _ := meta.Accessor(obj)
-		if pm.GetName() != name {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", pm.GetName(), name))
+		if err := nameMatchesURL(pm.GetName(), name); err != nil {
+			return nil, err
 		}
 		if gvk == h.res.GroupVersionKind() {
 			obj = h.track(r, subresource, current, obj)

@@ -52,8 +52,8 @@ func (p parentWrite) write(ctx context.Context, h *resourceHandler, ri *requestI
 		if err := checkNamespace(h.res, ri, m); err != nil {
 			return nil, schema.GroupVersion{}, 0, err
 		}
-		if m.GetName() != ri.Name {
-			return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), ri.Name))
+		if err := nameMatchesURL(m.GetName(), ri.Name); err != nil {
+			return nil, schema.GroupVersion{}, 0, err
 		}
 		update = func(_ context.Context, current runtime.Object) (runtime.Object, error) {
 			if current == nil {
@@ -96,8 +96,8 @@ func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo
 	if binding.Namespace != "" && binding.Namespace != ri.Namespace {
 		return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
-	if binding.Name != ri.Name {
-		return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", binding.Name, ri.Name))
+	if err := nameMatchesURL(binding.Name, ri.Name); err != nil {
+		return nil, schema.GroupVersion{}, 0, err
 	}
 	if errs := apis.ValidatePodBinding(binding); len(errs) > 0 {
 		return nil, schema.GroupVersion{}, 0, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, errs)
@@ -224,8 +224,8 @@ func (replicaSetScale) write(ctx context.Context, h *resourceHandler, ri *reques
 			return nil, autoscalingV1, 0, err
 		}
 		scale := obj.(*autoscalingv1.Scale)
-		if scale.Name != ri.Name {
-			return nil, autoscalingV1, 0, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", scale.Name, ri.Name))
+		if err := nameMatchesURL(scale.Name, ri.Name); err != nil {
+			return nil, autoscalingV1, 0, err
 		}
 		change = func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return scale, nil }
 	case "patch":

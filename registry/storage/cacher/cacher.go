@@ -462,7 +462,7 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 		}
 		return c.getFromCache(key, opts, out)
 	}
-	rv, err := parseRV(key, opts.ResourceVersion)
+	rv, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
 		return err
 	}
@@ -498,7 +498,7 @@ func (c *Cacher) GetList(ctx context.Context, key string, opts storage.ListOptio
 	if !c.servesList(key, opts, listObj) {
 		return c.store.GetList(ctx, key, opts, listObj)
 	}
-	rv, err := parseRV(key, opts.ResourceVersion)
+	rv, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
 		return err
 	}
@@ -632,7 +632,7 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 	if !c.covers(key) {
 		return c.store.Watch(ctx, key, opts)
 	}
-	rv, err := parseRV(key, opts.ResourceVersion)
+	rv, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -773,14 +773,3 @@ type closedWatcher struct{ ch chan watch.Event }
 
 func (w *closedWatcher) Stop()                          {}
 func (w *closedWatcher) ResultChan() <-chan watch.Event { return w.ch }
-
-func parseRV(key, rv string) (int64, error) {
-	if rv == "" || rv == "0" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(rv, 10, 64)
-	if err != nil || n < 0 {
-		return 0, storage.NewError(storage.ErrCodeInvalidObj, key, 0, fmt.Sprintf("invalid resource version: %q", rv))
-	}
-	return n, nil
-}

@@ -92,7 +92,7 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object)
 // Get implements storage.Interface. Every resourceVersion is served by a linearizable etcd
 // read, which is at least as new as any revision a client has seen from this etcd.
 func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
-	minRV, err := parseRV(key, opts.ResourceVersion)
+	minRV, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (s *Store) GetList(ctx context.Context, key string, opts storage.ListOption
 	pred := opts.Predicate
 	paging := opts.Recursive && pred.Limit > 0
 
-	fromRV, err := parseRV(key, opts.ResourceVersion)
+	fromRV, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
 		return err
 	}
@@ -504,18 +504,6 @@ func checkPreconditions(key string, p *storage.Preconditions, obj runtime.Object
 			*p.ResourceVersion, accessor.GetResourceVersion()))
 	}
 	return nil
-}
-
-// parseRV reads a resourceVersion parameter; "" and "0" are 0.
-func parseRV(key, rv string) (int64, error) {
-	if rv == "" || rv == "0" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(rv, 10, 64)
-	if err != nil || n < 0 {
-		return 0, storage.NewError(storage.ErrCodeInvalidObj, key, 0, fmt.Sprintf("invalid resource version: %q", rv))
-	}
-	return n, nil
 }
 
 func formatRV(rev int64) string { return strconv.FormatInt(rev, 10) }

@@ -34,7 +34,7 @@ const (
 // RequestProgress); the initial-events-end bookmark is sent when SendInitialEvents and
 // AllowWatchBookmarks are both set, as upstream.
 func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
-	rv, err := parseRV(key, opts.ResourceVersion)
+	rv, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
 		return nil, err
 	}
