@@ -335,6 +335,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.health.serve(w, r):
 		return
+	case s.serveOpenAPI(w, r):
+		return
 	case r.URL.Path == "/version":
 		info := apis.VersionInfo()
 		writeRawJSON(w, http.StatusOK, &info)

@@ -72,6 +72,10 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		writeError(w, r, err)
 		return
 	}
+	if obj, gv, err = transformResponse(r, mt, obj, gv); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if mt.info.MediaType == runtime.ContentTypeJSON && meta.IsListType(obj) {
 		// lists stream: no second copy of a large body in memory
 		err := writeJSONList(w, func() {

@@ -69,11 +69,13 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 			if !ok {
 				return
 			}
-			gv := h.gv()
+			gv, obj := h.gv(), ev.Object
 			if ev.Type == watch.Error {
 				gv = metav1.SchemeGroupVersion
+			} else if obj, gv, err = transformResponse(r, mt, obj, gv); err != nil {
+				return
 			}
-			objBytes, err := encodeObject(ev.Object, mt.info, gv)
+			objBytes, err := encodeObject(obj, mt.info, gv)
 			if err != nil {
 				return
 			}
