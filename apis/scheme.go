@@ -2,6 +2,8 @@ package apis
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,7 +27,7 @@ var (
 func init() {
 	builders := []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
-		eventsv1.AddToScheme, autoscalingv1.AddToScheme, metav1beta1.AddMetaToScheme,
+		eventsv1.AddToScheme, autoscalingv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme, metav1beta1.AddMetaToScheme,
 		addEventConversions, addDefaultingFuncs,
 	}
 	for _, add := range builders {

@@ -31,6 +31,10 @@ type Resource struct {
 	Categories   []string
 	Subresources []Subresource
 
+	// Review marks a resource that is only ever created and answered, never stored (the
+	// authentication and authorization reviews): it has no storage and no watch cache.
+	Review bool
+
 	// StorageKey is the segment under /registry/ that holds this resource in etcd, as upstream
 	// lays it out ("minions" for nodes).
 	StorageKey string
@@ -102,6 +106,8 @@ var (
 	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
 	eventsV1       = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
+	authnV1        = schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}
+	authzV1        = schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
 )
 
@@ -169,6 +175,22 @@ var Resources = []*Resource{
 		GroupVersion: eventsV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ev"},
 		StorageKey: "events", StorageVersion: coreV1, Fields: eventsV1Fields,
+	},
+	{
+		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",
+		Verbs: []string{"create"}, Review: true,
+	},
+	{
+		GroupVersion: authzV1, Name: "selfsubjectaccessreviews", SingularName: "selfsubjectaccessreview", Kind: "SelfSubjectAccessReview",
+		Verbs: []string{"create"}, Review: true,
+	},
+	{
+		GroupVersion: authzV1, Name: "selfsubjectrulesreviews", SingularName: "selfsubjectrulesreview", Kind: "SelfSubjectRulesReview",
+		Verbs: []string{"create"}, Review: true,
+	},
+	{
+		GroupVersion: authzV1, Name: "subjectaccessreviews", SingularName: "subjectaccessreview", Kind: "SubjectAccessReview",
+		Verbs: []string{"create"}, Review: true,
 	},
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -88,11 +89,25 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 // without touching the handlers.
 type authorizer interface {
 	Authorize(ctx context.Context, user *authn.User, ri *requestInfo) (allowed bool, reason string, err error)
+	// RulesFor lists what user may do in namespace, for SelfSubjectRulesReview.
+	RulesFor(user *authn.User, namespace string) authorizationv1.SubjectRulesReviewStatus
 }
 
 // allowAuthenticated lets every authenticated user do everything, and the anonymous user
 // read only the public health and version paths.
 type allowAuthenticated struct{}
+
+func (allowAuthenticated) RulesFor(user *authn.User, _ string) authorizationv1.SubjectRulesReviewStatus {
+	if user.Name == authn.Anonymous {
+		return authorizationv1.SubjectRulesReviewStatus{NonResourceRules: []authorizationv1.NonResourceRule{
+			{Verbs: []string{"get"}, NonResourceURLs: []string{"/healthz", "/livez", "/readyz", "/version"}},
+		}}
+	}
+	return authorizationv1.SubjectRulesReviewStatus{
+		ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+		NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+	}
+}
 
 func (allowAuthenticated) Authorize(_ context.Context, user *authn.User, ri *requestInfo) (bool, string, error) {
 	if user.Name == authn.Anonymous {
@@ -353,6 +368,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, "get", schema.GroupResource{}, "", "the server could not find the requested resource", 0, true))
+		return
+	}
+	if res := apis.Lookup(ri.groupVersion(), ri.Resource); res != nil && res.Review {
+		s.serveReview(w, r, ri, res)
 		return
 	}
 	h := s.resources[ri.groupVersion()][ri.Resource]

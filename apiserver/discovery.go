@@ -3,6 +3,7 @@ package apiserver
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -27,11 +28,14 @@ func resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
 	list := &metav1.APIResourceList{GroupVersion: gv.String()}
 	list.Kind, list.APIVersion = "APIResourceList", "v1"
 	for _, r := range apis.ResourcesIn(gv) {
-		list.APIResources = append(list.APIResources, metav1.APIResource{
+		ar := metav1.APIResource{
 			Name: r.Name, SingularName: r.SingularName, Namespaced: r.Namespaced, Kind: r.Kind,
 			Verbs: r.Verbs, ShortNames: r.ShortNames, Categories: r.Categories,
-			StorageVersionHash: storageVersionHash(r.StorageVersion, r.Kind),
-		})
+		}
+		if !r.Review {
+			ar.StorageVersionHash = storageVersionHash(r.StorageVersion, r.Kind)
+		}
+		list.APIResources = append(list.APIResources, ar)
 		for _, s := range r.Subresources {
 			ar := metav1.APIResource{
 				Name: r.Name + "/" + s.Name, Namespaced: r.Namespaced, Kind: s.Kind, Verbs: s.Verbs,
@@ -68,22 +72,24 @@ func servedGroups() []metav1.APIGroup {
 	return groups
 }
 
-// wantsAggregated reports whether the client asked for aggregated discovery (v2), which
-// client-go and kubectl prefer: all groups and resources in one document.
-func wantsAggregated(r *http.Request) bool {
+// wantsAggregated returns the aggregated discovery version (v2 or v2beta1) the client asked
+// for, or "" when its Accept prefers the legacy documents. client-go and kubectl prefer
+// aggregated discovery: every group and resource in one document.
+func wantsAggregated(r *http.Request) string {
 	for _, clause := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(clause))
 		if err != nil || mt != "application/json" {
 			continue
 		}
-		if params["g"] == "apidiscovery.k8s.io" && params["v"] == "v2" && params["as"] == "APIGroupDiscoveryList" {
-			return true
+		if params["g"] == "apidiscovery.k8s.io" && params["as"] == "APIGroupDiscoveryList" &&
+			(params["v"] == "v2" || params["v"] == "v2beta1") {
+			return params["v"]
 		}
 		if params["as"] == "" {
-			return false // plain JSON came first
+			return "" // plain JSON came first
 		}
 	}
-	return false
+	return ""
 }
 
 // aggregated builds the v2 discovery document of the legacy group (legacy=true) or of the
@@ -133,19 +139,36 @@ func aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 	return out
 }
 
-const aggregatedContentType = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+// aggregatedDocument is an aggregated discovery document encoded once, with its ETag.
+type aggregatedDocument struct {
+	body []byte
+	etag string
+}
 
-func writeAggregated(w http.ResponseWriter, doc *apidiscoveryv2.APIGroupDiscoveryList) {
+// encodeAggregated encodes doc as the given apidiscovery version (v2beta1 has v2's shape).
+func encodeAggregated(doc *apidiscoveryv2.APIGroupDiscoveryList, version string) aggregatedDocument {
+	doc = doc.DeepCopy()
+	doc.APIVersion = "apidiscovery.k8s.io/" + version
 	body, err := json.Marshal(doc)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		panic(err) // plain structs: cannot fail
 	}
 	sum := sha256.Sum256(body)
-	w.Header().Set("Content-Type", aggregatedContentType)
-	w.Header().Set("ETag", `"`+base64.RawURLEncoding.EncodeToString(sum[:16])+`"`)
+	return aggregatedDocument{body: body, etag: `"` + hex.EncodeToString(sum[:]) + `"`}
+}
+
+// writeAggregated answers with an aggregated document, or 304 when the client holds it.
+func writeAggregated(w http.ResponseWriter, r *http.Request, docs map[string]aggregatedDocument, version string) {
+	doc := docs[version]
+	w.Header().Set("ETag", doc.etag)
+	w.Header().Set("Vary", "Accept")
+	if r.Header.Get("If-None-Match") == doc.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;g=apidiscovery.k8s.io;v="+version+";as=APIGroupDiscoveryList")
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	w.Write(doc.body)
 }
 
 // serveDiscovery answers /api, /apis and their group and version documents. It reports false
@@ -154,8 +177,8 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, ri *requ
 	parts := splitPath(r.URL.Path)
 	switch {
 	case len(parts) == 1 && parts[0] == "api":
-		if wantsAggregated(r) {
-			writeAggregated(w, s.discoveryLegacy)
+		if v := wantsAggregated(r); v != "" {
+			writeAggregated(w, r, s.discoveryLegacy, v)
 			return true
 		}
 		versions := &metav1.APIVersions{Versions: []string{"v1"},
@@ -164,8 +187,8 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, ri *requ
 		writeObject(w, r, http.StatusOK, schema.GroupVersion{Version: "v1"}, versions)
 		return true
 	case len(parts) == 1 && parts[0] == "apis":
-		if wantsAggregated(r) {
-			writeAggregated(w, s.discoveryGroups)
+		if v := wantsAggregated(r); v != "" {
+			writeAggregated(w, r, s.discoveryGroups, v)
 			return true
 		}
 		list := &metav1.APIGroupList{Groups: servedGroups()}

@@ -3,14 +3,18 @@ package apiserver_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/skiff-dev/skiff/apis"
@@ -109,4 +113,47 @@ func TestMetricsCountRequests(t *testing.T) {
 	if !regexp.MustCompile(`apiserver_registered_watchers\{group="",resource="configmaps"\} [1-9]`).Match(body) {
 		t.Errorf("/metrics does not count the open watch")
 	}
+}
+
+func TestAggregatedDiscoveryWithETag(t *testing.T) {
+	s := apiservertest.Start(t)
+	client := &http.Client{Transport: mustTransport(t, s)}
+	for _, version := range []string{"v2", "v2beta1"} {
+		accept := "application/json;g=apidiscovery.k8s.io;v=" + version + ";as=APIGroupDiscoveryList,application/json"
+		req, _ := http.NewRequest("GET", s.URL+"/apis", nil)
+		req.Header.Set("Accept", accept)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var doc apidiscoveryv2.APIGroupDiscoveryList
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.APIVersion != "apidiscovery.k8s.io/"+version || len(doc.Items) == 0 ||
+			!strings.Contains(resp.Header.Get("Content-Type"), "v="+version) {
+			t.Errorf("%s: apiVersion %q, %d groups, content type %q", version, doc.APIVersion, len(doc.Items), resp.Header.Get("Content-Type"))
+		}
+		etag := resp.Header.Get("ETag")
+		req.Header.Set("If-None-Match", etag)
+		again, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Body.Close()
+		if etag == "" || again.StatusCode != http.StatusNotModified {
+			t.Errorf("%s: ETag %q, revalidation answered %d, want 304", version, etag, again.StatusCode)
+		}
+	}
+}
+
+func mustTransport(t *testing.T, s *apiservertest.Server) http.RoundTripper {
+	t.Helper()
+	rt, err := rest.TransportFor(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }

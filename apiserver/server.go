@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,9 +36,9 @@ type Server struct {
 	// storages by etcd key segment; resources sharing storage share the watch cache
 	storages map[string]storage.Interface
 
-	discoveryLegacy *apidiscoveryv2.APIGroupDiscoveryList
-	discoveryGroups *apidiscoveryv2.APIGroupDiscoveryList
-	advertise       string
+	// aggregated discovery documents (legacy group, named groups) by apidiscovery version
+	discoveryLegacy, discoveryGroups map[string]aggregatedDocument
+	advertise                        string
 
 	inflight, mutatingInflight chan struct{}
 	// addresses are the listeners' actual addresses, set before ready is closed
@@ -82,13 +81,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:              cfg,
-		authn:            authenticator,
-		authz:            allowAuthenticated{},
-		resources:        map[schema.GroupVersion]map[string]*resourceHandler{},
-		storages:         map[string]storage.Interface{},
-		discoveryLegacy:  aggregated(true),
-		discoveryGroups:  aggregated(false),
+		cfg:       cfg,
+		authn:     authenticator,
+		authz:     allowAuthenticated{},
+		resources: map[schema.GroupVersion]map[string]*resourceHandler{},
+		storages:  map[string]storage.Interface{},
+		discoveryLegacy: map[string]aggregatedDocument{
+			"v2": encodeAggregated(aggregated(true), "v2"), "v2beta1": encodeAggregated(aggregated(true), "v2beta1")},
+		discoveryGroups: map[string]aggregatedDocument{
+			"v2": encodeAggregated(aggregated(false), "v2"), "v2beta1": encodeAggregated(aggregated(false), "v2beta1")},
 		advertise:        advertiseAddress(cfg.BindAddresses[0]),
 		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
 		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
@@ -124,6 +125,9 @@ func (s *Server) buildResources(ctx context.Context) error {
 	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
 	var namespaces *registry.Store
 	for _, res := range apis.Resources {
+		if res.Review {
+			continue // answered, never stored: see reviews.go
+		}
 		st, ok := s.storages[res.StorageKey]
 		if !ok {
 			storageRes := res
