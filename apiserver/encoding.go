@@ -3,6 +3,8 @@ package apiserver
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"reflect"
 	"sync"
@@ -163,4 +165,82 @@ func writeJSONList(w io.Writer, start func(), list runtime.Object, info runtime.
 	}
 	bw.WriteString("]}\n")
 	return bw.Flush()
+}
+
+// protoMarshaler is what the generated k8s.io/api types implement.
+type protoMarshaler interface {
+	Marshal() ([]byte, error)
+}
+
+// writeProtobufList writes a typed list in the protobuf encoding (the k8s\x00 envelope around
+// a runtime.Unknown), reusing the encodings of its items: a list message is its ListMeta as
+// field 1 and each item as field 2, so cached item bytes are framed, not re-encoded.
+func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return err
+	}
+	gvks, _, err := apis.Scheme.ObjectKinds(list)
+	if err != nil {
+		return err
+	}
+	listMeta, ok := reflect.ValueOf(list).Elem().FieldByName("ListMeta").Addr().Interface().(protoMarshaler)
+	if !ok {
+		return fmt.Errorf("%T has no ListMeta", list)
+	}
+	metaBytes, err := listMeta.Marshal()
+	if err != nil {
+		return err
+	}
+	raw := make([]byte, 0, len(metaBytes)+len(items)*1024)
+	raw = appendField(raw, 1, metaBytes)
+	for _, it := range items {
+		key, cacheable := cacheKey(it, info, gv, false)
+		var b []byte
+		if cacheable {
+			b, _ = encoded.get(key)
+		}
+		if b == nil {
+			m, ok := it.(protoMarshaler)
+			if !ok {
+				return fmt.Errorf("%T cannot be encoded as protobuf", it)
+			}
+			if b, err = m.Marshal(); err != nil {
+				return err
+			}
+			if cacheable {
+				encoded.put(key, b)
+			}
+		}
+		raw = appendField(raw, 2, b)
+	}
+	unk := &runtime.Unknown{
+		TypeMeta: runtime.TypeMeta{APIVersion: gv.String(), Kind: gvks[0].Kind},
+		Raw:      raw,
+	}
+	var out bytes.Buffer
+	if err := info.Serializer.Encode(unk, &out); err != nil {
+		return err
+	}
+	start()
+	_, err = w.Write(out.Bytes())
+	return err
+}
+
+// appendField appends a length-delimited protobuf field.
+func appendField(b []byte, field int, value []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(field<<3|2))
+	b = binary.AppendUvarint(b, uint64(len(value)))
+	return append(b, value...)
+}
+
+// listWriterFor returns the list writer for a media type, or nil when lists are encoded whole.
+func listWriterFor(mediaType string) func(io.Writer, func(), runtime.Object, runtime.SerializerInfo, schema.GroupVersion) error {
+	switch mediaType {
+	case runtime.ContentTypeJSON:
+		return writeJSONList
+	case runtime.ContentTypeProtobuf:
+		return writeProtobufList
+	}
+	return nil
 }

@@ -44,3 +44,27 @@ func TestSplicedJSONListIsWhatTheEncoderWrites(t *testing.T) {
 		t.Errorf("empty list %s %v", empty.Bytes(), err)
 	}
 }
+
+func TestSplicedProtobufListIsWhatTheEncoderWrites(t *testing.T) {
+	list := &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "42"}}
+	for i := 0; i < 3; i++ {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("p", i), Namespace: "default",
+			UID: types.UID(fmt.Sprint("puid-", i)), ResourceVersion: fmt.Sprint(10 + i)}}
+		p.Spec.Containers = []corev1.Container{{Name: "c", Image: "busybox"}}
+		list.Items = append(list.Items, p)
+	}
+	info := serializerFor(runtime.ContentTypeProtobuf)
+	var want bytes.Buffer
+	if err := apis.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion).Encode(list, &want); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 2; round++ {
+		var got bytes.Buffer
+		if err := writeProtobufList(&got, func() {}, list, info, corev1.SchemeGroupVersion); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("round %d: %d bytes, the encoder writes %d", round, got.Len(), want.Len())
+		}
+	}
+}

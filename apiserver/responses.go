@@ -76,9 +76,9 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		writeError(w, r, err)
 		return
 	}
-	if mt.info.MediaType == runtime.ContentTypeJSON && meta.IsListType(obj) {
-		// lists stream: no second copy of a large body in memory
-		err := writeJSONList(w, func() {
+	if listWriter := listWriterFor(mt.info.MediaType); listWriter != nil && meta.IsListType(obj) {
+		// lists are assembled from cached item encodings and streamed
+		err := listWriter(w, func() {
 			w.Header().Set("Content-Type", mt.info.MediaType)
 			w.WriteHeader(code)
 		}, obj, mt.info, gv)
