@@ -57,6 +57,9 @@ func (l *load) run(ctx context.Context) error {
 	}
 	l.gets(ctx, created)
 	l.lists(ctx, len(created))
+	if l.opts.formats {
+		l.formats(ctx)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ type options struct {
 	skiff       string
 	json        bool
 	contentType string
+	formats     bool
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.skiff, "skiff", "", "skiff binary to run instead of building ./cmd/skiff")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
 	flag.StringVar(&o.contentType, "content-type", "json", "what the client sends and asks for: json or protobuf")
+	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
 	flag.Parse()
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --pods, --workers, --watchers, --updates and --list-repeats must be at least 1, and there are no arguments")
