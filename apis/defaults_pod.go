@@ -6,7 +6,8 @@ package apis
 //
 //   - the v1 defaulters (pkg/apis/core/v1/defaults.go and the generated declarative defaults);
 //   - the v1→internal conversion, which aliases spec.serviceAccount and status.podIP;
-//   - the Priority and DefaultTolerationSeconds admission plugins, which only ever fill in.
+//   - the DefaultTolerationSeconds admission plugin, which only ever fills in (Priority
+//     admission needs the PriorityClasses, so it is the API server's, at create).
 //
 // Every function here is idempotent: it runs on each decode, including objects read back
 // from etcd, and must leave an already-defaulted pod unchanged.
@@ -43,7 +44,6 @@ func DefaultPod(pod *corev1.Pod) {
 	}
 	defaultPodLevelResources(spec)
 	DefaultPodSpec(spec)
-	defaultPodPriority(spec)
 	defaultNodeProblemTolerations(spec)
 	defaultPodIPs(&pod.Status)
 }
@@ -395,32 +395,6 @@ func roundPodQuantities(list corev1.ResourceList) {
 	for name, q := range list {
 		q.RoundUp(resource.Milli)
 		list[name] = q
-	}
-}
-
-// The classes the API server itself creates; skiff serves no PriorityClass resource, so these
-// and "none" are all the Priority admission plugin could resolve.
-var systemPriorityClasses = map[string]int32{
-	"system-node-critical":    2000001000,
-	"system-cluster-critical": 2000000000,
-}
-
-// defaultPodPriority is the Priority admission plugin's work for a cluster with no global
-// default class: priority 0 and PreemptLowerPriority for pods that name no class.
-func defaultPodPriority(spec *corev1.PodSpec) {
-	if spec.Priority != nil {
-		return
-	}
-	value, known := int32(0), spec.PriorityClassName == ""
-	if v, ok := systemPriorityClasses[spec.PriorityClassName]; ok {
-		value, known = v, true
-	}
-	if !known {
-		return
-	}
-	spec.Priority = ptr.To(value)
-	if spec.PreemptionPolicy == nil {
-		spec.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
 	}
 }
 

@@ -32,8 +32,6 @@ func TestDefaultPodFillsSpecDefaults(t *testing.T) {
 		{"schedulerName", s.SchedulerName, "default-scheduler"},
 		{"enableServiceLinks", *s.EnableServiceLinks, true},
 		{"securityContext", *s.SecurityContext, corev1.PodSecurityContext{}},
-		{"priority", *s.Priority, int32(0)},
-		{"preemptionPolicy", *s.PreemptionPolicy, corev1.PreemptLowerPriority},
 		{"terminationMessagePath", s.Containers[0].TerminationMessagePath, "/dev/termination-log"},
 		{"terminationMessagePolicy", s.Containers[0].TerminationMessagePolicy, corev1.TerminationMessageReadFile},
 		{"imagePullPolicy", s.Containers[0].ImagePullPolicy, corev1.PullIfNotPresent},
@@ -247,31 +245,6 @@ func TestDefaultServiceAccountAliases(t *testing.T) {
 		DefaultPod(pod)
 		if pod.Spec.ServiceAccountName != tt.want || pod.Spec.DeprecatedServiceAccount != tt.want {
 			t.Errorf("%s: serviceAccountName=%q serviceAccount=%q, want both %q", tt.name, pod.Spec.ServiceAccountName, pod.Spec.DeprecatedServiceAccount, tt.want)
-		}
-	}
-}
-
-func TestDefaultPriorityAsThePriorityAdmissionPlugin(t *testing.T) {
-	tests := []struct {
-		class        string
-		priority     *int32
-		wantPriority *int32
-	}{
-		{"", nil, ptr.To(int32(0))},
-		{"system-node-critical", nil, ptr.To(int32(2000001000))},
-		{"system-cluster-critical", nil, ptr.To(int32(2000000000))},
-		{"high", nil, nil}, // a class only the admission plugin can resolve
-		{"", ptr.To(int32(7)), ptr.To(int32(7))},
-	}
-	for _, tt := range tests {
-		pod := minimalPod()
-		pod.Spec.PriorityClassName, pod.Spec.Priority = tt.class, tt.priority
-		DefaultPod(pod)
-		if !equality.Semantic.DeepEqual(pod.Spec.Priority, tt.wantPriority) {
-			t.Errorf("class %q: priority = %v, want %v", tt.class, pod.Spec.Priority, tt.wantPriority)
-		}
-		if tt.priority == nil && tt.wantPriority != nil && (pod.Spec.PreemptionPolicy == nil || *pod.Spec.PreemptionPolicy != corev1.PreemptLowerPriority) {
-			t.Errorf("class %q: preemptionPolicy = %v, want PreemptLowerPriority", tt.class, pod.Spec.PreemptionPolicy)
 		}
 	}
 }

@@ -106,6 +106,7 @@ var (
 	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
 	eventsV1       = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
+	schedulingV1   = schema.GroupVersion{Group: "scheduling.k8s.io", Version: "v1"}
 	authnV1        = schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}
 	authzV1        = schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
@@ -175,6 +176,11 @@ var Resources = []*Resource{
 		GroupVersion: eventsV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ev"},
 		StorageKey: "events", StorageVersion: coreV1, Fields: eventsV1Fields,
+	},
+	{
+		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",
+		Verbs: verbsAll, ShortNames: []string{"pc"},
+		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
 	},
 	{
 		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",

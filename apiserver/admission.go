@@ -5,9 +5,11 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/skiff-dev/skiff/apis"
@@ -15,16 +17,28 @@ import (
 )
 
 // admission runs the checks upstream's admission plugins make before a write reaches the
-// registry. Today that is NamespaceLifecycle: no content in a namespace that is missing or
-// terminating, and the namespaces the system needs cannot be deleted.
+// registry: NamespaceLifecycle (no content in a namespace that is missing or terminating, and
+// the namespaces the system needs cannot be deleted) and Priority (a pod's priority comes from
+// its PriorityClass; one class at most is the global default).
 type admission struct {
-	namespaces *registry.Store
+	namespaces      *registry.Store
+	priorityClasses *registry.Store
 }
 
 // immortalNamespaces cannot be deleted, as upstream.
 var immortalNamespaces = sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic)
 
 func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns string, obj runtime.Object) error {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		if err := a.admitPodPriority(ctx, o); err != nil {
+			return err
+		}
+	case *schedulingv1.PriorityClass:
+		if err := a.admitGlobalDefault(ctx, o); err != nil {
+			return err
+		}
+	}
 	if !res.Namespaced || a.namespaces == nil {
 		return nil
 	}
@@ -54,6 +68,99 @@ func (a admission) admitDelete(_ context.Context, res *apis.Resource, _ string, 
 	if res.GroupVersion.Group == "" && res.Name == "namespaces" && immortalNamespaces.Has(name) {
 		return apierrors.NewForbidden(res.GroupVersionResource().GroupResource(), name,
 			fmt.Errorf("this namespace may not be deleted"))
+	}
+	return nil
+}
+
+// admitUpdate runs the checks of writes that change an object.
+func (a admission) admitUpdate(ctx context.Context, obj runtime.Object) error {
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+		return a.admitGlobalDefault(ctx, pc)
+	}
+	return nil
+}
+
+// lookupPriorityClass reads a class from the cache, confirming a miss with a consistent read.
+func (a admission) lookupPriorityClass(ctx context.Context, name string) (*schedulingv1.PriorityClass, error) {
+	obj, err := a.priorityClasses.Get(ctx, "", name, &metav1.GetOptions{ResourceVersion: "0"})
+	if apierrors.IsNotFound(err) {
+		obj, err = a.priorityClasses.Get(ctx, "", name, &metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*schedulingv1.PriorityClass), nil
+}
+
+// globalDefaultClass is the class pods that name none get: the global default with the lowest
+// value, as upstream picks among several.
+func (a admission) globalDefaultClass(ctx context.Context) (*schedulingv1.PriorityClass, error) {
+	list, err := a.priorityClasses.List(ctx, "", registry.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, err
+	}
+	var chosen *schedulingv1.PriorityClass
+	for i, pc := range list.(*schedulingv1.PriorityClassList).Items {
+		if pc.GlobalDefault && (chosen == nil || pc.Value < chosen.Value) {
+			chosen = &list.(*schedulingv1.PriorityClassList).Items[i]
+		}
+	}
+	return chosen, nil
+}
+
+// admitPodPriority is upstream's Priority plugin for a new pod: spec.priority and
+// spec.preemptionPolicy come from the named class (or the global default, or 0), and a pod may
+// not state values of its own that differ.
+func (a admission) admitPodPriority(ctx context.Context, pod *corev1.Pod) error {
+	if a.priorityClasses == nil {
+		return nil
+	}
+	podsGR := schema.GroupResource{Resource: "pods"}
+	var class *schedulingv1.PriorityClass
+	var err error
+	if pod.Spec.PriorityClassName == "" {
+		if class, err = a.globalDefaultClass(ctx); err != nil {
+			return err
+		}
+	} else {
+		class, err = a.lookupPriorityClass(ctx, pod.Spec.PriorityClassName)
+		if apierrors.IsNotFound(err) {
+			return apierrors.NewForbidden(podsGR, pod.Name, fmt.Errorf("no PriorityClass with name %v was found", pod.Spec.PriorityClassName))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	priority, policy := int32(0), corev1.PreemptLowerPriority
+	if class != nil {
+		pod.Spec.PriorityClassName = class.Name
+		priority = class.Value
+		if class.PreemptionPolicy != nil {
+			policy = *class.PreemptionPolicy
+		}
+	}
+	if pod.Spec.Priority != nil && *pod.Spec.Priority != priority {
+		return apierrors.NewForbidden(podsGR, pod.Name, fmt.Errorf("the integer value of priority (%d) must not be provided in pod spec; priority admission controller computed %d from the given PriorityClass name", *pod.Spec.Priority, priority))
+	}
+	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy != policy {
+		return apierrors.NewForbidden(podsGR, pod.Name, fmt.Errorf("the string value of PreemptionPolicy (%s) must not be provided in pod spec; priority admission controller computed %s from the given PriorityClass name", *pod.Spec.PreemptionPolicy, policy))
+	}
+	pod.Spec.Priority, pod.Spec.PreemptionPolicy = &priority, &policy
+	return nil
+}
+
+// admitGlobalDefault refuses a second global default class.
+func (a admission) admitGlobalDefault(ctx context.Context, pc *schedulingv1.PriorityClass) error {
+	if !pc.GlobalDefault || a.priorityClasses == nil {
+		return nil
+	}
+	existing, err := a.globalDefaultClass(ctx)
+	if err != nil {
+		return err
+	}
+	if existing != nil && existing.Name != pc.Name {
+		return apierrors.NewForbidden(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}, pc.Name,
+			fmt.Errorf("PriorityClass %v is already marked as default. Only one default can exist", existing.Name))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -123,7 +124,7 @@ func advertiseAddress(bind string) string {
 // and one registry store and handler per served resource, from the apis table.
 func (s *Server) buildResources(ctx context.Context) error {
 	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
-	var namespaces *registry.Store
+	var namespaces, priorityClasses *registry.Store
 	for _, res := range apis.Resources {
 		if res.Review {
 			continue // answered, never stored: see reviews.go
@@ -146,8 +147,11 @@ func (s *Server) buildResources(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if res.GroupVersion.Group == "" && res.Name == "namespaces" {
+		switch res.GroupVersionResource().GroupResource().String() {
+		case "namespaces":
 			namespaces = store
+		case "priorityclasses.scheduling.k8s.io":
+			priorityClasses = store
 		}
 		h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
 			subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{}}
@@ -180,7 +184,7 @@ func (s *Server) buildResources(ctx context.Context) error {
 	}
 	for _, byName := range s.resources {
 		for _, h := range byName {
-			h.admit = admission{namespaces: namespaces}
+			h.admit = admission{namespaces: namespaces, priorityClasses: priorityClasses}
 		}
 	}
 	return nil
@@ -276,6 +280,14 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		_, err := ns.Create(ctx, "", obj, false)
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", name, err)
+		}
+	}
+	pcs := s.resources[schedulingv1.SchemeGroupVersion]["priorityclasses"].store
+	for _, pc := range apis.SystemPriorityClasses {
+		obj := pc.DeepCopy()
+		apis.Scheme.Default(obj)
+		if _, err := pcs.Create(ctx, "", obj, false); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create priority class %s: %w", pc.Name, err)
 		}
 	}
 	return nil

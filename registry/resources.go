@@ -32,13 +32,14 @@ var byResource = map[schema.GroupResource]strategies{
 	{Resource: "nodes"}: {main: NodeStrategy, status: NodeStatusStrategy},
 	{Resource: "namespaces"}: {main: NamespaceStrategy, status: NamespaceStatusStrategy, finalize: NamespaceFinalizeStrategy,
 		deleteFunc: deleteNamespace, deleteDuringUpdate: namespaceFinalized},
-	{Resource: "events"}:                               {main: EventStrategy},
-	{Group: "events.k8s.io", Resource: "events"}:       {main: EventsV1Strategy},
-	{Resource: "configmaps"}:                           {main: ConfigMapStrategy},
-	{Resource: "secrets"}:                              {main: SecretStrategy},
-	{Resource: "serviceaccounts"}:                      {main: ServiceAccountStrategy},
-	{Group: "apps", Resource: "replicasets"}:           {main: ReplicaSetStrategy, status: ReplicaSetStatusStrategy},
-	{Group: "coordination.k8s.io", Resource: "leases"}: {main: LeaseStrategy},
+	{Resource: "events"}:                                      {main: EventStrategy},
+	{Group: "events.k8s.io", Resource: "events"}:              {main: EventsV1Strategy},
+	{Resource: "configmaps"}:                                  {main: ConfigMapStrategy},
+	{Resource: "secrets"}:                                     {main: SecretStrategy},
+	{Resource: "serviceaccounts"}:                             {main: ServiceAccountStrategy},
+	{Group: "apps", Resource: "replicasets"}:                  {main: ReplicaSetStrategy, status: ReplicaSetStatusStrategy},
+	{Group: "coordination.k8s.io", Resource: "leases"}:        {main: LeaseStrategy},
+	{Group: "scheduling.k8s.io", Resource: "priorityclasses"}: {main: PriorityClassStrategy},
 }
 
 func strategiesFor(r *apis.Resource) (strategies, error) {
