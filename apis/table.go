@@ -168,6 +168,15 @@ var Resources = []*Resource{
 		StorageKey: "replicasets", StorageVersion: appsV1, Fields: replicaSetFields,
 	},
 	{
+		GroupVersion: appsV1, Name: "deployments", SingularName: "deployment", Kind: "Deployment", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"deploy"}, Categories: []string{"all"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "Deployment", Verbs: verbsGetPatchUp},
+			{Name: "scale", Kind: "Scale", GroupVersion: autoscalingV1, Verbs: verbsGetPatchUp},
+		},
+		StorageKey: "deployments", StorageVersion: appsV1, Fields: objectMetaFields,
+	},
+	{
 		GroupVersion: coordinationV1, Name: "leases", SingularName: "lease", Kind: "Lease", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "leases", StorageVersion: coordinationV1, Fields: objectMetaFields,

@@ -174,7 +174,7 @@ func (s *Server) buildResources(ctx context.Context) error {
 			case "binding":
 				h.subresources["binding"] = podBinding{}
 			case "scale":
-				h.subresources["scale"] = replicaSetScale{}
+				h.subresources["scale"] = workloadScale{}
 			}
 		}
 		if s.resources[res.GroupVersion] == nil {

@@ -38,6 +38,7 @@ var byResource = map[schema.GroupResource]strategies{
 	{Resource: "secrets"}:                                     {main: SecretStrategy},
 	{Resource: "serviceaccounts"}:                             {main: ServiceAccountStrategy},
 	{Group: "apps", Resource: "replicasets"}:                  {main: ReplicaSetStrategy, status: ReplicaSetStatusStrategy},
+	{Group: "apps", Resource: "deployments"}:                  {main: DeploymentStrategy, status: DeploymentStatusStrategy},
 	{Group: "coordination.k8s.io", Resource: "leases"}:        {main: LeaseStrategy},
 	{Group: "scheduling.k8s.io", Resource: "priorityclasses"}: {main: PriorityClassStrategy},
 }
