@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -177,94 +175,3 @@ func (bindingStrategy) ValidateUpdate(context.Context, runtime.Object, runtime.O
 }
 func (bindingStrategy) AllowCreateOnUpdate() bool      { return false }
 func (bindingStrategy) AllowUnconditionalUpdate() bool { return true }
-
-// replicaSetScale serves replicasets/scale as an autoscaling/v1 Scale.
-type replicaSetScale struct{}
-
-var autoscalingV1 = autoscalingv1.SchemeGroupVersion
-
-func scaleOf(rs *appsv1.ReplicaSet) *autoscalingv1.Scale {
-	replicas := int32(1)
-	if rs.Spec.Replicas != nil {
-		replicas = *rs.Spec.Replicas
-	}
-	selector := ""
-	if sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector); err == nil {
-		selector = sel.String()
-	}
-	return &autoscalingv1.Scale{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: rs.Name, Namespace: rs.Namespace, UID: rs.UID,
-			ResourceVersion: rs.ResourceVersion, CreationTimestamp: rs.CreationTimestamp,
-		},
-		Spec:   autoscalingv1.ScaleSpec{Replicas: replicas},
-		Status: autoscalingv1.ScaleStatus{Replicas: rs.Status.Replicas, Selector: selector},
-	}
-}
-
-func (replicaSetScale) get(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request) (runtime.Object, schema.GroupVersion, error) {
-	obj, err := h.get(ctx, ri, r)
-	if err != nil {
-		return nil, autoscalingV1, err
-	}
-	return scaleOf(obj.(*appsv1.ReplicaSet)), autoscalingV1, nil
-}
-
-func (replicaSetScale) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
-	dry, err := dryRun(r)
-	if err != nil {
-		return nil, autoscalingV1, 0, err
-	}
-	scaleGVK := autoscalingV1.WithKind("Scale")
-	var change func(current *autoscalingv1.Scale) (*autoscalingv1.Scale, error)
-	switch ri.Verb {
-	case "update":
-		obj, err := h.decodeBody(r, body, scaleGVK)
-		if err != nil {
-			return nil, autoscalingV1, 0, err
-		}
-		scale := obj.(*autoscalingv1.Scale)
-		if err := nameMatchesURL(scale.Name, ri.Name); err != nil {
-			return nil, autoscalingV1, 0, err
-		}
-		change = func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return scale, nil }
-	case "patch":
-		patch, err := h.patchFunc(r, body, scaleGVK, ri.Name, "scale")
-		if err != nil {
-			return nil, autoscalingV1, 0, err
-		}
-		change = func(current *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
-			obj, err := patch(ctx, current)
-			if err != nil {
-				return nil, err
-			}
-			return obj.(*autoscalingv1.Scale), nil
-		}
-	default:
-		return nil, autoscalingV1, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Group: ri.APIGroup, Resource: ri.resourceLabel()}, ri.Verb)
-	}
-	out, _, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, func(_ context.Context, current runtime.Object) (runtime.Object, error) {
-		if current == nil {
-			return nil, apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "replicasets"}, ri.Name)
-		}
-		rs := current.(*appsv1.ReplicaSet)
-		scale, err := change(scaleOf(rs))
-		if err != nil {
-			return nil, err
-		}
-		if errs := apis.ValidateScale(scale); len(errs) > 0 {
-			return nil, apierrors.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), scale.Name, errs)
-		}
-		if scale.ResourceVersion != "" && scale.ResourceVersion != rs.ResourceVersion {
-			return nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "replicasets"}, ri.Name,
-				fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
-		}
-		replicas := scale.Spec.Replicas
-		rs.Spec.Replicas = &replicas
-		return rs, nil
-	}, dry)
-	if err != nil {
-		return nil, autoscalingV1, 0, err
-	}
-	return scaleOf(out.(*appsv1.ReplicaSet)), autoscalingV1, http.StatusOK, nil
-}
