@@ -19,6 +19,7 @@ func addDefaultingFuncs(s *runtime.Scheme) error {
 	addDefaulter(s, defaultConfigMap, func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items })
 	addDefaulter(s, defaultReplicaSet, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
 	addDefaulter(s, defaultDeployment, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
+	addDefaulter(s, defaultService, func(l *corev1.ServiceList) []corev1.Service { return l.Items })
 	addDefaulter(s, defaultPriorityClass, func(l *schedulingv1.PriorityClassList) []schedulingv1.PriorityClass { return l.Items })
 	return nil
 }

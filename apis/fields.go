@@ -121,3 +121,11 @@ func (r *Resource) SelectableFields(obj runtime.Object) fields.Set {
 	}
 	return set
 }
+
+func serviceFields(obj runtime.Object) fields.Set {
+	svc := obj.(*corev1.Service)
+	set := objectMetaFields(obj)
+	set["spec.clusterIP"] = svc.Spec.ClusterIP
+	set["spec.type"] = string(svc.Spec.Type)
+	return set
+}

@@ -107,6 +107,7 @@ var (
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
 	eventsV1       = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
 	schedulingV1   = schema.GroupVersion{Group: "scheduling.k8s.io", Version: "v1"}
+	discoveryV1    = schema.GroupVersion{Group: "discovery.k8s.io", Version: "v1"}
 	authnV1        = schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}
 	authzV1        = schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
@@ -154,6 +155,17 @@ var Resources = []*Resource{
 		StorageKey: "secrets", StorageVersion: coreV1, Fields: secretFields,
 	},
 	{
+		GroupVersion: coreV1, Name: "services", SingularName: "service", Kind: "Service", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"svc"}, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp}},
+		StorageKey:   "services/specs", StorageVersion: coreV1, Fields: serviceFields,
+	},
+	{
+		GroupVersion: coreV1, Name: "endpoints", SingularName: "endpoints", Kind: "Endpoints", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"ep"},
+		StorageKey: "services/endpoints", StorageVersion: coreV1, Fields: objectMetaFields,
+	},
+	{
 		GroupVersion: coreV1, Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"sa"},
 		StorageKey: "serviceaccounts", StorageVersion: coreV1, Fields: objectMetaFields,
@@ -185,6 +197,11 @@ var Resources = []*Resource{
 		GroupVersion: eventsV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ev"},
 		StorageKey: "events", StorageVersion: coreV1, Fields: eventsV1Fields,
+	},
+	{
+		GroupVersion: discoveryV1, Name: "endpointslices", SingularName: "endpointslice", Kind: "EndpointSlice", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "endpointslices", StorageVersion: discoveryV1, Fields: objectMetaFields,
 	},
 	{
 		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",

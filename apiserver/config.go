@@ -36,6 +36,14 @@ type Config struct {
 	// CompactionInterval is how often etcd history older than one interval is compacted.
 	// Default 5 minutes; negative disables compaction.
 	CompactionInterval time.Duration
+	// ServiceClusterIPRange is the CIDR cluster IPs are allocated from (default 10.96.0.0/12;
+	// its first address is the kubernetes Service's).
+	ServiceClusterIPRange string
+	// ServiceNodePortRange is the range node ports are allocated from (default 30000-32767).
+	ServiceNodePortRange string
+	// AdvertiseAddress is the IP the kubernetes Service's endpoints name; default the host's
+	// first global unicast IPv4 address.
+	AdvertiseAddress string
 	// WatchCacheSize is how many recent events each resource's watch cache keeps for watches
 	// that resume from a resourceVersion (older ones get 410 Gone). Default 10000.
 	WatchCacheSize int

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -44,10 +45,14 @@ type Server struct {
 	inflight, mutatingInflight chan struct{}
 	// addresses are the listeners' actual addresses, set before ready is closed
 	addresses []string
-	health    *healthChecks
-	ready     chan struct{}
-	ctx       context.Context
-	cancel    context.CancelFunc
+	// allocator reserves services' cluster IPs and node ports; endpointIP is where the
+	// kubernetes Service sends clients
+	allocator  *registry.ServiceAllocator
+	endpointIP netip.Addr
+	health     *healthChecks
+	ready      chan struct{}
+	ctx        context.Context
+	cancel     context.CancelFunc
 }
 
 // New builds an API server from cfg. Run starts it.
@@ -66,6 +71,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxMutatingRequestsInFlight == 0 {
 		cfg.MaxMutatingRequestsInFlight = 200
+	}
+	if cfg.ServiceClusterIPRange == "" {
+		cfg.ServiceClusterIPRange = "10.96.0.0/12"
+	}
+	if cfg.ServiceNodePortRange == "" {
+		cfg.ServiceNodePortRange = "30000-32767"
+	}
+	cidr, err := netip.ParsePrefix(cfg.ServiceClusterIPRange)
+	if err != nil {
+		return nil, fmt.Errorf("service cluster IP range: %w", err)
+	}
+	portBase, portCount, err := registry.ParseNodePortRange(cfg.ServiceNodePortRange)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.WatchCacheSize == 0 {
 		cfg.WatchCacheSize = cacher.DefaultHistorySize
@@ -95,6 +114,8 @@ func New(cfg Config) (*Server, error) {
 		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
 		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
 		ready:            make(chan struct{}),
+		endpointIP:       advertisedIP(cfg.AdvertiseAddress),
+		allocator:        &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
 		ctx:              ctx,
 		cancel:           cancel,
 	}
@@ -124,6 +145,7 @@ func advertiseAddress(bind string) string {
 // and one registry store and handler per served resource, from the apis table.
 func (s *Server) buildResources(ctx context.Context) error {
 	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
+	s.allocator.Storage = base
 	var namespaces, priorityClasses *registry.Store
 	for _, res := range apis.Resources {
 		if res.Review {
@@ -146,6 +168,9 @@ func (s *Server) buildResources(ctx context.Context) error {
 		store, err := registry.NewStore(res, st)
 		if err != nil {
 			return err
+		}
+		if res.GroupVersion.Group == "" && res.Name == "services" {
+			store.Allocator = s.allocator
 		}
 		switch res.GroupVersionResource().GroupResource().String() {
 		case "namespaces":
@@ -244,6 +269,14 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// the kubernetes Service names the port actually bound, so it comes after the listeners
+	if err := s.reconcileKubernetesService(ctx); err != nil {
+		for _, srv := range servers {
+			srv.Close()
+		}
+		return fmt.Errorf("the kubernetes service: %w", err)
+	}
+	go s.maintainServices(ctx)
 	close(s.ready)
 	var runErr error
 	select {

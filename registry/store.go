@@ -37,6 +37,9 @@ type Store struct {
 	ReturnDeletedObject bool
 	// Delete, when set, replaces the generic two-step deletion (namespaces have their own).
 	DeleteFunc func(ctx context.Context, s *Store, ns, name string, opts *metav1.DeleteOptions) (runtime.Object, bool, error)
+	// Allocator, when set, reserves what objects hold outside their key (service IPs and
+	// ports) as they are created and updated, and frees it as they go.
+	Allocator Allocator
 	// DeleteDuringUpdate, when set, must also agree before an update that removes the last
 	// finalizer of an object being deleted removes the object (namespaces wait for their spec
 	// finalizers too).
@@ -277,6 +280,11 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 		if err := s.beforeCreate(ctx, ns, stored, m); err != nil {
 			return nil, err
 		}
+		if s.Allocator != nil {
+			if err := s.Allocator.Allocate(ctx, stored, nil, dryRun); err != nil {
+				return nil, err
+			}
+		}
 		if dryRun {
 			return s.fromStorage(stored)
 		}
@@ -284,6 +292,9 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 		err = s.Storage.Create(ctx, s.Key(ns, m.GetName()), stored, out)
 		if err == nil {
 			return s.fromStorage(out)
+		}
+		if s.Allocator != nil {
+			s.Allocator.Release(ctx, nil, stored)
 		}
 		if generated && storage.HasCode(err, storage.ErrCodeKeyExists) && attempt < 8 {
 			continue
@@ -337,6 +348,8 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy Strategy, 
 	key := s.Key(ns, name)
 	created := false
 	var result runtime.Object
+	// what the last attempt turned which stored state into, for the allocator
+	var lastOld, lastNew runtime.Object
 	out := s.newStorageObject()
 	err := s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, func(current runtime.Object) (runtime.Object, error) {
 		created = false
@@ -376,6 +389,16 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy Strategy, 
 				return nil, err
 			}
 		}
+		if s.Allocator != nil {
+			var old runtime.Object
+			if !created {
+				old = current
+			}
+			if err := s.Allocator.Allocate(ctx, obj, old, dryRun); err != nil {
+				return nil, err
+			}
+			lastOld, lastNew = old, obj
+		}
 		if dryRun {
 			result, err = s.fromStorage(obj)
 			if err != nil {
@@ -390,6 +413,15 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy Strategy, 
 		}
 		return obj, nil
 	}, nil)
+	if s.Allocator != nil && lastNew != nil && err != errDryRun {
+		if err == nil || err == errDeleteNow {
+			if lastOld != nil {
+				s.Allocator.Release(ctx, lastNew, lastOld) // what the old state held and the new does not
+			}
+		} else {
+			s.Allocator.Release(ctx, lastOld, lastNew) // what this write took in vain
+		}
+	}
 	switch {
 	case err == errDryRun:
 		return result, created, nil
@@ -612,6 +644,9 @@ func (s *Store) deleteNow(ctx context.Context, ns, name string, p *metav1.Precon
 	out := s.newStorageObject()
 	if err := s.Storage.Delete(ctx, s.Key(ns, name), out, sp, nil, nil); err != nil {
 		return nil, false, s.interpret(err, name)
+	}
+	if s.Allocator != nil {
+		s.Allocator.Release(ctx, nil, out)
 	}
 	obj, err := s.fromStorage(out)
 	return obj, true, err

@@ -303,9 +303,9 @@ func objectForStorageKey(key string) runtime.Object {
 	if !ok {
 		return nil
 	}
-	segment, _, _ := strings.Cut(rest, "/")
 	for _, r := range apis.Resources {
-		if r.StorageKey == segment && r.GroupVersion == r.StorageVersion {
+		// storage keys may have more than one segment ("services/specs")
+		if r.StorageKey != "" && strings.HasPrefix(rest, r.StorageKey+"/") && r.GroupVersion == r.StorageVersion {
 			return r.New()
 		}
 	}

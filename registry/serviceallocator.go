@@ -1,0 +1,353 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-dev/skiff/registry/storage"
+)
+
+// Allocator reserves what an object holds outside its own key (a service's cluster IP and
+// node ports). Reservations are keyed by the object, so reserving again what an object
+// already holds succeeds: the store may call Allocate more than once for one write.
+type Allocator interface {
+	// Allocate reserves what obj needs beyond what old (nil on create) holds, writing what it
+	// chose into obj. With dryRun it only checks.
+	Allocate(ctx context.Context, obj, old runtime.Object, dryRun bool) error
+	// Release frees what free holds and keep (nil to free everything) does not.
+	Release(ctx context.Context, keep, free runtime.Object)
+}
+
+// ServiceAllocator gives services cluster IPs and node ports, each reserved by creating one
+// etcd key, so two services never get the same one:
+//
+//	/registry/ipaddresses/<ip>        networking.k8s.io/v1 IPAddress, as upstream's allocator
+//	/registry/servicenodeports/<port> a v1 RangeAllocation naming the owner (skiff's own)
+type ServiceAllocator struct {
+	Storage   storage.Interface // etcd itself, not a cache: reservations must be exact
+	CIDR      netip.Prefix
+	PortBase  int
+	PortCount int
+}
+
+var _ Allocator = &ServiceAllocator{}
+
+// KubernetesServiceIP is the first address of the range, the kubernetes Service's.
+func (a *ServiceAllocator) KubernetesServiceIP() netip.Addr { return a.CIDR.Masked().Addr().Next() }
+
+func ipKey(ip netip.Addr) string { return "/registry/ipaddresses/" + ip.String() }
+func portKey(port int) string    { return "/registry/servicenodeports/" + strconv.Itoa(port) }
+
+func owner(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
+
+// needsClusterIP reports whether a service gets an allocated cluster IP.
+func needsClusterIP(svc *corev1.Service) bool {
+	return svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone
+}
+
+// needsNodePorts reports whether a service's ports get node ports.
+func needsNodePorts(svc *corev1.Service) bool {
+	switch svc.Spec.Type {
+	case corev1.ServiceTypeNodePort:
+		return true
+	case corev1.ServiceTypeLoadBalancer:
+		return svc.Spec.AllocateLoadBalancerNodePorts == nil || *svc.Spec.AllocateLoadBalancerNodePorts
+	}
+	return false
+}
+
+func invalid(svc *corev1.Service, errs ...*field.Error) error {
+	return apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList(errs))
+}
+
+// Allocate implements Allocator.
+func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Object, dryRun bool) error {
+	svc := obj.(*corev1.Service)
+	var old *corev1.Service
+	if oldObj != nil {
+		old = oldObj.(*corev1.Service)
+	}
+	if needsClusterIP(svc) {
+		if err := a.allocateIP(ctx, svc, dryRun); err != nil {
+			return err
+		}
+		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+		family := corev1.IPv4Protocol
+		if a.CIDR.Addr().Is6() {
+			family = corev1.IPv6Protocol
+		}
+		svc.Spec.IPFamilies = []corev1.IPFamily{family}
+		single := corev1.IPFamilyPolicySingleStack
+		svc.Spec.IPFamilyPolicy = &single
+	} else if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs, svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = "", nil, nil, nil
+	} else {
+		svc.Spec.ClusterIPs = []string{corev1.ClusterIPNone}
+		if svc.Spec.IPFamilyPolicy == nil {
+			single := corev1.IPFamilyPolicySingleStack
+			svc.Spec.IPFamilyPolicy = &single
+			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+		}
+	}
+	if needsNodePorts(svc) {
+		for i := range svc.Spec.Ports {
+			if err := a.allocatePort(ctx, svc, i, old, dryRun); err != nil {
+				return err
+			}
+		}
+	} else {
+		for i := range svc.Spec.Ports {
+			svc.Spec.Ports[i].NodePort = 0
+		}
+	}
+	return nil
+}
+
+// allocateIP reserves the service's requested cluster IP, or a random free one.
+func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, dryRun bool) error {
+	fail := func(ip string, msg string) error {
+		return invalid(svc, field.Invalid(field.NewPath("spec", "clusterIPs"), []string{ip}, fmt.Sprintf("failed to allocate IP %s: %s", ip, msg)))
+	}
+	if svc.Spec.ClusterIP != "" {
+		ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+		if err != nil {
+			return fail(svc.Spec.ClusterIP, "not a valid IP")
+		}
+		if !a.CIDR.Contains(ip) || ip == a.CIDR.Masked().Addr() || ip == lastAddr(a.CIDR) {
+			return fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, a.CIDR))
+		}
+		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fail(ip.String(), "provided IP is already allocated")
+		}
+		svc.Spec.ClusterIP = ip.String()
+		return nil
+	}
+	size := uint64(1) << (a.CIDR.Addr().BitLen() - a.CIDR.Bits())
+	if size > 1<<20 {
+		size = 1 << 20
+	}
+	base := a.CIDR.Masked().Addr()
+	// random offsets first, as upstream spreads its allocations; the kubernetes Service's
+	// address and the network and broadcast addresses are never given out
+	for attempt := 0; attempt < 64; attempt++ {
+		ip := addrAdd(base, 2+rand.Uint64N(size-3))
+		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
+		if err != nil {
+			return err
+		}
+		if ok {
+			svc.Spec.ClusterIP = ip.String()
+			return nil
+		}
+	}
+	return fail("", "range is full")
+}
+
+// reserveIP creates the IPAddress of ip for svc; false when another object holds it.
+func (a *ServiceAllocator) reserveIP(ctx context.Context, ip netip.Addr, svc *corev1.Service, dryRun bool) (bool, error) {
+	addr := &networkingv1.IPAddress{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ip.String(),
+			Labels: map[string]string{
+				networkingv1.LabelIPAddressFamily: familyOf(ip),
+				networkingv1.LabelManagedBy:       "ipallocator.k8s.io",
+			},
+		},
+		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: svc.Namespace, Name: svc.Name}},
+	}
+	return a.reserve(ctx, ipKey(ip), addr, &networkingv1.IPAddress{}, dryRun, func(existing runtime.Object) bool {
+		ref := existing.(*networkingv1.IPAddress).Spec.ParentRef
+		return ref != nil && ref.Resource == "services" && ref.Namespace == svc.Namespace && ref.Name == svc.Name
+	})
+}
+
+// allocatePort reserves port i's requested node port, the one old had for it, or a random one.
+func (a *ServiceAllocator) allocatePort(ctx context.Context, svc *corev1.Service, i int, old *corev1.Service, dryRun bool) error {
+	p := &svc.Spec.Ports[i]
+	path := field.NewPath("spec", "ports").Index(i).Child("nodePort")
+	if p.NodePort == 0 && old != nil {
+		for _, op := range old.Spec.Ports {
+			if op.Port == p.Port && op.Protocol == p.Protocol && op.NodePort != 0 {
+				p.NodePort = op.NodePort
+			}
+		}
+	}
+	if p.NodePort != 0 {
+		port := int(p.NodePort)
+		if port < a.PortBase || port >= a.PortBase+a.PortCount {
+			return invalid(svc, field.Invalid(path, p.NodePort, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", a.PortBase, a.PortBase+a.PortCount-1)))
+		}
+		ok, err := a.reservePort(ctx, port, svc, dryRun)
+		if err != nil {
+			return err
+		}
+		if !ok && !sharedByProtocol(svc, i) {
+			return invalid(svc, field.Invalid(path, p.NodePort, "provided port is already allocated"))
+		}
+		return nil
+	}
+	start := rand.IntN(a.PortCount)
+	for n := 0; n < a.PortCount; n++ {
+		port := a.PortBase + (start+n)%a.PortCount
+		ok, err := a.reservePort(ctx, port, svc, dryRun)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p.NodePort = int32(port)
+			return nil
+		}
+	}
+	return invalid(svc, field.Invalid(path, p.NodePort, "range is full"))
+}
+
+// sharedByProtocol reports whether port i's node port is also port j's (j < i) under another
+// protocol, which upstream allows (one node port for TCP and UDP of the same port).
+func sharedByProtocol(svc *corev1.Service, i int) bool {
+	for j := 0; j < i; j++ {
+		if svc.Spec.Ports[j].NodePort == svc.Spec.Ports[i].NodePort && svc.Spec.Ports[j].Protocol != svc.Spec.Ports[i].Protocol {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *ServiceAllocator) reservePort(ctx context.Context, port int, svc *corev1.Service, dryRun bool) (bool, error) {
+	ra := &corev1.RangeAllocation{
+		ObjectMeta: metav1.ObjectMeta{Name: strconv.Itoa(port)},
+		Range:      strconv.Itoa(port),
+		Data:       []byte(owner(svc)),
+	}
+	return a.reserve(ctx, portKey(port), ra, &corev1.RangeAllocation{}, dryRun, func(existing runtime.Object) bool {
+		return string(existing.(*corev1.RangeAllocation).Data) == owner(svc)
+	})
+}
+
+// reserve creates key for its owner; an existing key is a success only when mine says it is
+// the same owner's.
+func (a *ServiceAllocator) reserve(ctx context.Context, key string, obj, into runtime.Object, dryRun bool, mine func(runtime.Object) bool) (bool, error) {
+	if dryRun {
+		err := a.Storage.Get(ctx, key, storage.GetOptions{}, into)
+		if storage.HasCode(err, storage.ErrCodeKeyNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return mine(into), nil
+	}
+	err := a.Storage.Create(ctx, key, obj, into)
+	if err == nil {
+		return true, nil
+	}
+	if !storage.HasCode(err, storage.ErrCodeKeyExists) {
+		return false, err
+	}
+	if err := a.Storage.Get(ctx, key, storage.GetOptions{}, into); err != nil {
+		if storage.HasCode(err, storage.ErrCodeKeyNotFound) {
+			return a.reserve(ctx, key, obj, into, dryRun, mine) // released meanwhile
+		}
+		return false, err
+	}
+	return mine(into), nil
+}
+
+// Release implements Allocator.
+func (a *ServiceAllocator) Release(ctx context.Context, keepObj, freeObj runtime.Object) {
+	free := freeObj.(*corev1.Service)
+	var keep *corev1.Service
+	if keepObj != nil {
+		keep = keepObj.(*corev1.Service)
+	}
+	if ip, err := netip.ParseAddr(free.Spec.ClusterIP); err == nil && (keep == nil || keep.Spec.ClusterIP != free.Spec.ClusterIP) {
+		a.releaseKey(ctx, ipKey(ip), &networkingv1.IPAddress{}, func(o runtime.Object) bool {
+			ref := o.(*networkingv1.IPAddress).Spec.ParentRef
+			return ref != nil && ref.Namespace == free.Namespace && ref.Name == free.Name
+		})
+	}
+	kept := map[int32]bool{}
+	if keep != nil {
+		for _, p := range keep.Spec.Ports {
+			kept[p.NodePort] = true
+		}
+	}
+	for _, p := range free.Spec.Ports {
+		if p.NodePort != 0 && !kept[p.NodePort] {
+			a.releaseKey(ctx, portKey(int(p.NodePort)), &corev1.RangeAllocation{}, func(o runtime.Object) bool {
+				return string(o.(*corev1.RangeAllocation).Data) == owner(free)
+			})
+		}
+	}
+}
+
+// releaseKey deletes key if it still belongs to the owner mine recognises.
+func (a *ServiceAllocator) releaseKey(ctx context.Context, key string, into runtime.Object, mine func(runtime.Object) bool) {
+	_ = a.Storage.Delete(ctx, key, into, nil, func(_ context.Context, current runtime.Object) error {
+		if !mine(current) {
+			return fmt.Errorf("held by another owner")
+		}
+		return nil
+	}, nil)
+}
+
+func familyOf(ip netip.Addr) string {
+	if ip.Is4() {
+		return string(corev1.IPv4Protocol)
+	}
+	return string(corev1.IPv6Protocol)
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().AsSlice()
+	bits := p.Bits()
+	for i := range a {
+		for b := 0; b < 8; b++ {
+			if i*8+b >= bits {
+				a[i] |= 1 << (7 - b)
+			}
+		}
+	}
+	out, _ := netip.AddrFromSlice(a)
+	return out
+}
+
+func addrAdd(a netip.Addr, n uint64) netip.Addr {
+	b := a.AsSlice()
+	for i := len(b) - 1; i >= 0 && n > 0; i-- {
+		sum := uint64(b[i]) + n&0xff
+		b[i] = byte(sum)
+		n = n>>8 + sum>>8
+	}
+	out, _ := netip.AddrFromSlice(b)
+	return out
+}
+
+// ParseNodePortRange reads "30000-32767".
+func ParseNodePortRange(s string) (base, count int, err error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("node port range %q: want FROM-TO", s)
+	}
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || l < 1 || h > 65535 || h < l {
+		return 0, 0, fmt.Errorf("node port range %q: want FROM-TO within 1-65535", s)
+	}
+	return l, h - l + 1, nil
+}

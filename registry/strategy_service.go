@@ -1,0 +1,133 @@
+package registry
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-dev/skiff/apis"
+)
+
+// serviceStrategy is upstream's service strategy: status only through services/status; what
+// the server allocated (cluster IPs, node ports) stays when an update leaves it out, as
+// kubectl apply and replace do.
+type serviceStrategy struct{}
+
+// ServiceStrategy is the strategy of services.
+var ServiceStrategy = serviceStrategy{}
+
+var _ Strategy = serviceStrategy{}
+
+func (serviceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	obj.(*corev1.Service).Status = corev1.ServiceStatus{}
+}
+
+func (serviceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return apis.ValidateService(obj.(*corev1.Service))
+}
+
+func (serviceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	svc, oldSvc := obj.(*corev1.Service), old.(*corev1.Service)
+	svc.Status = oldSvc.Status
+	keepAllocated(svc, oldSvc)
+}
+
+// keepAllocated copies the allocated values an update left out from the stored service, as
+// upstream's patchAllocatedValues.
+func keepAllocated(svc, old *corev1.Service) {
+	stillClusterIP := svc.Spec.Type != corev1.ServiceTypeExternalName && old.Spec.Type != corev1.ServiceTypeExternalName
+	if stillClusterIP && svc.Spec.ClusterIP == "" {
+		svc.Spec.ClusterIP = old.Spec.ClusterIP
+		svc.Spec.ClusterIPs = old.Spec.ClusterIPs
+	}
+	if stillClusterIP && len(svc.Spec.IPFamilies) == 0 {
+		svc.Spec.IPFamilies = old.Spec.IPFamilies
+		svc.Spec.IPFamilyPolicy = old.Spec.IPFamilyPolicy
+	}
+	if svc.Spec.Type == old.Spec.Type && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
+		for i := range svc.Spec.Ports {
+			p := &svc.Spec.Ports[i]
+			if p.NodePort != 0 {
+				continue
+			}
+			for _, op := range old.Spec.Ports {
+				if op.Port == p.Port && op.Protocol == p.Protocol {
+					p.NodePort = op.NodePort
+				}
+			}
+		}
+	}
+}
+
+func (serviceStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return apis.ValidateServiceUpdate(obj.(*corev1.Service), old.(*corev1.Service))
+}
+
+func (serviceStrategy) AllowCreateOnUpdate() bool      { return true }
+func (serviceStrategy) AllowUnconditionalUpdate() bool { return true }
+
+// serviceStatusStrategy is the strategy of services/status.
+type serviceStatusStrategy struct{ serviceStrategy }
+
+// ServiceStatusStrategy is the strategy of services/status.
+var ServiceStatusStrategy = serviceStatusStrategy{}
+
+func (serviceStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	obj.(*corev1.Service).Spec = old.(*corev1.Service).Spec
+}
+
+func (serviceStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return apis.ValidateServiceStatusUpdate(obj.(*corev1.Service), old.(*corev1.Service))
+}
+
+// endpointsStrategy keeps what a client sends, as upstream's.
+type endpointsStrategy struct{}
+
+// EndpointsStrategy is the strategy of endpoints.
+var EndpointsStrategy = endpointsStrategy{}
+
+func (endpointsStrategy) PrepareForCreate(context.Context, runtime.Object) {}
+func (endpointsStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return apis.ValidateEndpoints(obj.(*corev1.Endpoints))
+}
+func (endpointsStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
+func (endpointsStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	ep, oldEp := obj.(*corev1.Endpoints), old.(*corev1.Endpoints)
+	return append(apis.ValidateObjectMetaUpdate(&ep.ObjectMeta, &oldEp.ObjectMeta, field.NewPath("metadata")), apis.ValidateEndpoints(ep)...)
+}
+func (endpointsStrategy) AllowCreateOnUpdate() bool      { return true }
+func (endpointsStrategy) AllowUnconditionalUpdate() bool { return true }
+
+// endpointSliceStrategy keeps what a client sends; generation counts changes of endpoints and
+// ports, as upstream's.
+type endpointSliceStrategy struct{}
+
+// EndpointSliceStrategy is the strategy of endpoint slices.
+var EndpointSliceStrategy = endpointSliceStrategy{}
+
+func (endpointSliceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	obj.(*discoveryv1.EndpointSlice).Generation = 1
+}
+func (endpointSliceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return apis.ValidateEndpointSlice(obj.(*discoveryv1.EndpointSlice))
+}
+func (endpointSliceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	s, o := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
+	if !apiequality.Semantic.DeepEqual(s.Endpoints, o.Endpoints) || !apiequality.Semantic.DeepEqual(s.Ports, o.Ports) {
+		s.Generation = o.Generation + 1
+	}
+}
+func (endpointSliceStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	s, o := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
+	allErrs := apis.ValidateObjectMetaUpdate(&s.ObjectMeta, &o.ObjectMeta, field.NewPath("metadata"))
+	if s.AddressType != o.AddressType {
+		allErrs = append(allErrs, field.Invalid(field.NewPath("addressType"), s.AddressType, "field is immutable"))
+	}
+	return append(allErrs, apis.ValidateEndpointSlice(s)...)
+}
+func (endpointSliceStrategy) AllowCreateOnUpdate() bool      { return false }
+func (endpointSliceStrategy) AllowUnconditionalUpdate() bool { return true }
