@@ -121,14 +121,21 @@ var Resources = []*Resource{
 		Subresources: []Subresource{
 			{Name: "status", Kind: "Pod", Verbs: verbsGetPatchUp},
 			{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},
+			{Name: "log", Kind: "Pod", Verbs: []string{"get"}},
+			{Name: "exec", Kind: "PodExecOptions", Verbs: []string{"create", "get"}},
+			{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
+			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields,
 	},
 	{
 		GroupVersion: coreV1, Name: "nodes", SingularName: "node", Kind: "Node",
 		Verbs: verbsAll, ShortNames: []string{"no"},
-		Subresources: []Subresource{{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp}},
-		StorageKey:   "minions", StorageVersion: coreV1, Fields: nodeFields,
+		Subresources: []Subresource{
+			{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp},
+			{Name: "proxy", Kind: "NodeProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"}},
+		},
+		StorageKey: "minions", StorageVersion: coreV1, Fields: nodeFields,
 	},
 	{
 		GroupVersion: coreV1, Name: "namespaces", SingularName: "namespace", Kind: "Namespace",

@@ -374,6 +374,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveReview(w, r, ri, res)
 		return
 	}
+	if isKubeletProxy(ri) {
+		s.serveKubeletProxy(w, r, ri)
+		return
+	}
 	h := s.resources[ri.groupVersion()][ri.Resource]
 	if h == nil {
 		writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, ri.Verb, schema.GroupResource{}, "", "the server could not find the requested resource", 0, true))

@@ -22,6 +22,9 @@ type Config struct {
 	ClientCA *x509.CertPool
 	// TokenFile is a static token file (token,user,uid,"group1,group2" per line), or empty.
 	TokenFile string
+	// KubeletClientCert is what the API server presents to kubelets when it passes logs,
+	// exec, attach, port-forward and node proxy requests through to them.
+	KubeletClientCert *tls.Certificate
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

@@ -47,12 +47,14 @@ type Server struct {
 	addresses []string
 	// allocator reserves services' cluster IPs and node ports; endpointIP is where the
 	// kubernetes Service sends clients
-	allocator  *registry.ServiceAllocator
-	endpointIP netip.Addr
-	health     *healthChecks
-	ready      chan struct{}
-	ctx        context.Context
-	cancel     context.CancelFunc
+	allocator *registry.ServiceAllocator
+	// kubeletTransport reaches kubelets for logs, exec and node proxy requests
+	kubeletTransport *http.Transport
+	endpointIP       netip.Addr
+	health           *healthChecks
+	ready            chan struct{}
+	ctx              context.Context
+	cancel           context.CancelFunc
 }
 
 // New builds an API server from cfg. Run starts it.
@@ -115,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
 		ready:            make(chan struct{}),
 		endpointIP:       advertisedIP(cfg.AdvertiseAddress),
+		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert),
 		allocator:        &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
 		ctx:              ctx,
 		cancel:           cancel,

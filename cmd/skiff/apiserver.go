@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -120,6 +121,7 @@ func (o *apiServerOptions) extraSANs() []string {
 // config is the API server's configuration from the flags, the PKI and the etcd client.
 func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosity int) apiserver.Config {
 	return apiserver.Config{
+		KubeletClientCert:           kubeletClientCert(pki),
 		BindAddresses:               []string{o.bindAddr()},
 		ServingCert:                 pki.ServingCert,
 		ClientCA:                    pki.CAPool,
@@ -184,4 +186,18 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		stop() // later signals get their default handling
 	})
 	return ctx, stop
+}
+
+// kubeletClientCert is the certificate the API server presents to kubelets (logs, exec, node
+// proxy), minted from the cluster CA at start, as upstream's --kubelet-client-certificate.
+func kubeletClientCert(pki *certs.PKI) *tls.Certificate {
+	certPEM, keyPEM, err := pki.ClientCertificate("kube-apiserver-kubelet-client", certs.AdminGroup)
+	if err == nil {
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err == nil {
+			return &cert
+		}
+	}
+	slog.Warn("no kubelet client certificate: kubelets will see the API server unauthenticated", "err", err)
+	return nil
 }
