@@ -123,9 +123,11 @@ func parseRequestInfo(r *http.Request) *requestInfo {
 	return ri
 }
 
+// isWatch is upstream's reading of the watch parameter: present and not 0 or false (the
+// Python client sends "True").
 func isWatch(r *http.Request) bool {
-	v := r.URL.Query().Get("watch")
-	return v == "true" || v == "1"
+	values := r.URL.Query()["watch"]
+	return len(values) > 0 && values[0] != "0" && !strings.EqualFold(values[0], "false")
 }
 
 func splitPath(p string) []string {
