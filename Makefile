@@ -1,7 +1,7 @@
 # The one command that runs every test: `make test`. CI (.ci/run) calls exactly this.
 GO ?= go
 
-.PHONY: test build vet fmt-check bench
+.PHONY: test build vet fmt-check bench kubectl
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -14,6 +14,13 @@ vet:
 
 test: fmt-check vet
 	$(GO) test -count=1 -timeout 25m ./...
+
+# Stock kubectl 1.37 (the API version skiff serves) built from k8s.io/kubectl in its own module
+# (tools/kubectl), into bin/kubectl-1.37; apiserver/kubectl_test.go runs it when present.
+KUBECTL_VERSION := v1.37.2
+KUBECTL_LDFLAGS := -s -w $(foreach kv,gitVersion=$(KUBECTL_VERSION) gitMajor=1 gitMinor=37 gitTreeState=clean,-X k8s.io/component-base/version.$(kv))
+kubectl:
+	cd tools/kubectl && $(GO) build -trimpath -ldflags '$(KUBECTL_LDFLAGS)' -o ../../bin/kubectl-1.37 .
 
 # The load benchmark against a fresh `skiff up`; figures go into bench/README.md.
 bench: build

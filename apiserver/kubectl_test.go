@@ -22,6 +22,12 @@ func kubectlBinaries(t *testing.T) []string {
 		versioned, _ := filepath.Glob(filepath.Join(filepath.Dir(real), "kubectl.1.*"))
 		bins = append(bins, versioned...)
 	}
+	// The newest, built from k8s.io/kubectl by `make kubectl` (tools/kubectl; .ci/run does).
+	if built, err := filepath.Abs(filepath.Join("..", "bin", "kubectl-1.37")); err == nil {
+		if _, err := os.Stat(built); err == nil {
+			bins = append(bins, built)
+		}
+	}
 	return bins
 }
 
