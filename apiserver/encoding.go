@@ -21,7 +21,8 @@ import (
 // 5,000 pods, a GET of a hot object, one event fanned out to a hundred watchers. An object
 // state is identified by its uid and resourceVersion (the etcd revision of the write that
 // made it), so its encoding can be kept and reused until the cache is full, whichever
-// request asks. Objects without both (dry runs, Status) are always encoded afresh.
+// request asks. Objects without both (Status) are always encoded afresh, and so are dry-run
+// answers (dryrun.go), which carry a stored object's pair with content never stored.
 
 type encodedKey struct {
 	typ       reflect.Type
@@ -67,7 +68,7 @@ func (c *encodingCache) put(k encodedKey, b []byte) {
 // cacheKey returns the key of obj's encoding, or false when obj has no stable identity.
 func cacheKey(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion, typed bool) (encodedKey, bool) {
 	m, err := meta.Accessor(obj)
-	if err != nil || m.GetUID() == "" || m.GetResourceVersion() == "" {
+	if err != nil || m.GetUID() == "" || m.GetResourceVersion() == "" || mustEncodeAfresh(obj) {
 		return encodedKey{}, false
 	}
 	return encodedKey{typ: reflect.TypeOf(obj), mediaType: info.MediaType, gv: gv, uid: m.GetUID(), rv: m.GetResourceVersion(), typed: typed}, true

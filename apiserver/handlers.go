@@ -17,13 +17,15 @@ import (
 	metainternalversionscheme "k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme"
 	metainternalversionvalidation "k8s.io/apimachinery/pkg/apis/meta/internalversion/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/util/mergepatch"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/registry"
@@ -42,11 +44,6 @@ type resourceHandler struct {
 	fieldManagers map[string]*managedfields.FieldManager
 }
 
-// track records the write in obj's managedFields (live is nil on create).
-func (h *resourceHandler) track(r *http.Request, subresource string, live, obj runtime.Object) runtime.Object {
-	return trackManagedFields(h.fieldManagers[subresource], h.res, live, obj, fieldManagerName(r))
-}
-
 // subresource serves one child path of a resource.
 type subresource interface {
 	get(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request) (runtime.Object, schema.GroupVersion, error)
@@ -58,6 +55,10 @@ type subresource interface {
 func (h *resourceHandler) gv() schema.GroupVersion { return h.res.GroupVersion }
 
 func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
+	if isMutating(ri.Verb) {
+		// writes may warn (unknown fields) and may turn out to be dry runs
+		r = withDryRunNote(withWarningRecorder(w, r))
+	}
 	ctx := r.Context()
 	if ri.Subresource != "" {
 		h.serveSubresource(w, r, ri)
@@ -81,7 +82,7 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, ri *requ
 	case "update":
 		obj, code, err = h.update(ctx, ri, r)
 	case "patch":
-		obj, err = h.patch(ctx, ri, r)
+		obj, code, err = h.patch(ctx, ri, r)
 	case "delete":
 		obj, code, err = h.delete(ctx, ri, r)
 	case "deletecollection":
@@ -92,6 +93,9 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, ri *requ
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	if isDryRunAnswer(ctx) {
+		defer encodeAfresh(obj)()
 	}
 	writeObject(w, r, code, h.gv(), obj)
 }
@@ -123,6 +127,9 @@ func (h *resourceHandler) serveSubresource(w http.ResponseWriter, r *http.Reques
 		writeError(w, r, err)
 		return
 	}
+	if isDryRunAnswer(r.Context()) {
+		defer encodeAfresh(obj)()
+	}
 	writeObject(w, r, code, gv, obj)
 }
 
@@ -143,8 +150,10 @@ func (h *resourceHandler) readBody(r *http.Request) ([]byte, error) {
 
 // unsupportedMediaType is upstream's 415 for a body in a format the endpoint does not take.
 func unsupportedMediaType(accepted ...string) error {
-	return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "",
-		"the body of the request was in an unknown format - accepted media types include: "+strings.Join(accepted, ", "), 0, false)
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+		Message: "the body of the request was in an unknown format - accepted media types include: " + strings.Join(accepted, ", "),
+	}}
 }
 
 func requestEntityTooLarge(limit int64) error {
@@ -224,13 +233,8 @@ func (h *resourceHandler) list(ctx context.Context, ri *requestInfo, r *http.Req
 	return h.store.List(ctx, ri.Namespace, opts)
 }
 
-// decodeBody decodes a request body into the resource's kind, defaulted, with upstream's
-// answers for bodies of another version or kind.
-func (h *resourceHandler) decodeBody(r *http.Request, body []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
-	into, err := apis.Scheme.New(gvk)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
+// inputSerializer is the serializer of the request body's media type, or upstream's 415.
+func inputSerializer(r *http.Request) (runtime.SerializerInfo, error) {
 	contentType := r.Header.Get("Content-Type")
 	if contentType == "" {
 		contentType = runtime.ContentTypeJSON
@@ -238,11 +242,35 @@ func (h *resourceHandler) decodeBody(r *http.Request, body []byte, gvk schema.Gr
 	mt := strings.TrimSpace(strings.Split(contentType, ";")[0])
 	info := serializerFor(mt)
 	if info.Serializer == nil {
-		return nil, unsupportedMediaType("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+		return runtime.SerializerInfo{}, unsupportedMediaType("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 	}
-	obj, actual, err := info.Serializer.Decode(body, &gvk, into)
+	return info, nil
+}
+
+// decodeBody decodes a request body into the kind gvk, defaulted, with upstream's answers for
+// bodies of another version or kind. Unknown and duplicate fields are checked as the request's
+// fieldValidation asks: Strict fails the request, Warn (the default) adds a warning per field.
+func (h *resourceHandler) decodeBody(r *http.Request, body []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
+	into, err := apis.Scheme.New(gvk)
 	if err != nil {
-		return nil, decodeError(err, gvk, actual, body)
+		return nil, apierrors.NewInternalError(err)
+	}
+	info, err := inputSerializer(r)
+	if err != nil {
+		return nil, err
+	}
+	directive := fieldValidation(r.URL.Query().Get("fieldValidation"))
+	decoder := info.Serializer
+	if checksFields(directive) && info.StrictSerializer != nil {
+		decoder = info.StrictSerializer
+	}
+	obj, actual, err := decoder.Decode(body, &gvk, into)
+	if err != nil {
+		strict, isStrict := runtime.AsStrictDecodingError(err)
+		if !isStrict || obj == nil || directive != metav1.FieldValidationWarn {
+			return nil, decodeError(err, gvk, actual, body)
+		}
+		addStrictDecodingWarnings(r.Context(), strict.Errors())
 	}
 	if actual != nil && actual.GroupVersion() != gvk.GroupVersion() {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)",
@@ -269,52 +297,173 @@ func decodeError(err error, into schema.GroupVersionKind, actual *schema.GroupVe
 	return apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", into.Kind, err, summary))
 }
 
-func dryRun(r *http.Request) (bool, error) {
-	values := r.URL.Query()["dryRun"]
-	for _, v := range values {
-		if v != metav1.DryRunAll {
-			return false, apierrors.NewBadRequest(fmt.Sprintf("Invalid dryRun value: %q. Valid values: %q", v, metav1.DryRunAll))
-		}
+// writeOptions are what the query of a write asks for: CreateOptions, UpdateOptions and
+// PatchOptions share them.
+type writeOptions struct {
+	dryRun bool
+	// manager records the write in managedFields: the fieldManager parameter, or the
+	// client's user agent up to its first "/".
+	manager string
+	// validation is the fieldValidation directive: Strict, Warn or Ignore.
+	validation string
+	// force takes over conflicting fields (apply only).
+	force bool
+}
+
+func newWriteOptions(r *http.Request, dryRun []string, manager, validation string) writeOptions {
+	if len(dryRun) > 0 {
+		noteDryRun(r.Context())
 	}
-	return len(values) > 0, nil
+	return writeOptions{
+		dryRun:     len(dryRun) > 0,
+		manager:    managerOrUserAgent(manager, r.UserAgent()),
+		validation: fieldValidation(validation),
+	}
+}
+
+// createOptions parses and validates the query of a create, as upstream.
+func createOptions(r *http.Request) (writeOptions, error) {
+	opts := metav1.CreateOptions{}
+	if err := metainternalversionscheme.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
+		return writeOptions{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := metav1validation.ValidateCreateOptions(&opts); len(errs) > 0 {
+		return writeOptions{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "CreateOptions"}, "", errs)
+	}
+	return newWriteOptions(r, opts.DryRun, opts.FieldManager, opts.FieldValidation), nil
+}
+
+// updateOptions parses and validates the query of an update, as upstream.
+func updateOptions(r *http.Request) (writeOptions, error) {
+	opts := metav1.UpdateOptions{}
+	if err := metainternalversionscheme.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
+		return writeOptions{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := metav1validation.ValidateUpdateOptions(&opts); len(errs) > 0 {
+		return writeOptions{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "UpdateOptions"}, "", errs)
+	}
+	return newWriteOptions(r, opts.DryRun, opts.FieldManager, opts.FieldValidation), nil
+}
+
+// patchOptions parses and validates the query of a patch of the given type, as upstream: an
+// apply must name its field manager, and only an apply may force.
+func patchOptions(r *http.Request, pt types.PatchType) (writeOptions, error) {
+	opts := metav1.PatchOptions{}
+	if err := metainternalversionscheme.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
+		return writeOptions{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := metav1validation.ValidatePatchOptions(&opts, pt); len(errs) > 0 {
+		return writeOptions{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "PatchOptions"}, "", errs)
+	}
+	wo := newWriteOptions(r, opts.DryRun, opts.FieldManager, opts.FieldValidation)
+	wo.force = opts.Force != nil && *opts.Force
+	return wo, nil
+}
+
+// writeOptionsFor parses the options of a write by its verb (subresources take all three).
+func writeOptionsFor(r *http.Request, verb string) (writeOptions, error) {
+	switch verb {
+	case "create":
+		return createOptions(r)
+	case "patch":
+		pt, err := patchTypeOf(r)
+		if err != nil {
+			return writeOptions{}, err
+		}
+		return patchOptions(r, pt)
+	}
+	return updateOptions(r)
+}
+
+// dryRun reports whether the request's write is a dry run, after checking its options as
+// upstream does (for subresources that read no other option).
+func dryRun(r *http.Request) (bool, error) {
+	verb := ""
+	if ri := requestInfoFrom(r.Context()); ri != nil {
+		verb = ri.Verb
+	}
+	opts, err := writeOptionsFor(r, verb)
+	return opts.dryRun, err
+}
+
+// patchFunc returns the update function of the request's patch (any type, apply included)
+// of an object of kind gvk: the resource's, or a subresource's (Scale).
+func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.GroupVersionKind, name, subresource string) (registry.UpdateFunc, error) {
+	pt, err := patchTypeOf(r)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := patchOptions(r, pt)
+	if err != nil {
+		return nil, err
+	}
+	var fm *managedfields.FieldManager
+	if subresource == "scale" {
+		if fm, err = scaleFieldManagerFor(); err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+	} else {
+		fm = h.fieldManager(subresource)
+	}
+	ri := requestInfoFrom(r.Context())
+	if ri == nil {
+		ri = &requestInfo{}
+	}
+	p := h.newPatch(ri, pt, body, opts, gvk, fm)
+	p.name = name
+	return p.update, nil
 }
 
 // decodeWrite reads, decodes and checks the body of a create or update of the resource.
-func (h *resourceHandler) decodeWrite(r *http.Request, ri *requestInfo) (runtime.Object, metav1.Object, bool, error) {
+func (h *resourceHandler) decodeWrite(r *http.Request, ri *requestInfo) (runtime.Object, metav1.Object, writeOptions, error) {
+	if _, err := inputSerializer(r); err != nil {
+		return nil, nil, writeOptions{}, err
+	}
 	body, err := h.readBody(r)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, writeOptions{}, err
 	}
-	dry, err := dryRun(r)
+	opts, err := writeOptionsFor(r, ri.Verb)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, writeOptions{}, err
 	}
 	obj, err := h.decodeBody(r, body, h.res.GroupVersionKind())
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, writeOptions{}, err
 	}
 	m, _ := meta.Accessor(obj)
 	if err := checkNamespace(h.res, ri, m); err != nil {
-		return nil, nil, false, err
+		return nil, nil, writeOptions{}, err
 	}
-	return obj, m, dry, nil
+	return obj, m, opts, nil
 }
 
 func (h *resourceHandler) create(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, int, error) {
 	if ri.Name != "" {
 		return nil, 0, apierrors.NewMethodNotSupported(h.store.GroupResource(), "create")
 	}
-	obj, _, dry, err := h.decodeWrite(r, ri)
+	obj, _, opts, err := h.decodeWrite(r, ri)
 	if err != nil {
 		return nil, 0, err
 	}
+	dedupOwnerReferences(ctx, obj, false)
 	if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, obj); err != nil {
 		return nil, 0, err
 	}
-	obj = h.track(r, "", nil, obj)
-	out, err := h.store.Create(ctx, ri.Namespace, obj, dry)
+	obj = trackManagedFields(h.fieldManager(""), h.res, nil, obj, opts.manager)
+	out, err := h.store.Create(ctx, ri.Namespace, obj, opts.dryRun)
 	if err != nil {
 		return nil, 0, err
+	}
+	if opts.dryRun {
+		// a dry run stores nothing, but answers as the write would: an object that exists
+		// already is a conflict, as upstream's dry-run storage checks
+		m, _ := meta.Accessor(out)
+		if _, err := h.store.Get(ctx, m.GetNamespace(), m.GetName(), &metav1.GetOptions{}); err == nil {
+			return nil, 0, apierrors.NewAlreadyExists(h.store.GroupResource(), m.GetName())
+		} else if !apierrors.IsNotFound(err) {
+			return nil, 0, err
+		}
 	}
 	return out, http.StatusCreated, nil
 }
@@ -338,22 +487,38 @@ func checkNamespace(res *apis.Resource, ri *requestInfo, m metav1.Object) error 
 	return nil
 }
 
+// ensureNamespace is upstream's rule for the namespace of an object a patch produced: none
+// means the request's, a cluster-scoped object has none, anything else must match.
+func ensureNamespace(expected string, m metav1.Object) error {
+	switch got := m.GetNamespace(); {
+	case got == expected:
+	case got == "":
+		m.SetNamespace(expected)
+	case expected == "":
+		m.SetNamespace("")
+	default:
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return nil
+}
+
 func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, int, error) {
-	obj, m, dry, err := h.decodeWrite(r, ri)
+	obj, m, opts, err := h.decodeWrite(r, ri)
 	if err != nil {
 		return nil, 0, err
 	}
 	if err := nameMatchesURL(m.GetName(), ri.Name); err != nil {
 		return nil, 0, err
 	}
+	dedupOwnerReferences(ctx, obj, false)
 	out, created, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, func(ctx context.Context, current runtime.Object) (runtime.Object, error) {
 		if current == nil {
 			if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, obj); err != nil {
 				return nil, err
 			}
 		}
-		return h.track(r, "", current, obj.DeepCopyObject()), nil
-	}, dry)
+		return trackManagedFields(h.fieldManager(""), h.res, current, obj.DeepCopyObject(), opts.manager), nil
+	}, opts.dryRun)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -363,94 +528,323 @@ func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.R
 	return out, http.StatusOK, nil
 }
 
-// patchFunc returns an update function applying the request's patch to the current object.
-func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.GroupVersionKind, name, subresource string) (registry.UpdateFunc, error) {
-	patchType := types.PatchType(strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]))
-	switch patchType {
-	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
-	default:
-		// server-side apply arrives with the kubectl-grade API (not served yet)
-		return nil, unsupportedMediaType(string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType))
+// patchTypes are the patch media types served, in upstream's order.
+var patchTypes = []string{string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType)}
+
+// patchTypeOf is the patch type of a PATCH request, or upstream's 415 for one not served
+// (application/apply-patch+cbor among them, as upstream without its CBOR feature gate).
+func patchTypeOf(r *http.Request) (types.PatchType, error) {
+	contentType := r.Header.Get("Content-Type")
+	if i := strings.Index(contentType, ";"); i > 0 {
+		contentType = contentType[:i]
 	}
-	var jp jsonpatch.Patch
-	if patchType == types.JSONPatchType {
-		p, err := jsonpatch.DecodePatch(body)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
+	for _, t := range patchTypes {
+		if contentType == t {
+			return types.PatchType(t), nil
 		}
-		jp = p
 	}
-	jsonCodec := apis.Codecs.LegacyCodec(gvk.GroupVersion())
-	return func(ctx context.Context, current runtime.Object) (runtime.Object, error) {
-		if current == nil {
-			return nil, apierrors.NewNotFound(h.store.GroupResource(), name)
-		}
-		original, err := runtime.Encode(jsonCodec, current)
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		var patched []byte
-		switch patchType {
-		case types.JSONPatchType:
-			patched, err = jp.Apply(original)
-		case types.MergePatchType:
-			patched, err = jsonpatch.MergePatch(original, body)
-		case types.StrategicMergePatchType:
-			var schemaObj runtime.Object
-			if schemaObj, err = apis.Scheme.New(gvk); err == nil {
-				patched, err = strategicpatch.StrategicMergePatch(original, body, schemaObj)
-			}
-		}
-		if err != nil {
-			return nil, patchError(err, patchType)
-		}
-		obj, err := apis.Scheme.New(gvk)
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		if _, _, err := apis.Codecs.UniversalDeserializer().Decode(patched, &gvk, obj); err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		apis.Scheme.Default(obj)
-		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-		pm, _ := meta.Accessor(obj)
-		if err := nameMatchesURL(pm.GetName(), name); err != nil {
-			return nil, err
-		}
-		if gvk == h.res.GroupVersionKind() {
-			obj = h.track(r, subresource, current, obj)
-		}
-		return obj, nil
-	}, nil
+	return "", unsupportedMediaType(patchTypes...)
 }
 
-// patchError words a failed patch application as upstream.
-func patchError(err error, pt types.PatchType) error {
+// maxJSONPatchOperations bounds the operations of one JSON patch, as upstream.
+const maxJSONPatchOperations = 10000
+
+// patchRequest is one PATCH (JSON, merge, strategic merge or server-side apply) of an
+// object of kind gvk: its update function applies it to the current object and records the
+// write in managedFields with fm.
+type patchRequest struct {
+	h         *resourceHandler
+	patchType types.PatchType
+	body      []byte
+	opts      writeOptions
+	gvk       schema.GroupVersionKind
+	fm        *managedfields.FieldManager
+	name      string
+	// namespace is the namespace the object must be in ("" for cluster-scoped kinds).
+	namespace string
+	// createMissing: an apply to a missing object creates it (the resource itself, not its
+	// subresources).
+	createMissing bool
+}
+
+func (h *resourceHandler) newPatch(ri *requestInfo, pt types.PatchType, body []byte, opts writeOptions,
+	gvk schema.GroupVersionKind, fm *managedfields.FieldManager) *patchRequest {
+	ns := ""
+	if h.res.Namespaced {
+		ns = ri.Namespace
+	}
+	return &patchRequest{h: h, patchType: pt, body: body, opts: opts, gvk: gvk, fm: fm, name: ri.Name, namespace: ns}
+}
+
+func (p *patchRequest) isApply() bool { return p.patchType == types.ApplyYAMLPatchType }
+
+// update is the registry.UpdateFunc of the patch, run on every attempt of the
+// compare-and-swap.
+func (p *patchRequest) update(ctx context.Context, current runtime.Object) (runtime.Object, error) {
+	creating := current == nil
+	if creating && !(p.isApply() && p.createMissing) {
+		return nil, apierrors.NewNotFound(p.h.store.GroupResource(), p.name)
+	}
+	var (
+		obj runtime.Object
+		err error
+	)
+	switch p.patchType {
+	case types.JSONPatchType, types.MergePatchType:
+		obj, err = p.jsonPatch(ctx, current)
+	case types.StrategicMergePatchType:
+		obj, err = p.strategicMergePatch(ctx, current)
+	case types.ApplyYAMLPatchType:
+		obj, err = p.serverSideApply(ctx, current)
+	default:
+		err = unsupportedMediaType(patchTypes...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if creating {
+		if uid := m.GetUID(); uid != "" {
+			return nil, apierrors.NewConflict(p.h.store.GroupResource(), p.name,
+				fmt.Errorf("uid mismatch: the provided object specified uid %s, and no existing object was found", uid))
+		}
+		// what the server sets on create is never the client's
+		m.SetCreationTimestamp(metav1.Time{})
+		m.SetDeletionTimestamp(nil)
+		m.SetDeletionGracePeriodSeconds(nil)
+		m.SetSelfLink("")
+	}
+	if err := ensureNamespace(p.namespace, m); err != nil {
+		return nil, err
+	}
+	if err := nameMatchesURL(m.GetName(), p.name); err != nil {
+		return nil, err
+	}
+	if creating {
+		if err := p.h.admit.admitCreate(ctx, p.h.res, p.namespace, obj); err != nil {
+			return nil, err
+		}
+	}
+	dedupOwnerReferences(ctx, obj, true)
+	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	return obj, nil
+}
+
+// jsonPatch applies a JSON or merge patch to the JSON of the current object, as upstream's
+// jsonPatcher: unknown fields are looked for in the patched document, duplicate fields in the
+// patch itself.
+func (p *patchRequest) jsonPatch(ctx context.Context, current runtime.Object) (runtime.Object, error) {
+	currentJSON, err := runtime.Encode(apis.Codecs.LegacyCodec(p.gvk.GroupVersion()), current)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	patched, patchErrs, err := p.applyJSONPatch(currentJSON)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := apis.Scheme.New(p.gvk)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	info := serializerFor(runtime.ContentTypeJSON)
+	decoder := info.Serializer
+	if checksFields(p.opts.validation) {
+		decoder = info.StrictSerializer
+	}
+	gvk := p.gvk
+	if _, _, err := decoder.Decode(patched, &gvk, obj); err != nil {
+		strict, isStrict := runtime.AsStrictDecodingError(err)
+		switch {
+		case !isStrict:
+			// the strict errors of the patch are incomplete without the document's
+			return nil, invalidPatchError(string(patched), err)
+		case p.opts.validation == metav1.FieldValidationWarn:
+			addStrictDecodingWarnings(ctx, append(patchErrs, strict.Errors()...))
+		default:
+			return nil, strictPatchError(string(patched), append(patchErrs, strict.Errors()...))
+		}
+	} else if len(patchErrs) > 0 {
+		if p.opts.validation == metav1.FieldValidationWarn {
+			addStrictDecodingWarnings(ctx, patchErrs)
+		} else {
+			return nil, strictPatchError(string(patched), patchErrs)
+		}
+	}
+	apis.Scheme.Default(obj)
+	return p.track(current, obj), nil
+}
+
+// jsonPatchOperation is the shape of one JSON patch operation, for finding duplicate fields.
+type jsonPatchOperation struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	From  string `json:"from"`
+	Value any    `json:"value"`
+}
+
+// applyJSONPatch applies the JSON or merge patch to doc. It returns the patch's own strict
+// decoding errors (duplicate fields) when field validation asks for them.
+func (p *patchRequest) applyJSONPatch(doc []byte) ([]byte, []error, error) {
+	var strictErrs []error
+	switch p.patchType {
+	case types.JSONPatchType:
+		if checksFields(p.opts.validation) {
+			var ops []jsonPatchOperation
+			errs, err := kjson.UnmarshalStrict(p.body, &ops)
+			if err != nil {
+				return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
+			}
+			for _, e := range errs {
+				strictErrs = append(strictErrs, fmt.Errorf("json patch %v", e))
+			}
+		}
+		ops, err := jsonpatch.DecodePatch(p.body)
+		if err != nil {
+			return nil, nil, apierrors.NewBadRequest(err.Error())
+		}
+		if len(ops) > maxJSONPatchOperations {
+			return nil, nil, apierrors.NewRequestEntityTooLargeError(
+				fmt.Sprintf("The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(ops)))
+		}
+		patched, err := ops.Apply(doc)
+		if err != nil {
+			return nil, nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+		}
+		return patched, strictErrs, nil
+	default: // merge patch
+		if checksFields(p.opts.validation) {
+			var v map[string]any
+			errs, err := kjson.UnmarshalStrict(p.body, &v)
+			if err != nil {
+				return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
+			}
+			strictErrs = errs
+		}
+		patched, err := jsonpatch.MergePatch(doc, p.body)
+		if errors.Is(err, jsonpatch.ErrBadJSONPatch) {
+			return nil, nil, apierrors.NewBadRequest(err.Error())
+		}
+		if err != nil {
+			return nil, nil, unknownStatus(err)
+		}
+		return patched, strictErrs, nil
+	}
+}
+
+// strategicMergePatch applies a strategic merge patch to the current object's fields, as
+// upstream's smpPatcher: duplicate fields are looked for in the patch, unknown ones in the
+// result.
+func (p *patchRequest) strategicMergePatch(ctx context.Context, current runtime.Object) (runtime.Object, error) {
+	versioned := current.DeepCopyObject()
+	versioned.GetObjectKind().SetGroupVersionKind(p.gvk)
+	original, err := runtime.DefaultUnstructuredConverter.ToUnstructured(versioned)
+	if err != nil {
+		return nil, unknownStatus(err)
+	}
+	patchMap := map[string]any{}
+	var strictErrs []error
+	if checksFields(p.opts.validation) {
+		if strictErrs, err = kjson.UnmarshalStrict(p.body, &patchMap); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+	} else if err := kjson.UnmarshalCaseSensitivePreserveInts(p.body, &patchMap); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	schemaObj, err := apis.Scheme.New(p.gvk)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	patchedMap, err := strategicpatch.StrategicMergeMapPatch(original, patchMap, schemaObj)
+	if err != nil {
+		return nil, strategicMergePatchError(err)
+	}
+	obj, err := apis.Scheme.New(p.gvk)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patchedMap, obj, checksFields(p.opts.validation)); err != nil {
+		strict, isStrict := runtime.AsStrictDecodingError(err)
+		switch {
+		case !isStrict:
+			return nil, invalidPatchError(fmt.Sprintf("%+v", patchMap), err)
+		case p.opts.validation == metav1.FieldValidationWarn:
+			addStrictDecodingWarnings(ctx, append(strictErrs, strict.Errors()...))
+		default:
+			return nil, strictPatchError(fmt.Sprintf("%+v", patchMap), append(strictErrs, strict.Errors()...))
+		}
+	} else if len(strictErrs) > 0 {
+		if p.opts.validation == metav1.FieldValidationWarn {
+			addStrictDecodingWarnings(ctx, strictErrs)
+		} else {
+			return nil, strictPatchError(fmt.Sprintf("%+v", patchMap), strictErrs)
+		}
+	}
+	apis.Scheme.Default(obj)
+	return p.track(current, obj), nil
+}
+
+// strategicMergePatchError gives a failed strategic merge patch upstream's status code.
+func strategicMergePatchError(err error) error {
+	switch err {
+	case mergepatch.ErrBadJSONDoc, mergepatch.ErrBadPatchFormatForPrimitiveList, mergepatch.ErrBadPatchFormatForRetainKeys,
+		mergepatch.ErrBadPatchFormatForSetElementOrderList, mergepatch.ErrUnsupportedStrategicMergePatchFormat:
+		return apierrors.NewBadRequest(err.Error())
+	case mergepatch.ErrNoListOfLists, mergepatch.ErrPatchContentNotMatchRetainKeys:
+		return apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+	}
 	var se apierrors.APIStatus
 	if errors.As(err, &se) {
 		return err
 	}
-	if pt == types.JSONPatchType {
-		return apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
-	}
-	return apierrors.NewBadRequest(err.Error())
+	return unknownStatus(err)
 }
 
-func (h *resourceHandler) patch(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, error) {
+// unknownStatus is what upstream answers for an error that is not a Status: 500 with the
+// error's own words and no reason.
+func unknownStatus(err error) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Reason: metav1.StatusReasonUnknown, Message: err.Error(),
+	}}
+}
+
+// track records a non-apply patch in obj's managedFields.
+func (p *patchRequest) track(current, obj runtime.Object) runtime.Object {
+	if p.fm == nil {
+		return obj
+	}
+	return p.fm.UpdateNoErrors(current, obj, p.opts.manager)
+}
+
+func (h *resourceHandler) patch(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, int, error) {
+	pt, err := patchTypeOf(r)
+	if err != nil {
+		return nil, 0, err
+	}
 	body, err := h.readBody(r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	dry, err := dryRun(r)
+	opts, err := patchOptions(r, pt)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	apply, err := h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name, "")
+	p := h.newPatch(ri, pt, body, opts, h.res.GroupVersionKind(), h.fieldManager(""))
+	var strategy registry.Strategy
+	if p.isApply() {
+		p.createMissing = true
+		strategy = applyCreates{h.store.Strategy}
+	}
+	out, created, err := h.store.Update(ctx, ri.Namespace, ri.Name, strategy, p.update, opts.dryRun)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out, _, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, apply, dry)
-	return out, err
+	if created {
+		return out, http.StatusCreated, nil
+	}
+	return out, http.StatusOK, nil
 }
 
 // deleteOptions reads DeleteOptions from the body (if any) and the query, as upstream.
@@ -471,26 +865,19 @@ func (h *resourceHandler) deleteOptions(r *http.Request) (*metav1.DeleteOptions,
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("expected DeleteOptions, got %T", obj))
 		}
 		opts = decoded
-	} else if err := metav1.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, opts); err != nil {
+	} else if err := metainternalversionscheme.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, opts); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	if q := r.URL.Query()["dryRun"]; len(q) > 0 && len(opts.DryRun) == 0 {
+		// upstream reads the query only without a body; a dry run asked for anywhere is
+		// honoured here rather than deleting for real
 		opts.DryRun = q
 	}
-	for _, v := range opts.DryRun {
-		if v != metav1.DryRunAll {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("Invalid dryRun value: %q. Valid values: %q", v, metav1.DryRunAll))
-		}
+	if errs := metav1validation.ValidateDeleteOptions(opts); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "DeleteOptions"}, "", errs)
 	}
-	if opts.PropagationPolicy != nil {
-		switch *opts.PropagationPolicy {
-		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
-		default:
-			return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "DeleteOptions"}, "", field.ErrorList{
-				field.NotSupported(field.NewPath("propagationPolicy"), *opts.PropagationPolicy,
-					[]string{string(metav1.DeletePropagationForeground), string(metav1.DeletePropagationBackground), string(metav1.DeletePropagationOrphan), "nil"}),
-			})
-		}
+	if len(opts.DryRun) > 0 {
+		noteDryRun(r.Context())
 	}
 	if opts.GracePeriodSeconds != nil && *opts.GracePeriodSeconds < 0 {
 		zero := int64(0)

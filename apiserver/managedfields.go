@@ -1,21 +1,29 @@
 package apiserver
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
 
 	"github.com/skiff-dev/skiff/apis"
 )
 
 // managedFields records, on every write, which manager set which fields
 // (metadata.managedFields), with apimachinery's field manager and the type information
-// client-go ships for the built-in kinds, as upstream does for update operations.
+// client-go ships for the built-in kinds: operation Update for creates, updates and patches,
+// operation Apply for server-side applies (apply.go), each per subresource.
 
 var (
 	typeConverterOnce sync.Once
@@ -27,41 +35,87 @@ func sharedTypeConverter() managedfields.TypeConverter {
 	return typeConverter
 }
 
-// newFieldManager builds the field manager of a resource or one of its subresources. Writes
-// to the main resource do not take ownership of status, and status writes do not take
-// ownership of the spec, as upstream's reset fields say.
+// newFieldManager builds the field manager of a resource or one of its subresources. A write
+// takes no ownership of the fields its strategy resets (upstream's GetResetFields): writes to
+// the resource itself (and to namespaces/finalize) of status, status writes of the spec and
+// what else the resource's status strategy keeps.
 func newFieldManager(res *apis.Resource, subresource string) (*managedfields.FieldManager, error) {
-	version := fieldpath.APIVersion(res.GroupVersion.String())
-	var reset map[fieldpath.APIVersion]*fieldpath.Set
+	var reset []fieldpath.Path
 	if res.Subresource("status") != nil {
 		switch subresource {
-		case "":
-			reset = map[fieldpath.APIVersion]*fieldpath.Set{version: fieldpath.NewSet(fieldpath.MakePathOrDie("status"))}
+		case "", "finalize":
+			reset = []fieldpath.Path{fieldpath.MakePathOrDie("status")}
 		case "status":
-			reset = map[fieldpath.APIVersion]*fieldpath.Set{version: fieldpath.NewSet(
-				fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata", "labels"),
-				fieldpath.MakePathOrDie("metadata", "annotations"))}
+			reset = statusResetFields[res.GroupVersionResource().GroupResource()]
+			if reset == nil {
+				reset = []fieldpath.Path{fieldpath.MakePathOrDie("spec")}
+			}
 		}
 	}
-	filters := map[fieldpath.APIVersion]fieldpath.Filter{}
-	for v, set := range reset {
-		filters[v] = fieldpath.NewExcludeSetFilter(set)
+	var filters map[fieldpath.APIVersion]fieldpath.Filter
+	if len(reset) > 0 {
+		filters = map[fieldpath.APIVersion]fieldpath.Filter{
+			fieldpath.APIVersion(res.GroupVersion.String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(reset...)),
+		}
 	}
 	return managedfields.NewDefaultFieldManager(sharedTypeConverter(), apis.Scheme, apis.Scheme, apis.Scheme,
 		res.GroupVersionKind(), res.GroupVersion, subresource, filters)
 }
 
-// fieldManagerName is the manager a write is recorded under: the fieldManager parameter, or,
-// as upstream, the client's user agent up to its first "/".
-func fieldManagerName(r *http.Request) string {
-	if m := r.URL.Query().Get("fieldManager"); m != "" {
-		return m
+// statusResetFields are what status writes may not change beyond the spec, by resource, as
+// upstream's status strategies say (their PrepareForUpdate keeps them).
+var statusResetFields = map[schema.GroupResource][]fieldpath.Path{
+	{Resource: "pods"}: {fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata", "deletionTimestamp"),
+		fieldpath.MakePathOrDie("metadata", "ownerReferences")},
+	{Group: "apps", Resource: "deployments"}: {fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata", "labels")},
+}
+
+// subresourceFieldManagers are the field managers of subresources the server did not build
+// one for at start (namespaces/finalize), built on first use.
+var subresourceFieldManagers sync.Map // subresourceKey → *managedfields.FieldManager
+
+type subresourceKey struct {
+	res         *apis.Resource
+	subresource string
+}
+
+// fieldManager is the field manager of writes to the resource ("") or one of its
+// subresources; nil when managed fields cannot be tracked for it.
+func (h *resourceHandler) fieldManager(subresource string) *managedfields.FieldManager {
+	if fm := h.fieldManagers[subresource]; fm != nil {
+		return fm
 	}
-	ua := r.UserAgent()
-	if i := strings.Index(ua, "/"); i >= 0 {
-		ua = ua[:i]
+	key := subresourceKey{h.res, subresource}
+	if fm, ok := subresourceFieldManagers.Load(key); ok {
+		return fm.(*managedfields.FieldManager)
 	}
-	return ua
+	fm, err := newFieldManager(h.res, subresource)
+	if err != nil {
+		return nil
+	}
+	actual, _ := subresourceFieldManagers.LoadOrStore(key, fm)
+	return actual.(*managedfields.FieldManager)
+}
+
+// managerOrUserAgent is the manager a write is recorded under: the fieldManager parameter
+// (already validated), or, as upstream, the client's user agent up to its first "/", without
+// unprintable characters and within the 128 bytes a manager name may have.
+func managerOrUserAgent(manager, userAgent string) string {
+	if manager != "" {
+		return manager
+	}
+	prefix, _, _ := strings.Cut(userAgent, "/")
+	var b strings.Builder
+	for _, r := range prefix {
+		if !unicode.IsPrint(r) {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > metav1validation.FieldManagerMaxLength {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // trackManagedFields updates obj's managedFields for a write that turns live (nil on create)
@@ -74,4 +128,120 @@ func trackManagedFields(fm *managedfields.FieldManager, res *apis.Resource, live
 		live = res.New()
 	}
 	return fm.UpdateNoErrors(live, obj, manager)
+}
+
+// The scale subresource (autoscaling/v1 Scale) has a field manager of its own, and its
+// managedFields live in the parent's, with spec.replicas translated between the two, as
+// upstream's ScaleHandler does.
+
+// replicasPaths maps each group version a scaled kind has had to its replicas field.
+var replicasPaths = managedfields.ResourcePathMappings{
+	"apps/v1":            fieldpath.MakePathOrDie("spec", "replicas"),
+	"apps/v1beta2":       fieldpath.MakePathOrDie("spec", "replicas"),
+	"apps/v1beta1":       fieldpath.MakePathOrDie("spec", "replicas"),
+	"extensions/v1beta1": fieldpath.MakePathOrDie("spec", "replicas"),
+}
+
+var (
+	scaleFieldManagerOnce sync.Once
+	scaleFieldManager     *managedfields.FieldManager
+	errScaleFieldManager  error
+)
+
+// scaleFieldManagerFor returns the field manager of writes to a scale subresource.
+func scaleFieldManagerFor() (*managedfields.FieldManager, error) {
+	scaleFieldManagerOnce.Do(func() {
+		parser, err := typed.NewParser(scaleSchema)
+		if err != nil {
+			errScaleFieldManager = fmt.Errorf("schema of scale: %w", err)
+			return
+		}
+		gvk := schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
+		scaleFieldManager, errScaleFieldManager = managedfields.NewDefaultFieldManager(managedfields.NewSchemeTypeConverter(apis.Scheme, parser),
+			apis.Scheme, apis.Scheme, apis.Scheme, gvk, gvk.GroupVersion(), "scale", nil)
+		if errScaleFieldManager != nil {
+			errScaleFieldManager = fmt.Errorf("field manager for scale: %w", errScaleFieldManager)
+		}
+	})
+	return scaleFieldManager, errScaleFieldManager
+}
+
+// scaleSchema is the structured-merge schema of autoscaling/v1 Scale, which the schemas
+// client-go ships leave out (Scale is no resource of its own). Its metadata is deduced: the
+// field manager strips what the server sets, and nothing else of a scale's metadata is written.
+const scaleSchema typed.YAMLObject = `types:
+- name: io.k8s.api.autoscaling.v1.Scale
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: __untyped_deduced_
+      default: {}
+    - name: spec
+      type:
+        namedType: io.k8s.api.autoscaling.v1.ScaleSpec
+      default: {}
+    - name: status
+      type:
+        namedType: io.k8s.api.autoscaling.v1.ScaleStatus
+      default: {}
+- name: io.k8s.api.autoscaling.v1.ScaleSpec
+  map:
+    fields:
+    - name: replicas
+      type:
+        scalar: numeric
+- name: io.k8s.api.autoscaling.v1.ScaleStatus
+  map:
+    fields:
+    - name: replicas
+      type:
+        scalar: numeric
+      default: 0
+    - name: selector
+      type:
+        scalar: string
+- name: __untyped_atomic_
+  scalar: untyped
+  list:
+    elementType:
+      namedType: __untyped_atomic_
+    elementRelationship: atomic
+  map:
+    elementType:
+      namedType: __untyped_atomic_
+    elementRelationship: atomic
+- name: __untyped_deduced_
+  scalar: untyped
+  list:
+    elementType:
+      namedType: __untyped_atomic_
+    elementRelationship: atomic
+  map:
+    elementType:
+      namedType: __untyped_deduced_
+    elementRelationship: separable
+`
+
+// scaleManagedFields carries managedFields between a workload and its scale: before a write
+// of the scale, scale.ManagedFields = f.ToSubresource(); after it, the parent's
+// managedFields = f.ToParent(scale.ManagedFields). gv is the parent's group version.
+func scaleManagedFields(parent []metav1.ManagedFieldsEntry, gv schema.GroupVersion) *managedfields.ScaleHandler {
+	return managedfields.NewScaleHandler(parent, gv, replicasPaths)
+}
+
+// trackScaleUpdate records a PUT of a scale (old is the scale before it, with the managed
+// fields scaleManagedFields gave it).
+func trackScaleUpdate(r *http.Request, old, scale runtime.Object) runtime.Object {
+	fm, err := scaleFieldManagerFor()
+	if err != nil {
+		return scale
+	}
+	return fm.UpdateNoErrors(old, scale, managerOrUserAgent(r.URL.Query().Get("fieldManager"), r.UserAgent()))
 }

@@ -84,7 +84,9 @@ func (workloadScale) write(ctx context.Context, h *resourceHandler, ri *requestI
 		if err := nameMatchesURL(scale.Name, ri.Name); err != nil {
 			return nil, autoscalingV1, 0, err
 		}
-		change = func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return scale, nil }
+		change = func(old *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+			return trackScaleUpdate(r, old, scale.DeepCopy()).(*autoscalingv1.Scale), nil
+		}
 	case "patch":
 		patch, err := h.patchFunc(r, body, scaleGVK, ri.Name, "scale")
 		if err != nil {
@@ -104,7 +106,15 @@ func (workloadScale) write(ctx context.Context, h *resourceHandler, ri *requestI
 		if current == nil {
 			return nil, apierrors.NewNotFound(h.store.GroupResource(), ri.Name)
 		}
-		scale, err := change(scaleOf(current))
+		// the scale's managers of spec.replicas are the workload's, as upstream's ScaleHandler
+		fields := scaleManagedFields(scaledOf(current).meta.ManagedFields, h.gv())
+		old := scaleOf(current)
+		scaleFields, err := fields.ToSubresource()
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		old.ManagedFields = scaleFields
+		scale, err := change(old)
 		if err != nil {
 			return nil, err
 		}
@@ -118,6 +128,11 @@ func (workloadScale) write(ctx context.Context, h *resourceHandler, ri *requestI
 		}
 		replicas := scale.Spec.Replicas
 		*w.replicas = &replicas
+		parentFields, err := fields.ToParent(scale.ManagedFields)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		w.meta.ManagedFields = parentFields
 		return current, nil
 	}, dry)
 	if err != nil {

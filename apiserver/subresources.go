@@ -35,13 +35,16 @@ func (p parentWrite) get(ctx context.Context, h *resourceHandler, ri *requestInf
 }
 
 func (p parentWrite) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
-	dry, err := dryRun(r)
-	if err != nil {
-		return nil, schema.GroupVersion{}, 0, err
-	}
-	var update registry.UpdateFunc
+	var (
+		update registry.UpdateFunc
+		opts   writeOptions
+	)
 	switch ri.Verb {
 	case "update":
+		var err error
+		if opts, err = updateOptions(r); err != nil {
+			return nil, schema.GroupVersion{}, 0, err
+		}
 		obj, err := h.decodeBody(r, body, h.res.GroupVersionKind())
 		if err != nil {
 			return nil, schema.GroupVersion{}, 0, err
@@ -57,16 +60,21 @@ func (p parentWrite) write(ctx context.Context, h *resourceHandler, ri *requestI
 			if current == nil {
 				return nil, apierrors.NewNotFound(h.store.GroupResource(), ri.Name)
 			}
-			return h.track(r, ri.Subresource, current, obj.DeepCopyObject()), nil
+			return trackManagedFields(h.fieldManager(ri.Subresource), h.res, current, obj.DeepCopyObject(), opts.manager), nil
 		}
 	case "patch":
-		if update, err = h.patchFunc(r, body, h.res.GroupVersionKind(), ri.Name, ri.Subresource); err != nil {
+		pt, err := patchTypeOf(r)
+		if err != nil {
 			return nil, schema.GroupVersion{}, 0, err
 		}
+		if opts, err = patchOptions(r, pt); err != nil {
+			return nil, schema.GroupVersion{}, 0, err
+		}
+		update = h.newPatch(ri, pt, body, opts, h.res.GroupVersionKind(), h.fieldManager(ri.Subresource)).update
 	default:
 		return nil, schema.GroupVersion{}, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Group: ri.APIGroup, Resource: ri.resourceLabel()}, ri.Verb)
 	}
-	out, _, err := h.store.Update(ctx, ri.Namespace, ri.Name, p.strategy, update, dry)
+	out, _, err := h.store.Update(ctx, ri.Namespace, ri.Name, p.strategy, update, opts.dryRun)
 	return out, h.gv(), http.StatusOK, err
 }
 
@@ -82,7 +90,7 @@ func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo
 	if ri.Verb != "create" {
 		return nil, schema.GroupVersion{}, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/binding"}, ri.Verb)
 	}
-	dry, err := dryRun(r)
+	opts, err := createOptions(r)
 	if err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
@@ -137,7 +145,7 @@ func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo
 		}
 		setPodScheduled(pod)
 		return pod, nil
-	}, dry)
+	}, opts.dryRun)
 	if err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
