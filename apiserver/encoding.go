@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -185,6 +187,10 @@ func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runt
 	if err != nil {
 		return err
 	}
+	metaField, itemsField, err := listFieldNumbers(reflect.TypeOf(list).Elem())
+	if err != nil {
+		return err
+	}
 	listMeta, ok := reflect.ValueOf(list).Elem().FieldByName("ListMeta").Addr().Interface().(protoMarshaler)
 	if !ok {
 		return fmt.Errorf("%T has no ListMeta", list)
@@ -194,7 +200,7 @@ func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runt
 		return err
 	}
 	raw := make([]byte, 0, len(metaBytes)+len(items)*1024)
-	raw = appendField(raw, 1, metaBytes)
+	raw = appendField(raw, metaField, metaBytes)
 	for _, it := range items {
 		key, cacheable := cacheKey(it, info, gv, false)
 		var b []byte
@@ -213,7 +219,7 @@ func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runt
 				encoded.put(key, b)
 			}
 		}
-		raw = appendField(raw, 2, b)
+		raw = appendField(raw, itemsField, b)
 	}
 	unk := &runtime.Unknown{
 		TypeMeta: runtime.TypeMeta{APIVersion: gv.String(), Kind: gvks[0].Kind},
@@ -226,6 +232,28 @@ func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runt
 	start()
 	_, err = w.Write(out.Bytes())
 	return err
+}
+
+// listFieldNumbers reads the protobuf field numbers of a list type's ListMeta and Items from
+// their struct tags (most lists are 1 and 2; meta.k8s.io/v1beta1's metadata list is not).
+func listFieldNumbers(t reflect.Type) (meta, items int, err error) {
+	number := func(name string) int {
+		f, ok := t.FieldByName(name)
+		if !ok {
+			return 0
+		}
+		parts := strings.Split(f.Tag.Get("protobuf"), ",")
+		if len(parts) < 2 {
+			return 0
+		}
+		n, _ := strconv.Atoi(parts[1])
+		return n
+	}
+	meta, items = number("ListMeta"), number("Items")
+	if meta == 0 || items == 0 {
+		return 0, 0, fmt.Errorf("%v has no protobuf ListMeta and Items", t)
+	}
+	return meta, items, nil
 }
 
 // appendField appends a length-delimited protobuf field.

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,52 +17,6 @@ import (
 	"github.com/skiff-dev/skiff/apis"
 )
 
-// mediaType is one accepted representation of a response.
-type mediaType struct {
-	info runtime.SerializerInfo
-	// as, g, v are the Accept parameters asking for a different kind (as=Table).
-	as, group, version string
-}
-
-// negotiate picks the serializer for a response from the Accept header, as upstream: the first
-// acceptable media type in the client's order; JSON when the header is empty or */*.
-func negotiate(r *http.Request) (mediaType, error) {
-	header := r.Header.Get("Accept")
-	if header == "" {
-		return mediaType{info: serializerFor(runtime.ContentTypeJSON)}, nil
-	}
-	for _, clause := range strings.Split(header, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(clause))
-		if err != nil {
-			continue
-		}
-		if mt == "*/*" || mt == "application/*" {
-			return mediaType{info: serializerFor(runtime.ContentTypeJSON)}, nil
-		}
-		info := serializerFor(mt)
-		if info.MediaType == "" {
-			continue
-		}
-		if params["as"] != "" {
-			// Table and PartialObjectMetadata conversions are not served yet: skip the
-			// clause so the client's plain fallback is used, as upstream would for an
-			// unsupported conversion.
-			continue
-		}
-		return mediaType{info: info}, nil
-	}
-	return mediaType{}, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf", 0, false)
-}
-
-func serializerFor(mt string) runtime.SerializerInfo {
-	for _, info := range apis.Codecs.SupportedMediaTypes() {
-		if info.MediaType == mt {
-			return info
-		}
-	}
-	return runtime.SerializerInfo{}
-}
-
 // writeObject encodes obj in the negotiated media type, with the apiVersion and kind of gv.
 func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.GroupVersion, obj runtime.Object) {
 	mt, err := negotiate(r)
@@ -72,9 +24,14 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		writeError(w, r, err)
 		return
 	}
+	fresh := mt.convert != nil && mustEncodeAfresh(obj)
 	if obj, gv, err = transformResponse(r, mt, obj, gv); err != nil {
 		writeError(w, r, err)
 		return
+	}
+	if fresh {
+		// what a dry-run answer turned into carries its uid and resourceVersion too
+		defer encodeAfresh(obj)()
 	}
 	if listWriter := listWriterFor(mt.info.MediaType); listWriter != nil && meta.IsListType(obj) {
 		// lists are assembled from cached item encodings and streamed
@@ -123,10 +80,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(status.Details.RetryAfterSeconds)))
 		}
 	}
-	mt, nerr := negotiate(r)
-	if nerr != nil {
-		mt = mediaType{info: serializerFor(runtime.ContentTypeJSON)}
-	}
+	mt := negotiateStatus(r)
 	var buf bytes.Buffer
 	if err := apis.Codecs.EncoderForVersion(mt.info.Serializer, metav1.SchemeGroupVersion).Encode(status, &buf); err != nil {
 		http.Error(w, fmt.Sprintf("encoding error: %v", err), http.StatusInternalServerError)
