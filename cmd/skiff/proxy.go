@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/proxy"
+)
+
+// proxyOptions are the flags of `skiff proxy`, named as kube-proxy's.
+type proxyOptions struct {
+	kubeconfig         string
+	hostnameOverride   string
+	clusterCIDR        string
+	healthzBindAddress string
+	metricsBindAddress string
+}
+
+func newProxyCommand(_ *globalOptions) *cobra.Command {
+	o := &proxyOptions{}
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Route Service traffic on this node with nftables, as kube-proxy",
+		Long: `Watch Services and EndpointSlices and program this node's nftables (table "ip skiff")
+so that cluster IPs, node ports and external IPs reach ready endpoints, load-balanced at random.
+The table is rebuilt at start and deleted on exit. Needs root (CAP_NET_ADMIN) and nft.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			cfg, err := loadKubeconfig(o.kubeconfig)
+			if err != nil {
+				return err
+			}
+			return runProxy(ctx, cfg, o)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *proxyOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server with; default $KUBECONFIG or ~/.kube/config")
+	f.StringVar(&o.hostnameOverride, "hostname-override", "", "this node's name, as its kubelet registers it; default the host name")
+	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the pods' address range; traffic to cluster IPs from outside it is masqueraded")
+	f.StringVar(&o.healthzBindAddress, "healthz-bind-address", "0.0.0.0:10256", "address of /healthz; empty serves none")
+	f.StringVar(&o.metricsBindAddress, "metrics-bind-address", "127.0.0.1:10249", "address of /metrics; empty serves none")
+}
+
+// loadKubeconfig reads a kubeconfig file, or the default ones when path is empty.
+func loadKubeconfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+}
+
+// nodeHostname is the node's name: the override, or the host name in lower case, as the
+// kubelet's default.
+func nodeHostname(override string) string {
+	if override != "" {
+		return strings.ToLower(strings.TrimSpace(override))
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(h)
+}
+
+// runProxy runs the proxy until ctx is done.
+func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
+	var cidr netip.Prefix
+	if o.clusterCIDR != "" {
+		var err error
+		if cidr, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
+			return fmt.Errorf("--cluster-cidr: %w", err)
+		}
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	p, err := proxy.New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), proxy.Config{
+		Hostname:    nodeHostname(o.hostnameOverride),
+		ClusterCIDR: cidr,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := serveProxyEndpoints(ctx, p, o); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	return p.Run(ctx)
+}
+
+// serveProxyEndpoints serves /healthz (kube-proxy's answer: 200 while rules are fresh, 503
+// otherwise, with the last update's time) and /metrics, each on its own address.
+func serveProxyEndpoints(ctx context.Context, p *proxy.Proxy, o *proxyOptions) error {
+	healthz := http.NewServeMux()
+	healthz.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, last := p.Healthy()
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(map[string]string{"lastUpdated": last.Format(time.RFC3339Nano), "currentTime": time.Now().Format(time.RFC3339Nano)})
+	})
+	metrics := http.NewServeMux()
+	metrics.Handle("/metrics", promhttp.HandlerFor(p.Metrics().Registry, promhttp.HandlerOpts{}))
+	for _, s := range []struct {
+		addr    string
+		handler http.Handler
+	}{{o.healthzBindAddress, healthz}, {o.metricsBindAddress, metrics}} {
+		if s.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				slog.Warn("proxy endpoint stopped", "address", s.addr, "err", err)
+			}
+		}()
+		context.AfterFunc(ctx, func() { srv.Close() })
+	}
+	return nil
+}
+
+// upProxy is the proxy as a part of `skiff up`: for this host's node, without healthz or
+// metrics ports (several clusters may run on one machine in tests).
+func upProxy(cfg *rest.Config) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return runProxy(ctx, cfg, &proxyOptions{})
+	}
+}

@@ -1,0 +1,273 @@
+package dns
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+)
+
+// fakeUpstream answers every A query with 192.0.2.55, standing in for the host's resolver.
+func fakeUpstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300},
+			A: net.ParseIP("192.0.2.55")}}
+		w.WriteMsg(m)
+	})
+	udp, tcp := &dns.Server{PacketConn: pc, Handler: h}, &dns.Server{Listener: l, Handler: h}
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+type cluster struct {
+	t      *testing.T
+	client kubernetes.Interface
+	addr   string
+}
+
+// startDNS serves cluster DNS on a loopback port from a real API server.
+func startDNS(t *testing.T) *cluster {
+	t.Helper()
+	srv := apiservertest.Start(t)
+	factory := informers.NewSharedInformerFactory(srv.Client, 0)
+	s, err := New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), Config{
+		ClusterDomain: "cluster.local", Upstreams: []string{fakeUpstream(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, pc, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		factory.Shutdown()
+	})
+	return &cluster{t: t, client: srv.Client, addr: pc.LocalAddr().String()}
+}
+
+func (c *cluster) query(network, name string, qtype uint16) *dns.Msg {
+	c.t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	resp, _, err := (&dns.Client{Net: network, Timeout: 5 * time.Second}).Exchange(m, c.addr)
+	if err != nil {
+		c.t.Fatalf("query %s %s: %v", name, dns.TypeToString[qtype], err)
+	}
+	return resp
+}
+
+// eventually repeats a query until check accepts the answer: the server's caches follow the
+// API with a delay.
+func (c *cluster) eventually(name string, qtype uint16, check func(*dns.Msg) bool) *dns.Msg {
+	c.t.Helper()
+	var last *dns.Msg
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		last = c.query("udp", name, qtype)
+		return check(last), nil
+	})
+	if err != nil {
+		c.t.Fatalf("%s %s: never answered as expected; last answer:\n%v", name, dns.TypeToString[qtype], last)
+	}
+	return last
+}
+
+func addresses(m *dns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		switch r := rr.(type) {
+		case *dns.A:
+			out = append(out, r.A.String())
+		case *dns.AAAA:
+			out = append(out, r.AAAA.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c *cluster) create(obj any) {
+	c.t.Helper()
+	ctx := context.Background()
+	var err error
+	switch o := obj.(type) {
+	case *corev1.Service:
+		_, err = c.client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	case *discoveryv1.EndpointSlice:
+		_, err = c.client.DiscoveryV1().EndpointSlices(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func namedPort(name string, port int32) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, Protocol: corev1.ProtocolTCP}
+}
+
+func TestClusterNamesResolveFromTheAPI(t *testing.T) {
+	c := startDNS(t)
+	c.create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.50", Ports: []corev1.ServicePort{namedPort("http", 80)}}})
+	c.create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{namedPort("sql", 5432)}}})
+	c.create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.org"}})
+	c.create(&discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("sql"), Port: ptr.To[int32](5433), Protocol: ptr.To(corev1.ProtocolTCP)}},
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.244.1.2"}, Hostname: ptr.To("db-0"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
+			{Addresses: []string{"10.244.1.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
+			{Addresses: []string{"10.244.1.4"}, Hostname: ptr.To("db-2"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}},
+		},
+	})
+
+	// a Service: its cluster IP, with a 5 s TTL, authoritatively
+	m := c.eventually("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) bool { return len(m.Answer) == 1 })
+	if got := addresses(m); !slices.Equal(got, []string{"10.96.0.50"}) || m.Answer[0].Header().Ttl != TTL || !m.Authoritative {
+		t.Errorf("web: %v ttl %d aa %v", got, m.Answer[0].Header().Ttl, m.Authoritative)
+	}
+	// over TCP too
+	if got := addresses(c.query("tcp", "web.default.svc.cluster.local.", dns.TypeA)); !slices.Equal(got, []string{"10.96.0.50"}) {
+		t.Errorf("web over TCP: %v", got)
+	}
+	// a name that exists without records of the type asked: no error, no answer
+	if m := c.query("udp", "web.default.svc.cluster.local.", dns.TypeAAAA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
+		t.Errorf("web AAAA: rcode %s, %d answers", dns.RcodeToString[m.Rcode], len(m.Answer))
+	}
+	// SRV of a named port
+	m = c.query("udp", "_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV)
+	if len(m.Answer) != 1 {
+		t.Fatalf("web SRV: %v", m)
+	}
+	if srv := m.Answer[0].(*dns.SRV); srv.Port != 80 || srv.Target != "web.default.svc.cluster.local." {
+		t.Errorf("web SRV: %v", srv)
+	}
+
+	// a headless Service: its ready endpoints, by name and by hostname
+	m = c.eventually("db.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) bool { return len(m.Answer) > 0 })
+	if got := addresses(m); !slices.Equal(got, []string{"10.244.1.2", "10.244.1.3"}) {
+		t.Errorf("db: %v (the unready 10.244.1.4 must not be listed)", got)
+	}
+	if got := addresses(c.query("udp", "db-0.db.default.svc.cluster.local.", dns.TypeA)); !slices.Equal(got, []string{"10.244.1.2"}) {
+		t.Errorf("db-0.db: %v", got)
+	}
+	m = c.query("udp", "_sql._tcp.db.default.svc.cluster.local.", dns.TypeSRV)
+	var targets []string
+	for _, rr := range m.Answer {
+		srv := rr.(*dns.SRV)
+		if srv.Port != 5433 {
+			t.Errorf("headless SRV port %d, want the endpoint's 5433", srv.Port)
+		}
+		targets = append(targets, srv.Target)
+	}
+	slices.Sort(targets)
+	if want := []string{"10-244-1-3.db.default.svc.cluster.local.", "db-0.db.default.svc.cluster.local."}; !slices.Equal(targets, want) {
+		t.Errorf("headless SRV targets %v, want %v", targets, want)
+	}
+	if len(m.Extra) != 2 {
+		t.Errorf("headless SRV: want the targets' addresses as extra records, got %v", m.Extra)
+	}
+
+	// an ExternalName Service is a CNAME
+	m = c.eventually("ext.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) bool { return len(m.Answer) > 0 })
+	if cname, ok := m.Answer[0].(*dns.CNAME); !ok || cname.Target != "example.org." {
+		t.Errorf("ext: %v", m.Answer)
+	}
+	// pod names carry their address
+	if got := addresses(c.query("udp", "10-244-1-9.default.pod.cluster.local.", dns.TypeA)); !slices.Equal(got, []string{"10.244.1.9"}) {
+		t.Errorf("pod name: %v", got)
+	}
+
+	// unknown names of the cluster domain do not exist
+	for _, name := range []string{"nope.default.svc.cluster.local.", "web.other.svc.cluster.local.",
+		"db-9.db.default.svc.cluster.local.", "_nope._tcp.web.default.svc.cluster.local.", "what.cluster.local."} {
+		if m := c.query("udp", name, dns.TypeA); m.Rcode != dns.RcodeNameError || len(m.Ns) != 1 {
+			t.Errorf("%s: rcode %s, authority %v; want NXDOMAIN with the SOA", name, dns.RcodeToString[m.Rcode], m.Ns)
+		}
+	}
+
+	// other names go to the host's resolver, over UDP and TCP
+	for _, network := range []string{"udp", "tcp"} {
+		if got := addresses(c.query(network, "example.org.", dns.TypeA)); !slices.Equal(got, []string{"192.0.2.55"}) {
+			t.Errorf("forwarded over %s: %v", network, got)
+		}
+	}
+}
+
+func TestEnsureServiceMakesKubeDNSPointAtTheServer(t *testing.T) {
+	srv := apiservertest.Start(t)
+	ctx := context.Background()
+	ep := Endpoint{IP: netip.MustParseAddr("192.0.2.2"), Port: 53, NodeName: "node-1"}
+	for range 2 { // the second time finds everything in place
+		if err := EnsureService(ctx, srv.Client, DefaultServiceIP, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := srv.Client.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ClusterIP != "10.96.0.10" || len(svc.Spec.Ports) != 3 || svc.Spec.Ports[0].Protocol != corev1.ProtocolUDP ||
+		svc.Spec.Ports[1].Name != "dns-tcp" || svc.Spec.Ports[2].Port != 9153 {
+		t.Errorf("kube-dns service: %s %+v", svc.Spec.ClusterIP, svc.Spec.Ports)
+	}
+	slice, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns-"+ManagedBy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slice.Endpoints[0].Addresses[0] != "192.0.2.2" || *slice.Endpoints[0].NodeName != "node-1" || len(slice.Ports) != 2 {
+		t.Errorf("kube-dns slice: %+v", slice)
+	}
+	// the server moves: its endpoints follow
+	ep.IP = netip.MustParseAddr("192.0.2.3")
+	if err := EnsureService(ctx, srv.Client, DefaultServiceIP, ep); err != nil {
+		t.Fatal(err)
+	}
+	eps, err := srv.Client.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps.Subsets[0].Addresses[0].IP != "192.0.2.3" {
+		t.Errorf("kube-dns endpoints: %+v", eps.Subsets)
+	}
+}
