@@ -162,7 +162,7 @@ func requestEntityTooLarge(limit int64) error {
 
 func (h *resourceHandler) get(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, error) {
 	opts := metav1.GetOptions{}
-	if err := metav1.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
+	if err := apis.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	if err := checkResourceVersion(opts.ResourceVersion); err != nil {

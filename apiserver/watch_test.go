@@ -377,3 +377,10 @@ func TestMalformedResourceVersionIsBadRequest(t *testing.T) {
 		t.Fatalf("err %v, want 400 invalid resource version", err)
 	}
 }
+func TestGetWithResourceVersionZero(t *testing.T) {
+	s := apiservertest.Start(t)
+	_, err := s.Client.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{ResourceVersion: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
