@@ -43,6 +43,10 @@ func newRootCommand() *cobra.Command {
 		newVersionCommand(),
 		newAPIServerCommand(g),
 		newUpCommand(g),
+		newKubeletCommand(g),
+		newSimCommand(g),
+		newProxyCommand(g),
+		newDNSCommand(g),
 	)
 	return root
 }

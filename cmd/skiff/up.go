@@ -104,6 +104,9 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	// would. Adding a part is adding a line.
 	components := []component{
 		{"apiserver", apiServer.Run},
+		{"kubelet", upKubelet(o.dataDir, restConfig)},
+		{"proxy", upProxy(restConfig)},
+		{"dns", upDNS(restConfig)},
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

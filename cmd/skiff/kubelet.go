@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/kubelet"
+	"github.com/skiff-dev/skiff/kubelet/cri"
+	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
+	"github.com/skiff-dev/skiff/kubelet/runtime"
+)
+
+// fakeRuntimeEndpoint, given as --container-runtime-endpoint, runs the in-memory runtime.
+const fakeRuntimeEndpoint = "fake"
+
+// defaultContainerdSocket is where a system containerd listens.
+const defaultContainerdSocket = "/run/containerd/containerd.sock"
+
+// kubeletOptions are the flags of `skiff kubelet`, named as upstream's kubelet's.
+type kubeletOptions struct {
+	kubeconfig       string
+	hostnameOverride string
+	runtimeEndpoint  string
+	rootDir          string
+	podLogsDir       string
+	podCIDR          string
+	systemReserved   map[string]string
+	port             int
+	address          string
+	nodeIPs          []string
+	maxPods          int
+	imageDir         string
+	cniConfDir       string
+	clusterDNS       []string
+	clusterDomain    string
+	tlsCertFile      string
+	tlsKeyFile       string
+	clientCAFile     string
+	nodeLabels       map[string]string
+}
+
+func newKubeletCommand(g *globalOptions) *cobra.Command {
+	o := &kubeletOptions{}
+	cmd := &cobra.Command{
+		Use:   "kubelet",
+		Short: "Run this machine's node agent: register the Node and run the pods bound to it",
+		Long: `Run the node agent: register this machine as a Node, keep its Lease fresh, run the
+pods bound to it through the container runtime (containerd's CRI, or the in-memory fake with
+--container-runtime-endpoint fake) and report their status. The kubelet API (logs, exec,
+healthz, metrics) is served on --port.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return runKubelet(ctx, o)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig that reaches the API server")
+	f.StringVar(&o.hostnameOverride, "hostname-override", "", "the Node's name instead of the host name")
+	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "unix://"+defaultContainerdSocket,
+		`CRI endpoint of the container runtime, or "fake" for the in-memory runtime`)
+	f.StringVar(&o.rootDir, "root-dir", "/var/lib/skiff-kubelet", "where pods' volumes live")
+	f.StringVar(&o.podLogsDir, "pod-logs-dir", "/var/log/pods", "where the runtime writes container logs")
+	f.StringVar(&o.podCIDR, "pod-cidr", "", "the pods' address range when the Node has no spec.podCIDR")
+	f.StringToStringVar(&o.systemReserved, "system-reserved", nil, "resources kept from pods, such as cpu=500m,memory=1Gi")
+	f.IntVar(&o.port, "port", 10250, "port of the kubelet API (HTTPS)")
+	f.StringVar(&o.address, "address", "0.0.0.0", "address the kubelet API listens on")
+	f.StringSliceVar(&o.nodeIPs, "node-ip", nil, "the Node's addresses; default: the address of the default route")
+	f.IntVar(&o.maxPods, "max-pods", 110, "how many pods the Node takes")
+	f.StringVar(&o.imageDir, "image-dir", "", "import every *.tar image in this directory into containerd before the Node reports Ready")
+	f.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "the runtime's CNI config directory, where the pod network's config is written")
+	f.StringSliceVar(&o.clusterDNS, "cluster-dns", nil, "DNS servers of ClusterFirst pods")
+	f.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API; default: a self-signed one")
+	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
+	f.StringVar(&o.clientCAFile, "client-ca-file", "", "CA whose client certificates the kubelet API requires")
+	f.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels added to the Node")
+}
+
+// kubeletSetup is a kubelet made from options, ready to run.
+type kubeletSetup struct {
+	kubelet *kubelet.Kubelet
+	server  kubelet.ServerConfig
+	close   func()
+}
+
+func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*kubeletSetup, error) {
+	name := o.hostnameOverride
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, err
+		}
+		name = h
+	}
+	name = strings.ToLower(strings.TrimSpace(name))
+	reserved := v1.ResourceList{}
+	for k, v := range o.systemReserved {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("--system-reserved %s=%s: %w", k, v, err)
+		}
+		reserved[v1.ResourceName(k)] = q
+	}
+	var ips []net.IP
+	for _, s := range o.nodeIPs {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("--node-ip %q is not an IP address", s)
+		}
+		ips = append(ips, ip)
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	setup := &kubeletSetup{close: func() {}}
+	var rt runtime.Runtime
+	rootDir, logsDir := o.rootDir, o.podLogsDir
+	if o.runtimeEndpoint == fakeRuntimeEndpoint {
+		fake, err := fakeruntime.New(o.podCIDR)
+		if err != nil {
+			return nil, err
+		}
+		rt, rootDir, logsDir = fake, "", ""
+	} else {
+		c, err := cri.Dial(o.runtimeEndpoint, cri.Options{CNIConfDir: o.cniConfDir})
+		if err != nil {
+			return nil, err
+		}
+		setup.close = func() { c.Close() }
+		rt = c
+		if o.imageDir != "" {
+			socket := strings.TrimPrefix(o.runtimeEndpoint, "unix://")
+			names, err := localcontainerd.ImportDir(ctx, socket, o.imageDir)
+			if err != nil {
+				c.Close()
+				return nil, fmt.Errorf("import images from %s: %w", o.imageDir, err)
+			}
+			slog.Info("imported images", "dir", o.imageDir, "images", names)
+		}
+	}
+	k, err := kubelet.New(kubelet.Config{
+		NodeName: name, Client: client, Runtime: rt, RuntimeEndpoint: o.runtimeEndpoint,
+		KubeletVersion: apis.VersionInfo().GitVersion,
+		RootDir:        rootDir, PodLogsDir: logsDir,
+		NodeIPs: ips, SystemReserved: reserved, MaxPods: o.maxPods, Port: o.port,
+		NodeLabels: o.nodeLabels, PodCIDR: o.podCIDR,
+		ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain,
+	})
+	if err != nil {
+		setup.close()
+		return nil, err
+	}
+	setup.kubelet = k
+	setup.server = kubelet.ServerConfig{Address: net.JoinHostPort(o.address, strconv.Itoa(o.port))}
+	if o.tlsCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCertFile, o.tlsKeyFile)
+		if err != nil {
+			setup.close()
+			return nil, err
+		}
+		setup.server.Certificate = &cert
+	}
+	if o.clientCAFile != "" {
+		pem, err := os.ReadFile(o.clientCAFile)
+		if err != nil {
+			setup.close()
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			setup.close()
+			return nil, fmt.Errorf("--client-ca-file %s holds no certificate", o.clientCAFile)
+		}
+		setup.server.ClientCAs = pool
+	}
+	return setup, nil
+}
+
+// run runs the kubelet and its API until ctx is done. A kubelet API that cannot listen is
+// logged, not fatal, when apiOptional (inside `skiff up`, where the port may be taken).
+func (s *kubeletSetup) run(ctx context.Context, apiOptional bool) error {
+	defer s.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		err := s.kubelet.Serve(ctx, s.server, func(addr string) { slog.Info("serving the kubelet API", "address", addr) })
+		if err != nil && ctx.Err() == nil {
+			if apiOptional {
+				slog.Warn("kubelet API not served", "err", err)
+				return
+			}
+			serveErr = err
+			cancel()
+		}
+	})
+	err := s.kubelet.Run(ctx)
+	cancel()
+	wg.Wait()
+	return errors.Join(err, serveErr)
+}
+
+func runKubelet(ctx context.Context, o *kubeletOptions) error {
+	if o.kubeconfig == "" {
+		return errors.New("--kubeconfig is required")
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	setup, err := o.setUp(ctx, restConfig)
+	if err != nil {
+		return err
+	}
+	return setup.run(ctx, false)
+}
+
+// upKubelet is `skiff up`'s kubelet: this host as a Node, on the system containerd when its
+// socket is there, else on the in-memory runtime (pods "run" but nothing starts).
+func upKubelet(dataDir string, restConfig *rest.Config) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		o := &kubeletOptions{
+			runtimeEndpoint: fakeRuntimeEndpoint,
+			rootDir:         filepath.Join(dataDir, "kubelet"),
+			podLogsDir:      filepath.Join(dataDir, "kubelet", "logs"),
+			podCIDR:         "10.244.0.0/24",
+			port:            10250,
+			address:         "0.0.0.0",
+			maxPods:         110,
+			cniConfDir:      "/etc/cni/net.d",
+			clusterDomain:   "cluster.local",
+			clientCAFile:    filepath.Join(dataDir, "pki", "ca.crt"),
+		}
+		if st, err := os.Stat(defaultContainerdSocket); err == nil && st.Mode()&os.ModeSocket != 0 {
+			o.runtimeEndpoint = "unix://" + defaultContainerdSocket
+		} else {
+			slog.Info("no containerd socket: the kubelet runs pods on the in-memory runtime", "socket", defaultContainerdSocket)
+		}
+		setup, err := o.setUp(ctx, restConfig)
+		if err != nil {
+			return err
+		}
+		return setup.run(ctx, true)
+	}
+}

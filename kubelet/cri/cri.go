@@ -1,0 +1,304 @@
+// Package cri is the kubelet's runtime.Runtime over a CRI endpoint (containerd's CRI plugin):
+// a gRPC client of k8s.io/cri-api v1's RuntimeService and ImageService, and the writer of the
+// CNI network config for the node's pod CIDR that containerd's CRI plugin reads.
+//
+// It must never reach containerd except through CRI.
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/kubelet/runtime"
+)
+
+// Runtime is a CRI runtime service at one endpoint.
+type Runtime struct {
+	conn    *grpc.ClientConn
+	rt      runtimeapi.RuntimeServiceClient
+	images  runtimeapi.ImageServiceClient
+	timeout time.Duration
+	// cniConfDir, when set, is where SetPodCIDR writes the pod network's config.
+	cniConfDir string
+}
+
+var (
+	_ runtime.Runtime       = (*Runtime)(nil)
+	_ runtime.PodCIDRSetter = (*Runtime)(nil)
+)
+
+// Options adjust a Runtime.
+type Options struct {
+	// CNIConfDir is the runtime's CNI config directory; empty: the kubelet leaves the network
+	// config to whoever set the runtime up.
+	CNIConfDir string
+	// Timeout bounds each call but pulls and stops (default 2 minutes, as upstream).
+	Timeout time.Duration
+}
+
+// Dial connects to endpoint ("unix:///run/containerd/containerd.sock" or a socket path). It
+// does not wait for the runtime to answer.
+func Dial(endpoint string, o Options) (*Runtime, error) {
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "unix://" + endpoint
+	}
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("dial CRI %s: %w", endpoint, err)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	return &Runtime{conn: conn, rt: runtimeapi.NewRuntimeServiceClient(conn), images: runtimeapi.NewImageServiceClient(conn),
+		timeout: o.Timeout, cniConfDir: o.CNIConfDir}, nil
+}
+
+// Close closes the connection.
+func (r *Runtime) Close() error { return r.conn.Close() }
+
+func (r *Runtime) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+// notFound turns CRI's NotFound into runtime.ErrNotFound.
+func notFound(err error) error {
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
+	}
+	return err
+}
+
+func (r *Runtime) Version(ctx context.Context) (*runtimeapi.VersionResponse, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.rt.Version(ctx, &runtimeapi.VersionRequest{Version: "v1"})
+}
+
+func (r *Runtime) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Status, nil
+}
+
+func (r *Runtime) RunPodSandbox(ctx context.Context, config *runtimeapi.PodSandboxConfig) (string, error) {
+	if dir := config.LogDirectory; dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: config})
+	if err != nil {
+		return "", err
+	}
+	return resp.PodSandboxId, nil
+}
+
+func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+func (r *Runtime) PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatus, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return resp.Status, nil
+}
+
+func (r *Runtime) ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: filter})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Items, nil
+}
+
+func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config *runtimeapi.ContainerConfig, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+	if sandboxConfig.GetLogDirectory() != "" && config.GetLogPath() != "" {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(sandboxConfig.LogDirectory, config.LogPath)), 0o755); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: config, SandboxConfig: sandboxConfig})
+	if err != nil {
+		return "", err
+	}
+	return resp.ContainerId, nil
+}
+
+func (r *Runtime) StartContainer(ctx context.Context, id string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id})
+	return err
+}
+
+func (r *Runtime) StopContainer(ctx context.Context, id string, timeout int64) error {
+	// the call lasts as long as the grace period, and some more
+	ctx, cancel := context.WithTimeout(ctx, r.timeout+time.Duration(timeout)*time.Second)
+	defer cancel()
+	_, err := r.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+func (r *Runtime) ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: filter})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Containers, nil
+}
+
+func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*runtimeapi.ContainerStatus, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return resp.Status, nil
+}
+
+func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, int32, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout+timeout)
+	defer cancel()
+	resp, err := r.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: int64(timeout.Seconds())})
+	if err != nil {
+		return nil, nil, 0, notFound(err)
+	}
+	return resp.Stdout, resp.Stderr, resp.ExitCode, nil
+}
+
+func (r *Runtime) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.rt.Exec(ctx, req)
+}
+
+func (r *Runtime) ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Image, nil
+}
+
+func (r *Runtime) PullImage(ctx context.Context, image string, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	resp, err := r.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: image}, SandboxConfig: sandboxConfig})
+	if err != nil {
+		return "", err
+	}
+	return resp.ImageRef, nil
+}
+
+// SetPodCIDR writes the pod network's CNI config: a bridge (skiff0) with host-local
+// addresses from cidr, the node as the pods' gateway with masquerade for traffic leaving the
+// cluster network, and portmap for hostPorts. containerd's CRI plugin picks it up on change.
+func (r *Runtime) SetPodCIDR(cidr string) error {
+	if r.cniConfDir == "" {
+		return nil
+	}
+	return WriteCNIConfig(r.cniConfDir, cidr)
+}
+
+// WriteCNIConfig writes dir/10-skiff.conflist for cidr.
+func WriteCNIConfig(dir, cidr string) error {
+	prefix, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return fmt.Errorf("pod CIDR %q: %w", cidr, err)
+	}
+	conf := map[string]any{
+		"cniVersion": "0.4.0",
+		"name":       "skiff",
+		"plugins": []map[string]any{
+			{
+				"type": "bridge", "bridge": "skiff0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": [][]map[string]string{{{"subnet": prefix.Masked().String()}}},
+					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+					// addresses handed out are remembered beside the config, not in the
+					// host-wide /var/lib/cni, so that two runtimes on one host never collide
+					"dataDir": filepath.Join(filepath.Dir(dir), "ipam"),
+				},
+			},
+			{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	b, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "10-skiff.conflist")
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

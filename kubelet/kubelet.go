@@ -1,0 +1,352 @@
+// Package kubelet is skiff's node agent: it registers its Node, keeps the node's Lease fresh,
+// runs the pods bound to the node through a container runtime (kubelet/runtime: containerd's CRI
+// or the in-memory fake) and reports what really happens to them through pods/status and
+// Events, as upstream's kubelet does.
+//
+// It talks to the API server only through client-go and to containers only through
+// runtime.Runtime; it holds no state that the API server and the runtime cannot rebuild, so a
+// restarted kubelet adopts what runs without restarting it. How its goroutines fit together is
+// in FLOW.md beside this file.
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/kubelet/runtime"
+)
+
+// Config is what a kubelet needs; New fills the zero fields with upstream's defaults.
+type Config struct {
+	// NodeName names the Node this kubelet registers and the pods it runs (spec.nodeName).
+	NodeName string
+	Client   kubernetes.Interface
+	Runtime  runtime.Runtime
+	// RuntimeEndpoint is shown in logs only.
+	RuntimeEndpoint string
+	// KubeletVersion is reported in the Node's nodeInfo.
+	KubeletVersion string
+
+	// RootDir holds the pods' volumes (RootDir/pods/<uid>/volumes). Empty: volumes are not
+	// put on disk at all, as for simulated nodes whose containers are not real.
+	RootDir string
+	// PodLogsDir is where the runtime writes container logs (PodLogsDir/<ns>_<pod>_<uid>/
+	// <container>/<attempt>.log). Empty: RootDir/logs, or none without RootDir.
+	PodLogsDir string
+
+	// Machine is the node's hardware and OS. Zero: read from this host.
+	Machine MachineInfo
+	// NodeIPs are the node's addresses (InternalIP), the pods' hostIP. Empty: the address of
+	// the host's default route, or 127.0.0.1.
+	NodeIPs []net.IP
+	// SystemReserved is kept from the pods (subtracted from capacity for allocatable).
+	SystemReserved v1.ResourceList
+	// MaxPods is capacity "pods"; 0: 110.
+	MaxPods int
+	// Port is the kubelet API's port, reported in the Node's daemonEndpoints; 0: 10250.
+	Port int
+	// NodeLabels are added to the well-known labels on registration.
+	NodeLabels map[string]string
+	// ClusterDNS are the cluster's DNS servers for ClusterFirst pods, ClusterDomain its
+	// domain (default cluster.local); without them pods resolve as the host does.
+	ClusterDNS    []string
+	ClusterDomain string
+	// PodCIDR is used when the Node has no spec.podCIDR (upstream's --pod-cidr).
+	PodCIDR string
+
+	// Timings; zero means upstream's default.
+	LeaseDuration             time.Duration // 40 s; renewed every quarter of it
+	NodeStatusUpdateFrequency time.Duration // 10 s: how often status is computed
+	NodeStatusReportFrequency time.Duration // 5 min: status is posted at least this often
+	RelistPeriod              time.Duration // 1 s: how often the runtime is listed for changes
+	ResyncPeriod              time.Duration // 1 min: every pod is synced at least this often
+	HousekeepingPeriod        time.Duration // 2 s: orphan sandboxes are cleaned this often
+	BackOffInitial            time.Duration // 10 s: first crash-loop and image pull back-off
+	BackOffMax                time.Duration // 5 min: the back-off's cap
+
+	// Recorder records Events; nil: one that writes v1 Events through Client.
+	Recorder record.EventRecorder
+}
+
+func (c *Config) defaults() error {
+	if c.NodeName == "" {
+		return errors.New("kubelet: no node name")
+	}
+	if c.Client == nil || c.Runtime == nil {
+		return errors.New("kubelet: a client and a runtime are required")
+	}
+	if c.MaxPods == 0 {
+		c.MaxPods = 110
+	}
+	if c.Port == 0 {
+		c.Port = 10250
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.LeaseDuration, 40*time.Second)
+	def(&c.NodeStatusUpdateFrequency, 10*time.Second)
+	def(&c.NodeStatusReportFrequency, 5*time.Minute)
+	def(&c.RelistPeriod, time.Second)
+	def(&c.ResyncPeriod, time.Minute)
+	def(&c.HousekeepingPeriod, 2*time.Second)
+	def(&c.BackOffInitial, 10*time.Second)
+	def(&c.BackOffMax, 5*time.Minute)
+	if c.PodLogsDir == "" && c.RootDir != "" {
+		c.PodLogsDir = c.RootDir + "/logs"
+	}
+	if c.Machine.CPUs == 0 {
+		m, err := ReadMachineInfo(c.RootDir)
+		if err != nil {
+			return fmt.Errorf("kubelet: machine info: %w", err)
+		}
+		c.Machine = m
+	}
+	if len(c.NodeIPs) == 0 {
+		c.NodeIPs = []net.IP{defaultNodeIP()}
+	}
+	if c.KubeletVersion == "" {
+		c.KubeletVersion = "v0.0.0-skiff"
+	}
+	return nil
+}
+
+// Kubelet is one node's agent. Make it with New and run it with Run.
+type Kubelet struct {
+	cfg      Config
+	client   kubernetes.Interface
+	rt       runtime.Runtime
+	recorder record.EventRecorder
+	log      *slog.Logger
+
+	podLister corelisters.PodLister
+	workers   *podWorkers
+	statuses  *statusManager
+	probes    *probeManager
+	crashLoop *backOff
+	imagePull *backOff
+	volumes   *volumeManager
+	pleg      *relister
+
+	// runtimeName prefixes container IDs in pod status ("containerd://<id>").
+	runtimeName string
+
+	mu sync.Mutex
+	// podCIDR is the Node's spec.podCIDR as last seen.
+	podCIDR string
+	// appliedPodCIDR is the pod CIDR the runtime was last configured with.
+	appliedPodCIDR string
+	// lease is the node's Lease as last written; only renewLease touches it.
+	lease *coordinationv1.Lease
+	// ready is closed once the Node is registered and pods are watched.
+	ready chan struct{}
+}
+
+// New checks the configuration and makes a kubelet; nothing runs until Run.
+func New(cfg Config) (*Kubelet, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	k := &Kubelet{
+		cfg: cfg, client: cfg.Client, rt: cfg.Runtime, recorder: cfg.Recorder,
+		log:       slog.With("node", cfg.NodeName),
+		crashLoop: newBackOff(cfg.BackOffInitial, cfg.BackOffMax),
+		imagePull: newBackOff(cfg.BackOffInitial, cfg.BackOffMax),
+		podCIDR:   cfg.PodCIDR,
+		ready:     make(chan struct{}),
+	}
+	k.statuses = newStatusManager(cfg.Client)
+	k.workers = newPodWorkers(k.syncPod)
+	k.probes = newProbeManager(k)
+	k.volumes = newVolumeManager(k)
+	k.pleg = newRelister(cfg.Runtime, cfg.RelistPeriod, k.workers.wake)
+	return k, nil
+}
+
+// Ready is closed once the kubelet has registered its Node and started watching its pods.
+func (k *Kubelet) Ready() <-chan struct{} { return k.ready }
+
+// NodeName is the name of the kubelet's Node.
+func (k *Kubelet) NodeName() string { return k.cfg.NodeName }
+
+// Run registers the Node and runs the node's pods until ctx is done, then returns nil. On
+// return every goroutine it started has stopped; the containers keep running, for the next
+// kubelet to adopt.
+func (k *Kubelet) Run(ctx context.Context) error {
+	var broadcaster record.EventBroadcaster
+	if k.recorder == nil {
+		broadcaster = record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+		k.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+		defer broadcaster.Shutdown()
+	}
+
+	version, err := k.waitForRuntime(ctx)
+	if err != nil {
+		return nil // only ctx ends the wait: asked to stop
+	}
+	k.runtimeName = version.RuntimeName
+	if err := k.registerNode(ctx, version); err != nil {
+		return nil // likewise
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName).String()
+		}))
+	podInformer := factory.Core().V1().Pods()
+	k.podLister = podInformer.Lister()
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { k.podChanged(obj) },
+		UpdateFunc: func(_, obj any) { k.podChanged(obj) },
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if pod, ok := obj.(*v1.Pod); ok {
+				k.workers.removed(pod.UID)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
+		return nil // asked to stop before the pods were listed
+	}
+
+	k.workers.start(ctx)
+	wg.Go(func() { k.renewLease(ctx) })
+	wg.Go(func() { k.syncNodeStatus(ctx, version) })
+	wg.Go(func() { k.pleg.run(ctx) })
+	wg.Go(func() { k.housekeeping(ctx, podInformer.Informer().HasSynced) })
+	close(k.ready)
+	k.log.Info("kubelet running", "runtime", version.RuntimeName+" "+version.RuntimeVersion)
+
+	<-ctx.Done()
+	cancel()
+	k.workers.wait()
+	k.probes.stopAll()
+	return nil
+}
+
+// waitForRuntime asks the runtime its version until it answers.
+func (k *Kubelet) waitForRuntime(ctx context.Context) (*runtimeapi.VersionResponse, error) {
+	delay := 100 * time.Millisecond
+	for {
+		v, err := k.rt.Version(ctx)
+		if err == nil {
+			return v, nil
+		}
+		k.log.Warn("container runtime not answering", "endpoint", k.cfg.RuntimeEndpoint, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// podChanged hands a pod bound here to its worker.
+func (k *Kubelet) podChanged(obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	k.workers.update(pod)
+}
+
+// currentPodCIDR is the Node's spec.podCIDR (or --pod-cidr).
+func (k *Kubelet) currentPodCIDR() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.podCIDR
+}
+
+// housekeeping removes sandboxes of pods this node no longer has: pods deleted while the
+// kubelet was down, or whose worker is gone.
+func (k *Kubelet) housekeeping(ctx context.Context, synced func() bool) {
+	t := time.NewTicker(k.cfg.HousekeepingPeriod)
+	defer t.Stop()
+	for {
+		if synced() {
+			k.removeOrphans(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (k *Kubelet) removeOrphans(ctx context.Context) {
+	sandboxes, err := k.rt.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return
+	}
+	for _, s := range sandboxes {
+		uid := types.UID(s.Labels[runtime.LabelPodUID])
+		if uid == "" || k.workers.has(uid) {
+			continue
+		}
+		if _, err := k.podByUID(uid); err == nil {
+			continue
+		}
+		k.log.Info("removing the sandbox of a pod that is gone", "pod", s.Labels[runtime.LabelPodNamespace]+"/"+s.Labels[runtime.LabelPodName], "uid", uid)
+		k.killSandbox(ctx, s.Id, 1)
+		if err := k.rt.RemovePodSandbox(ctx, s.Id); err != nil {
+			k.log.Warn("remove orphan sandbox", "sandbox", s.Id, "err", err)
+		}
+		k.volumes.cleanup(uid)
+	}
+}
+
+// podByUID finds a pod of this node in the informer's cache.
+func (k *Kubelet) podByUID(uid types.UID) (*v1.Pod, error) {
+	pods, err := k.podLister.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		if p.UID == uid {
+			return p, nil
+		}
+	}
+	return nil, errPodGone
+}
+
+var errPodGone = errors.New("pod is gone")
+
+// quantity parses a resource quantity known to be valid.
+func quantity(s string) resource.Quantity { return resource.MustParse(s) }

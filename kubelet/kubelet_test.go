@@ -1,0 +1,753 @@
+package kubelet_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+	"github.com/skiff-dev/skiff/kubelet"
+	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/kubelet/runtime"
+)
+
+// node is a kubelet on the fake runtime, running against a test API server.
+type node struct {
+	t      *testing.T
+	client kubernetes.Interface
+	fake   *fakeruntime.Runtime
+	name   string
+	stop   func()
+}
+
+var testMachine = kubelet.MachineInfo{
+	CPUs: 4, MemoryBytes: 8 << 30, EphemeralStorageBytes: 100 << 30,
+	MachineID: "m1", SystemUUID: "u1", BootID: "b1", KernelVersion: "6.1.0", OSImage: "Test OS",
+	OperatingSystem: "linux", Architecture: "amd64",
+}
+
+// fastConfig is upstream's behaviour with short timings, so that tests do not wait on
+// upstream's ten-second back-offs.
+func fastConfig(name string, client kubernetes.Interface, rt runtime.Runtime) kubelet.Config {
+	return kubelet.Config{
+		NodeName: name, Client: client, Runtime: rt, KubeletVersion: "v1.37.0-test",
+		Machine:                   testMachine,
+		NodeIPs:                   []net.IP{net.ParseIP("192.0.2.10")},
+		RelistPeriod:              50 * time.Millisecond,
+		NodeStatusUpdateFrequency: 200 * time.Millisecond,
+		HousekeepingPeriod:        100 * time.Millisecond,
+		BackOffInitial:            300 * time.Millisecond,
+		BackOffMax:                2 * time.Second,
+	}
+}
+
+func startNode(t *testing.T, client kubernetes.Interface, fake *fakeruntime.Runtime, name string, adjust ...func(*kubelet.Config)) *node {
+	t.Helper()
+	cfg := fastConfig(name, client, fake)
+	for _, a := range adjust {
+		a(&cfg)
+	}
+	k, err := kubelet.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	select {
+	case <-k.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("kubelet stopped: %v", err)
+	case <-time.After(time.Minute):
+		cancel()
+		t.Fatal("kubelet not ready after a minute")
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("kubelet run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return &node{t: t, client: client, fake: fake, name: name, stop: stop}
+}
+
+func newFakeNode(t *testing.T, adjust ...func(*kubelet.Config)) (*apiservertest.Server, *node) {
+	s := apiservertest.Start(t)
+	fake, err := fakeruntime.New("10.244.1.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, startNode(t, s.Client, fake, "node-a", adjust...)
+}
+
+func (n *node) createPod(pod *v1.Pod) *v1.Pod {
+	n.t.Helper()
+	pod.Spec.NodeName = n.name
+	if pod.Namespace == "" {
+		pod.Namespace = "default"
+	}
+	created, err := n.client.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return created
+}
+
+// waitPod waits until cond holds for the pod, and returns it.
+func (n *node) waitPod(pod *v1.Pod, what string, cond func(*v1.Pod) bool) *v1.Pod {
+	n.t.Helper()
+	var last *v1.Pod
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := n.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = p
+		return cond(p), nil
+	})
+	if err != nil {
+		n.t.Fatalf("pod %s never %s; last status: %s\nevents:\n%s", pod.Name, what, describeStatus(last), strings.Join(n.events(pod), "\n"))
+	}
+	return last
+}
+
+func describeStatus(p *v1.Pod) string {
+	if p == nil {
+		return "<none>"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "phase=%s reason=%s", p.Status.Phase, p.Status.Reason)
+	for _, c := range p.Status.Conditions {
+		fmt.Fprintf(&b, " %s=%s(%s)", c.Type, c.Status, c.Reason)
+	}
+	for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+		fmt.Fprintf(&b, " [%s restarts=%d ready=%v state=%s]", cs.Name, cs.RestartCount, cs.Ready, describeState(cs.State))
+	}
+	return b.String()
+}
+
+func describeState(s v1.ContainerState) string {
+	switch {
+	case s.Running != nil:
+		return "running"
+	case s.Terminated != nil:
+		return fmt.Sprintf("terminated(%d,%s)", s.Terminated.ExitCode, s.Terminated.Reason)
+	case s.Waiting != nil:
+		return "waiting(" + s.Waiting.Reason + ")"
+	}
+	return "none"
+}
+
+func condition(p *v1.Pod, t v1.PodConditionType) *v1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
+	for _, list := range [][]v1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+func podReady(p *v1.Pod) bool {
+	c := condition(p, v1.PodReady)
+	return c != nil && c.Status == v1.ConditionTrue
+}
+
+// events lists the Events about the pod as "Type Reason Message" lines.
+func (n *node) events(pod *v1.Pod) []string {
+	n.t.Helper()
+	list, err := n.client.CoreV1().Events(pod.Namespace).List(context.Background(), metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", pod.Name).String(),
+	})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Type+" "+e.Reason+" "+e.Message)
+	}
+	return out
+}
+
+// waitEvent waits for an Event about the pod that is exactly "Type Reason Message".
+func (n *node) waitEvent(pod *v1.Pod, want string) {
+	n.t.Helper()
+	var last []string
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		last = n.events(pod)
+		for _, e := range last {
+			if e == want {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		n.t.Fatalf("no event %q; events:\n%s", want, strings.Join(last, "\n"))
+	}
+}
+
+func simplePod(name string, containers ...string) *v1.Pod {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+	for _, c := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: c, Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent})
+	}
+	return p
+}
+
+func TestNodeRegistersWithLabelsCapacityConditionsAndLease(t *testing.T) {
+	s, n := newFakeNode(t, func(c *kubelet.Config) {
+		c.SystemReserved = v1.ResourceList{v1.ResourceCPU: resource.MustParse("500m"), v1.ResourceMemory: resource.MustParse("1Gi")}
+	})
+	ctx := context.Background()
+	node, err := s.Client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"kubernetes.io/hostname": "node-a", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"} {
+		if node.Labels[key] != want {
+			t.Errorf("label %s = %q, want %q", key, node.Labels[key], want)
+		}
+	}
+	checkQuantity := func(list v1.ResourceList, name v1.ResourceName, want string) {
+		t.Helper()
+		got := list[name]
+		if got.Cmp(resource.MustParse(want)) != 0 {
+			t.Errorf("%s = %s, want %s", name, got.String(), want)
+		}
+	}
+	checkQuantity(node.Status.Capacity, v1.ResourceCPU, "4")
+	checkQuantity(node.Status.Capacity, v1.ResourceMemory, "8Gi")
+	checkQuantity(node.Status.Capacity, v1.ResourcePods, "110")
+	checkQuantity(node.Status.Allocatable, v1.ResourceCPU, "3500m")
+	checkQuantity(node.Status.Allocatable, v1.ResourceMemory, fmt.Sprint(7<<30-100<<20))
+	checkQuantity(node.Status.Allocatable, v1.ResourceEphemeralStorage, fmt.Sprint(90<<30))
+
+	want := map[v1.NodeConditionType][3]string{
+		v1.NodeReady:          {"True", "KubeletReady", "kubelet is posting ready status"},
+		v1.NodeMemoryPressure: {"False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"},
+		v1.NodeDiskPressure:   {"False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
+		v1.NodePIDPressure:    {"False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"},
+	}
+	for _, c := range node.Status.Conditions {
+		w, ok := want[c.Type]
+		if !ok {
+			t.Errorf("unexpected condition %s", c.Type)
+			continue
+		}
+		if string(c.Status) != w[0] || c.Reason != w[1] || c.Message != w[2] {
+			t.Errorf("condition %s = %s %s %q, want %v", c.Type, c.Status, c.Reason, c.Message, w)
+		}
+		delete(want, c.Type)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing conditions %v", want)
+	}
+	if got := node.Status.NodeInfo; got.KubeletVersion != "v1.37.0-test" || got.ContainerRuntimeVersion != "fake://0.1.0" || got.OSImage != "Test OS" || got.KernelVersion != "6.1.0" {
+		t.Errorf("nodeInfo %+v", got)
+	}
+	if len(node.Status.Addresses) != 2 || node.Status.Addresses[0] != (v1.NodeAddress{Type: v1.NodeInternalIP, Address: "192.0.2.10"}) ||
+		node.Status.Addresses[1] != (v1.NodeAddress{Type: v1.NodeHostName, Address: "node-a"}) {
+		t.Errorf("addresses %v", node.Status.Addresses)
+	}
+	if node.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
+		t.Errorf("kubelet endpoint %v", node.Status.DaemonEndpoints)
+	}
+
+	var lease *coordinationv1.Lease
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		lease, err = s.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, n.name, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no lease: %v", err)
+	}
+	if ptr.Deref(lease.Spec.HolderIdentity, "") != "node-a" || ptr.Deref(lease.Spec.LeaseDurationSeconds, 0) != 40 || lease.Spec.RenewTime == nil {
+		t.Errorf("lease spec %+v", lease.Spec)
+	}
+	if len(lease.OwnerReferences) != 1 || lease.OwnerReferences[0].Kind != "Node" || lease.OwnerReferences[0].UID != node.UID {
+		t.Errorf("lease owners %v", lease.OwnerReferences)
+	}
+}
+
+func TestPodRunsAndBecomesReadyWithUpstreamStatus(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := n.createPod(simplePod("web", "app", "sidecar"))
+	got := n.waitPod(pod, "ready", podReady)
+
+	if got.Status.Phase != v1.PodRunning {
+		t.Errorf("phase %s", got.Status.Phase)
+	}
+	for _, ct := range []v1.PodConditionType{v1.PodScheduled, v1.PodReadyToStartContainers, v1.PodInitialized, v1.ContainersReady, v1.PodReady} {
+		if c := condition(got, ct); c == nil || c.Status != v1.ConditionTrue {
+			t.Errorf("condition %s: %+v", ct, c)
+		}
+	}
+	if got.Status.HostIP != "192.0.2.10" || len(got.Status.HostIPs) != 1 {
+		t.Errorf("hostIP %q %v", got.Status.HostIP, got.Status.HostIPs)
+	}
+	if !strings.HasPrefix(got.Status.PodIP, "10.244.1.") || len(got.Status.PodIPs) != 1 || got.Status.PodIPs[0].IP != got.Status.PodIP {
+		t.Errorf("podIP %q %v", got.Status.PodIP, got.Status.PodIPs)
+	}
+	if got.Status.StartTime == nil || got.Status.QOSClass != v1.PodQOSBestEffort {
+		t.Errorf("startTime %v qos %s", got.Status.StartTime, got.Status.QOSClass)
+	}
+	for _, name := range []string{"app", "sidecar"} {
+		cs := containerStatus(got, name)
+		if cs == nil || cs.State.Running == nil || !cs.Ready || cs.Started == nil || !*cs.Started || cs.RestartCount != 0 ||
+			!strings.HasPrefix(cs.ContainerID, "fake://") || !strings.HasPrefix(cs.ImageID, "sha256:") || cs.Image != "busybox:1.36" {
+			t.Errorf("status of %s: %+v", name, cs)
+		}
+	}
+	n.waitEvent(pod, `Normal Pulled Container image "busybox:1.36" already present on machine`)
+	n.waitEvent(pod, "Normal Created Created container: app")
+	n.waitEvent(pod, "Normal Started Started container app")
+}
+
+func TestInitContainersRunInOrderBeforeAppContainers(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("init", "app")
+	pod.Spec.InitContainers = []v1.Container{
+		{Name: "first", Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent},
+		{Name: "second", Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent},
+	}
+	// the first init container runs until the test ends it; the second succeeds at once
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "second": "exit=0"}
+	pod = n.createPod(pod)
+
+	pending := n.waitPod(pod, "running its first init container", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "first")
+		return cs != nil && cs.State.Running != nil
+	})
+	if pending.Status.Phase != v1.PodPending {
+		t.Errorf("phase %s while initializing", pending.Status.Phase)
+	}
+	if c := condition(pending, v1.PodInitialized); c == nil || c.Status != v1.ConditionFalse || c.Reason != "ContainersNotInitialized" ||
+		c.Message != "containers with incomplete status: [first second]" {
+		t.Errorf("Initialized while initializing: %+v", c)
+	}
+	if c := condition(pending, v1.PodReady); c == nil || c.Reason != "ContainersNotReady" || c.Message != "containers with unready status: [app]" {
+		t.Errorf("Ready while initializing: %+v", c)
+	}
+	if cs := containerStatus(pending, "second"); cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" && cs.State.Waiting.Reason != "ContainerCreating" {
+		t.Errorf("second init container while the first runs: %+v", cs)
+	}
+	if cs := containerStatus(pending, "app"); cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" {
+		t.Errorf("app container while initializing: %+v", cs)
+	}
+	if n.fake.ContainerConfig(string(pod.UID), "second") != nil || n.fake.ContainerConfig(string(pod.UID), "app") != nil {
+		t.Fatal("a later container was created before the first init container finished")
+	}
+
+	if !n.fake.ExitContainer(string(pod.UID), "first", 0) {
+		t.Fatal("no running init container to end")
+	}
+	got := n.waitPod(pod, "ready", podReady)
+	for _, name := range []string{"first", "second"} {
+		cs := containerStatus(got, name)
+		if cs == nil || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 || cs.State.Terminated.Reason != "Completed" || !cs.Ready {
+			t.Errorf("init container %s after init: %+v", name, cs)
+		}
+	}
+	if c := condition(got, v1.PodInitialized); c == nil || c.Status != v1.ConditionTrue {
+		t.Errorf("Initialized: %+v", c)
+	}
+}
+
+func TestFailingInitContainerWithRestartNeverFailsPod(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("initfail", "app")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	pod.Spec.InitContainers = []v1.Container{{Name: "setup", Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent}}
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "setup": "exit=3"}
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if cs := containerStatus(got, "setup"); cs == nil || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 3 || cs.State.Terminated.Reason != "Error" {
+		t.Errorf("init container: %+v", cs)
+	}
+	if n.fake.ContainerConfig(string(pod.UID), "app") != nil {
+		t.Error("app container created although init failed")
+	}
+}
+
+func TestCrashingContainerBacksOffAndCountsRestarts(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("crash", "app")
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "exit=1"}
+	pod = n.createPod(pod)
+
+	got := n.waitPod(pod, "in CrashLoopBackOff after restarts", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.RestartCount >= 2 && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	cs := containerStatus(got, "app")
+	wantPrefix := "back-off "
+	wantSuffix := fmt.Sprintf(" restarting failed container=app pod=crash_default(%s)", pod.UID)
+	if msg := cs.State.Waiting.Message; !strings.HasPrefix(msg, wantPrefix) || !strings.HasSuffix(msg, wantSuffix) {
+		t.Errorf("waiting message %q", msg)
+	}
+	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 1 || cs.LastTerminationState.Terminated.Reason != "Error" {
+		t.Errorf("lastState %+v", cs.LastTerminationState)
+	}
+	if cs.Ready || got.Status.Phase != v1.PodRunning {
+		t.Errorf("ready %v phase %s", cs.Ready, got.Status.Phase)
+	}
+	if c := condition(got, v1.ContainersReady); c == nil || c.Status != v1.ConditionFalse || c.Message != "containers with unready status: [app]" {
+		t.Errorf("ContainersReady %+v", c)
+	}
+	n.waitEvent(pod, fmt.Sprintf("Warning BackOff Back-off restarting failed container app in pod crash_default(%s)", pod.UID))
+}
+
+func TestRestartPolicies(t *testing.T) {
+	_, n := newFakeNode(t)
+	cases := []struct {
+		name   string
+		policy v1.RestartPolicy
+		exit   int
+		phase  v1.PodPhase
+	}{
+		{"never-ok", v1.RestartPolicyNever, 0, v1.PodSucceeded},
+		{"never-fail", v1.RestartPolicyNever, 2, v1.PodFailed},
+		{"onfailure-ok", v1.RestartPolicyOnFailure, 0, v1.PodSucceeded},
+	}
+	for _, c := range cases {
+		pod := simplePod(c.name, "app")
+		pod.Spec.RestartPolicy = c.policy
+		pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": fmt.Sprintf("exit=%d", c.exit)}
+		pod = n.createPod(pod)
+		got := n.waitPod(pod, string(c.phase), func(p *v1.Pod) bool { return p.Status.Phase == c.phase })
+		cs := containerStatus(got, "app")
+		if cs == nil || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != int32(c.exit) || cs.RestartCount != 0 {
+			t.Errorf("%s: %+v", c.name, cs)
+		}
+		reason := "PodCompleted"
+		if c.phase == v1.PodFailed {
+			reason = "PodFailed"
+		}
+		if cond := condition(got, v1.PodReady); cond == nil || cond.Status != v1.ConditionFalse || cond.Reason != reason {
+			t.Errorf("%s: Ready %+v", c.name, cond)
+		}
+	}
+	// OnFailure restarts a failing container until it succeeds (fails twice here)
+	pod := simplePod("onfailure-retry", "app")
+	pod.Spec.RestartPolicy = v1.RestartPolicyOnFailure
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "exit=1 runs=2"}
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "running after two failures", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.RestartCount == 2 && cs.State.Running != nil
+	})
+	if got.Status.Phase != v1.PodRunning {
+		t.Errorf("phase %s", got.Status.Phase)
+	}
+	n.fake.ExitContainer(string(pod.UID), "app", 0)
+	n.waitPod(pod, "succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+}
+
+func TestLivenessFailureRestartsContainer(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("live", "app")
+	pod.Spec.Containers[0].LivenessProbe = &v1.Probe{
+		ProbeHandler:  v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}},
+		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 1,
+	}
+	pod = n.createPod(pod)
+	n.waitPod(pod, "ready", podReady)
+	n.fake.SetProbe(string(pod.UID), "app", runtime.Liveness, false)
+	got := n.waitPod(pod, "restarted", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.RestartCount == 1 && cs.State.Running != nil
+	})
+	if cs := containerStatus(got, "app"); cs.LastTerminationState.Terminated == nil {
+		t.Errorf("lastState after a liveness restart: %+v", cs.LastTerminationState)
+	}
+	n.waitEvent(pod, "Warning Unhealthy Liveness probe failed: fake probe failure")
+	n.waitEvent(pod, "Normal Killing Container app failed liveness probe, will be restarted")
+}
+
+func TestReadinessProbeDrivesReadyCondition(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("ready", "app")
+	pod.Spec.Containers[0].ReadinessProbe = &v1.Probe{
+		ProbeHandler:  v1.ProbeHandler{TCPSocket: &v1.TCPSocketAction{Port: intOrString(80)}},
+		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 1,
+	}
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "readiness=fail"}
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	if podReady(got) {
+		t.Fatal("ready although its readiness probe fails")
+	}
+	n.waitEvent(pod, "Warning Unhealthy Readiness probe failed: fake probe failure")
+	n.fake.SetProbe(string(pod.UID), "app", runtime.Readiness, true)
+	n.waitPod(pod, "ready", podReady)
+	n.fake.SetProbe(string(pod.UID), "app", runtime.Readiness, false)
+	got = n.waitPod(pod, "unready again", func(p *v1.Pod) bool { return !podReady(p) })
+	if cs := containerStatus(got, "app"); cs.RestartCount != 0 || cs.State.Running == nil {
+		t.Errorf("a readiness failure restarted the container: %+v", cs)
+	}
+}
+
+func TestStartupProbeHoldsOffLivenessAndReadiness(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("startup", "app")
+	probe := &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}}, PeriodSeconds: 1, FailureThreshold: 100, SuccessThreshold: 1, TimeoutSeconds: 1}
+	pod.Spec.Containers[0].StartupProbe = probe
+	pod.Spec.Containers[0].ReadinessProbe = probe
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "startup=fail"}
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "running", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Running != nil
+	})
+	if cs := containerStatus(got, "app"); *cs.Started || cs.Ready {
+		t.Errorf("started=%v ready=%v before its startup probe succeeded", *cs.Started, cs.Ready)
+	}
+	n.fake.SetProbe(string(pod.UID), "app", runtime.Startup, true)
+	got = n.waitPod(pod, "ready", podReady)
+	if cs := containerStatus(got, "app"); !*cs.Started {
+		t.Error("not started after its startup probe succeeded")
+	}
+}
+
+func TestGracefulDeletionStopsContainersThenRemovesPod(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := n.createPod(simplePod("del", "app"))
+	n.waitPod(pod, "ready", podReady)
+	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "del", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](30)}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := n.client.CoreV1().Pods("default").Get(ctx, "del", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatal("pod still in the API after the kubelet stopped it")
+	}
+	n.waitEvent(pod, "Normal Killing Stopping container app")
+	err = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		sandboxes, containers, _ := n.fake.Counts()
+		return sandboxes == 0 && containers == 0, nil
+	})
+	if err != nil {
+		t.Error("sandbox or containers left behind after deletion")
+	}
+}
+
+func TestDeletionWaitsForContainerThatIgnoresSigterm(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("stubborn", "app")
+	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "ignore-term"}
+	pod = n.createPod(pod)
+	n.waitPod(pod, "ready", podReady)
+	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "stubborn", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)}); err != nil {
+		t.Fatal(err)
+	}
+	// still there (terminating) while the container has its grace period, then gone
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := n.client.CoreV1().Pods("default").Get(ctx, "stubborn", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatal("pod never removed")
+	}
+	if _, containers, _ := n.fake.Counts(); containers != 0 {
+		t.Errorf("%d containers left", containers)
+	}
+}
+
+func TestImagePullFailureGoesToImagePullBackOff(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("pull", "app")
+	pod.Spec.Containers[0].Image = fakeruntime.UnreachableRegistry + "app:1"
+	pod.Spec.Containers[0].ImagePullPolicy = v1.PullAlways
+	pod = n.createPod(pod)
+	n.waitPod(pod, "in ErrImagePull", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
+	})
+	got := n.waitPod(pod, "in ImagePullBackOff", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ImagePullBackOff"
+	})
+	want := `Back-off pulling image "unreachable.invalid/app:1"`
+	if msg := containerStatus(got, "app").State.Waiting.Message; msg != want {
+		t.Errorf("message %q, want %q", msg, want)
+	}
+	if got.Status.Phase != v1.PodPending {
+		t.Errorf("phase %s", got.Status.Phase)
+	}
+	n.waitEvent(pod, `Normal Pulling Pulling image "unreachable.invalid/app:1"`)
+	n.waitEvent(pod, "Warning Failed Error: ErrImagePull")
+	n.waitEvent(pod, "Normal BackOff "+want)
+}
+
+func TestImageNeverPulledWhenAbsent(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("never", "app")
+	pod.Spec.Containers[0].Image = fakeruntime.UnreachableRegistry + "app:1"
+	pod.Spec.Containers[0].ImagePullPolicy = v1.PullNever
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "in ErrImageNeverPull", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImageNeverPull"
+	})
+	want := `Container image "unreachable.invalid/app:1" is not present with pull policy of Never`
+	if msg := containerStatus(got, "app").State.Waiting.Message; msg != want {
+		t.Errorf("message %q", msg)
+	}
+}
+
+func TestEnvironmentAndCommandExpansion(t *testing.T) {
+	s, n := newFakeNode(t)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"color": "blue", "size": "L"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.CoreV1().Secrets("default").Create(ctx, &v1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "sec"}, Data: map[string][]byte{"password": []byte("hunter2")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := simplePod("env", "app")
+	pod.Labels = map[string]string{"tier": "web"}
+	c := &pod.Spec.Containers[0]
+	c.Command = []string{"echo", "$(GREETING)", "$$(GREETING)", "$(MISSING)"}
+	c.Args = []string{"$(POD_NAME)-$(COLOR)"}
+	c.EnvFrom = []v1.EnvFromSource{{Prefix: "CM_", ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}}}}
+	c.Env = []v1.EnvVar{
+		{Name: "GREETING", Value: "hello"},
+		{Name: "DERIVED", Value: "$(GREETING) world"},
+		{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "NODE", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+		{Name: "POD_IP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: "TIER", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels['tier']"}}},
+		{Name: "COLOR", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Key: "color"}}},
+		{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "sec"}, Key: "password"}}},
+		{Name: "CPUS", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{Resource: "limits.cpu"}}},
+	}
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "ready", podReady)
+	config := n.fake.ContainerConfig(string(pod.UID), "app")
+	env := map[string]string{}
+	for _, kv := range config.Envs {
+		env[kv.Key] = string(kv.Value)
+	}
+	want := map[string]string{
+		"CM_color": "blue", "CM_size": "L", "GREETING": "hello", "DERIVED": "hello world", "POD_NAME": "env",
+		"NODE": "node-a", "POD_IP": got.Status.PodIP, "TIER": "web", "COLOR": "blue", "PASSWORD": "hunter2", "CPUS": "4",
+	}
+	for key, v := range want {
+		if env[key] != v {
+			t.Errorf("env %s = %q, want %q", key, env[key], v)
+		}
+	}
+	if got := strings.Join(config.Command, " "); got != "echo hello $(GREETING) $(MISSING)" {
+		t.Errorf("command %q", got)
+	}
+	if got := strings.Join(config.Args, " "); got != "env-blue" {
+		t.Errorf("args %q", got)
+	}
+}
+
+func TestMissingConfigMapKeyIsCreateContainerConfigError(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("badenv", "app")
+	pod.Spec.Containers[0].Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "in CreateContainerConfigError", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CreateContainerConfigError"
+	})
+	if msg := containerStatus(got, "app").State.Waiting.Message; msg != `configmaps "nope" not found` {
+		t.Errorf("message %q", msg)
+	}
+}
+
+func TestActiveDeadlineFailsPod(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("deadline", "app")
+	pod.Spec.ActiveDeadlineSeconds = ptr.To[int64](1)
+	pod = n.createPod(pod)
+	got := n.waitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if got.Status.Reason != "DeadlineExceeded" || got.Status.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("reason %q message %q", got.Status.Reason, got.Status.Message)
+	}
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		_, _, running := n.fake.Counts()
+		return running == 0, nil
+	})
+	if err != nil {
+		t.Error("container still running after the deadline")
+	}
+}
+
+func TestKubeletRestartAdoptsRunningContainers(t *testing.T) {
+	s, n := newFakeNode(t)
+	pod := n.createPod(simplePod("adopt", "app"))
+	before := n.waitPod(pod, "ready", podReady)
+	id := containerStatus(before, "app").ContainerID
+	n.stop()
+
+	// a pod bound while the kubelet is down starts when it returns
+	later := n.createPod(simplePod("later", "app"))
+	n2 := startNode(t, s.Client, n.fake, n.name)
+	after := n2.waitPod(pod, "ready", podReady)
+	if cs := containerStatus(after, "app"); cs.ContainerID != id || cs.RestartCount != 0 {
+		t.Errorf("container after restart: %s restarts=%d, want %s restarts=0", cs.ContainerID, cs.RestartCount, id)
+	}
+	n2.waitPod(later, "ready", podReady)
+}
+
+func TestPodForceDeletedWhileKubeletDownIsCleanedUp(t *testing.T) {
+	s, n := newFakeNode(t)
+	pod := n.createPod(simplePod("orphan", "app"))
+	n.waitPod(pod, "ready", podReady)
+	n.stop()
+	if err := s.Client.CoreV1().Pods("default").Delete(context.Background(), "orphan", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, s.Client, n.fake, n.name)
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		sandboxes, containers, _ := n.fake.Counts()
+		return sandboxes == 0 && containers == 0, nil
+	})
+	if err != nil {
+		t.Error("the orphan's sandbox was not removed")
+	}
+}
+
+func intOrString(port int) intstr.IntOrString { return intstr.FromInt32(int32(port)) }

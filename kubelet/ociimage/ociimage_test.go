@@ -1,0 +1,82 @@
+package ociimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"testing"
+)
+
+func TestWriteOCIIsAnImageLayoutNamingTheImage(t *testing.T) {
+	img := &Image{Name: "skiff.local/test:2", Cmd: []string{"/hello"}, Files: map[string]File{
+		"hello": {Data: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755},
+		"etc":   {Dir: true, Mode: 0o755},
+	}}
+	var buf bytes.Buffer
+	if err := img.WriteOCI(&buf); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = b
+	}
+	if string(files["oci-layout"]) != `{"imageLayoutVersion":"1.0.0"}` {
+		t.Errorf("oci-layout %q", files["oci-layout"])
+	}
+	var index struct {
+		Manifests []struct {
+			Digest      string
+			Annotations map[string]string
+		}
+	}
+	if err := json.Unmarshal(files["index.json"], &index); err != nil {
+		t.Fatal(err)
+	}
+	if len(index.Manifests) != 1 || index.Manifests[0].Annotations["io.containerd.image.name"] != "skiff.local/test:2" ||
+		index.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "2" {
+		t.Fatalf("index %+v", index)
+	}
+	manifest := files["blobs/sha256/"+index.Manifests[0].Digest[len("sha256:"):]]
+	var m struct {
+		Config struct{ Digest string }
+		Layers []struct{ Digest string }
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		t.Fatalf("manifest %q: %v", manifest, err)
+	}
+	for _, d := range append([]string{m.Config.Digest}, m.Layers[0].Digest) {
+		b, ok := files["blobs/sha256/"+d[len("sha256:"):]]
+		if !ok || digest(b) != d {
+			t.Errorf("blob %s missing or not matching its digest", d)
+		}
+	}
+}
+
+func TestBusyboxImageLinksEveryApplet(t *testing.T) {
+	if _, err := os.Stat(BusyboxPath); err != nil {
+		t.Skip("busybox-static is not installed (.ci/kubelet-deps.sh installs it)")
+	}
+	img, err := Busybox("skiff.local/busybox:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"bin/sh", "bin/sleep", "bin/wget", "bin/httpd"} {
+		if img.Files[applet].Link != "busybox" {
+			t.Errorf("%s is not a link to busybox: %+v", applet, img.Files[applet].Link)
+		}
+	}
+	if len(img.Files["bin/busybox"].Data) == 0 {
+		t.Error("no busybox binary")
+	}
+}

@@ -1,0 +1,123 @@
+package kubelet
+
+import (
+	"context"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-dev/skiff/kubelet/runtime"
+)
+
+// podRuntime is what the runtime holds for one pod at one moment: its sandboxes, newest
+// first, and its containers' statuses, newest attempt first.
+type podRuntime struct {
+	sandboxes []*runtimeapi.PodSandbox
+	// sandboxStatus is the status of sandboxes[0], nil when there is none.
+	sandboxStatus *runtimeapi.PodSandboxStatus
+	containers    []*containerRecord
+}
+
+type containerRecord struct {
+	sandboxID string
+	status    *runtimeapi.ContainerStatus
+}
+
+func (c *containerRecord) name() string   { return c.status.GetMetadata().GetName() }
+func (c *containerRecord) attempt() int32 { return int32(c.status.GetMetadata().GetAttempt()) }
+func (c *containerRecord) running() bool {
+	return c.status.State == runtimeapi.ContainerState_CONTAINER_RUNNING
+}
+func (c *containerRecord) exited() bool {
+	return c.status.State == runtimeapi.ContainerState_CONTAINER_EXITED
+}
+
+// podRuntimeState lists what the runtime holds for the pod with uid.
+func (k *Kubelet) podRuntimeState(ctx context.Context, uid types.UID) (*podRuntime, error) {
+	selector := map[string]string{runtime.LabelPodUID: string(uid)}
+	sandboxes, err := k.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(sandboxes, func(i, j int) bool {
+		ai, aj := sandboxes[i].GetMetadata().GetAttempt(), sandboxes[j].GetMetadata().GetAttempt()
+		if ai != aj {
+			return ai > aj
+		}
+		return sandboxes[i].CreatedAt > sandboxes[j].CreatedAt
+	})
+	pr := &podRuntime{sandboxes: sandboxes}
+	if len(sandboxes) > 0 {
+		st, err := k.rt.PodSandboxStatus(ctx, sandboxes[0].Id)
+		if err == nil {
+			pr.sandboxStatus = st
+		}
+	}
+	containers, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range containers {
+		st, err := k.rt.ContainerStatus(ctx, c.Id)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		pr.containers = append(pr.containers, &containerRecord{sandboxID: c.PodSandboxId, status: st})
+	}
+	sort.Slice(pr.containers, func(i, j int) bool {
+		ci, cj := pr.containers[i], pr.containers[j]
+		if ci.attempt() != cj.attempt() {
+			return ci.attempt() > cj.attempt()
+		}
+		return ci.status.CreatedAt > cj.status.CreatedAt
+	})
+	return pr, nil
+}
+
+// readySandbox is the pod's newest sandbox when it is ready, else nil.
+func (p *podRuntime) readySandbox() *runtimeapi.PodSandbox {
+	if len(p.sandboxes) > 0 && p.sandboxes[0].State == runtimeapi.PodSandboxState_SANDBOX_READY {
+		return p.sandboxes[0]
+	}
+	return nil
+}
+
+// latest is the newest container named name, nil when there is none.
+func (p *podRuntime) latest(name string) *containerRecord {
+	for _, c := range p.containers {
+		if c.name() == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// previous is the container named name before the newest one, nil when there is none.
+func (p *podRuntime) previous(name string) *containerRecord {
+	seen := false
+	for _, c := range p.containers {
+		if c.name() == name {
+			if seen {
+				return c
+			}
+			seen = true
+		}
+	}
+	return nil
+}
+
+// podIP is the pod's IP from its newest sandbox.
+func (p *podRuntime) podIPs() []string {
+	if p.sandboxStatus == nil || p.sandboxStatus.Network == nil || p.sandboxStatus.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil
+	}
+	ips := []string{}
+	if ip := p.sandboxStatus.Network.Ip; ip != "" {
+		ips = append(ips, ip)
+	}
+	for _, extra := range p.sandboxStatus.Network.AdditionalIps {
+		ips = append(ips, extra.Ip)
+	}
+	return ips
+}

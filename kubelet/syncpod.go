@@ -1,0 +1,564 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
+)
+
+// podState is what a pod's worker remembers between passes; nothing in it is needed to rebuild
+// the pod after a restart.
+type podState struct {
+	// waiting is why a container is not running although it should, by container name:
+	// CrashLoopBackOff, ErrImagePull, CreateContainerConfigError and the like.
+	waiting map[string]waitingReason
+	// startTime is when the kubelet first saw the pod (status.startTime).
+	startTime *metav1.Time
+	// terminal is set once the pod's phase is Succeeded or Failed: nothing runs again.
+	terminal bool
+	// stopped is set once a terminal pod's sandbox has been stopped.
+	stopped bool
+	// deadlineExceeded is set once activeDeadlineSeconds has passed.
+	deadlineExceeded bool
+}
+
+type waitingReason struct{ reason, message string }
+
+func (s *podState) setWaiting(name, reason, message string) {
+	if s.waiting == nil {
+		s.waiting = map[string]waitingReason{}
+	}
+	s.waiting[name] = waitingReason{reason, message}
+}
+
+// Upstream's waiting reasons.
+const (
+	reasonContainerCreating   = "ContainerCreating"
+	reasonPodInitializing     = "PodInitializing"
+	reasonCrashLoopBackOff    = "CrashLoopBackOff"
+	reasonErrImagePull        = "ErrImagePull"
+	reasonImagePullBackOff    = "ImagePullBackOff"
+	reasonErrImageNeverPull   = "ErrImageNeverPull"
+	reasonCreateConfigError   = "CreateContainerConfigError"
+	reasonCreateContainerErr  = "CreateContainerError"
+	reasonRunContainerError   = "RunContainerError"
+	minimumGracePeriodSeconds = 2
+)
+
+// syncPod is one pass of a pod's worker: it brings the runtime to the pod's spec (or tears the
+// pod down), then writes the pod's status.
+func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, bool) {
+	pod, gone := w.snapshot()
+	if pod == nil {
+		return 0, true
+	}
+	rs, err := k.podRuntimeState(ctx, pod.UID)
+	if err != nil {
+		if ctx.Err() == nil {
+			k.log.Warn("list pod's containers", "pod", podKey(pod), "err", err)
+		}
+		return time.Second, false
+	}
+	state := &w.state
+	switch {
+	case gone:
+		// deleted from the API without us (force deletion): stop at once, as upstream's
+		// grace period of 1 for a pod the API no longer has
+		k.killPod(ctx, pod, rs, 1, "")
+		k.removePod(ctx, pod.UID)
+		return 0, true
+	case pod.DeletionTimestamp != nil:
+		return k.terminatePod(ctx, w, pod, rs)
+	}
+
+	if state.startTime == nil {
+		if pod.Status.StartTime != nil {
+			state.startTime = pod.Status.StartTime
+		} else {
+			now := metav1.NewTime(time.Now().Truncate(time.Second))
+			state.startTime = &now
+		}
+	}
+	if isTerminalPhase(pod.Status.Phase) {
+		state.terminal = true
+	}
+	if !state.terminal && pod.Spec.ActiveDeadlineSeconds != nil &&
+		time.Since(state.startTime.Time) >= time.Duration(*pod.Spec.ActiveDeadlineSeconds)*time.Second {
+		if !state.deadlineExceeded {
+			k.recorder.Eventf(pod, v1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+		}
+		state.deadlineExceeded = true
+	}
+
+	var requeue time.Duration
+	switch {
+	case state.deadlineExceeded:
+		k.killPod(ctx, pod, rs, k.gracePeriod(pod), "")
+		state.terminal = true
+	case state.terminal:
+		if !state.stopped {
+			k.killPod(ctx, pod, rs, k.gracePeriod(pod), "")
+		}
+	default:
+		requeue = k.syncPodContainers(ctx, pod, rs, state)
+	}
+	if rs, err = k.podRuntimeState(ctx, pod.UID); err != nil {
+		return time.Second, false
+	}
+	status := k.generatePodStatus(pod, rs, state, state.terminal)
+	if state.deadlineExceeded {
+		status.Phase = v1.PodFailed
+		status.Reason = "DeadlineExceeded"
+		status.Message = "Pod was active on the node longer than the specified deadline"
+	}
+	if isTerminalPhase(status.Phase) {
+		// Nothing of a terminal pod runs again: stop its sandbox (next pass, after the status)
+		if !state.terminal {
+			requeue = 10 * time.Millisecond
+		}
+		state.terminal = true
+	}
+	if state.terminal && !state.stopped && len(rs.sandboxes) > 0 && requeue == 0 {
+		k.killPod(ctx, pod, rs, k.gracePeriod(pod), "")
+		state.stopped = true
+		k.probes.forget(pod.UID)
+	}
+	if err := k.statuses.set(ctx, pod, status); err != nil {
+		if ctx.Err() == nil {
+			k.log.Warn("update pod status", "pod", podKey(pod), "err", err)
+		}
+		requeue = nonZeroMin(requeue, time.Second)
+	}
+	if !state.terminal {
+		k.probes.sync(pod, rs)
+		requeue = nonZeroMin(requeue, k.cfg.ResyncPeriod)
+		if ads := pod.Spec.ActiveDeadlineSeconds; ads != nil {
+			left := time.Until(state.startTime.Add(time.Duration(*ads) * time.Second))
+			requeue = nonZeroMin(requeue, max(left, 10*time.Millisecond))
+		}
+	}
+	return requeue, false
+}
+
+func nonZeroMin(a, b time.Duration) time.Duration {
+	if a == 0 {
+		return b
+	}
+	return min(a, b)
+}
+
+func isTerminalPhase(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
+
+func podKey(pod *v1.Pod) string { return pod.Namespace + "/" + pod.Name }
+
+// formatPod is upstream's format.Pod: name_namespace(uid).
+func formatPod(pod *v1.Pod) string {
+	return fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID)
+}
+
+// gracePeriod is how long the pod's containers get between SIGTERM and SIGKILL.
+func (k *Kubelet) gracePeriod(pod *v1.Pod) int64 {
+	grace := int64(v1.DefaultTerminationGracePeriodSeconds)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if grace < minimumGracePeriodSeconds {
+		grace = minimumGracePeriodSeconds
+	}
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = *pod.DeletionGracePeriodSeconds
+	}
+	return grace
+}
+
+// terminatePod ends a pod the API marked for deletion: its containers get the deletion's
+// grace period, its last status is written, and the pod is deleted with grace 0, which lets the
+// API server forget it.
+func (k *Kubelet) terminatePod(ctx context.Context, w *podWorker, pod *v1.Pod, rs *podRuntime) (time.Duration, bool) {
+	k.killPod(ctx, pod, rs, k.gracePeriod(pod), "")
+	k.probes.forget(pod.UID)
+	rs, err := k.podRuntimeState(ctx, pod.UID)
+	if err != nil {
+		return time.Second, false
+	}
+	w.state.terminal = true
+	status := k.generatePodStatus(pod, rs, &w.state, true)
+	if err := k.statuses.set(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
+		if ctx.Err() == nil {
+			k.log.Warn("update status of deleted pod", "pod", podKey(pod), "err", err)
+		}
+	}
+	err = k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if ctx.Err() == nil {
+			k.log.Warn("delete terminated pod", "pod", podKey(pod), "err", err)
+		}
+		return time.Second, false
+	}
+	k.removePod(ctx, pod.UID)
+	return 0, true
+}
+
+// killPod stops every running container of the pod, each given grace seconds after its
+// preStop hook starts, all at once, then stops the pod's sandboxes. reason, when set, is the
+// Killing event's message instead of upstream's "Stopping container NAME".
+func (k *Kubelet) killPod(ctx context.Context, pod *v1.Pod, rs *podRuntime, grace int64, reason string) {
+	var wg sync.WaitGroup
+	for _, c := range rs.containers {
+		if c.exited() {
+			continue
+		}
+		wg.Go(func() { k.killContainer(ctx, pod, c, grace, reason) })
+	}
+	wg.Wait()
+	for _, s := range rs.sandboxes {
+		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			k.killSandbox(ctx, s.Id, grace)
+		}
+	}
+}
+
+func (k *Kubelet) killSandbox(ctx context.Context, id string, _ int64) {
+	if err := k.rt.StopPodSandbox(ctx, id); err != nil && ctx.Err() == nil {
+		k.log.Warn("stop sandbox", "sandbox", id, "err", err)
+	}
+}
+
+// killContainer runs the container's preStop hook and stops it within grace seconds.
+func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, c *containerRecord, grace int64, message string) {
+	spec, fieldPath := containerSpec(pod, c.name())
+	if message == "" {
+		message = "Stopping container " + c.name()
+	}
+	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Killing", "%s", message)
+	start := time.Now()
+	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && c.running() {
+		hookCtx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
+		if msg, err := k.runHook(hookCtx, pod, spec, c.status.Id, spec.Lifecycle.PreStop); err != nil {
+			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "FailedPreStopHook",
+				"PreStopHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))
+		}
+		cancel()
+		grace -= int64(time.Since(start).Seconds())
+		if grace < minimumGracePeriodSeconds {
+			grace = minimumGracePeriodSeconds
+		}
+	}
+	if err := k.rt.StopContainer(ctx, c.status.Id, grace); err != nil && ctx.Err() == nil {
+		k.log.Warn("stop container", "pod", podKey(pod), "container", c.name(), "err", err)
+	}
+}
+
+// removePod removes every sandbox and container of a pod that is gone, and its volumes.
+func (k *Kubelet) removePod(ctx context.Context, uid types.UID) {
+	rs, err := k.podRuntimeState(ctx, uid)
+	if err == nil {
+		for _, c := range rs.containers {
+			_ = k.rt.RemoveContainer(ctx, c.status.Id)
+		}
+		for _, s := range rs.sandboxes {
+			_ = k.rt.StopPodSandbox(ctx, s.Id)
+			_ = k.rt.RemovePodSandbox(ctx, s.Id)
+		}
+	}
+	k.probes.forget(uid)
+	k.crashLoop.Forget(string(uid))
+	k.imagePull.Forget(string(uid))
+	k.statuses.forget(uid)
+	k.volumes.cleanup(uid)
+}
+
+// containerSpec finds a container of the pod by name and says where it is in the spec
+// ("spec.containers{NAME}"), for Events.
+func containerSpec(pod *v1.Pod, name string) (*v1.Container, string) {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i], "spec.initContainers{" + name + "}"
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i], "spec.containers{" + name + "}"
+		}
+	}
+	return nil, ""
+}
+
+func isRestartableInit(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+}
+
+// syncPodContainers brings the pod's sandbox and containers to its spec: a ready sandbox, the
+// init containers one by one to success, then every app container running unless its restart
+// policy lets it rest. It returns when to look again (back-offs), 0 for "when woken".
+func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRuntime, state *podState) time.Duration {
+	if err := k.volumes.setUp(ctx, pod); err != nil {
+		k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "%s", err.Error())
+		return 2 * time.Second
+	}
+	sandbox := rs.readySandbox()
+	if sandbox == nil {
+		if len(rs.sandboxes) > 0 {
+			if pod.Spec.RestartPolicy == v1.RestartPolicyNever && len(rs.containers) > 0 {
+				// upstream: a pod that never restarts does not get a second sandbox
+				return 0
+			}
+			k.recorder.Eventf(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+			k.killPod(ctx, pod, rs, k.gracePeriod(pod), "")
+		}
+		attempt := uint32(0)
+		if len(rs.sandboxes) > 0 {
+			attempt = rs.sandboxes[0].GetMetadata().GetAttempt() + 1
+		}
+		config, err := k.sandboxConfig(pod, attempt)
+		if err == nil {
+			_, err = k.rt.RunPodSandbox(ctx, config)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			}
+			return 2 * time.Second
+		}
+		var lerr error
+		if rs, lerr = k.podRuntimeState(ctx, pod.UID); lerr != nil {
+			return time.Second
+		}
+		if sandbox = rs.readySandbox(); sandbox == nil {
+			return time.Second
+		}
+	}
+	// containers of this sandbox only: a new sandbox starts the pod over
+	current := &podRuntime{sandboxes: rs.sandboxes, sandboxStatus: rs.sandboxStatus}
+	for _, c := range rs.containers {
+		if c.sandboxID == sandbox.Id {
+			current.containers = append(current.containers, c)
+		}
+	}
+
+	var requeue time.Duration
+	note := func(d time.Duration) { requeue = nonZeroMin(requeue, d) }
+
+	// init containers, in order
+	for i := range pod.Spec.InitContainers {
+		spec := &pod.Spec.InitContainers[i]
+		c := current.latest(spec.Name)
+		if isRestartableInit(spec) {
+			// a sidecar: started, then left running while the next ones go
+			switch {
+			case c == nil || c.exited():
+				note(k.startContainer(ctx, pod, spec, "spec.initContainers{"+spec.Name+"}", sandbox, rs, state, true))
+				return requeue
+			case !k.probes.started(c.status.Id, spec):
+				return requeue
+			}
+			continue
+		}
+		switch {
+		case c == nil:
+			note(k.startContainer(ctx, pod, spec, "spec.initContainers{"+spec.Name+"}", sandbox, rs, state, true))
+			return requeue
+		case c.running() || c.status.State == runtimeapi.ContainerState_CONTAINER_CREATED:
+			return requeue
+		case c.status.ExitCode == 0:
+			continue
+		case pod.Spec.RestartPolicy == v1.RestartPolicyNever:
+			return requeue // the pod has failed
+		default:
+			note(k.startContainer(ctx, pod, spec, "spec.initContainers{"+spec.Name+"}", sandbox, rs, state, true))
+			return requeue
+		}
+	}
+
+	// app containers, all at once
+	for i := range pod.Spec.Containers {
+		spec := &pod.Spec.Containers[i]
+		fieldPath := "spec.containers{" + spec.Name + "}"
+		c := rs.latest(spec.Name)
+		switch {
+		case c == nil:
+			note(k.startContainer(ctx, pod, spec, fieldPath, sandbox, rs, state, false))
+		case c.running():
+			if failed, kind := k.probes.failedToLive(c.status.Id, spec); failed {
+				k.killContainer(ctx, pod, c, k.gracePeriod(pod), fmt.Sprintf("Container %s failed %s probe, will be restarted", spec.Name, strings.ToLower(kind)))
+				k.probes.forgetContainer(c.status.Id)
+				note(10 * time.Millisecond)
+			}
+		case c.status.State == runtimeapi.ContainerState_CONTAINER_CREATED:
+			// created but never started (a start that failed): start it over
+			_ = k.rt.RemoveContainer(ctx, c.status.Id)
+			note(10 * time.Millisecond)
+		case c.sandboxID != sandbox.Id || shouldRestart(pod.Spec.RestartPolicy, c.status.ExitCode):
+			note(k.startContainer(ctx, pod, spec, fieldPath, sandbox, rs, state, false))
+		}
+	}
+	return requeue
+}
+
+func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case v1.RestartPolicyNever:
+		return false
+	case v1.RestartPolicyOnFailure:
+		return exitCode != 0
+	default:
+		return true
+	}
+}
+
+// startContainer starts the next attempt of a container: crash-loop back-off, image, config,
+// create, start, postStart. It returns when to look again when it had to wait.
+func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, spec *v1.Container, fieldPath string,
+	sandbox *runtimeapi.PodSandbox, rs *podRuntime, state *podState, isInit bool) time.Duration {
+	last := rs.latest(spec.Name)
+	attempt := uint32(0)
+	if last != nil {
+		attempt = uint32(last.attempt()) + 1
+		if last.exited() && last.status.FinishedAt > 0 {
+			key := string(pod.UID) + "/" + spec.Name
+			finished := time.Unix(0, last.status.FinishedAt)
+			if in, left := k.crashLoop.InBackOffSince(key, finished); in {
+				delay := k.crashLoop.Delay(key)
+				k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", spec.Name, formatPod(pod))
+				state.setWaiting(spec.Name, reasonCrashLoopBackOff,
+					fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, spec.Name, formatPod(pod)))
+				return left + 10*time.Millisecond
+			}
+			k.crashLoop.Next(key, finished)
+		}
+	}
+
+	imageRef, wait, ok := k.ensureImage(ctx, pod, spec, fieldPath, sandbox, state)
+	if !ok {
+		return wait
+	}
+	sandboxConfig, err := k.sandboxConfig(pod, sandbox.GetMetadata().GetAttempt())
+	if err != nil {
+		return k.failStart(pod, spec, fieldPath, state, reasonCreateConfigError, err)
+	}
+	config, err := k.containerConfig(ctx, pod, spec, imageRef, attempt, rs, isInit)
+	if err != nil {
+		return k.failStart(pod, spec, fieldPath, state, reasonCreateConfigError, err)
+	}
+	id, err := k.rt.CreateContainer(ctx, sandbox.Id, config, sandboxConfig)
+	if err != nil {
+		return k.failStart(pod, spec, fieldPath, state, reasonCreateContainerErr, err)
+	}
+	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Created", "Created container: %s", spec.Name)
+	if err := k.rt.StartContainer(ctx, id); err != nil {
+		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		state.setWaiting(spec.Name, reasonRunContainerError, err.Error())
+		return 2 * time.Second
+	}
+	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Started", "Started container %s", spec.Name)
+	delete(state.waiting, spec.Name)
+
+	if spec.Lifecycle != nil && spec.Lifecycle.PostStart != nil {
+		if msg, err := k.runHook(ctx, pod, spec, id, spec.Lifecycle.PostStart); err != nil {
+			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))
+			_ = k.rt.StopContainer(ctx, id, k.gracePeriod(pod))
+		}
+	}
+	// keep the newest dead attempt (lastState, logs --previous); remove older ones
+	seen := 0
+	for _, c := range rs.containers {
+		if c.name() == spec.Name && c.exited() {
+			if seen++; seen > 1 {
+				_ = k.rt.RemoveContainer(ctx, c.status.Id)
+			}
+		}
+	}
+	return 0
+}
+
+func (k *Kubelet) failStart(pod *v1.Pod, spec *v1.Container, fieldPath string, state *podState, reason string, err error) time.Duration {
+	k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Error: %v", err)
+	state.setWaiting(spec.Name, reason, err.Error())
+	return 2 * time.Second
+}
+
+// ensureImage makes the container's image present as its pull policy says, with upstream's
+// events and waiting reasons. ok is false when the container cannot start now; wait is then
+// when to try again.
+func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, spec *v1.Container, fieldPath string,
+	sandbox *runtimeapi.PodSandbox, state *podState) (ref string, wait time.Duration, ok bool) {
+	image := spec.Image
+	policy := spec.ImagePullPolicy
+	if policy == "" {
+		policy = v1.PullIfNotPresent
+		if !strings.Contains(lastSegment(image), ":") || strings.HasSuffix(image, ":latest") {
+			policy = v1.PullAlways
+		}
+	}
+	present, err := k.rt.ImageStatus(ctx, image)
+	if err != nil {
+		return "", 2 * time.Second, false
+	}
+	if policy == v1.PullNever || (policy == v1.PullIfNotPresent && present != nil) {
+		if present == nil {
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
+			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, reasonErrImageNeverPull, "%s", msg)
+			state.setWaiting(spec.Name, reasonErrImageNeverPull, msg)
+			return "", 5 * time.Second, false
+		}
+		k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", image)
+		return present.Id, 0, true
+	}
+	key := string(pod.UID) + "/image/" + image
+	if w, ok := state.waiting[spec.Name]; ok && (w.reason == reasonErrImagePull || w.reason == reasonImagePullBackOff) {
+		if in, left := k.imagePull.InBackOffSinceUpdate(key); in {
+			msg := fmt.Sprintf("Back-off pulling image %q", image)
+			k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "BackOff", "%s", msg)
+			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Error: %s", reasonImagePullBackOff)
+			state.setWaiting(spec.Name, reasonImagePullBackOff, msg)
+			return "", left + 10*time.Millisecond, false
+		}
+	}
+	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)
+	start := time.Now()
+	config, _ := k.sandboxConfig(pod, sandbox.GetMetadata().GetAttempt())
+	ref, err = k.rt.PullImage(ctx, image, config)
+	if err != nil {
+		k.imagePull.Next(key, time.Now())
+		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
+		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Error: %s", reasonErrImagePull)
+		state.setWaiting(spec.Name, reasonErrImagePull, err.Error())
+		return "", k.imagePull.Delay(key) + 10*time.Millisecond, false
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	size := uint64(0)
+	if st, err := k.rt.ImageStatus(ctx, image); err == nil && st != nil {
+		size = st.Size
+	}
+	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.", image, took, took, size)
+	return ref, 0, true
+}
+
+// lastSegment is the part of an image reference after its last slash.
+func lastSegment(image string) string {
+	if i := strings.LastIndex(image, "/"); i >= 0 {
+		return image[i+1:]
+	}
+	return image
+}
+
+// containerEvent records an Event about one container of the pod.
+func (k *Kubelet) containerEvent(pod *v1.Pod, fieldPath, eventType, reason, format string, args ...any) {
+	ref := &v1.ObjectReference{
+		Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+		ResourceVersion: pod.ResourceVersion, FieldPath: fieldPath,
+	}
+	k.recorder.Eventf(ref, eventType, reason, format, args...)
+}
