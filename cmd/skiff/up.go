@@ -107,6 +107,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"kubelet", upKubelet(o.dataDir, restConfig)},
 		{"proxy", upProxy(restConfig)},
 		{"dns", upDNS(restConfig)},
+		{"controller-manager", upControllerManager(restConfig, pki.CACertFile)},
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -1,0 +1,234 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/controllers/deployment"
+	"github.com/skiff-dev/skiff/controllers/endpointslice"
+	"github.com/skiff-dev/skiff/controllers/garbagecollector"
+	"github.com/skiff-dev/skiff/controllers/namespace"
+	"github.com/skiff-dev/skiff/controllers/nodeipam"
+	"github.com/skiff-dev/skiff/controllers/nodelifecycle"
+	"github.com/skiff-dev/skiff/controllers/podgc"
+	"github.com/skiff-dev/skiff/controllers/replicaset"
+	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
+	"github.com/skiff-dev/skiff/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/controllers/tainteviction"
+)
+
+// errSkipController: the controller cannot run with these options and is left out.
+var errSkipController = errors.New("not configured")
+
+// descriptor is one controller the manager can run, named as upstream's kube-controller-manager
+// names it (with its older short name as an alias).
+type descriptor struct {
+	name    string
+	aliases []string
+	// workers is how many keys it syncs at once (upstream's --concurrent-*-syncs).
+	workers int
+	build   func(b *builder) (func(context.Context, int), error)
+}
+
+// descriptors is every controller, in the order they start.
+var descriptors = []descriptor{
+	{name: "replicaset-controller", aliases: []string{"replicaset"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := replicaset.New(b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "deployment-controller", aliases: []string{"deployment"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := deployment.New(b.informers.Apps().V1().Deployments(), b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "endpointslice-controller", aliases: []string{"endpointslice"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := endpointslice.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Services(), b.informers.Core().V1().Nodes(),
+			b.informers.Discovery().V1().EndpointSlices(), b.informers.Core().V1().Endpoints(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "garbage-collector-controller", aliases: []string{"garbagecollector"}, workers: 20, build: func(b *builder) (func(context.Context, int), error) {
+		source, err := b.gcInformerSource()
+		if err != nil {
+			return nil, err
+		}
+		return garbagecollector.New(source, b.dynamic, memory.NewMemCacheClient(b.client.Discovery()), b.reporting).Run, nil
+	}},
+	{name: "namespace-controller", aliases: []string{"namespace"}, workers: 10, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := namespace.New(b.informers.Core().V1().Namespaces(), b.client, b.dynamic, b.client.Discovery().ServerPreferredNamespacedResources, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "serviceaccount-controller", aliases: []string{"serviceaccount"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := serviceaccount.New(b.informers.Core().V1().ServiceAccounts(), b.informers.Core().V1().Namespaces(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "root-ca-certificate-publisher-controller", aliases: []string{"root-ca-cert-publisher"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		if len(b.options.RootCA) == 0 {
+			return nil, fmt.Errorf("%w: no --root-ca-file", errSkipController)
+		}
+		c, err := rootcacertpublisher.New(b.informers.Core().V1().ConfigMaps(), b.informers.Core().V1().Namespaces(), b.client, b.options.RootCA, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "pod-garbage-collector-controller", aliases: []string{"podgc"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		return podgc.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.options.TerminatedPodGCThreshold, b.reporting).Run, nil
+	}},
+	{name: "node-ipam-controller", aliases: []string{"nodeipam"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
+		cidrs, err := nodeipam.ParseClusterCIDRs(b.options.ClusterCIDR)
+		if err != nil {
+			return nil, err
+		}
+		masks := make([]int, len(cidrs))
+		for i, p := range cidrs {
+			masks[i] = nodeipam.DefaultMaskSize(p)
+			if b.options.NodeCIDRMaskSize != 0 && len(cidrs) == 1 {
+				masks[i] = b.options.NodeCIDRMaskSize
+			}
+		}
+		c, err := nodeipam.New(b.informers.Core().V1().Nodes(), b.client, cidrs, masks, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "node-lifecycle-controller", aliases: []string{"nodelifecycle"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := nodelifecycle.New(b.informers.Core().V1().Nodes(), b.informers.Coordination().V1().Leases(), b.informers.Core().V1().Pods(), b.client,
+			nodelifecycle.Options{MonitorGracePeriod: b.options.NodeMonitorGracePeriod}, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "taint-eviction-controller", workers: 8, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := tainteviction.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+}
+
+func descriptorByName(name string) *descriptor {
+	for i := range descriptors {
+		if descriptors[i].name == name || slices.Contains(descriptors[i].aliases, name) {
+			return &descriptors[i]
+		}
+	}
+	return nil
+}
+
+// ControllerNames lists every controller's name, for --controllers' help.
+func ControllerNames() []string {
+	var names []string
+	for _, d := range descriptors {
+		names = append(names, d.name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// enabledControllers resolves --controllers to canonical names in start order: "*" is every
+// controller, "name" adds one, "-name" removes one (and wins over "*").
+func enabledControllers(spec []string) ([]string, error) {
+	all := false
+	on, off := map[string]bool{}, map[string]bool{}
+	for _, s := range spec {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "*":
+			all = true
+		case strings.HasPrefix(s, "-"):
+			d := descriptorByName(s[1:])
+			if d == nil {
+				return nil, fmt.Errorf("%q is not in the list of known controllers: %s", s[1:], strings.Join(ControllerNames(), ", "))
+			}
+			off[d.name] = true
+		case s == "":
+		default:
+			d := descriptorByName(s)
+			if d == nil {
+				return nil, fmt.Errorf("%q is not in the list of known controllers: %s", s, strings.Join(ControllerNames(), ", "))
+			}
+			on[d.name] = true
+		}
+	}
+	var out []string
+	for _, d := range descriptors {
+		if off[d.name] {
+			continue
+		}
+		if all || on[d.name] {
+			out = append(out, d.name)
+		}
+	}
+	return out, nil
+}
+
+// builder holds what controllers are built from during one leadership term.
+type builder struct {
+	ctx       context.Context
+	config    *rest.Config
+	client    kubernetes.Interface
+	dynamic   dynamic.Interface
+	informers informers.SharedInformerFactory
+	options   Options
+	reporting controllers.Reporting
+}
+
+// resyncPeriod is how often shared informers replay their caches, as upstream's (12h..24h).
+const resyncPeriod = 12 * time.Hour
+
+func newBuilder(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, o Options, r controllers.Reporting) (*builder, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &builder{
+		ctx: ctx, config: cfg, client: client, dynamic: dyn,
+		informers: informers.NewSharedInformerFactory(client, resyncPeriod),
+		options:   o, reporting: r,
+	}, nil
+}
+
+// gcInformerSource is metadata-only informers when the API server serves them, dynamic ones
+// otherwise.
+func (b *builder) gcInformerSource() (garbagecollector.InformerSource, error) {
+	md, err := metadata.NewForConfig(b.config)
+	if err != nil {
+		return nil, err
+	}
+	if garbagecollector.ServesMetadata(b.ctx, md, 10*time.Second) {
+		return garbagecollector.NewMetadataInformerSource(b.informers, metadatainformer.NewSharedInformerFactory(md, resyncPeriod)), nil
+	}
+	return garbagecollector.NewDynamicInformerSource(b.informers, dynamicinformer.NewDynamicSharedInformerFactory(b.dynamic, resyncPeriod)), nil
+}
