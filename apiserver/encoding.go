@@ -176,8 +176,10 @@ type protoMarshaler interface {
 }
 
 // writeProtobufList writes a typed list in the protobuf encoding (the k8s\x00 envelope around
-// a runtime.Unknown), reusing the encodings of its items: a list message is its ListMeta as
-// field 1 and each item as field 2, so cached item bytes are framed, not re-encoded.
+// a runtime.Unknown), reusing the encodings of its items: a list message is its ListMeta and
+// each item as length-delimited fields, so cached item bytes are framed, not re-encoded, and
+// streamed without assembling the whole body in memory. The bytes are exactly what
+// apimachinery's encoder writes (tested).
 func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
 	items, err := meta.ExtractList(list)
 	if err != nil {
@@ -199,9 +201,9 @@ func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runt
 	if err != nil {
 		return err
 	}
-	raw := make([]byte, 0, len(metaBytes)+len(items)*1024)
-	raw = appendField(raw, metaField, metaBytes)
-	for _, it := range items {
+	encodedItems := make([][]byte, len(items))
+	rawLen := fieldLen(len(metaBytes))
+	for i, it := range items {
 		key, cacheable := cacheKey(it, info, gv, false)
 		var b []byte
 		if cacheable {
@@ -219,19 +221,36 @@ func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runt
 				encoded.put(key, b)
 			}
 		}
-		raw = appendField(raw, itemsField, b)
+		encodedItems[i] = b
+		rawLen += fieldLen(len(b))
 	}
-	unk := &runtime.Unknown{
-		TypeMeta: runtime.TypeMeta{APIVersion: gv.String(), Kind: gvks[0].Kind},
-		Raw:      raw,
-	}
-	var out bytes.Buffer
-	if err := info.Serializer.Encode(unk, &out); err != nil {
+	typeMeta := runtime.TypeMeta{APIVersion: gv.String(), Kind: gvks[0].Kind}
+	typeMetaBytes, err := typeMeta.Marshal()
+	if err != nil {
 		return err
 	}
 	start()
-	_, err = w.Write(out.Bytes())
-	return err
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write([]byte{'k', '8', 's', 0})
+	var hdr []byte
+	hdr = appendField(hdr, 1, typeMetaBytes) // Unknown.typeMeta
+	hdr = binary.AppendUvarint(hdr, 2<<3|2)  // Unknown.raw, the list message:
+	hdr = binary.AppendUvarint(hdr, uint64(rawLen))
+	hdr = appendField(hdr, metaField, metaBytes)
+	bw.Write(hdr)
+	for _, b := range encodedItems {
+		hdr = binary.AppendUvarint(hdr[:0], uint64(itemsField<<3|2))
+		hdr = binary.AppendUvarint(hdr, uint64(len(b)))
+		bw.Write(hdr)
+		bw.Write(b)
+	}
+	bw.Write([]byte{3<<3 | 2, 0, 4<<3 | 2, 0}) // Unknown.contentEncoding and contentType, empty
+	return bw.Flush()
+}
+
+// fieldLen is the encoded size of a length-delimited field with a one-byte tag.
+func fieldLen(n int) int {
+	return 1 + len(binary.AppendUvarint(nil, uint64(n))) + n
 }
 
 // listFieldNumbers reads the protobuf field numbers of a list type's ListMeta and Items from

@@ -172,6 +172,14 @@ func runAPIServer(ctx context.Context, o *apiServerOptions, verbosity int) (err 
 	if err != nil {
 		return err
 	}
+	go func() {
+		select {
+		case <-srv.Ready():
+			// the same kind of line as skiff up's, for scripts that wait for it
+			fmt.Printf("skiff apiserver is ready at %s (kubeconfig %s)\n", o.localURL(), filepath.Join(o.dataDir, "kubeconfig"))
+		case <-ctx.Done():
+		}
+	}()
 	return srv.Run(ctx)
 }
 

@@ -1,6 +1,6 @@
 // Command skiff-bench puts a fixed load on a skiff API server through client-go and prints
 // throughput and latency: pod creates, gets, lists, watch delivery, and the server's memory.
-// By default it builds skiff, runs `skiff up` on a fresh data directory and stops it at the end;
+// By default it builds skiff, runs `skiff apiserver` (embedded etcd) on a fresh data directory and stops it at the end;
 // with --kubeconfig it loads an existing cluster instead. See bench/README.md.
 package main
 
@@ -46,7 +46,7 @@ func main() {
 	flag.IntVar(&o.watchers, "watchers", 100, "watches on the one patched pod")
 	flag.IntVar(&o.updates, "updates", 500, "patches of the watched pod, one at a time")
 	flag.IntVar(&o.listRepeats, "list-repeats", 5, "LISTs of all the pods per resourceVersion mode")
-	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "load this existing cluster instead of starting skiff up")
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "load this existing cluster instead of starting skiff apiserver")
 	flag.IntVar(&o.pid, "pid", 0, "with --kubeconfig: the server's process id, to measure its RSS")
 	flag.StringVar(&o.skiff, "skiff", "", "skiff binary to run instead of building ./cmd/skiff")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
@@ -97,7 +97,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		defer func() { err = errors.Join(err, server.stop(progress)) }()
 		kubeconfig, pid = server.kubeconfig, server.cmd.Process.Pid
-		res.Server = "skiff up (" + bin + ")"
+		res.Server = "skiff apiserver (" + bin + ")"
 	}
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -172,7 +172,7 @@ func buildSkiff(ctx context.Context, dir string, progress io.Writer) (string, er
 	return bin, nil
 }
 
-// skiffProcess is `skiff up` running as a child process. Its output is copied to ours, each
+// skiffProcess is `skiff apiserver` running as a child process. Its output is copied to ours, each
 // line prefixed with "skiff| ".
 type skiffProcess struct {
 	cmd        *exec.Cmd
@@ -186,8 +186,9 @@ type skiffProcess struct {
 	logIssue []string
 }
 
-// startSkiff runs `skiff up` on a free port with its data in dataDir and returns once it has
-// said it is ready.
+// startSkiff runs `skiff apiserver` (the API server alone on embedded etcd, as the upstream
+// figures were measured) on a free loopback port with its data in dataDir and returns once it
+// has said it is ready.
 func startSkiff(ctx context.Context, bin, dataDir string, progress io.Writer) (*skiffProcess, error) {
 	port, err := freePort()
 	if err != nil {
@@ -198,13 +199,13 @@ func startSkiff(ctx context.Context, bin, dataDir string, progress io.Writer) (*
 		exited:     make(chan struct{}),
 		ready:      make(chan struct{}),
 	}
-	p.cmd = exec.Command(bin, "up", "--data-dir", dataDir, "--port", strconv.Itoa(port))
+	p.cmd = exec.Command(bin, "apiserver", "--data-dir", dataDir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port))
 	p.cmd.Stdout = &lineWriter{out: progress, onLine: p.stdoutLine}
 	p.cmd.Stderr = &lineWriter{out: progress, onLine: p.stderrLine}
 	// Its own process group, so that a Ctrl-C reaches only us and we stop it in order; and
 	// stopped should we die first.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	fmt.Fprintf(progress, "starting %s up --data-dir %s --port %d\n", bin, dataDir, port)
+	fmt.Fprintf(progress, "starting %s apiserver --data-dir %s --secure-port %d\n", bin, dataDir, port)
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -216,9 +217,9 @@ func startSkiff(ctx context.Context, bin, dataDir string, progress io.Writer) (*
 	case <-p.ready:
 		return p, nil
 	case <-p.exited:
-		return nil, fmt.Errorf("skiff up exited before it was ready: %v", p.waitErr)
+		return nil, fmt.Errorf("skiff apiserver exited before it was ready: %v", p.waitErr)
 	case <-time.After(2 * time.Minute):
-		err = errors.New("skiff up was not ready within 2 minutes")
+		err = errors.New("skiff apiserver was not ready within 2 minutes")
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -259,23 +260,23 @@ func (p *skiffProcess) problems() []string {
 func (p *skiffProcess) stop(progress io.Writer) error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf("skiff up had exited on its own: %v", p.waitErr)
+		return fmt.Errorf("skiff apiserver had exited on its own: %v", p.waitErr)
 	default:
 	}
-	fmt.Fprintln(progress, "stopping skiff up")
+	fmt.Fprintln(progress, "stopping skiff apiserver")
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		return err
 	}
 	select {
 	case <-p.exited:
 		if p.waitErr != nil {
-			return fmt.Errorf("skiff up after SIGINT: %w", p.waitErr)
+			return fmt.Errorf("skiff apiserver after SIGINT: %w", p.waitErr)
 		}
 		return nil
 	case <-time.After(30 * time.Second):
 		p.cmd.Process.Kill()
 		<-p.exited
-		return errors.New("skiff up did not stop within 30s of SIGINT; killed it")
+		return errors.New("skiff apiserver did not stop within 30s of SIGINT; killed it")
 	}
 }
 
