@@ -95,6 +95,15 @@ func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.Gro
 	return b, nil
 }
 
+// encodeObjectAfresh encodes obj without the cache, for states that were never stored.
+func encodeObjectAfresh(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // writeJSONList writes a typed list as JSON to w, reusing the encodings of its items. Every
 // list kind ends with its items, so the envelope is the list encoded without items, with the
 // items written in before its closing "]}". start is called once, before the first byte.

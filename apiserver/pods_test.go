@@ -132,3 +132,31 @@ func TestNamespaceDeletionMarksTerminating(t *testing.T) {
 		t.Errorf("finalized namespace: %v, want NotFound", err)
 	}
 }
+
+// An object leaving a watch's selector arrives as DELETED carrying its last matching state
+// with the new resourceVersion; that state was never stored and must not be served later as
+// the object at that resourceVersion.
+func TestGetAfterSelectorLeavingWatchSeesTheStoredState(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	pods := s.Client.CoreV1().Pods("default")
+	p, err := pods.Create(ctx, testPod("leaver"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=", ResourceVersion: p.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "leaver"}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w); ev.Type != "DELETED" {
+		t.Fatalf("event %s, want DELETED", ev.Type)
+	}
+	got, err := pods.Get(ctx, "leaver", metav1.GetOptions{})
+	if err != nil || got.Spec.NodeName != "n1" {
+		t.Fatalf("GET after the watch: nodeName %q (%v), want n1", got.Spec.NodeName, err)
+	}
+}

@@ -75,7 +75,14 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 			} else if obj, gv, err = transformResponse(r, mt, obj, gv); err != nil {
 				return
 			}
-			objBytes, err := encodeObject(obj, mt.info, gv)
+			encode := encodeObject
+			if ev.Type == watch.Deleted {
+				// the last state of an object that is gone, or that left the watch's selector,
+				// stamped with the revision of that change: a state nothing stored, so its
+				// encoding must not be found by that uid and resourceVersion later
+				encode = encodeObjectAfresh
+			}
+			objBytes, err := encode(obj, mt.info, gv)
 			if err != nil {
 				return
 			}
