@@ -47,6 +47,7 @@ func newRootCommand() *cobra.Command {
 		newSimCommand(g),
 		newProxyCommand(g),
 		newDNSCommand(g),
+		newSchedulerCommand(g),
 		newControllerManagerCommand(g),
 	)
 	return root

@@ -107,6 +107,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"kubelet", upKubelet(o.dataDir, restConfig)},
 		{"proxy", upProxy(restConfig)},
 		{"dns", upDNS(restConfig)},
+		{"scheduler", upScheduler(restConfig, verbosity)},
 		{"controller-manager", upControllerManager(restConfig, pki.CACertFile)},
 	}
 

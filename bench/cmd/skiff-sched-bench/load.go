@@ -40,6 +40,9 @@ type result struct {
 	Attempts map[string]float64
 	// MeanSLI is the scheduler's mean queue-to-bound latency per pod, from its /metrics.
 	MeanSLI time.Duration
+	// EventsWritten runs from the first create until every pod has its Scheduled event; 0
+	// when they were not all there within a minute of the last binding.
+	EventsWritten time.Duration
 	// ServerCPU is the CPU time skiff up used during the end-to-end phase.
 	ServerCPU    time.Duration
 	CreateErrors int64
@@ -141,6 +144,8 @@ func (l *load) run(ctx context.Context, nodes int, server *skiffProcess) (result
 	res.EndToEnd = time.Since(t0)
 	res.ServerCPU = time.Duration((server.cpuSeconds() - cpuBefore) * float64(time.Second))
 	<-createsDone
+	res.EventsWritten = l.waitForScheduledEvents(ctx, t0)
+	// after the events: by then every binding's answer has been counted
 	if url := server.metricsURL(); url != "" {
 		res.Attempts, res.MeanSLI = scrapeScheduler(ctx, url)
 	}
@@ -162,6 +167,28 @@ func (l *load) cordonExistingNodes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitForScheduledEvents waits, for at most a minute, until every pod has its Scheduled event,
+// and returns when that was, counted from t0.
+func (l *load) waitForScheduledEvents(ctx context.Context, t0 time.Time) time.Duration {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		list, err := l.client.EventsV1().Events(benchNamespace).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err == nil {
+			n := 0
+			for _, e := range list.Items {
+				if e.Reason == "Scheduled" {
+					n++
+				}
+			}
+			if n >= l.opts.pods {
+				return time.Since(t0)
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return 0
 }
 
 // createNodes creates Ready nodes as upstream's scheduler_perf node template: 4 cpu, 32Gi,
@@ -292,14 +319,18 @@ func printResults(w io.Writer, o options, results []result) {
 	fmt.Fprintf(w, "skiff-sched-bench: %d pods (10m cpu, 10Mi) per run from %d workers, client %s, no client rate limit\n\n",
 		o.pods, o.workers, o.contentType)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "nodes\tpods\tend to end\tpods/s\tcreates\tcreates/s\tmean queue-to-bound\tattempts (scheduled/unschedulable/error)\tserver CPU\t")
+	fmt.Fprintln(tw, "nodes\tpods\tend to end\tpods/s\tcreates\tcreates/s\tmean queue-to-bound\tattempts (scheduled/unschedulable/error)\tserver CPU\tall Scheduled events\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%d\t%v\t%.0f\t%v\t%.0f\t%v\t%.0f/%.0f/%.0f\t%v\t\n",
+		events := "not within a minute"
+		if r.EventsWritten > 0 {
+			events = r.EventsWritten.Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%v\t%.0f\t%v\t%.0f\t%v\t%.0f/%.0f/%.0f\t%v\t%s\t\n",
 			r.Nodes, r.Pods, r.EndToEnd.Round(time.Millisecond), r.podsPerSecond(),
 			r.PodCreates.Round(time.Millisecond), float64(r.Pods)/r.PodCreates.Seconds(),
 			r.MeanSLI.Round(time.Millisecond),
 			r.Attempts["scheduled"], r.Attempts["unschedulable"], r.Attempts["error"],
-			r.ServerCPU.Round(100*time.Millisecond))
+			r.ServerCPU.Round(100*time.Millisecond), events)
 	}
 	tw.Flush()
 	for _, r := range results {
