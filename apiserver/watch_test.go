@@ -384,3 +384,59 @@ func TestGetWithResourceVersionZero(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestProtobufInformerSeesAddsUpdatesDeletes(t *testing.T) {
+	s := apiservertest.Start(t)
+	cfg := rest.CopyConfig(s.Config)
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+	client := kubernetes.NewForConfigOrDie(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	inf := factory.Core().V1().ConfigMaps().Informer()
+	events := make(chan string, 100)
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { events <- "add " + obj.(*corev1.ConfigMap).Name },
+		UpdateFunc: func(_, obj any) { events <- "update " + obj.(*corev1.ConfigMap).Name },
+		DeleteFunc: func(obj any) {
+			if cm, ok := obj.(*corev1.ConfigMap); ok {
+				events <- "delete " + cm.Name
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer syncCancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+		t.Fatal("protobuf informer never synced")
+	}
+	cms := client.CoreV1().ConfigMaps("default")
+	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "pb"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{"a": "b"}
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "pb", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"add pb", "update pb", "delete pb"} {
+		for {
+			select {
+			case got := <-events:
+				if got != want && strings.HasSuffix(got, "kube-root-ca.crt") {
+					continue
+				}
+				if got != want {
+					t.Fatalf("event %q, want %q", got, want)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no event, want %q", want)
+			}
+			break
+		}
+	}
+}
