@@ -257,7 +257,9 @@ func upKubelet(dataDir string, restConfig *rest.Config) func(ctx context.Context
 			maxPods:         110,
 			cniConfDir:      "/etc/cni/net.d",
 			clusterDomain:   "cluster.local",
-			clientCAFile:    filepath.Join(dataDir, "pki", "ca.crt"),
+			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
+			clusterDNS:   []string{"10.96.0.10"},
+			clientCAFile: filepath.Join(dataDir, "pki", "ca.crt"),
 		}
 		if st, err := os.Stat(defaultContainerdSocket); err == nil && st.Mode()&os.ModeSocket != 0 {
 			o.runtimeEndpoint = "unix://" + defaultContainerdSocket
