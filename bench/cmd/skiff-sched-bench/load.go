@@ -74,7 +74,7 @@ func newLoad(kubeconfig string, o options) (*load, error) {
 	return &load{client: client, opts: o}, nil
 }
 
-func (l *load) run(ctx context.Context, nodes int, server *skiffProcess) (result, error) {
+func (l *load) run(ctx context.Context, nodes int, server *upProcess) (result, error) {
 	res := result{Nodes: nodes, Pods: l.opts.pods, Workers: l.opts.workers}
 	start := time.Now()
 	if err := l.cordonExistingNodes(ctx); err != nil {

@@ -1,0 +1,187 @@
+// Package skiffproc builds skiff and runs one of its commands as a child process for the
+// benchmarks: started on a free loopback port in a data directory, ready when it prints its
+// ready line, its log copied (prefixed "skiff| ") and its warnings kept, stopped with SIGINT.
+// It is for bench/ only; tests start skiff through cmd/skiff's own helpers.
+package skiffproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Build builds ./cmd/skiff of the module the caller runs in into dir and returns its path.
+func Build(ctx context.Context, dir string, progress io.Writer) (string, error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	bin := filepath.Join(dir, "skiff")
+	fmt.Fprintf(progress, "building skiff from %s\n", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/skiff")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/skiff: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Process is a skiff command running as a child process.
+type Process struct {
+	Cmd *exec.Cmd
+	// Kubeconfig is the admin kubeconfig the command wrote in its data directory.
+	Kubeconfig string
+	name       string
+	exited     chan struct{}
+	waitErr    error
+
+	mu       sync.Mutex
+	ready    chan struct{}
+	isReady  bool
+	logIssue []string
+	onStderr func(line string)
+}
+
+// Start runs `skiff <command> --data-dir dataDir <portFlag> <free port> <extra...>` and
+// returns once it has printed its ready line. onStderr, if not nil, sees every log line.
+func Start(ctx context.Context, bin, command, portFlag, dataDir string, extra []string, progress io.Writer, onStderr func(string)) (*Process, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{
+		Kubeconfig: filepath.Join(dataDir, "kubeconfig"),
+		name:       "skiff " + command,
+		exited:     make(chan struct{}),
+		ready:      make(chan struct{}),
+		onStderr:   onStderr,
+	}
+	args := append([]string{command, "--data-dir", dataDir, portFlag, strconv.Itoa(port)}, extra...)
+	p.Cmd = exec.Command(bin, args...)
+	p.Cmd.Stdout = &lineWriter{out: progress, onLine: p.stdoutLine}
+	p.Cmd.Stderr = &lineWriter{out: progress, onLine: p.stderrLine}
+	// its own process group, so that a Ctrl-C reaches only us and we stop it in order; and
+	// stopped should we die first
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	fmt.Fprintf(progress, "starting %s %s\n", bin, strings.Join(args, " "))
+	if err := p.Cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.waitErr = p.Cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case <-p.ready:
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
+	case <-time.After(2 * time.Minute):
+		err = fmt.Errorf("%s was not ready within 2 minutes", p.name)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return nil, errors.Join(err, p.Stop(progress))
+}
+
+func (p *Process) stdoutLine(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.isReady && strings.Contains(line, "ready") && !strings.HasPrefix(line, "export ") {
+		p.isReady = true
+		close(p.ready)
+	}
+}
+
+// stderrLine keeps the first log lines that are warnings or errors.
+func (p *Process) stderrLine(line string) {
+	if p.onStderr != nil {
+		p.onStderr(line)
+	}
+	lower := strings.ToLower(line)
+	for _, level := range []string{"level=warn", "level=error", `"level":"warn"`, `"level":"error"`, "panic"} {
+		if strings.Contains(lower, level) {
+			p.mu.Lock()
+			if len(p.logIssue) < 20 {
+				p.logIssue = append(p.logIssue, line)
+			}
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Problems are the first warnings and errors the process logged.
+func (p *Process) Problems() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.logIssue...)
+}
+
+// Stop interrupts the process and waits for it to exit, killing it after 30 seconds.
+func (p *Process) Stop(progress io.Writer) error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("%s had exited on its own: %v", p.name, p.waitErr)
+	default:
+	}
+	fmt.Fprintln(progress, "stopping", p.name)
+	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
+		return err
+	}
+	select {
+	case <-p.exited:
+		if p.waitErr != nil {
+			return fmt.Errorf("%s after SIGINT: %w", p.name, p.waitErr)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		p.Cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("%s did not stop within 30s of SIGINT; killed it", p.name)
+	}
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lineWriter copies what is written to out line by line, prefixed, and hands each line to
+// onLine. exec.Cmd writes to it from one goroutine.
+type lineWriter struct {
+	out    io.Writer
+	onLine func(string)
+	buf    []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := string(w.buf[:i])
+		w.buf = w.buf[i+1:]
+		fmt.Fprintf(w.out, "skiff| %s\n", line)
+		w.onLine(line)
+	}
+}
