@@ -98,9 +98,6 @@ func (r *Resource) Subresource(name string) *Subresource {
 	return nil
 }
 
-// SharesStorageWith reports whether two resources read and write the same etcd keys.
-func (r *Resource) SharesStorageWith(o *Resource) bool { return r.StorageKey == o.StorageKey }
-
 var (
 	coreV1         = schema.GroupVersion{Version: "v1"}
 	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
