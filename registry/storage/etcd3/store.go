@@ -313,49 +313,76 @@ func stateFromObject(obj runtime.Object) (*objState, error) {
 	return &objState{obj: obj, rev: rev, data: data}, nil
 }
 
-// GuaranteedUpdate implements storage.Interface.
-func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
-	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExisting runtime.Object) error {
-	var orig *objState
+// workingState is the state of a key an update or delete works from: one the caller already
+// held (cachedExisting), or one read from etcd in this call.
+type workingState struct {
+	s              *Store
+	ctx            context.Context
+	key            string
+	out            runtime.Object
+	ignoreNotFound bool
+	orig           *objState
+	// current: orig was read from etcd in this call, so a failure against it is final
+	current bool
+}
+
+func (s *Store) startFrom(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool, cachedExisting runtime.Object) (*workingState, error) {
+	st := &workingState{s: s, ctx: ctx, key: key, out: out, ignoreNotFound: ignoreNotFound}
 	var err error
-	// current: orig was read from etcd in this call, so a failure against it is final.
-	current := false
 	if cachedExisting != nil {
-		orig, err = stateFromObject(cachedExisting)
+		st.orig, err = stateFromObject(cachedExisting)
 	}
 	if cachedExisting == nil || err != nil {
-		orig, err = s.readState(ctx, key, out, ignoreNotFound)
-		current = true
+		st.orig, err = s.readState(ctx, key, out, ignoreNotFound)
+		st.current = true
 	}
+	return st, err
+}
+
+// refresh re-reads when orig may be stale; it reports whether the caller should retry.
+func (st *workingState) refresh() (bool, error) {
+	if st.current {
+		return false, nil
+	}
+	staleRev := st.orig.rev
+	fresh, err := st.s.readState(st.ctx, st.key, st.out, st.ignoreNotFound)
+	if err != nil {
+		return false, err
+	}
+	st.orig, st.current = fresh, true
+	return fresh.rev != staleRev, nil
+}
+
+// settle takes the state a failed compare-and-swap read back as the one to retry from.
+func (st *workingState) settle(kvs []*mvccpb.KeyValue) error {
+	orig, err := stateFromKVs(st.key, kvs, st.out, st.ignoreNotFound)
 	if err != nil {
 		return err
 	}
-	// refresh re-reads when orig may be stale; it reports whether the caller should retry.
-	refresh := func() (bool, error) {
-		if current {
-			return false, nil
-		}
-		staleRev := orig.rev
-		fresh, err := s.readState(ctx, key, out, ignoreNotFound)
-		if err != nil {
-			return false, err
-		}
-		orig, current = fresh, true
-		return fresh.rev != staleRev, nil
+	st.orig, st.current = orig, true
+	return nil
+}
+
+// GuaranteedUpdate implements storage.Interface.
+func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
+	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExisting runtime.Object) error {
+	st, err := s.startFrom(ctx, key, out, ignoreNotFound, cachedExisting)
+	if err != nil {
+		return err
 	}
 
 	for {
-		if err := checkPreconditions(key, preconditions, orig.obj); err != nil {
-			if retry, rerr := refresh(); rerr != nil {
+		if err := checkPreconditions(key, preconditions, st.orig.obj); err != nil {
+			if retry, rerr := st.refresh(); rerr != nil {
 				return rerr
 			} else if retry {
 				continue
 			}
 			return err
 		}
-		ret, err := tryUpdate(orig.obj)
+		ret, err := tryUpdate(st.orig.obj)
 		if err != nil {
-			if retry, rerr := refresh(); rerr != nil {
+			if retry, rerr := st.refresh(); rerr != nil {
 				return rerr
 			} else if retry {
 				continue
@@ -366,22 +393,22 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 		if err != nil {
 			return err
 		}
-		if orig.rev != 0 && bytes.Equal(data, orig.data) {
+		if st.orig.rev != 0 && bytes.Equal(data, st.orig.data) {
 			// Nothing changes; make sure that is true of what etcd holds, not of a stale copy.
-			if !current {
-				if _, err := refresh(); err != nil {
+			if !st.current {
+				if _, err := st.refresh(); err != nil {
 					return err
 				}
-				if !bytes.Equal(data, orig.data) {
+				if !bytes.Equal(data, st.orig.data) {
 					continue
 				}
 			}
-			_, err = Decode(orig.data, out, orig.rev)
+			_, err = Decode(st.orig.data, out, st.orig.rev)
 			return err
 		}
 
 		resp, err := s.client.Txn(ctx).If(
-			clientv3.Compare(clientv3.ModRevision(key), "=", orig.rev),
+			clientv3.Compare(clientv3.ModRevision(key), "=", st.orig.rev),
 		).Then(
 			clientv3.OpPut(key, string(data)),
 		).Else(
@@ -392,11 +419,9 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 		}
 		if !resp.Succeeded {
 			// Someone wrote in between: retry on the state the Else branch read.
-			orig, err = stateFromKVs(key, resp.Responses[0].GetResponseRange().Kvs, out, ignoreNotFound)
-			if err != nil {
+			if err := st.settle(resp.Responses[0].GetResponseRange().Kvs); err != nil {
 				return err
 			}
-			current = true
 			continue
 		}
 		_, err = Decode(data, out, resp.Header.Revision)
@@ -408,39 +433,18 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 // the delete as its resourceVersion, as upstream returns it.
 func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, preconditions *storage.Preconditions,
 	validateDeletion storage.ValidateDeleteFunc, cachedExisting runtime.Object) error {
-	var orig *objState
-	var err error
-	current := false
-	if cachedExisting != nil {
-		orig, err = stateFromObject(cachedExisting)
-	}
-	if cachedExisting == nil || err != nil {
-		orig, err = s.readState(ctx, key, out, false)
-		current = true
-	}
+	st, err := s.startFrom(ctx, key, out, false, cachedExisting)
 	if err != nil {
 		return err
 	}
-	refresh := func() (bool, error) {
-		if current {
-			return false, nil
-		}
-		staleRev := orig.rev
-		fresh, err := s.readState(ctx, key, out, false)
-		if err != nil {
-			return false, err
-		}
-		orig, current = fresh, true
-		return fresh.rev != staleRev, nil
-	}
 
 	for {
-		err := checkPreconditions(key, preconditions, orig.obj)
+		err := checkPreconditions(key, preconditions, st.orig.obj)
 		if err == nil && validateDeletion != nil {
-			err = validateDeletion(ctx, orig.obj)
+			err = validateDeletion(ctx, st.orig.obj)
 		}
 		if err != nil {
-			if retry, rerr := refresh(); rerr != nil {
+			if retry, rerr := st.refresh(); rerr != nil {
 				return rerr
 			} else if retry {
 				continue
@@ -448,7 +452,7 @@ func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, prec
 			return err
 		}
 		resp, err := s.client.Txn(ctx).If(
-			clientv3.Compare(clientv3.ModRevision(key), "=", orig.rev),
+			clientv3.Compare(clientv3.ModRevision(key), "=", st.orig.rev),
 		).Then(
 			clientv3.OpDelete(key),
 		).Else(
@@ -458,14 +462,12 @@ func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, prec
 			return fmt.Errorf("delete %q: %w", key, err)
 		}
 		if !resp.Succeeded {
-			orig, err = stateFromKVs(key, resp.Responses[0].GetResponseRange().Kvs, out, false)
-			if err != nil {
+			if err := st.settle(resp.Responses[0].GetResponseRange().Kvs); err != nil {
 				return err
 			}
-			current = true
 			continue
 		}
-		_, err = Decode(orig.data, out, resp.Header.Revision)
+		_, err = Decode(st.orig.data, out, resp.Header.Revision)
 		return err
 	}
 }
