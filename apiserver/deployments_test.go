@@ -2,9 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -80,24 +77,9 @@ func TestDeploymentsAreDefaultedValidatedAndScaled(t *testing.T) {
 
 func TestKubectlCreatesAndScalesDeployments(t *testing.T) {
 	s := apiservertest.Start(t)
-	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
-	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
-		t.Fatal(err)
-	}
-	bin, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("no kubectl on PATH")
-	}
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	kubeconfig := adminKubeconfig(t, s)
+	bin := kubectlOnPath(t)
+	run := kubectlRunner(t, bin, kubeconfig, nil)
 	if out := run("create", "deployment", "nginx", "--image=nginx:1.27", "--replicas=2"); !strings.Contains(out, "deployment.apps/nginx created") {
 		t.Errorf("create deployment: %q", out)
 	}

@@ -3,7 +3,6 @@ package apiserver_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,10 +19,7 @@ import (
 // get all and get events --sort-by.
 func TestKubectlConveniences(t *testing.T) {
 	s := apiservertest.Start(t)
-	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
-	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := adminKubeconfig(t, s)
 	ctx := context.Background()
 	editor := filepath.Join(t.TempDir(), "editor.sh")
 	// the "editor" changes data.a from 1 to 2 in the file kubectl hands it
@@ -36,16 +32,7 @@ func TestKubectlConveniences(t *testing.T) {
 			if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			run := func(args ...string) string {
-				t.Helper()
-				cmd := exec.Command(bin, append([]string{"-n", ns}, args...)...)
-				cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir(), "KUBE_EDITOR="+editor)
-				out, err := cmd.CombinedOutput()
-				if err != nil {
-					t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-				}
-				return string(out)
-			}
+			run := kubectlRunner(t, bin, kubeconfig, []string{"KUBE_EDITOR=" + editor}, "-n", ns)
 
 			run("create", "configmap", "c1", "--from-literal=a=1")
 			run("label", "configmap", "c1", "tier=a")

@@ -31,25 +31,58 @@ func kubectlBinaries(t *testing.T) []string {
 	return bins
 }
 
-func TestStockKubectlEverydayVerbs(t *testing.T) {
-	s := apiservertest.Start(t)
+// adminKubeconfig writes a kubeconfig for the server's admin into its data dir.
+func adminKubeconfig(t *testing.T, s *apiservertest.Server) string {
+	t.Helper()
 	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
 	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
 		t.Fatal(err)
 	}
+	return kubeconfig
+}
+
+// kubectlCommand runs one kubectl binary against kubeconfig with args (after prefix) and env,
+// with a home of its own, so that no discovery or OpenAPI cache is shared between binaries or
+// tests, and returns what it printed.
+func kubectlCommand(t *testing.T, bin, kubeconfig string, env []string, prefix ...string) func(args ...string) (string, error) {
+	home := t.TempDir()
+	return func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append(append([]string{}, prefix...), args...)...)
+		cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+home), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
+// kubectlRunner is kubectlCommand failing the test when kubectl fails.
+func kubectlRunner(t *testing.T, bin, kubeconfig string, env []string, prefix ...string) func(args ...string) string {
+	kubectl := kubectlCommand(t, bin, kubeconfig, env, prefix...)
+	return func(args ...string) string {
+		t.Helper()
+		out, err := kubectl(args...)
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+}
+
+// kubectlOnPath is the kubectl on PATH, or the test is skipped.
+func kubectlOnPath(t *testing.T) string {
+	bin, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("no kubectl on PATH")
+	}
+	return bin
+}
+
+func TestStockKubectlEverydayVerbs(t *testing.T) {
+	s := apiservertest.Start(t)
+	kubeconfig := adminKubeconfig(t, s)
 	for _, bin := range kubectlBinaries(t) {
 		t.Run(filepath.Base(bin), func(t *testing.T) {
 			cm := "kc" + strings.ReplaceAll(strings.TrimPrefix(filepath.Base(bin), "kubectl"), ".", "-")
-			run := func(args ...string) string {
-				t.Helper()
-				cmd := exec.Command(bin, args...)
-				cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
-				out, err := cmd.CombinedOutput()
-				if err != nil {
-					t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-				}
-				return string(out)
-			}
+			run := kubectlRunner(t, bin, kubeconfig, nil)
 			if out := run("get", "namespaces"); !strings.Contains(out, "kube-system") {
 				t.Errorf("get namespaces:\n%s", out)
 			}

@@ -3,7 +3,6 @@ package apiserver_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,32 +119,16 @@ FIELDS:
 
 `
 
-// kubectlRunner runs one kubectl binary against a server with a home of its own, so that no
-// discovery or OpenAPI cache is shared between binaries or runs.
-func kubectlRunner(t *testing.T, bin, kubeconfig string) func(args ...string) (string, error) {
-	home := t.TempDir()
-	return func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+home)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-}
-
 func startForKubectl(t *testing.T) (*apiservertest.Server, string) {
 	s := apiservertest.Start(t)
-	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
-	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
-		t.Fatal(err)
-	}
-	return s, kubeconfig
+	return s, adminKubeconfig(t, s)
 }
 
 func TestOpenAPIKubectlExplainPrintsUpstreamsText(t *testing.T) {
 	_, kubeconfig := startForKubectl(t)
 	for _, bin := range kubectlBinaries(t) {
 		t.Run(filepath.Base(bin), func(t *testing.T) {
-			kubectl := kubectlRunner(t, bin, kubeconfig)
+			kubectl := kubectlCommand(t, bin, kubeconfig, nil)
 			for args, want := range map[string]string{
 				"explain pods": explainPods,
 				"explain pods.spec.containers.livenessProbe": explainLivenessProbe,
@@ -177,7 +160,7 @@ func TestOpenAPIKubectlCreateAndApplyValidateManifests(t *testing.T) {
 	s, kubeconfig := startForKubectl(t)
 	for _, bin := range kubectlBinaries(t) {
 		t.Run(filepath.Base(bin), func(t *testing.T) {
-			kubectl := kubectlRunner(t, bin, kubeconfig)
+			kubectl := kubectlCommand(t, bin, kubeconfig, nil)
 			name := "oa" + strings.ReplaceAll(strings.TrimPrefix(filepath.Base(bin), "kubectl"), ".", "-")
 			dir := t.TempDir()
 			write := func(file, content string) string {
