@@ -37,16 +37,12 @@ func nextEvent(t *testing.T, w watch.Interface) watch.Event {
 	return watch.Event{}
 }
 
-func TestInformerWithClientDefaultsSeesAddsUpdatesDeletes(t *testing.T) {
-	s := apiservertest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cms := s.Client.CoreV1().ConfigMaps("default")
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	factory := informers.NewSharedInformerFactory(s.Client, 0)
+// configMapInformerEvents starts a shared informer factory's ConfigMap informer with client's
+// defaults, waits for it to sync (failing with syncFailure), and returns its events as
+// "add NAME", "update NAME", "delete NAME".
+func configMapInformerEvents(ctx context.Context, t *testing.T, client kubernetes.Interface, syncFailure string) <-chan string {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(client, 0)
 	inf := factory.Core().V1().ConfigMaps().Informer()
 	events := make(chan string, 100)
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -62,8 +58,21 @@ func TestInformerWithClientDefaultsSeesAddsUpdatesDeletes(t *testing.T) {
 	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer syncCancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
-		t.Fatal("informer never synced (a watch list without its initial-events-end bookmark hangs here)")
+		t.Fatal(syncFailure)
 	}
+	return events
+}
+
+func TestInformerWithClientDefaultsSeesAddsUpdatesDeletes(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cms := s.Client.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	events := configMapInformerEvents(ctx, t, s.Client, "informer never synced (a watch list without its initial-events-end bookmark hangs here)")
 	expect := func(want string) {
 		t.Helper()
 		for {
@@ -393,24 +402,7 @@ func TestProtobufInformerSeesAddsUpdatesDeletes(t *testing.T) {
 	client := kubernetes.NewForConfigOrDie(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	factory := informers.NewSharedInformerFactory(client, 0)
-	inf := factory.Core().V1().ConfigMaps().Informer()
-	events := make(chan string, 100)
-	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { events <- "add " + obj.(*corev1.ConfigMap).Name },
-		UpdateFunc: func(_, obj any) { events <- "update " + obj.(*corev1.ConfigMap).Name },
-		DeleteFunc: func(obj any) {
-			if cm, ok := obj.(*corev1.ConfigMap); ok {
-				events <- "delete " + cm.Name
-			}
-		},
-	})
-	factory.Start(ctx.Done())
-	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
-	defer syncCancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
-		t.Fatal("protobuf informer never synced")
-	}
+	events := configMapInformerEvents(ctx, t, client, "protobuf informer never synced")
 	cms := client.CoreV1().ConfigMaps("default")
 	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "pb"}}, metav1.CreateOptions{})
 	if err != nil {
