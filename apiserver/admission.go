@@ -23,7 +23,26 @@ import (
 type admission struct {
 	namespaces      *registry.Store
 	priorityClasses *registry.Store
+	disabled        sets.Set[string]
 }
+
+// AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
+// the order they run. All are on unless Config.DisableAdmissionPlugins names them.
+var AdmissionPlugins = []string{"NamespaceLifecycle", "ServiceAccount", "Priority", "TaintNodesByCondition"}
+
+// disabledPlugins checks names against AdmissionPlugins and returns them as a set.
+func disabledPlugins(names []string) (sets.Set[string], error) {
+	known := sets.New(AdmissionPlugins...)
+	for _, n := range names {
+		if !known.Has(n) {
+			return nil, fmt.Errorf("admission plugin %q is not known; known plugins: %v", n, AdmissionPlugins)
+		}
+	}
+	return sets.New(names...), nil
+}
+
+// enabled says whether the plugin named so runs.
+func (a admission) enabled(plugin string) bool { return !a.disabled.Has(plugin) }
 
 // immortalNamespaces cannot be deleted, as upstream.
 var immortalNamespaces = sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic)
@@ -39,7 +58,7 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 			return err
 		}
 	}
-	if !res.Namespaced || a.namespaces == nil {
+	if !res.Namespaced || a.namespaces == nil || !a.enabled("NamespaceLifecycle") {
 		return nil
 	}
 	// the cache answers almost always; a namespace created a moment ago may not have reached
@@ -65,7 +84,7 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 }
 
 func (a admission) admitDelete(_ context.Context, res *apis.Resource, _ string, name string) error {
-	if res.GroupVersion.Group == "" && res.Name == "namespaces" && immortalNamespaces.Has(name) {
+	if res.GroupVersion.Group == "" && res.Name == "namespaces" && immortalNamespaces.Has(name) && a.enabled("NamespaceLifecycle") {
 		return apierrors.NewForbidden(res.GroupVersionResource().GroupResource(), name,
 			fmt.Errorf("this namespace may not be deleted"))
 	}
@@ -112,7 +131,7 @@ func (a admission) globalDefaultClass(ctx context.Context) (*schedulingv1.Priori
 // spec.preemptionPolicy come from the named class (or the global default, or 0), and a pod may
 // not state values of its own that differ.
 func (a admission) admitPodPriority(ctx context.Context, pod *corev1.Pod) error {
-	if a.priorityClasses == nil {
+	if a.priorityClasses == nil || !a.enabled("Priority") {
 		return nil
 	}
 	podsGR := schema.GroupResource{Resource: "pods"}
@@ -151,7 +170,7 @@ func (a admission) admitPodPriority(ctx context.Context, pod *corev1.Pod) error 
 
 // admitGlobalDefault refuses a second global default class.
 func (a admission) admitGlobalDefault(ctx context.Context, pc *schedulingv1.PriorityClass) error {
-	if !pc.GlobalDefault || a.priorityClasses == nil {
+	if !pc.GlobalDefault || a.priorityClasses == nil || !a.enabled("Priority") {
 		return nil
 	}
 	existing, err := a.globalDefaultClass(ctx)

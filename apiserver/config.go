@@ -50,6 +50,9 @@ type Config struct {
 	// WatchCacheSize is how many recent events each resource's watch cache keeps for watches
 	// that resume from a resourceVersion (older ones get 410 Gone). Default 10000.
 	WatchCacheSize int
+	// DisableAdmissionPlugins names admission plugins (of AdmissionPlugins) to turn off; every
+	// other one runs, as upstream's --disable-admission-plugins.
+	DisableAdmissionPlugins []string
 	// Verbosity selects the log: 0 logs start and stop, 2 and above one line per request.
 	Verbosity int
 }

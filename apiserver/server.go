@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
@@ -61,6 +62,10 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Etcd == nil {
 		return nil, errors.New("apiserver: no etcd client")
+	}
+	disabled, err := disabledPlugins(cfg.DisableAdmissionPlugins)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.MaxRequestBodyBytes == 0 {
 		cfg.MaxRequestBodyBytes = 3 << 20
@@ -122,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 		ctx:              ctx,
 		cancel:           cancel,
 	}
-	if err := s.buildResources(ctx); err != nil {
+	if err := s.buildResources(ctx, disabled); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -146,7 +151,7 @@ func advertiseAddress(bind string) string {
 
 // buildResources makes one storage per etcd key segment (an etcd store behind a watch cache)
 // and one registry store and handler per served resource, from the apis table.
-func (s *Server) buildResources(ctx context.Context) error {
+func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) error {
 	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
 	s.allocator.Storage = base
 	var namespaces, priorityClasses *registry.Store
@@ -212,7 +217,7 @@ func (s *Server) buildResources(ctx context.Context) error {
 	}
 	for _, byName := range s.resources {
 		for _, h := range byName {
-			h.admit = admission{namespaces: namespaces, priorityClasses: priorityClasses}
+			h.admit = admission{namespaces: namespaces, priorityClasses: priorityClasses, disabled: disabled}
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ package apiservertest
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,6 +37,22 @@ type Server struct {
 // Option adjusts the server's configuration before it starts.
 type Option func(*apiserver.Config)
 
+// DefaultDisabledAdmission are the admission plugins a test server runs without, as upstream's
+// integration test servers: ServiceAccount refuses pods until a controller has made the
+// namespace's default ServiceAccount, and TaintNodesByCondition keeps new Nodes unschedulable
+// until a node lifecycle controller sees them Ready; tests without those controllers would
+// wait forever. EnableAdmission turns them back on.
+var DefaultDisabledAdmission = []string{"ServiceAccount", "TaintNodesByCondition"}
+
+// EnableAdmission runs the named admission plugins that a test server leaves off by default.
+func EnableAdmission(plugins ...string) Option {
+	return func(c *apiserver.Config) {
+		c.DisableAdmissionPlugins = slices.DeleteFunc(c.DisableAdmissionPlugins, func(p string) bool {
+			return slices.Contains(plugins, p)
+		})
+	}
+}
+
 // Start starts an API server on a fresh embedded etcd in a temporary directory, listening on
 // a free loopback port, and stops both when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -59,6 +76,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		ServingCert:   pki.ServingCert,
 		ClientCA:      pki.CAPool,
 		Etcd:          etcd.Client,
+
+		DisableAdmissionPlugins: slices.Clone(DefaultDisabledAdmission),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ type apiServerOptions struct {
 	maxRequestsInFlight         int
 	maxMutatingRequestsInFlight int
 	requestTimeout              time.Duration
+	disableAdmissionPlugins     []string
 }
 
 func newAPIServerCommand(g *globalOptions) *cobra.Command {
@@ -72,6 +74,8 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"most mutating requests served at once; beyond it requests are answered 429")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 60*time.Second,
 		"longest a non-watch request may take before it is answered 504")
+	f.StringSliceVar(&o.disableAdmissionPlugins, "disable-admission-plugins", nil,
+		fmt.Sprintf("admission plugins to turn off (all of %s run by default)", strings.Join(apiserver.AdmissionPlugins, ", ")))
 }
 
 func (o *apiServerOptions) validate() error {
@@ -130,6 +134,7 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		RequestTimeout:              o.requestTimeout,
 		MaxRequestsInFlight:         o.maxRequestsInFlight,
 		MaxMutatingRequestsInFlight: o.maxMutatingRequestsInFlight,
+		DisableAdmissionPlugins:     o.disableAdmissionPlugins,
 		Verbosity:                   verbosity,
 	}
 }
