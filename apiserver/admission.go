@@ -57,6 +57,8 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 		if err := a.admitGlobalDefault(ctx, o); err != nil {
 			return err
 		}
+	case *corev1.Node:
+		a.admitNodeTaint(o)
 	}
 	if !res.Namespaced || a.namespaces == nil || !a.enabled("NamespaceLifecycle") {
 		return nil
