@@ -1,6 +1,7 @@
 // Package skiffproc builds skiff and runs one of its commands as a child process for the
 // benchmarks: started on a free loopback port in a data directory, ready when it prints its
-// ready line, its log copied (prefixed "skiff| ") and its warnings kept, stopped with SIGINT.
+// ready line, its log copied (each line prefixed with the command, "skiff-up| ") and its
+// warnings kept, stopped with SIGINT.
 // It is for bench/ only; tests start skiff through cmd/skiff's own helpers.
 package skiffproc
 
@@ -61,28 +62,12 @@ func Start(ctx context.Context, bin, command, portFlag, dataDir string, extra []
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{
-		Kubeconfig: filepath.Join(dataDir, "kubeconfig"),
-		name:       "skiff " + command,
-		exited:     make(chan struct{}),
-		ready:      make(chan struct{}),
-		onStderr:   onStderr,
-	}
-	args := append([]string{command, "--data-dir", dataDir, portFlag, strconv.Itoa(port)}, extra...)
-	p.Cmd = exec.Command(bin, args...)
-	p.Cmd.Stdout = &lineWriter{out: progress, onLine: p.stdoutLine}
-	p.Cmd.Stderr = &lineWriter{out: progress, onLine: p.stderrLine}
-	// its own process group, so that a Ctrl-C reaches only us and we stop it in order; and
-	// stopped should we die first
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	fmt.Fprintf(progress, "starting %s %s\n", bin, strings.Join(args, " "))
-	if err := p.Cmd.Start(); err != nil {
+	args := append([]string{"--data-dir", dataDir, portFlag, strconv.Itoa(port)}, extra...)
+	p, err := spawn(bin, command, args, progress, onStderr)
+	if err != nil {
 		return nil, err
 	}
-	go func() {
-		p.waitErr = p.Cmd.Wait()
-		close(p.exited)
-	}()
+	p.Kubeconfig = filepath.Join(dataDir, "kubeconfig")
 	select {
 	case <-p.ready:
 		return p, nil
@@ -95,6 +80,41 @@ func Start(ctx context.Context, bin, command, portFlag, dataDir string, extra []
 	}
 	return nil, errors.Join(err, p.Stop(progress))
 }
+
+// StartClient runs `skiff <command> <args...>` for a command that prints no ready line (the
+// scheduler, the controller manager, sim) and returns as soon as it started.
+func StartClient(bin, command string, args []string, progress io.Writer) (*Process, error) {
+	return spawn(bin, command, args, progress, nil)
+}
+
+func spawn(bin, command string, args []string, progress io.Writer, onStderr func(string)) (*Process, error) {
+	p := &Process{
+		name:     "skiff " + command,
+		exited:   make(chan struct{}),
+		ready:    make(chan struct{}),
+		onStderr: onStderr,
+	}
+	args = append([]string{command}, args...)
+	p.Cmd = exec.Command(bin, args...)
+	prefix := strings.ReplaceAll(p.name, " ", "-") + "| "
+	p.Cmd.Stdout = &lineWriter{out: progress, prefix: prefix, onLine: p.stdoutLine}
+	p.Cmd.Stderr = &lineWriter{out: progress, prefix: prefix, onLine: p.stderrLine}
+	// its own process group, so that a Ctrl-C reaches only us and we stop it in order; and
+	// stopped should we die first
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	fmt.Fprintf(progress, "starting %s %s\n", bin, strings.Join(args, " "))
+	if err := p.Cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.waitErr = p.Cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 func (p *Process) stdoutLine(line string) {
 	p.mu.Lock()
@@ -168,6 +188,7 @@ func FreePort() (int, error) {
 // onLine. exec.Cmd writes to it from one goroutine.
 type lineWriter struct {
 	out    io.Writer
+	prefix string
 	onLine func(string)
 	buf    []byte
 }
@@ -181,7 +202,33 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 		}
 		line := string(w.buf[:i])
 		w.buf = w.buf[i+1:]
-		fmt.Fprintf(w.out, "skiff| %s\n", line)
+		fmt.Fprintf(w.out, "%s%s\n", w.prefix, line)
 		w.onLine(line)
 	}
+}
+
+// ReadRSS returns the resident set size of process pid and its peak (VmRSS and VmHWM of
+// /proc/<pid>/status), in MiB.
+func ReadRSS(pid int) (rss, peak float64, err error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the memory of process %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(status)) {
+		key, value, _ := strings.Cut(line, ":")
+		var kib float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(value), "%g kB", &kib); err != nil {
+			continue
+		}
+		switch key {
+		case "VmRSS":
+			rss = kib / 1024
+		case "VmHWM":
+			peak = kib / 1024
+		}
+	}
+	if rss == 0 {
+		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	return rss, peak, nil
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -116,7 +115,7 @@ func run(ctx context.Context, o options) (err error) {
 		res.Server = cfg.Host
 	}
 	if pid > 0 {
-		if res.IdleRSSMiB, _, err = readRSS(pid); err != nil {
+		if res.IdleRSSMiB, _, err = skiffproc.ReadRSS(pid); err != nil {
 			return err
 		}
 	}
@@ -124,7 +123,7 @@ func run(ctx context.Context, o options) (err error) {
 	l := &load{client: client, opts: o, progress: progress, res: res}
 	loadErr := l.run(ctx)
 	if pid > 0 {
-		if res.RSSMiB, res.PeakRSSMiB, err = readRSS(pid); err != nil {
+		if res.RSSMiB, res.PeakRSSMiB, err = skiffproc.ReadRSS(pid); err != nil {
 			return errors.Join(loadErr, err)
 		}
 	}
@@ -151,29 +150,4 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 	return loadErr
-}
-
-// readRSS returns the resident set size of a process and its peak, in MiB.
-func readRSS(pid int) (rss, peak float64, err error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, fmt.Errorf("reading the server's memory: %w", err)
-	}
-	for line := range strings.Lines(string(status)) {
-		key, value, _ := strings.Cut(line, ":")
-		var kib float64
-		if _, err := fmt.Sscanf(strings.TrimSpace(value), "%g kB", &kib); err != nil {
-			continue
-		}
-		switch key {
-		case "VmRSS":
-			rss = kib / 1024
-		case "VmHWM":
-			peak = kib / 1024
-		}
-	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-	}
-	return rss, peak, nil
 }

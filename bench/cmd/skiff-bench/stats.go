@@ -13,18 +13,9 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-)
 
-// percentile returns the p-th percentile (0 < p <= 100) of sorted by the nearest-rank method:
-// the smallest sample with at least p% of the samples at or below it. It is 0 for no samples.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
-}
+	"github.com/skiff-dev/skiff/bench/stats"
+)
 
 // row is one line of the results table. Latencies are in milliseconds.
 type row struct {
@@ -47,9 +38,9 @@ func newRow(phase string, latencies []time.Duration, errs int, wall time.Duratio
 		Phase:  phase,
 		Ops:    len(s),
 		Errors: errs,
-		P50Ms:  ms(percentile(s, 50)),
-		P99Ms:  ms(percentile(s, 99)),
-		MaxMs:  ms(percentile(s, 100)),
+		P50Ms:  ms(stats.Percentile(s, 50)),
+		P99Ms:  ms(stats.Percentile(s, 99)),
+		MaxMs:  ms(stats.Percentile(s, 100)),
 	}
 	if wall > 0 {
 		r.OpsPerSec = math.Round(float64(len(s))/wall.Seconds()*10) / 10

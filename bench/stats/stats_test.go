@@ -1,4 +1,4 @@
-package main
+package stats
 
 import (
 	"testing"
@@ -26,8 +26,8 @@ func TestPercentile(t *testing.T) {
 		{hundred, 100, 100},
 		{hundred, 0.1, 1},
 	} {
-		if got := percentile(c.sorted, c.p); got != c.want {
-			t.Errorf("percentile(%v, %v) = %v, want %v", c.sorted, c.p, got, c.want)
+		if got := Percentile(c.sorted, c.p); got != c.want {
+			t.Errorf("Percentile(%v, %v) = %v, want %v", c.sorted, c.p, got, c.want)
 		}
 	}
 }
