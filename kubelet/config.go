@@ -64,7 +64,10 @@ func (k *Kubelet) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 		hostname = strings.TrimRight(hostname[:63], "-.")
 	}
 	if pod.Spec.HostNetwork {
-		hostname, _ = os.Hostname()
+		// the host's UTS namespace already names the node; runc (1.1.5 and later) refuses
+		// to set a hostname without a UTS namespace of the pod's own, and containerd 1.6
+		// passes whatever is asked for on to it
+		hostname = ""
 	}
 	config := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},

@@ -1,6 +1,7 @@
 package kubelet_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -29,7 +30,9 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+	"github.com/skiff-dev/skiff/apiserver/certs"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/cri"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
@@ -138,6 +141,13 @@ func newRealNode(t *testing.T) (*apiservertest.Server, *realNode) {
 
 func startRealNode(t *testing.T, s *apiservertest.Server, d *localcontainerd.Daemon, root string, adjust ...func(*kubelet.Config)) *realNode {
 	t.Helper()
+	return startRealNodeServing(t, s, d, root, nil, adjust...)
+}
+
+// startRealNodeServing is startRealNode whose kubelet API serves as serving adjusts it (nil:
+// a self-signed certificate, no client authentication).
+func startRealNodeServing(t *testing.T, s *apiservertest.Server, d *localcontainerd.Daemon, root string, serving func(*kubelet.ServerConfig), adjust ...func(*kubelet.Config)) *realNode {
+	t.Helper()
 	// after the kubelet stops (cleanups run last first), its tmpfs volumes are unmounted so
 	// that the root dir can go
 	t.Cleanup(func() { unmountUnder(root) })
@@ -162,7 +172,11 @@ func startRealNode(t *testing.T, s *apiservertest.Server, d *localcontainerd.Dae
 	addr := make(chan string, 1)
 	go func() { done <- k.Run(ctx) }()
 	go func() {
-		err := k.Serve(ctx, kubelet.ServerConfig{Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))}, func(a string) { addr <- a })
+		server := kubelet.ServerConfig{Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))}
+		if serving != nil {
+			serving(&server)
+		}
+		err := k.Serve(ctx, server, func(a string) { addr <- a })
 		if err != nil {
 			addr <- ""
 		}
@@ -544,16 +558,8 @@ func TestRealHostNetworkPodSharesTheNodesNetwork(t *testing.T) {
 	pod := busyboxPod("hostnet", "sleep 3600")
 	pod.Spec.HostNetwork = true
 	pod = n.createPod(pod)
-	// Debian's containerd 1.6.20 gives a host-network sandbox the host name without a UTS
-	// namespace of its own, which runc 1.1 refuses: such pods cannot run on it.
-	const knownRefusal = "unable to set hostname without a private UTS namespace"
 	var got *v1.Pod
-	_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, e := range n.events(pod) {
-			if strings.Contains(e, knownRefusal) {
-				return true, nil
-			}
-		}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		p, err := n.client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
 		if err == nil && podReady(p) {
 			got = p
@@ -561,13 +567,8 @@ func TestRealHostNetworkPodSharesTheNodesNetwork(t *testing.T) {
 		}
 		return false, nil
 	})
-	if got == nil {
-		for _, e := range n.events(pod) {
-			if strings.Contains(e, knownRefusal) {
-				t.Skipf("this containerd cannot run host-network pods: %s", e)
-			}
-		}
-		t.Fatal("host-network pod never ready")
+	if err != nil {
+		t.Fatalf("host-network pod never ready: %v; events: %v", err, n.events(pod))
 	}
 	if got.Status.PodIP != "127.0.0.1" {
 		t.Errorf("podIP %q, want the node's IP", got.Status.PodIP)
@@ -575,5 +576,261 @@ func TestRealHostNetworkPodSharesTheNodesNetwork(t *testing.T) {
 	host, _ := os.Hostname()
 	if out, stderr, err := n.exec(pod, "main", "hostname"); err != nil || strings.TrimSpace(out) != host {
 		t.Errorf("hostname in a hostNetwork pod: %q %v %s, want %q", out, err, stderr, host)
+	}
+}
+
+// secureRealNode is a kubelet on the shared containerd set up as skiff up's: its serving
+// certificate from a CA the API server verifies it with, the API server's kubelet client
+// certificate from that CA required, and every request authorized by a SubjectAccessReview to
+// the API server. kubeletCA is that CA; kubeconfig reaches the API server as the admin.
+type secureRealNode struct {
+	*realNode
+	server     *apiservertest.Server
+	kubeletCA  *certs.PKI
+	kubeconfig string
+}
+
+func newSecureRealNode(t *testing.T) *secureRealNode {
+	t.Helper()
+	d := realRuntime(t)
+	// The kubelet's side of the trust: the API server's apiservertest PKI is made inside Start,
+	// so the kubelet link gets a CA of its own, as a cluster whose --kubelet-certificate-authority
+	// and kubelet --client-ca-file differ from the API's client CA.
+	ca, err := certs.Ensure(filepath.Join(t.TempDir(), "kubelet-pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.ClientCertificate("kube-apiserver-kubelet-client", certs.AdminGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := apiservertest.Start(t, func(c *apiserver.Config) {
+		c.KubeletClientCert = &clientCert
+		c.KubeletCA = ca.CAPool
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	servingPEM, servingKeyPEM, err := ca.KubeletServingCertificate("node-real", []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := tls.X509KeyPair(servingPEM, servingKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startRealNodeServing(t, s, d, t.TempDir(), func(c *kubelet.ServerConfig) {
+		c.Certificate = &serving
+		c.ClientCAs = ca.CAPool
+		c.Authorizer = kubelet.NewWebhookAuthorizer(s.Client.AuthorizationV1().SubjectAccessReviews(), 0, 0)
+	}, func(c *kubelet.Config) { c.Port = port })
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
+		t.Fatal(err)
+	}
+	return &secureRealNode{realNode: n, server: s, kubeletCA: ca, kubeconfig: kubeconfig}
+}
+
+// kubectlPath is stock kubectl, or the test is skipped.
+func kubectlPath(t *testing.T) string {
+	t.Helper()
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("no kubectl on PATH")
+	}
+	return kubectl
+}
+
+// startKubectl starts a long-running kubectl (attach, port-forward) and returns its stdout;
+// the test's end kills it.
+func (n *secureRealNode) startKubectl(t *testing.T, args ...string) io.Reader {
+	t.Helper()
+	cmd := exec.Command(kubectlPath(t), append([]string{"--kubeconfig", n.kubeconfig}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("kubectl %v stderr:\n%s", args, stderr.String())
+		}
+	})
+	return stdout
+}
+
+// waitLine reads r until a line satisfies match, for at most a minute; it returns that line.
+func waitLine(t *testing.T, r io.Reader, what string, match func(string) bool) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(r)
+		for scanner.Scan() {
+			if match(scanner.Text()) {
+				found <- scanner.Text()
+				io.Copy(io.Discard, r) // keep kubectl's output flowing until it is killed
+				return
+			}
+		}
+		close(found)
+	}()
+	select {
+	case line, ok := <-found:
+		if !ok {
+			t.Fatalf("kubectl ended before %s", what)
+		}
+		return line
+	case <-time.After(time.Minute):
+		t.Fatalf("no %s from kubectl within a minute", what)
+	}
+	return ""
+}
+
+func TestRealKubectlAttachSeesContainerOutput(t *testing.T) {
+	kubectlPath(t)
+	n := newSecureRealNode(t)
+	pod := n.createPod(busyboxPod("talker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"))
+	n.waitPod(pod, "ready", podReady)
+	out := n.startKubectl(t, "attach", "talker", "-c", "main")
+	// attach shows what the container writes from now on, never what it wrote before
+	line := waitLine(t, out, "a tick", func(l string) bool { return strings.HasPrefix(l, "tick ") })
+	if _, err := strconv.Atoi(strings.TrimPrefix(line, "tick ")); err != nil {
+		t.Errorf("attach printed %q", line)
+	}
+}
+
+func TestRealKubectlPortForwardReachesPodPort(t *testing.T) {
+	kubectlPath(t)
+	n := newSecureRealNode(t)
+	pod := n.createPod(busyboxPod("web", "mkdir -p /www && echo forwarded > /www/index.html && httpd -f -p 8080 -h /www"))
+	n.waitPod(pod, "ready", podReady)
+	out := n.startKubectl(t, "port-forward", "pod/web", "--address", "127.0.0.1", ":8080")
+	// "Forwarding from 127.0.0.1:41235 -> 8080"
+	line := waitLine(t, out, "the forwarded port", func(l string) bool { return strings.HasPrefix(l, "Forwarding from 127.0.0.1:") })
+	local := strings.Fields(strings.TrimPrefix(line, "Forwarding from "))[0]
+	var body string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + local + "/index.html")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200, nil
+	})
+	if err != nil || body != "forwarded\n" {
+		t.Errorf("GET through the forwarded port %s: %q %v", local, body, err)
+	}
+}
+
+func TestRealKubeletAPIAuthenticatesAndAuthorizesEveryRequest(t *testing.T) {
+	n := newSecureRealNode(t)
+	pod := n.createPod(busyboxPod("guarded", "echo guarded line; sleep 3600"))
+	n.waitPod(pod, "ready", podReady)
+
+	// what the API server passes through is allowed: its kubelet client certificate is from
+	// the kubelet's CA, and the API server answers the kubelet's review
+	var logs string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		b, err := n.server.Client.CoreV1().Pods("default").GetLogs("guarded", &v1.PodLogOptions{}).DoRaw(ctx)
+		logs = string(b)
+		return err == nil && logs == "guarded line\n", nil
+	})
+	if err != nil {
+		t.Errorf("logs through the API server: %q %v", logs, err)
+	}
+	if out, err := exec.Command(kubectlPath(t), "--kubeconfig", n.kubeconfig, "exec", "guarded", "--", "echo", "exec ok").CombinedOutput(); err != nil || string(out) != "exec ok\n" {
+		t.Errorf("kubectl exec through the API server: %q %v", out, err)
+	}
+
+	get := func(cert *tls.Certificate, path string) (int, string, error) {
+		cfg := &tls.Config{RootCAs: n.kubeletCA.CAPool, ServerName: "node-real"}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
+		defer client.CloseIdleConnections()
+		resp, err := client.Get(n.kubeletURL + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b)), nil
+	}
+	mint := func(p *certs.PKI, user string, groups ...string) *tls.Certificate {
+		certPEM, keyPEM, err := p.ClientCertificate(user, groups...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+
+	// the serving certificate verifies for the node's name, and a user the API server allows
+	// gets through
+	if code, body, err := get(mint(n.kubeletCA, "alice"), "/containerLogs/default/guarded/main"); err != nil || code != 200 || body != "guarded line" {
+		t.Errorf("alice's logs: %d %q %v", code, body, err)
+	}
+	// a certificate from another CA (the API's admin certificate) is refused at TLS
+	if _, _, err := get(&n.server.PKI.AdminCert, "/healthz"); err == nil {
+		t.Error("a client certificate from another CA was accepted")
+	}
+	// no certificate at all: 401, even for /healthz, as upstream's port 10250
+	if code, body, err := get(nil, "/healthz"); err != nil || code != http.StatusUnauthorized || body != "Unauthorized" {
+		t.Errorf("no certificate: %d %q %v", code, body, err)
+	}
+	// the API server's authorizer denies the anonymous user everything but health paths: the
+	// kubelet's review comes back denied
+	anonymous := mint(n.kubeletCA, "system:anonymous")
+	want := "Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource(s)=[proxy])"
+	if code, body, err := get(anonymous, "/containerLogs/default/guarded/main"); err != nil || code != http.StatusForbidden || body != want {
+		t.Errorf("anonymous logs: %d %q %v, want 403 %q", code, body, err, want)
+	}
+	want = "Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource(s)=[metrics])"
+	if code, body, err := get(anonymous, "/metrics/resource"); err != nil || code != http.StatusForbidden || body != want {
+		t.Errorf("anonymous metrics: %d %q %v, want 403 %q", code, body, err, want)
+	}
+}
+
+func TestRealResourceMetricsReportNodePodAndContainerUsage(t *testing.T) {
+	_, n := newRealNode(t)
+	pod := n.createPod(busyboxPod("busy", "sleep 3600"))
+	n.waitPod(pod, "ready", podReady)
+	var metrics string
+	for _, want := range []string{
+		"node_cpu_usage_seconds_total ",
+		"node_memory_working_set_bytes ",
+		`container_cpu_usage_seconds_total{container="main",namespace="default",pod="busy"} `,
+		`container_memory_working_set_bytes{container="main",namespace="default",pod="busy"} `,
+		`container_start_time_seconds{container="main",namespace="default",pod="busy"} `,
+		`pod_cpu_usage_seconds_total{namespace="default",pod="busy"} `,
+		`pod_memory_working_set_bytes{namespace="default",pod="busy"} `,
+		"resource_scrape_error 0",
+	} {
+		_ = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			_, metrics = n.kubeletGet("/metrics/resource")
+			return strings.Contains(metrics, want), nil
+		})
+		if !strings.Contains(metrics, want) {
+			t.Errorf("no %q in /metrics/resource:\n%s", want, metrics)
+		}
 	}
 }
