@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -35,12 +36,21 @@ type fakeKubelet struct {
 
 func startKubelet(t *testing.T, client kubernetes.Interface, node string) *fakeKubelet {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	k := &fakeKubelet{client: client, node: node, stop: cancel, done: make(chan struct{})}
-	if _, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := client.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	k.postReady(ctx)
+	k := startLeaseRenewer(t, client, node)
+	if err := k.postReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startLeaseRenewer renews the node's Lease until halted, and posts no status of its own.
+func startLeaseRenewer(t *testing.T, client kubernetes.Interface, node string) *fakeKubelet {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &fakeKubelet{client: client, node: node, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(k.done)
 		wait.UntilWithContext(ctx, k.renew, 300*time.Millisecond)
@@ -54,15 +64,20 @@ func (k *fakeKubelet) halt() {
 	<-k.done
 }
 
-func (k *fakeKubelet) postReady(ctx context.Context) {
-	n, err := k.client.CoreV1().Nodes().Get(ctx, k.node, metav1.GetOptions{})
-	if err != nil {
-		return
-	}
-	now := metav1.Now()
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-		LastHeartbeatTime: now, LastTransitionTime: now}}
-	k.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+// postReady reports the node Ready, and only Ready, reading it again when the controllers
+// wrote it in between.
+func (k *fakeKubelet) postReady(ctx context.Context) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := k.client.CoreV1().Nodes().Get(ctx, k.node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			LastHeartbeatTime: now, LastTransitionTime: now}}
+		_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 func (k *fakeKubelet) renew(ctx context.Context) {
@@ -152,7 +167,7 @@ func hasTaint(n *corev1.Node, key string, effect corev1.TaintEffect) bool {
 }
 
 func TestSilentNodeIsMarkedUnknownTaintedAndItsPodsEvictedAsTolerationsRunOut(t *testing.T) {
-	s := apiservertest.Start(t)
+	s := apiservertest.Start(t, apiservertest.EnableAdmission("TaintNodesByCondition"))
 	c := s.Client
 	ctx := context.Background()
 	failing := startKubelet(t, c, "failing")
@@ -180,7 +195,8 @@ func TestSilentNodeIsMarkedUnknownTaintedAndItsPodsEvictedAsTolerationsRunOut(t 
 	}
 	// both nodes ready: no NoExecute taint, nothing evicted
 	poll(t, "the not-ready NoSchedule taint of new nodes to go", func(ctx context.Context) bool {
-		return !hasTaint(nodeOf(ctx, c, "healthy"), corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule)
+		return !hasTaint(nodeOf(ctx, c, "healthy"), corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule) &&
+			!hasTaint(nodeOf(ctx, c, "failing"), corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule)
 	})
 
 	failing.halt()
@@ -236,4 +252,57 @@ func readyCondition(p *corev1.Pod) *corev1.PodCondition {
 		}
 	}
 	return nil
+}
+
+func TestNewNodeIsTaintedNotReadyUntilReadyAndUnreachableWhenItsLeaseStops(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.EnableAdmission("TaintNodesByCondition"))
+	c := s.Client
+	ctx := context.Background()
+	// registered as a kubelet whose runtime is not up yet: NotReady, and short of memory
+	now := metav1.Now()
+	created, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "fresh"},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+			{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady", LastHeartbeatTime: now, LastTransitionTime: now},
+			{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionTrue, Reason: "KubeletHasInsufficientMemory", LastHeartbeatTime: now, LastTransitionTime: now},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasTaint(created, corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule) {
+		t.Fatalf("created node's taints %v, want not-ready:NoSchedule from admission", created.Spec.Taints)
+	}
+	kubelet := startLeaseRenewer(t, c, "fresh")
+	startControllers(t, s)
+
+	// the pass that adds memory-pressure has seen the node NotReady: not-ready must stay
+	poll(t, "the memory-pressure NoSchedule taint", func(ctx context.Context) bool {
+		return hasTaint(nodeOf(ctx, c, "fresh"), corev1.TaintNodeMemoryPressure, corev1.TaintEffectNoSchedule)
+	})
+	if n := nodeOf(ctx, c, "fresh"); !hasTaint(n, corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule) {
+		t.Errorf("a NotReady node lost its not-ready:NoSchedule taint: taints %v", n.Spec.Taints)
+	}
+
+	if err := kubelet.postReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the not-ready and memory-pressure taints to go once the node is Ready", func(ctx context.Context) bool {
+		n := nodeOf(ctx, c, "fresh")
+		return readyOf(n) != nil && !hasTaint(n, corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule) &&
+			!hasTaint(n, corev1.TaintNodeMemoryPressure, corev1.TaintEffectNoSchedule)
+	})
+
+	kubelet.halt()
+	poll(t, "the unreachable NoSchedule taint once the Lease stops", func(ctx context.Context) bool {
+		n := nodeOf(ctx, c, "fresh")
+		return hasTaint(n, corev1.TaintNodeUnreachable, corev1.TaintEffectNoSchedule)
+	})
+	n := nodeOf(ctx, c, "fresh")
+	if r := readyOf(n); r == nil || r.Status != corev1.ConditionUnknown {
+		t.Errorf("silent node's Ready %+v, want Unknown", r)
+	}
+	if hasTaint(n, corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule) {
+		t.Errorf("silent node's taints %v: not-ready:NoSchedule beside unreachable", n.Spec.Taints)
+	}
 }

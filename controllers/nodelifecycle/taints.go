@@ -34,7 +34,8 @@ var conditionTaints = []struct {
 	{corev1.NodePIDPressure, corev1.ConditionTrue, corev1.TaintNodePIDPressure},
 }
 
-// conditionTaintKeys are every key conditionTaints and the unschedulable taint use.
+// isConditionTaintKey says whether key is one conditionTaints or the unschedulable taint use:
+// only NoSchedule taints of those keys are the controller's to add and remove.
 func isConditionTaintKey(key string) bool {
 	if key == corev1.TaintNodeUnschedulable {
 		return true
@@ -75,7 +76,7 @@ func taintExists(taints []corev1.Taint, t *corev1.Taint) bool {
 }
 
 // swapTaints adds add and removes remove on the node, reading it again on conflicts; it
-// reports whether the node now has exactly that change.
+// returns nil once the node has that change (writing nothing when it had it already).
 func swapTaints(ctx context.Context, client kubernetes.Interface, node string, add, remove []corev1.Taint, now time.Time) error {
 	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
