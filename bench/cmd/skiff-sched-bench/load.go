@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,33 +192,65 @@ func (l *load) waitForScheduledEvents(ctx context.Context, t0 time.Time) time.Du
 	return 0
 }
 
-// createNodes creates Ready nodes as upstream's scheduler_perf node template: 4 cpu, 32Gi,
-// 110 pods.
+// benchNodeLabel marks the nodes the bench creates, apart from skiff up's own.
+const benchNodeLabel = "skiff.dev/sched-bench"
+
+// createNodes creates Ready nodes as upstream's scheduler_perf node template (4 cpu, 32Gi, 110
+// pods), status and all in the create, and waits until skiff up's node lifecycle controller has
+// lifted the not-ready taint its TaintNodesByCondition admission gave each: from then on they
+// are what a kubelet's node is once Ready, and the clock can start.
 func (l *load) createNodes(ctx context.Context, n int) error {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("4"),
 		corev1.ResourceMemory: resource.MustParse("32Gi"),
 		corev1.ResourcePods:   resource.MustParse("110"),
 	}
-	return l.parallel(ctx, n, func(ctx context.Context, i int) error {
+	err := l.parallel(ctx, n, func(ctx context.Context, i int) error {
 		name := fmt.Sprintf("node-%d", i)
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}}}
-		created, err := l.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err != nil {
-			return err
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name, benchNodeLabel: "true"}},
+			Status: corev1.NodeStatus{
+				Capacity:    capacity,
+				Allocatable: capacity,
+				Phase:       corev1.NodeRunning,
+				Conditions: []corev1.NodeCondition{{
+					Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+					LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+				}},
+			},
 		}
-		created.Status = corev1.NodeStatus{
-			Capacity:    capacity,
-			Allocatable: capacity,
-			Phase:       corev1.NodeRunning,
-			Conditions: []corev1.NodeCondition{{
-				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-				LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-			}},
-		}
-		_, err = l.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		_, err := l.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	return l.waitForNotReadyTaintsLifted(ctx, n)
+}
+
+// waitForNotReadyTaintsLifted waits until n bench nodes are without the not-ready:NoSchedule
+// taint.
+func (l *load) waitForNotReadyTaintsLifted(ctx context.Context, n int) error {
+	notReady := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
+	for {
+		list, err := l.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0", LabelSelector: benchNodeLabel})
+		if err == nil {
+			lifted := 0
+			for _, node := range list.Items {
+				if !slices.ContainsFunc(node.Spec.Taints, func(t corev1.Taint) bool { return t.MatchTaint(&notReady) }) {
+					lifted++
+				}
+			}
+			if lifted >= n {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the node lifecycle controller to lift the not-ready taints: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // createPods creates the pods (10m cpu, 10Mi each) and returns how many creates failed.
