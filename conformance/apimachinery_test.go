@@ -698,3 +698,114 @@ var _ = Describe("[sig-api-machinery] Lease", Label("api-machinery"), func() {
 		Expect(apierrors.IsNotFound(err)).To(BeTrue())
 	})
 })
+
+var _ = Describe("[sig-api-machinery] Servers with support for API chunking", Label("api-machinery"), func() {
+	It("should count the remaining items only for a list without selectors", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		cms := cluster.client.CoreV1().ConfigMaps(ns)
+		for i := 0; i < 6; i++ {
+			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: fmt.Sprintf("chunk-%02d", i), Labels: map[string]string{"chunk": "yes"}}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		all, err := cms.List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		By("paging without a selector: remainingItemCount counts what is left")
+		var seen int
+		opts := metav1.ListOptions{Limit: 2}
+		for {
+			page, err := cms.List(ctx, opts)
+			Expect(err).NotTo(HaveOccurred())
+			seen += len(page.Items)
+			if page.Continue == "" {
+				Expect(page.RemainingItemCount).To(BeNil(), "the last page has nothing remaining to count")
+				break
+			}
+			Expect(page.RemainingItemCount).NotTo(BeNil())
+			Expect(*page.RemainingItemCount).To(BeEquivalentTo(len(all.Items) - seen))
+			opts.Continue = page.Continue
+		}
+		Expect(seen).To(Equal(len(all.Items)))
+
+		By("paging with a label selector: the count would be inexact, so there is none")
+		seen = 0
+		opts = metav1.ListOptions{Limit: 2, LabelSelector: "chunk=yes"}
+		for {
+			page, err := cms.List(ctx, opts)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(page.RemainingItemCount).To(BeNil())
+			seen += len(page.Items)
+			if page.Continue == "" {
+				break
+			}
+			opts.Continue = page.Continue
+		}
+		Expect(seen).To(Equal(6))
+	})
+})
+
+var _ = Describe("[sig-api-machinery] Events", Label("api-machinery"), func() {
+	It("should manage the lifecycle of an event", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		events := cluster.client.CoreV1().Events(ns)
+		now := metav1.Now()
+		_, err := events.Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: "event-test", Labels: map[string]string{"testevent-constant": "true"}},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "regarded", APIVersion: "v1"},
+			Reason:         "Testing", Message: "This is a test event", Type: corev1.EventTypeNormal,
+			Source: corev1.EventSource{Component: "conformance"}, Count: 1, FirstTimestamp: now, LastTimestamp: now,
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		all, err := cluster.client.CoreV1().Events("").List(ctx, metav1.ListOptions{LabelSelector: "testevent-constant=true"})
+		Expect(err).NotTo(HaveOccurred())
+		var found bool
+		for _, e := range all.Items {
+			found = found || (e.Namespace == ns && e.Name == "event-test")
+		}
+		Expect(found).To(BeTrue(), "the event is not listed across all namespaces")
+
+		_, err = events.Patch(ctx, "event-test", types.StrategicMergePatchType, []byte(`{"message":"This is a test event - patched","count":2}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		got, err := events.Get(ctx, "event-test", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Message).To(Equal("This is a test event - patched"))
+		Expect(got.Count).To(BeEquivalentTo(2))
+
+		got.Series = &corev1.EventSeries{Count: 100, LastObservedTime: metav1.NowMicro()}
+		got.Message = "This is a test event - updated"
+		updated, err := events.Update(ctx, got, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(updated.Message).To(Equal("This is a test event - updated"))
+		Expect(updated.Series).NotTo(BeNil())
+		Expect(updated.Series.Count).To(BeEquivalentTo(100))
+
+		Expect(events.Delete(ctx, "event-test", metav1.DeleteOptions{})).To(Succeed())
+		list, err := events.List(ctx, metav1.ListOptions{LabelSelector: "testevent-constant=true"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(BeEmpty())
+	})
+
+	It("should delete a collection of events", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		events := cluster.client.CoreV1().Events(ns)
+		now := metav1.Now()
+		for _, name := range []string{"test-event-1", "test-event-2", "test-event-3"} {
+			_, err := events.Create(ctx, &corev1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Name: name, Labels: map[string]string{"testevent-set": "true"}},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "regarded", APIVersion: "v1"},
+				Reason:         "Testing", Message: "This is " + name, Type: corev1.EventTypeNormal,
+				Source: corev1.EventSource{Component: "conformance"}, Count: 1, FirstTimestamp: now, LastTimestamp: now,
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		list, err := events.List(ctx, metav1.ListOptions{LabelSelector: "testevent-set=true"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(HaveLen(3))
+		Expect(events.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "testevent-set=true"})).To(Succeed())
+		list, err = events.List(ctx, metav1.ListOptions{LabelSelector: "testevent-set=true"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(BeEmpty())
+	})
+})
