@@ -2,12 +2,17 @@ package conformance
 
 import (
 	"encoding/json"
+	"errors"
+	"os/exec"
+	"regexp"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 var _ = Describe("[sig-cli] Kubectl client", Label("kubectl"), func() {
@@ -92,5 +97,112 @@ var _ = Describe("[sig-cli] Kubectl client", Label("kubectl"), func() {
 		out, err := kubectl(ctx, "", "-n", ns, "get", "pods")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(BeEmpty(), "the message goes to stderr")
+	})
+})
+
+var _ = Describe("[sig-cli] Kubectl client", Label("kubectl"), func() {
+	It("should print pods as JSON, YAML, a wide table and custom columns", func(ctx SpecContext) {
+		node := schedulableNode(ctx)
+		ns := newNamespace(ctx)
+		pod := pausePod("printed", map[string]string{"app": "printed"})
+		pod.Spec.NodeName = node.Name
+		_, err := cluster.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		mustKubectl(ctx, "-n", ns, "wait", "--for=condition=Ready", "pod/printed", "--timeout=120s")
+
+		var list corev1.List
+		Expect(json.Unmarshal([]byte(mustKubectl(ctx, "-n", ns, "get", "pods", "-o", "json")), &list)).To(Succeed())
+		Expect(list.Kind).To(Equal("List"))
+		Expect(list.Items).To(HaveLen(1))
+		var one corev1.Pod
+		Expect(json.Unmarshal(list.Items[0].Raw, &one)).To(Succeed())
+		Expect(one.Name).To(Equal("printed"))
+
+		var fromYAML corev1.Pod
+		Expect(yaml.Unmarshal([]byte(mustKubectl(ctx, "-n", ns, "get", "pod", "printed", "-o", "yaml")), &fromYAML)).To(Succeed())
+		Expect(fromYAML.Kind).To(Equal("Pod"))
+		Expect(fromYAML.Spec.NodeName).To(Equal(node.Name))
+		Expect(fromYAML.Labels).To(HaveKeyWithValue("app", "printed"))
+
+		wide := strings.Split(strings.TrimSpace(mustKubectl(ctx, "-n", ns, "get", "pods", "-o", "wide")), "\n")
+		Expect(wide).To(HaveLen(2))
+		Expect(regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(wide[0]), -1)).To(Equal(
+			[]string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"}))
+		Expect(strings.Fields(wide[1])).To(HaveExactElements("printed", "1/1", "Running", "0", Not(BeEmpty()), fromYAML.Status.PodIP, node.Name, "<none>", "<none>"))
+
+		custom := mustKubectl(ctx, "-n", ns, "get", "pods", "-o", "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[*].image,PHASE:.status.phase")
+		Expect(strings.Split(strings.TrimSpace(custom), "\n")).To(HaveExactElements(
+			MatchRegexp(`^NAME\s+IMAGE\s+PHASE$`),
+			MatchRegexp(`^printed\s+`+regexp.QuoteMeta(pauseImage)+`\s+Running$`)))
+	})
+
+	It("should wait for a condition, a JSONPath value and a deletion with kubectl wait", func(ctx SpecContext) {
+		node := schedulableNode(ctx)
+		ns := newNamespace(ctx)
+		pod := pausePod("awaited", nil)
+		pod.Spec.NodeName = node.Name
+		_, err := cluster.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(mustKubectl(ctx, "-n", ns, "wait", "--for=condition=Ready", "pod/awaited", "--timeout=120s")).To(ContainSubstring("pod/awaited condition met"))
+		Expect(mustKubectl(ctx, "-n", ns, "wait", "--for=jsonpath={.status.phase}=Running", "pod/awaited", "--timeout=120s")).To(ContainSubstring("pod/awaited condition met"))
+
+		_, err = kubectl(ctx, "", "-n", ns, "wait", "--for=condition=Ready=false", "pod/awaited", "--timeout=1s")
+		Expect(err).To(MatchError(ContainSubstring("timed out waiting for the condition")))
+
+		mustKubectl(ctx, "-n", ns, "delete", "pod", "awaited", "--wait=false")
+		Expect(mustKubectl(ctx, "-n", ns, "wait", "--for=delete", "pod/awaited", "--timeout=120s")).To(ContainSubstring("pod/awaited condition met"))
+	})
+
+	It("should check if kubectl diff finds a difference for Deployments", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		manifest := func(image string) string {
+			return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: httpd-deployment
+  namespace: ` + ns + `
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: httpd
+  template:
+    metadata:
+      labels:
+        app: httpd
+    spec:
+      containers:
+      - name: httpd
+        image: ` + image + `
+`
+		}
+		_, err := kubectl(ctx, manifest(pauseImage), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		out, err := kubectl(ctx, manifest("registry.k8s.io/pause:3.9"), "diff", "-f", "-")
+		var exitErr *exec.ExitError
+		Expect(errors.As(err, &exitErr)).To(BeTrue(), "kubectl diff of a changed manifest exits 1, got %v", err)
+		Expect(exitErr.ExitCode()).To(Equal(1))
+		Expect(out).To(MatchRegexp(`(?m)^-\s+(- )?image: ` + regexp.QuoteMeta(pauseImage) + `$`))
+		Expect(out).To(MatchRegexp(`(?m)^\+\s+(- )?image: registry\.k8s\.io/pause:3\.9$`))
+		Expect(mustKubectl(ctx, "-n", ns, "get", "deployment", "httpd-deployment", "-o", "jsonpath={.spec.template.spec.containers[0].image}")).To(Equal(pauseImage), "kubectl diff changed the object")
+	})
+
+	It("should check if kubectl can dry-run update Pods", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		mustKubectl(ctx, "-n", ns, "run", "e2e-test-pod", "--image="+pauseImage, "--restart=Never", "--labels=run=e2e-test-pod")
+		mustKubectl(ctx, "-n", ns, "patch", "pod", "e2e-test-pod", "--dry-run=server", "-p",
+			`{"spec":{"containers":[{"name":"e2e-test-pod","image":"registry.k8s.io/pause:3.9"}]}}`)
+		Expect(mustKubectl(ctx, "-n", ns, "get", "pod", "e2e-test-pod", "-o", "jsonpath={.spec.containers[0].image}")).To(Equal(pauseImage))
+	})
+
+	It("should create a pod from an image when restart is Never with kubectl run", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		Expect(mustKubectl(ctx, "-n", ns, "run", "e2e-test-pod", "--image="+pauseImage, "--restart=Never")).To(ContainSubstring("pod/e2e-test-pod created"))
+		p, err := cluster.client.CoreV1().Pods(ns).Get(ctx, "e2e-test-pod", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
+		Expect(p.Spec.Containers).To(HaveLen(1))
+		Expect(p.Spec.Containers[0].Image).To(Equal(pauseImage))
+		Expect(p.Labels).To(HaveKeyWithValue("run", "e2e-test-pod"))
 	})
 })
