@@ -172,6 +172,9 @@ var Resources = []*Resource{
 	{
 		GroupVersion: coreV1, Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"sa"},
+		Subresources: []Subresource{
+			{Name: "token", Kind: "TokenRequest", GroupVersion: authnV1, Verbs: []string{"create"}},
+		},
 		StorageKey: "serviceaccounts", StorageVersion: coreV1, Fields: objectMetaFields,
 	},
 	{

@@ -23,6 +23,7 @@ import (
 type admission struct {
 	namespaces      *registry.Store
 	priorityClasses *registry.Store
+	serviceAccounts *registry.Store
 	disabled        sets.Set[string]
 }
 
@@ -48,8 +49,16 @@ func (a admission) enabled(plugin string) bool { return !a.disabled.Has(plugin) 
 var immortalNamespaces = sets.New(metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic)
 
 func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns string, obj runtime.Object) error {
+	// NamespaceLifecycle runs first, as upstream's: content for a missing namespace is a 404
+	// whatever else the other plugins would say of it
+	if err := a.admitNamespaceLifecycle(ctx, res, ns); err != nil {
+		return err
+	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
+		if err := a.admitPodServiceAccount(ctx, ns, o); err != nil {
+			return err
+		}
 		if err := a.admitPodPriority(ctx, o); err != nil {
 			return err
 		}
@@ -60,6 +69,11 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 	case *corev1.Node:
 		a.admitNodeTaint(o)
 	}
+	return nil
+}
+
+// admitNamespaceLifecycle refuses content in a namespace that is missing or terminating.
+func (a admission) admitNamespaceLifecycle(ctx context.Context, res *apis.Resource, ns string) error {
 	if !res.Namespaced || a.namespaces == nil || !a.enabled("NamespaceLifecycle") {
 		return nil
 	}

@@ -4,6 +4,7 @@
 package apiserver
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"time"
@@ -22,6 +23,18 @@ type Config struct {
 	ClientCA *x509.CertPool
 	// TokenFile is a static token file (token,user,uid,"group1,group2" per line), or empty.
 	TokenFile string
+	// ServiceAccountSigningKey signs the service-account tokens TokenRequest issues, and its
+	// public half verifies them; every API server of a cluster needs the same one
+	// (certs.PKI.ServiceAccountKey, the PKI's sa.key). Nil: a key made at start, so that
+	// tokens verify on this server only, until it stops.
+	ServiceAccountSigningKey crypto.Signer
+	// ServiceAccountIssuer is the iss of service-account tokens, as upstream's
+	// --service-account-issuer. Default https://kubernetes.default.svc.cluster.local.
+	ServiceAccountIssuer string
+	// APIAudiences are the audiences a service-account token must name one of to
+	// authenticate, and those of a TokenRequest that names none, as upstream's
+	// --api-audiences. Default: the issuer.
+	APIAudiences []string
 	// KubeletClientCert is what the API server presents to kubelets when it passes logs,
 	// exec, attach, port-forward and node proxy requests through to them.
 	KubeletClientCert *tls.Certificate

@@ -52,6 +52,7 @@ type Server struct {
 	// kubeletTransport reaches kubelets for logs, exec and node proxy requests
 	kubeletTransport *http.Transport
 	endpointIP       netip.Addr
+	tokenIssuer      *authn.TokenIssuer // signs the tokens of serviceaccounts/token
 	health           *healthChecks
 	ready            chan struct{}
 	ctx              context.Context
@@ -102,14 +103,9 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.BindAddresses) == 0 {
 		cfg.BindAddresses = []string{"0.0.0.0:6443"}
 	}
-	authenticator, err := authn.New(cfg.ClientCA, cfg.TokenFile)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:       cfg,
-		authn:     authenticator,
 		authz:     allowAuthenticated{},
 		resources: map[schema.GroupVersion]map[string]*resourceHandler{},
 		storages:  map[string]storage.Interface{},
@@ -128,6 +124,10 @@ func New(cfg Config) (*Server, error) {
 		cancel:           cancel,
 	}
 	if err := s.buildResources(ctx, disabled); err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := s.buildAuthenticator(); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func advertiseAddress(bind string) string {
 func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) error {
 	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
 	s.allocator.Storage = base
-	var namespaces, priorityClasses *registry.Store
+	var namespaces, priorityClasses, serviceAccounts *registry.Store
 	for _, res := range apis.Resources {
 		if res.Review {
 			continue // answered, never stored: see reviews.go
@@ -185,6 +185,8 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 			namespaces = store
 		case "priorityclasses.scheduling.k8s.io":
 			priorityClasses = store
+		case "serviceaccounts":
+			serviceAccounts = store
 		}
 		h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
 			subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{}}
@@ -208,6 +210,8 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 				h.subresources["binding"] = podBinding{}
 			case "scale":
 				h.subresources["scale"] = workloadScale{}
+			case "token":
+				h.subresources["token"] = serviceAccountToken{s: s}
 			}
 		}
 		if s.resources[res.GroupVersion] == nil {
@@ -217,7 +221,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	}
 	for _, byName := range s.resources {
 		for _, h := range byName {
-			h.admit = admission{namespaces: namespaces, priorityClasses: priorityClasses, disabled: disabled}
+			h.admit = admission{namespaces: namespaces, priorityClasses: priorityClasses, serviceAccounts: serviceAccounts, disabled: disabled}
 		}
 	}
 	return nil

@@ -169,6 +169,9 @@ func newNamespace(ctx context.Context) string {
 			Expect(err).NotTo(HaveOccurred())
 		}
 	})
+	// as upstream's e2e framework: the ServiceAccount admission plugin refuses pods until the
+	// serviceaccount controller has made the namespace's default account
+	waitForServiceAccount(ctx, ns.Name)
 	return ns.Name
 }
 

@@ -1,5 +1,7 @@
 // Package authn tells who sent a request: a verified client certificate, a bearer token from a
-// static token file, or any union of such authenticators, as upstream's kube-apiserver does.
+// static token file, a service-account token (a JWT signed with the cluster's service-account
+// key), or any union of such authenticators, as upstream's kube-apiserver does. It also signs
+// service-account tokens, so that the issuer and the authenticator agree on one format.
 //
 // It only identifies. It never authorizes, never writes a response, and never treats a request
 // it cannot identify as an error: "no credentials of mine" (ok false, nil error) is distinct
@@ -32,6 +34,9 @@ type User struct {
 	Name   string
 	UID    string
 	Groups []string
+	// Extra is what else the authenticator knows of the user (the pod a service-account
+	// token is bound to), by upstream's keys; nil when nothing.
+	Extra map[string][]string
 }
 
 // AnonymousUser is who a request without credentials is, when anonymous access is allowed.
@@ -86,8 +91,9 @@ func (u union) Authenticate(r *http.Request) (*User, bool, error) {
 }
 
 // New is the API server's authenticator: client certificates signed by a CA in clientCA (nil
-// for none), then bearer tokens from tokenFile (empty for none), in upstream's order.
-func New(clientCA *x509.CertPool, tokenFile string) (Authenticator, error) {
+// for none), then bearer tokens from tokenFile (empty for none), then service-account tokens
+// (nil for none), in upstream's order.
+func New(clientCA *x509.CertPool, tokenFile string, serviceAccounts *ServiceAccountTokens) (Authenticator, error) {
 	var authenticators []Authenticator
 	if clientCA != nil {
 		authenticators = append(authenticators, NewX509(clientCA))
@@ -98,6 +104,9 @@ func New(clientCA *x509.CertPool, tokenFile string) (Authenticator, error) {
 			return nil, err
 		}
 		authenticators = append(authenticators, tokens)
+	}
+	if serviceAccounts != nil {
+		authenticators = append(authenticators, serviceAccounts)
 	}
 	return Union(authenticators...), nil
 }

@@ -305,7 +305,7 @@ func TestNewFromClientCAAndTokenFile(t *testing.T) {
 	p := newPKI(t)
 	path := writeTokenFile(t, "s3cret,alice,1001\n")
 
-	a, err := authn.New(p.CAPool, path)
+	a, err := authn.New(p.CAPool, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestNewFromClientCAAndTokenFile(t *testing.T) {
 	user, ok, err = a.Authenticate(bearer("s3cret"))
 	wantUser(t, user, ok, err, authn.User{Name: "alice", UID: "1001", Groups: []string{"system:authenticated"}})
 
-	none, err := authn.New(nil, "")
+	none, err := authn.New(nil, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestNewFromClientCAAndTokenFile(t *testing.T) {
 		t.Errorf("authenticator with no sources: ok %v err %v, want neither", ok, err)
 	}
 
-	if _, err := authn.New(nil, filepath.Join(t.TempDir(), "missing.csv")); err == nil {
+	if _, err := authn.New(nil, filepath.Join(t.TempDir(), "missing.csv"), nil); err == nil {
 		t.Error("New with a missing token file succeeded")
 	}
 }

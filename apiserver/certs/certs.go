@@ -1,9 +1,11 @@
 // Package certs keeps the cluster's PKI in a data directory: a certificate authority, the API
-// server's serving certificate and the admin's client certificate. Ensure makes them once and
+// server's serving certificate, the admin's client certificate and the key pair that signs
+// service-account tokens. Ensure makes them once and
 // reuses them on every later start, renewing only a leaf certificate that no longer fits (host
 // names changed, near expiry, or signed by another CA).
 //
-// It never replaces an existing CA (every kubeconfig trusts it), never leaves a key readable by
+// It never replaces an existing CA (every kubeconfig trusts it) or service-account key (every
+// issued token is signed by it), never leaves a key readable by
 // anyone but the owner (directory 0700, keys 0600), and never writes a half file: each file is
 // written beside its final name and renamed into place.
 package certs
@@ -34,6 +36,10 @@ const (
 	ServingKeyFileName  = "apiserver.key"
 	AdminCertFileName   = "admin.crt"
 	AdminKeyFileName    = "admin.key"
+	// ServiceAccountKeyFileName and ServiceAccountPublicKeyFileName are kubeadm's sa.key and
+	// sa.pub.
+	ServiceAccountKeyFileName       = "sa.key"
+	ServiceAccountPublicKeyFileName = "sa.pub"
 )
 
 // The admin identity: system:masters is the group upstream's RBAC bootstrap binds to
@@ -70,6 +76,9 @@ type PKI struct {
 	CACertFile, CAKeyFile           string
 	ServingCertFile, ServingKeyFile string
 	AdminCertFile, AdminKeyFile     string
+	// ServiceAccountKeyFile and ServiceAccountPublicKeyFile hold the service-account token
+	// signing key pair.
+	ServiceAccountKeyFile, ServiceAccountPublicKeyFile string
 
 	// CA is the certificate authority; CAPEM its PEM encoding; CAPool a pool holding only it,
 	// for verifying both the serving certificate and client certificates.
@@ -82,13 +91,16 @@ type PKI struct {
 	// AdminCert is the admin's client certificate and key (Leaf is set): CN admin, O
 	// system:masters.
 	AdminCert tls.Certificate
+	// ServiceAccountKey signs service-account tokens; its public half verifies them on every
+	// API server that shares this directory.
+	ServiceAccountKey crypto.Signer
 
 	caKey                     crypto.Signer
 	adminCertPEM, adminKeyPEM []byte
 }
 
 // Ensure loads the PKI in dir, creating what is missing: the directory (0700), the CA, the
-// serving certificate and the admin client certificate. The serving certificate names
+// serving certificate, the admin client certificate and the service-account key pair. The serving certificate names
 // localhost, 127.0.0.1, ::1, the host name, every address of the host's interfaces, the
 // in-cluster names of the kubernetes Service, and extraSANs (each an IP address or a DNS
 // name); it is made anew when that set differs from the one it was made for.
@@ -111,6 +123,9 @@ func Ensure(dir string, extraSANs ...string) (*PKI, error) {
 		ServingKeyFile:  filepath.Join(dir, ServingKeyFileName),
 		AdminCertFile:   filepath.Join(dir, AdminCertFileName),
 		AdminKeyFile:    filepath.Join(dir, AdminKeyFileName),
+
+		ServiceAccountKeyFile:       filepath.Join(dir, ServiceAccountKeyFileName),
+		ServiceAccountPublicKeyFile: filepath.Join(dir, ServiceAccountPublicKeyFileName),
 	}
 	if err := p.ensureCA(); err != nil {
 		return nil, err
@@ -120,6 +135,9 @@ func Ensure(dir string, extraSANs ...string) (*PKI, error) {
 		return nil, err
 	}
 	if err := p.ensureAdmin(); err != nil {
+		return nil, err
+	}
+	if err := p.ensureServiceAccountKey(); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -57,7 +57,7 @@ func TestEnsureKeepsKeysPrivateToOwner(t *testing.T) {
 	if m := mode(t, dir); m != 0o700 {
 		t.Errorf("PKI directory mode = %o, want 700", m)
 	}
-	for _, key := range []string{p.CAKeyFile, p.ServingKeyFile, p.AdminKeyFile} {
+	for _, key := range []string{p.CAKeyFile, p.ServingKeyFile, p.AdminKeyFile, p.ServiceAccountKeyFile} {
 		if m := mode(t, key); m != 0o600 {
 			t.Errorf("%s mode = %o, want 600", filepath.Base(key), m)
 		}
@@ -68,12 +68,12 @@ func TestEnsureKeepsKeysPrivateToOwner(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 6 {
+	if len(entries) != 8 {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Errorf("PKI directory holds %v, want the six certificate and key files only", names)
+		t.Errorf("PKI directory holds %v, want the six certificate and key files and sa.key, sa.pub only", names)
 	}
 }
 

@@ -1,0 +1,79 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/registry"
+)
+
+// DefaultServiceAccountIssuer is the iss of service-account tokens unless Config says
+// otherwise, as kubeadm configures upstream's --service-account-issuer.
+const DefaultServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+
+// buildAuthenticator makes the server's authenticator, client certificates, the token file
+// and service-account tokens, and the issuer TokenRequest signs with. It needs the resources:
+// a service-account token authenticates only while the objects it names exist.
+func (s *Server) buildAuthenticator() error {
+	if s.cfg.ServiceAccountIssuer == "" {
+		s.cfg.ServiceAccountIssuer = DefaultServiceAccountIssuer
+	}
+	if len(s.cfg.APIAudiences) == 0 {
+		s.cfg.APIAudiences = []string{s.cfg.ServiceAccountIssuer}
+	}
+	s.cfg.APIAudiences = slices.Clone(s.cfg.APIAudiences)
+	key := s.cfg.ServiceAccountSigningKey
+	if key == nil {
+		generated, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return fmt.Errorf("service-account signing key: %w", err)
+		}
+		key = generated
+		slog.Warn("no service-account signing key configured: tokens this server issues verify only on it, and only until it stops")
+	}
+	issuer, err := authn.NewTokenIssuer(s.cfg.ServiceAccountIssuer, key)
+	if err != nil {
+		return err
+	}
+	tokens, err := authn.NewServiceAccountTokens(s.cfg.ServiceAccountIssuer, s.cfg.APIAudiences, s.boundObject, key.Public())
+	if err != nil {
+		return err
+	}
+	a, err := authn.New(s.cfg.ClientCA, s.cfg.TokenFile, tokens)
+	if err != nil {
+		return err
+	}
+	s.authn, s.tokenIssuer = a, issuer
+	return nil
+}
+
+// coreStore is the registry store of a core v1 resource.
+func (s *Server) coreStore(resource string) *registry.Store {
+	return s.resources[corev1.SchemeGroupVersion][resource].store
+}
+
+// boundObject is the authenticator's authn.BoundObjectGetter: reads from the watch cache, or
+// from etcd when latest.
+func (s *Server) boundObject(ctx context.Context, resource, namespace, name string, latest bool) (metav1.Object, error) {
+	opts := &metav1.GetOptions{}
+	if !latest {
+		opts.ResourceVersion = "0"
+	}
+	obj, err := s.coreStore(resource).Get(ctx, namespace, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return meta.Accessor(obj)
+}
+
+var _ authn.BoundObjectGetter = (*Server)(nil).boundObject
