@@ -1,7 +1,7 @@
 # The one command that runs every test: `make test`. CI (.ci/run) calls exactly this.
 GO ?= go
 
-.PHONY: test build vet fmt-check bench kubectl
+.PHONY: test build vet fmt-check bench kubectl conformance
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -25,3 +25,10 @@ kubectl:
 # The load benchmark against a fresh `skiff up`; figures go into bench/README.md.
 bench: build
 	$(GO) run ./bench/cmd/skiff-bench --skiff bin/skiff
+
+# The conformance suite (conformance/README.md): against a fresh `skiff up` it starts itself, or
+# the cluster of CONFORMANCE_ARGS='--kubeconfig=PATH'. Ends with passed/failed/skipped by area,
+# the run time and why each skipped spec skipped.
+CONFORMANCE_ARGS ?=
+conformance:
+	$(GO) test -count=1 -timeout 30m -v ./conformance -args -ginkgo.v $(CONFORMANCE_ARGS)

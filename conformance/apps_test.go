@@ -235,6 +235,7 @@ var _ = Describe("[sig-apps] Deployment", Label("apps"), func() {
 
 var _ = Describe("[sig-apps] ReplicaSet", Label("apps"), func() {
 	It("should validate Replicaset Status endpoints", func(ctx SpecContext) {
+		requireScheduler(ctx) // its pods must run to be counted ready
 		ns := newNamespace(ctx)
 		rsClient := cluster.client.AppsV1().ReplicaSets(ns)
 		rs, err := rsClient.Create(ctx, replicaSet("status", 2, map[string]string{"app": "status"}), metav1.CreateOptions{})
