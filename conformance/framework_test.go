@@ -195,12 +195,36 @@ func pausePod(name string, labels map[string]string) *corev1.Pod {
 	}
 }
 
+// nodesSettled makes the first schedulableNode wait, at most shortWait, for a usable node, as
+// upstream's e2e framework waits for schedulable nodes before its specs: a node that has just
+// registered is not-ready:NoSchedule (TaintNodesByCondition) until the node lifecycle
+// controller has seen it Ready.
+var nodesSettled sync.Once
+
 // schedulableNode returns a Ready node that accepts ordinary pods, or skips the spec.
 func schedulableNode(ctx context.Context) *corev1.Node {
+	nodesSettled.Do(func() {
+		for deadline := time.Now().Add(shortWait); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(poll) {
+			nodes, err := cluster.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err == nil && usableNode(nodes.Items) != nil {
+				return
+			}
+		}
+	})
 	nodes, err := cluster.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	Expect(err).NotTo(HaveOccurred())
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
+	if n := usableNode(nodes.Items); n != nil {
+		return n
+	}
+	Skip(fmt.Sprintf("needs a Ready, untainted node (the cluster has %d nodes, none usable)", len(nodes.Items)))
+	return nil
+}
+
+// usableNode is the first of nodes that is Ready, not cordoned and without NoSchedule or
+// NoExecute taints; nil when none is.
+func usableNode(nodes []corev1.Node) *corev1.Node {
+	for i := range nodes {
+		n := &nodes[i]
 		if n.Spec.Unschedulable || !nodeReady(n) {
 			continue
 		}
@@ -214,7 +238,6 @@ func schedulableNode(ctx context.Context) *corev1.Node {
 			return n
 		}
 	}
-	Skip(fmt.Sprintf("needs a Ready, untainted node (the cluster has %d nodes, none usable)", len(nodes.Items)))
 	return nil
 }
 
