@@ -38,6 +38,9 @@ type Config struct {
 	// KubeletClientCert is what the API server presents to kubelets when it passes logs,
 	// exec, attach, port-forward and node proxy requests through to them.
 	KubeletClientCert *tls.Certificate
+	// KubeletCA verifies kubelets' serving certificates (upstream's
+	// --kubelet-certificate-authority); nil: they are not verified.
+	KubeletCA *x509.CertPool
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -162,13 +163,14 @@ func kubeletAddress(node *corev1.Node) (string, error) {
 }
 
 // newKubeletTransport is how the API server reaches kubelets: with its kubelet client
-// certificate when it has one. Kubelets serve self-signed certificates, as upstream's do by
-// default, so their certificate is not verified (upstream's default without
-// --kubelet-certificate-authority).
-func newKubeletTransport(clientCert *tls.Certificate) *http.Transport {
-	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+// certificate when it has one, verifying their serving certificates against ca (upstream's
+// --kubelet-certificate-authority). Without ca they are not verified, upstream's default, for
+// kubelets that serve self-signed certificates.
+func newKubeletTransport(clientCert *tls.Certificate, ca *x509.CertPool) *http.Transport {
+	cfg := &tls.Config{RootCAs: ca, InsecureSkipVerify: ca == nil, MinVersion: tls.VersionTLS12}
 	if clientCert != nil && len(clientCert.Certificate) > 0 {
 		cfg.Certificates = []tls.Certificate{*clientCert}
 	}
+	// HTTP/1.1 only: exec, attach and port-forward upgrade the connection, which HTTP/2 cannot
 	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false, Proxy: nil}
 }

@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
 		ready:            make(chan struct{}),
 		endpointIP:       advertisedIP(cfg.AdvertiseAddress),
-		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert),
+		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
 		allocator:        &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
 		ctx:              ctx,
 		cancel:           cancel,

@@ -18,10 +18,10 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,14 +41,17 @@ type ServerConfig struct {
 	// Certificate serves TLS; nil: a self-signed one for the node's name and IPs, as
 	// upstream's kubelet makes without --tls-cert-file.
 	Certificate *tls.Certificate
-	// ClientCAs, when set, are required to have signed every client's certificate (the API
-	// server's); nil: any client is served (tests, simulated nodes).
+	// ClientCAs, when set, verify client certificates, and every request must present one
+	// they signed (401 without, refused at TLS with any other), as upstream's --client-ca-file
+	// with --anonymous-auth=false; nil: requests are the anonymous user's.
 	ClientCAs *x509.CertPool
+	// Authorizer decides each request (upstream's --authorization-mode=Webhook with
+	// WebhookAuthorizer); nil allows every authenticated request (AlwaysAllow).
+	Authorizer Authorizer
 }
 
-// Serve runs the kubelet API until ctx is done: /healthz, /pods, /metrics,
-// /containerLogs/{namespace}/{pod}/{container} and /exec/{namespace}/{pod}/{container}.
-// ready receives the address it listens on.
+// Serve runs the kubelet API until ctx is done, every request authenticated and authorized as
+// cfg says. ready receives the address it listens on.
 func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr string)) error {
 	cert := cfg.Certificate
 	if cert == nil {
@@ -61,7 +64,8 @@ func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr s
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 	if cfg.ClientCAs != nil {
 		tlsConfig.ClientCAs = cfg.ClientCAs
-		tlsConfig.ClientAuth = tls.RequireAndVerifyClientCert
+		// a certificate from another CA fails the handshake; none at all is answered 401
+		tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	l, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
@@ -70,7 +74,8 @@ func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr s
 	if ready != nil {
 		ready(l.Addr().String())
 	}
-	srv := &http.Server{Handler: k.Handler(), TLSConfig: tlsConfig, ReadHeaderTimeout: 30 * time.Second}
+	handler := withAuth(k.Handler(), k.cfg.NodeName, cfg.ClientCAs != nil, cfg.Authorizer)
+	srv := &http.Server{Handler: handler, TLSConfig: tlsConfig, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -84,16 +89,32 @@ func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr s
 	return err
 }
 
-// Handler is the kubelet API's routes.
+// Handler is the kubelet API's routes, as upstream's on port 10250: /healthz, /pods, /metrics,
+// /metrics/resource, /containerLogs/{namespace}/{pod}/{container}, and the streams /exec and
+// /attach/{namespace}/{pod}[/{uid}]/{container} and /portForward/{namespace}/{pod}[/{uid}]
+// (stream.go). It authenticates and authorizes nothing: Serve puts withAuth in front.
 func (k *Kubelet) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /pods", k.servePods)
 	mux.Handle("GET /metrics", k.metricsHandler())
+	mux.Handle("GET /metrics/resource", k.resourceMetricsHandler())
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", k.serveContainerLogs)
-	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", k.serveExec)
-	mux.HandleFunc("/exec/{namespace}/{pod}/{uid}/{container}", k.serveExec)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		mux.HandleFunc(method+" /exec/{namespace}/{pod}/{container}", k.serveExec)
+		mux.HandleFunc(method+" /exec/{namespace}/{pod}/{uid}/{container}", k.serveExec)
+		mux.HandleFunc(method+" /attach/{namespace}/{pod}/{container}", k.serveAttach)
+		mux.HandleFunc(method+" /attach/{namespace}/{pod}/{uid}/{container}", k.serveAttach)
+		mux.HandleFunc(method+" /portForward/{namespace}/{pod}", k.servePortForward)
+		mux.HandleFunc(method+" /portForward/{namespace}/{pod}/{uid}", k.servePortForward)
+	}
 	return mux
+}
+
+// ServingAddresses are the node name and IPs the kubelet API's serving certificate must name:
+// the ones the API server dials it by.
+func (k *Kubelet) ServingAddresses() (nodeName string, ips []net.IP) {
+	return k.cfg.NodeName, slices.Clone(k.cfg.NodeIPs)
 }
 
 func selfSignedCertificate(name string, ips []net.IP) (*tls.Certificate, error) {
@@ -405,59 +426,192 @@ func (k *Kubelet) streamLogFile(ctx context.Context, w io.Writer, path, containe
 	}
 }
 
-// serveExec answers upstream's /exec: it asks the runtime for a streaming exec and hands the
-// client's upgraded connection (SPDY or WebSocket) to the runtime's stream server.
-func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	_, c, code, msg := k.findContainer(r.Context(), r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container"), false)
-	if code != 0 {
-		http.Error(w, msg, code)
-		return
+// resourceMetricsHandler serves /metrics/resource as upstream's kubelet does, for
+// metrics-server and `kubectl top`: the node's, each pod's and each container's cumulative CPU
+// time and memory working set, with the time each was measured, and resource_scrape_error 1
+// when some of them could not be read.
+func (k *Kubelet) resourceMetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&resourceMetrics{k: k})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+var (
+	nodeCPUUsageDesc = prometheus.NewDesc("node_cpu_usage_seconds_total",
+		"Cumulative cpu time consumed by the node in core-seconds", nil, nil)
+	nodeMemoryWorkingSetDesc = prometheus.NewDesc("node_memory_working_set_bytes",
+		"Current working set of the node in bytes", nil, nil)
+	containerCPUUsageDesc = prometheus.NewDesc("container_cpu_usage_seconds_total",
+		"Cumulative cpu time consumed by the container in core-seconds", []string{"container", "pod", "namespace"}, nil)
+	containerMemoryWorkingSetDesc = prometheus.NewDesc("container_memory_working_set_bytes",
+		"Current working set of the container in bytes", []string{"container", "pod", "namespace"}, nil)
+	containerStartTimeDesc = prometheus.NewDesc("container_start_time_seconds",
+		"Start time of the container since unix epoch in seconds", []string{"container", "pod", "namespace"}, nil)
+	podCPUUsageDesc = prometheus.NewDesc("pod_cpu_usage_seconds_total",
+		"Cumulative cpu time consumed by the pod in core-seconds", []string{"pod", "namespace"}, nil)
+	podMemoryWorkingSetDesc = prometheus.NewDesc("pod_memory_working_set_bytes",
+		"Current working set of the pod in bytes", []string{"pod", "namespace"}, nil)
+	resourceScrapeErrorDesc = prometheus.NewDesc("resource_scrape_error",
+		"1 if there was an error while getting container metrics, 0 otherwise", nil, nil)
+)
+
+// resourceMetrics reads the runtime's statistics (CRI ListContainerStats and
+// ListPodSandboxStats) and the host's each time it is scraped.
+type resourceMetrics struct{ k *Kubelet }
+
+var _ prometheus.Collector = (*resourceMetrics)(nil)
+
+func (m *resourceMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{nodeCPUUsageDesc, nodeMemoryWorkingSetDesc, containerCPUUsageDesc,
+		containerMemoryWorkingSetDesc, containerStartTimeDesc, podCPUUsageDesc, podMemoryWorkingSetDesc, resourceScrapeErrorDesc} {
+		ch <- d
 	}
-	flag := func(names ...string) bool {
-		for _, n := range names {
-			if v, err := strconv.ParseBool(q.Get(n)); err == nil && v {
-				return true
+}
+
+// podMetricsKey names a pod in the metrics: namespace and name.
+type podMetricsKey struct{ namespace, name string }
+
+// podUsage is a pod's CPU time (nanoseconds) and working set, and when they were measured.
+type podUsage struct {
+	cpuNanos, workingSet uint64
+	at                   int64
+}
+
+func (m *resourceMetrics) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	scrapeError := 0.0
+	timed := func(at int64, metric prometheus.Metric) {
+		ch <- prometheus.NewMetricWithTimestamp(time.Unix(0, at), metric)
+	}
+
+	if cpu, mem, err := readNodeUsage(); err != nil {
+		slog.Debug("node resource usage", "err", err)
+		scrapeError = 1
+	} else {
+		now := time.Now().UnixNano()
+		timed(now, prometheus.MustNewConstMetric(nodeCPUUsageDesc, prometheus.CounterValue, cpu))
+		timed(now, prometheus.MustNewConstMetric(nodeMemoryWorkingSetDesc, prometheus.GaugeValue, mem))
+	}
+
+	summed := map[podMetricsKey]*podUsage{}
+	stats, err := m.k.rt.ListContainerStats(ctx, nil)
+	if err != nil {
+		slog.Debug("container stats", "err", err)
+		scrapeError = 1
+	}
+	for _, s := range stats {
+		labels := s.GetAttributes().GetLabels()
+		name, pod := labels[runtime.LabelContainerName], podMetricsKey{labels[runtime.LabelPodNamespace], labels[runtime.LabelPodName]}
+		if name == "" || pod.name == "" {
+			continue // not the kubelet's
+		}
+		sum := summed[pod]
+		if sum == nil {
+			sum = &podUsage{}
+			summed[pod] = sum
+		}
+		if cpu := s.GetCpu(); cpu.GetUsageCoreNanoSeconds() != nil {
+			timed(cpu.Timestamp, prometheus.MustNewConstMetric(containerCPUUsageDesc, prometheus.CounterValue,
+				float64(cpu.UsageCoreNanoSeconds.Value)/1e9, name, pod.name, pod.namespace))
+			sum.cpuNanos += cpu.UsageCoreNanoSeconds.Value
+			sum.at = max(sum.at, cpu.Timestamp)
+		}
+		if mem := s.GetMemory(); mem.GetWorkingSetBytes() != nil {
+			timed(mem.Timestamp, prometheus.MustNewConstMetric(containerMemoryWorkingSetDesc, prometheus.GaugeValue,
+				float64(mem.WorkingSetBytes.Value), name, pod.name, pod.namespace))
+			sum.workingSet += mem.WorkingSetBytes.Value
+			sum.at = max(sum.at, mem.Timestamp)
+		}
+		if st, err := m.k.rt.ContainerStatus(ctx, s.GetAttributes().GetId()); err == nil && st.StartedAt > 0 {
+			timed(st.StartedAt, prometheus.MustNewConstMetric(containerStartTimeDesc, prometheus.GaugeValue,
+				float64(st.StartedAt)/1e9, name, pod.name, pod.namespace))
+		}
+	}
+
+	// A pod's own figures (sandbox overhead included) where the runtime keeps them, else the
+	// sum of its containers'.
+	pods := summed
+	if sandboxes, err := m.k.rt.ListPodSandboxStats(ctx, nil); err == nil && len(sandboxes) > 0 {
+		pods = map[podMetricsKey]*podUsage{}
+		for _, s := range sandboxes {
+			labels := s.GetAttributes().GetLabels()
+			pod := podMetricsKey{labels[runtime.LabelPodNamespace], labels[runtime.LabelPodName]}
+			linux := s.GetLinux()
+			if pod.name == "" || linux.GetCpu().GetUsageCoreNanoSeconds() == nil || linux.GetMemory().GetWorkingSetBytes() == nil {
+				continue
+			}
+			pods[pod] = &podUsage{
+				cpuNanos: linux.Cpu.UsageCoreNanoSeconds.Value, workingSet: linux.Memory.WorkingSetBytes.Value,
+				at: max(linux.Cpu.Timestamp, linux.Memory.Timestamp),
 			}
 		}
-		return false
 	}
-	req := &runtimeapi.ExecRequest{
-		ContainerId: c.status.Id,
-		Cmd:         q["command"],
-		Tty:         flag("tty"),
-		Stdin:       flag("input", "stdin"),
-		Stdout:      flag("output", "stdout"),
-		Stderr:      flag("error", "stderr"),
+	for pod, u := range pods {
+		if u.at == 0 {
+			continue
+		}
+		timed(u.at, prometheus.MustNewConstMetric(podCPUUsageDesc, prometheus.CounterValue, float64(u.cpuNanos)/1e9, pod.name, pod.namespace))
+		timed(u.at, prometheus.MustNewConstMetric(podMemoryWorkingSetDesc, prometheus.GaugeValue, float64(u.workingSet), pod.name, pod.namespace))
 	}
-	if len(req.Cmd) == 0 {
-		http.Error(w, "you must specify at least 1 command", http.StatusBadRequest)
-		return
+	ch <- prometheus.MustNewConstMetric(resourceScrapeErrorDesc, prometheus.GaugeValue, scrapeError)
+}
+
+// readNodeUsage is the host's cumulative CPU time in core-seconds and its memory working set
+// (memory in use less inactive page cache), from the root cgroup where cgroup v1 keeps them,
+// else from /proc.
+func readNodeUsage() (cpuSeconds, workingSet float64, err error) {
+	if b, err := os.ReadFile("/sys/fs/cgroup/cpuacct/cpuacct.usage"); err == nil {
+		ns, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("cpuacct.usage: %w", err)
+		}
+		cpuSeconds = float64(ns) / 1e9
+	} else {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, err
+		}
+		line, _, _ := bytes.Cut(b, []byte("\n"))
+		f := strings.Fields(string(line))
+		if len(f) < 8 || f[0] != "cpu" {
+			return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+		}
+		var ticks uint64
+		for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			ticks += v
+		}
+		cpuSeconds = float64(ticks) / 100 // USER_HZ
 	}
-	if req.Tty {
-		req.Stderr = false
+	if usage, err := os.ReadFile("/sys/fs/cgroup/memory/memory.usage_in_bytes"); err == nil {
+		used, err := strconv.ParseUint(string(bytes.TrimSpace(usage)), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("memory.usage_in_bytes: %w", err)
+		}
+		inactive := memStat("/sys/fs/cgroup/memory/memory.stat", "total_inactive_file")
+		return cpuSeconds, float64(used - min(used, inactive)), nil
 	}
-	resp, err := k.rt.Exec(r.Context(), req)
+	total, free, inactive := memStat("/proc/meminfo", "MemTotal:"), memStat("/proc/meminfo", "MemFree:"), memStat("/proc/meminfo", "Inactive(file):")
+	if total == 0 {
+		return 0, 0, fmt.Errorf("no memory usage in /proc/meminfo")
+	}
+	used := total - min(total, free+inactive)
+	return cpuSeconds, float64(used) * 1024, nil // /proc/meminfo counts kB
+}
+
+// memStat is the number after key in a "key value" file, 0 when absent.
+func memStat(path, key string) uint64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return 0
 	}
-	target, err := url.Parse(resp.Url)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == key {
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			return v
+		}
 	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = target
-			pr.Out.Host = target.Host
-			pr.Out.Header.Del("Authorization")
-		},
-		ErrorLog: nil,
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			slog.Debug("exec stream", "err", err)
-			http.Error(w, err.Error(), http.StatusBadGateway)
-		},
-	}
-	proxy.ServeHTTP(w, r)
+	return 0
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -114,4 +116,35 @@ func (p *PKI) issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) 
 		return nil, nil, fmt.Errorf("signing certificate for %q: %w", tmpl.Subject.CommonName, err)
 	}
 	return encodePEM("CERTIFICATE", der), keyPEM, nil
+}
+
+// KubeletServingCertificate mints the serving certificate of a node's kubelet API, signed by
+// the cluster CA as upstream's serverTLSBootstrap certificates are: CN system:node:<name>, O
+// system:nodes, for the node's name and IPs (the addresses the API server dials it on) and
+// localhost. It returns PEM-encoded certificate and key; nothing is written to disk.
+func (p *PKI) KubeletServingCertificate(nodeName string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
+	if nodeName == "" {
+		return nil, nil, fmt.Errorf("kubelet serving certificate needs a node name")
+	}
+	tmpl := servingTemplate([]string{nodeName, "localhost"}, append(append([]net.IP{}, ips...), net.IPv4(127, 0, 0, 1), net.IPv6loopback), time.Now())
+	tmpl.Subject = pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}}
+	return p.issue(tmpl)
+}
+
+// LoadCA loads the cluster CA of the PKI in dir, to sign with, making and changing nothing;
+// only the CA fields of the PKI it returns are set.
+func LoadCA(dir string) (*PKI, error) {
+	p := &PKI{Dir: dir, CACertFile: filepath.Join(dir, CACertFileName), CAKeyFile: filepath.Join(dir, CAKeyFileName)}
+	certPEM, err := os.ReadFile(p.CACertFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(p.CAKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA key: %w", err)
+	}
+	if err := p.loadCA(certPEM, keyPEM); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

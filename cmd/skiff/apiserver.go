@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,10 @@ type apiServerOptions struct {
 	maxMutatingRequestsInFlight int
 	requestTimeout              time.Duration
 	disableAdmissionPlugins     []string
+	kubeletCAFile               string
+	// kubeletCA verifies kubelets' serving certificates: --kubelet-certificate-authority's
+	// contents, or the cluster CA in skiff up, whose kubelet has a certificate from it.
+	kubeletCA *x509.CertPool
 }
 
 func newAPIServerCommand(g *globalOptions) *cobra.Command {
@@ -76,9 +81,21 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"longest a non-watch request may take before it is answered 504")
 	f.StringSliceVar(&o.disableAdmissionPlugins, "disable-admission-plugins", nil,
 		fmt.Sprintf("admission plugins to turn off (all of %s run by default)", strings.Join(apiserver.AdmissionPlugins, ", ")))
+	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
+		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
 }
 
 func (o *apiServerOptions) validate() error {
+	if o.kubeletCAFile != "" {
+		pem, err := os.ReadFile(o.kubeletCAFile)
+		if err != nil {
+			return fmt.Errorf("--kubelet-certificate-authority: %w", err)
+		}
+		o.kubeletCA = x509.NewCertPool()
+		if !o.kubeletCA.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--kubelet-certificate-authority %s holds no certificate", o.kubeletCAFile)
+		}
+	}
 	if err := o.etcd.validate(); err != nil {
 		return err
 	}
@@ -126,6 +143,7 @@ func (o *apiServerOptions) extraSANs() []string {
 func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosity int) apiserver.Config {
 	return apiserver.Config{
 		KubeletClientCert:           kubeletClientCert(pki),
+		KubeletCA:                   o.kubeletCA,
 		BindAddresses:               []string{o.bindAddr()},
 		ServingCert:                 pki.ServingCert,
 		ClientCA:                    pki.CAPool,

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/apiserver/certs"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/cri"
 	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
@@ -57,6 +58,11 @@ type kubeletOptions struct {
 	tlsKeyFile       string
 	clientCAFile     string
 	nodeLabels       map[string]string
+	// authorizationMode is AlwaysAllow or Webhook (SubjectAccessReviews), as upstream's.
+	authorizationMode string
+	// servingCADir, when set and --tls-cert-file is not, is a PKI directory whose CA signs
+	// the kubelet API's serving certificate for the node's name and IPs (skiff up); not a flag.
+	servingCADir string
 }
 
 func newKubeletCommand(g *globalOptions) *cobra.Command {
@@ -99,6 +105,8 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API; default: a self-signed one")
 	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
 	f.StringVar(&o.clientCAFile, "client-ca-file", "", "CA whose client certificates the kubelet API requires")
+	f.StringVar(&o.authorizationMode, "authorization-mode", "AlwaysAllow",
+		"how kubelet API requests are authorized: AlwaysAllow, or Webhook (a SubjectAccessReview to the API server for nodes/<subresource>)")
 	f.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels added to the Node")
 }
 
@@ -187,6 +195,22 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		}
 		setup.server.Certificate = &cert
 	}
+	if o.tlsCertFile == "" && o.servingCADir != "" {
+		cert, err := kubeletServingCertificate(o.servingCADir, k)
+		if err != nil {
+			setup.close()
+			return nil, err
+		}
+		setup.server.Certificate = cert
+	}
+	switch o.authorizationMode {
+	case "", "AlwaysAllow":
+	case "Webhook":
+		setup.server.Authorizer = kubelet.NewWebhookAuthorizer(client.AuthorizationV1().SubjectAccessReviews(), 0, 0)
+	default:
+		setup.close()
+		return nil, fmt.Errorf("--authorization-mode %q: want AlwaysAllow or Webhook", o.authorizationMode)
+	}
 	if o.clientCAFile != "" {
 		pem, err := os.ReadFile(o.clientCAFile)
 		if err != nil {
@@ -201,6 +225,25 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		setup.server.ClientCAs = pool
 	}
 	return setup, nil
+}
+
+// kubeletServingCertificate is a serving certificate for k's node name and IPs, signed by the
+// CA of the PKI in dir.
+func kubeletServingCertificate(dir string, k *kubelet.Kubelet) (*tls.Certificate, error) {
+	ca, err := certs.LoadCA(dir)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	name, ips := k.ServingAddresses()
+	certPEM, keyPEM, err := ca.KubeletServingCertificate(name, ips)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &cert, nil
 }
 
 // run runs the kubelet and its API until ctx is done. A kubelet API that cannot listen is
@@ -260,6 +303,10 @@ func upKubelet(dataDir string, restConfig *rest.Config) func(ctx context.Context
 			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
 			clusterDNS:   []string{"10.96.0.10"},
 			clientCAFile: filepath.Join(dataDir, "pki", "ca.crt"),
+			// the API server verifies this kubelet against the cluster CA, and the kubelet
+			// asks it about every request, as a kubeadm cluster's does
+			servingCADir:      filepath.Join(dataDir, "pki"),
+			authorizationMode: "Webhook",
 		}
 		if st, err := os.Stat(defaultContainerdSocket); err == nil && st.Mode()&os.ModeSocket != 0 {
 			o.runtimeEndpoint = "unix://" + defaultContainerdSocket

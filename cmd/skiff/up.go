@@ -90,6 +90,8 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", kubeconfig)
+	// up's kubelet serves a certificate from the cluster CA (upKubelet)
+	serverOpts.kubeletCA = pki.CAPool
 	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err

@@ -231,6 +231,40 @@ func (r *Runtime) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runti
 	return r.rt.Exec(ctx, req)
 }
 
+func (r *Runtime) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.Attach(ctx, req)
+	return resp, notFound(err)
+}
+
+func (r *Runtime) PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.PortForward(ctx, req)
+	return resp, notFound(err)
+}
+
+func (r *Runtime) ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: filter})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Stats, nil
+}
+
+func (r *Runtime) ListPodSandboxStats(ctx context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{Filter: filter})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Stats, nil
+}
+
 func (r *Runtime) ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()

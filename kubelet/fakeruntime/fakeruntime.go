@@ -18,7 +18,10 @@
 //
 // Images are all present locally except those under the registry "unreachable.invalid/",
 // whose pulls fail as a pull from an unreachable registry does. ExecSync runs `true` (0),
-// `false` (1) and `sh -c "exit N"` (N); any other command exits 0 with no output.
+// `false` (1) and `sh -c "exit N"` (N); any other command exits 0 with no output. Streaming
+// exec, attach and port-forward answer Unimplemented, as a CRI runtime without a streaming
+// server would; container and sandbox statistics report no CPU or memory used, since nothing
+// runs.
 //
 // It must never start a process, open a socket or write a file.
 package fakeruntime
@@ -450,6 +453,55 @@ func (r *Runtime) ExecSync(_ context.Context, id string, cmd []string, _ time.Du
 
 func (r *Runtime) Exec(context.Context, *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "the fake runtime has no streaming exec")
+}
+
+func (r *Runtime) Attach(context.Context, *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "the fake runtime has no streaming attach")
+}
+
+func (r *Runtime) PortForward(context.Context, *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "the fake runtime has no streaming port-forward")
+}
+
+// ListContainerStats reports every running container (matching filter) as using nothing.
+func (r *Runtime) ListContainerStats(_ context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now().UnixNano()
+	var out []*runtimeapi.ContainerStats
+	for _, c := range r.containers {
+		if c.state != runtimeapi.ContainerState_CONTAINER_RUNNING ||
+			filter != nil && (filter.Id != "" && filter.Id != c.id || filter.PodSandboxId != "" && filter.PodSandboxId != c.sandboxID) {
+			continue
+		}
+		out = append(out, &runtimeapi.ContainerStats{
+			Attributes: &runtimeapi.ContainerAttributes{Id: c.id, Metadata: c.config.Metadata, Labels: c.config.Labels, Annotations: c.config.Annotations},
+			Cpu:        &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
+			Memory:     &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}},
+		})
+	}
+	return out, nil
+}
+
+// ListPodSandboxStats reports every ready sandbox (matching filter) as using nothing.
+func (r *Runtime) ListPodSandboxStats(_ context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now().UnixNano()
+	var out []*runtimeapi.PodSandboxStats
+	for _, s := range r.sandboxes {
+		if s.state != runtimeapi.PodSandboxState_SANDBOX_READY || filter != nil && filter.Id != "" && filter.Id != s.id {
+			continue
+		}
+		out = append(out, &runtimeapi.PodSandboxStats{
+			Attributes: &runtimeapi.PodSandboxAttributes{Id: s.id, Metadata: s.config.Metadata, Labels: s.config.Labels, Annotations: s.config.Annotations},
+			Linux: &runtimeapi.LinuxPodSandboxStats{
+				Cpu:    &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
+				Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}},
+			},
+		})
+	}
+	return out, nil
 }
 
 func (r *Runtime) ImageStatus(_ context.Context, image string) (*runtimeapi.Image, error) {

@@ -70,6 +70,19 @@ type Runtime interface {
 	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (stdout, stderr []byte, exitCode int32, err error)
 	// Exec prepares a streaming exec and returns the URL its stream is served on.
 	Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error)
+	// Attach prepares a streaming attach to a running container's stdio and returns the URL
+	// its stream is served on.
+	Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error)
+	// PortForward prepares a streaming port forward into a sandbox's network namespace and
+	// returns the URL its stream is served on.
+	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error)
+
+	// ListContainerStats is the CPU and memory use of the containers matching filter (nil:
+	// all); a runtime that keeps no statistics returns codes.Unimplemented.
+	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)
+	// ListPodSandboxStats is the CPU and memory use of whole sandboxes matching filter (nil:
+	// all), pause container and overhead included; codes.Unimplemented when not kept.
+	ListPodSandboxStats(ctx context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error)
 
 	// ImageStatus describes a local image, or returns nil and no error when it is absent.
 	ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error)
