@@ -48,6 +48,12 @@ func (s *Server) answerReview(ctx context.Context, user *authn.User, obj runtime
 	switch review := obj.(type) {
 	case *authenticationv1.SelfSubjectReview:
 		review.Status.UserInfo = authenticationv1.UserInfo{Username: user.Name, UID: user.UID, Groups: user.Groups}
+		for k, v := range user.Extra {
+			if review.Status.UserInfo.Extra == nil {
+				review.Status.UserInfo.Extra = map[string]authenticationv1.ExtraValue{}
+			}
+			review.Status.UserInfo.Extra[k] = v
+		}
 		return review, nil
 	case *authorizationv1.SelfSubjectAccessReview:
 		allowed, reason, err := s.authz.Authorize(ctx, user, reviewRequest(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -169,6 +170,8 @@ func TestTokenRequestIssuesTokenThatAuthenticatesAsServiceAccount(t *testing.T) 
 	want := authenticationv1.UserInfo{
 		Username: "system:serviceaccount:team:builder", UID: string(sa.UID),
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"},
+		// as upstream, the token's jti names the credential
+		Extra: map[string]authenticationv1.ExtraValue{"authentication.kubernetes.io/credential-id": {fmt.Sprintf("JTI=%v", claims["jti"])}},
 	}
 	if !reflect.DeepEqual(user, want) {
 		t.Errorf("whoami = %+v, want %+v", user, want)

@@ -77,6 +77,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		ClientCA:      pki.CAPool,
 		Etcd:          etcd.Client,
 
+		ServiceAccountSigningKey: pki.ServiceAccountKey,
+
 		DisableAdmissionPlugins: slices.Clone(DefaultDisabledAdmission),
 	}
 	for _, o := range opts {

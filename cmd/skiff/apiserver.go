@@ -143,6 +143,7 @@ func (o *apiServerOptions) extraSANs() []string {
 func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosity int) apiserver.Config {
 	return apiserver.Config{
 		KubeletClientCert:           kubeletClientCert(pki),
+		ServiceAccountSigningKey:    pki.ServiceAccountKey,
 		KubeletCA:                   o.kubeletCA,
 		BindAddresses:               []string{o.bindAddr()},
 		ServingCert:                 pki.ServingCert,
