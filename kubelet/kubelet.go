@@ -75,6 +75,13 @@ type Config struct {
 	// PodCIDR is used when the Node has no spec.podCIDR (upstream's --pod-cidr).
 	PodCIDR string
 
+	// Prepare, when set, runs once the runtime answers and the Node is registered, before
+	// the kubelet runs any pod (skiff imports --image-dir here). Until it returns the Node's
+	// Ready condition is False with PrepareMessage, so nothing is scheduled here early. An
+	// error it returns is logged and the kubelet goes on.
+	Prepare        func(ctx context.Context) error
+	PrepareMessage string
+
 	// Timings; zero means upstream's default.
 	LeaseDuration             time.Duration // 40 s; renewed every quarter of it
 	NodeStatusUpdateFrequency time.Duration // 10 s: how often status is computed
@@ -163,6 +170,8 @@ type Kubelet struct {
 	lease *coordinationv1.Lease
 	// ready is closed once the Node is registered and pods are watched.
 	ready chan struct{}
+	// preparing is why the Node is not ready while Config.Prepare runs, "" after.
+	preparing string
 }
 
 // New checks the configuration and makes a kubelet; nothing runs until Run.
@@ -177,6 +186,12 @@ func New(cfg Config) (*Kubelet, error) {
 		imagePull: newBackOff(cfg.BackOffInitial, cfg.BackOffMax),
 		podCIDR:   cfg.PodCIDR,
 		ready:     make(chan struct{}),
+	}
+	if cfg.Prepare != nil {
+		k.preparing = cfg.PrepareMessage
+		if k.preparing == "" {
+			k.preparing = "kubelet is preparing the node"
+		}
 	}
 	k.statuses = newStatusManager(cfg.Client)
 	k.workers = newPodWorkers(k.syncPod)
@@ -217,6 +232,10 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	wg.Go(func() { k.renewLease(ctx) })
+	if err := k.prepareNode(ctx, version); err != nil {
+		return nil // asked to stop while preparing
+	}
 
 	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -245,7 +264,6 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 
 	k.workers.start(ctx)
-	wg.Go(func() { k.renewLease(ctx) })
 	wg.Go(func() { k.syncNodeStatus(ctx, version) })
 	wg.Go(func() { k.pleg.run(ctx) })
 	wg.Go(func() { k.housekeeping(ctx, podInformer.Informer().HasSynced) })
@@ -275,6 +293,34 @@ func (k *Kubelet) waitForRuntime(ctx context.Context) (*runtimeapi.VersionRespon
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// prepareNode runs Config.Prepare, then reports the Node's status at once rather than at the
+// next status tick, so that a Node that became Ready says so without delay. It returns an
+// error only when ctx ended.
+func (k *Kubelet) prepareNode(ctx context.Context, version *runtimeapi.VersionResponse) error {
+	if k.cfg.Prepare == nil {
+		return nil
+	}
+	err := k.cfg.Prepare(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		k.log.Warn("preparing the node failed; going on", "err", err)
+	}
+	k.mu.Lock()
+	k.preparing = ""
+	k.mu.Unlock()
+	node, err := k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+	if err == nil {
+		err = k.postNodeStatus(ctx, node, k.mergeHeartbeat(node.Status, k.nodeStatus(ctx, version, &node.Status), true))
+	}
+	if err != nil && ctx.Err() == nil {
+		// the status loop posts it at its next tick
+		k.log.Warn("post node status after preparing", "err", err)
+	}
+	return nil
 }
 
 // podChanged hands a pod bound here to its worker.

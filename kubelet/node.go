@@ -167,8 +167,13 @@ func (k *Kubelet) nodeStatus(ctx context.Context, version *runtimeapi.VersionRes
 
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
+	k.mu.Lock()
+	preparing := k.preparing
+	k.mu.Unlock()
 	if msg := k.runtimeProblem(ctx); msg != "" {
 		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: msg}
+	} else if preparing != "" {
+		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: preparing}
 	}
 	conditions := []v1.NodeCondition{
 		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},

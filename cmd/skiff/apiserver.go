@@ -34,6 +34,8 @@ type apiServerOptions struct {
 	maxMutatingRequestsInFlight int
 	requestTimeout              time.Duration
 	disableAdmissionPlugins     []string
+	serviceAccountIssuer        string
+	apiAudiences                []string
 	kubeletCAFile               string
 	// kubeletCA verifies kubelets' serving certificates: --kubelet-certificate-authority's
 	// contents, or the cluster CA in skiff up, whose kubelet has a certificate from it.
@@ -79,6 +81,10 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"most mutating requests served at once; beyond it requests are answered 429")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 60*time.Second,
 		"longest a non-watch request may take before it is answered 504")
+	f.StringVar(&o.serviceAccountIssuer, "service-account-issuer", apiserver.DefaultServiceAccountIssuer,
+		"the iss claim of the service-account tokens this server issues and accepts")
+	f.StringSliceVar(&o.apiAudiences, "api-audiences", nil,
+		"audiences a service-account token must name to authenticate here; default the issuer")
 	f.StringSliceVar(&o.disableAdmissionPlugins, "disable-admission-plugins", nil,
 		fmt.Sprintf("admission plugins to turn off (all of %s run by default)", strings.Join(apiserver.AdmissionPlugins, ", ")))
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
@@ -144,6 +150,8 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 	return apiserver.Config{
 		KubeletClientCert:           kubeletClientCert(pki),
 		ServiceAccountSigningKey:    pki.ServiceAccountKey,
+		ServiceAccountIssuer:        o.serviceAccountIssuer,
+		APIAudiences:                o.apiAudiences,
 		KubeletCA:                   o.kubeletCA,
 		BindAddresses:               []string{o.bindAddr()},
 		ServingCert:                 pki.ServingCert,

@@ -1,21 +1,27 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
@@ -34,7 +40,7 @@ import (
 // fakeRuntimeEndpoint, given as --container-runtime-endpoint, runs the in-memory runtime.
 const fakeRuntimeEndpoint = "fake"
 
-// defaultContainerdSocket is where a system containerd listens.
+// defaultContainerdSocket is where a system containerd listens, upstream kubelet's default.
 const defaultContainerdSocket = "/run/containerd/containerd.sock"
 
 // kubeletOptions are the flags of `skiff kubelet`, named as upstream's kubelet's.
@@ -98,7 +104,7 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.address, "address", "0.0.0.0", "address the kubelet API listens on")
 	f.StringSliceVar(&o.nodeIPs, "node-ip", nil, "the Node's addresses; default: the address of the default route")
 	f.IntVar(&o.maxPods, "max-pods", 110, "how many pods the Node takes")
-	f.StringVar(&o.imageDir, "image-dir", "", "import every *.tar image in this directory into containerd before the Node reports Ready")
+	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "the runtime's CNI config directory, where the pod network's config is written")
 	f.StringSliceVar(&o.clusterDNS, "cluster-dns", nil, "DNS servers of ClusterFirst pods")
 	f.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
@@ -150,28 +156,31 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 	setup := &kubeletSetup{close: func() {}}
 	var rt runtime.Runtime
 	rootDir, logsDir := o.rootDir, o.podLogsDir
+	var prepare func(context.Context) error
 	if o.runtimeEndpoint == fakeRuntimeEndpoint {
 		fake, err := fakeruntime.New(o.podCIDR)
 		if err != nil {
 			return nil, err
 		}
 		rt, rootDir, logsDir = fake, "", ""
+		if o.imageDir != "" {
+			slog.Warn("--image-dir is ignored: the in-memory fake runtime has no images", "dir", o.imageDir)
+		}
 	} else {
+		if o.imageDir != "" {
+			// a mistyped dir fails the start; a bad tarball in it only logs (importImageDir)
+			if st, err := os.Stat(o.imageDir); err != nil || !st.IsDir() {
+				return nil, fmt.Errorf("--image-dir %s: no such directory", o.imageDir)
+			}
+			socket, dir := strings.TrimPrefix(o.runtimeEndpoint, "unix://"), o.imageDir
+			prepare = func(ctx context.Context) error { return importImageDir(ctx, socket, dir) }
+		}
 		c, err := cri.Dial(o.runtimeEndpoint, cri.Options{CNIConfDir: o.cniConfDir})
 		if err != nil {
 			return nil, err
 		}
 		setup.close = func() { c.Close() }
 		rt = c
-		if o.imageDir != "" {
-			socket := strings.TrimPrefix(o.runtimeEndpoint, "unix://")
-			names, err := localcontainerd.ImportDir(ctx, socket, o.imageDir)
-			if err != nil {
-				c.Close()
-				return nil, fmt.Errorf("import images from %s: %w", o.imageDir, err)
-			}
-			slog.Info("imported images", "dir", o.imageDir, "images", names)
-		}
 	}
 	k, err := kubelet.New(kubelet.Config{
 		NodeName: name, Client: client, Runtime: rt, RuntimeEndpoint: o.runtimeEndpoint,
@@ -180,6 +189,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		NodeIPs: ips, SystemReserved: reserved, MaxPods: o.maxPods, Port: o.port,
 		NodeLabels: o.nodeLabels, PodCIDR: o.podCIDR,
 		ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain,
+		Prepare: prepare, PrepareMessage: "importing images from " + o.imageDir,
 	})
 	if err != nil {
 		setup.close()
@@ -286,14 +296,19 @@ func runKubelet(ctx context.Context, o *kubeletOptions) error {
 	return setup.run(ctx, false)
 }
 
-// upKubelet is `skiff up`'s kubelet: this host as a Node, on the system containerd when its
-// socket is there, else on the in-memory runtime (pods "run" but nothing starts).
-func upKubelet(dataDir string, restConfig *rest.Config) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
+// upKubelet is `skiff up`'s kubelet: this host as a Node, on the runtime
+// --container-runtime-endpoint names, else on a containerd of skiff up's own under
+// DATA_DIR/containerd, started here and stopped when ctx ends, its pods' containers first.
+// Without what that containerd needs (containerd, runc, the CNI plugins, busybox-static,
+// root) it falls back to the in-memory runtime, whose pods "run" but start nothing, and says
+// what to install; a containerd that is installed but fails to start fails skiff up.
+func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context) error {
+	return func(ctx context.Context) (err error) {
 		o := &kubeletOptions{
-			runtimeEndpoint: fakeRuntimeEndpoint,
-			rootDir:         filepath.Join(dataDir, "kubelet"),
-			podLogsDir:      filepath.Join(dataDir, "kubelet", "logs"),
+			runtimeEndpoint: up.runtimeEndpoint,
+			imageDir:        up.imageDir,
+			rootDir:         filepath.Join(up.dataDir, "kubelet"),
+			podLogsDir:      filepath.Join(up.dataDir, "kubelet", "logs"),
 			podCIDR:         "10.244.0.0/24",
 			port:            10250,
 			address:         "0.0.0.0",
@@ -302,16 +317,32 @@ func upKubelet(dataDir string, restConfig *rest.Config) func(ctx context.Context
 			clusterDomain:   "cluster.local",
 			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
 			clusterDNS:   []string{"10.96.0.10"},
-			clientCAFile: filepath.Join(dataDir, "pki", "ca.crt"),
+			clientCAFile: filepath.Join(up.dataDir, "pki", "ca.crt"),
 			// the API server verifies this kubelet against the cluster CA, and the kubelet
 			// asks it about every request, as a kubeadm cluster's does
-			servingCADir:      filepath.Join(dataDir, "pki"),
+			servingCADir:      filepath.Join(up.dataDir, "pki"),
 			authorizationMode: "Webhook",
 		}
-		if st, err := os.Stat(defaultContainerdSocket); err == nil && st.Mode()&os.ModeSocket != 0 {
-			o.runtimeEndpoint = "unix://" + defaultContainerdSocket
-		} else {
-			slog.Info("no containerd socket: the kubelet runs pods on the in-memory runtime", "socket", defaultContainerdSocket)
+		if o.runtimeEndpoint == "" {
+			if missing := ownContainerdMissing(); missing != "" {
+				slog.Warn("containerd cannot run here: " + missing + "; until then pods run on the in-memory fake runtime, " +
+					"where no container really starts (--container-runtime-endpoint=fake chooses it without this warning)")
+				o.runtimeEndpoint = fakeRuntimeEndpoint
+			} else {
+				d, err := localcontainerd.Start(ctx, filepath.Join(up.dataDir, "containerd"))
+				if err != nil {
+					return fmt.Errorf("start containerd: %w; --container-runtime-endpoint=fake runs pods without it", err)
+				}
+				slog.Info("containerd started", "socket", d.Socket, "log", filepath.Join(d.Dir, "containerd.log"))
+				// deferred before the kubelet's run: the kubelet stops first, then its pods
+				defer func() { err = errors.Join(err, stopOwnContainerd(d, up.dataDir)) }()
+				o.runtimeEndpoint, o.cniConfDir = d.Endpoint(), d.CNIConfDir
+				// the pod network's config now, not when the kubelet learns the Node's
+				// podCIDR: the runtime's network is ready by the time the Node registers
+				if err := cri.WriteCNIConfig(d.CNIConfDir, o.podCIDR); err != nil {
+					return err
+				}
+			}
 		}
 		setup, err := o.setUp(ctx, restConfig)
 		if err != nil {
@@ -319,4 +350,92 @@ func upKubelet(dataDir string, restConfig *rest.Config) func(ctx context.Context
 		}
 		return setup.run(ctx, true)
 	}
+}
+
+// ownContainerdMissing says what skiff up's own containerd lacks here, "" when nothing.
+func ownContainerdMissing() string {
+	if m := localcontainerd.Missing(); m != "" {
+		return m
+	}
+	if os.Geteuid() != 0 {
+		return "run skiff up as root (containerd needs it)"
+	}
+	return ""
+}
+
+// stopOwnContainerd ends skiff up's containerd as a node's shutdown ends its pods: every
+// sandbox stopped and removed (no shim outlives skiff up), the pods' bridge deleted, the
+// daemon stopped, and whatever is still mounted under the data dir (the kubelet's tmpfs
+// volumes) unmounted. The next skiff up starts the pods again from the API.
+func stopOwnContainerd(d *localcontainerd.Daemon, dataDir string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	podsErr := d.RemovePods(ctx)
+	if podsErr != nil {
+		podsErr = fmt.Errorf("remove pods from containerd: %w", podsErr)
+	} else {
+		podsErr = removePodBridge(d.CNIConfDir)
+	}
+	stopErr := d.Stop()
+	slog.Info("containerd stopped", "socket", d.Socket)
+	return errors.Join(podsErr, stopErr, unmountUnder(dataDir))
+}
+
+// removePodBridge deletes the bridge the CNI config in confDir names, which the bridge plugin
+// made for the pods and leaves when the last one goes.
+func removePodBridge(confDir string) error {
+	b, err := os.ReadFile(filepath.Join(confDir, "10-skiff.conflist"))
+	if err != nil {
+		return nil // no pod network was configured
+	}
+	var conf struct {
+		Plugins []struct{ Type, Bridge string }
+	}
+	if err := json.Unmarshal(b, &conf); err != nil {
+		return fmt.Errorf("read the pod network's config: %w", err)
+	}
+	for _, p := range conf.Plugins {
+		if p.Type != "bridge" || p.Bridge == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/sys/class/net", p.Bridge)); err != nil {
+			continue // no pod ever ran
+		}
+		if out, err := exec.Command("ip", "link", "delete", p.Bridge, "type", "bridge").CombinedOutput(); err != nil {
+			return fmt.Errorf("delete the pods' bridge %s: %v: %s", p.Bridge, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// unmountUnder unmounts every mount below dir, deepest first.
+func unmountUnder(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		// /proc/self/mounts escapes space, tab, newline and backslash in octal
+		p := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[1])
+		if strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }

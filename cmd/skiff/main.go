@@ -49,6 +49,7 @@ func newRootCommand() *cobra.Command {
 		newDNSCommand(g),
 		newSchedulerCommand(g),
 		newControllerManagerCommand(g),
+		newImagesCommand(),
 	)
 	return root
 }

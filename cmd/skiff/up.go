@@ -27,6 +27,10 @@ import (
 type upOptions struct {
 	dataDir string
 	port    int
+	// runtimeEndpoint is the kubelet's CRI endpoint; "" runs a containerd of up's own,
+	// "fake" the in-memory runtime.
+	runtimeEndpoint string
+	imageDir        string
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
 }
@@ -38,6 +42,8 @@ func newUpCommand(g *globalOptions) *cobra.Command {
 		Short: "Run a whole cluster on this machine until interrupted",
 		Long: `Run a whole cluster on this machine: etcd (in DATA_DIR/etcd) and the API server on
 every address of this host, with an admin kubeconfig in DATA_DIR/kubeconfig.
+Its kubelet runs pods in a containerd of its own (DATA_DIR/containerd; 'skiff images import'
+loads images into it), or in the runtime --container-runtime-endpoint names.
 Stop it with Ctrl-C; the next 'skiff up' with the same data directory resumes the cluster.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,6 +59,9 @@ Stop it with Ctrl-C; the next 'skiff up' with the same data directory resumes th
 func (o *upOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "where the cluster's etcd data, certificates and kubeconfig live")
 	f.IntVar(&o.port, "port", 6443, "port the API server serves HTTPS on")
+	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "",
+		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of skiff up's own in DATA_DIR/containerd`)
+	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 }
 
 // component is one part of the cluster that `skiff up` runs on this machine.
@@ -106,7 +115,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	// would. Adding a part is adding a line.
 	components := []component{
 		{"apiserver", apiServer.Run},
-		{"kubelet", upKubelet(o.dataDir, restConfig)},
+		{"kubelet", upKubelet(o, restConfig)},
 		{"proxy", upProxy(restConfig)},
 		{"dns", upDNS(restConfig)},
 		{"scheduler", upScheduler(restConfig, verbosity)},

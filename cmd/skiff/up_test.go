@@ -56,7 +56,9 @@ func startUp(t *testing.T, dataDir string, port int) *upCluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &upCluster{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	o := &upOptions{dataDir: dataDir, port: port, readyTimeout: time.Minute}
+	o := &upOptions{dataDir: dataDir, port: port, readyTimeout: time.Minute,
+		// no real containers wanted here: the fake runtime starts at once
+		runtimeEndpoint: fakeRuntimeEndpoint}
 	go func() { c.done <- runUp(ctx, o, 0, c.stdout) }()
 	t.Cleanup(func() {
 		cancel()
@@ -182,7 +184,9 @@ func TestUpFailsCleanlyWhenThePortIsTaken(t *testing.T) {
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
 
-	o := &upOptions{dataDir: t.TempDir(), port: port, readyTimeout: time.Minute}
+	o := &upOptions{dataDir: t.TempDir(), port: port, readyTimeout: time.Minute,
+		// no real containers wanted here: the fake runtime starts at once
+		runtimeEndpoint: fakeRuntimeEndpoint}
 	done := make(chan error, 1)
 	go func() { done <- runUp(context.Background(), o, 0, &lockedBuffer{}) }()
 	select {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -285,7 +286,7 @@ func (r *Runtime) PullImage(ctx context.Context, image string, sandboxConfig *ru
 	return resp.ImageRef, nil
 }
 
-// SetPodCIDR writes the pod network's CNI config: a bridge (skiff0) with host-local
+// SetPodCIDR writes the pod network's CNI config: a bridge (bridgeName) with host-local
 // addresses from cidr, the node as the pods' gateway with masquerade for traffic leaving the
 // cluster network, and portmap for hostPorts. containerd's CRI plugin picks it up on change.
 func (r *Runtime) SetPodCIDR(cidr string) error {
@@ -293,6 +294,15 @@ func (r *Runtime) SetPodCIDR(cidr string) error {
 		return nil
 	}
 	return WriteCNIConfig(r.cniConfDir, cidr)
+}
+
+// bridgeName is the pods' bridge for the pod CIDR p, one per CIDR: the bridge plugin refuses
+// a bridge that already has another gateway address, so two kubelets on one host (skiff up
+// beside a test's, or a test's bridge left behind) must not share one name.
+func bridgeName(p netip.Prefix) string {
+	h := fnv.New32a()
+	h.Write([]byte(p.Masked().String()))
+	return fmt.Sprintf("skiff%08x", h.Sum32()) // 13 bytes: a link name has at most 15
 }
 
 // WriteCNIConfig writes dir/10-skiff.conflist for cidr.
@@ -306,7 +316,7 @@ func WriteCNIConfig(dir, cidr string) error {
 		"name":       "skiff",
 		"plugins": []map[string]any{
 			{
-				"type": "bridge", "bridge": "skiff0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": bridgeName(prefix), "isGateway": true, "ipMasq": true, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": [][]map[string]string{{{"subnet": prefix.Masked().String()}}},

@@ -8,13 +8,20 @@
 package localcontainerd
 
 import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -105,7 +112,7 @@ oom_score = 0
     bin_dir = %[7]q
     conf_dir = %[8]q
     max_conf_num = 1
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), filepath.Join(dir, "containerd.sock"),
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), SocketIn(dir),
 		filepath.Join(dir, "containerd.sock.ttrpc"), filepath.Join(dir, "opt"), PauseImage, CNIBinDir,
 		filepath.Join(dir, "cni", "net.d"))
 }
@@ -120,7 +127,7 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "containerd.sock"), CNIConfDir: filepath.Join(dir, "cni", "net.d"), exited: make(chan error, 1)}
+	d := &Daemon{Dir: dir, Socket: SocketIn(dir), CNIConfDir: filepath.Join(dir, "cni", "net.d"), exited: make(chan error, 1)}
 	// a unix socket path is at most 107 bytes
 	if len(d.Socket) > 100 {
 		return nil, fmt.Errorf("containerd directory %s is too long for a socket path", dir)
@@ -130,6 +137,9 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 	}
 	configPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config(dir)), 0o644); err != nil {
+		return nil, err
+	}
+	if err := stopLeftover(dir, configPath); err != nil {
 		return nil, err
 	}
 	_ = os.Remove(d.Socket)
@@ -148,7 +158,9 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 	go func() {
 		d.exited <- d.cmd.Wait()
 		logFile.Close()
+		os.Remove(filepath.Join(dir, "containerd.pid"))
 	}()
+	_ = os.WriteFile(filepath.Join(dir, "containerd.pid"), []byte(strconv.Itoa(d.cmd.Process.Pid)), 0o644)
 	if err := d.waitForCRI(ctx, time.Minute); err != nil {
 		_ = d.Stop()
 		return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(dir, "containerd.log"))
@@ -166,6 +178,40 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 		return nil, fmt.Errorf("import the pause image: %w", err)
 	}
 	return d, nil
+}
+
+// stopLeftover stops a containerd an earlier Start left running on dir (its owner was killed
+// before it could Stop it): two daemons on one root would fight over its database. Its
+// containers keep running in their shims, for the new daemon and the kubelet to adopt.
+func stopLeftover(dir, configPath string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "containerd.pid"))
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), configPath) {
+		return nil // gone, or the pid is another process's now
+	}
+	// gone: no process, or a zombie (empty cmdline) that its new parent has yet to reap
+	gone := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err != nil || len(b) == 0
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := range 150 {
+		if gone() {
+			return nil
+		}
+		if i == 100 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("a containerd left running on %s (pid %d) does not stop", dir, pid)
 }
 
 func (d *Daemon) waitForCRI(ctx context.Context, timeout time.Duration) error {
@@ -218,10 +264,79 @@ func (d *Daemon) Stop() error {
 	return nil
 }
 
-// Import loads the image tarball r (OCI layout or Docker archive) into the k8s.io namespace
-// of the containerd at socket, unpacks it for overlayfs, and returns the names imported.
+// RemovePods stops and removes every pod sandbox the daemon holds, with their containers,
+// through CRI: what a node's shutdown does to its pods. After it the daemon has no shims and
+// no container mounts left, and Stop leaves nothing behind.
+func (d *Daemon) RemovePods(ctx context.Context) error {
+	conn, err := grpc.NewClient(d.Endpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	list, err := rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return fmt.Errorf("list pod sandboxes: %w", err)
+	}
+	var errs []error
+	for _, s := range list.GetItems() {
+		if _, err := rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("stop sandbox %s: %w", s.Id, err))
+			continue
+		}
+		if _, err := rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", s.Id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNotRunning is wrapped by errors about a containerd socket that nothing answers on.
+var ErrNotRunning = errors.New("containerd is not running")
+
+// ErrNotImage is wrapped by errors about a file that is no image tarball.
+var ErrNotImage = errors.New("not an image tarball")
+
+// SocketIn is where Start puts the socket of a containerd whose directory is dir, so that
+// others (`skiff images import`) can find it from the directory alone.
+func SocketIn(dir string) string { return filepath.Join(dir, "containerd.sock") }
+
+// connect opens a client on the containerd at socket in the k8s.io namespace and checks that
+// it answers; when it does not, the error wraps ErrNotRunning.
+func connect(ctx context.Context, socket string) (*containerd.Client, error) {
+	if _, err := os.Stat(socket); err != nil {
+		return nil, fmt.Errorf("%w at %s (no socket there)", ErrNotRunning, socket)
+	}
+	// a plain dial tells a refused connection from a refused permission; gRPC's errors do not
+	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("cannot reach containerd at %s: permission denied (containerd's socket is root's)", socket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s (%v)", ErrNotRunning, socket, err)
+	}
+	conn.Close()
+	client, err := containerd.New(socket, containerd.WithDefaultNamespace("k8s.io"), containerd.WithTimeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrNotRunning, socket, err)
+	}
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := client.Version(vctx); err != nil {
+		client.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w at %s: %v", ErrNotRunning, socket, err)
+	}
+	return client, nil
+}
+
+// Import loads the image tarball r (OCI layout or Docker archive, as `docker save` writes
+// it) into the k8s.io namespace of the containerd at socket, unpacks it for overlayfs, and
+// returns the names imported.
 func Import(ctx context.Context, socket string, r io.Reader) ([]string, error) {
-	client, err := containerd.New(socket, containerd.WithDefaultNamespace("k8s.io"))
+	client, err := connect(ctx, socket)
 	if err != nil {
 		return nil, err
 	}
@@ -240,29 +355,104 @@ func Import(ctx context.Context, socket string, r io.Reader) ([]string, error) {
 	return names, nil
 }
 
-// ImportFile imports one tarball file.
+// ImportFile imports one tarball file, gzip-compressed or not. A file that is no image
+// tarball is refused before containerd sees it, with an error wrapping ErrNotImage; one whose
+// images have no names (neither an io.containerd.image.name annotation nor RepoTags) is an
+// error too, since nothing could run them by name.
 func ImportFile(ctx context.Context, socket, path string) ([]string, error) {
+	if err := CheckImageTarball(path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return Import(ctx, socket, f)
-}
-
-// ImportDir imports every *.tar in dir.
-func ImportDir(ctx context.Context, socket, dir string) ([]string, error) {
-	matches, err := filepath.Glob(filepath.Join(dir, "*.tar"))
+	r, err := maybeGunzip(f)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, m := range matches {
-		n, err := ImportFile(ctx, socket, m)
-		if err != nil {
-			return names, fmt.Errorf("%s: %w", m, err)
-		}
-		names = append(names, n...)
+	names, err := Import(ctx, socket, r)
+	if err == nil && len(names) == 0 {
+		err = fmt.Errorf("%s holds no image with a name (no io.containerd.image.name annotation, no RepoTags)", path)
 	}
-	return names, nil
+	return names, err
+}
+
+// maybeGunzip is r, decompressed when it starts with gzip's magic number.
+func maybeGunzip(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		return gzip.NewReader(br)
+	}
+	return br, nil
+}
+
+// CheckImageTarball reads the tar headers of path (gzip-compressed or not) and says, wrapping
+// ErrNotImage, when it is no OCI image layout (oci-layout and index.json) or Docker archive
+// (manifest.json).
+func CheckImageTarball(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: no such file", path)
+		}
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory, %w", path, ErrNotImage)
+	}
+	r, err := maybeGunzip(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w (bad gzip: %v)", path, ErrNotImage, err)
+	}
+	tr := tar.NewReader(r)
+	seen := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w (not a tar archive: %v)", path, ErrNotImage, err)
+		}
+		seen[strings.TrimPrefix(filepath.Clean(h.Name), "./")] = true
+	}
+	if seen["oci-layout"] && seen["index.json"] || seen["manifest.json"] {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: it has no oci-layout and index.json (OCI layout) nor manifest.json (docker save) at its root", path, ErrNotImage)
+}
+
+// ImportDir imports every *.tar and *.tar.gz in dir, in name order, and tells report what
+// became of each: the names it held, or why it failed. A tarball that fails does not stop the
+// rest; ImportDir's own error is for a dir that cannot be read, or ctx ending.
+func ImportDir(ctx context.Context, socket, dir string, report func(file string, names []string, err error)) error {
+	if st, err := os.Stat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: no such directory", dir)
+		}
+		return err
+	} else if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	var files []string
+	for _, pattern := range []string{"*.tar", "*.tar.gz"} {
+		m, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		names, err := ImportFile(ctx, socket, f)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		report(f, names, err)
+	}
+	return nil
 }

@@ -147,16 +147,7 @@ func (img *Image) WriteOCI(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	config, err := json.Marshal(map[string]any{
-		"architecture": goruntime.GOARCH,
-		"os":           "linux",
-		"created":      "1970-01-01T00:00:00Z",
-		"config": map[string]any{
-			"Entrypoint": img.Entrypoint, "Cmd": img.Cmd, "Env": img.Env, "WorkingDir": img.WorkingDir,
-		},
-		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{digest(raw)}},
-		"history": []map[string]any{{"created": "1970-01-01T00:00:00Z", "created_by": "skiff ociimage"}},
-	})
+	config, err := img.config(raw)
 	if err != nil {
 		return err
 	}
@@ -203,6 +194,65 @@ func (img *Image) WriteOCI(w io.Writer) error {
 		return err
 	}
 	for _, e := range entries {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// config is the image's config blob (the same JSON in both formats) for its layer raw.
+func (img *Image) config(raw []byte) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"architecture": goruntime.GOARCH,
+		"os":           "linux",
+		"created":      "1970-01-01T00:00:00Z",
+		"config": map[string]any{
+			"Entrypoint": img.Entrypoint, "Cmd": img.Cmd, "Env": img.Env, "WorkingDir": img.WorkingDir,
+		},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{digest(raw)}},
+		"history": []map[string]any{{"created": "1970-01-01T00:00:00Z", "created_by": "skiff ociimage"}},
+	})
+}
+
+// WriteDocker writes the image as `docker save` does (the Docker archive format):
+// manifest.json with the name in RepoTags, the config as <hex>.json and the uncompressed
+// layer as <hex>/layer.tar.
+func (img *Image) WriteDocker(w io.Writer) error {
+	if img.Name == "" {
+		return errors.New("image has no name")
+	}
+	raw, _, err := img.layer()
+	if err != nil {
+		return err
+	}
+	config, err := img.config(raw)
+	if err != nil {
+		return err
+	}
+	configName := strings.TrimPrefix(digest(config), "sha256:") + ".json"
+	layerDir := strings.TrimPrefix(digest(raw), "sha256:")
+	manifest, err := json.Marshal([]map[string]any{{
+		"Config": configName, "RepoTags": []string{img.Name}, "Layers": []string{layerDir + "/layer.tar"},
+	}})
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	if err := tw.WriteHeader(&tar.Header{Name: layerDir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		return err
+	}
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{
+		{configName, config},
+		{layerDir + "/layer.tar", raw},
+		{"manifest.json", manifest},
+	} {
 		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.data))}); err != nil {
 			return err
 		}

@@ -80,3 +80,49 @@ func TestBusyboxImageLinksEveryApplet(t *testing.T) {
 		t.Error("no busybox binary")
 	}
 }
+
+func TestWriteDockerIsADockerSaveArchiveNamingTheImage(t *testing.T) {
+	img := &Image{Name: "skiff.local/test:3", Cmd: []string{"/hello"}, Files: map[string]File{
+		"hello": {Data: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755},
+	}}
+	var buf bytes.Buffer
+	if err := img.WriteDocker(&buf); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = b
+	}
+	var manifest []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil {
+		t.Fatalf("manifest.json %q: %v", files["manifest.json"], err)
+	}
+	if len(manifest) != 1 || len(manifest[0].RepoTags) != 1 || manifest[0].RepoTags[0] != "skiff.local/test:3" || len(manifest[0].Layers) != 1 {
+		t.Fatalf("manifest.json %+v", manifest)
+	}
+	var config struct {
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if err := json.Unmarshal(files[manifest[0].Config], &config); err != nil {
+		t.Fatalf("config %s: %v", manifest[0].Config, err)
+	}
+	layer, ok := files[manifest[0].Layers[0]]
+	if !ok || len(config.RootFS.DiffIDs) != 1 || digest(layer) != config.RootFS.DiffIDs[0] {
+		t.Errorf("layer %s missing or not the config's diff ID %v", manifest[0].Layers[0], config.RootFS.DiffIDs)
+	}
+}
