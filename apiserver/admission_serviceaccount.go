@@ -47,6 +47,9 @@ func (a admission) admitPodServiceAccount(ctx context.Context, ns string, pod *c
 	}
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = defaultServiceAccountName
+		// v1 mirrors the name in the deprecated field (apis' pod defaults do so for every
+		// pod); a pod stored without it would fail every later update as a spec change
+		pod.Spec.DeprecatedServiceAccount = defaultServiceAccountName
 	}
 	sa, err := a.lookupServiceAccount(ctx, ns, pod.Spec.ServiceAccountName)
 	if err != nil {

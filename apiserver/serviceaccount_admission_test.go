@@ -223,3 +223,25 @@ func TestServiceAccountAdmissionLeavesMirrorPodsAlone(t *testing.T) {
 		t.Errorf("mirror pod with an account: %v, want 403", err)
 	}
 }
+
+// A pod whose account admission chose reads back as v1 spells it (serviceAccount mirrors
+// serviceAccountName), so that a client's read-modify-write does not look like a spec change.
+func TestPodWithDefaultedServiceAccountCanBeUpdated(t *testing.T) {
+	s := startWithServiceAccountAdmission(t)
+	ctx := context.Background()
+	pods := s.Client.CoreV1().Pods("team")
+	pod, err := pods.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Spec.ServiceAccountName != "default" || pod.Spec.DeprecatedServiceAccount != "default" {
+		t.Errorf("serviceAccountName, serviceAccount = %q, %q; want default twice", pod.Spec.ServiceAccountName, pod.Spec.DeprecatedServiceAccount)
+	}
+	pod.Labels = map[string]string{"tier": "web"}
+	if _, err := pods.Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("update of the pod as read: %v", err)
+	}
+}
