@@ -255,11 +255,29 @@ func freeMilliCPU(ctx context.Context, node *corev1.Node) int64 {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		for _, c := range p.Spec.Containers {
-			free -= c.Resources.Requests.Cpu().MilliValue()
-		}
+		free -= podRequestMilliCPU(&p)
 	}
 	return free
+}
+
+// podRequestMilliCPU is the CPU a scheduler reserves for the pod: its containers and sidecars,
+// or more if an init container asks for more while the sidecars started before it run, plus the
+// pod's overhead.
+func podRequestMilliCPU(p *corev1.Pod) int64 {
+	var containers, sidecars, initPeak int64
+	for _, c := range p.Spec.Containers {
+		containers += c.Resources.Requests.Cpu().MilliValue()
+	}
+	for _, c := range p.Spec.InitContainers {
+		cpu := c.Resources.Requests.Cpu().MilliValue()
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecars += cpu
+			initPeak = max(initPeak, sidecars)
+			continue
+		}
+		initPeak = max(initPeak, sidecars+cpu)
+	}
+	return max(containers+sidecars, initPeak) + p.Spec.Overhead.Cpu().MilliValue()
 }
 
 // newPriorityClass creates a PriorityClass with value and deletes it when the spec ends.
