@@ -11,7 +11,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -141,8 +143,17 @@ var _ = Describe("[sig-cli] Kubectl client", Label("kubectl"), func() {
 		ns := newNamespace(ctx)
 		pod := pausePod("awaited", nil)
 		pod.Spec.NodeName = node.Name
+		// the finalizer holds the deleted pod until the spec lets it go, so that the first wait
+		// for its deletion surely finds it still there
+		pod.Finalizers = []string{"conformance.skiff.dev/hold"}
 		_, err := cluster.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) { // lest a failed spec leave its namespace terminating forever
+			_, err := cluster.client.CoreV1().Pods(ns).Patch(ctx, "awaited", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				Expect(err).NotTo(HaveOccurred())
+			}
+		})
 		Expect(mustKubectl(ctx, "-n", ns, "wait", "--for=condition=Ready", "pod/awaited", "--timeout=120s")).To(ContainSubstring("pod/awaited condition met"))
 		Expect(mustKubectl(ctx, "-n", ns, "wait", "--for=jsonpath={.status.phase}=Running", "pod/awaited", "--timeout=120s")).To(ContainSubstring("pod/awaited condition met"))
 
@@ -150,7 +161,14 @@ var _ = Describe("[sig-cli] Kubectl client", Label("kubectl"), func() {
 		Expect(err).To(MatchError(ContainSubstring("timed out waiting for the condition")))
 
 		mustKubectl(ctx, "-n", ns, "delete", "pod", "awaited", "--wait=false")
-		Expect(mustKubectl(ctx, "-n", ns, "wait", "--for=delete", "pod/awaited", "--timeout=120s")).To(ContainSubstring("pod/awaited condition met"))
+		_, err = kubectl(ctx, "", "-n", ns, "wait", "--for=delete", "pod/awaited", "--timeout=1s")
+		Expect(err).To(MatchError(ContainSubstring("timed out waiting for the condition")), "kubectl wait --for=delete returned while the pod was held by its finalizer")
+		_, err = cluster.client.CoreV1().Pods(ns).Patch(ctx, "awaited", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// kubectl prints "condition met" if it saw the pod go, nothing if it was gone already
+		mustKubectl(ctx, "-n", ns, "wait", "--for=delete", "pod/awaited", "--timeout=120s")
+		_, err = cluster.client.CoreV1().Pods(ns).Get(ctx, "awaited", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "get after kubectl wait --for=delete: %v", err)
 	})
 
 	It("should check if kubectl diff finds a difference for Deployments", func(ctx SpecContext) {
