@@ -45,6 +45,10 @@ type Resource struct {
 	// for namespaced resources, and what upstream adds per kind. The keys it returns for an empty
 	// object are the field labels the resource supports.
 	Fields func(runtime.Object) fields.Set
+	// IndexedField is a field that many watchers select by exact value (spec.nodeName for
+	// pods: every kubelet watches its own), so that the watch cache hands each event only to
+	// the watchers of its values, as upstream's pod trigger index; "" for none.
+	IndexedField string
 }
 
 // Subresource is a child path of a resource (pods/status, replicasets/scale).
@@ -123,7 +127,7 @@ var Resources = []*Resource{
 			{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
 			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
 		},
-		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields,
+		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
 	},
 	{
 		GroupVersion: coreV1, Name: "nodes", SingularName: "node", Kind: "Node",

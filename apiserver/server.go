@@ -16,6 +16,7 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -165,8 +166,13 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 			if res.StorageVersion != res.GroupVersion {
 				storageRes = apis.ForKind(res.StorageVersion.WithKind(res.Kind))
 			}
-			c, err := cacher.New(ctx, base, s.cfg.Etcd, "/registry/"+res.StorageKey+"/", storageRes.New, storageRes.NewList,
-				cacher.WithHistorySize(s.cfg.WatchCacheSize))
+			opts := []cacher.Option{cacher.WithHistorySize(s.cfg.WatchCacheSize)}
+			if f := storageRes.IndexedField; f != "" {
+				opts = append(opts, cacher.WithIndexedField(f, func(obj runtime.Object) string {
+					return storageRes.SelectableFields(obj)[f]
+				}))
+			}
+			c, err := cacher.New(ctx, base, s.cfg.Etcd, "/registry/"+res.StorageKey+"/", storageRes.New, storageRes.NewList, opts...)
 			if err != nil {
 				return fmt.Errorf("watch cache for %s: %w", res.Name, err)
 			}

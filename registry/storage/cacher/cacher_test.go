@@ -446,6 +446,88 @@ func TestWatchPredicateTransitionsThroughTheCache(t *testing.T) {
 	expect(t, w, watch.Added, "z")
 }
 
+// nodeOf is the configmaps' stand-in for a pod's spec.nodeName: data["node"].
+func nodeOf(obj runtime.Object) string { return obj.(*corev1.ConfigMap).Data["node"] }
+
+func nodePredicate(selector string) storage.SelectionPredicate {
+	return storage.SelectionPredicate{
+		Label: labels.Everything(),
+		Field: fields.ParseSelectorOrDie(selector),
+		GetAttrs: func(obj runtime.Object) (labels.Set, fields.Set, error) {
+			return nil, fields.Set{"data.node": nodeOf(obj)}, nil
+		},
+	}
+}
+
+func TestIndexedWatchersSeeTheEventsOfTheirValueOnly(t *testing.T) {
+	f := start(t, WithBookmarkInterval(0), WithIndexedField("data.node", nodeOf))
+	onN1 := f.watch(t, storage.ListOptions{Predicate: nodePredicate("data.node=n1")})
+	onN2 := f.watch(t, storage.ListOptions{Predicate: nodePredicate("data.node=n2")})
+	notN1 := f.watch(t, storage.ListOptions{Predicate: nodePredicate("data.node!=n1")})
+	everything := f.watch(t, storage.ListOptions{})
+
+	f.cacher.mu.RLock()
+	indexed := map[string]int{}
+	for v, ws := range f.cacher.indexedWatchers {
+		indexed[v] = len(ws)
+	}
+	unindexed := len(f.cacher.unindexedWatchers)
+	f.cacher.mu.RUnlock()
+	if indexed["n1"] != 1 || indexed["n2"] != 1 || len(indexed) != 2 || unindexed != 2 {
+		t.Fatalf("indexed watchers %v and %d unindexed; want one each on n1 and n2, two unindexed", indexed, unindexed)
+	}
+
+	setNode := func(node string) func(*corev1.ConfigMap) {
+		return func(cm *corev1.ConfigMap) { cm.Data = map[string]string{"node": node} }
+	}
+	f.create(t, "a", nil)
+	f.update(t, "a", setNode("n1"))
+	f.update(t, "a", setNode("n2")) // moves from n1 to n2
+	f.create(t, "b", nil)
+	f.update(t, "b", setNode("n2"))
+	f.delete(t, "a")
+	f.create(t, "end", nil)
+
+	expect(t, onN1, watch.Added, "a")
+	expect(t, onN1, watch.Deleted, "a")
+
+	expect(t, onN2, watch.Added, "a")
+	expect(t, onN2, watch.Added, "b")
+	expect(t, onN2, watch.Deleted, "a")
+
+	expect(t, notN1, watch.Added, "a")
+	expect(t, notN1, watch.Deleted, "a")
+	expect(t, notN1, watch.Added, "a")
+	expect(t, notN1, watch.Added, "b")
+	expect(t, notN1, watch.Modified, "b")
+	expect(t, notN1, watch.Deleted, "a")
+	expect(t, notN1, watch.Added, "end")
+
+	for _, want := range []struct {
+		typ  watch.EventType
+		name string
+	}{{watch.Added, "a"}, {watch.Modified, "a"}, {watch.Modified, "a"}, {watch.Added, "b"}, {watch.Modified, "b"}, {watch.Deleted, "a"}, {watch.Added, "end"}} {
+		expect(t, everything, want.typ, want.name)
+	}
+	// the index watchers saw nothing after their last expected event: "end" is on no node,
+	// so a stray event would be the next one on their channels
+	for name, w := range map[string]watch.Interface{"n1": onN1, "n2": onN2} {
+		select {
+		case e := <-w.ResultChan():
+			t.Errorf("watcher of %s got an extra %s %v", name, e.Type, e.Object)
+		default:
+		}
+	}
+
+	onN1.Stop()
+	f.cacher.mu.RLock()
+	_, left := f.cacher.indexedWatchers["n1"]
+	f.cacher.mu.RUnlock()
+	if left {
+		t.Error("a stopped watcher is still indexed")
+	}
+}
+
 func TestASlowWatcherIsStoppedAndOthersKeepUp(t *testing.T) {
 	f := start(t, WithBookmarkInterval(0))
 	slow := f.watch(t, storage.ListOptions{})

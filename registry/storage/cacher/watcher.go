@@ -32,6 +32,10 @@ type cacheWatcher struct {
 	recursive bool
 	pred      storage.SelectionPredicate
 	bookmarks bool
+	// indexed says the Cacher keeps w under indexValue, the value its predicate requires of
+	// the Cacher's indexed field.
+	indexed    bool
+	indexValue string
 
 	// input is written and closed only under the Cacher's lock, by the reflector (events,
 	// bookmark offers) or by removeWatcher (stop, overflow, relist, shutdown).
