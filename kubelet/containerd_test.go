@@ -9,24 +9,19 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
@@ -35,237 +30,27 @@ import (
 	"github.com/skiff-dev/skiff/apiserver/certs"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/cri"
-	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
-	"github.com/skiff-dev/skiff/kubelet/ociimage"
+	"github.com/skiff-dev/skiff/kubelet/kubelettest"
 )
 
-// busyboxImage is the image the real-runtime tests run, built from busybox-static.
-const busyboxImage = "skiff.local/busybox:1"
-
-// One containerd serves every real-runtime test of the package; TestMain stops it.
-var shared struct {
-	once   sync.Once
-	daemon *localcontainerd.Daemon
-	dir    string
-	err    error
-}
+// sharedContainerd is the one containerd of the package's real-runtime tests; TestMain stops
+// it after the last test.
+var sharedContainerd kubelettest.SharedContainerd
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.daemon != nil {
-		cleanRuntime(shared.daemon.Endpoint())
-		_ = shared.daemon.Stop()
-	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
+	if err := sharedContainerd.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping the tests' containerd: %v\n", err)
+		code = max(code, 1)
 	}
 	os.Exit(code)
 }
 
-// cleanRuntime removes every sandbox the shared containerd holds.
-func cleanRuntime(endpoint string) {
-	rt, err := cri.Dial(endpoint, cri.Options{})
-	if err != nil {
-		return
-	}
-	defer rt.Close()
-	ctx := context.Background()
-	sandboxes, _ := rt.ListPodSandbox(ctx, nil)
-	for _, s := range sandboxes {
-		_ = rt.StopPodSandbox(ctx, s.Id)
-		_ = rt.RemovePodSandbox(ctx, s.Id)
-	}
-}
-
-// realRuntime starts the shared containerd (once) with the busybox image imported, or skips
-// the test saying why it cannot.
-func realRuntime(t *testing.T) *localcontainerd.Daemon {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("real containerd tests are skipped with -short")
-	}
-	shared.once.Do(func() {
-		if m := localcontainerd.Missing(); m != "" {
-			shared.err = fmt.Errorf("%s; .ci/kubelet-deps.sh installs them", m)
-			return
-		}
-		if os.Geteuid() != 0 {
-			shared.err = fmt.Errorf("containerd needs root")
-			return
-		}
-		dir, err := os.MkdirTemp("", "skiff-ctrd-")
-		if err != nil {
-			shared.err = err
-			return
-		}
-		shared.dir = dir
-		ctx := context.Background()
-		d, err := localcontainerd.Start(ctx, dir)
-		if err != nil {
-			shared.err = err
-			return
-		}
-		shared.daemon = d
-		img, err := ociimage.Busybox(busyboxImage)
-		if err != nil {
-			shared.err = err
-			return
-		}
-		tarball := filepath.Join(dir, "busybox.tar")
-		if err := img.WriteFile(tarball); err != nil {
-			shared.err = err
-			return
-		}
-		if _, err := localcontainerd.ImportFile(ctx, d.Socket, tarball); err != nil {
-			shared.err = fmt.Errorf("import busybox: %w", err)
-		}
-	})
-	if shared.err != nil {
-		t.Skipf("containerd cannot run here: %v", shared.err)
-	}
-	t.Cleanup(func() { cleanRuntime(shared.daemon.Endpoint()) })
-	return shared.daemon
-}
-
-// realNode is a kubelet on the shared containerd, with its API on a local port.
-type realNode struct {
-	*node
-	kubeletURL string
-}
-
-func newRealNode(t *testing.T) (*apiservertest.Server, *realNode) {
-	d := realRuntime(t)
+// newRealNode starts an API server and a kubelet "node-real" on the package's containerd.
+func newRealNode(t *testing.T) (*apiservertest.Server, *kubelettest.Node) {
+	d := sharedContainerd.For(t)
 	s := apiservertest.Start(t)
-	return s, startRealNode(t, s, d, t.TempDir())
-}
-
-func startRealNode(t *testing.T, s *apiservertest.Server, d *localcontainerd.Daemon, root string, adjust ...func(*kubelet.Config)) *realNode {
-	t.Helper()
-	return startRealNodeServing(t, s, d, root, nil, adjust...)
-}
-
-// startRealNodeServing is startRealNode whose kubelet API serves as serving adjusts it (nil:
-// a self-signed certificate, no client authentication).
-func startRealNodeServing(t *testing.T, s *apiservertest.Server, d *localcontainerd.Daemon, root string, serving func(*kubelet.ServerConfig), adjust ...func(*kubelet.Config)) *realNode {
-	t.Helper()
-	// after the kubelet stops (cleanups run last first), its tmpfs volumes are unmounted so
-	// that the root dir can go
-	t.Cleanup(func() { unmountUnder(root) })
-	rt, err := cri.Dial(d.Endpoint(), cri.Options{CNIConfDir: d.CNIConfDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	cfg := fastConfig("node-real", s.Client, rt)
-	cfg.RootDir = root
-	cfg.PodCIDR = "10.244.7.0/24"
-	cfg.NodeIPs = []net.IP{net.IPv4(127, 0, 0, 1)}
-	for _, a := range adjust {
-		a(&cfg)
-	}
-	k, err := kubelet.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	addr := make(chan string, 1)
-	go func() { done <- k.Run(ctx) }()
-	go func() {
-		server := kubelet.ServerConfig{Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))}
-		if serving != nil {
-			serving(&server)
-		}
-		err := k.Serve(ctx, server, func(a string) { addr <- a })
-		if err != nil {
-			addr <- ""
-		}
-		done <- err
-	}()
-	select {
-	case <-k.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("kubelet stopped: %v", err)
-	case <-time.After(2 * time.Minute):
-		cancel()
-		t.Fatal("kubelet not ready")
-	}
-	a := <-addr
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		<-done
-		<-done
-	}
-	t.Cleanup(stop)
-	n := &node{t: t, client: s.Client, name: "node-real", stop: stop}
-	return &realNode{node: n, kubeletURL: "https://" + a}
-}
-
-// unmountUnder unmounts every mount below dir.
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			_ = unix.Unmount(f[1], unix.MNT_DETACH)
-		}
-	}
-}
-
-func busyboxPod(name string, script string) *v1.Pod {
-	return &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: v1.PodSpec{
-			TerminationGracePeriodSeconds: ptr.To[int64](2),
-			Containers: []v1.Container{{
-				Name: "main", Image: busyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
-				Command: []string{"sh", "-c", script},
-			}},
-		},
-	}
-}
-
-// kubeletGet reads a path of the kubelet API.
-func (n *realNode) kubeletGet(path string) (int, string) {
-	n.t.Helper()
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
-	resp, err := client.Get(n.kubeletURL + path)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// exec runs a command in a container through the kubelet's /exec, as the API server's
-// pods/exec proxy does, and returns its stdout.
-func (n *realNode) exec(pod *v1.Pod, container string, cmd ...string) (string, string, error) {
-	n.t.Helper()
-	q := url.Values{"output": {"1"}, "error": {"1"}}
-	for _, c := range cmd {
-		q.Add("command", c)
-	}
-	u, _ := url.Parse(n.kubeletURL + "/exec/" + pod.Namespace + "/" + pod.Name + "/" + container + "?" + q.Encode())
-	cfg := &rest.Config{Host: n.kubeletURL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	ex, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
-	if err != nil {
-		return "", "", err
-	}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr})
-	return stdout.String(), stderr.String(), err
+	return s, kubelettest.StartNode(t, s.Client, d, "node-real")
 }
 
 func TestRealPodRunsBecomesReadyAndLogs(t *testing.T) {
@@ -276,15 +61,15 @@ func TestRealPodRunsBecomesReadyAndLogs(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	pod := busyboxPod("hello", `echo "$GREETING"; echo "pod $POD_NAME"; cat /config/greeting; echo; hostname; sleep 3600`)
+	pod := kubelettest.BusyboxPod("hello", `echo "$GREETING"; echo "pod $POD_NAME"; cat /config/greeting; echo; hostname; sleep 3600`)
 	pod.Spec.Containers[0].Env = []v1.EnvVar{
 		{Name: "GREETING", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "settings"}, Key: "greeting"}}},
 		{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 	}
 	pod.Spec.Volumes = []v1.Volume{{Name: "config", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "settings"}}}}}
 	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "config", MountPath: "/config"}}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "ready", podReady)
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "ready", kubelettest.PodReady)
 	if !strings.HasPrefix(got.Status.PodIP, "10.244.7.") {
 		t.Errorf("pod IP %q is not from the node's pod CIDR", got.Status.PodIP)
 	}
@@ -295,40 +80,40 @@ func TestRealPodRunsBecomesReadyAndLogs(t *testing.T) {
 	want := "hello from a configmap\npod hello\nhello from a configmap\nhello\n"
 	var logs string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		_, logs = n.kubeletGet("/containerLogs/default/hello/main")
+		_, logs = n.KubeletGet("/containerLogs/default/hello/main")
 		return logs == want, nil
 	})
 	if err != nil {
 		t.Errorf("logs %q, want %q", logs, want)
 	}
-	if _, tail := n.kubeletGet("/containerLogs/default/hello/main?tailLines=1"); tail != "hello\n" {
+	if _, tail := n.KubeletGet("/containerLogs/default/hello/main?tailLines=1"); tail != "hello\n" {
 		t.Errorf("tailLines=1: %q", tail)
 	}
-	if code, _ := n.kubeletGet("/containerLogs/default/nope/main"); code != http.StatusNotFound {
+	if code, _ := n.KubeletGet("/containerLogs/default/nope/main"); code != http.StatusNotFound {
 		t.Errorf("logs of a missing pod: %d", code)
 	}
-	if code, body := n.kubeletGet("/healthz"); code != 200 || body != "ok" {
+	if code, body := n.KubeletGet("/healthz"); code != 200 || body != "ok" {
 		t.Errorf("healthz %d %q", code, body)
 	}
-	if _, metrics := n.kubeletGet("/metrics"); !strings.Contains(metrics, "kubelet_running_pods 1") {
+	if _, metrics := n.KubeletGet("/metrics"); !strings.Contains(metrics, "kubelet_running_pods 1") {
 		t.Errorf("metrics:\n%s", metrics)
 	}
-	n.waitEvent(pod, `Normal Pulled Container image "skiff.local/busybox:1" already present on machine`)
-	n.waitEvent(pod, "Normal Started Started container main")
+	n.WaitEvent(pod, `Normal Pulled Container image "skiff.local/busybox:1" already present on machine`)
+	n.WaitEvent(pod, "Normal Started Started container main")
 }
 
 func TestRealExecRunsCommandInContainer(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := n.createPod(busyboxPod("exec", "sleep 3600"))
-	n.waitPod(pod, "ready", podReady)
-	stdout, stderr, err := n.exec(pod, "main", "sh", "-c", "echo out; echo err >&2; hostname")
+	pod := n.CreatePod(kubelettest.BusyboxPod("exec", "sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	stdout, stderr, err := n.Exec(pod, "main", "sh", "-c", "echo out; echo err >&2; hostname")
 	if err != nil {
 		t.Fatalf("exec: %v (stderr %q)", err, stderr)
 	}
 	if stdout != "out\nexec\n" || stderr != "err\n" {
 		t.Errorf("stdout %q stderr %q", stdout, stderr)
 	}
-	_, _, err = n.exec(pod, "main", "sh", "-c", "exit 7")
+	_, _, err = n.Exec(pod, "main", "sh", "-c", "exit 7")
 	if err == nil || !strings.Contains(err.Error(), "exit code 7") {
 		t.Errorf("exit 7: %v", err)
 	}
@@ -336,8 +121,8 @@ func TestRealExecRunsCommandInContainer(t *testing.T) {
 
 func TestRealCrashingContainerGoesToCrashLoopBackOff(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := n.createPod(busyboxPod("crash", "echo dying; exit 3"))
-	got := n.waitPod(pod, "in CrashLoopBackOff", func(p *v1.Pod) bool {
+	pod := n.CreatePod(kubelettest.BusyboxPod("crash", "echo dying; exit 3"))
+	got := n.WaitPod(pod, "in CrashLoopBackOff", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "main")
 		return cs != nil && cs.RestartCount >= 2 && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
 	})
@@ -345,52 +130,52 @@ func TestRealCrashingContainerGoesToCrashLoopBackOff(t *testing.T) {
 	if last == nil || last.ExitCode != 3 || last.Reason != "Error" {
 		t.Errorf("lastState %+v", last)
 	}
-	if _, logs := n.kubeletGet("/containerLogs/default/crash/main?previous=true"); logs != "dying\n" {
+	if _, logs := n.KubeletGet("/containerLogs/default/crash/main?previous=true"); logs != "dying\n" {
 		t.Errorf("previous logs %q", logs)
 	}
 }
 
 func TestRealLivenessFailureRestartsContainer(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := busyboxPod("live", "touch /tmp/healthy; sleep 3600")
+	pod := kubelettest.BusyboxPod("live", "touch /tmp/healthy; sleep 3600")
 	pod.Spec.Containers[0].LivenessProbe = &v1.Probe{
 		ProbeHandler:  v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"cat", "/tmp/healthy"}}},
 		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 5,
 	}
-	pod = n.createPod(pod)
-	n.waitPod(pod, "ready", podReady)
-	if _, stderr, err := n.exec(pod, "main", "rm", "/tmp/healthy"); err != nil {
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	if _, stderr, err := n.Exec(pod, "main", "rm", "/tmp/healthy"); err != nil {
 		t.Fatalf("rm: %v %s", err, stderr)
 	}
-	n.waitPod(pod, "restarted", func(p *v1.Pod) bool {
+	n.WaitPod(pod, "restarted", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "main")
 		return cs != nil && cs.RestartCount >= 1
 	})
-	n.waitEvent(pod, "Normal Killing Container main failed liveness probe, will be restarted")
+	n.WaitEvent(pod, "Normal Killing Container main failed liveness probe, will be restarted")
 }
 
 func TestRealContainersShareLocalhostAndEmptyDir(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := busyboxPod("pair", "mkdir -p /www && echo served > /www/index.html && httpd -f -p 8080 -h /www")
+	pod := kubelettest.BusyboxPod("pair", "mkdir -p /www && echo served > /www/index.html && httpd -f -p 8080 -h /www")
 	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "shared", MountPath: "/data"}}
 	pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{
-		Name: "client", Image: busyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+		Name: "client", Image: kubelettest.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
 		Command:      []string{"sh", "-c", "echo written > /data/note; sleep 3600"},
 		VolumeMounts: []v1.VolumeMount{{Name: "shared", MountPath: "/data"}},
 	})
 	pod.Spec.Volumes = []v1.Volume{{Name: "shared", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
-	pod = n.createPod(pod)
-	n.waitPod(pod, "ready", podReady)
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 	var out, stderr string
 	var err error
 	_ = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
-		out, stderr, err = n.exec(pod, "client", "wget", "-qO-", "http://127.0.0.1:8080/index.html")
+		out, stderr, err = n.Exec(pod, "client", "wget", "-qO-", "http://127.0.0.1:8080/index.html")
 		return err == nil, nil
 	})
 	if err != nil || out != "served\n" {
 		t.Errorf("client over localhost: %q %v %s", out, err, stderr)
 	}
-	out, stderr, err = n.exec(pod, "main", "cat", "/data/note")
+	out, stderr, err = n.Exec(pod, "main", "cat", "/data/note")
 	if err != nil || out != "written\n" {
 		t.Errorf("emptyDir: %q %v %s", out, err, stderr)
 	}
@@ -398,11 +183,11 @@ func TestRealContainersShareLocalhostAndEmptyDir(t *testing.T) {
 
 func TestRealMemoryLimitKillsWithOOMKilled(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := busyboxPod("oom", "dd if=/dev/zero of=/dev/null bs=128M count=1")
+	pod := kubelettest.BusyboxPod("oom", "dd if=/dev/zero of=/dev/null bs=128M count=1")
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
 	pod.Spec.Containers[0].Resources = v1.ResourceRequirements{Limits: v1.ResourceList{v1.ResourceMemory: resource.MustParse("32Mi")}}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 	term := containerStatus(got, "main").State.Terminated
 	if term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
 		t.Errorf("terminated %+v", term)
@@ -410,21 +195,23 @@ func TestRealMemoryLimitKillsWithOOMKilled(t *testing.T) {
 }
 
 func TestRealDeletionStopsWithinGracePeriod(t *testing.T) {
-	_, n := newRealNode(t)
+	d := sharedContainerd.For(t)
+	s := apiservertest.Start(t)
+	n := kubelettest.StartNode(t, s.Client, d, "node-real")
 	// sh as PID 1 ignores SIGTERM: only the SIGKILL at the end of the grace period stops it
-	pod := n.createPod(busyboxPod("stop", "sleep 3600"))
-	n.waitPod(pod, "ready", podReady)
-	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "stop", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](2)}); err != nil {
+	pod := n.CreatePod(kubelettest.BusyboxPod("stop", "sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	if err := n.Client.CoreV1().Pods("default").Delete(context.Background(), "stop", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](2)}); err != nil {
 		t.Fatal(err)
 	}
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := n.client.CoreV1().Pods("default").Get(ctx, "stop", metav1.GetOptions{})
+		_, err := n.Client.CoreV1().Pods("default").Get(ctx, "stop", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 	if err != nil {
 		t.Fatal("pod not removed after its grace period")
 	}
-	rt, err := cri.Dial(shared.daemon.Endpoint(), cri.Options{})
+	rt, err := cri.Dial(d.Endpoint(), cri.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,18 +223,19 @@ func TestRealDeletionStopsWithinGracePeriod(t *testing.T) {
 }
 
 func TestRealKubeletRestartRestartsNothing(t *testing.T) {
-	d := realRuntime(t)
+	d := sharedContainerd.For(t)
 	s := apiservertest.Start(t)
 	root := t.TempDir()
-	n := startRealNode(t, s, d, root)
-	pod := n.createPod(busyboxPod("steady", "sleep 3600"))
-	before := containerStatus(n.waitPod(pod, "ready", podReady), "main")
-	n.stop()
-	n2 := startRealNode(t, s, d, root)
+	sameRoot := func(c *kubelet.Config) { c.RootDir = root }
+	n := kubelettest.StartNode(t, s.Client, d, "node-real", sameRoot)
+	pod := n.CreatePod(kubelettest.BusyboxPod("steady", "sleep 3600"))
+	before := containerStatus(n.WaitPod(pod, "ready", kubelettest.PodReady), "main")
+	n.Stop()
+	n2 := kubelettest.StartNode(t, s.Client, d, "node-real", sameRoot)
 	// a fresh pass of the new kubelet has happened once its status shows it up to date
-	after := containerStatus(n2.waitPod(pod, "ready", podReady), "main")
+	after := containerStatus(n2.WaitPod(pod, "ready", kubelettest.PodReady), "main")
 	time.Sleep(500 * time.Millisecond) // let the new kubelet's first passes run; not a timing assertion
-	after = containerStatus(n2.waitPod(pod, "ready", podReady), "main")
+	after = containerStatus(n2.WaitPod(pod, "ready", kubelettest.PodReady), "main")
 	if after.ContainerID != before.ContainerID || after.RestartCount != 0 {
 		t.Errorf("after restart %s restarts=%d, before %s", after.ContainerID, after.RestartCount, before.ContainerID)
 	}
@@ -458,17 +246,9 @@ func TestRealKubectlLogsAndExecThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Skip("no kubectl on PATH")
 	}
-	d := realRuntime(t)
-	s := apiservertest.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	n := startRealNode(t, s, d, t.TempDir(), func(c *kubelet.Config) { c.Port = port })
-	pod := n.createPod(busyboxPod("kubectl", "echo first line; echo second line; sleep 3600"))
-	n.waitPod(pod, "ready", podReady)
+	s, n := newRealNode(t)
+	pod := n.CreatePod(kubelettest.BusyboxPod("kubectl", "echo first line; echo second line; sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
@@ -509,7 +289,7 @@ func TestRealVolumesAndSecurityContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostDir := filepath.Join(t.TempDir(), "made-by-kubelet")
-	pod := busyboxPod("vols", "sleep 3600")
+	pod := kubelettest.BusyboxPod("vols", "sleep 3600")
 	pod.Labels = map[string]string{"app": "vols"}
 	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](2000)}
 	pod.Spec.Volumes = []v1.Volume{
@@ -530,8 +310,8 @@ func TestRealVolumesAndSecurityContext(t *testing.T) {
 		{Name: "projected", MountPath: "/projected"}, {Name: "host", MountPath: "/host", ReadOnly: true},
 		{Name: "memory", MountPath: "/scratch"},
 	}
-	pod = n.createPod(pod)
-	n.waitPod(pod, "ready", podReady)
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 	checks := []struct{ cmd, want string }{
 		{"cat /secret/token", "s3cret"},
 		{"cat /downward/labels", `app="vols"`},
@@ -543,7 +323,7 @@ func TestRealVolumesAndSecurityContext(t *testing.T) {
 		{"touch /host/x 2>/dev/null && echo writable || echo read-only", "read-only\n"},
 	}
 	for _, c := range checks {
-		out, stderr, err := n.exec(pod, "main", "sh", "-c", c.cmd)
+		out, stderr, err := n.Exec(pod, "main", "sh", "-c", c.cmd)
 		if err != nil || out != c.want {
 			t.Errorf("%s: %q (want %q) %v %s", c.cmd, out, c.want, err, stderr)
 		}
@@ -555,26 +335,26 @@ func TestRealVolumesAndSecurityContext(t *testing.T) {
 
 func TestRealHostNetworkPodSharesTheNodesNetwork(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := busyboxPod("hostnet", "sleep 3600")
+	pod := kubelettest.BusyboxPod("hostnet", "sleep 3600")
 	pod.Spec.HostNetwork = true
-	pod = n.createPod(pod)
+	pod = n.CreatePod(pod)
 	var got *v1.Pod
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		p, err := n.client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
-		if err == nil && podReady(p) {
+		p, err := n.Client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err == nil && kubelettest.PodReady(p) {
 			got = p
 			return true, nil
 		}
 		return false, nil
 	})
 	if err != nil {
-		t.Fatalf("host-network pod never ready: %v; events: %v", err, n.events(pod))
+		t.Fatalf("host-network pod never ready: %v; events: %v", err, n.Events(pod))
 	}
 	if got.Status.PodIP != "127.0.0.1" {
 		t.Errorf("podIP %q, want the node's IP", got.Status.PodIP)
 	}
 	host, _ := os.Hostname()
-	if out, stderr, err := n.exec(pod, "main", "hostname"); err != nil || strings.TrimSpace(out) != host {
+	if out, stderr, err := n.Exec(pod, "main", "hostname"); err != nil || strings.TrimSpace(out) != host {
 		t.Errorf("hostname in a hostNetwork pod: %q %v %s, want %q", out, err, stderr, host)
 	}
 }
@@ -584,7 +364,7 @@ func TestRealHostNetworkPodSharesTheNodesNetwork(t *testing.T) {
 // certificate from that CA required, and every request authorized by a SubjectAccessReview to
 // the API server. kubeletCA is that CA; kubeconfig reaches the API server as the admin.
 type secureRealNode struct {
-	*realNode
+	*kubelettest.Node
 	server     *apiservertest.Server
 	kubeletCA  *certs.PKI
 	kubeconfig string
@@ -592,7 +372,7 @@ type secureRealNode struct {
 
 func newSecureRealNode(t *testing.T) *secureRealNode {
 	t.Helper()
-	d := realRuntime(t)
+	d := sharedContainerd.For(t)
 	// The kubelet's side of the trust: the API server's apiservertest PKI is made inside Start,
 	// so the kubelet link gets a CA of its own, as a cluster whose --kubelet-certificate-authority
 	// and kubelet --client-ca-file differ from the API's client CA.
@@ -612,12 +392,6 @@ func newSecureRealNode(t *testing.T) *secureRealNode {
 		c.KubeletClientCert = &clientCert
 		c.KubeletCA = ca.CAPool
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	servingPEM, servingKeyPEM, err := ca.KubeletServingCertificate("node-real", []net.IP{net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -626,16 +400,16 @@ func newSecureRealNode(t *testing.T) *secureRealNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startRealNodeServing(t, s, d, t.TempDir(), func(c *kubelet.ServerConfig) {
+	n := kubelettest.StartNodeServing(t, s.Client, d, "node-real", func(c *kubelet.ServerConfig) {
 		c.Certificate = &serving
 		c.ClientCAs = ca.CAPool
 		c.Authorizer = kubelet.NewWebhookAuthorizer(s.Client.AuthorizationV1().SubjectAccessReviews(), 0, 0)
-	}, func(c *kubelet.Config) { c.Port = port })
+	})
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
 		t.Fatal(err)
 	}
-	return &secureRealNode{realNode: n, server: s, kubeletCA: ca, kubeconfig: kubeconfig}
+	return &secureRealNode{Node: n, server: s, kubeletCA: ca, kubeconfig: kubeconfig}
 }
 
 // kubectlPath is stock kubectl, or the test is skipped.
@@ -702,8 +476,8 @@ func waitLine(t *testing.T, r io.Reader, what string, match func(string) bool) s
 func TestRealKubectlAttachSeesContainerOutput(t *testing.T) {
 	kubectlPath(t)
 	n := newSecureRealNode(t)
-	pod := n.createPod(busyboxPod("talker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"))
-	n.waitPod(pod, "ready", podReady)
+	pod := n.CreatePod(kubelettest.BusyboxPod("talker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 	out := n.startKubectl(t, "attach", "talker", "-c", "main")
 	// attach shows what the container writes from now on, never what it wrote before
 	line := waitLine(t, out, "a tick", func(l string) bool { return strings.HasPrefix(l, "tick ") })
@@ -715,8 +489,8 @@ func TestRealKubectlAttachSeesContainerOutput(t *testing.T) {
 func TestRealKubectlPortForwardReachesPodPort(t *testing.T) {
 	kubectlPath(t)
 	n := newSecureRealNode(t)
-	pod := n.createPod(busyboxPod("web", "mkdir -p /www && echo forwarded > /www/index.html && httpd -f -p 8080 -h /www"))
-	n.waitPod(pod, "ready", podReady)
+	pod := n.CreatePod(kubelettest.BusyboxPod("web", "mkdir -p /www && echo forwarded > /www/index.html && httpd -f -p 8080 -h /www"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 	out := n.startKubectl(t, "port-forward", "pod/web", "--address", "127.0.0.1", ":8080")
 	// "Forwarding from 127.0.0.1:41235 -> 8080"
 	line := waitLine(t, out, "the forwarded port", func(l string) bool { return strings.HasPrefix(l, "Forwarding from 127.0.0.1:") })
@@ -739,8 +513,8 @@ func TestRealKubectlPortForwardReachesPodPort(t *testing.T) {
 
 func TestRealKubeletAPIAuthenticatesAndAuthorizesEveryRequest(t *testing.T) {
 	n := newSecureRealNode(t)
-	pod := n.createPod(busyboxPod("guarded", "echo guarded line; sleep 3600"))
-	n.waitPod(pod, "ready", podReady)
+	pod := n.CreatePod(kubelettest.BusyboxPod("guarded", "echo guarded line; sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 
 	// what the API server passes through is allowed: its kubelet client certificate is from
 	// the kubelet's CA, and the API server answers the kubelet's review
@@ -764,7 +538,7 @@ func TestRealKubeletAPIAuthenticatesAndAuthorizesEveryRequest(t *testing.T) {
 		}
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
 		defer client.CloseIdleConnections()
-		resp, err := client.Get(n.kubeletURL + path)
+		resp, err := client.Get(n.KubeletURL + path)
 		if err != nil {
 			return 0, "", err
 		}
@@ -812,8 +586,8 @@ func TestRealKubeletAPIAuthenticatesAndAuthorizesEveryRequest(t *testing.T) {
 
 func TestRealResourceMetricsReportNodePodAndContainerUsage(t *testing.T) {
 	_, n := newRealNode(t)
-	pod := n.createPod(busyboxPod("busy", "sleep 3600"))
-	n.waitPod(pod, "ready", podReady)
+	pod := n.CreatePod(kubelettest.BusyboxPod("busy", "sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
 	var metrics string
 	for _, want := range []string{
 		"node_cpu_usage_seconds_total ",
@@ -826,7 +600,7 @@ func TestRealResourceMetricsReportNodePodAndContainerUsage(t *testing.T) {
 		"resource_scrape_error 0",
 	} {
 		_ = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			_, metrics = n.kubeletGet("/metrics/resource")
+			_, metrics = n.KubeletGet("/metrics/resource")
 			return strings.Contains(metrics, want), nil
 		})
 		if !strings.Contains(metrics, want) {

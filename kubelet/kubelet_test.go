@@ -3,7 +3,6 @@ package kubelet_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,150 +12,26 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/kubelet/kubelettest"
 	"github.com/skiff-dev/skiff/kubelet/runtime"
 )
 
-// node is a kubelet on the fake runtime, running against a test API server.
-type node struct {
-	t      *testing.T
-	client kubernetes.Interface
-	fake   *fakeruntime.Runtime
-	name   string
-	stop   func()
-}
-
-var testMachine = kubelet.MachineInfo{
-	CPUs: 4, MemoryBytes: 8 << 30, EphemeralStorageBytes: 100 << 30,
-	MachineID: "m1", SystemUUID: "u1", BootID: "b1", KernelVersion: "6.1.0", OSImage: "Test OS",
-	OperatingSystem: "linux", Architecture: "amd64",
-}
-
-// fastConfig is upstream's behaviour with short timings, so that tests do not wait on
-// upstream's ten-second back-offs.
-func fastConfig(name string, client kubernetes.Interface, rt runtime.Runtime) kubelet.Config {
-	return kubelet.Config{
-		NodeName: name, Client: client, Runtime: rt, KubeletVersion: "v1.37.0-test",
-		Machine:                   testMachine,
-		NodeIPs:                   []net.IP{net.ParseIP("192.0.2.10")},
-		RelistPeriod:              50 * time.Millisecond,
-		NodeStatusUpdateFrequency: 200 * time.Millisecond,
-		HousekeepingPeriod:        100 * time.Millisecond,
-		BackOffInitial:            300 * time.Millisecond,
-		BackOffMax:                2 * time.Second,
-	}
-}
-
-func startNode(t *testing.T, client kubernetes.Interface, fake *fakeruntime.Runtime, name string, adjust ...func(*kubelet.Config)) *node {
-	t.Helper()
-	cfg := fastConfig(name, client, fake)
-	for _, a := range adjust {
-		a(&cfg)
-	}
-	k, err := kubelet.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	select {
-	case <-k.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("kubelet stopped: %v", err)
-	case <-time.After(time.Minute):
-		cancel()
-		t.Fatal("kubelet not ready after a minute")
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("kubelet run: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return &node{t: t, client: client, fake: fake, name: name, stop: stop}
-}
-
-func newFakeNode(t *testing.T, adjust ...func(*kubelet.Config)) (*apiservertest.Server, *node) {
+// newFakeNode starts an API server and a kubelet "node-a" on a fresh fake runtime whose pods
+// get addresses from 10.244.1.0/24.
+func newFakeNode(t *testing.T, adjust ...func(*kubelet.Config)) (*apiservertest.Server, *kubelettest.Node) {
 	s := apiservertest.Start(t)
 	fake, err := fakeruntime.New("10.244.1.0/24")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, startNode(t, s.Client, fake, "node-a", adjust...)
-}
-
-func (n *node) createPod(pod *v1.Pod) *v1.Pod {
-	n.t.Helper()
-	pod.Spec.NodeName = n.name
-	if pod.Namespace == "" {
-		pod.Namespace = "default"
-	}
-	created, err := n.client.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	return created
-}
-
-// waitPod waits until cond holds for the pod, and returns it.
-func (n *node) waitPod(pod *v1.Pod, what string, cond func(*v1.Pod) bool) *v1.Pod {
-	n.t.Helper()
-	var last *v1.Pod
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		p, err := n.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		last = p
-		return cond(p), nil
-	})
-	if err != nil {
-		n.t.Fatalf("pod %s never %s; last status: %s\nevents:\n%s", pod.Name, what, describeStatus(last), strings.Join(n.events(pod), "\n"))
-	}
-	return last
-}
-
-func describeStatus(p *v1.Pod) string {
-	if p == nil {
-		return "<none>"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "phase=%s reason=%s", p.Status.Phase, p.Status.Reason)
-	for _, c := range p.Status.Conditions {
-		fmt.Fprintf(&b, " %s=%s(%s)", c.Type, c.Status, c.Reason)
-	}
-	for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
-		fmt.Fprintf(&b, " [%s restarts=%d ready=%v state=%s]", cs.Name, cs.RestartCount, cs.Ready, describeState(cs.State))
-	}
-	return b.String()
-}
-
-func describeState(s v1.ContainerState) string {
-	switch {
-	case s.Running != nil:
-		return "running"
-	case s.Terminated != nil:
-		return fmt.Sprintf("terminated(%d,%s)", s.Terminated.ExitCode, s.Terminated.Reason)
-	case s.Waiting != nil:
-		return "waiting(" + s.Waiting.Reason + ")"
-	}
-	return "none"
+	return s, kubelettest.StartFakeNode(t, s.Client, fake, "node-a", adjust...)
 }
 
 func condition(p *v1.Pod, t v1.PodConditionType) *v1.PodCondition {
@@ -179,45 +54,6 @@ func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
 	return nil
 }
 
-func podReady(p *v1.Pod) bool {
-	c := condition(p, v1.PodReady)
-	return c != nil && c.Status == v1.ConditionTrue
-}
-
-// events lists the Events about the pod as "Type Reason Message" lines.
-func (n *node) events(pod *v1.Pod) []string {
-	n.t.Helper()
-	list, err := n.client.CoreV1().Events(pod.Namespace).List(context.Background(), metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", pod.Name).String(),
-	})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	var out []string
-	for _, e := range list.Items {
-		out = append(out, e.Type+" "+e.Reason+" "+e.Message)
-	}
-	return out
-}
-
-// waitEvent waits for an Event about the pod that is exactly "Type Reason Message".
-func (n *node) waitEvent(pod *v1.Pod, want string) {
-	n.t.Helper()
-	var last []string
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		last = n.events(pod)
-		for _, e := range last {
-			if e == want {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		n.t.Fatalf("no event %q; events:\n%s", want, strings.Join(last, "\n"))
-	}
-}
-
 func simplePod(name string, containers ...string) *v1.Pod {
 	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
 	for _, c := range containers {
@@ -231,7 +67,7 @@ func TestNodeRegistersWithLabelsCapacityConditionsAndLease(t *testing.T) {
 		c.SystemReserved = v1.ResourceList{v1.ResourceCPU: resource.MustParse("500m"), v1.ResourceMemory: resource.MustParse("1Gi")}
 	})
 	ctx := context.Background()
-	node, err := s.Client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+	node, err := s.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +123,7 @@ func TestNodeRegistersWithLabelsCapacityConditionsAndLease(t *testing.T) {
 
 	var lease *coordinationv1.Lease
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		lease, err = s.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, n.name, metav1.GetOptions{})
+		lease, err = s.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, n.Name, metav1.GetOptions{})
 		return err == nil, nil
 	})
 	if err != nil {
@@ -303,8 +139,8 @@ func TestNodeRegistersWithLabelsCapacityConditionsAndLease(t *testing.T) {
 
 func TestPodRunsAndBecomesReadyWithUpstreamStatus(t *testing.T) {
 	_, n := newFakeNode(t)
-	pod := n.createPod(simplePod("web", "app", "sidecar"))
-	got := n.waitPod(pod, "ready", podReady)
+	pod := n.CreatePod(simplePod("web", "app", "sidecar"))
+	got := n.WaitPod(pod, "ready", kubelettest.PodReady)
 
 	if got.Status.Phase != v1.PodRunning {
 		t.Errorf("phase %s", got.Status.Phase)
@@ -330,9 +166,9 @@ func TestPodRunsAndBecomesReadyWithUpstreamStatus(t *testing.T) {
 			t.Errorf("status of %s: %+v", name, cs)
 		}
 	}
-	n.waitEvent(pod, `Normal Pulled Container image "busybox:1.36" already present on machine`)
-	n.waitEvent(pod, "Normal Created Created container: app")
-	n.waitEvent(pod, "Normal Started Started container app")
+	n.WaitEvent(pod, `Normal Pulled Container image "busybox:1.36" already present on machine`)
+	n.WaitEvent(pod, "Normal Created Created container: app")
+	n.WaitEvent(pod, "Normal Started Started container app")
 }
 
 func TestInitContainersRunInOrderBeforeAppContainers(t *testing.T) {
@@ -344,9 +180,9 @@ func TestInitContainersRunInOrderBeforeAppContainers(t *testing.T) {
 	}
 	// the first init container runs until the test ends it; the second succeeds at once
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "second": "exit=0"}
-	pod = n.createPod(pod)
+	pod = n.CreatePod(pod)
 
-	pending := n.waitPod(pod, "running its first init container", func(p *v1.Pod) bool {
+	pending := n.WaitPod(pod, "running its first init container", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "first")
 		return cs != nil && cs.State.Running != nil
 	})
@@ -366,14 +202,14 @@ func TestInitContainersRunInOrderBeforeAppContainers(t *testing.T) {
 	if cs := containerStatus(pending, "app"); cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" {
 		t.Errorf("app container while initializing: %+v", cs)
 	}
-	if n.fake.ContainerConfig(string(pod.UID), "second") != nil || n.fake.ContainerConfig(string(pod.UID), "app") != nil {
+	if n.Fake.ContainerConfig(string(pod.UID), "second") != nil || n.Fake.ContainerConfig(string(pod.UID), "app") != nil {
 		t.Fatal("a later container was created before the first init container finished")
 	}
 
-	if !n.fake.ExitContainer(string(pod.UID), "first", 0) {
+	if !n.Fake.ExitContainer(string(pod.UID), "first", 0) {
 		t.Fatal("no running init container to end")
 	}
-	got := n.waitPod(pod, "ready", podReady)
+	got := n.WaitPod(pod, "ready", kubelettest.PodReady)
 	for _, name := range []string{"first", "second"} {
 		cs := containerStatus(got, name)
 		if cs == nil || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 || cs.State.Terminated.Reason != "Completed" || !cs.Ready {
@@ -391,12 +227,12 @@ func TestFailingInitContainerWithRestartNeverFailsPod(t *testing.T) {
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
 	pod.Spec.InitContainers = []v1.Container{{Name: "setup", Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent}}
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "setup": "exit=3"}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 	if cs := containerStatus(got, "setup"); cs == nil || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 3 || cs.State.Terminated.Reason != "Error" {
 		t.Errorf("init container: %+v", cs)
 	}
-	if n.fake.ContainerConfig(string(pod.UID), "app") != nil {
+	if n.Fake.ContainerConfig(string(pod.UID), "app") != nil {
 		t.Error("app container created although init failed")
 	}
 }
@@ -405,9 +241,9 @@ func TestCrashingContainerBacksOffAndCountsRestarts(t *testing.T) {
 	_, n := newFakeNode(t)
 	pod := simplePod("crash", "app")
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "exit=1"}
-	pod = n.createPod(pod)
+	pod = n.CreatePod(pod)
 
-	got := n.waitPod(pod, "in CrashLoopBackOff after restarts", func(p *v1.Pod) bool {
+	got := n.WaitPod(pod, "in CrashLoopBackOff after restarts", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.RestartCount >= 2 && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
 	})
@@ -426,7 +262,7 @@ func TestCrashingContainerBacksOffAndCountsRestarts(t *testing.T) {
 	if c := condition(got, v1.ContainersReady); c == nil || c.Status != v1.ConditionFalse || c.Message != "containers with unready status: [app]" {
 		t.Errorf("ContainersReady %+v", c)
 	}
-	n.waitEvent(pod, fmt.Sprintf("Warning BackOff Back-off restarting failed container app in pod crash_default(%s)", pod.UID))
+	n.WaitEvent(pod, fmt.Sprintf("Warning BackOff Back-off restarting failed container app in pod crash_default(%s)", pod.UID))
 }
 
 func TestRestartPolicies(t *testing.T) {
@@ -445,8 +281,8 @@ func TestRestartPolicies(t *testing.T) {
 		pod := simplePod(c.name, "app")
 		pod.Spec.RestartPolicy = c.policy
 		pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": fmt.Sprintf("exit=%d", c.exit)}
-		pod = n.createPod(pod)
-		got := n.waitPod(pod, string(c.phase), func(p *v1.Pod) bool { return p.Status.Phase == c.phase })
+		pod = n.CreatePod(pod)
+		got := n.WaitPod(pod, string(c.phase), func(p *v1.Pod) bool { return p.Status.Phase == c.phase })
 		cs := containerStatus(got, "app")
 		if cs == nil || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != int32(c.exit) || cs.RestartCount != 0 {
 			t.Errorf("%s: %+v", c.name, cs)
@@ -463,16 +299,16 @@ func TestRestartPolicies(t *testing.T) {
 	pod := simplePod("onfailure-retry", "app")
 	pod.Spec.RestartPolicy = v1.RestartPolicyOnFailure
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "exit=1 runs=2"}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "running after two failures", func(p *v1.Pod) bool {
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "running after two failures", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.RestartCount == 2 && cs.State.Running != nil
 	})
 	if got.Status.Phase != v1.PodRunning {
 		t.Errorf("phase %s", got.Status.Phase)
 	}
-	n.fake.ExitContainer(string(pod.UID), "app", 0)
-	n.waitPod(pod, "succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+	n.Fake.ExitContainer(string(pod.UID), "app", 0)
+	n.WaitPod(pod, "succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
 }
 
 func TestLivenessFailureRestartsContainer(t *testing.T) {
@@ -482,18 +318,18 @@ func TestLivenessFailureRestartsContainer(t *testing.T) {
 		ProbeHandler:  v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}},
 		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 1,
 	}
-	pod = n.createPod(pod)
-	n.waitPod(pod, "ready", podReady)
-	n.fake.SetProbe(string(pod.UID), "app", runtime.Liveness, false)
-	got := n.waitPod(pod, "restarted", func(p *v1.Pod) bool {
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	n.Fake.SetProbe(string(pod.UID), "app", runtime.Liveness, false)
+	got := n.WaitPod(pod, "restarted", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.RestartCount == 1 && cs.State.Running != nil
 	})
 	if cs := containerStatus(got, "app"); cs.LastTerminationState.Terminated == nil {
 		t.Errorf("lastState after a liveness restart: %+v", cs.LastTerminationState)
 	}
-	n.waitEvent(pod, "Warning Unhealthy Liveness probe failed: fake probe failure")
-	n.waitEvent(pod, "Normal Killing Container app failed liveness probe, will be restarted")
+	n.WaitEvent(pod, "Warning Unhealthy Liveness probe failed: fake probe failure")
+	n.WaitEvent(pod, "Normal Killing Container app failed liveness probe, will be restarted")
 }
 
 func TestReadinessProbeDrivesReadyCondition(t *testing.T) {
@@ -504,16 +340,16 @@ func TestReadinessProbeDrivesReadyCondition(t *testing.T) {
 		PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1, TimeoutSeconds: 1,
 	}
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "readiness=fail"}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	if podReady(got) {
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	if kubelettest.PodReady(got) {
 		t.Fatal("ready although its readiness probe fails")
 	}
-	n.waitEvent(pod, "Warning Unhealthy Readiness probe failed: fake probe failure")
-	n.fake.SetProbe(string(pod.UID), "app", runtime.Readiness, true)
-	n.waitPod(pod, "ready", podReady)
-	n.fake.SetProbe(string(pod.UID), "app", runtime.Readiness, false)
-	got = n.waitPod(pod, "unready again", func(p *v1.Pod) bool { return !podReady(p) })
+	n.WaitEvent(pod, "Warning Unhealthy Readiness probe failed: fake probe failure")
+	n.Fake.SetProbe(string(pod.UID), "app", runtime.Readiness, true)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	n.Fake.SetProbe(string(pod.UID), "app", runtime.Readiness, false)
+	got = n.WaitPod(pod, "unready again", func(p *v1.Pod) bool { return !kubelettest.PodReady(p) })
 	if cs := containerStatus(got, "app"); cs.RestartCount != 0 || cs.State.Running == nil {
 		t.Errorf("a readiness failure restarted the container: %+v", cs)
 	}
@@ -526,16 +362,16 @@ func TestStartupProbeHoldsOffLivenessAndReadiness(t *testing.T) {
 	pod.Spec.Containers[0].StartupProbe = probe
 	pod.Spec.Containers[0].ReadinessProbe = probe
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "startup=fail"}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "running", func(p *v1.Pod) bool {
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "running", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.State.Running != nil
 	})
 	if cs := containerStatus(got, "app"); *cs.Started || cs.Ready {
 		t.Errorf("started=%v ready=%v before its startup probe succeeded", *cs.Started, cs.Ready)
 	}
-	n.fake.SetProbe(string(pod.UID), "app", runtime.Startup, true)
-	got = n.waitPod(pod, "ready", podReady)
+	n.Fake.SetProbe(string(pod.UID), "app", runtime.Startup, true)
+	got = n.WaitPod(pod, "ready", kubelettest.PodReady)
 	if cs := containerStatus(got, "app"); !*cs.Started {
 		t.Error("not started after its startup probe succeeded")
 	}
@@ -543,21 +379,21 @@ func TestStartupProbeHoldsOffLivenessAndReadiness(t *testing.T) {
 
 func TestGracefulDeletionStopsContainersThenRemovesPod(t *testing.T) {
 	_, n := newFakeNode(t)
-	pod := n.createPod(simplePod("del", "app"))
-	n.waitPod(pod, "ready", podReady)
-	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "del", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](30)}); err != nil {
+	pod := n.CreatePod(simplePod("del", "app"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	if err := n.Client.CoreV1().Pods("default").Delete(context.Background(), "del", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](30)}); err != nil {
 		t.Fatal(err)
 	}
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := n.client.CoreV1().Pods("default").Get(ctx, "del", metav1.GetOptions{})
+		_, err := n.Client.CoreV1().Pods("default").Get(ctx, "del", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 	if err != nil {
 		t.Fatal("pod still in the API after the kubelet stopped it")
 	}
-	n.waitEvent(pod, "Normal Killing Stopping container app")
+	n.WaitEvent(pod, "Normal Killing Stopping container app")
 	err = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		sandboxes, containers, _ := n.fake.Counts()
+		sandboxes, containers, _ := n.Fake.Counts()
 		return sandboxes == 0 && containers == 0, nil
 	})
 	if err != nil {
@@ -569,20 +405,20 @@ func TestDeletionWaitsForContainerThatIgnoresSigterm(t *testing.T) {
 	_, n := newFakeNode(t)
 	pod := simplePod("stubborn", "app")
 	pod.Annotations = map[string]string{fakeruntime.AnnotationPrefix + "app": "ignore-term"}
-	pod = n.createPod(pod)
-	n.waitPod(pod, "ready", podReady)
-	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "stubborn", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)}); err != nil {
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	if err := n.Client.CoreV1().Pods("default").Delete(context.Background(), "stubborn", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)}); err != nil {
 		t.Fatal(err)
 	}
 	// still there (terminating) while the container has its grace period, then gone
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := n.client.CoreV1().Pods("default").Get(ctx, "stubborn", metav1.GetOptions{})
+		_, err := n.Client.CoreV1().Pods("default").Get(ctx, "stubborn", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 	if err != nil {
 		t.Fatal("pod never removed")
 	}
-	if _, containers, _ := n.fake.Counts(); containers != 0 {
+	if _, containers, _ := n.Fake.Counts(); containers != 0 {
 		t.Errorf("%d containers left", containers)
 	}
 }
@@ -592,12 +428,12 @@ func TestImagePullFailureGoesToImagePullBackOff(t *testing.T) {
 	pod := simplePod("pull", "app")
 	pod.Spec.Containers[0].Image = fakeruntime.UnreachableRegistry + "app:1"
 	pod.Spec.Containers[0].ImagePullPolicy = v1.PullAlways
-	pod = n.createPod(pod)
-	n.waitPod(pod, "in ErrImagePull", func(p *v1.Pod) bool {
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "in ErrImagePull", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
 	})
-	got := n.waitPod(pod, "in ImagePullBackOff", func(p *v1.Pod) bool {
+	got := n.WaitPod(pod, "in ImagePullBackOff", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ImagePullBackOff"
 	})
@@ -608,9 +444,9 @@ func TestImagePullFailureGoesToImagePullBackOff(t *testing.T) {
 	if got.Status.Phase != v1.PodPending {
 		t.Errorf("phase %s", got.Status.Phase)
 	}
-	n.waitEvent(pod, `Normal Pulling Pulling image "unreachable.invalid/app:1"`)
-	n.waitEvent(pod, "Warning Failed Error: ErrImagePull")
-	n.waitEvent(pod, "Normal BackOff "+want)
+	n.WaitEvent(pod, `Normal Pulling Pulling image "unreachable.invalid/app:1"`)
+	n.WaitEvent(pod, "Warning Failed Error: ErrImagePull")
+	n.WaitEvent(pod, "Normal BackOff "+want)
 }
 
 func TestImageNeverPulledWhenAbsent(t *testing.T) {
@@ -618,8 +454,8 @@ func TestImageNeverPulledWhenAbsent(t *testing.T) {
 	pod := simplePod("never", "app")
 	pod.Spec.Containers[0].Image = fakeruntime.UnreachableRegistry + "app:1"
 	pod.Spec.Containers[0].ImagePullPolicy = v1.PullNever
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "in ErrImageNeverPull", func(p *v1.Pod) bool {
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "in ErrImageNeverPull", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImageNeverPull"
 	})
@@ -659,9 +495,9 @@ func TestEnvironmentAndCommandExpansion(t *testing.T) {
 		{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "sec"}, Key: "password"}}},
 		{Name: "CPUS", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{Resource: "limits.cpu"}}},
 	}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "ready", podReady)
-	config := n.fake.ContainerConfig(string(pod.UID), "app")
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "ready", kubelettest.PodReady)
+	config := n.Fake.ContainerConfig(string(pod.UID), "app")
 	env := map[string]string{}
 	for _, kv := range config.Envs {
 		env[kv.Key] = string(kv.Value)
@@ -687,8 +523,8 @@ func TestMissingConfigMapKeyIsCreateContainerConfigError(t *testing.T) {
 	_, n := newFakeNode(t)
 	pod := simplePod("badenv", "app")
 	pod.Spec.Containers[0].Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "in CreateContainerConfigError", func(p *v1.Pod) bool {
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "in CreateContainerConfigError", func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CreateContainerConfigError"
 	})
@@ -701,13 +537,13 @@ func TestActiveDeadlineFailsPod(t *testing.T) {
 	_, n := newFakeNode(t)
 	pod := simplePod("deadline", "app")
 	pod.Spec.ActiveDeadlineSeconds = ptr.To[int64](1)
-	pod = n.createPod(pod)
-	got := n.waitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 	if got.Status.Reason != "DeadlineExceeded" || got.Status.Message != "Pod was active on the node longer than the specified deadline" {
 		t.Errorf("reason %q message %q", got.Status.Reason, got.Status.Message)
 	}
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		_, _, running := n.fake.Counts()
+		_, _, running := n.Fake.Counts()
 		return running == 0, nil
 	})
 	if err != nil {
@@ -717,32 +553,32 @@ func TestActiveDeadlineFailsPod(t *testing.T) {
 
 func TestKubeletRestartAdoptsRunningContainers(t *testing.T) {
 	s, n := newFakeNode(t)
-	pod := n.createPod(simplePod("adopt", "app"))
-	before := n.waitPod(pod, "ready", podReady)
+	pod := n.CreatePod(simplePod("adopt", "app"))
+	before := n.WaitPod(pod, "ready", kubelettest.PodReady)
 	id := containerStatus(before, "app").ContainerID
-	n.stop()
+	n.Stop()
 
 	// a pod bound while the kubelet is down starts when it returns
-	later := n.createPod(simplePod("later", "app"))
-	n2 := startNode(t, s.Client, n.fake, n.name)
-	after := n2.waitPod(pod, "ready", podReady)
+	later := n.CreatePod(simplePod("later", "app"))
+	n2 := kubelettest.StartFakeNode(t, s.Client, n.Fake, n.Name)
+	after := n2.WaitPod(pod, "ready", kubelettest.PodReady)
 	if cs := containerStatus(after, "app"); cs.ContainerID != id || cs.RestartCount != 0 {
 		t.Errorf("container after restart: %s restarts=%d, want %s restarts=0", cs.ContainerID, cs.RestartCount, id)
 	}
-	n2.waitPod(later, "ready", podReady)
+	n2.WaitPod(later, "ready", kubelettest.PodReady)
 }
 
 func TestPodForceDeletedWhileKubeletDownIsCleanedUp(t *testing.T) {
 	s, n := newFakeNode(t)
-	pod := n.createPod(simplePod("orphan", "app"))
-	n.waitPod(pod, "ready", podReady)
-	n.stop()
+	pod := n.CreatePod(simplePod("orphan", "app"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	n.Stop()
 	if err := s.Client.CoreV1().Pods("default").Delete(context.Background(), "orphan", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
-	startNode(t, s.Client, n.fake, n.name)
+	kubelettest.StartFakeNode(t, s.Client, n.Fake, n.Name)
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		sandboxes, containers, _ := n.fake.Counts()
+		sandboxes, containers, _ := n.Fake.Counts()
 		return sandboxes == 0 && containers == 0, nil
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/kubelet/kubelettest"
 )
 
 func TestNodeIsNotReadyAndRunsNoPodUntilPrepareReturns(t *testing.T) {
@@ -22,25 +23,17 @@ func TestNodeIsNotReadyAndRunsNoPodUntilPrepareReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	cfg := fastConfig("node-p", s.Client, fake)
-	cfg.PrepareMessage = "importing images from /images"
-	cfg.Prepare = func(ctx context.Context) error {
-		select {
-		case <-release:
-		case <-ctx.Done():
+	n := kubelettest.StartFakeNode(t, s.Client, fake, "node-p", func(c *kubelet.Config) {
+		c.PrepareMessage = "importing images from /images"
+		c.Prepare = func(ctx context.Context) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			// a failed preparation is logged; the node goes on
+			return errors.New("one tarball was bad")
 		}
-		// a failed preparation is logged; the node goes on
-		return errors.New("one tarball was bad")
-	}
-	k, err := kubelet.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
-	n := &node{t: t, client: s.Client, fake: fake, name: "node-p", stop: func() { cancel(); <-done }}
-	t.Cleanup(n.stop)
+	})
 
 	readyCondition := func() *v1.NodeCondition {
 		node, err := s.Client.CoreV1().Nodes().Get(context.Background(), "node-p", metav1.GetOptions{})
@@ -66,7 +59,7 @@ func TestNodeIsNotReadyAndRunsNoPodUntilPrepareReturns(t *testing.T) {
 	}
 
 	// a pod bound while the node prepares waits for it
-	pod := n.createPod(simplePod("early", "c"))
+	pod := n.CreatePod(simplePod("early", "c"))
 	for range 10 {
 		time.Sleep(50 * time.Millisecond) // a relist period: time for a kubelet that would start it
 		p, err := s.Client.CoreV1().Pods("default").Get(context.Background(), pod.Name, metav1.GetOptions{})
@@ -74,7 +67,7 @@ func TestNodeIsNotReadyAndRunsNoPodUntilPrepareReturns(t *testing.T) {
 			t.Fatal(err)
 		}
 		if sandboxes, _, _ := fake.Counts(); sandboxes > 0 || len(p.Status.ContainerStatuses) > 0 {
-			t.Fatalf("the pod started while the node prepared: %d sandboxes, status %s", sandboxes, describeStatus(p))
+			t.Fatalf("the pod started while the node prepared: %d sandboxes, status %s", sandboxes, kubelettest.DescribeStatus(p))
 		}
 	}
 	if ready = readyCondition(); ready == nil || ready.Status != v1.ConditionFalse {
@@ -82,7 +75,7 @@ func TestNodeIsNotReadyAndRunsNoPodUntilPrepareReturns(t *testing.T) {
 	}
 
 	close(release)
-	n.waitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	n.WaitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	if ready = readyCondition(); ready == nil || ready.Status != v1.ConditionTrue || ready.Reason != "KubeletReady" {
 		t.Errorf("Ready after preparing = %+v, want True KubeletReady", ready)
 	}

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
@@ -363,79 +358,17 @@ func ownContainerdMissing() string {
 	return ""
 }
 
-// stopOwnContainerd ends skiff up's containerd as a node's shutdown ends its pods: every
-// sandbox stopped and removed (no shim outlives skiff up), the pods' bridge deleted, the
-// daemon stopped, and whatever is still mounted under the data dir (the kubelet's tmpfs
-// volumes) unmounted. The next skiff up starts the pods again from the API.
+// stopOwnContainerd ends skiff up's containerd as a node's shutdown ends its pods
+// (localcontainerd's Shutdown): no shim, bridge or mount of theirs outlives skiff up, and the
+// kubelet's tmpfs volumes under the data dir are unmounted. The next skiff up starts the pods
+// again from the API.
 func stopOwnContainerd(d *localcontainerd.Daemon, dataDir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	podsErr := d.RemovePods(ctx)
-	if podsErr != nil {
-		podsErr = fmt.Errorf("remove pods from containerd: %w", podsErr)
-	} else {
-		podsErr = removePodBridge(d.CNIConfDir)
-	}
-	stopErr := d.Stop()
+	err := d.Shutdown(ctx, dataDir)
 	slog.Info("containerd stopped", "socket", d.Socket)
-	return errors.Join(podsErr, stopErr, unmountUnder(dataDir))
+	return err
 }
 
-// removePodBridge deletes the bridge the CNI config in confDir names, which the bridge plugin
-// made for the pods and leaves when the last one goes.
-func removePodBridge(confDir string) error {
-	b, err := os.ReadFile(filepath.Join(confDir, "10-skiff.conflist"))
-	if err != nil {
-		return nil // no pod network was configured
-	}
-	var conf struct {
-		Plugins []struct{ Type, Bridge string }
-	}
-	if err := json.Unmarshal(b, &conf); err != nil {
-		return fmt.Errorf("read the pod network's config: %w", err)
-	}
-	for _, p := range conf.Plugins {
-		if p.Type != "bridge" || p.Bridge == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join("/sys/class/net", p.Bridge)); err != nil {
-			continue // no pod ever ran
-		}
-		if out, err := exec.Command("ip", "link", "delete", p.Bridge, "type", "bridge").CombinedOutput(); err != nil {
-			return fmt.Errorf("delete the pods' bridge %s: %v: %s", p.Bridge, err, bytes.TrimSpace(out))
-		}
-	}
-	return nil
-}
-
-// unmountUnder unmounts every mount below dir, deepest first.
-func unmountUnder(dir string) error {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return err
-	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		// /proc/self/mounts escapes space, tab, newline and backslash in octal
-		p := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[1])
-		if strings.HasPrefix(p, dir+"/") {
-			points = append(points, p)
-		}
-	}
-	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
-	var errs []error
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// unmountUnder is how up_process_test.go reaps what a failed skiff up left mounted.
+var unmountUnder = localcontainerd.UnmountUnder

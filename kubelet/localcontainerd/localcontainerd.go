@@ -1,8 +1,9 @@
 // Package localcontainerd runs a containerd of the kubelet's own on this machine (these
 // machines have no systemd to run one): a config whose root, state, socket, CNI config and
-// pause image all live under one directory it is given, a process it starts and stops. It
-// also imports OCI image tarballs into that containerd's k8s.io namespace, the one CRI sees,
-// through the containerd Go client (CRI has no import verb).
+// pause image all live under one directory it is given, a process it starts and stops (on
+// Shutdown with its pods' sandboxes, bridge and mounts). It also imports OCI image tarballs
+// into that containerd's k8s.io namespace, the one CRI sees, through the containerd Go client
+// (CRI has no import verb).
 //
 // It must never touch a containerd it did not start, beyond importing images into one.
 package localcontainerd
@@ -10,8 +11,10 @@ package localcontainerd
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +30,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -247,8 +251,8 @@ func (d *Daemon) waitForCRI(ctx context.Context, timeout time.Duration) error {
 }
 
 // Stop stops the daemon (SIGTERM, then SIGKILL after 10 s) and waits for it. The containers it
-// ran keep running in their shims, as with any containerd restart; callers that want them
-// gone remove them through CRI first.
+// ran keep running in their shims, as with any containerd restart; Shutdown removes them
+// first.
 func (d *Daemon) Stop() error {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return nil
@@ -286,6 +290,107 @@ func (d *Daemon) RemovePods(ctx context.Context) error {
 		}
 		if _, err := rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
 			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", s.Id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown ends the daemon as a node's shutdown ends its pods, leaving nothing of them on the
+// host: every sandbox stopped and removed (RemovePods: no shim outlives the daemon), the pods'
+// bridge that the CNI config in CNIConfDir names deleted (the bridge plugin leaves it when the
+// last pod goes), the daemon stopped, and whatever is still mounted under dir unmounted. dir
+// is Dir, or a directory that holds Dir and the kubelet's root, whose tmpfs volumes go too.
+// The files under Dir stay, for the next Start.
+func (d *Daemon) Shutdown(ctx context.Context, dir string) error {
+	podsErr := d.RemovePods(ctx)
+	if podsErr != nil {
+		podsErr = fmt.Errorf("remove pods from containerd: %w", podsErr)
+	} else {
+		// only once no pod is left on it: the bridge is theirs while one is
+		podsErr = removePodBridges(d.CNIConfDir)
+	}
+	return errors.Join(podsErr, d.Stop(), UnmountUnder(dir))
+}
+
+// removePodBridges deletes the bridges that the CNI configs (*.conflist) in confDir name.
+func removePodBridges(confDir string) error {
+	confs, err := filepath.Glob(filepath.Join(confDir, "*.conflist"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, path := range confs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var conf struct {
+			Plugins []struct{ Type, Bridge string }
+		}
+		if err := json.Unmarshal(b, &conf); err != nil {
+			errs = append(errs, fmt.Errorf("read the pod network's config %s: %w", path, err))
+			continue
+		}
+		for _, p := range conf.Plugins {
+			// an unnamed bridge is the plugin's default cni0, which may be another runtime's
+			if p.Type != "bridge" || p.Bridge == "" {
+				continue
+			}
+			// looked up through netlink, in this process's network namespace (/sys/class/net
+			// shows the namespace that mounted /sys)
+			if _, err := net.InterfaceByName(p.Bridge); err != nil {
+				continue // no pod ever ran
+			}
+			// ports still on it are another runtime's pods' on the same CIDR (two test runs
+			// on one host): the bridge is theirs too
+			ports, err := exec.Command("ip", "-o", "link", "show", "master", p.Bridge).Output()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("list the ports of the pods' bridge %s: %w", p.Bridge, err))
+				continue
+			}
+			if len(bytes.TrimSpace(ports)) > 0 {
+				continue
+			}
+			if out, err := exec.Command("ip", "link", "delete", p.Bridge, "type", "bridge").CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("delete the pods' bridge %s: %v: %s", p.Bridge, err, bytes.TrimSpace(out)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UnmountUnder unmounts every mount below dir, deepest first: what a kubelet or containerd
+// left mounted there, so that dir can go.
+func UnmountUnder(dir string) error {
+	if dir == "" {
+		return errors.New("unmount under: no directory")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		// /proc/self/mounts escapes space, tab, newline and backslash in octal
+		p := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[1])
+		if strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
 		}
 	}
 	return errors.Join(errs...)
