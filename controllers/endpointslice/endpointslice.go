@@ -113,8 +113,14 @@ func New(pods coreinformers.PodInformer, services coreinformers.ServiceInformer,
 			DeleteFunc: c.sliceChanged,
 		}},
 		{endpoints.Informer(), cache.ResourceEventHandlerFuncs{
-			// someone else changed or removed the Endpoints of a Service we keep: put them back
-			UpdateFunc: func(_, cur any) { c.enqueueObject(cur) },
+			// someone else changed or removed the Endpoints of a Service we keep: put them back.
+			// Endpoints of no Service are the writer's own: upstream's controller, and its
+			// conformance test of the Endpoints lifecycle, leave them be until deleted.
+			UpdateFunc: func(_, cur any) {
+				if c.keepsEndpoints(cur) {
+					c.enqueueObject(cur)
+				}
+			},
 			DeleteFunc: c.enqueueObject,
 		}},
 	}
@@ -260,6 +266,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		errs = append(errs, fmt.Errorf("endpoints: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// keepsEndpoints says whether obj, an Endpoints, is that of a Service with a selector, which
+// this controller writes.
+func (c *Controller) keepsEndpoints(obj any) bool {
+	ep, ok := obj.(*corev1.Endpoints)
+	if !ok {
+		return false
+	}
+	svc, err := c.serviceLister.Services(ep.Namespace).Get(ep.Name)
+	return err == nil && svc.Spec.Selector != nil && svc.Spec.Type != corev1.ServiceTypeExternalName
 }
 
 func (c *Controller) deleteEndpoints(ctx context.Context, namespace, name string) error {

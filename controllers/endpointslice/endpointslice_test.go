@@ -3,6 +3,7 @@ package endpointslice
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -432,3 +433,38 @@ func TestReadinessChangeUpdatesTheSliceInPlace(t *testing.T) {
 }
 
 var everything = labels.Everything()
+
+// As upstream's Endpoints controller (and its conformance test of the Endpoints lifecycle):
+// Endpoints that no Service owns are the writer's, and changing them is not a reason to sync;
+// those of a Service with a selector are put back.
+func TestEndpointsUpdateQueuesOnlyTheEndpointsOfAKeptService(t *testing.T) {
+	orphan := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "ns"}}
+	kept := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
+	f := newFixture(t, service("web"), orphan, kept)
+	ctx := context.Background()
+	for _, ep := range []*corev1.Endpoints{orphan, kept} {
+		ep = ep.DeepCopy()
+		ep.Labels = map[string]string{"touched": "yes"}
+		if _, err := f.client.CoreV1().Endpoints("ns").Update(ctx, ep, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.waitFor("the update cached", func() bool {
+			got, err := f.c.endpointLister.Endpoints("ns").Get(ep.Name)
+			return err == nil && got.Labels["touched"] == "yes"
+		})
+	}
+	// the service's own add queued ns/web once; drain it and look for anything else
+	f.waitFor("ns/web queued", func() bool { return f.c.queue.Len() > 0 })
+	var queued []string
+	for f.c.queue.Len() > 0 {
+		key, _ := f.c.queue.Get()
+		queued = append(queued, key)
+		f.c.queue.Done(key)
+	}
+	if !slices.Equal(queued, []string{"ns/web"}) {
+		t.Errorf("queued %v, want only ns/web", queued)
+	}
+	if _, err := f.client.CoreV1().Endpoints("ns").Get(ctx, "orphan", metav1.GetOptions{}); err != nil {
+		t.Errorf("the orphan Endpoints: %v", err)
+	}
+}
