@@ -58,6 +58,8 @@ type kubeletOptions struct {
 	tlsCertFile      string
 	tlsKeyFile       string
 	clientCAFile     string
+	kubeAPIQPS       float32
+	kubeAPIBurst     int
 	nodeLabels       map[string]string
 	// authorizationMode is AlwaysAllow or Webhook (SubjectAccessReviews), as upstream's.
 	authorizationMode string
@@ -99,6 +101,8 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.address, "address", "0.0.0.0", "address the kubelet API listens on")
 	f.StringSliceVar(&o.nodeIPs, "node-ip", nil, "the Node's addresses; default: the address of the default route")
 	f.IntVar(&o.maxPods, "max-pods", 110, "how many pods the Node takes")
+	f.Float32Var(&o.kubeAPIQPS, "kube-api-qps", defaultKubeletAPIQPS, "most requests per second to the API server")
+	f.IntVar(&o.kubeAPIBurst, "kube-api-burst", defaultKubeletAPIBurst, "most requests in a burst to the API server")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "the runtime's CNI config directory, where the pod network's config is written")
 	f.StringSliceVar(&o.clusterDNS, "cluster-dns", nil, "DNS servers of ClusterFirst pods")
@@ -144,6 +148,8 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		}
 		ips = append(ips, ip)
 	}
+	restConfig = rest.CopyConfig(restConfig)
+	restConfig.QPS, restConfig.Burst = o.kubeAPIQPS, o.kubeAPIBurst
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return nil, err
@@ -297,6 +303,14 @@ func runKubelet(ctx context.Context, o *kubeletOptions) error {
 // Without what that containerd needs (containerd, runc, the CNI plugins, busybox-static,
 // root) it falls back to the in-memory runtime, whose pods "run" but start nothing, and says
 // what to install; a containerd that is installed but fails to start fails skiff up.
+// The kubelet's client limits, upstream's defaults (kubeAPIQPS 50, kubeAPIBurst 100): a pod
+// costs about eight requests (token, status patches, events), and client-go's own default of
+// 5 per second made a hundred pods wait over a minute for their turn.
+const (
+	defaultKubeletAPIQPS   = 50
+	defaultKubeletAPIBurst = 100
+)
+
 func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context) error {
 	return func(ctx context.Context) (err error) {
 		o := &kubeletOptions{
@@ -305,9 +319,11 @@ func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context)
 			rootDir:         filepath.Join(up.dataDir, "kubelet"),
 			podLogsDir:      filepath.Join(up.dataDir, "kubelet", "logs"),
 			podCIDR:         "10.244.0.0/24",
-			port:            10250,
+			port:            up.kubeletPort,
 			address:         "0.0.0.0",
 			maxPods:         110,
+			kubeAPIQPS:      defaultKubeletAPIQPS,
+			kubeAPIBurst:    defaultKubeletAPIBurst,
 			cniConfDir:      "/etc/cni/net.d",
 			clusterDomain:   "cluster.local",
 			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
