@@ -6,7 +6,9 @@
 // It builds skiff, runs `skiff apiserver`, `skiff controller-manager`, `skiff scheduler` and
 // `skiff sim --nodes N` as separate processes (so each one's memory is its own), waits for the
 // N nodes to be Ready and schedulable, runs the scenarios, prints the results and stops
-// everything. The figures and the machine go into bench/README.md.
+// everything. With --runtime=real it runs `skiff up` instead (one node, real containers in
+// its own containerd, a busybox image built here and imported with --image-dir) for the
+// startup scenario. The figures and the machine go into bench/README.md.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -24,31 +27,42 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/bench/skiffproc"
+	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
+	"github.com/skiff-dev/skiff/kubelet/ociimage"
 )
 
 type options struct {
-	skiff     string
-	nodes     int
-	replicas  int
-	startup   int
-	scale     int
-	scenarios string
-	logFile   string
-	timeout   time.Duration
+	skiff      string
+	runtime    string
+	nodes      int
+	replicas   int
+	startup    int
+	startupQPS int
+	scale      int
+	scenarios  string
+	logFile    string
+	timeout    time.Duration
 }
 
 func main() {
 	o := options{}
 	flag.StringVar(&o.skiff, "skiff", "", "skiff binary to run; default: build ./cmd/skiff into a temporary directory")
+	flag.StringVar(&o.runtime, "runtime", "sim", "sim: simulated nodes; real: skiff up's one node with real containers (startup scenario only)")
 	flag.IntVar(&o.nodes, "nodes", 100, "simulated nodes (skiff sim --nodes)")
 	flag.IntVar(&o.replicas, "replicas", 1000, "replicas of the ReplicaSet and Deployment scenarios")
 	flag.IntVar(&o.startup, "startup-pods", 100, "pods of the startup-latency scenario")
+	flag.IntVar(&o.startupQPS, "startup-qps", 20, "pods created per second in the startup-latency scenario")
 	flag.IntVar(&o.scale, "scale-pods", 30000, "pods of the scale scenario, in ReplicaSets of --replicas")
 	flag.StringVar(&o.scenarios, "scenarios", "startup,replicaset,deployment",
 		"comma-separated scenarios to run, in order: startup, replicaset, deployment, scale")
 	flag.StringVar(&o.logFile, "log", "", "file for the components' logs; default standard error")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.Parse()
+	scenariosSet := false
+	flag.Visit(func(f *flag.Flag) { scenariosSet = scenariosSet || f.Name == "scenarios" })
+	if o.runtime == "real" && !scenariosSet {
+		o.scenarios = "startup"
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -58,15 +72,28 @@ func main() {
 	}
 }
 
-// cluster is the set of skiff processes under test.
+// cluster is the set of skiff processes under test: the parts on their own over simulated
+// nodes, or skiff up alone.
 type cluster struct {
 	apiserver, controllers, scheduler, sim *skiffproc.Process
+	up                                     *skiffproc.Process
 }
 
-func (c *cluster) processes() map[string]*skiffproc.Process {
-	return map[string]*skiffproc.Process{
-		"apiserver": c.apiserver, "controller-manager": c.controllers, "scheduler": c.scheduler, "sim": c.sim,
+// processes are the running parts by name, in the order they started.
+func (c *cluster) processes() []namedProcess {
+	var out []namedProcess
+	for _, p := range []namedProcess{{"apiserver", c.apiserver}, {"controller-manager", c.controllers},
+		{"scheduler", c.scheduler}, {"sim", c.sim}, {"up", c.up}} {
+		if p.p != nil {
+			out = append(out, p)
+		}
 	}
+	return out
+}
+
+type namedProcess struct {
+	name string
+	p    *skiffproc.Process
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -75,6 +102,15 @@ func run(ctx context.Context, o options) (err error) {
 		if !slices.Contains([]string{"startup", "replicaset", "deployment", "scale"}, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
+		if o.runtime == "real" && s != "startup" {
+			return fmt.Errorf("--runtime=real runs one node: only the startup scenario fits it, not %q", s)
+		}
+	}
+	if o.runtime != "sim" && o.runtime != "real" {
+		return fmt.Errorf("--runtime is sim or real, not %q", o.runtime)
+	}
+	if o.startupQPS <= 0 {
+		return fmt.Errorf("--startup-qps must be positive")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -103,29 +139,20 @@ func run(ctx context.Context, o options) (err error) {
 	c := &cluster{}
 	defer func() {
 		// stop in the reverse order of start: the nodes first, the API server last
-		for _, p := range []*skiffproc.Process{c.sim, c.scheduler, c.controllers, c.apiserver} {
-			if p != nil {
-				if stopErr := p.Stop(logOut); stopErr != nil {
-					err = errors.Join(err, stopErr)
-				}
+		procs := c.processes()
+		for i := len(procs) - 1; i >= 0; i-- {
+			if stopErr := procs[i].p.Stop(logOut); stopErr != nil {
+				err = errors.Join(err, stopErr)
 			}
 		}
 	}()
-	c.apiserver, err = skiffproc.Start(ctx, bin, "apiserver", "--secure-port", tmp+"/data",
-		[]string{"--bind-address", "127.0.0.1"}, logOut, nil)
-	if err != nil {
-		return err
-	}
-	kc := c.apiserver.Kubeconfig
-	if c.controllers, err = skiffproc.StartClient(bin, "controller-manager",
-		[]string{"--kubeconfig", kc, "--leader-elect=false", "--port", "-1"}, logOut); err != nil {
-		return err
-	}
-	if c.scheduler, err = skiffproc.StartClient(bin, "scheduler",
-		[]string{"--kubeconfig", kc, "--leader-elect=false", "--port", "0"}, logOut); err != nil {
-		return err
-	}
-	if c.sim, err = skiffproc.StartClient(bin, "sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(o.nodes)}, logOut); err != nil {
+	var kc string
+	if o.runtime == "real" {
+		if kc, err = c.startUp(ctx, bin, tmp, logOut); err != nil {
+			return err
+		}
+		o.nodes = 1
+	} else if kc, err = c.startParts(ctx, bin, tmp, o.nodes, logOut); err != nil {
 		return err
 	}
 
@@ -161,12 +188,60 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	printRows(os.Stdout, o, rows)
 	printMemory(os.Stdout, c)
-	for name, p := range c.processes() {
-		if issues := p.Problems(); len(issues) > 0 {
-			fmt.Printf("\n%s logged %d warnings or errors; the first:\n  %s\n", name, len(issues), strings.Join(issues, "\n  "))
+	for _, p := range c.processes() {
+		if issues := p.p.Problems(); len(issues) > 0 {
+			fmt.Printf("\n%s logged %d warnings or errors; the first:\n  %s\n", p.name, len(issues), strings.Join(issues, "\n  "))
 		}
 	}
 	return nil
+}
+
+// startParts runs the API server, the controller manager, the scheduler and n simulated
+// nodes, each its own process, and returns the admin kubeconfig.
+func (c *cluster) startParts(ctx context.Context, bin, tmp string, n int, logOut io.Writer) (string, error) {
+	var err error
+	c.apiserver, err = skiffproc.Start(ctx, bin, "apiserver", "--secure-port", tmp+"/data",
+		[]string{"--bind-address", "127.0.0.1"}, logOut, nil)
+	if err != nil {
+		return "", err
+	}
+	kc := c.apiserver.Kubeconfig
+	if c.controllers, err = skiffproc.StartClient(bin, "controller-manager",
+		[]string{"--kubeconfig", kc, "--leader-elect=false", "--port", "-1"}, logOut); err != nil {
+		return "", err
+	}
+	if c.scheduler, err = skiffproc.StartClient(bin, "scheduler",
+		[]string{"--kubeconfig", kc, "--leader-elect=false", "--port", "0"}, logOut); err != nil {
+		return "", err
+	}
+	if c.sim, err = skiffproc.StartClient(bin, "sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(n)}, logOut); err != nil {
+		return "", err
+	}
+	return kc, nil
+}
+
+// startUp runs skiff up with its own containerd and the bench's image imported, and returns
+// the admin kubeconfig.
+func (c *cluster) startUp(ctx context.Context, bin, tmp string, logOut io.Writer) (string, error) {
+	if m := localcontainerd.Missing(); m != "" {
+		return "", fmt.Errorf("--runtime=real needs a local containerd: %s", m)
+	}
+	images := filepath.Join(tmp, "images")
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		return "", err
+	}
+	img, err := ociimage.Busybox(realImage, "sleep", "3600")
+	if err != nil {
+		return "", err
+	}
+	if err := img.WriteFile(filepath.Join(images, "bench.tar")); err != nil {
+		return "", err
+	}
+	c.up, err = skiffproc.Start(ctx, bin, "up", "--port", tmp+"/data", []string{"--image-dir", images}, logOut, nil)
+	if err != nil {
+		return "", err
+	}
+	return c.up.Kubeconfig, nil
 }
 
 // row is one line of the results.
@@ -179,7 +254,11 @@ type row struct {
 }
 
 func printRows(w io.Writer, o options, rows []row) {
-	fmt.Fprintf(w, "\n%d simulated nodes\n", o.nodes)
+	if o.runtime == "real" {
+		fmt.Fprintln(w, "\nskiff up: one node, real containers")
+	} else {
+		fmt.Fprintf(w, "\n%d simulated nodes\n", o.nodes)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tpods\twall\tpods/s\tp50\tp99\t\tnote")
 	for _, r := range rows {
@@ -196,15 +275,13 @@ func printMemory(w io.Writer, c *cluster) {
 	fmt.Fprintln(w, "\nmemory (MiB)")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tRSS\tpeak\t")
-	names := []string{"apiserver", "controller-manager", "scheduler", "sim"}
-	procs := c.processes()
-	for _, n := range names {
-		rss, peak, err := skiffproc.ReadRSS(procs[n].Cmd.Process.Pid)
+	for _, p := range c.processes() {
+		rss, peak, err := skiffproc.ReadRSS(p.p.Cmd.Process.Pid)
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t%v\t\t\n", n, err)
+			fmt.Fprintf(tw, "%s\t%v\t\t\n", p.name, err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t\n", n, rss, peak)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t\n", p.name, rss, peak)
 	}
 	tw.Flush()
 }

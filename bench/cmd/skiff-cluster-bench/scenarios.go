@@ -95,10 +95,10 @@ func (b *bench) waitNodes(ctx context.Context, c *cluster) error {
 
 // checkRunning reports a component that has exited.
 func (c *cluster) checkRunning() error {
-	for name, p := range c.processes() {
+	for _, p := range c.processes() {
 		select {
-		case <-p.Exited():
-			return fmt.Errorf("%s exited", name)
+		case <-p.p.Exited():
+			return fmt.Errorf("%s exited", p.name)
 		default:
 		}
 	}
@@ -119,14 +119,22 @@ func nodeUsable(n *corev1.Node) bool {
 	return false
 }
 
+// realImage is the image of --runtime=real, built from busybox-static and imported by skiff
+// up; simulated nodes run any image name.
+const realImage = "skiff.local/bench-sleep:1"
+
 // podTemplate is what every scenario runs: a small pod that fits a hundred to a node.
-func podTemplate(labels map[string]string) corev1.PodTemplateSpec {
+func (b *bench) podTemplate(labels map[string]string) corev1.PodTemplateSpec {
+	image := "registry.k8s.io/pause:3.10"
+	if b.o.runtime == "real" {
+		image = realImage
+	}
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: labels},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
 			Containers: []corev1.Container{{
-				Name: "app", Image: "registry.k8s.io/pause:3.10",
+				Name: "app", Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi"),
 				}},
@@ -139,8 +147,8 @@ func podTemplate(labels map[string]string) corev1.PodTemplateSpec {
 // time from just before its create call to the watch event that shows all its containers
 // running: SIG Scalability's pod startup latency.
 func (b *bench) startupLatency(ctx context.Context, _ *cluster) ([]row, error) {
-	const pace = 50 * time.Millisecond // 20 pods/s, well under what the cluster sustains
-	tmpl := podTemplate(map[string]string{"scenario": "startup"})
+	pace := time.Second / time.Duration(b.o.startupQPS)
+	tmpl := b.podTemplate(map[string]string{"scenario": "startup"})
 	created := make(map[types.UID]time.Time, b.o.startup)
 	start := time.Now()
 	for i := range b.o.startup {
@@ -168,7 +176,7 @@ func (b *bench) startupLatency(ctx context.Context, _ *cluster) ([]row, error) {
 	slices.Sort(latencies)
 	r := row{scenario: "startup latency", count: len(latencies), wall: wall,
 		p50: stats.Percentile(latencies, 50), p99: stats.Percentile(latencies, 99),
-		note: fmt.Sprintf("created at %d/s; creation to all containers running, seen on a watch", time.Second/pace)}
+		note: fmt.Sprintf("created at %d/s; creation to all containers running, seen on a watch", b.o.startupQPS)}
 	return []row{r}, b.deleteAll(ctx, "scenario", "startup")
 }
 
@@ -181,7 +189,7 @@ func (b *bench) replicaSetScaleUp(ctx context.Context, _ *cluster) ([]row, error
 		Spec: appsv1.ReplicaSetSpec{
 			Replicas: ptr.To[int32](0),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: podTemplate(labels),
+			Template: b.podTemplate(labels),
 		},
 	}
 	if _, err := b.client.AppsV1().ReplicaSets(namespace).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
@@ -214,7 +222,7 @@ func (b *bench) deploymentRollout(ctx context.Context, _ *cluster) ([]row, error
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(int32(b.o.replicas)),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: podTemplate(labels),
+			Template: b.podTemplate(labels),
 		},
 	}
 	start := time.Now()
@@ -278,7 +286,7 @@ func (b *bench) scaleHeld(ctx context.Context, _ *cluster) ([]row, error) {
 			Spec: appsv1.ReplicaSetSpec{
 				Replicas: ptr.To(int32(n)),
 				Selector: &metav1.LabelSelector{MatchLabels: rsLabels},
-				Template: podTemplate(rsLabels),
+				Template: b.podTemplate(rsLabels),
 			},
 		}
 		if _, err := b.client.AppsV1().ReplicaSets(namespace).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
