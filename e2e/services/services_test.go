@@ -11,7 +11,6 @@ package services_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,10 +18,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +35,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
 	"github.com/skiff-dev/skiff/dns"
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/kubelettest"
 	"github.com/skiff-dev/skiff/proxy"
@@ -52,63 +50,19 @@ const (
 	nodeIP      = "172.30.0.1"
 	podCIDR     = "10.244.7.0/24"
 	clusterCIDR = "10.244.0.0/16"
-	netnsEnv    = "SKIFF_E2E_SERVICES_NETNS"
 )
 
-// whyNoNetns says why the tests are not in a network namespace of their own ("" when they are).
-var whyNoNetns = "the tests need root to make a network namespace"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(netnsEnv) != "" {
-		whyNoNetns = ""
-		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-			whyNoNetns = fmt.Sprintf("ip link set lo up: %v: %s", err, out)
-		}
-		os.Exit(m.Run())
-	}
-	if os.Geteuid() == 0 {
-		code, err := runInNetns()
-		if err == nil {
-			os.Exit(code)
-		}
-		whyNoNetns = "cannot run the tests in a network namespace: " + err.Error()
-	}
-	os.Exit(m.Run()) // every test skips, saying why
-}
-
-// runInNetns runs this test binary again, with the same arguments, in a new network namespace,
-// passing on interrupts, and returns its exit code.
-func runInNetns() (int, error) {
-	cmd := exec.Command(os.Args[0], os.Args[1:]...)
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for s := range sigs {
-			_ = cmd.Process.Signal(s)
-		}
-	}()
-	err := cmd.Wait()
-	signal.Stop(sigs)
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode(), nil
-	}
-	return 0, err
-}
+// TestMain runs the tests in a network namespace of their own (netnstest): the pods' bridge,
+// the proxy's table, DNS on port 53 and the kubelet's port are theirs alone.
+func TestMain(m *testing.M) { os.Exit(netnstest.Main(m, nil)) }
 
 func requireNode(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real containers are skipped with -short")
 	}
-	if whyNoNetns != "" {
-		t.Skip(whyNoNetns)
+	if why := netnstest.Why(); why != "" {
+		t.Skip(why)
 	}
 	if m := kubelettest.Missing(); m != "" {
 		t.Skipf("real containers cannot run here: %s", m)
