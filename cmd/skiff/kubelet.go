@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -319,7 +320,7 @@ func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context)
 			rootDir:         filepath.Join(up.dataDir, "kubelet"),
 			podLogsDir:      filepath.Join(up.dataDir, "kubelet", "logs"),
 			podCIDR:         "10.244.0.0/24",
-			port:            up.kubeletPort,
+			port:            cmp.Or(up.kubeletPort, 10250),
 			address:         "0.0.0.0",
 			maxPods:         110,
 			kubeAPIQPS:      defaultKubeletAPIQPS,

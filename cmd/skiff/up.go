@@ -27,6 +27,8 @@ import (
 type upOptions struct {
 	dataDir string
 	port    int
+	// kubeletPort is the kubelet API's port: two skiff ups on one host need two.
+	kubeletPort int
 	// runtimeEndpoint is the kubelet's CRI endpoint; "" runs a containerd of up's own,
 	// "fake" the in-memory runtime.
 	runtimeEndpoint string
@@ -59,6 +61,7 @@ Stop it with Ctrl-C; the next 'skiff up' with the same data directory resumes th
 func (o *upOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "where the cluster's etcd data, certificates and kubeconfig live")
 	f.IntVar(&o.port, "port", 6443, "port the API server serves HTTPS on")
+	f.IntVar(&o.kubeletPort, "kubelet-port", 10250, "port the kubelet API (logs, exec, port-forward) serves HTTPS on")
 	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "",
 		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of skiff up's own in DATA_DIR/containerd`)
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
