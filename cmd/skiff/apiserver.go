@@ -215,15 +215,19 @@ func runAPIServer(ctx context.Context, o *apiServerOptions, verbosity int) (err 
 	return srv.Run(ctx)
 }
 
-// signalContext is ctx until the first SIGINT or SIGTERM; a second one ends the process at once.
+// signalContext is ctx until the first SIGINT or SIGTERM. A second SIGINT (Ctrl-C again) ends
+// the process at once; a second SIGTERM does not, lest the stop it asked for be cut short: a
+// supervisor may ask again, and a parent-death signal (Pdeathsig) comes once for every thread
+// of a dying Go parent, as the kernel passes the child from thread to thread.
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, func() {
 		// a plain Canceled is stop() on the way out, not a request to stop
 		if cause := context.Cause(ctx); cause != context.Canceled {
 			slog.Info("stopping", "reason", cause)
+			signal.Ignore(syscall.SIGTERM) // before stop(), which would restore its default
 		}
-		stop() // later signals get their default handling
+		stop() // a later SIGINT gets its default handling
 	})
 	return ctx, stop
 }
