@@ -7,7 +7,8 @@
 //	go test ./conformance -args --kubeconfig=PATH [--kubectl=PATH]
 //
 // With neither --kubeconfig nor KUBECONFIG the suite builds skiff, starts `skiff up` in a
-// temporary data dir on a free port, runs against it and stops it at the end.
+// temporary data dir and a network namespace of its own, with real containers on images it
+// builds from busybox-static where the host allows, runs against it and stops it at the end.
 //
 // A spec must never depend on skiff's internals: every one must also pass on a real Kubernetes
 // cluster. A spec that needs something the cluster lacks (a real container runtime, a

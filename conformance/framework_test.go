@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,9 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +30,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/e2e/netnstest"
+	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
+	"github.com/skiff-dev/skiff/kubelet/ociimage"
 )
 
 var (
@@ -37,7 +42,8 @@ var (
 )
 
 // Images the specs run. pauseImage only has to start and keep running; busyboxImage runs
-// shell commands in specs that need a real container runtime.
+// shell commands in specs that need a real container runtime. Against skiff up the suite
+// builds both here (buildImages); another cluster pulls them from their registries.
 const (
 	pauseImage   = "registry.k8s.io/pause:3.10"
 	busyboxImage = "docker.io/library/busybox:1.36"
@@ -64,9 +70,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if kubeconfig == "" {
 		kubeconfig = os.Getenv("KUBECONFIG")
 	}
+	// a failure before the end of setup is the suite's: AfterSuite keeps skiff up's log
+	suiteFailed.Store(true)
 	if kubeconfig == "" {
-		cluster.skiff = startSkiffUp(ctx)
-		kubeconfig = cluster.skiff.kubeconfig
+		kubeconfig = startSkiffUp(ctx).kubeconfig
 	}
 	cluster.kubeconfig = kubeconfig
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -80,6 +87,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		_, err := cluster.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 	}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
+	suiteFailed.Store(false)
 }, NodeTimeout(5*time.Minute))
 
 var _ = AfterSuite(func() {
@@ -96,6 +104,19 @@ type skiffUp struct {
 	exited     chan struct{}
 }
 
+// suiteFailed is set when the suite's setup or any spec fails: stop then keeps skiff up's log.
+var suiteFailed atomic.Bool
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() {
+		suiteFailed.Store(true)
+	}
+})
+
+// startSkiffUp builds skiff and starts `skiff up` in a temporary dir. Where this host can run
+// skiff up's own containerd it does, with the specs' images built here from busybox-static and
+// imported by --image-dir (the suite never needs a registry); elsewhere skiff up runs the fake
+// runtime, and the specs that need real containers skip.
 func startSkiffUp(ctx context.Context) *skiffUp {
 	dir, err := os.MkdirTemp("", "skiff-conformance-")
 	Expect(err).NotTo(HaveOccurred())
@@ -104,58 +125,161 @@ func startSkiffUp(ctx context.Context) *skiffUp {
 	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/skiff-dev/skiff/cmd/skiff").CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "go build: %s", out)
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-
 	dataDir := filepath.Join(dir, "data")
-	By(fmt.Sprintf("starting skiff up --data-dir %s --port %d", dataDir, port))
-	// the in-memory runtime: these specs' images come from registries this machine cannot
-	// reach, and the specs that need real containers skip on it (requireRealContainers)
-	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--port", strconv.Itoa(port), "--container-runtime-endpoint=fake")
-	logFile, err := os.Create(filepath.Join(dir, "skiff-up.log"))
-	Expect(err).NotTo(HaveOccurred())
-	cmd.Stderr = logFile
-	stdout, err := cmd.StdoutPipe()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cmd.Start()).To(Succeed())
-	s := &skiffUp{cmd: cmd, dir: dir, kubeconfig: filepath.Join(dataDir, "kubeconfig"), exited: make(chan struct{})}
-
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		once := sync.Once{}
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if strings.Contains(sc.Text(), "ready") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(s.exited) }()
-	select {
-	case <-ready:
-	case <-s.exited:
-		Fail("skiff up exited before it was ready; its log is in " + logFile.Name())
-	case <-time.After(2 * time.Minute):
-		s.stop()
-		Fail("skiff up did not print a ready line within 2m; its log is in " + logFile.Name())
+	// free ports for the API server and the kubelet API, lest another skiff up on this host
+	// hold the defaults
+	args := []string{"up", "--data-dir", dataDir, "--port", freePort(), "--kubelet-port", freePort()}
+	if why := netnstest.Why(); why != "" {
+		fmt.Printf("conformance: skiff up shares the host's network (its kubelet, proxy and DNS may meet another skiff up's): %s\n", why)
 	}
-	return s
+	if why := realContainersMissing(); why != "" {
+		fmt.Printf("conformance: skiff up runs the fake runtime, the real-container specs skip: %s\n", why)
+		args = append(args, "--container-runtime-endpoint=fake")
+	} else {
+		imageDir := filepath.Join(dir, "images")
+		By("building the specs' images into " + imageDir)
+		Expect(buildImages(imageDir)).To(Succeed())
+		args = append(args, "--image-dir", imageDir)
+	}
+	By("starting skiff " + strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
+	// its own process group (a Ctrl-C to go test is not one to skiff up: stop decides), and a
+	// SIGTERM when the test process dies, so that a killed go test leaves no skiff up, nor
+	// the containerd it runs, behind
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// stdout too goes to the log, not to a pipe: a skiff up whose pipe's reader died with the
+	// test process would die of SIGPIPE in the middle of its shutdown, leaving its containerd
+	logPath := filepath.Join(dir, "skiff-up.log")
+	logFile, err := os.Create(logPath)
+	Expect(err).NotTo(HaveOccurred())
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	s := &skiffUp{cmd: cmd, dir: dir, kubeconfig: filepath.Join(dataDir, "kubeconfig"), exited: make(chan struct{})}
+	started := make(chan error)
+	go func() {
+		// Pdeathsig fires when the thread that started the child ends, not the process: this
+		// goroutine holds that thread for as long as the child runs
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		close(s.exited)
+	}()
+	err = <-started
+	logFile.Close() // the child has its own copy
+	Expect(err).NotTo(HaveOccurred())
+	cluster.skiff = s // from here AfterSuite stops it, whatever happens below
+
+	deadline := time.After(2 * time.Minute)
+	for {
+		if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("skiff is ready at ")) {
+			return s
+		}
+		select {
+		case <-s.exited:
+			Fail("skiff up exited before it was ready")
+		case <-deadline:
+			Fail("skiff up did not print that it was ready within 2m")
+		case <-time.After(poll):
+		}
+	}
 }
 
-// stop interrupts skiff up, waits for it to exit and removes its data dir.
+// freePort is a TCP port nothing listens on now.
+func freePort() string {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// realContainersMissing says why skiff up cannot run real containers here, "" when it can.
+func realContainersMissing() string {
+	if m := localcontainerd.Missing(); m != "" {
+		return m
+	}
+	if os.Geteuid() != 0 {
+		return "skiff up's containerd needs root"
+	}
+	return ""
+}
+
+// buildImages writes pauseImage and busyboxImage as OCI tarballs into dir, both from this
+// host's busybox-static. The pause image's shell exits on SIGTERM, as the real pause does, so
+// that deleting a pod does not wait out its grace period.
+func buildImages(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	pause, err := ociimage.Busybox(pauseImage, "sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait")
+	if err != nil {
+		return err
+	}
+	busybox, err := ociimage.Busybox(busyboxImage)
+	if err != nil {
+		return err
+	}
+	for file, img := range map[string]*ociimage.Image{"pause.tar": pause, "busybox.tar": busybox} {
+		if err := img.WriteFile(filepath.Join(dir, file)); err != nil {
+			return fmt.Errorf("%s: %w", img.Name, err)
+		}
+	}
+	return nil
+}
+
+// stop interrupts skiff up, waits for it to exit and removes its dir; after a failed suite it
+// first keeps skiff up's and its containerd's logs (see keepLogs).
 func (s *skiffUp) stop() {
 	s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		fmt.Fprintln(GinkgoWriter, "skiff up did not exit 30s after SIGINT; killing it")
+	case <-time.After(time.Minute):
+		fmt.Fprintln(GinkgoWriter, "skiff up did not exit a minute after SIGINT; killing it")
 		s.cmd.Process.Kill()
 		<-s.exited
 	}
+	if suiteFailed.Load() {
+		s.keepLogs()
+	}
+	// what a killed skiff up left mounted goes first: RemoveAll would descend into it
+	if err := localcontainerd.UnmountUnder(s.dir); err != nil {
+		fmt.Fprintf(GinkgoWriter, "unmounting under %s: %v\n", s.dir, err)
+	}
 	os.RemoveAll(s.dir)
+}
+
+// keepLogs copies skiff up's log (and its containerd's, if it ran one) out of the dir stop
+// removes, into go test's -test.outputdir or else the temp dir, and prints the log's tail.
+func (s *skiffUp) keepLogs() {
+	out := os.TempDir()
+	if f := flag.Lookup("test.outputdir"); f != nil && f.Value.String() != "" {
+		out = f.Value.String()
+	}
+	prefix := filepath.Base(s.dir)
+	for _, log := range []struct{ from, to string }{
+		{filepath.Join(s.dir, "skiff-up.log"), prefix + "-skiff-up.log"},
+		{filepath.Join(s.dir, "data", "containerd", "containerd.log"), prefix + "-containerd.log"},
+	} {
+		b, err := os.ReadFile(log.from)
+		if err != nil {
+			continue
+		}
+		to := filepath.Join(out, log.to)
+		if err := os.WriteFile(to, b, 0o644); err != nil {
+			fmt.Printf("conformance: keeping %s: %v\n", log.from, err)
+			continue
+		}
+		fmt.Printf("conformance: the suite failed; kept %s\n", to)
+		if log.to == prefix+"-skiff-up.log" {
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			lines = lines[max(0, len(lines)-40):]
+			fmt.Printf("its last %d lines:\n%s\n", len(lines), strings.Join(lines, "\n"))
+		}
+	}
 }
 
 // newNamespace creates a fresh namespace for one spec, waits for its default service account

@@ -1,18 +1,55 @@
 package conformance
 
 import (
+	"flag"
 	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
+
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 )
 
 // Areas are the ginkgo labels, one per SIG, that every spec carries exactly one of.
 var areas = []string{"api-machinery", "apps", "node", "network", "scheduling", "kubectl"}
+
+// TestMain runs the suite, when it starts skiff up itself, in a network namespace of its own
+// (netnstest): skiff up's pod bridge, proxy table, DNS on port 53 and kubelet port then meet no
+// other skiff up on the host, and go with the namespace. A suite given a cluster stays on the
+// host's network, where that cluster is.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// a go test that is killed closes the pipe the suite prints to: with SIGPIPE ignored a
+	// print fails, rather than killing the suite before it has stopped skiff up
+	signal.Ignore(syscall.SIGPIPE)
+	if *kubeconfigFlag != "" || os.Getenv("KUBECONFIG") != "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(netnstest.Main(m, nodeNetwork))
+}
+
+// nodeNetwork gives the namespace what skiff up's node takes its InternalIP from: an address
+// that is not loopback, on an empty bridge (the kernel here has no dummy links).
+func nodeNetwork() error {
+	for _, args := range [][]string{
+		{"ip", "link", "add", "node0", "type", "bridge"},
+		{"ip", "addr", "add", "172.30.0.1/24", "dev", "node0"},
+		{"ip", "link", "set", "node0", "up"},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
 
 func TestConformance(t *testing.T) {
 	RegisterFailHandler(Fail)
