@@ -2,10 +2,13 @@ package apiserver_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,5 +104,80 @@ func TestServicesGetClusterIPsAndNodePortsNeverTwice(t *testing.T) {
 	_, err = svcs.Create(ctx, bad, metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.ports: Required value") || !strings.Contains(err.Error(), "a DNS-1035 label must consist of lower case alphanumeric characters") {
 		t.Errorf("invalid service: %v", err)
+	}
+}
+
+// A thousand Services created at once, 32 at a time, as the services issue asks: no cluster IP
+// or node port is handed out twice, and deleting them frees every one (nothing is left in etcd
+// but the kubernetes Service's address).
+func TestConcurrentServiceCreatesNeverShareAnIPOrNodePort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 Services are skipped with -short")
+	}
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	svcs := s.Client.CoreV1().Services("default")
+	const n, workers = 1000, 32
+
+	var mu sync.Mutex
+	ips, ports := map[string]string{}, map[int32]string{}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				name := fmt.Sprintf("svc-%04d", i)
+				svc, err := svcs.Create(ctx, testService(name, corev1.ServiceTypeNodePort), metav1.CreateOptions{})
+				if err != nil {
+					t.Errorf("create %s: %v", name, err)
+					continue
+				}
+				mu.Lock()
+				if other, dup := ips[svc.Spec.ClusterIP]; dup {
+					t.Errorf("%s and %s share cluster IP %s", other, name, svc.Spec.ClusterIP)
+				}
+				ips[svc.Spec.ClusterIP] = name
+				port := svc.Spec.Ports[0].NodePort
+				if other, dup := ports[port]; dup {
+					t.Errorf("%s and %s share node port %d", other, name, port)
+				}
+				ports[port] = name
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(ips) != n || len(ports) != n {
+		t.Fatalf("%d cluster IPs and %d node ports for %d Services", len(ips), len(ports), n)
+	}
+
+	next = make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := svcs.Delete(ctx, fmt.Sprintf("svc-%04d", i), metav1.DeleteOptions{}); err != nil {
+					t.Errorf("delete: %v", err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	for prefix, want := range map[string]int{"/registry/ipaddresses/": 1, "/registry/servicenodeports/": 0} {
+		resp, err := s.Etcd.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count != int64(want) {
+			t.Errorf("%d keys under %s after the deletes, want %d (the kubernetes Service's)", resp.Count, prefix, want)
+		}
 	}
 }
