@@ -31,6 +31,7 @@ type proxyOptions struct {
 	clusterCIDR        string
 	healthzBindAddress string
 	metricsBindAddress string
+	noNodeRoutes       bool
 }
 
 func newProxyCommand(_ *globalOptions) *cobra.Command {
@@ -40,7 +41,9 @@ func newProxyCommand(_ *globalOptions) *cobra.Command {
 		Short: "Route Service traffic on this node with nftables, as kube-proxy",
 		Long: `Watch Services and EndpointSlices and program this node's nftables (table "ip skiff")
 so that cluster IPs, node ports and external IPs reach ready endpoints, load-balanced at random.
-The table is rebuilt at start and deleted on exit. Needs root (CAP_NET_ADMIN) and nft.`,
+The table is rebuilt at start and deleted on exit. It also keeps a route to every other Node's
+podCIDR via its InternalIP (routes "proto 77", kept across restarts; --no-node-routes turns it
+off). Needs root (CAP_NET_ADMIN), nft and ip.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd.Context())
@@ -62,6 +65,7 @@ func (o *proxyOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the pods' address range; traffic to cluster IPs from outside it is masqueraded")
 	f.StringVar(&o.healthzBindAddress, "healthz-bind-address", "0.0.0.0:10256", "address of /healthz; empty serves none")
 	f.StringVar(&o.metricsBindAddress, "metrics-bind-address", "127.0.0.1:10249", "address of /metrics; empty serves none")
+	f.BoolVar(&o.noNodeRoutes, "no-node-routes", false, "keep no route to other Nodes' podCIDR via their InternalIP (the host-gateway pod network, routes marked proto 77)")
 }
 
 // loadKubeconfig reads a kubeconfig file, or the default ones when path is empty.
@@ -98,12 +102,19 @@ func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
 		return err
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
+	hostname := nodeHostname(o.hostnameOverride)
 	p, err := proxy.New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), proxy.Config{
-		Hostname:    nodeHostname(o.hostnameOverride),
+		Hostname:    hostname,
 		ClusterCIDR: cidr,
 	})
 	if err != nil {
 		return err
+	}
+	var routes *proxy.NodeRoutes
+	if !o.noNodeRoutes {
+		if routes, err = proxy.NewNodeRoutes(factory.Core().V1().Nodes(), proxy.RoutesConfig{Hostname: hostname}); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -112,7 +123,14 @@ func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	return p.Run(ctx)
+	if routes == nil {
+		return p.Run(ctx)
+	}
+	routesDone := make(chan error, 1)
+	go func() { routesDone <- routes.Run(ctx) }()
+	err = p.Run(ctx)
+	cancel()
+	return errors.Join(err, <-routesDone)
 }
 
 // serveProxyEndpoints serves /healthz (kube-proxy's answer: 200 while rules are fresh, 503
