@@ -92,6 +92,10 @@ var upstreamMirrors = map[string]string{
 	// network
 	"[sig-network] Services should allocate a cluster IP and a node port":                               "[sig-network] Services should be able to create a functioning NodePort service [Conformance]",
 	"[sig-network] Services should publish EndpointSlices that follow the ready pods a service selects": "[sig-network] EndpointSlice should create Endpoints and EndpointSlices for Pods matching a Service [Conformance]",
+	"[sig-network] Services should serve a basic endpoint from pods":                                    "[sig-network] Services should serve a basic endpoint from pods [Conformance]",
+	"[sig-network] Services should be able to create a functioning NodePort service":                    "[sig-network] Services should be able to create a functioning NodePort service [Conformance]",
+	"[sig-network] Services should stop sending traffic to a backend that is not ready":                 "[sig-network] Networking Granular Checks: Services should update endpoints: http",
+	"[sig-network] DNS should provide DNS for services":                                                 "[sig-network] DNS should provide DNS for services [Conformance]",
 
 	// node
 	"[sig-node] NodeLease the kubelet should create and renew a Lease for its node":                       "[sig-node] NodeLease NodeLease the kubelet should create and update a lease in the kube-node-lease namespace",
