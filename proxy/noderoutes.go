@@ -105,30 +105,14 @@ func (r *NodeRoutes) Run(ctx context.Context) error {
 	if !cache.WaitForNamedCacheSync("node-routes", ctx.Done(), r.synced) {
 		return nil
 	}
-	tick := time.NewTicker(r.cfg.SyncPeriod)
-	defer tick.Stop()
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	backoff := time.Duration(0)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.changed:
-		case <-tick.C:
-		case <-retry.C:
-		}
-		if err := r.Sync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			backoff = min(max(2*backoff, time.Second), r.cfg.SyncPeriod)
-			slog.Debug("node routes incomplete; retrying", "err", err, "retryIn", backoff)
-			retry.Reset(backoff)
-		} else {
-			backoff = 0
-		}
-	}
+	syncLoop(ctx, syncLoopConfig{
+		changed: r.changed, period: r.cfg.SyncPeriod, maxBackoff: r.cfg.SyncPeriod,
+		sync: r.Sync,
+		failed: func(err error, retryIn time.Duration) {
+			slog.Debug("node routes incomplete; retrying", "err", err, "retryIn", retryIn)
+		},
+	})
+	return nil
 }
 
 // desired is the route of every other Node with an IPv4 podCIDR and an IPv4 InternalIP,

@@ -170,7 +170,30 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	defer p.cleanup()
 
-	tick := time.NewTicker(p.cfg.SyncPeriod)
+	syncLoop(ctx, syncLoopConfig{
+		changed: p.changed, period: p.cfg.SyncPeriod, maxBackoff: time.Minute, minInterval: p.cfg.MinSyncInterval,
+		sync: p.Sync,
+		failed: func(err error, retryIn time.Duration) {
+			slog.Warn("syncing the proxy rules failed; the next sync rebuilds the table", "err", err, "retryIn", retryIn)
+		},
+	})
+	return nil
+}
+
+// syncLoopConfig is what syncLoop needs.
+type syncLoopConfig struct {
+	changed            <-chan struct{}
+	period, maxBackoff time.Duration
+	minInterval        time.Duration // after a sync, to let a burst of events gather
+	sync               func(context.Context) error
+	failed             func(err error, retryIn time.Duration)
+}
+
+// syncLoop runs sync at once, then on every signal on changed and every period, and after a
+// failure again with a back-off doubling from 1 s to maxBackoff, until ctx is done. The proxy
+// and the node routes are each one such loop.
+func syncLoop(ctx context.Context, cfg syncLoopConfig) {
+	tick := time.NewTicker(cfg.period)
 	defer tick.Stop()
 	retry := time.NewTimer(0) // the first sync right away
 	defer retry.Stop()
@@ -178,26 +201,27 @@ func (p *Proxy) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-p.changed:
+			return
+		case <-cfg.changed:
 		case <-tick.C:
 		case <-retry.C:
 		}
-		if err := p.Sync(ctx); err != nil {
+		if err := cfg.sync(ctx); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
-			backoff = min(max(2*backoff, time.Second), time.Minute)
-			slog.Warn("syncing the proxy rules failed; the next sync rebuilds the table", "err", err, "retryIn", backoff)
+			backoff = min(max(2*backoff, time.Second), cfg.maxBackoff)
+			cfg.failed(err, backoff)
 			retry.Reset(backoff)
 		} else {
 			backoff = 0
 		}
-		// let a burst of events gather into the next transaction
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(p.cfg.MinSyncInterval):
+		if cfg.minInterval > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(cfg.minInterval):
+			}
 		}
 	}
 }
