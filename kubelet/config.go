@@ -402,7 +402,8 @@ func containerSecurityContext(pod *v1.Pod, spec *v1.Container) *runtimeapi.Linux
 }
 
 // containerEnv is the container's environment as upstream builds it: envFrom sources first,
-// then env in order, each value able to refer to earlier ones with $(VAR).
+// then env in order, each value able to refer to earlier ones and to the Services' variables
+// with $(VAR), then the Services' variables (serviceEnv) that neither set.
 func (k *Kubelet) containerEnv(ctx context.Context, pod *v1.Pod, spec *v1.Container, rs *podRuntime) ([]*runtimeapi.KeyValue, error) {
 	vars := map[string]string{}
 	var order []string
@@ -445,8 +446,15 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *v1.Pod, spec *v1.Contai
 			}
 		}
 	}
+	services, err := k.serviceEnv(pod)
+	if err != nil {
+		return nil, err
+	}
 	mapping := func(name string) string {
 		if v, ok := vars[name]; ok {
+			return v
+		}
+		if v, ok := services[name]; ok {
 			return v
 		}
 		return "$(" + name + ")"
@@ -462,6 +470,12 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *v1.Pod, spec *v1.Contai
 		}
 		if !skip {
 			set(e.Name, value)
+		}
+	}
+	// then the Services' variables the container does not set itself, as upstream
+	for _, name := range sortedNames(services) {
+		if _, ok := vars[name]; !ok {
+			set(name, services[name])
 		}
 	}
 	out := make([]*runtimeapi.KeyValue, 0, len(order))

@@ -150,13 +150,15 @@ type Kubelet struct {
 	log      *slog.Logger
 
 	podLister corelisters.PodLister
-	workers   *podWorkers
-	statuses  *statusManager
-	probes    *probeManager
-	crashLoop *backOff
-	imagePull *backOff
-	volumes   *volumeManager
-	pleg      *relister
+	// serviceLister sees every Service, for the containers' service environment.
+	serviceLister corelisters.ServiceLister
+	workers       *podWorkers
+	statuses      *statusManager
+	probes        *probeManager
+	crashLoop     *backOff
+	imagePull     *backOff
+	volumes       *volumeManager
+	pleg          *relister
 
 	// runtimeName prefixes container IDs in pod status ("containerd://<id>").
 	runtimeName string
@@ -257,9 +259,17 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// every Service, as upstream's kubelet watches them: a container's environment names
+	// the Services of its namespace, and pods start only once they are known
+	serviceFactory := informers.NewSharedInformerFactory(k.client, 0)
+	serviceInformer := serviceFactory.Core().V1().Services()
+	k.serviceLister = serviceInformer.Lister()
+	serviceInformer.Informer()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
+	serviceFactory.Start(ctx.Done())
+	defer serviceFactory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced, serviceInformer.Informer().HasSynced) {
 		return nil // asked to stop before the pods were listed
 	}
 

@@ -587,3 +587,63 @@ func TestPodForceDeletedWhileKubeletDownIsCleanedUp(t *testing.T) {
 }
 
 func intOrString(port int) intstr.IntOrString { return intstr.FromInt32(int32(port)) }
+
+// As upstream: every container learns the kubernetes Service (in-cluster clients need
+// KUBERNETES_SERVICE_HOST), and the Services of its namespace unless enableServiceLinks is
+// false, as {NAME}_SERVICE_* and Docker link variables that env values may refer to.
+func TestContainersGetServiceEnvironmentVariables(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	svc, err := s.Client.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-api"},
+		Spec: v1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []v1.ServicePort{
+			{Name: "http", Port: 80}, {Name: "metrics", Port: 9090, Protocol: v1.ProtocolTCP},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the node starts after the Service exists: its pods start only once it has listed them
+	fake, err := fakeruntime.New("10.244.1.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := kubelettest.StartFakeNode(t, s.Client, fake, "node-a")
+
+	envOf := func(pod *v1.Pod) map[string]string {
+		t.Helper()
+		pod = n.CreatePod(pod)
+		n.WaitPod(pod, "ready", kubelettest.PodReady)
+		env := map[string]string{}
+		for _, kv := range fake.ContainerConfig(string(pod.UID), "app").Envs {
+			env[kv.Key] = string(kv.Value)
+		}
+		return env
+	}
+	linked := simplePod("linked", "app")
+	linked.Spec.Containers[0].Env = []v1.EnvVar{{Name: "API", Value: "http://$(WEB_API_SERVICE_HOST):$(WEB_API_SERVICE_PORT_HTTP)"}}
+	env := envOf(linked)
+	ip := svc.Spec.ClusterIP
+	for key, want := range map[string]string{
+		"WEB_API_SERVICE_HOST": ip, "WEB_API_SERVICE_PORT": "80", "WEB_API_SERVICE_PORT_HTTP": "80",
+		"WEB_API_SERVICE_PORT_METRICS": "9090", "WEB_API_PORT": "tcp://" + ip + ":80",
+		"WEB_API_PORT_9090_TCP": "tcp://" + ip + ":9090", "WEB_API_PORT_9090_TCP_PROTO": "tcp",
+		"WEB_API_PORT_9090_TCP_PORT": "9090", "WEB_API_PORT_9090_TCP_ADDR": ip,
+		"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+		"API": "http://" + ip + ":80",
+	} {
+		if env[key] != want {
+			t.Errorf("%s = %q, want %q", key, env[key], want)
+		}
+	}
+
+	unlinked := simplePod("unlinked", "app")
+	unlinked.Spec.EnableServiceLinks = ptr.To(false)
+	env = envOf(unlinked)
+	if env["KUBERNETES_SERVICE_HOST"] != "10.96.0.1" {
+		t.Errorf("KUBERNETES_SERVICE_HOST = %q without service links, want it all the same", env["KUBERNETES_SERVICE_HOST"])
+	}
+	if _, ok := env["WEB_API_SERVICE_HOST"]; ok {
+		t.Error("WEB_API_SERVICE_HOST set although enableServiceLinks is false")
+	}
+}
