@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -63,11 +64,20 @@ type Workers struct {
 	Queue   Queue
 	Sync    SyncFunc
 	Metrics *Metrics
+	// Synced are the informers whose caches must be filled before the first key is synced.
+	Synced []cache.InformerSynced
 }
 
-// Run runs n workers until ctx is done, then shuts the queue down and returns once every worker
-// has finished its current key.
+// Run logs the controller's start and stop, waits for the Synced caches, then runs n workers
+// until ctx is done, then shuts the queue down and returns once every worker has finished its
+// current key. If ctx ends before the caches are filled it shuts the queue down and returns.
 func (w Workers) Run(ctx context.Context, n int) {
+	slog.Info("starting controller", "controller", w.Name)
+	defer slog.Info("stopped controller", "controller", w.Name)
+	if len(w.Synced) > 0 && !cache.WaitForNamedCacheSync(w.Name, ctx.Done(), w.Synced...) {
+		w.Queue.ShutDown()
+		return
+	}
 	if n < 1 {
 		n = 1
 	}

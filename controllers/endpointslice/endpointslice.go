@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 
@@ -134,13 +133,7 @@ func New(pods coreinformers.PodInformer, services coreinformers.ServiceInformer,
 
 // Run syncs Services with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
-	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics}.Run(ctx, workers)
+	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 
 // enqueueObject queues the Service of the same namespace and name as obj (a Service, or its

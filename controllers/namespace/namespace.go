@@ -92,13 +92,7 @@ func (c *Controller) enqueue(obj any) {
 
 // Run empties terminating namespaces with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
-	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced) {
-		c.queue.ShutDown()
-		return
-	}
-	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics}.Run(ctx, workers)
+	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: []cache.InformerSynced{c.synced}}.Run(ctx, workers)
 }
 
 // resourcesRemaining is the error of a round that deleted what it could and must wait.

@@ -159,8 +159,6 @@ func (c *Controller) enqueue(obj any) {
 // Run monitors nodes every MonitorPeriod, taints them at the zones' rates every 100ms, and
 // keeps condition taints in step with workers goroutines, until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
 	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
 		c.queue.ShutDown()
 		return

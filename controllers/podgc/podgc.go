@@ -82,8 +82,6 @@ func New(podInformer coreinformers.PodInformer, nodeInformer coreinformers.NodeI
 
 // Run collects every CheckPeriod until ctx is done; workers beyond one would only wait.
 func (c *Controller) Run(ctx context.Context, _ int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
 	defer c.missingNodes.ShutDown()
 	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
 		c.queue.ShutDown()

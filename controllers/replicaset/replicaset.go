@@ -96,13 +96,7 @@ func New(rsInformer appsinformers.ReplicaSetInformer, podInformer coreinformers.
 
 // Run syncs ReplicaSets with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
-	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics}.Run(ctx, workers)
+	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 
 func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {

@@ -7,7 +7,6 @@ package rootcacertpublisher
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,13 +73,7 @@ func New(cmInformer coreinformers.ConfigMapInformer, nsInformer coreinformers.Na
 
 // Run publishes with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
-	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics}.Run(ctx, workers)
+	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 
 func (c *Controller) configMapChanged(obj any) {

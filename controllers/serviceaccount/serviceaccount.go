@@ -6,7 +6,6 @@ package serviceaccount
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,13 +62,7 @@ func New(saInformer coreinformers.ServiceAccountInformer, nsInformer coreinforme
 
 // Run keeps every namespace's ServiceAccounts with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	slog.Info("starting controller", "controller", Name)
-	defer slog.Info("stopped controller", "controller", Name)
-	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics}.Run(ctx, workers)
+	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 
 func (c *Controller) serviceAccountDeleted(obj any) {
