@@ -473,7 +473,7 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *v1.Pod, spec *v1.Contai
 		}
 	}
 	// then the Services' variables the container does not set itself, as upstream
-	for _, name := range sortedNames(services) {
+	for _, name := range sortedKeys(services) {
 		if _, ok := vars[name]; !ok {
 			set(name, services[name])
 		}

@@ -3,11 +3,11 @@ package kubelet
 import (
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -26,23 +26,27 @@ func (k *Kubelet) serviceEnv(pod *v1.Pod) (map[string]string, error) {
 	if k.serviceLister == nil {
 		return nil, nil
 	}
-	services, err := k.serviceLister.List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	links := pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks
+	// the namespace's Services, then the kubernetes Service unless one of the namespace's
+	// takes its name, as upstream resolves the clash
 	byName := map[string]*v1.Service{}
-	for _, svc := range services {
-		if !serviceIPSet(svc) {
-			continue
+	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
+		services, err := k.serviceLister.Services(pod.Namespace).List(labels.Everything())
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case svc.Namespace == masterServiceNamespace && svc.Name == masterServiceName:
-			if _, taken := byName[svc.Name]; !taken {
+		for _, svc := range services {
+			if serviceIPSet(svc) {
 				byName[svc.Name] = svc
 			}
-		case svc.Namespace == pod.Namespace && links:
-			byName[svc.Name] = svc
+		}
+	}
+	if _, taken := byName[masterServiceName]; !taken {
+		master, err := k.serviceLister.Services(masterServiceNamespace).Get(masterServiceName)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil && serviceIPSet(master) {
+			byName[masterServiceName] = master
 		}
 	}
 	env := map[string]string{}
@@ -81,14 +85,4 @@ func addServiceVariables(env map[string]string, svc *v1.Service) {
 		env[portPrefix+"_PORT"] = port
 		env[portPrefix+"_ADDR"] = ip
 	}
-}
-
-// sortedNames are env's names in order.
-func sortedNames(env map[string]string) []string {
-	names := make([]string, 0, len(env))
-	for name := range env {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
 }
