@@ -3,7 +3,6 @@ package apis
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,24 +23,17 @@ import (
 // (k8s.io/kubernetes pkg/printers/internalversion); the server always fills every column, wide
 // ones included, and kubectl picks what to show.
 
-// tablePrinter is one kind's columns and how one object of that kind fills a row of them.
-type tablePrinter struct {
+// TablePrinter is one kind's columns and how one object of that kind fills a row of them. A
+// resource declares its own; lists print with their items'.
+type TablePrinter struct {
 	columns []metav1.TableColumnDefinition
 	// row returns the cells (and conditions) of obj's row; the caller sets the row's object.
 	row func(obj runtime.Object) metav1.TableRow
 }
 
-// tablePrinters holds the printer of each kind, by the Go type of its objects (*corev1.Pod).
-// Lists print with their items' printer.
-var tablePrinters = map[reflect.Type]*tablePrinter{}
-
-// printRows registers the columns of objects of type T and the function filling one row.
-func printRows[T runtime.Object](columns []metav1.TableColumnDefinition, row func(T) metav1.TableRow) {
-	t := reflect.TypeFor[T]()
-	if _, dup := tablePrinters[t]; dup {
-		panic(fmt.Sprintf("two table printers for %v", t))
-	}
-	tablePrinters[t] = &tablePrinter{columns: columns, row: func(obj runtime.Object) metav1.TableRow { return row(obj.(T)) }}
+// Columns is the printer of objects of type T: its columns and the function filling one row.
+func Columns[T runtime.Object](columns []metav1.TableColumnDefinition, row func(T) metav1.TableRow) *TablePrinter {
+	return &TablePrinter{columns: columns, row: func(obj runtime.Object) metav1.TableRow { return row(obj.(T)) }}
 }
 
 // cells makes a row of the given cells.
@@ -56,21 +48,18 @@ var ErrNotTabular = errors.New("the object cannot be converted to a Table")
 // per object holding the object itself, and the list's resourceVersion, continue and
 // remainingItemCount (a single object's resourceVersion). With noHeaders the table has no column
 // definitions, as on every watch event after the first. Kinds without a printer get upstream's
-// default columns, Name and Created At.
-func ConvertToTable(obj runtime.Object, noHeaders bool) (*metav1.Table, error) {
+// default columns, Name and Created At: p is nil for them.
+func ConvertToTable(p *TablePrinter, obj runtime.Object, noHeaders bool) (*metav1.Table, error) {
 	var items []runtime.Object
-	itemType := reflect.TypeOf(obj)
 	isList := meta.IsListType(obj)
 	if isList {
 		var err error
 		if items, err = meta.ExtractList(obj); err != nil {
 			return nil, err
 		}
-		itemType = listItemType(obj)
 	} else {
 		items = []runtime.Object{obj}
 	}
-	p := tablePrinters[itemType]
 	if p == nil {
 		p = defaultTablePrinter
 	}
@@ -101,23 +90,6 @@ func ConvertToTable(obj runtime.Object, noHeaders bool) (*metav1.Table, error) {
 	return table, nil
 }
 
-// listItemType is the Go type of a typed list's items, as a pointer (*corev1.Pod for a PodList),
-// or nil when the list's items are not a slice of structs.
-func listItemType(list runtime.Object) reflect.Type {
-	v := reflect.TypeOf(list)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return nil
-	}
-	f, ok := v.FieldByName("Items")
-	if !ok || f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Struct {
-		return nil
-	}
-	return reflect.PointerTo(f.Type.Elem())
-}
-
 var (
 	objectMetaDoc = metav1.ObjectMeta{}.SwaggerDoc()
 	nameColumn    = metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: objectMetaDoc["name"]}
@@ -129,7 +101,7 @@ var (
 
 // defaultTablePrinter is upstream's default table convertor, for kinds without columns of
 // their own: the name and the creation time in RFC 3339.
-var defaultTablePrinter = &tablePrinter{
+var defaultTablePrinter = &TablePrinter{
 	columns: []metav1.TableColumnDefinition{
 		nameColumn,
 		{Name: "Created At", Type: "date", Description: objectMetaDoc["creationTimestamp"]},
@@ -169,8 +141,8 @@ func layoutContainerCells(containers []corev1.Container) (names, images string) 
 	return names, images
 }
 
-func init() {
-	printRows(
+func namespaceTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Status", Type: "string", Description: "The status of the namespace"},
@@ -179,8 +151,10 @@ func init() {
 		func(ns *corev1.Namespace) metav1.TableRow {
 			return cells(ns.Name, string(ns.Status.Phase), translateTimestampSince(ns.CreationTimestamp))
 		})
+}
 
-	printRows(
+func configMapTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Data", Type: "string", Description: corev1.ConfigMap{}.SwaggerDoc()["data"]},
@@ -189,8 +163,10 @@ func init() {
 		func(cm *corev1.ConfigMap) metav1.TableRow {
 			return cells(cm.Name, int64(len(cm.Data)+len(cm.BinaryData)), translateTimestampSince(cm.CreationTimestamp))
 		})
+}
 
-	printRows(
+func secretTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Type", Type: "string", Description: corev1.Secret{}.SwaggerDoc()["type"]},
@@ -200,8 +176,10 @@ func init() {
 		func(s *corev1.Secret) metav1.TableRow {
 			return cells(s.Name, string(s.Type), int64(len(s.Data)), translateTimestampSince(s.CreationTimestamp))
 		})
+}
 
-	printRows(
+func serviceAccountTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Secrets", Type: "string", Description: corev1.ServiceAccount{}.SwaggerDoc()["secrets"]},
@@ -210,10 +188,12 @@ func init() {
 		func(sa *corev1.ServiceAccount) metav1.TableRow {
 			return cells(sa.Name, int64(len(sa.Secrets)), translateTimestampSince(sa.CreationTimestamp))
 		})
+}
 
-	// Upstream describes these columns with the extensions/v1beta1 field docs.
+// Upstream describes these columns with the extensions/v1beta1 field docs.
+func replicaSetTable() *TablePrinter {
 	rsSpecDoc, rsStatusDoc := extensionsv1beta1.ReplicaSetSpec{}.SwaggerDoc(), extensionsv1beta1.ReplicaSetStatus{}.SwaggerDoc()
-	printRows(
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Desired", Type: "integer", Description: rsSpecDoc["replicas"]},
@@ -233,9 +213,11 @@ func init() {
 			return cells(rs.Name, desired, int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
 				translateTimestampSince(rs.CreationTimestamp), names, images, metav1.FormatLabelSelector(rs.Spec.Selector))
 		})
+}
 
+func deploymentTable() *TablePrinter {
 	deploySpecDoc, deployStatusDoc := extensionsv1beta1.DeploymentSpec{}.SwaggerDoc(), extensionsv1beta1.DeploymentStatus{}.SwaggerDoc()
-	printRows(
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Ready", Type: "string", Description: "Number of the pod with ready state"},
@@ -261,9 +243,11 @@ func init() {
 				int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), translateTimestampSince(d.CreationTimestamp),
 				names, images, selector)
 		})
+}
 
-	// The scale subresource's table. Its Name column has no "name" format, as upstream's.
-	printRows(
+// The scale subresource's table. Its Name column has no "name" format, as upstream's.
+func scaleTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			{Name: "Name", Type: "string", Description: objectMetaDoc["name"]},
 			{Name: "Desired", Type: "integer", Description: autoscalingv1.ScaleSpec{}.SwaggerDoc()["replicas"]},
@@ -273,9 +257,11 @@ func init() {
 		func(s *autoscalingv1.Scale) metav1.TableRow {
 			return cells(s.Name, int64(s.Spec.Replicas), int64(s.Status.Replicas), translateTimestampSince(s.CreationTimestamp))
 		})
+}
 
+func priorityClassTable() *TablePrinter {
 	pcDoc := schedulingv1.PriorityClass{}.SwaggerDoc()
-	printRows(
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Value", Type: "integer", Description: pcDoc["value"]},
@@ -290,8 +276,10 @@ func init() {
 			}
 			return cells(pc.Name, int64(pc.Value), pc.GlobalDefault, translateTimestampSince(pc.CreationTimestamp), policy)
 		})
+}
 
-	printRows(
+func leaseTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Holder", Type: "string", Description: coordinationv1.LeaseSpec{}.SwaggerDoc()["holderIdentity"]},

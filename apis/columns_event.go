@@ -9,9 +9,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func init() {
+// eventColumns are upstream's event columns.
+func eventColumns() []metav1.TableColumnDefinition {
 	eventDoc := corev1.Event{}.SwaggerDoc()
-	columns := []metav1.TableColumnDefinition{
+	return []metav1.TableColumnDefinition{
 		{Name: "Last Seen", Type: "string", Description: eventDoc["lastTimestamp"]},
 		{Name: "Type", Type: "string", Description: eventDoc["type"]},
 		{Name: "Reason", Type: "string", Description: eventDoc["reason"]},
@@ -23,10 +24,14 @@ func init() {
 		{Name: "Count", Type: "string", Priority: 1, Description: eventDoc["count"]},
 		{Name: "Name", Type: "string", Priority: 1, Format: "name", Description: objectMetaDoc["name"]},
 	}
-	printRows(columns, eventRow)
-	// events.k8s.io/v1 Events are the same stored objects; upstream prints them with the
-	// same printer, from their core form.
-	printRows(columns, func(e *eventsv1.Event) metav1.TableRow {
+}
+
+func eventTable() *TablePrinter { return Columns(eventColumns(), eventRow) }
+
+// events.k8s.io/v1 Events are the same stored objects; upstream prints them with the
+// same printer, from their core form.
+func eventsV1EventTable() *TablePrinter {
+	return Columns(eventColumns(), func(e *eventsv1.Event) metav1.TableRow {
 		var core corev1.Event
 		convertEventsV1ToCoreV1(e, &core)
 		return eventRow(&core)

@@ -14,9 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-func init() {
+func serviceTable() *TablePrinter {
 	specDoc := corev1.ServiceSpec{}.SwaggerDoc()
-	printRows(
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Type", Type: "string", Description: specDoc["type"]},
@@ -27,8 +27,10 @@ func init() {
 			{Name: "Selector", Type: "string", Priority: 1, Description: specDoc["selector"]},
 		},
 		serviceRow)
+}
 
-	printRows(
+func endpointsTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Endpoints", Type: "string", Description: corev1.Endpoints{}.SwaggerDoc()["subsets"]},
@@ -37,10 +39,12 @@ func init() {
 		func(ep *corev1.Endpoints) metav1.TableRow {
 			return cells(ep.Name, formatEndpoints(ep), translateTimestampSince(ep.CreationTimestamp))
 		})
+}
 
-	// upstream describes these columns with the v1beta1 field docs
+// upstream describes these columns with the v1beta1 field docs
+func endpointSliceTable() *TablePrinter {
 	sliceDoc := discoveryv1beta1.EndpointSlice{}.SwaggerDoc()
-	printRows(
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "AddressType", Type: "string", Description: sliceDoc["addressType"]},

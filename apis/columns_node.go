@@ -15,9 +15,9 @@ const (
 	labelNodeRole = "kubernetes.io/role"
 )
 
-func init() {
+func nodeTable() *TablePrinter {
 	statusDoc, infoDoc := corev1.NodeStatus{}.SwaggerDoc(), corev1.NodeSystemInfo{}.SwaggerDoc()
-	printRows(
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Status", Type: "string", Description: "The status of the node"},

@@ -20,8 +20,8 @@ var (
 	podFailedRowConditions    = []metav1.TableRowCondition{{Type: metav1.RowCompleted, Status: metav1.ConditionTrue, Reason: string(corev1.PodFailed), Message: "The pod failed."}}
 )
 
-func init() {
-	printRows(
+func podTable() *TablePrinter {
+	return Columns(
 		[]metav1.TableColumnDefinition{
 			nameColumn,
 			{Name: "Ready", Type: "string", Description: "The aggregate readiness state of this pod for accepting traffic."},

@@ -19,18 +19,15 @@ import (
 )
 
 func TestEveryServedKindHasTableColumns(t *testing.T) {
-	for _, r := range Resources {
+	for _, r := range Builtin.All() {
 		if !slices.Contains(r.Verbs, "list") {
 			continue // create-only reviews: upstream offers no table for them either
 		}
 		obj := r.New()
-		p := tablePrinters[reflect.TypeOf(obj)]
+		p := r.Table
 		if p == nil {
 			t.Errorf("%s: no table columns", r.GroupVersionResource())
 			continue
-		}
-		if got := listItemType(r.NewList()); got != reflect.TypeOf(obj) {
-			t.Errorf("%s: list items are %v", r.GroupVersionResource(), got)
 		}
 		// every column has a description and a cell, wide ones included
 		for _, c := range p.columns {
@@ -89,7 +86,7 @@ func TestTableColumnsAreUpstreams(t *testing.T) {
 		{&discoveryv1.EndpointSlice{}, []string{"Name:string:name", "AddressType:string", "Ports:string", "Endpoints:string", "Age:string"}},
 	}
 	for _, tc := range tests {
-		table, err := ConvertToTable(tc.obj, false)
+		table, err := convertToTable(tc.obj, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +95,7 @@ func TestTableColumnsAreUpstreams(t *testing.T) {
 		}
 	}
 	// descriptions come from the API's field docs, as upstream's
-	table, _ := ConvertToTable(&corev1.Pod{}, false)
+	table, _ := convertToTable(&corev1.Pod{}, false)
 	if d := table.ColumnDefinitions[0].Description; d != (metav1.ObjectMeta{}).SwaggerDoc()["name"] {
 		t.Errorf("pod Name description %q", d)
 	}
@@ -189,7 +186,7 @@ func TestTableCells(t *testing.T) {
 			[]interface{}{"30s", "Normal", "Pulled", "pod/p", "", "kubelet, node-9", "pulled", "3m", int64(4), "e3"}},
 	}
 	for _, tc := range tests {
-		table, err := ConvertToTable(tc.obj, false)
+		table, err := convertToTable(tc.obj, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +208,7 @@ func TestTableOfAListKeepsItsListMeta(t *testing.T) {
 		ListMeta: metav1.ListMeta{ResourceVersion: "42", Continue: "next", RemainingItemCount: &remaining},
 		Items:    []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, {ObjectMeta: metav1.ObjectMeta{Name: "b"}}},
 	}
-	table, err := ConvertToTable(list, false)
+	table, err := convertToTable(list, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +219,7 @@ func TestTableOfAListKeepsItsListMeta(t *testing.T) {
 		t.Errorf("rows %+v", table.Rows)
 	}
 
-	empty, err := ConvertToTable(&corev1.PodList{}, true)
+	empty, err := convertToTable(&corev1.PodList{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +227,7 @@ func TestTableOfAListKeepsItsListMeta(t *testing.T) {
 		t.Errorf("empty pod list without headers: rows %#v, columns %#v", empty.Rows, empty.ColumnDefinitions)
 	}
 
-	one, _ := ConvertToTable(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "7"}}, false)
+	one, _ := convertToTable(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "7"}}, false)
 	if one.ResourceVersion != "7" || one.Continue != "" {
 		t.Errorf("single object list meta %+v", one.ListMeta)
 	}
@@ -238,7 +235,7 @@ func TestTableOfAListKeepsItsListMeta(t *testing.T) {
 
 func TestTableOfAKindWithoutColumnsIsUpstreamsDefault(t *testing.T) {
 	created := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("x", 3600))
-	table, err := ConvertToTable(&corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "ep", CreationTimestamp: metav1.NewTime(created)}}, false)
+	table, err := convertToTable(&corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "ep", CreationTimestamp: metav1.NewTime(created)}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +245,29 @@ func TestTableOfAKindWithoutColumnsIsUpstreamsDefault(t *testing.T) {
 	if got := table.Rows[0].Cells; !reflect.DeepEqual(got, []interface{}{"ep", "2026-03-04T04:06:07Z"}) {
 		t.Errorf("cells %q", got)
 	}
-	if _, err := ConvertToTable(&metav1.Status{}, false); err != ErrNotTabular {
+	if _, err := convertToTable(&metav1.Status{}, false); err != ErrNotTabular {
 		t.Errorf("Status: %v", err)
 	}
+}
+
+// convertToTable prints obj with the printer its built-in kind declares, as the server does.
+func convertToTable(obj runtime.Object, noHeaders bool) (*metav1.Table, error) {
+	return ConvertToTable(printerOf(obj), obj, noHeaders)
+}
+
+// printerOf is the declared printer of a built-in kind's objects or lists (nil for others).
+func printerOf(obj runtime.Object) *TablePrinter {
+	if _, ok := obj.(*autoscalingv1.Scale); ok {
+		return ScaleTable
+	}
+	t := reflect.TypeOf(obj)
+	for _, r := range Builtin.All() {
+		if r.Review {
+			continue
+		}
+		if reflect.TypeOf(r.New()) == t || reflect.TypeOf(r.NewList()) == t {
+			return r.Table
+		}
+	}
+	return nil
 }

@@ -3,36 +3,26 @@ package apis
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	schedulingv1 "k8s.io/api/scheduling/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// addDefaultingFuncs registers skiff's defaulting of every served kind, so that Scheme.Default
-// fills in what upstream's API server fills in. Kinds upstream does not default (Event, Lease,
-// ServiceAccount) have no function. What the server sets on create regardless of the request
-// (a namespace's "kubernetes" finalizer, a pod's status) is the registry strategies' job.
-func addDefaultingFuncs(s *runtime.Scheme) error {
-	addDefaulter(s, DefaultPod, func(l *corev1.PodList) []corev1.Pod { return l.Items })
-	addDefaulter(s, defaultNode, func(l *corev1.NodeList) []corev1.Node { return l.Items })
-	addDefaulter(s, defaultNamespace, func(l *corev1.NamespaceList) []corev1.Namespace { return l.Items })
-	addDefaulter(s, defaultSecret, func(l *corev1.SecretList) []corev1.Secret { return l.Items })
-	addDefaulter(s, defaultConfigMap, func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items })
-	addDefaulter(s, defaultReplicaSet, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
-	addDefaulter(s, defaultDeployment, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
-	addDefaulter(s, defaultService, func(l *corev1.ServiceList) []corev1.Service { return l.Items })
-	addDefaulter(s, defaultPriorityClass, func(l *schedulingv1.PriorityClassList) []schedulingv1.PriorityClass { return l.Items })
-	return nil
-}
-
-// addDefaulter registers fn for the kind T and for its list L, whose items items returns.
-func addDefaulter[T any, L any](s *runtime.Scheme, fn func(*T), items func(*L) []T) {
-	s.AddTypeDefaultingFunc(any(new(T)).(runtime.Object), func(obj interface{}) { fn(obj.(*T)) })
-	s.AddTypeDefaultingFunc(any(new(L)).(runtime.Object), func(obj interface{}) {
-		list := items(obj.(*L))
-		for i := range list {
-			fn(&list[i])
+// addDefaultingFuncs registers each built-in kind's Default with the scheme, for its objects
+// and its lists, so that Scheme.Default fills in what upstream's API server fills in. Kinds
+// upstream does not default (Event, Lease, ServiceAccount) have none. What the server sets on
+// create regardless of the request (a namespace's "kubernetes" finalizer, a pod's status) is
+// the strategies' job.
+func addDefaultingFuncs(s *runtime.Scheme) {
+	for _, r := range Builtin.All() {
+		if r.Default == nil || r.StorageVersion != r.GroupVersion {
+			continue
 		}
-	})
+		def := r.Default
+		s.AddTypeDefaultingFunc(r.New(), func(obj interface{}) { def(obj.(runtime.Object)) })
+		s.AddTypeDefaultingFunc(r.NewList(), func(list interface{}) {
+			meta.EachListItem(list.(runtime.Object), func(item runtime.Object) error { def(item); return nil })
+		})
+	}
 }
 
 // defaultNode makes allocatable default to capacity and rounds both up to milli units, as

@@ -32,7 +32,7 @@ func init() {
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
 		eventsv1.AddToScheme, autoscalingv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
 		schedulingv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme, metav1beta1.AddMetaToScheme,
-		addEventConversions, addDefaultingFuncs,
+		addEventConversions,
 	}
 	for _, add := range builders {
 		if err := add(Scheme); err != nil {
@@ -42,11 +42,12 @@ func init() {
 	// Option kinds (ListOptions, DeleteOptions, ...) and Status in every served group version,
 	// and unversioned in meta.k8s.io, as upstream registers them.
 	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
-	for _, gv := range GroupVersions() {
+	for _, gv := range Builtin.GroupVersions() {
 		if gv.Group != "" {
 			metav1.AddToGroupVersion(Scheme, gv)
 		}
 	}
+	addDefaultingFuncs(Scheme)
 	metav1.AddToGroupVersion(Scheme, autoscalingV1)
 	// clients send options as meta.k8s.io/v1 too (kubectl's DeleteOptions)
 	Scheme.AddKnownTypes(metav1.SchemeGroupVersion, &metav1.ListOptions{}, &metav1.GetOptions{},

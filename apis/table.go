@@ -6,9 +6,11 @@
 package apis
 
 import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 )
 
 // Verbs upstream uses in discovery.
@@ -18,13 +20,18 @@ var (
 	verbsGetPatchUp = []string{"get", "patch", "update"}
 )
 
-// Resource is one served resource in one group version.
+// Resource is one served resource in one group version: everything the server needs to
+// know of it. Discovery, routing, OpenAPI, storage, the watch cache, Tables, managed fields and
+// the scale subresource all follow from this declaration; nothing else keeps a list of
+// resources or switches on one.
 type Resource struct {
 	GroupVersion schema.GroupVersion
 	// Name is the plural, lower-case resource name used in URLs ("pods").
 	Name         string
 	SingularName string
 	Kind         string
+	// ListKind is the kind of its lists; "" for the Kind followed by "List".
+	ListKindName string
 	Namespaced   bool
 	Verbs        []string
 	ShortNames   []string
@@ -36,7 +43,7 @@ type Resource struct {
 	Review bool
 
 	// StorageKey is the segment under /registry/ that holds this resource in etcd, as upstream
-	// lays it out ("minions" for nodes).
+	// lays it out ("minions" for nodes, "<group>/<plural>" for custom resources).
 	StorageKey string
 	// StorageVersion is the group version objects are encoded in in etcd. Resources that share
 	// storage (v1 and events.k8s.io/v1 events) share it too.
@@ -49,6 +56,31 @@ type Resource struct {
 	// pods: every kubelet watches its own), so that the watch cache hands each event only to
 	// the watchers of its values, as upstream's pod trigger index; "" for none.
 	IndexedField string
+
+	// Unstructured marks a kind with no Go type (a custom resource): its objects are
+	// *unstructured.Unstructured, stored as JSON.
+	Unstructured bool
+	// Default fills in what upstream's defaulting fills in on a decoded object; nil for none.
+	Default func(obj runtime.Object)
+	// Strategy prepares and validates writes of the resource itself (a subresource that
+	// writes the whole object, status or finalize, declares its own).
+	Strategy Strategy
+	// ReturnDeletedObject makes a completed delete answer with the object rather than a
+	// Success Status, as upstream does for pods and services.
+	ReturnDeletedObject bool
+	// Terminating, when set, makes deletion two-phase as namespaces': see Terminating.
+	Terminating *Terminating
+	// Scale, when set, is where the scale subresource reads and writes the object.
+	Scale *ScalePaths
+	// Table prints the resource's objects as rows of a Table; nil for upstream's default
+	// columns (Name, Created At).
+	Table *TablePrinter
+	// TypeConverter describes the kind's fields to managedFields and server-side apply; nil
+	// for the built-in kinds' (the schemas client-go ships).
+	TypeConverter managedfields.TypeConverter
+	// Warning, when set, is a warning every request of this resource gets (a deprecated
+	// version).
+	Warning string
 }
 
 // Subresource is a child path of a resource (pods/status, replicasets/scale).
@@ -59,6 +91,30 @@ type Subresource struct {
 	Kind         string
 	GroupVersion schema.GroupVersion
 	Verbs        []string
+	// Strategy is set on subresources that write the parent object itself (status,
+	// finalize): what such a write may change, and how it is validated.
+	Strategy Strategy
+	// ResetFields are the fields (dot-separated paths) a write of this subresource may not
+	// change and so never owns in managedFields, as upstream's GetResetFields: "spec" for a
+	// status subresource when nil. The resource's own writes never own "status".
+	ResetFields []string
+}
+
+// Terminating is two-phase deletion, as namespaces are deleted: the first delete only marks
+// the object (deletionTimestamp, finalizers as the propagation policy asks, then Mark), so that
+// its controller can empty it; the object goes once Done says the controller is finished.
+type Terminating struct {
+	Mark func(obj runtime.Object)
+	Done func(obj runtime.Object) bool
+}
+
+// ScalePaths are where a kind keeps what its scale subresource shows, as JSON paths
+// (".spec.replicas"), as CustomResourceDefinitions declare them. The label selector path may
+// point at a metav1.LabelSelector or at a selector string.
+type ScalePaths struct {
+	SpecReplicasPath   string
+	StatusReplicasPath string
+	LabelSelectorPath  string
 }
 
 // GroupVersionResource of the resource.
@@ -72,10 +128,20 @@ func (r *Resource) GroupVersionKind() schema.GroupVersionKind {
 }
 
 // ListKind is the kind of the resource's lists.
-func (r *Resource) ListKind() string { return r.Kind + "List" }
+func (r *Resource) ListKind() string {
+	if r.ListKindName != "" {
+		return r.ListKindName
+	}
+	return r.Kind + "List"
+}
 
 // New returns an empty object of the resource's kind.
 func (r *Resource) New() runtime.Object {
+	if r.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]interface{}{}}
+		u.SetGroupVersionKind(r.GroupVersionKind())
+		return u
+	}
 	obj, err := Scheme.New(r.GroupVersionKind())
 	if err != nil {
 		panic(err) // the table and the scheme disagree: a programming error
@@ -85,6 +151,11 @@ func (r *Resource) New() runtime.Object {
 
 // NewList returns an empty list of the resource's kind.
 func (r *Resource) NewList() runtime.Object {
+	if r.Unstructured {
+		l := &unstructured.UnstructuredList{Object: map[string]interface{}{}}
+		l.SetGroupVersionKind(r.GroupVersion.WithKind(r.ListKind()))
+		return l
+	}
 	obj, err := Scheme.New(r.GroupVersion.WithKind(r.ListKind()))
 	if err != nil {
 		panic(err)
@@ -102,6 +173,11 @@ func (r *Resource) Subresource(name string) *Subresource {
 	return nil
 }
 
+// Defaulter makes a typed defaulting function a Resource's Default.
+func Defaulter[T runtime.Object](fn func(T)) func(runtime.Object) {
+	return func(obj runtime.Object) { fn(obj.(T)) }
+}
+
 var (
 	coreV1         = schema.GroupVersion{Version: "v1"}
 	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
@@ -114,13 +190,14 @@ var (
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
 )
 
-// Resources is the table of everything skiff serves, in discovery order.
-var Resources = []*Resource{
+// builtin is the table of the kinds built into skiff, in discovery order.
+var builtin = []*Resource{
 	{
 		GroupVersion: coreV1, Name: "pods", SingularName: "pod", Kind: "Pod", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"po"}, Categories: []string{"all"},
 		Subresources: []Subresource{
-			{Name: "status", Kind: "Pod", Verbs: verbsGetPatchUp},
+			{Name: "status", Kind: "Pod", Verbs: verbsGetPatchUp, Strategy: PodStatusStrategy,
+				ResetFields: []string{"spec", "metadata.deletionTimestamp", "metadata.ownerReferences"}},
 			{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},
 			{Name: "log", Kind: "Pod", Verbs: []string{"get"}},
 			{Name: "exec", Kind: "PodExecOptions", Verbs: []string{"create", "get"}},
@@ -128,50 +205,59 @@ var Resources = []*Resource{
 			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
+		Default: Defaulter(DefaultPod), Strategy: PodStrategy, ReturnDeletedObject: true, Table: podTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "nodes", SingularName: "node", Kind: "Node",
 		Verbs: verbsAll, ShortNames: []string{"no"},
 		Subresources: []Subresource{
-			{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp},
+			{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp, Strategy: NodeStatusStrategy},
 			{Name: "proxy", Kind: "NodeProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"}},
 		},
 		StorageKey: "minions", StorageVersion: coreV1, Fields: nodeFields,
+		Default: Defaulter(defaultNode), Strategy: NodeStrategy, Table: nodeTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "namespaces", SingularName: "namespace", Kind: "Namespace",
 		Verbs: verbsNoCollect, ShortNames: []string{"ns"},
 		Subresources: []Subresource{
-			{Name: "status", Kind: "Namespace", Verbs: verbsGetPatchUp},
-			{Name: "finalize", Kind: "Namespace", Verbs: []string{"update"}},
+			{Name: "status", Kind: "Namespace", Verbs: verbsGetPatchUp, Strategy: NamespaceStatusStrategy},
+			{Name: "finalize", Kind: "Namespace", Verbs: []string{"update"}, Strategy: NamespaceFinalizeStrategy, ResetFields: []string{"status"}},
 		},
 		StorageKey: "namespaces", StorageVersion: coreV1, Fields: namespaceFields,
+		Default: Defaulter(defaultNamespace), Strategy: NamespaceStrategy, Table: namespaceTable(),
+		Terminating: &Terminating{Mark: markNamespaceTerminating, Done: namespaceFinalized},
 	},
 	{
 		GroupVersion: coreV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ev"},
 		StorageKey: "events", StorageVersion: coreV1, Fields: eventFields,
+		Strategy: EventStrategy, Table: eventTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "configmaps", SingularName: "configmap", Kind: "ConfigMap", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"cm"},
 		StorageKey: "configmaps", StorageVersion: coreV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultConfigMap), Strategy: ConfigMapStrategy, Table: configMapTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "secrets", SingularName: "secret", Kind: "Secret", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "secrets", StorageVersion: coreV1, Fields: secretFields,
+		Default: Defaulter(defaultSecret), Strategy: SecretStrategy, Table: secretTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "services", SingularName: "service", Kind: "Service", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"svc"}, Categories: []string{"all"},
-		Subresources: []Subresource{{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp}},
+		Subresources: []Subresource{{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp, Strategy: ServiceStatusStrategy}},
 		StorageKey:   "services/specs", StorageVersion: coreV1, Fields: serviceFields,
+		Default: Defaulter(defaultService), Strategy: ServiceStrategy, ReturnDeletedObject: true, Table: serviceTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "endpoints", SingularName: "endpoints", Kind: "Endpoints", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ep"},
 		StorageKey: "services/endpoints", StorageVersion: coreV1, Fields: objectMetaFields,
+		Strategy: EndpointsStrategy, Table: endpointsTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
@@ -180,44 +266,54 @@ var Resources = []*Resource{
 			{Name: "token", Kind: "TokenRequest", GroupVersion: authnV1, Verbs: []string{"create"}},
 		},
 		StorageKey: "serviceaccounts", StorageVersion: coreV1, Fields: objectMetaFields,
+		Strategy: ServiceAccountStrategy, Table: serviceAccountTable(),
 	},
 	{
 		GroupVersion: appsV1, Name: "replicasets", SingularName: "replicaset", Kind: "ReplicaSet", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"rs"}, Categories: []string{"all"},
 		Subresources: []Subresource{
-			{Name: "status", Kind: "ReplicaSet", Verbs: verbsGetPatchUp},
+			{Name: "status", Kind: "ReplicaSet", Verbs: verbsGetPatchUp, Strategy: ReplicaSetStatusStrategy},
 			{Name: "scale", Kind: "Scale", GroupVersion: autoscalingV1, Verbs: verbsGetPatchUp},
 		},
 		StorageKey: "replicasets", StorageVersion: appsV1, Fields: replicaSetFields,
+		Default: Defaulter(defaultReplicaSet), Strategy: ReplicaSetStrategy, Table: replicaSetTable(),
+		Scale: workloadScale,
 	},
 	{
 		GroupVersion: appsV1, Name: "deployments", SingularName: "deployment", Kind: "Deployment", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"deploy"}, Categories: []string{"all"},
 		Subresources: []Subresource{
-			{Name: "status", Kind: "Deployment", Verbs: verbsGetPatchUp},
+			{Name: "status", Kind: "Deployment", Verbs: verbsGetPatchUp, Strategy: DeploymentStatusStrategy,
+				ResetFields: []string{"spec", "metadata.labels"}},
 			{Name: "scale", Kind: "Scale", GroupVersion: autoscalingV1, Verbs: verbsGetPatchUp},
 		},
 		StorageKey: "deployments", StorageVersion: appsV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultDeployment), Strategy: DeploymentStrategy, Table: deploymentTable(),
+		Scale: workloadScale,
 	},
 	{
 		GroupVersion: coordinationV1, Name: "leases", SingularName: "lease", Kind: "Lease", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "leases", StorageVersion: coordinationV1, Fields: objectMetaFields,
+		Strategy: LeaseStrategy, Table: leaseTable(),
 	},
 	{
 		GroupVersion: eventsV1, Name: "events", SingularName: "event", Kind: "Event", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ev"},
 		StorageKey: "events", StorageVersion: coreV1, Fields: eventsV1Fields,
+		Strategy: EventsV1Strategy, Table: eventsV1EventTable(),
 	},
 	{
 		GroupVersion: discoveryV1, Name: "endpointslices", SingularName: "endpointslice", Kind: "EndpointSlice", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "endpointslices", StorageVersion: discoveryV1, Fields: objectMetaFields,
+		Strategy: EndpointSliceStrategy, Table: endpointSliceTable(),
 	},
 	{
 		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultPriorityClass), Strategy: PriorityClassStrategy, Table: priorityClassTable(),
 	},
 	{
 		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",
@@ -237,46 +333,12 @@ var Resources = []*Resource{
 	},
 }
 
-// GroupVersions returns the served group versions in table order, the legacy core group first.
-func GroupVersions() []schema.GroupVersion {
-	var out []schema.GroupVersion
-	seen := map[schema.GroupVersion]bool{}
-	for _, r := range Resources {
-		if !seen[r.GroupVersion] {
-			seen[r.GroupVersion] = true
-			out = append(out, r.GroupVersion)
-		}
-	}
-	return out
-}
+// workloadScale is where the apps kinds keep what their scale subresource shows.
+var workloadScale = &ScalePaths{SpecReplicasPath: ".spec.replicas", StatusReplicasPath: ".status.replicas", LabelSelectorPath: ".spec.selector"}
 
-// ResourcesIn returns the resources served in a group version.
-func ResourcesIn(gv schema.GroupVersion) []*Resource {
-	var out []*Resource
-	for _, r := range Resources {
-		if r.GroupVersion == gv {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+// ScaleTable prints the scale subresource's objects (autoscaling/v1 Scale).
+var ScaleTable = scaleTable()
 
-// Lookup finds a resource by group version and plural name.
-func Lookup(gv schema.GroupVersion, name string) *Resource {
-	for _, r := range Resources {
-		if r.GroupVersion == gv && r.Name == name {
-			return r
-		}
-	}
-	return nil
-}
-
-// ForKind finds the resource whose objects have the given kind.
-func ForKind(gvk schema.GroupVersionKind) *Resource {
-	for _, r := range Resources {
-		if r.GroupVersionKind() == gvk {
-			return r
-		}
-	}
-	return nil
-}
+// Builtin is the set of the kinds built into skiff; a server serves them and those its
+// CustomResourceDefinitions add.
+var Builtin = NewSet(builtin)

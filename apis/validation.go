@@ -114,3 +114,13 @@ func sameMap[V any](a, b map[string]V) bool {
 	}
 	return equality.Semantic.DeepEqual(a, b)
 }
+
+// ValidateObjectMetaAccessorUpdate is ValidateObjectMetaUpdate for any object's metadata
+// (typed or unstructured), what a status write of a kind without its own checks gets.
+func ValidateObjectMetaAccessorUpdate(newMeta, oldMeta metav1.Object) field.ErrorList {
+	allErrs := apivalidation.ValidateObjectMetaAccessorUpdate(newMeta, oldMeta, metadataPath)
+	for i, f := range newMeta.GetFinalizers() {
+		allErrs = append(allErrs, validateKubeFinalizerName(f, metadataPath.Child("finalizers").Index(i))...)
+	}
+	return allErrs
+}

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/skiff-dev/skiff/apis"
-	"github.com/skiff-dev/skiff/registry"
 )
 
 // Server-side apply (PATCH with Content-Type application/apply-patch+yaml) merges a client's
@@ -63,8 +62,8 @@ func (p *patchRequest) serverSideApply(ctx context.Context, current runtime.Obje
 
 // applyCreates is the strategy of an apply to the resource itself: whatever the resource
 // says of a PUT to a missing object, an apply creates it (upstream's forceAllowCreate).
-type applyCreates struct{ registry.Strategy }
+type applyCreates struct{ apis.Strategy }
 
-var _ registry.Strategy = applyCreates{}
+var _ apis.Strategy = applyCreates{}
 
 func (applyCreates) AllowCreateOnUpdate() bool { return true }

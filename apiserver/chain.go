@@ -370,7 +370,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, "get", schema.GroupResource{}, "", "the server could not find the requested resource", 0, true))
 		return
 	}
-	if res := apis.Lookup(ri.groupVersion(), ri.Resource); res != nil && res.Review {
+	sv := s.current()
+	res := sv.set.Lookup(ri.groupVersion(), ri.Resource)
+	ri.resource = res
+	if res != nil && res.Review {
 		s.serveReview(w, r, ri, res)
 		return
 	}
@@ -378,7 +381,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveKubeletProxy(w, r, ri)
 		return
 	}
-	h := s.resources[ri.groupVersion()][ri.Resource]
+	h := sv.handler(ri.groupVersion(), ri.Resource)
 	if h == nil {
 		writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, ri.Verb, schema.GroupResource{}, "", "the server could not find the requested resource", 0, true))
 		return

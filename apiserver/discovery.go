@@ -16,7 +16,7 @@ import (
 	"github.com/skiff-dev/skiff/apis"
 )
 
-// Discovery documents are computed from the apis table once, at start.
+// Discovery documents are computed from the served set each time it changes (served.go).
 
 func storageVersionHash(gv schema.GroupVersion, kind string) string {
 	sum := sha256.Sum256([]byte(gv.Group + "/" + gv.Version + "/" + kind))
@@ -24,10 +24,10 @@ func storageVersionHash(gv schema.GroupVersion, kind string) string {
 }
 
 // resourceList is the legacy discovery document of one group version.
-func resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
+func resourceList(set *apis.Set, gv schema.GroupVersion) *metav1.APIResourceList {
 	list := &metav1.APIResourceList{GroupVersion: gv.String()}
 	list.Kind, list.APIVersion = "APIResourceList", "v1"
-	for _, r := range apis.ResourcesIn(gv) {
+	for _, r := range set.In(gv) {
 		ar := metav1.APIResource{
 			Name: r.Name, SingularName: r.SingularName, Namespaced: r.Namespaced, Kind: r.Kind,
 			Verbs: r.Verbs, ShortNames: r.ShortNames, Categories: r.Categories,
@@ -50,10 +50,10 @@ func resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
 }
 
 // servedGroups returns, per named group, its versions in table order (the first preferred).
-func servedGroups() []metav1.APIGroup {
+func servedGroups(set *apis.Set) []metav1.APIGroup {
 	var groups []metav1.APIGroup
 	index := map[string]int{}
-	for _, gv := range apis.GroupVersions() {
+	for _, gv := range set.GroupVersions() {
 		if gv.Group == "" {
 			continue
 		}
@@ -94,11 +94,11 @@ func wantsAggregated(r *http.Request) string {
 
 // aggregated builds the v2 discovery document of the legacy group (legacy=true) or of the
 // named groups.
-func aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
+func aggregated(set *apis.Set, legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 	out := &apidiscoveryv2.APIGroupDiscoveryList{}
 	out.Kind, out.APIVersion = "APIGroupDiscoveryList", "apidiscovery.k8s.io/v2"
 	byGroup := map[string]int{}
-	for _, gv := range apis.GroupVersions() {
+	for _, gv := range set.GroupVersions() {
 		if (gv.Group == "") != legacy {
 			continue
 		}
@@ -111,7 +111,7 @@ func aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 			i = len(out.Items) - 1
 		}
 		version := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
-		for _, r := range apis.ResourcesIn(gv) {
+		for _, r := range set.In(gv) {
 			scope := apidiscoveryv2.ScopeCluster
 			if r.Namespaced {
 				scope = apidiscoveryv2.ScopeNamespace
@@ -175,10 +175,11 @@ func writeAggregated(w http.ResponseWriter, r *http.Request, docs map[string]agg
 // when the path is not a discovery path.
 func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, ri *requestInfo) bool {
 	parts := splitPath(r.URL.Path)
+	sv := s.current()
 	switch {
 	case len(parts) == 1 && parts[0] == "api":
 		if v := wantsAggregated(r); v != "" {
-			writeAggregated(w, r, s.discoveryLegacy, v)
+			writeAggregated(w, r, sv.legacy, v)
 			return true
 		}
 		versions := &metav1.APIVersions{Versions: []string{"v1"},
@@ -188,15 +189,15 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, ri *requ
 		return true
 	case len(parts) == 1 && parts[0] == "apis":
 		if v := wantsAggregated(r); v != "" {
-			writeAggregated(w, r, s.discoveryGroups, v)
+			writeAggregated(w, r, sv.named, v)
 			return true
 		}
-		list := &metav1.APIGroupList{Groups: servedGroups()}
+		list := &metav1.APIGroupList{Groups: sv.groups}
 		list.Kind = "APIGroupList"
 		writeObject(w, r, http.StatusOK, schema.GroupVersion{Version: "v1"}, list)
 		return true
 	case len(parts) == 2 && parts[0] == "apis":
-		for _, g := range servedGroups() {
+		for _, g := range sv.groups {
 			if g.Name == parts[1] {
 				writeObject(w, r, http.StatusOK, schema.GroupVersion{Version: "v1"}, &g)
 				return true
@@ -205,8 +206,8 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, ri *requ
 	case len(parts) == 2 && parts[0] == "api" && parts[1] == "v1",
 		len(parts) == 3 && parts[0] == "apis":
 		gv := ri.groupVersion()
-		if len(apis.ResourcesIn(gv)) > 0 {
-			writeObject(w, r, http.StatusOK, schema.GroupVersion{Version: "v1"}, resourceList(gv))
+		if len(sv.set.In(gv)) > 0 {
+			writeObject(w, r, http.StatusOK, schema.GroupVersion{Version: "v1"}, resourceList(sv.set, gv))
 			return true
 		}
 	}

@@ -37,7 +37,7 @@ type resourceHandler struct {
 	store *registry.Store
 	// subresources by name: how each is read and written
 	subresources map[string]subresource
-	admit        admission
+	admit        *admission
 	// maxBodyBytes bounds request bodies (413 beyond).
 	maxBodyBytes int64
 	// fieldManagers track managedFields, by subresource ("" for the resource itself).
@@ -832,7 +832,7 @@ func (h *resourceHandler) patch(ctx context.Context, ri *requestInfo, r *http.Re
 		return nil, 0, err
 	}
 	p := h.newPatch(ri, pt, body, opts, h.res.GroupVersionKind(), h.fieldManager(""))
-	var strategy registry.Strategy
+	var strategy apis.Strategy
 	if p.isApply() {
 		p.createMissing = true
 		strategy = applyCreates{h.store.Strategy}
@@ -902,7 +902,7 @@ func (h *resourceHandler) delete(ctx context.Context, ri *requestInfo, r *http.R
 		// still there (finalizers or a grace period): 202 with the object, as upstream
 		return obj, http.StatusAccepted, nil
 	}
-	if h.store.ReturnDeletedObject {
+	if h.res.ReturnDeletedObject {
 		return obj, http.StatusOK, nil
 	}
 	m, _ := meta.Accessor(obj)

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,12 +44,11 @@ func newFieldManager(res *apis.Resource, subresource string) (*managedfields.Fie
 	var reset []fieldpath.Path
 	if res.Subresource("status") != nil {
 		switch subresource {
-		case "", "finalize":
+		case "":
 			reset = []fieldpath.Path{fieldpath.MakePathOrDie("status")}
-		case "status":
-			reset = statusResetFields[res.GroupVersionResource().GroupResource()]
-			if reset == nil {
-				reset = []fieldpath.Path{fieldpath.MakePathOrDie("spec")}
+		default:
+			if sub := res.Subresource(subresource); sub != nil && sub.Strategy != nil {
+				reset = resetPaths(sub.ResetFields)
 			}
 		}
 	}
@@ -58,16 +58,28 @@ func newFieldManager(res *apis.Resource, subresource string) (*managedfields.Fie
 			fieldpath.APIVersion(res.GroupVersion.String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(reset...)),
 		}
 	}
-	return managedfields.NewDefaultFieldManager(sharedTypeConverter(), apis.Scheme, apis.Scheme, apis.Scheme,
+	converter := res.TypeConverter
+	if converter == nil {
+		converter = sharedTypeConverter()
+	}
+	return managedfields.NewDefaultFieldManager(converter, objectConvertor(res), apis.Scheme, objectCreater(res),
 		res.GroupVersionKind(), res.GroupVersion, subresource, filters)
 }
 
-// statusResetFields are what status writes may not change beyond the spec, by resource, as
-// upstream's status strategies say (their PrepareForUpdate keeps them).
-var statusResetFields = map[schema.GroupResource][]fieldpath.Path{
-	{Resource: "pods"}: {fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata", "deletionTimestamp"),
-		fieldpath.MakePathOrDie("metadata", "ownerReferences")},
-	{Group: "apps", Resource: "deployments"}: {fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata", "labels")},
+// resetPaths are a subresource's declared reset fields ("spec" when it declares none).
+func resetPaths(fields []string) []fieldpath.Path {
+	if fields == nil {
+		fields = []string{"spec"}
+	}
+	out := make([]fieldpath.Path, 0, len(fields))
+	for _, f := range fields {
+		var p fieldpath.Path
+		for _, name := range strings.Split(f, ".") {
+			p = append(p, fieldpath.PathElement{FieldName: &name})
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // subresourceFieldManagers are the field managers of subresources the server did not build
@@ -133,14 +145,6 @@ func trackManagedFields(fm *managedfields.FieldManager, res *apis.Resource, live
 // The scale subresource (autoscaling/v1 Scale) has a field manager of its own, and its
 // managedFields live in the parent's, with spec.replicas translated between the two, as
 // upstream's ScaleHandler does.
-
-// replicasPaths maps each group version a scaled kind has had to its replicas field.
-var replicasPaths = managedfields.ResourcePathMappings{
-	"apps/v1":            fieldpath.MakePathOrDie("spec", "replicas"),
-	"apps/v1beta2":       fieldpath.MakePathOrDie("spec", "replicas"),
-	"apps/v1beta1":       fieldpath.MakePathOrDie("spec", "replicas"),
-	"extensions/v1beta1": fieldpath.MakePathOrDie("spec", "replicas"),
-}
 
 var (
 	scaleFieldManagerOnce sync.Once
@@ -231,9 +235,14 @@ const scaleSchema typed.YAMLObject = `types:
 
 // scaleManagedFields carries managedFields between a workload and its scale: before a write
 // of the scale, scale.ManagedFields = f.ToSubresource(); after it, the parent's
-// managedFields = f.ToParent(scale.ManagedFields). gv is the parent's group version.
-func scaleManagedFields(parent []metav1.ManagedFieldsEntry, gv schema.GroupVersion) *managedfields.ScaleHandler {
-	return managedfields.NewScaleHandler(parent, gv, replicasPaths)
+// managedFields = f.ToParent(scale.ManagedFields). gv is the parent's group version, whose
+// replicas field its declaration names.
+func scaleManagedFields(parent []metav1.ManagedFieldsEntry, gv schema.GroupVersion, res *apis.Resource) *managedfields.ScaleHandler {
+	path := fieldpath.Path{}
+	for _, f := range strings.Split(strings.TrimPrefix(res.Scale.SpecReplicasPath, "."), ".") {
+		path = append(path, fieldpath.PathElement{FieldName: &f})
+	}
+	return managedfields.NewScaleHandler(parent, gv, managedfields.ResourcePathMappings{gv.String(): path})
 }
 
 // trackScaleUpdate records a PUT of a scale (old is the scale before it, with the managed
@@ -244,4 +253,61 @@ func trackScaleUpdate(r *http.Request, old, scale runtime.Object) runtime.Object
 		return scale
 	}
 	return fm.UpdateNoErrors(old, scale, managerOrUserAgent(r.URL.Query().Get("fieldManager"), r.UserAgent()))
+}
+
+// objectConvertor converts a resource's objects between versions for the field manager: the
+// scheme for built-in kinds; for custom resources, whose versions differ only in apiVersion
+// (conversion None), a copy with the asked apiVersion.
+func objectConvertor(res *apis.Resource) runtime.ObjectConvertor {
+	if res.Unstructured {
+		return unstructuredConvertor{}
+	}
+	return apis.Scheme
+}
+
+func objectCreater(res *apis.Resource) runtime.ObjectCreater {
+	if res.Unstructured {
+		return unstructuredCreater{}
+	}
+	return apis.Scheme
+}
+
+type unstructuredConvertor struct{}
+
+var _ runtime.ObjectConvertor = unstructuredConvertor{}
+
+func (unstructuredConvertor) Convert(in, out, _ interface{}) error {
+	src, ok := in.(*unstructured.Unstructured)
+	dst, ok2 := out.(*unstructured.Unstructured)
+	if !ok || !ok2 {
+		return fmt.Errorf("cannot convert %T to %T", in, out)
+	}
+	dst.Object = runtime.DeepCopyJSON(src.Object)
+	return nil
+}
+
+func (unstructuredConvertor) ConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %T", in)
+	}
+	gvk, ok := target.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()})
+	if !ok {
+		return nil, fmt.Errorf("%v is not suitable for converting to %v", u.GroupVersionKind(), target)
+	}
+	out := u.DeepCopy()
+	out.SetGroupVersionKind(gvk)
+	return out, nil
+}
+
+func (unstructuredConvertor) ConvertFieldLabel(_ schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+type unstructuredCreater struct{}
+
+func (unstructuredCreater) New(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{Object: map[string]interface{}{}}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
 }

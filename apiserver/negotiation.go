@@ -46,7 +46,7 @@ func negotiate(r *http.Request) (mediaType, error) {
 		allowed = metadataConversions
 		// as upstream, only resources that can be listed print as Tables (create-only
 		// reviews cannot)
-		if res := apis.Lookup(ri.groupVersion(), ri.Resource); res != nil && slices.Contains(res.Verbs, "list") {
+		if res := ri.resource; res != nil && slices.Contains(res.Verbs, "list") {
 			allowed = allConversions
 		}
 	}

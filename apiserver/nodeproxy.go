@@ -50,7 +50,7 @@ func (s *Server) serveKubeletProxy(w http.ResponseWriter, r *http.Request, ri *r
 	query := url.Values{}
 	switch ri.Resource {
 	case "pods":
-		obj, err := s.resources[corev1.SchemeGroupVersion]["pods"].store.Get(ctx, ri.Namespace, ri.Name, &metav1.GetOptions{})
+		obj, err := s.builtinStore(corev1.SchemeGroupVersion, "pods").Get(ctx, ri.Namespace, ri.Name, &metav1.GetOptions{})
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -85,7 +85,7 @@ func (s *Server) serveKubeletProxy(w http.ResponseWriter, r *http.Request, ri *r
 		}
 		query = r.URL.Query()
 	}
-	obj, err := s.resources[corev1.SchemeGroupVersion]["nodes"].store.Get(ctx, "", nodeName, &metav1.GetOptions{})
+	obj, err := s.builtinStore(corev1.SchemeGroupVersion, "nodes").Get(ctx, "", nodeName, &metav1.GetOptions{})
 	if err != nil {
 		writeError(w, r, err)
 		return

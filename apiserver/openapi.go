@@ -11,39 +11,57 @@ import (
 	"github.com/skiff-dev/skiff/apiserver/openapi"
 )
 
-// The OpenAPI documents describe the apis table, which every server shares, so one service
-// serves them all; it builds the documents on the first request for them.
-var (
-	openAPIOnce    sync.Once
-	openAPIService *openapi.Service
-	openAPIErr     error
-)
+// openAPIDocuments serves the OpenAPI documents of what is served now. They are built on the
+// first request after the served resources change, not on every change: a burst of
+// CustomResourceDefinitions costs one build.
+type openAPIDocuments struct {
+	mu      sync.Mutex
+	service *openapi.Service
+	err     error
+	set     *apis.Set // what service describes
+}
+
+// invalidate makes the next request rebuild the documents.
+func (d *openAPIDocuments) invalidate() {
+	d.mu.Lock()
+	d.service, d.err, d.set = nil, nil, nil
+	d.mu.Unlock()
+}
+
+// serviceFor returns the documents describing set, building them if need be.
+func (d *openAPIDocuments) serviceFor(set *apis.Set) (*openapi.Service, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.set == set {
+		return d.service, d.err
+	}
+	var typed []*apis.Resource
+	for _, r := range set.All() {
+		if !r.Unstructured {
+			typed = append(typed, r)
+		}
+	}
+	info := apis.VersionInfo()
+	d.service, d.err = openapi.NewService(openapi.Config{
+		Resources:           typed,
+		DeleteReturnsObject: func(res *apis.Resource) bool { return res.ReturnDeletedObject },
+		GitVersion:          info.GitVersion,
+	})
+	d.set = set
+	return d.service, d.err
+}
 
 // serveOpenAPI answers /openapi/v2 and /openapi/v3/...; it reports false for other paths.
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 	if !openapi.Handles(r.URL.Path) {
 		return false
 	}
-	openAPIOnce.Do(func() {
-		// which deletes answer with the object is the registry's to say; read it once
-		returnsObject := map[*apis.Resource]bool{}
-		for _, byName := range s.resources {
-			for _, h := range byName {
-				returnsObject[h.res] = h.store.ReturnDeletedObject
-			}
-		}
-		info := apis.VersionInfo()
-		openAPIService, openAPIErr = openapi.NewService(openapi.Config{
-			Resources:           apis.Resources,
-			DeleteReturnsObject: func(res *apis.Resource) bool { return returnsObject[res] },
-			GitVersion:          info.GitVersion,
-		})
-	})
-	if openAPIErr != nil {
-		slog.Error("OpenAPI documents", "err", openAPIErr)
-		writeError(w, r, apierrors.NewInternalError(openAPIErr))
+	service, err := s.openAPI.serviceFor(s.current().set)
+	if err != nil {
+		slog.Error("OpenAPI documents", "err", err)
+		writeError(w, r, apierrors.NewInternalError(err))
 		return true
 	}
-	openAPIService.ServeHTTP(w, r)
+	service.ServeHTTP(w, r)
 	return true
 }

@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/skiff-dev/skiff/apis"
 )
 
 // requestInfo is what a request path and method say, parsed the way upstream parses them:
@@ -28,6 +30,8 @@ type requestInfo struct {
 	Subresource string
 	Name        string
 	Parts       []string
+	// resource is the served resource the request addresses, once routing has found it.
+	resource *apis.Resource
 }
 
 func (ri *requestInfo) groupVersion() schema.GroupVersion {

@@ -16,15 +16,12 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/registry"
-	"github.com/skiff-dev/skiff/registry/storage"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
 	"github.com/skiff-dev/skiff/registry/storage/etcd3"
 )
@@ -35,14 +32,11 @@ type Server struct {
 	authn   authn.Authenticator
 	authz   authorizer
 	handler http.Handler
-	// resources by group version and plural name
-	resources map[schema.GroupVersion]map[string]*resourceHandler
-	// storages by etcd key segment; resources sharing storage share the watch cache
-	storages map[string]storage.Interface
-
-	// aggregated discovery documents (legacy group, named groups) by apidiscovery version
-	discoveryLegacy, discoveryGroups map[string]aggregatedDocument
-	advertise                        string
+	// state is what is served now (served.go); it changes as resources come and go
+	state     servedState
+	admission *admission
+	openAPI   openAPIDocuments
+	advertise string
 
 	inflight, mutatingInflight chan struct{}
 	// addresses are the listeners' actual addresses, set before ready is closed
@@ -106,14 +100,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:       cfg,
-		authz:     allowAuthenticated{},
-		resources: map[schema.GroupVersion]map[string]*resourceHandler{},
-		storages:  map[string]storage.Interface{},
-		discoveryLegacy: map[string]aggregatedDocument{
-			"v2": encodeAggregated(aggregated(true), "v2"), "v2beta1": encodeAggregated(aggregated(true), "v2beta1")},
-		discoveryGroups: map[string]aggregatedDocument{
-			"v2": encodeAggregated(aggregated(false), "v2"), "v2beta1": encodeAggregated(aggregated(false), "v2beta1")},
+		cfg:              cfg,
+		authz:            allowAuthenticated{},
+		admission:        &admission{disabled: disabled},
 		advertise:        advertiseAddress(cfg.BindAddresses[0]),
 		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
 		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
@@ -150,87 +139,30 @@ func advertiseAddress(bind string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// buildResources makes one storage per etcd key segment (an etcd store behind a watch cache)
-// and one registry store and handler per served resource, from the apis table.
+// buildResources serves the built-in resources: one watch cache per etcd key segment and one
+// registry store and handler per resource (served.go), and gives admission the stores it reads.
 func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) error {
 	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
 	s.allocator.Storage = base
-	var namespaces, priorityClasses, serviceAccounts *registry.Store
-	for _, res := range apis.Resources {
-		if res.Review {
-			continue // answered, never stored: see reviews.go
-		}
-		st, ok := s.storages[res.StorageKey]
-		if !ok {
-			storageRes := res
-			if res.StorageVersion != res.GroupVersion {
-				storageRes = apis.ForKind(res.StorageVersion.WithKind(res.Kind))
-			}
-			opts := []cacher.Option{cacher.WithHistorySize(s.cfg.WatchCacheSize)}
-			if f := storageRes.IndexedField; f != "" {
-				opts = append(opts, cacher.WithIndexedField(f, func(obj runtime.Object) string {
-					return storageRes.SelectableFields(obj)[f]
-				}))
-			}
-			c, err := cacher.New(ctx, base, s.cfg.Etcd, "/registry/"+res.StorageKey+"/", storageRes.New, storageRes.NewList, opts...)
-			if err != nil {
-				return fmt.Errorf("watch cache for %s: %w", res.Name, err)
-			}
-			st = c
-			s.storages[res.StorageKey] = st
-		}
-		store, err := registry.NewStore(res, st)
-		if err != nil {
-			return err
-		}
-		if res.GroupVersion.Group == "" && res.Name == "services" {
-			store.Allocator = s.allocator
-		}
-		switch res.GroupVersionResource().GroupResource().String() {
-		case "namespaces":
-			namespaces = store
-		case "priorityclasses.scheduling.k8s.io":
-			priorityClasses = store
-		case "serviceaccounts":
-			serviceAccounts = store
-		}
-		h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
-			subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{}}
-		for _, sub := range []string{"", "status"} {
-			if sub != "" && res.Subresource(sub) == nil {
-				continue
-			}
-			fm, err := newFieldManager(res, sub)
-			if err != nil {
-				return fmt.Errorf("field manager for %s: %w", res.Name, err)
-			}
-			h.fieldManagers[sub] = fm
-		}
-		for _, sub := range res.Subresources {
-			switch sub.Name {
-			case "status":
-				h.subresources["status"] = parentWrite{strategy: registry.StatusStrategyFor(res), getAllowed: true}
-			case "finalize":
-				h.subresources["finalize"] = parentWrite{strategy: registry.FinalizeStrategyFor(res)}
-			case "binding":
-				h.subresources["binding"] = podBinding{}
-			case "scale":
-				h.subresources["scale"] = workloadScale{}
-			case "token":
-				h.subresources["token"] = serviceAccountToken{s: s}
-			}
-		}
-		if s.resources[res.GroupVersion] == nil {
-			s.resources[res.GroupVersion] = map[string]*resourceHandler{}
-		}
-		s.resources[res.GroupVersion][res.Name] = h
+	s.state.base = base
+	s.state.storages = map[string]*sharedStorage{}
+	s.state.current.Store(newServed(apis.NewSet(nil), nil))
+	if err := s.serveResources(apis.Builtin.All(), nil); err != nil {
+		return err
 	}
-	for _, byName := range s.resources {
-		for _, h := range byName {
-			h.admit = admission{namespaces: namespaces, priorityClasses: priorityClasses, serviceAccounts: serviceAccounts, disabled: disabled}
-		}
-	}
+	s.admission.namespaces = s.builtinStore(corev1.SchemeGroupVersion, "namespaces")
+	s.admission.priorityClasses = s.builtinStore(schedulingv1.SchemeGroupVersion, "priorityclasses")
+	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
 	return nil
+}
+
+// builtinStore is the registry store of a built-in resource, which is always served.
+func (s *Server) builtinStore(gv schema.GroupVersion, resource string) *registry.Store {
+	h := s.current().handler(gv, resource)
+	if h == nil {
+		panic(fmt.Sprintf("%s %s is not served", gv, resource)) // the table lost a built-in kind
+	}
+	return h.store
 }
 
 // Ready is closed once the server serves on every bind address.
@@ -324,7 +256,7 @@ var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem,
 
 // bootstrap creates what every cluster has before the first request.
 func (s *Server) bootstrap(ctx context.Context) error {
-	ns := s.resources[schema.GroupVersion{Version: "v1"}]["namespaces"].store
+	ns := s.builtinStore(corev1.SchemeGroupVersion, "namespaces")
 	for _, name := range systemNamespaces {
 		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		apis.Scheme.Default(obj)
@@ -333,7 +265,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
 	}
-	pcs := s.resources[schedulingv1.SchemeGroupVersion]["priorityclasses"].store
+	pcs := s.builtinStore(schedulingv1.SchemeGroupVersion, "priorityclasses")
 	for _, pc := range apis.SystemPriorityClasses {
 		obj := pc.DeepCopy()
 		apis.Scheme.Default(obj)

@@ -59,7 +59,7 @@ func (s *Server) buildAuthenticator() error {
 
 // coreStore is the registry store of a core v1 resource.
 func (s *Server) coreStore(resource string) *registry.Store {
-	return s.resources[corev1.SchemeGroupVersion][resource].store
+	return s.builtinStore(corev1.SchemeGroupVersion, resource)
 }
 
 // boundObject is the authenticator's authn.BoundObjectGetter: reads from the watch cache, or

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -53,12 +54,12 @@ func (s *Server) securePort() int32 {
 }
 
 func (s *Server) store(gv, resource string) *registry.Store {
-	for v, byName := range s.resources {
-		if v.String() == gv {
-			if h := byName[resource]; h != nil {
-				return h.store
-			}
-		}
+	v, err := schema.ParseGroupVersion(gv)
+	if err != nil {
+		return nil
+	}
+	if h := s.current().handler(v, resource); h != nil {
+		return h.store
 	}
 	return nil
 }

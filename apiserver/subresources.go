@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/registry"
@@ -21,7 +19,7 @@ import (
 // strategy (status, finalize): GET returns the parent, PUT replaces it and PATCH patches it,
 // and the strategy keeps what the subresource may not change.
 type parentWrite struct {
-	strategy registry.Strategy
+	strategy apis.Strategy
 	// getAllowed is false for finalize, which upstream serves for update only.
 	getAllowed bool
 }
@@ -105,81 +103,8 @@ func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo
 	if err := nameMatchesURL(binding.Name, ri.Name); err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
-	if errs := apis.ValidatePodBinding(binding); len(errs) > 0 {
-		return nil, schema.GroupVersion{}, 0, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, errs)
-	}
-	_, _, err = h.store.Update(ctx, ri.Namespace, ri.Name, bindingStrategy{}, func(_ context.Context, current runtime.Object) (runtime.Object, error) {
-		if current == nil {
-			return nil, apierrors.NewNotFound(h.store.GroupResource(), ri.Name)
-		}
-		pod := current.(*corev1.Pod)
-		bindingGR := schema.GroupResource{Resource: "pods/binding"}
-		if pod.DeletionTimestamp != nil {
-			return nil, apierrors.NewConflict(bindingGR, ri.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", ri.Name))
-		}
-		if binding.UID != "" && binding.UID != pod.UID {
-			return nil, apierrors.NewConflict(bindingGR, ri.Name,
-				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", binding.UID, pod.UID))
-		}
-		if pod.Spec.NodeName != "" {
-			return nil, apierrors.NewConflict(bindingGR, ri.Name,
-				fmt.Errorf("pod %s is already assigned to node %q", ri.Name, pod.Spec.NodeName))
-		}
-		if len(pod.Spec.SchedulingGates) > 0 {
-			return nil, apierrors.NewConflict(bindingGR, ri.Name,
-				fmt.Errorf("pod %v has non-empty .spec.schedulingGates", ri.Name))
-		}
-		pod.Spec.NodeName = binding.Target.Name
-		pod.Status.NominatedNodeName = ""
-		for k, v := range binding.Labels {
-			if pod.Labels == nil {
-				pod.Labels = map[string]string{}
-			}
-			pod.Labels[k] = v
-		}
-		for k, v := range binding.Annotations {
-			if pod.Annotations == nil {
-				pod.Annotations = map[string]string{}
-			}
-			pod.Annotations[k] = v
-		}
-		setPodScheduled(pod)
-		return pod, nil
-	}, opts.dryRun)
-	if err != nil {
+	if err := h.store.Bind(ctx, ri.Namespace, binding, opts.dryRun); err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
 	return &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, metav1.SchemeGroupVersion, http.StatusCreated, nil
 }
-
-// setPodScheduled records the PodScheduled condition a binding brings, as upstream's binding
-// storage does.
-func setPodScheduled(pod *corev1.Pod) {
-	now := metav1.Now()
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodScheduled {
-			c := &pod.Status.Conditions[i]
-			if c.Status != corev1.ConditionTrue {
-				c.LastTransitionTime = now
-			}
-			c.Status, c.Reason, c.Message = corev1.ConditionTrue, "", ""
-			return
-		}
-	}
-	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
-		Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now,
-	})
-}
-
-// bindingStrategy lets a binding write spec.nodeName and the scheduled condition, nothing
-// a client sent.
-type bindingStrategy struct{}
-
-func (bindingStrategy) PrepareForCreate(context.Context, runtime.Object)                 {}
-func (bindingStrategy) Validate(context.Context, runtime.Object) field.ErrorList         { return nil }
-func (bindingStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
-func (bindingStrategy) ValidateUpdate(context.Context, runtime.Object, runtime.Object) field.ErrorList {
-	return nil
-}
-func (bindingStrategy) AllowCreateOnUpdate() bool      { return false }
-func (bindingStrategy) AllowUnconditionalUpdate() bool { return true }

@@ -66,7 +66,7 @@ func asTable(r *http.Request, obj runtime.Object, opts *metav1.TableOptions, gv,
 	if opts == nil {
 		opts = &metav1.TableOptions{}
 	}
-	table, err := apis.ConvertToTable(obj, opts.NoHeaders)
+	table, err := apis.ConvertToTable(tablePrinterFor(r), obj, opts.NoHeaders)
 	if errors.Is(err, apis.ErrNotTabular) {
 		resource := schema.GroupResource{}
 		if ri := requestInfoFrom(r.Context()); ri != nil {
@@ -161,4 +161,22 @@ func internalTypeName(obj runtime.Object) string {
 		group = "core"
 	}
 	return "*" + group + "." + t.Name()
+}
+
+// tablePrinterFor is the printer of what the request reads: its resource's, or the Scale's
+// for a scale subresource; nil (the default columns) for anything else.
+func tablePrinterFor(r *http.Request) *apis.TablePrinter {
+	ri := requestInfoFrom(r.Context())
+	if ri == nil || ri.resource == nil {
+		return nil
+	}
+	switch ri.Subresource {
+	case "":
+		return ri.resource.Table
+	case "scale":
+		return apis.ScaleTable
+	case "status":
+		return ri.resource.Table
+	}
+	return nil
 }

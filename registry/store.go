@@ -27,23 +27,23 @@ import (
 	"github.com/skiff-dev/skiff/registry/storage"
 )
 
-// Store serves one resource (in one group version) from storage.
+// Store serves one resource (in one group version) from storage, as its declaration says.
 type Store struct {
 	Resource *apis.Resource
-	Strategy Strategy
+	// Strategy is the resource's own (Resource.Strategy).
+	Strategy apis.Strategy
 	Storage  storage.Interface
-	// ReturnDeletedObject makes a completed delete answer with the object rather than a
-	// Success Status, as upstream does for pods.
-	ReturnDeletedObject bool
-	// Delete, when set, replaces the generic two-step deletion (namespaces have their own).
-	DeleteFunc func(ctx context.Context, s *Store, ns, name string, opts *metav1.DeleteOptions) (runtime.Object, bool, error)
 	// Allocator, when set, reserves what objects hold outside their key (service IPs and
 	// ports) as they are created and updated, and frees it as they go.
 	Allocator Allocator
-	// DeleteDuringUpdate, when set, must also agree before an update that removes the last
-	// finalizer of an object being deleted removes the object (namespaces wait for their spec
-	// finalizers too).
-	DeleteDuringUpdate func(obj runtime.Object) bool
+}
+
+// NewStore builds the store of a served resource on the given storage.
+func NewStore(r *apis.Resource, s storage.Interface) (*Store, error) {
+	if r.Strategy == nil {
+		return nil, fmt.Errorf("registry: %s declares no strategy", r.GroupVersionResource())
+	}
+	return &Store{Resource: r, Strategy: r.Strategy, Storage: s}, nil
 }
 
 // GroupResource names the resource in errors.
@@ -341,7 +341,7 @@ type UpdateFunc func(ctx context.Context, current runtime.Object) (runtime.Objec
 // Update replaces the object ns/name with what update returns, compare-and-swap on the
 // resourceVersion the new object carries. It reports whether the object was created.
 // strategy is s.Strategy for the main resource, or a subresource's.
-func (s *Store) Update(ctx context.Context, ns, name string, strategy Strategy, update UpdateFunc, dryRun bool) (runtime.Object, bool, error) {
+func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strategy, update UpdateFunc, dryRun bool) (runtime.Object, bool, error) {
 	if strategy == nil {
 		strategy = s.Strategy
 	}
@@ -452,12 +452,12 @@ func (s *Store) finalizedAway(obj, old runtime.Object) bool {
 	if g := om.GetDeletionGracePeriodSeconds(); g == nil || *g != 0 {
 		return false
 	}
-	return s.DeleteDuringUpdate == nil || s.DeleteDuringUpdate(obj)
+	return s.Resource.Terminating == nil || s.Resource.Terminating.Done(obj)
 }
 
 // beforeUpdate checks the update's preconditions, keeps the immutable metadata, runs the
 // strategy and validates.
-func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, oldMeta metav1.Object, strategy Strategy) error {
+func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, oldMeta metav1.Object, strategy apis.Strategy) error {
 	rv := m.GetResourceVersion()
 	if rv == "" {
 		if !strategy.AllowUnconditionalUpdate() {
@@ -521,8 +521,8 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *metav1.Delete
 	if opts == nil {
 		opts = &metav1.DeleteOptions{}
 	}
-	if s.DeleteFunc != nil {
-		return s.DeleteFunc(ctx, s, ns, name, opts)
+	if s.Resource.Terminating != nil {
+		return s.deleteTerminating(ctx, ns, name, opts)
 	}
 	return s.GenericDelete(ctx, ns, name, opts)
 }
@@ -539,7 +539,7 @@ func (s *Store) GenericDelete(ctx context.Context, ns, name string, opts *metav1
 	}
 	cm, _ := meta.Accessor(current)
 	graceful := false
-	if gd, ok := s.Strategy.(GracefulDeleter); ok {
+	if gd, ok := s.Strategy.(apis.GracefulDeleter); ok {
 		graceful = gd.CheckGracefulDelete(ctx, current, opts)
 	}
 	finalizers := deletionFinalizers(cm, opts)

@@ -15,7 +15,7 @@ import (
 // testDocuments builds the documents of the real apis table once for the package's tests.
 var testDocuments = sync.OnceValues(func() (*builtDocuments, error) {
 	d, err := newDocumentSet(Config{
-		Resources: apis.Resources, GitVersion: "v1.37.0",
+		Resources: apis.Builtin.All(), GitVersion: "v1.37.0",
 		DeleteReturnsObject: func(r *apis.Resource) bool { return r.Name == "pods" },
 	})
 	if err != nil {

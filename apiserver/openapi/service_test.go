@@ -25,7 +25,7 @@ import (
 
 func newService(t testing.TB) *openapi.Service {
 	t.Helper()
-	s, err := openapi.NewService(openapi.Config{Resources: apis.Resources, GitVersion: "v1.37.0"})
+	s, err := openapi.NewService(openapi.Config{Resources: apis.Builtin.All(), GitVersion: "v1.37.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func newService(t testing.TB) *openapi.Service {
 
 // sharedServer is one service behind an HTTP server for the tests that only read.
 var sharedServer = sync.OnceValue(func() *httptest.Server {
-	s, err := openapi.NewService(openapi.Config{Resources: apis.Resources, GitVersion: "v1.37.0"})
+	s, err := openapi.NewService(openapi.Config{Resources: apis.Builtin.All(), GitVersion: "v1.37.0"})
 	if err != nil {
 		panic(err)
 	}

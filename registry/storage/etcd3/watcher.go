@@ -303,7 +303,7 @@ func objectForStorageKey(key string) runtime.Object {
 	if !ok {
 		return nil
 	}
-	for _, r := range apis.Resources {
+	for _, r := range apis.Builtin.All() {
 		// storage keys may have more than one segment ("services/specs")
 		if r.StorageKey != "" && strings.HasPrefix(rest, r.StorageKey+"/") && r.GroupVersion == r.StorageVersion {
 			return r.New()

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // serviceStrategy is upstream's service strategy: status only through services/status; what
@@ -27,7 +25,7 @@ func (serviceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 }
 
 func (serviceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateService(obj.(*corev1.Service))
+	return ValidateService(obj.(*corev1.Service))
 }
 
 func (serviceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -64,7 +62,7 @@ func keepAllocated(svc, old *corev1.Service) {
 }
 
 func (serviceStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateServiceUpdate(obj.(*corev1.Service), old.(*corev1.Service))
+	return ValidateServiceUpdate(obj.(*corev1.Service), old.(*corev1.Service))
 }
 
 func (serviceStrategy) AllowCreateOnUpdate() bool      { return true }
@@ -81,7 +79,7 @@ func (serviceStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtim
 }
 
 func (serviceStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateServiceStatusUpdate(obj.(*corev1.Service), old.(*corev1.Service))
+	return ValidateServiceStatusUpdate(obj.(*corev1.Service), old.(*corev1.Service))
 }
 
 // endpointsStrategy keeps what a client sends, as upstream's.
@@ -92,12 +90,12 @@ var EndpointsStrategy = endpointsStrategy{}
 
 func (endpointsStrategy) PrepareForCreate(context.Context, runtime.Object) {}
 func (endpointsStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateEndpoints(obj.(*corev1.Endpoints))
+	return ValidateEndpoints(obj.(*corev1.Endpoints))
 }
 func (endpointsStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
 func (endpointsStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	ep, oldEp := obj.(*corev1.Endpoints), old.(*corev1.Endpoints)
-	return append(apis.ValidateObjectMetaUpdate(&ep.ObjectMeta, &oldEp.ObjectMeta, field.NewPath("metadata")), apis.ValidateEndpoints(ep)...)
+	return append(ValidateObjectMetaUpdate(&ep.ObjectMeta, &oldEp.ObjectMeta, field.NewPath("metadata")), ValidateEndpoints(ep)...)
 }
 func (endpointsStrategy) AllowCreateOnUpdate() bool      { return true }
 func (endpointsStrategy) AllowUnconditionalUpdate() bool { return true }
@@ -113,7 +111,7 @@ func (endpointSliceStrategy) PrepareForCreate(_ context.Context, obj runtime.Obj
 	obj.(*discoveryv1.EndpointSlice).Generation = 1
 }
 func (endpointSliceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateEndpointSlice(obj.(*discoveryv1.EndpointSlice))
+	return ValidateEndpointSlice(obj.(*discoveryv1.EndpointSlice))
 }
 func (endpointSliceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	s, o := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
@@ -123,11 +121,11 @@ func (endpointSliceStrategy) PrepareForUpdate(_ context.Context, obj, old runtim
 }
 func (endpointSliceStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	s, o := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
-	allErrs := apis.ValidateObjectMetaUpdate(&s.ObjectMeta, &o.ObjectMeta, field.NewPath("metadata"))
+	allErrs := ValidateObjectMetaUpdate(&s.ObjectMeta, &o.ObjectMeta, field.NewPath("metadata"))
 	if s.AddressType != o.AddressType {
 		allErrs = append(allErrs, field.Invalid(field.NewPath("addressType"), s.AddressType, "field is immutable"))
 	}
-	return append(allErrs, apis.ValidateEndpointSlice(s)...)
+	return append(allErrs, ValidateEndpointSlice(s)...)
 }
 func (endpointSliceStrategy) AllowCreateOnUpdate() bool      { return false }
 func (endpointSliceStrategy) AllowUnconditionalUpdate() bool { return true }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // eventStrategy is upstream's event strategy, for one of the two APIs that write events. Both
@@ -32,13 +30,13 @@ var _ Strategy = eventStrategy{}
 func (eventStrategy) PrepareForCreate(context.Context, runtime.Object) {}
 
 func (s eventStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateEventCreate(obj.(*corev1.Event), s.requestVersion)
+	return ValidateEventCreate(obj.(*corev1.Event), s.requestVersion)
 }
 
 func (eventStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
 
 func (s eventStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateEventUpdate(obj.(*corev1.Event), old.(*corev1.Event), s.requestVersion)
+	return ValidateEventUpdate(obj.(*corev1.Event), old.(*corev1.Event), s.requestVersion)
 }
 
 func (eventStrategy) AllowCreateOnUpdate() bool      { return true }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // leaseStrategy is upstream's lease strategy: a PUT may create a lease, but an update must name
@@ -28,7 +26,7 @@ func (leaseStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 }
 
 func (leaseStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateLease(obj.(*coordinationv1.Lease))
+	return ValidateLease(obj.(*coordinationv1.Lease))
 }
 
 func (leaseStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -42,7 +40,7 @@ func (leaseStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object
 }
 
 func (leaseStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateLeaseUpdate(obj.(*coordinationv1.Lease), old.(*coordinationv1.Lease))
+	return ValidateLeaseUpdate(obj.(*coordinationv1.Lease), old.(*coordinationv1.Lease))
 }
 
 func (leaseStrategy) AllowCreateOnUpdate() bool      { return true }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // serviceAccountStrategy is upstream's service account strategy: references to secrets keep
@@ -24,7 +22,7 @@ func (serviceAccountStrategy) PrepareForCreate(_ context.Context, obj runtime.Ob
 }
 
 func (serviceAccountStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateServiceAccount(obj.(*corev1.ServiceAccount))
+	return ValidateServiceAccount(obj.(*corev1.ServiceAccount))
 }
 
 func (serviceAccountStrategy) PrepareForUpdate(_ context.Context, obj, _ runtime.Object) {
@@ -32,7 +30,7 @@ func (serviceAccountStrategy) PrepareForUpdate(_ context.Context, obj, _ runtime
 }
 
 func (serviceAccountStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateServiceAccountUpdate(obj.(*corev1.ServiceAccount), old.(*corev1.ServiceAccount))
+	return ValidateServiceAccountUpdate(obj.(*corev1.ServiceAccount), old.(*corev1.ServiceAccount))
 }
 
 func (serviceAccountStrategy) AllowCreateOnUpdate() bool      { return false }

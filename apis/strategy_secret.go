@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // secretStrategy is upstream's secret strategy. stringData is write-only: it is merged into data
@@ -24,7 +22,7 @@ func (secretStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 }
 
 func (secretStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateSecret(obj.(*corev1.Secret))
+	return ValidateSecret(obj.(*corev1.Secret))
 }
 
 func (secretStrategy) PrepareForUpdate(_ context.Context, obj, _ runtime.Object) {
@@ -32,7 +30,7 @@ func (secretStrategy) PrepareForUpdate(_ context.Context, obj, _ runtime.Object)
 }
 
 func (secretStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateSecretUpdate(obj.(*corev1.Secret), old.(*corev1.Secret))
+	return ValidateSecretUpdate(obj.(*corev1.Secret), old.(*corev1.Secret))
 }
 
 func (secretStrategy) AllowCreateOnUpdate() bool      { return false }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // priorityClassStrategy keeps what a client sends; value and preemptionPolicy are immutable.
@@ -21,13 +19,13 @@ var _ Strategy = priorityClassStrategy{}
 func (priorityClassStrategy) PrepareForCreate(context.Context, runtime.Object) {}
 
 func (priorityClassStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidatePriorityClass(obj.(*schedulingv1.PriorityClass))
+	return ValidatePriorityClass(obj.(*schedulingv1.PriorityClass))
 }
 
 func (priorityClassStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
 
 func (priorityClassStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidatePriorityClassUpdate(obj.(*schedulingv1.PriorityClass), old.(*schedulingv1.PriorityClass))
+	return ValidatePriorityClassUpdate(obj.(*schedulingv1.PriorityClass), old.(*schedulingv1.PriorityClass))
 }
 
 func (priorityClassStrategy) AllowCreateOnUpdate() bool      { return false }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // replicaSetStrategy is upstream's replica set strategy: status is cleared on create and written
@@ -28,7 +26,7 @@ func (replicaSetStrategy) PrepareForCreate(_ context.Context, obj runtime.Object
 }
 
 func (replicaSetStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateReplicaSet(obj.(*appsv1.ReplicaSet))
+	return ValidateReplicaSet(obj.(*appsv1.ReplicaSet))
 }
 
 func (replicaSetStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -41,7 +39,7 @@ func (replicaSetStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.O
 }
 
 func (replicaSetStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateReplicaSetUpdate(obj.(*appsv1.ReplicaSet), old.(*appsv1.ReplicaSet))
+	return ValidateReplicaSetUpdate(obj.(*appsv1.ReplicaSet), old.(*appsv1.ReplicaSet))
 }
 
 func (replicaSetStrategy) AllowCreateOnUpdate() bool      { return false }
@@ -59,5 +57,5 @@ func (replicaSetStatusStrategy) PrepareForUpdate(_ context.Context, obj, old run
 }
 
 func (replicaSetStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateReplicaSetStatusUpdate(obj.(*appsv1.ReplicaSet), old.(*appsv1.ReplicaSet))
+	return ValidateReplicaSetStatusUpdate(obj.(*appsv1.ReplicaSet), old.(*appsv1.ReplicaSet))
 }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // configMapStrategy is upstream's config map strategy: everything a client sends is kept; an
@@ -22,13 +20,13 @@ var _ Strategy = configMapStrategy{}
 func (configMapStrategy) PrepareForCreate(context.Context, runtime.Object) {}
 
 func (configMapStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateConfigMap(obj.(*corev1.ConfigMap))
+	return ValidateConfigMap(obj.(*corev1.ConfigMap))
 }
 
 func (configMapStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
 
 func (configMapStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateConfigMapUpdate(obj.(*corev1.ConfigMap), old.(*corev1.ConfigMap))
+	return ValidateConfigMapUpdate(obj.(*corev1.ConfigMap), old.(*corev1.ConfigMap))
 }
 
 func (configMapStrategy) AllowCreateOnUpdate() bool      { return false }

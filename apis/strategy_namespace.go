@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // namespaceStrategy is upstream's namespace strategy: a namespace starts Active with the
@@ -39,7 +37,7 @@ func (namespaceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object)
 }
 
 func (namespaceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateNamespace(obj.(*corev1.Namespace))
+	return ValidateNamespace(obj.(*corev1.Namespace))
 }
 
 func (namespaceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -51,8 +49,8 @@ func (namespaceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Ob
 
 func (namespaceStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	ns := obj.(*corev1.Namespace)
-	allErrs := apis.ValidateNamespace(ns)
-	return append(allErrs, apis.ValidateNamespaceUpdate(ns, old.(*corev1.Namespace))...)
+	allErrs := ValidateNamespace(ns)
+	return append(allErrs, ValidateNamespaceUpdate(ns, old.(*corev1.Namespace))...)
 }
 
 func (namespaceStrategy) AllowCreateOnUpdate() bool      { return false }
@@ -85,7 +83,7 @@ func (namespaceStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runt
 }
 
 func (namespaceStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateNamespaceStatusUpdate(obj.(*corev1.Namespace), old.(*corev1.Namespace))
+	return ValidateNamespaceStatusUpdate(obj.(*corev1.Namespace), old.(*corev1.Namespace))
 }
 
 // namespaceFinalizeStrategy is the strategy of namespaces/finalize, through which the namespace
@@ -102,5 +100,16 @@ func (namespaceFinalizeStrategy) PrepareForUpdate(_ context.Context, obj, old ru
 }
 
 func (namespaceFinalizeStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateNamespaceFinalizeUpdate(obj.(*corev1.Namespace), old.(*corev1.Namespace))
+	return ValidateNamespaceFinalizeUpdate(obj.(*corev1.Namespace), old.(*corev1.Namespace))
+}
+
+// markNamespaceTerminating is what the first delete of a namespace sets beyond its
+// deletionTimestamp: the Terminating phase, which refuses new content.
+func markNamespaceTerminating(obj runtime.Object) {
+	obj.(*corev1.Namespace).Status.Phase = corev1.NamespaceTerminating
+}
+
+// namespaceFinalized reports whether the namespace controller is done with a namespace.
+func namespaceFinalized(obj runtime.Object) bool {
+	return len(obj.(*corev1.Namespace).Spec.Finalizers) == 0
 }

@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // nodeStrategy is upstream's node strategy. A node may be created with its status (the kubelet
@@ -27,7 +25,7 @@ func (nodeStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 }
 
 func (nodeStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateNode(obj.(*corev1.Node))
+	return ValidateNode(obj.(*corev1.Node))
 }
 
 func (nodeStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -40,8 +38,8 @@ func (nodeStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object)
 
 func (nodeStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	node := obj.(*corev1.Node)
-	allErrs := apis.ValidateNode(node)
-	return append(allErrs, apis.ValidateNodeUpdate(node, old.(*corev1.Node))...)
+	allErrs := ValidateNode(node)
+	return append(allErrs, ValidateNodeUpdate(node, old.(*corev1.Node))...)
 }
 
 func (nodeStrategy) AllowCreateOnUpdate() bool      { return false }
@@ -63,5 +61,5 @@ func (nodeStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.O
 }
 
 func (nodeStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateNodeUpdate(obj.(*corev1.Node), old.(*corev1.Node))
+	return ValidateNodeUpdate(obj.(*corev1.Node), old.(*corev1.Node))
 }

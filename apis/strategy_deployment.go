@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // deploymentStrategy is upstream's deployment strategy: status only through
@@ -28,7 +26,7 @@ func (deploymentStrategy) PrepareForCreate(_ context.Context, obj runtime.Object
 }
 
 func (deploymentStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidateDeployment(obj.(*appsv1.Deployment))
+	return ValidateDeployment(obj.(*appsv1.Deployment))
 }
 
 func (deploymentStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -41,7 +39,7 @@ func (deploymentStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.O
 }
 
 func (deploymentStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateDeploymentUpdate(obj.(*appsv1.Deployment), old.(*appsv1.Deployment))
+	return ValidateDeploymentUpdate(obj.(*appsv1.Deployment), old.(*appsv1.Deployment))
 }
 
 func (deploymentStrategy) AllowCreateOnUpdate() bool      { return false }
@@ -60,5 +58,5 @@ func (deploymentStatusStrategy) PrepareForUpdate(_ context.Context, obj, old run
 }
 
 func (deploymentStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidateDeploymentStatusUpdate(obj.(*appsv1.Deployment), old.(*appsv1.Deployment))
+	return ValidateDeploymentStatusUpdate(obj.(*appsv1.Deployment), old.(*appsv1.Deployment))
 }

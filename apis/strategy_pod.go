@@ -1,4 +1,4 @@
-package registry
+package apis
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/skiff-dev/skiff/apis"
 )
 
 // podStrategy is upstream's pod strategy: a pod starts Pending with its QoS class computed, its
@@ -47,7 +45,7 @@ func (podStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 }
 
 func (podStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return apis.ValidatePod(obj.(*corev1.Pod))
+	return ValidatePod(obj.(*corev1.Pod))
 }
 
 func (podStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -57,7 +55,7 @@ func (podStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 }
 
 func (podStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidatePodUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
+	return ValidatePodUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
 }
 
 func (podStrategy) AllowCreateOnUpdate() bool      { return false }
@@ -119,7 +117,7 @@ func (podStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Ob
 }
 
 func (podStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return apis.ValidatePodStatusUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
+	return ValidatePodStatusUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
 }
 
 // preserveObservedGeneration keeps observedGeneration (of the status and of each condition,
