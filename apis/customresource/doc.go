@@ -1,0 +1,17 @@
+// Package customresource says what a CustomResourceDefinition (apiextensions.k8s.io/v1) and
+// the OpenAPI v3 schema of each of its versions mean, the way upstream's apiextensions-apiserver
+// reads them: how a CRD is defaulted and validated (with upstream's field paths and words), and,
+// compiled once per served version (Version), how a custom resource, an
+// *unstructured.Unstructured, is pruned of unknown fields, defaulted, validated (OpenAPI schema,
+// list types, embedded resources, x-kubernetes-validations CEL rules, transition rules and
+// ratcheting), typed for server-side apply, printed as table rows, selected by fields, and
+// published as OpenAPI v2 and v3. It also words the warning a deprecated version carries.
+//
+// The meaning comes from apiextensions-apiserver's own leaf packages (structural schema,
+// pruning, defaulting, objectmeta, listtype, cel, the schema validator, the CRD validation, the
+// OpenAPI builder) and apimachinery's managed fields; this package is the glue that applies them
+// in the order upstream's custom resource handler and strategies do.
+//
+// This package never touches storage or HTTP: it holds no objects, reads no etcd, serves no
+// requests and keeps no state beyond what it compiles from a CRD.
+package customresource
