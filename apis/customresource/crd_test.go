@@ -2,6 +2,8 @@ package customresource
 
 import (
 	"context"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -10,14 +12,16 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// checkErrorDetails asserts errs are exactly want, in order, each as "<field>: <type>: <detail>",
-// for errors whose value is too large to spell out (a whole list of versions).
+// checkErrorDetails asserts errs are exactly want, in any order, each as "<field>: <type>:
+// <detail>", for errors whose value is too large to spell out (a whole list of versions).
 func checkErrorDetails(t *testing.T, errs field.ErrorList, want ...string) {
 	t.Helper()
 	var got []string
 	for _, e := range errs {
 		got = append(got, e.Field+": "+e.Type.String()+": "+e.Detail)
 	}
+	sort.Strings(got)
+	want = slices.Sorted(slices.Values(want))
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}

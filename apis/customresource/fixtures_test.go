@@ -4,11 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 )
@@ -39,23 +42,31 @@ func compile(t *testing.T, name, version string) *Version {
 	return v
 }
 
-// object parses a custom resource written in YAML.
+// object parses a custom resource written in YAML, with integers as int64 as the server's
+// JSON decoding reads them.
 func object(t *testing.T, y string) *unstructured.Unstructured {
 	t.Helper()
+	data, err := yaml.YAMLToJSON([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
 	obj := map[string]interface{}{}
-	if err := yaml.Unmarshal([]byte(y), &obj); err != nil {
+	if err := json.Unmarshal(data, &obj); err != nil {
 		t.Fatal(err)
 	}
 	return &unstructured.Unstructured{Object: obj}
 }
 
-// checkErrors asserts errs are exactly want, in order, as upstream words them (Error()).
+// checkErrors asserts errs are exactly want as upstream words them (Error()), in any order:
+// upstream's schema validator and CEL rules visit an object's fields in map order.
 func checkErrors(t *testing.T, errs field.ErrorList, want ...string) {
 	t.Helper()
 	var got []string
 	for _, e := range errs {
 		got = append(got, e.Error())
 	}
+	sort.Strings(got)
+	want = slices.Sorted(slices.Values(want))
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
