@@ -65,6 +65,8 @@ func (v *Version) SelectableFields(obj runtime.Object) fields.Set {
 	if u, ok := obj.(runtime.Unstructured); ok {
 		content = u.UnstructuredContent()
 	}
+	v.jsonPathMu.Lock()
+	defer v.jsonPathMu.Unlock()
 	for _, sf := range v.selectable {
 		set[sf.name] = ""
 		results, err := sf.path.FindResults(content)

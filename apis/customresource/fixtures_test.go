@@ -2,6 +2,7 @@ package customresource
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,4 +90,17 @@ func TestFixturesAreValidCRDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+func toJSON(t *testing.T, v interface{}) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func keys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

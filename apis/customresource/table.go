@@ -65,6 +65,8 @@ func (v *Version) Row(obj *unstructured.Unstructured) metav1.TableRow {
 	cells := make([]interface{}, 1, len(v.columns))
 	cells[0] = obj.GetName()
 	var buf bytes.Buffer
+	v.jsonPathMu.Lock()
+	defer v.jsonPathMu.Unlock()
 	for i, path := range v.columnPaths {
 		col := v.columns[i+1]
 		results, err := path.FindResults(content)

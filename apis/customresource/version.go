@@ -2,6 +2,7 @@ package customresource
 
 import (
 	"fmt"
+	"sync"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -47,6 +48,10 @@ type Version struct {
 	columnPaths []*jsonpath.JSONPath
 
 	selectable []selectableField
+
+	// jsonPathMu serialises evaluations of columnPaths and selectable: a parsed JSONPath keeps
+	// state while it walks an object (range and end nodes), so one may not walk two at once.
+	jsonPathMu sync.Mutex
 
 	typeConverter managedfields.TypeConverter
 }
