@@ -12,6 +12,21 @@
 // OpenAPI builder) and apimachinery's managed fields; this package is the glue that applies them
 // in the order upstream's custom resource handler and strategies do.
 //
+// Upstream's order, for a server built on this package:
+//
+//   - a CRD write: DefaultCRD; PrepareCRDForCreate, PrepareCRDForUpdate or
+//     PrepareCRDForStatusUpdate; ValidateCRD, ValidateCRDUpdate or ValidateCRDStatusUpdate;
+//     CRDWarnings. Serve the CRD's versions (NewVersions) once its names are accepted.
+//   - a custom resource in a request body: Prune (its paths are the fieldValidation
+//     warnings or errors), Default; then PrepareForCreate and Validate, PrepareForUpdate and
+//     ValidateUpdate, or PrepareForStatusUpdate and ValidateStatusUpdate; Warnings. Every
+//     request in a deprecated version carries Warning.
+//   - a custom resource read from storage: PruneStored, Default.
+//   - server-side apply and managedFields: TypeConverter, with apimachinery's CRD field
+//     manager (managedfields.NewDefaultCRDFieldManager).
+//   - kubectl get: Columns and Row; field selectors: FieldLabels and SelectableFields;
+//     /openapi/v2 and /openapi/v3: OpenAPI.
+//
 // This package never touches storage or HTTP: it holds no objects, reads no etcd, serves no
 // requests and keeps no state beyond what it compiles from a CRD.
 package customresource

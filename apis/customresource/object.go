@@ -33,6 +33,21 @@ func (v *Version) Default(obj map[string]interface{}) {
 // whose metadata cannot be read (metadata not an object, or a metadata field of the wrong
 // type); the server answers it with 400 Bad Request.
 func (v *Version) Prune(obj map[string]interface{}) ([]string, error) {
+	return v.coerce(obj, false)
+}
+
+// PruneStored does to obj, a custom resource of this version read from storage, what
+// upstream's storage decoder does: Prune, except that malformed metadata fields (of custom
+// resources written before metadata was validated) are dropped rather than refused, and a
+// missing generation is repaired to 1. Nothing is reported: stored data is not the client's.
+func (v *Version) PruneStored(obj map[string]interface{}) error {
+	_, err := v.coerce(obj, true)
+	return err
+}
+
+// coerce is upstream's schema coercer: it prunes obj and keeps its metadata to the fields
+// ObjectMeta knows, returning the paths it removed.
+func (v *Version) coerce(obj map[string]interface{}, stored bool) ([]string, error) {
 	u := &unstructured.Unstructured{Object: obj}
 	// apiVersion, kind and metadata need not be in the schema: keep them aside and restore
 	// them as upstream's schema coercer does, metadata reduced to the fields ObjectMeta knows.
@@ -45,21 +60,29 @@ func (v *Version) Prune(obj map[string]interface{}) ([]string, error) {
 		return nil, err
 	}
 	objectMeta, foundObjectMeta, unknown, err := schemaobjectmeta.GetObjectMetaWithOptions(obj, schemaobjectmeta.ObjectMetaOptions{
-		ReturnUnknownFieldPaths: true,
+		DropMalformedFields:     stored,
+		ReturnUnknownFieldPaths: !stored,
 	})
 	if err != nil {
 		return nil, err
 	}
 
 	if !v.preserveUnknownFields {
-		unknown = append(unknown, structuralpruning.PruneWithOptions(obj, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})...)
+		unknown = append(unknown, structuralpruning.PruneWithOptions(obj, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: !stored})...)
 		structuraldefaulting.PruneNonNullableNullsWithoutDefaults(obj, v.structural)
 	}
-	fieldErr, paths := schemaobjectmeta.CoerceWithOptions(nil, obj, v.structural, false, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
+	fieldErr, paths := schemaobjectmeta.CoerceWithOptions(nil, obj, v.structural, false, schemaobjectmeta.CoerceOptions{
+		DropInvalidFields:       stored,
+		ReturnUnknownFieldPaths: !stored,
+	})
 	if fieldErr != nil {
 		return nil, fieldErr
 	}
 	unknown = append(unknown, paths...)
+	// very old custom resources were stored without a generation
+	if stored && objectMeta != nil && objectMeta.Generation == 0 {
+		objectMeta.Generation = 1
+	}
 
 	if foundKind {
 		u.SetKind(kind)

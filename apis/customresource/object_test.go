@@ -190,3 +190,16 @@ spec:
 		})
 	}
 }
+
+func TestPruneStoredDropsMalformedMetadataAndRepairsGeneration(t *testing.T) {
+	v := compile(t, "crontabs.stable.example.com", "v1")
+	obj := object(t, `{apiVersion: stable.example.com/v1, kind: CronTab, metadata: {name: c, labels: [a], shoeSize: 9}, spec: {cronSpec: "* * * * *", nosuch: 1, jobTemplate: {kind: Job, metadata: {name: j, labels: 1}}}}`)
+	if err := v.PruneStored(obj.Object); err != nil {
+		t.Fatal(err)
+	}
+	want := object(t, `{apiVersion: stable.example.com/v1, kind: CronTab, metadata: {name: c, generation: 1}, spec: {cronSpec: "* * * * *", jobTemplate: {kind: Job, metadata: {name: j}}}}`)
+	if !reflect.DeepEqual(obj.Object, want.Object) {
+		got, _ := yaml.Marshal(obj.Object)
+		t.Errorf("pruned to\n%s", got)
+	}
+}
