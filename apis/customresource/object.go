@@ -20,7 +20,7 @@ func (v *Version) Default(obj map[string]interface{}) {
 }
 
 // Prune does to obj, a custom resource of this version, in place, what upstream's decoder does
-// to a request body (and to what it reads from storage): it removes every field the schema does
+// to a request body (PruneStored is its storage twin): it removes every field the schema does
 // not specify (apiVersion, kind and metadata at the root and in embedded resources are kept,
 // anything under x-kubernetes-preserve-unknown-fields too), drops nulls of non-nullable fields
 // that have no default, and keeps only the known fields of metadata (and of embedded
@@ -28,8 +28,8 @@ func (v *Version) Default(obj map[string]interface{}) {
 // coerced.
 //
 // It returns the paths of the removed fields in upstream's form and order (unknown metadata
-// fields first, then the rest sorted: "metadata.foo", "spec.foo", "spec.list[0].bar"), for fieldValidation=Warn and Strict: upstream reports
-// each as `unknown field "spec.foo"`. The error is upstream's decoding error for an object
+// fields first, then the rest sorted: "metadata.foo", "spec.foo", "spec.list[0].bar"), for
+// fieldValidation=Warn and Strict: upstream reports each as `unknown field "spec.foo"`. The error is upstream's decoding error for an object
 // whose metadata cannot be read (metadata not an object, or a metadata field of the wrong
 // type); the server answers it with 400 Bad Request.
 func (v *Version) Prune(obj map[string]interface{}) ([]string, error) {
