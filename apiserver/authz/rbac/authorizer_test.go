@@ -51,12 +51,12 @@ func TestRuleMatching(t *testing.T) {
 
 func TestAllowedRequestsNameTheBindingAsUpstream(t *testing.T) {
 	p := &policy{
-		clusterRoles: []*rbacv1.ClusterRole{clusterRole("view", rule(l("get", "list"), l(""), l("pods")))},
-		roles:        []*rbacv1.Role{role("team", "cm-reader", rule(l("get"), l(""), l("configmaps")))},
-		clusterRoleBindings: []*rbacv1.ClusterRoleBinding{
+		ClusterRoles: []*rbacv1.ClusterRole{clusterRole("view", rule(l("get", "list"), l(""), l("pods")))},
+		Roles:        []*rbacv1.Role{role("team", "cm-reader", rule(l("get"), l(""), l("configmaps")))},
+		ClusterRoleBindings: []*rbacv1.ClusterRoleBinding{
 			clusterBinding("viewers", "view", group("viewers"), user("alice")),
 		},
-		roleBindings: []*rbacv1.RoleBinding{
+		RoleBindings: []*rbacv1.RoleBinding{
 			binding("team", "readers", "Role", "cm-reader", serviceAccount("", "builder")),
 			binding("team", "view-here", "ClusterRole", "view", serviceAccount("other", "robot")),
 		},
@@ -88,8 +88,8 @@ func TestAllowedRequestsNameTheBindingAsUpstream(t *testing.T) {
 
 func TestRBACHasNoOpinionOutsideItsBindings(t *testing.T) {
 	p := &policy{
-		roles: []*rbacv1.Role{role("team", "cm-reader", rule(l("get"), l(""), l("configmaps")))},
-		roleBindings: []*rbacv1.RoleBinding{
+		Roles: []*rbacv1.Role{role("team", "cm-reader", rule(l("get"), l(""), l("configmaps")))},
+		RoleBindings: []*rbacv1.RoleBinding{
 			binding("team", "readers", "Role", "cm-reader", serviceAccount("", "builder"), group("system:serviceaccounts:team")),
 		},
 	}
@@ -114,7 +114,7 @@ func TestRBACHasNoOpinionOutsideItsBindings(t *testing.T) {
 }
 
 func TestMissingRoleIsGivenAsTheReason(t *testing.T) {
-	p := &policy{clusterRoleBindings: []*rbacv1.ClusterRoleBinding{clusterBinding("b", "gone", user("alice"))}}
+	p := &policy{ClusterRoleBindings: []*rbacv1.ClusterRoleBinding{clusterBinding("b", "gone", user("alice"))}}
 	d, reason, err := New(p).Authorize(context.Background(), resourceRequest(authn.User{Name: "alice"}, "get", "", "pods", "", "ns", "p"))
 	if d != authz.DecisionNoOpinion || err != nil || reason != `RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found` {
 		t.Errorf("got %v %q %v", d, reason, err)
@@ -123,13 +123,13 @@ func TestMissingRoleIsGivenAsTheReason(t *testing.T) {
 
 func TestRulesForListsClusterAndNamespaceRules(t *testing.T) {
 	p := &policy{
-		clusterRoles: []*rbacv1.ClusterRole{clusterRole("discovery", rbacv1.PolicyRule{Verbs: l("get"), NonResourceURLs: l("/api", "/api/*")})},
-		roles:        []*rbacv1.Role{role("team", "r", rule(l("get"), l(""), l("pods")))},
-		clusterRoleBindings: []*rbacv1.ClusterRoleBinding{
+		ClusterRoles: []*rbacv1.ClusterRole{clusterRole("discovery", rbacv1.PolicyRule{Verbs: l("get"), NonResourceURLs: l("/api", "/api/*")})},
+		Roles:        []*rbacv1.Role{role("team", "r", rule(l("get"), l(""), l("pods")))},
+		ClusterRoleBindings: []*rbacv1.ClusterRoleBinding{
 			clusterBinding("discovery", "discovery", group(authn.AllAuthenticated)),
 			clusterBinding("broken", "missing", group(authn.AllAuthenticated)),
 		},
-		roleBindings: []*rbacv1.RoleBinding{binding("team", "r", "Role", "r", user("alice"))},
+		RoleBindings: []*rbacv1.RoleBinding{binding("team", "r", "Role", "r", user("alice"))},
 	}
 	rules, err := New(p).RulesFor(context.Background(), authn.User{Name: "alice", Groups: []string{authn.AllAuthenticated}}, "team")
 	if err == nil || err.Error() != `clusterrole.rbac.authorization.k8s.io "missing" not found` {

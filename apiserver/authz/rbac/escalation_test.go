@@ -54,7 +54,7 @@ func TestCovers(t *testing.T) {
 // bind there; carol may bind the ClusterRole "view" in "team" only.
 func escalationPolicy() (EscalationCheck, *policy) {
 	p := &policy{
-		clusterRoles: []*rbacv1.ClusterRole{
+		ClusterRoles: []*rbacv1.ClusterRole{
 			clusterRole("pod-reader", rule(l("get", "list"), l(""), l("pods"))),
 			clusterRole("role-writer", rule(l("create", "update"), l(rbacv1.GroupName), l("roles", "rolebindings", "clusterroles", "clusterrolebindings"))),
 			clusterRole("escalator", rule(l("escalate", "bind"), l(rbacv1.GroupName), l("roles", "clusterroles"))),
@@ -62,7 +62,7 @@ func escalationPolicy() (EscalationCheck, *policy) {
 			clusterRole("view", rule(l("get", "list", "watch"), l(""), l("pods", "configmaps"))),
 			clusterRole("admin", rule(l("*"), l("*"), l("*"))),
 		},
-		roleBindings: []*rbacv1.RoleBinding{
+		RoleBindings: []*rbacv1.RoleBinding{
 			binding("team", "alice-pods", "ClusterRole", "pod-reader", user("alice")),
 			binding("team", "alice-roles", "ClusterRole", "role-writer", user("alice"), user("bob")),
 			binding("team", "bob", "ClusterRole", "escalator", user("bob")),
@@ -125,7 +125,7 @@ func TestUpdateChangingOnlyOwnerReferencesIsAllowed(t *testing.T) {
 
 func TestAggregationRuleNeedsFullAuthority(t *testing.T) {
 	c, p := escalationPolicy()
-	p.clusterRoleBindings = append(p.clusterRoleBindings, clusterBinding("alice-roles", "role-writer", user("alice")))
+	p.ClusterRoleBindings = append(p.ClusterRoleBindings, clusterBinding("alice-roles", "role-writer", user("alice")))
 	aggregated := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "agg"}, AggregationRule: &rbacv1.AggregationRule{
 		ClusterRoleSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"a": "b"}}},
 	}}
@@ -133,7 +133,7 @@ func TestAggregationRuleNeedsFullAuthority(t *testing.T) {
 	if !apierrors.IsForbidden(err) || err.Error() != `clusterroles.rbac.authorization.k8s.io "agg" is forbidden: must have cluster-admin privileges to use the aggregationRule` {
 		t.Errorf("err = %v", err)
 	}
-	p.clusterRoleBindings = append(p.clusterRoleBindings, clusterBinding("alice-admin", "admin", user("alice")))
+	p.ClusterRoleBindings = append(p.ClusterRoleBindings, clusterBinding("alice-admin", "admin", user("alice")))
 	if err := c.AuthorizeClusterRoleWrite(context.Background(), authn.User{Name: "alice"}, aggregated, nil); err != nil {
 		t.Errorf("with * on *: %v", err)
 	}

@@ -2,6 +2,7 @@ package rbac
 
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 )
@@ -46,4 +47,47 @@ func (l Listers) ListRoleBindings(namespace string) ([]*rbacv1.RoleBinding, erro
 
 func (l Listers) ListClusterRoleBindings() ([]*rbacv1.ClusterRoleBinding, error) {
 	return l.ClusterRoleBindings.List(labels.Everything())
+}
+
+// StaticPolicy is a PolicySource over fixed objects: the default policy before the RBAC kinds
+// are stored, or a test's. It is not safe to change once in use.
+type StaticPolicy struct {
+	Roles               []*rbacv1.Role
+	ClusterRoles        []*rbacv1.ClusterRole
+	RoleBindings        []*rbacv1.RoleBinding
+	ClusterRoleBindings []*rbacv1.ClusterRoleBinding
+}
+
+var _ PolicySource = &StaticPolicy{}
+
+func (p *StaticPolicy) GetRole(namespace, name string) (*rbacv1.Role, error) {
+	for _, r := range p.Roles {
+		if r.Namespace == namespace && r.Name == name {
+			return r, nil
+		}
+	}
+	return nil, apierrors.NewNotFound(rbacv1.Resource("role"), name)
+}
+
+func (p *StaticPolicy) GetClusterRole(name string) (*rbacv1.ClusterRole, error) {
+	for _, r := range p.ClusterRoles {
+		if r.Name == name {
+			return r, nil
+		}
+	}
+	return nil, apierrors.NewNotFound(rbacv1.Resource("clusterrole"), name)
+}
+
+func (p *StaticPolicy) ListRoleBindings(namespace string) ([]*rbacv1.RoleBinding, error) {
+	var out []*rbacv1.RoleBinding
+	for _, b := range p.RoleBindings {
+		if b.Namespace == namespace {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func (p *StaticPolicy) ListClusterRoleBindings() ([]*rbacv1.ClusterRoleBinding, error) {
+	return p.ClusterRoleBindings, nil
 }

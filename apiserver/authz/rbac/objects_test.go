@@ -2,51 +2,11 @@ package rbac
 
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// policy is a PolicySource held in memory, bindings in the order given.
-type policy struct {
-	roles               []*rbacv1.Role
-	clusterRoles        []*rbacv1.ClusterRole
-	roleBindings        []*rbacv1.RoleBinding
-	clusterRoleBindings []*rbacv1.ClusterRoleBinding
-}
-
-var _ PolicySource = &policy{}
-
-func (p *policy) GetRole(namespace, name string) (*rbacv1.Role, error) {
-	for _, r := range p.roles {
-		if r.Namespace == namespace && r.Name == name {
-			return r, nil
-		}
-	}
-	return nil, apierrors.NewNotFound(rbacv1.Resource("role"), name)
-}
-
-func (p *policy) GetClusterRole(name string) (*rbacv1.ClusterRole, error) {
-	for _, r := range p.clusterRoles {
-		if r.Name == name {
-			return r, nil
-		}
-	}
-	return nil, apierrors.NewNotFound(rbacv1.Resource("clusterrole"), name)
-}
-
-func (p *policy) ListRoleBindings(namespace string) ([]*rbacv1.RoleBinding, error) {
-	var out []*rbacv1.RoleBinding
-	for _, b := range p.roleBindings {
-		if b.Namespace == namespace {
-			out = append(out, b)
-		}
-	}
-	return out, nil
-}
-
-func (p *policy) ListClusterRoleBindings() ([]*rbacv1.ClusterRoleBinding, error) {
-	return p.clusterRoleBindings, nil
-}
+// policy is the tests' PolicySource, bindings in the order given.
+type policy = StaticPolicy
 
 func rule(verbs, groups, resources []string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{Verbs: verbs, APIGroups: groups, Resources: resources}
