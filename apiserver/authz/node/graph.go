@@ -15,6 +15,7 @@ const (
 	pvKind
 	serviceAccountKind
 	resourceClaimKind
+	volumeAttachmentKind
 )
 
 // objectRef names an object of a kind; namespace is empty for PersistentVolumes.

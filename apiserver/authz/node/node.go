@@ -1,14 +1,15 @@
 // Package node is the Node authorization mode: a kubelet, user system:node:NAME in group
 // system:nodes, may read only the Secrets, ConfigMaps, PersistentVolumeClaims (and their bound
-// PersistentVolumes) and resource claims referenced by pods bound to NAME, request tokens only
-// for those pods' service accounts, read only its own Node and Lease, and list pods only with
-// the field selector spec.nodeName=NAME. Everything else a kubelet needs comes from the
-// static node rules (upstream's system:node ClusterRole), which upstream binds to nobody:
-// this mode is how kubelets get them.
+// PersistentVolumes) and resource claims referenced by pods bound to NAME and the
+// VolumeAttachments for NAME; request tokens only for those pods' service accounts; read only
+// its own Node and Lease; and list pods only with the field selector spec.nodeName=NAME.
+// Everything else a kubelet needs comes from the static node rules (upstream's system:node
+// ClusterRole), which upstream binds to nobody: this mode is how kubelets get them.
 //
-// The mode keeps a graph of what each node's pods reference, fed by the caller with pods (and
-// claims) as they change; it never reads storage. It has no opinion on requests from
-// non-nodes, and never denies: a refused kubelet request falls through to the next mode.
+// The mode keeps a graph of what each node's pods reference, fed by the caller with pods,
+// claims and attachments as they change; it never reads storage. It has no opinion on
+// requests from non-nodes, and never denies: a refused kubelet request falls through to the
+// next mode.
 package node
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/tools/cache"
 
@@ -49,6 +51,8 @@ type Authorizer struct {
 	// holding each volume.
 	claimVolumes map[namespacedName]string
 	volumeClaims map[string]map[namespacedName]bool
+	// attachmentNodes is the node of each VolumeAttachment.
+	attachmentNodes map[string]string
 }
 
 var _ authz.Authorizer = (*Authorizer)(nil)
@@ -57,11 +61,12 @@ var _ authz.Authorizer = (*Authorizer)(nil)
 // subdivides (bootstrap.NodeRules(), upstream's system:node rules).
 func New(nodeRules []rbacv1.PolicyRule) *Authorizer {
 	return &Authorizer{
-		nodeRules:    nodeRules,
-		pods:         map[namespacedName]podRecord{},
-		refs:         map[string]map[objectRef]int{},
-		claimVolumes: map[namespacedName]string{},
-		volumeClaims: map[string]map[namespacedName]bool{},
+		nodeRules:       nodeRules,
+		pods:            map[namespacedName]podRecord{},
+		refs:            map[string]map[objectRef]int{},
+		claimVolumes:    map[namespacedName]string{},
+		volumeClaims:    map[string]map[namespacedName]bool{},
+		attachmentNodes: map[string]string{},
 	}
 }
 
@@ -149,7 +154,22 @@ func (r *Authorizer) forgetClaimLocked(key namespacedName) {
 	}
 }
 
-// EventHandler feeds the mode from pod and PersistentVolumeClaim informers: add it to both.
+// SetVolumeAttachment records the node a VolumeAttachment is for, which may then get it.
+func (r *Authorizer) SetVolumeAttachment(va *storagev1.VolumeAttachment) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attachmentNodes[va.Name] = va.Spec.NodeName
+}
+
+// DeleteVolumeAttachment forgets the VolumeAttachment name.
+func (r *Authorizer) DeleteVolumeAttachment(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.attachmentNodes, name)
+}
+
+// EventHandler feeds the mode from pod, PersistentVolumeClaim and VolumeAttachment informers:
+// add it to each.
 func (r *Authorizer) EventHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { r.setObject(obj) },
@@ -164,6 +184,8 @@ func (r *Authorizer) setObject(obj any) {
 		r.SetPod(o)
 	case *corev1.PersistentVolumeClaim:
 		r.SetPersistentVolumeClaim(o)
+	case *storagev1.VolumeAttachment:
+		r.SetVolumeAttachment(o)
 	}
 }
 
@@ -176,6 +198,8 @@ func (r *Authorizer) deleteObject(obj any) {
 		r.DeletePod(o.Namespace, o.Name)
 	case *corev1.PersistentVolumeClaim:
 		r.DeletePersistentVolumeClaim(o.Namespace, o.Name)
+	case *storagev1.VolumeAttachment:
+		r.DeleteVolumeAttachment(o.Name)
 	}
 }
 
@@ -223,6 +247,8 @@ func (r *Authorizer) Authorize(_ context.Context, a authz.Attributes) (authz.Dec
 			return r.authorizeGet(node, pvcKind, a)
 		case "/persistentvolumes":
 			return r.authorizeGet(node, pvKind, a)
+		case "storage.k8s.io/volumeattachments":
+			return r.authorizeGet(node, volumeAttachmentKind, a)
 		case "resource.k8s.io/resourceclaims":
 			return r.authorizeGet(node, resourceClaimKind, a)
 		case "/serviceaccounts":
@@ -389,7 +415,11 @@ func (r *Authorizer) related(node string, ref objectRef) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	counts := r.refs[node]
-	if ref.kind != pvKind {
+	switch ref.kind {
+	case volumeAttachmentKind:
+		return r.attachmentNodes[ref.name] == node
+	case pvKind:
+	default:
 		return counts[ref] > 0
 	}
 	for claim := range r.volumeClaims[ref.name] {

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
@@ -270,5 +271,21 @@ func TestInformerFeedsTheGraph(t *testing.T) {
 	}
 	if d, _, _ := r.Authorize(ctx, req(kubelet("n1"), "get", "", "secrets", "", "shop", "db")); d != authz.DecisionAllow {
 		t.Errorf("after the informer's add: %v", d)
+	}
+}
+
+func TestKubeletGetsOnlyItsVolumeAttachments(t *testing.T) {
+	r := New([]rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments"}}})
+	get := func(node, name string) authz.Decision {
+		d, _, _ := r.Authorize(context.Background(), req(kubelet(node), "get", "storage.k8s.io", "volumeattachments", "", "", name))
+		return d
+	}
+	r.SetVolumeAttachment(&storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: "va-1"}, Spec: storagev1.VolumeAttachmentSpec{NodeName: "n1"}})
+	if get("n1", "va-1") != authz.DecisionAllow || get("n2", "va-1") != authz.DecisionNoOpinion || get("n1", "va-2") != authz.DecisionNoOpinion {
+		t.Errorf("n1 va-1 %v, n2 va-1 %v, n1 va-2 %v", get("n1", "va-1"), get("n2", "va-1"), get("n1", "va-2"))
+	}
+	r.DeleteVolumeAttachment("va-1")
+	if get("n1", "va-1") != authz.DecisionNoOpinion {
+		t.Errorf("after delete: %v", get("n1", "va-1"))
 	}
 }
