@@ -63,7 +63,7 @@ func (c EscalationCheck) AuthorizeRoleWrite(ctx context.Context, user authn.User
 }
 
 // AuthorizeClusterRoleWrite returns nil when user may create (old nil) or update role: it
-// checks the rules as AuthorizeRoleWrite does cluster-wide, and a new or changed
+// checks the rules as AuthorizeRoleWrite does cluster-wide, and a new, changed or removed
 // aggregationRule needs full authority (`must have cluster-admin privileges to use the
 // aggregationRule`).
 func (c EscalationCheck) AuthorizeClusterRoleWrite(ctx context.Context, user authn.User, role, old *rbacv1.ClusterRole) error {
@@ -80,8 +80,11 @@ func (c EscalationCheck) AuthorizeClusterRoleWrite(ctx context.Context, user aut
 	if err := c.RBAC.ConfirmNoEscalation(user, "", role.Rules); err != nil {
 		return apierrors.NewForbidden(clusterRolesResource, role.Name, err)
 	}
+	// setting, changing or removing an aggregationRule: it can gather anything, or stop a
+	// role from being tightened
+	aggregated := hasAggregationRule(role) || (old != nil && hasAggregationRule(old))
 	aggregationChanged := old == nil || !equality.Semantic.DeepEqual(old.AggregationRule, role.AggregationRule)
-	if hasAggregationRule(role) && aggregationChanged {
+	if aggregated && aggregationChanged {
 		if err := c.RBAC.ConfirmNoEscalation(user, "", fullAuthority); err != nil {
 			return apierrors.NewForbidden(clusterRolesResource, role.Name, errors.New("must have cluster-admin privileges to use the aggregationRule"))
 		}

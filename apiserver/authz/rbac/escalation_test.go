@@ -173,3 +173,22 @@ func TestBindingToAMissingRoleIsForbiddenWithTheLookupError(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestRemovingAnAggregationRuleNeedsFullAuthority(t *testing.T) {
+	c, p := escalationPolicy()
+	p.ClusterRoleBindings = append(p.ClusterRoleBindings, clusterBinding("alice-roles", "role-writer", user("alice")))
+	old := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "agg"}, AggregationRule: &rbacv1.AggregationRule{
+		ClusterRoleSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"a": "b"}}},
+	}}
+	cur := old.DeepCopy()
+	cur.AggregationRule = nil
+	if err := c.AuthorizeClusterRoleWrite(context.Background(), authn.User{Name: "alice"}, cur, old); !apierrors.IsForbidden(err) {
+		t.Errorf("err = %v", err)
+	}
+	// a label change that keeps the rule needs nothing more than the (empty) rules
+	cur = old.DeepCopy()
+	cur.Labels = map[string]string{"x": "y"}
+	if err := c.AuthorizeClusterRoleWrite(context.Background(), authn.User{Name: "alice"}, cur, old); err != nil {
+		t.Errorf("label change: %v", err)
+	}
+}
