@@ -1,4 +1,4 @@
-// Package bootstrap declares upstream's default RBAC policy (v1.37): the ClusterRoles and
+// Package bootstrap declares upstream's default RBAC policy: the ClusterRoles and
 // ClusterRoleBindings every cluster starts with (cluster-admin, admin/edit/view and their
 // aggregation, system:basic-user, system:discovery, system:public-info-viewer, the roles of
 // the scheduler, the controller manager, kubelets and the proxy), one system:controller:*
@@ -6,8 +6,9 @@
 // kube-public. It also reconciles a cluster's policy with that declaration, as upstream's API
 // server does at start and `kubectl auth reconcile` does.
 //
-// The content is upstream's, rule for rule: clients, charts and the conformance suite expect
-// these exact names and permissions. The package never authorizes anything; it only declares
+// The content is upstream's, rule for rule, as its published testdata lists it (the system:node
+// and system:kube-scheduler rules of resource.k8s.io, which DRA adds, are not declared yet):
+// clients, charts and the conformance suite expect these exact names and permissions. The package never authorizes anything; it only declares
 // and writes policy through the client it is given.
 package bootstrap
 
