@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -43,6 +47,11 @@ func startCronTabs(t testing.TB, opts ...Option) *crFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
+	return startCronTabsOn(t, e, opts...)
+}
+
+func startCronTabsOn(t testing.TB, e *etcd3.Embedded, opts ...Option) *crFixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	store := etcd3.New(e.Client)
@@ -231,6 +240,48 @@ func TestCustomResourcesReadThroughTheCache(t *testing.T) {
 	}
 }
 
+func TestCacheOfCustomResourcesStartsFromWhatEtcdHolds(t *testing.T) {
+	e, err := etcd3.StartEmbedded(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx := context.Background()
+	// One written by kube-apiserver (its key order, its newline), one by skiff.
+	put, err := e.Client.Put(ctx, cronTabKey("from-kube"), `{"apiVersion":"stable.example.com/v1","kind":"CronTab",`+
+		`"metadata":{"name":"from-kube","namespace":"default","uid":"u-1","creationTimestamp":"2026-01-02T03:04:05Z"},`+
+		`"spec":{"cronSpec":"*/1 * * * *","node":"n1","replicas":2}}`+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := etcd3.Encode(cronTab("from-skiff", "n2", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.Put(ctx, cronTabKey("from-skiff"), string(data)); err != nil {
+		t.Fatal(err)
+	}
+
+	f := startCronTabsOn(t, e, WithBookmarkInterval(0))
+	list := &unstructured.UnstructuredList{}
+	if err := f.cacher.GetList(ctx, cronTabPrefix, storage.ListOptions{Recursive: true, ResourceVersion: "0"}, list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 || list.Items[0].GetName() != "from-kube" || list.Items[1].GetName() != "from-skiff" {
+		t.Fatalf("cached list: %v", list.Items)
+	}
+	kube := &list.Items[0]
+	replicas, _, _ := unstructured.NestedInt64(kube.Object, "spec", "replicas")
+	if kube.GroupVersionKind() != cronTabKind || kube.GetResourceVersion() != fmt.Sprint(put.Header.Revision) || replicas != 2 {
+		t.Errorf("from kube-apiserver: %v", kube.Object)
+	}
+
+	// Its first state is where a watch with initial events starts.
+	w := f.watch(t, storage.ListOptions{ResourceVersion: "0"})
+	expectCronTab(t, w, watch.Added, "from-kube")
+	expectCronTab(t, w, watch.Added, "from-skiff")
+}
+
 func TestCustomResourceWatchesThroughTheCache(t *testing.T) {
 	f := startCronTabs(t, WithBookmarkInterval(0), WithIndexedField("spec.node", nodeOfCronTab))
 	start := f.create(t, "a", "n1", map[string]string{"app": "cron"})
@@ -294,8 +345,23 @@ func TestStoppedCacherEndsItsWatchersAndRefusesCalls(t *testing.T) {
 		f.create(t, fmt.Sprintf("ct-%02d", i), "n1", nil)
 	}
 	expectCronTab(t, reading, watch.Added, "ct-00")
+	// A key outside the prefix: the cache passes the watch on to etcd.
+	passedOn, err := f.cacher.Watch(context.Background(), "/registry/stable.example.com/others/", storage.ListOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer passedOn.Stop()
 
 	f.cacher.Stop()
+
+	select {
+	case _, open := <-passedOn.ResultChan():
+		if open {
+			t.Error("the watch passed on to etcd sent an event after Stop")
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the watch passed on to etcd is still open after Stop")
+	}
 
 	// Stop has returned: both watchers ended even though one was never read; their channels
 	// give what was already in them, then close.
@@ -334,6 +400,49 @@ func TestStoppedCacherEndsItsWatchersAndRefusesCalls(t *testing.T) {
 		t.Errorf("the stopped cacher's Delete reached etcd: %v", err)
 	}
 	f.cacher.Stop() // again: nothing more
+}
+
+// watchRecorder keeps the contexts of the etcd watches opened through a client.
+type watchRecorder struct {
+	clientv3.Watcher
+	mu   sync.Mutex
+	ctxs []context.Context
+}
+
+func (r *watchRecorder) Watch(ctx context.Context, key string, opts ...clientv3.OpOption) clientv3.WatchChan {
+	r.mu.Lock()
+	r.ctxs = append(r.ctxs, ctx)
+	r.mu.Unlock()
+	return r.Watcher.Watch(ctx, key, opts...)
+}
+
+func TestStopEndsTheCachesEtcdWatch(t *testing.T) {
+	e, err := etcd3.StartEmbedded(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	client, err := etcd3.NewClient(e.Endpoints, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	recorder := &watchRecorder{Watcher: client.Watcher}
+	client.Watcher = recorder
+	f := startOn(t, e, client) // a configmap cache: Stop is not only for custom resources
+
+	f.cacher.Stop()
+	recorder.mu.Lock()
+	defer recorder.mu.Unlock()
+	if len(recorder.ctxs) != 1 {
+		t.Fatalf("%d etcd watches opened, want the cache's one", len(recorder.ctxs))
+	}
+	if recorder.ctxs[0].Err() == nil {
+		t.Error("the cache's etcd watch is still open after Stop")
+	}
+	if err := f.cacher.Get(context.Background(), key("a"), storage.GetOptions{}, &corev1.ConfigMap{}); !errors.Is(err, ErrStopped) {
+		t.Errorf("Get after Stop: %v", err)
+	}
 }
 
 func TestStopOfOneCacherLeavesAnotherOnTheSameEtcdServing(t *testing.T) {
