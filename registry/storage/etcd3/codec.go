@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/cbor"
 	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 
@@ -26,13 +27,17 @@ import (
 //     included, with a trailing newline.
 //
 // Both are read whatever the caller asks for, so data written by either server is readable by
-// the other.
+// the other. So is CBOR (behind its self-described tag), which a kube-apiserver with the
+// CBORServingAndStorage feature gate writes for custom resources; skiff never writes it.
 var (
 	protoSerializer = protobuf.NewSerializer(apis.Scheme, apis.Scheme)
 	jsonSerializer  = jsonserializer.NewSerializerWithOptions(jsonserializer.DefaultMetaFactory, apis.Scheme, apis.Scheme,
 		jsonserializer.SerializerOptions{})
+	cborSerializer = cbor.NewSerializer(apis.Scheme, apis.Scheme)
 
 	protoMagic = []byte("k8s\x00")
+	// cborMagic is the CBOR self-described tag (55799) every Kubernetes CBOR value starts with.
+	cborMagic = []byte{0xd9, 0xd9, 0xf7}
 	// encryptedPrefix starts values kube-apiserver encrypted at rest; skiff has no keys.
 	encryptedPrefix = []byte("k8s:enc:")
 )
@@ -100,7 +105,7 @@ func hasKey(m map[string]any, k string) bool {
 	return ok
 }
 
-// Decode reads a stored value, protobuf or JSON, into into (or, when into is nil, into a new
+// Decode reads a stored value, protobuf, JSON or CBOR, into into (or, when into is nil, into a new
 // object of the kind the value records) and sets its resourceVersion to rev.
 //
 //   - into a typed object: when the stored kind is not into's type (a resource that shares
@@ -113,8 +118,8 @@ func hasKey(m map[string]any, k string) bool {
 //     apis.Scheme to its unstructured form; a kind apis.Scheme does not know is an error.
 //     No version conversion happens: a custom resource comes back in the version it was
 //     stored in.
-//   - into nil: protobuf by its envelope's kind; JSON as the typed kind apis.Scheme knows,
-//     else as an *unstructured.Unstructured.
+//   - into nil: protobuf by its envelope's kind; JSON or CBOR as the typed kind apis.Scheme
+//     knows, else as an *unstructured.Unstructured.
 func Decode(value []byte, into runtime.Object, rev int64) (runtime.Object, error) {
 	var obj runtime.Object
 	var err error
@@ -123,8 +128,10 @@ func Decode(value []byte, into runtime.Object, rev int64) (runtime.Object, error
 		obj, err = decodeProtobuf(value, into)
 	case bytes.HasPrefix(value, encryptedPrefix):
 		err = errors.New("the value is encrypted at rest by kube-apiserver (k8s:enc:), which skiff cannot read")
+	case bytes.HasPrefix(value, cborMagic):
+		obj, err = decodeDocument(value, into, "CBOR", cborSerializer, cborSerializer)
 	default:
-		obj, err = decodeJSON(value, into)
+		obj, err = decodeDocument(value, into, "JSON", jsonSerializer, unstructured.UnstructuredJSONScheme)
 	}
 	if err != nil {
 		return nil, err
@@ -150,35 +157,38 @@ func decodeProtobuf(value []byte, into runtime.Object) (runtime.Object, error) {
 	return convertInto(obj, into)
 }
 
-func decodeJSON(value []byte, into runtime.Object) (runtime.Object, error) {
+// decodeDocument decodes a self-describing document (JSON or CBOR: apiVersion and kind are
+// in it) with typed, or with unstructured when into is unstructured or the kind is not one
+// apis.Scheme knows.
+func decodeDocument(value []byte, into runtime.Object, format string, typed, unstructuredDecoder runtime.Decoder) (runtime.Object, error) {
 	switch into.(type) {
 	case *unstructured.Unstructured:
-		if _, _, err := unstructured.UnstructuredJSONScheme.Decode(value, nil, into); err != nil {
-			return nil, fmt.Errorf("decoding stored JSON object: %w", err)
+		if _, _, err := unstructuredDecoder.Decode(value, nil, into); err != nil {
+			return nil, fmt.Errorf("decoding stored %s object: %w", format, err)
 		}
 		return into, nil
 	case nil:
-		obj, _, err := jsonSerializer.Decode(value, nil, nil)
+		obj, _, err := typed.Decode(value, nil, nil)
 		if runtime.IsNotRegisteredError(err) {
 			u := &unstructured.Unstructured{}
-			if _, _, err := unstructured.UnstructuredJSONScheme.Decode(value, nil, u); err != nil {
-				return nil, fmt.Errorf("decoding stored JSON object: %w", err)
+			if _, _, err := unstructuredDecoder.Decode(value, nil, u); err != nil {
+				return nil, fmt.Errorf("decoding stored %s object: %w", format, err)
 			}
 			return u, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decoding stored JSON object: %w", err)
+			return nil, fmt.Errorf("decoding stored %s object: %w", format, err)
 		}
 		return obj, nil
 	}
-	// JSON unmarshalling merges into what is there, protobuf's replaces: start from zero so
-	// that a reused object (a list's slot) keeps nothing of its previous content.
+	// Unmarshalling a document merges into what is there, protobuf's replaces: start from
+	// zero so that a reused object (a list's slot) keeps nothing of its previous content.
 	if v := reflect.ValueOf(into); v.Kind() == reflect.Pointer && !v.IsNil() {
 		v.Elem().Set(reflect.Zero(v.Elem().Type()))
 	}
-	obj, _, err := jsonSerializer.Decode(value, nil, into)
+	obj, _, err := typed.Decode(value, nil, into)
 	if err != nil {
-		return nil, fmt.Errorf("decoding stored JSON object: %w", err)
+		return nil, fmt.Errorf("decoding stored %s object: %w", format, err)
 	}
 	return convertInto(obj, into)
 }

@@ -484,3 +484,38 @@ func TestShallowCopyOfACustomResourceOwnsItsTopLevelAndMetadataMaps(t *testing.T
 		t.Error("copied an unstructured object into a pod")
 	}
 }
+
+func TestCustomResourceStoredAsCBORByKubeAPIServerDecodes(t *testing.T) {
+	s, e := startStore(t)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	if err := cborSerializer.Encode(cronTab("default", "c", map[string]string{"app": "cron"}, 4), &buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), []byte{0xd9, 0xd9, 0xf7}) {
+		t.Fatalf("CBOR starts with %x", buf.Bytes()[:3])
+	}
+	put, err := e.Client.Put(ctx, cronTabKey("default", "c"), buf.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := s.Get(ctx, cronTabKey("default", "c"), storage.GetOptions{}, u); err != nil {
+		t.Fatal(err)
+	}
+	wantCronTab(t, u, "c")
+	if replicasOf(t, u) != 4 || u.GetLabels()["app"] != "cron" || rvOf(t, u) != put.Header.Revision {
+		t.Errorf("decoded %v", u.Object)
+	}
+	// Written back, it is JSON, as skiff writes custom resources.
+	updated, err := updateCronTab(t, s, "c", nil, func(u *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(u.Object, int64(5), "spec", "replicas")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.Client.Get(ctx, cronTabKey("default", "c"))
+	if err != nil || !bytes.HasPrefix(resp.Kvs[0].Value, []byte("{")) || replicasOf(t, updated) != 5 {
+		t.Errorf("after update: %q, %v", resp.Kvs[0].Value, err)
+	}
+}
