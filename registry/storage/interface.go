@@ -26,7 +26,8 @@ import (
 
 // Interface stores objects under keys. Keys are full etcd keys ("/registry/pods/ns/name");
 // prefixes passed to GetList and Watch end in "/" (or are a single object's key when
-// opts.Recursive is false).
+// opts.Recursive is false). A store that was stopped (a watch cache's Stop, when its resource
+// is removed) fails every call.
 type Interface interface {
 	// Create stores obj at key if no object is there, and decodes the stored object into out
 	// with its resourceVersion set to the revision of the write. obj's resourceVersion must be
@@ -44,9 +45,8 @@ type Interface interface {
 
 	// GetList decodes into listObj (a typed list, e.g. *corev1.PodList, or an
 	// *unstructured.UnstructuredList, whose own apiVersion and kind are left as given) every
-	// object under the
-	// prefix key that matches opts.Predicate, sorted by key, and sets the list's
-	// resourceVersion, continue token and remainingItemCount.
+	// object under the prefix key that matches opts.Predicate, sorted by key, and sets the
+	// list's resourceVersion, continue token and remainingItemCount.
 	//   ResourceVersion "" with any match : the latest state (consistent list).
 	//   "0", match "" or NotOlderThan    : any state no older than the given revision.
 	//   "N", match "Exact"               : exactly revision N (Expired if compacted).
@@ -125,8 +125,9 @@ type ListOptions struct {
 	SendInitialEvents *bool
 	// NewFunc, when set, returns an empty object of the resource under key: for a custom
 	// resource an *unstructured.Unstructured with its apiVersion and kind set. A watch served
-	// by etcd decodes every value into one (converting what is stored in another version or
-	// encoding) and builds its BOOKMARKs from one. Without it, values are decoded by their
+	// by etcd decodes every value into one (a typed one is converted through the scheme from
+	// another stored version; an unstructured one is not converted) and builds its BOOKMARKs
+	// from one. Without it, values are decoded by their
 	// own kind, and no BOOKMARK can be sent before the first event; the one ending the
 	// initial events is then lost. The watch cache sets it to its own when it passes a
 	// watch to etcd. GetList does not use it: listObj's item type decides.
