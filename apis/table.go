@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/kube-openapi/pkg/spec3"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // Verbs upstream uses in discovery.
@@ -62,6 +64,13 @@ type Resource struct {
 	Unstructured bool
 	// Default fills in what upstream's defaulting fills in on a decoded object; nil for none.
 	Default func(obj runtime.Object)
+	// PruneUnknown, for unstructured kinds, drops from a decoded request body the fields the
+	// kind does not know and returns their paths ("spec.foo"), which fieldValidation turns
+	// into warnings or errors. Typed kinds leave this nil: their decoder finds unknown fields.
+	PruneUnknown func(obj runtime.Object) ([]string, error)
+	// FromStorage, for unstructured kinds, is done to a private copy of every object read
+	// from storage before it is served (pruning and defaulting by the current schema).
+	FromStorage func(obj runtime.Object)
 	// Strategy prepares and validates writes of the resource itself (a subresource that
 	// writes the whole object, status or finalize, declares its own).
 	Strategy Strategy
@@ -81,6 +90,12 @@ type Resource struct {
 	// Warning, when set, is a warning every request of this resource gets (a deprecated
 	// version).
 	Warning string
+	// OpenAPI, for unstructured kinds, publishes the kind's schema and paths: its OpenAPI v2
+	// document and its v3 document (built-in kinds are described from their Go types).
+	OpenAPI func() (*spec.Swagger, *spec3.OpenAPI, error)
+	// RefuseCreate, when set, refuses creates with 405 and this message (the objects of a
+	// CustomResourceDefinition being deleted).
+	RefuseCreate string
 }
 
 // Subresource is a child path of a resource (pods/status, replicasets/scale).
@@ -314,6 +329,14 @@ var builtin = []*Resource{
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
 		Default: Defaulter(defaultPriorityClass), Strategy: PriorityClassStrategy, Table: priorityClassTable(),
+	},
+	{
+		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",
+		Verbs: verbsAll, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},
+		Subresources: []Subresource{{Name: "status", Kind: "CustomResourceDefinition", Verbs: verbsGetPatchUp, Strategy: CRDStatusStrategy}},
+		StorageKey:   "apiextensions.k8s.io/customresourcedefinitions", StorageVersion: apiextensionsV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultCRD), Strategy: CRDStrategy, Table: defaultTablePrinter, TypeConverter: crdTypeConverter,
+		Terminating: &Terminating{Mark: markCRDTerminating, Done: crdCleanedUp},
 	},
 	{
 		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",

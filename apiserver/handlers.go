@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/mergepatch"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	kjson "sigs.k8s.io/json"
 
@@ -55,6 +56,12 @@ type subresource interface {
 func (h *resourceHandler) gv() schema.GroupVersion { return h.res.GroupVersion }
 
 func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
+	if h.res.Warning != "" {
+		// a deprecated version warns on every request, as upstream
+		if header, err := utilnet.NewWarningHeader(299, "", h.res.Warning); err == nil {
+			w.Header().Add("Warning", header)
+		}
+	}
 	if isMutating(ri.Verb) {
 		// writes may warn (unknown fields) and may turn out to be dry runs
 		r = withDryRunNote(withWarningRecorder(w, r))
@@ -251,6 +258,9 @@ func inputSerializer(r *http.Request) (runtime.SerializerInfo, error) {
 // bodies of another version or kind. Unknown and duplicate fields are checked as the request's
 // fieldValidation asks: Strict fails the request, Warn (the default) adds a warning per field.
 func (h *resourceHandler) decodeBody(r *http.Request, body []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
+	if h.res.Unstructured && gvk == h.res.GroupVersionKind() {
+		return h.decodeUnstructured(r, body, gvk)
+	}
 	into, err := apis.Scheme.New(gvk)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -397,6 +407,9 @@ func (h *resourceHandler) patchFunc(r *http.Request, body []byte, gvk schema.Gro
 	if err != nil {
 		return nil, err
 	}
+	if h.res.Unstructured && pt == types.StrategicMergePatchType && gvk == h.res.GroupVersionKind() {
+		return nil, unsupportedMediaType(customResourcePatchTypes...)
+	}
 	var fm *managedfields.FieldManager
 	if subresource == "scale" {
 		if fm, err = scaleFieldManagerFor(); err != nil {
@@ -441,6 +454,9 @@ func (h *resourceHandler) decodeWrite(r *http.Request, ri *requestInfo) (runtime
 func (h *resourceHandler) create(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, int, error) {
 	if ri.Name != "" {
 		return nil, 0, apierrors.NewMethodNotSupported(h.store.GroupResource(), "create")
+	}
+	if h.res.RefuseCreate != "" {
+		return nil, 0, apierrors.NewGenericServerResponse(http.StatusMethodNotAllowed, "create", h.store.GroupResource(), "", h.res.RefuseCreate, 0, false)
 	}
 	obj, _, opts, err := h.decodeWrite(r, ri)
 	if err != nil {
@@ -578,6 +594,19 @@ func (h *resourceHandler) newPatch(ri *requestInfo, pt types.PatchType, body []b
 
 func (p *patchRequest) isApply() bool { return p.patchType == types.ApplyYAMLPatchType }
 
+// unstructured reports whether the patch is of a custom resource itself (not of its scale).
+func (p *patchRequest) unstructured() bool {
+	return p.h.res.Unstructured && p.gvk == p.h.res.GroupVersionKind()
+}
+
+// newObject is an empty object of the patched kind.
+func (p *patchRequest) newObject() (runtime.Object, error) {
+	if p.unstructured() {
+		return p.h.res.New(), nil
+	}
+	return apis.Scheme.New(p.gvk)
+}
+
 // update is the registry.UpdateFunc of the patch, run on every attempt of the
 // compare-and-swap.
 func (p *patchRequest) update(ctx context.Context, current runtime.Object) (runtime.Object, error) {
@@ -637,6 +666,9 @@ func (p *patchRequest) update(ctx context.Context, current runtime.Object) (runt
 // jsonPatcher: unknown fields are looked for in the patched document, duplicate fields in the
 // patch itself.
 func (p *patchRequest) jsonPatch(ctx context.Context, current runtime.Object) (runtime.Object, error) {
+	if p.unstructured() {
+		return p.jsonPatchUnstructured(ctx, current)
+	}
 	currentJSON, err := runtime.Encode(apis.Codecs.LegacyCodec(p.gvk.GroupVersion()), current)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -830,6 +862,9 @@ func (h *resourceHandler) patch(ctx context.Context, ri *requestInfo, r *http.Re
 	opts, err := patchOptions(r, pt)
 	if err != nil {
 		return nil, 0, err
+	}
+	if h.res.Unstructured && pt == types.StrategicMergePatchType {
+		return nil, 0, unsupportedMediaType(customResourcePatchTypes...)
 	}
 	p := h.newPatch(ri, pt, body, opts, h.res.GroupVersionKind(), h.fieldManager(""))
 	var strategy apis.Strategy
