@@ -31,8 +31,24 @@ type customResourceDefinitions struct {
 	s     *Server
 	store *registry.Store
 	queue workqueue.TypedRateLimitingInterface[string]
-	// serving maps each definition to the resources served for it (worker-owned)
-	serving map[string][]schema.GroupVersionResource
+	// serving maps each definition to the resources served for it, and servedAs to what of
+	// the definition they were built from (worker-owned)
+	serving  map[string][]schema.GroupVersionResource
+	servedAs map[string]servedDefinition
+}
+
+// servedDefinition is what of a definition its served resources depend on: a definition
+// whose status alone changed is not served anew.
+type servedDefinition struct {
+	uid         string
+	generation  int64
+	names       string
+	terminating bool
+}
+
+func servedAs(crd *apiextensionsv1.CustomResourceDefinition) servedDefinition {
+	return servedDefinition{uid: string(crd.UID), generation: crd.Generation,
+		names: fmt.Sprintf("%+v", crd.Status.AcceptedNames), terminating: crd.DeletionTimestamp != nil}
 }
 
 var crdResource = apiextensionsv1.SchemeGroupVersion
@@ -40,8 +56,9 @@ var crdResource = apiextensionsv1.SchemeGroupVersion
 func (s *Server) runCustomResourceDefinitions(ctx context.Context) {
 	c := &customResourceDefinitions{
 		s: s, store: s.builtinStore(crdResource, "customresourcedefinitions"),
-		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		serving: map[string][]schema.GroupVersionResource{},
+		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		serving:  map[string][]schema.GroupVersionResource{},
+		servedAs: map[string]servedDefinition{},
 	}
 	go func() {
 		<-ctx.Done()
@@ -131,7 +148,6 @@ func (c *customResourceDefinitions) sync(ctx context.Context, name string) (bool
 	names, accepted := acceptNames(crd, others)
 	status := crd.Status.DeepCopy()
 	status.AcceptedNames = names
-	apis.SetCRDCondition(&apiextensionsv1.CustomResourceDefinition{Status: *status}, accepted) // fills the time
 	setCondition(status, accepted)
 	established := accepted.Status == apiextensionsv1.ConditionTrue || names.Plural != ""
 	if established {
@@ -233,6 +249,9 @@ func acceptNames(crd *apiextensionsv1.CustomResourceDefinition, others []*apiext
 // serve makes the server serve crd's versions under its accepted names, in place of what it
 // served for crd before.
 func (c *customResourceDefinitions) serve(crd *apiextensionsv1.CustomResourceDefinition) error {
+	if _, ok := c.serving[crd.Name]; ok && c.servedAs[crd.Name] == servedAs(crd) {
+		return nil
+	}
 	resources, err := apis.CustomResources(crd)
 	if err != nil {
 		return err
@@ -258,6 +277,7 @@ func (c *customResourceDefinitions) serve(crd *apiextensionsv1.CustomResourceDef
 		slog.Info("serving custom resources", "crd", crd.Name, "versions", len(resources))
 	}
 	c.serving[crd.Name] = gvrs
+	c.servedAs[crd.Name] = servedAs(crd)
 	return nil
 }
 
@@ -272,6 +292,7 @@ func (c *customResourceDefinitions) stopServing(name string) error {
 		return err
 	}
 	delete(c.serving, name)
+	delete(c.servedAs, name)
 	slog.Info("stopped serving custom resources", "crd", name)
 	return nil
 }
