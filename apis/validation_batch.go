@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // time zones validate even on machines without a zone database, as upstream's
 
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
