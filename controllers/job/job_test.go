@@ -14,10 +14,12 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -76,6 +78,28 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	}
 	client.PrependReactor("update", "*", bump)
 	client.PrependReactor("patch", "*", bump)
+	// every status the controller writes must pass the API server's validation
+	client.PrependReactor("update", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		job := a.(clienttesting.UpdateAction).GetObject().(*batchv1.Job)
+		old, err := tracker.Get(a.GetResource(), job.Namespace, job.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		var errs field.ErrorList
+		for _, e := range apis.ValidateJobStatusUpdate(job, old.(*batchv1.Job)) {
+			if strings.HasPrefix(e.Field, "status") {
+				errs = append(errs, e)
+			}
+		}
+		if len(errs) > 0 {
+			t.Errorf("the controller wrote a status the API server refuses: %v", errs)
+			return true, nil, apierrors.NewInvalid(batchv1.SchemeGroupVersion.WithKind("Job").GroupKind(), job.Name, errs)
+		}
+		return false, nil, nil
+	})
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(1000)
 	c, err := New(factory.Batch().V1().Jobs(), factory.Core().V1().Pods(), client, controllers.Reporting{

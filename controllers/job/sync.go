@@ -195,10 +195,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			if ensureCondition(job, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", now) {
 				c.recorder.Event(job, corev1.EventTypeNormal, "Suspended", "Job suspended")
 			}
-			if active == 0 {
-				// a suspended Job has not started: activeDeadlineSeconds counts from the resume
-				job.Status.StartTime = nil
-			}
+			// a suspended Job has not started: activeDeadlineSeconds counts from the resume,
+			// and the status validation lets a resume set startTime only from none
+			job.Status.StartTime = nil
 		case managed:
 			if ensureCondition(job, batchv1.JobSuspended, corev1.ConditionFalse, "JobResumed", "Job resumed", now) {
 				c.recorder.Event(job, corev1.EventTypeNormal, "Resumed", "Job resumed")
@@ -916,6 +915,10 @@ func (c *Controller) enactFinished(s *jobSync) bool {
 		return false
 	}
 	f := s.finished
+	if s.job.Status.StartTime == nil {
+		// a finished Job has a start (one of no completions can finish before it starts)
+		s.job.Status.StartTime = ptr.To(f.LastTransitionTime)
+	}
 	ensureCondition(s.job, f.Type, f.Status, f.Reason, f.Message, f.LastTransitionTime.Time)
 	if f.Type == batchv1.JobComplete {
 		s.job.Status.CompletionTime = ptr.To(f.LastTransitionTime)
