@@ -756,15 +756,15 @@ func validateCronJobSpec(spec, old *batchv1.CronJobSpec, fldPath *field.Path) fi
 	return allErrs
 }
 
-// ParseCronSchedule parses a CronJob's schedule as upstream does: five fields or a descriptor
-// (@hourly, @daily, @every 1h30m, ...). It is what the CronJob controller schedules by.
-func ParseCronSchedule(schedule string) (cron.Schedule, error) {
+// parseCronSchedule parses a CronJob's schedule as upstream does (and as the CronJob
+// controller schedules by): five fields or a descriptor (@hourly, @daily, @every 1h30m, ...).
+func parseCronSchedule(schedule string) (cron.Schedule, error) {
 	return cron.ParseStandard(schedule)
 }
 
 func validateSchedule(schedule string, allowTZ bool, timeZone *string, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
-	if _, err := ParseCronSchedule(schedule); err != nil {
+	if _, err := parseCronSchedule(schedule); err != nil {
 		allErrs = append(allErrs, field.Invalid(fldPath, schedule, err.Error()))
 	}
 	switch {

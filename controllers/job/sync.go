@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -514,7 +515,9 @@ func (c *Controller) manageJob(ctx context.Context, key string, s *jobSync, acti
 	if isIndexed(job) {
 		addCompletionIndexEnv(template)
 	}
-	template.Finalizers = append(template.Finalizers, batchv1.JobTrackingFinalizer)
+	if !slices.Contains(template.Finalizers, batchv1.JobTrackingFinalizer) {
+		template.Finalizers = append(template.Finalizers, batchv1.JobTrackingFinalizer)
+	}
 	ref := metav1.NewControllerRef(job, controllerKind)
 	var next, created atomic.Int32
 	_, err := controllers.SlowStartBatch(int(diff), controllers.SlowStartInitialBatchSize, func() error {
