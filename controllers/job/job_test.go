@@ -413,7 +413,7 @@ func TestIndexedJobGivesEachPodItsIndex(t *testing.T) {
 			t.Errorf("pod %s: label %q hostname %q generateName %q, want index %s", p.Name, p.Labels[CompletionIndexLabel], p.Spec.Hostname, p.GenerateName, ix)
 		}
 		env := p.Spec.Containers[0].Env
-		if len(env) != 1 || env[0].Name != "JOB_COMPLETION_INDEX" || env[0].ValueFrom.FieldRef.FieldPath != "metadata.annotations['batch.kubernetes.io/job-completion-index']" {
+		if len(env) != 1 || env[0].Name != "JOB_COMPLETION_INDEX" || env[0].ValueFrom.FieldRef.FieldPath != "metadata.labels['batch.kubernetes.io/job-completion-index']" {
 			t.Errorf("env = %+v", env)
 		}
 	}
@@ -779,4 +779,25 @@ func TestRemainingBackoffDoublesUpToTenMinutes(t *testing.T) {
 			t.Errorf("%d failures: %v, want %v", failures, got, want)
 		}
 	}
+}
+
+func TestOrphanPodsMatchingTheSelectorAreAdoptedAndTracked(t *testing.T) {
+	job := newJob("adopter", ptr.To[int32](1), ptr.To[int32](1))
+	orphan := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "stray", Namespace: "ns", UID: "stray-uid", ResourceVersion: "1", Labels: job.Spec.Template.Labels},
+		Spec:       job.Spec.Template.Spec,
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	f := newFixture(t, job, orphan)
+	f.step("adopter")
+	got := f.allPods()
+	if len(got) != 1 {
+		t.Fatalf("%d pods, want the adopted one only", len(got))
+	}
+	if ref := metav1.GetControllerOf(got[0]); ref == nil || ref.UID != job.UID || !hasTrackingFinalizer(got[0]) {
+		t.Fatalf("adopted pod: controllerRef %+v finalizers %v", ref, got[0].Finalizers)
+	}
+	f.finish(got[0], 0)
+	f.step("adopter")
+	wantCondition(t, f.job("adopter"), batchv1.JobComplete, "CompletionsReached", "Reached expected number of succeeded pods")
 }

@@ -391,7 +391,7 @@ func podsWithDelayedDeletion(s *jobSync) map[int]*corev1.Pod {
 		if last, ok := out[ix]; ok {
 			lc, li := indexFailureCounts(last)
 			pc, pi := indexFailureCounts(p)
-			if lc+li > pc+pi {
+			if lc+li > pc+pi || podFinishedTime(p, time.Time{}).Before(podFinishedTime(last, time.Time{})) {
 				continue
 			}
 		}
@@ -444,7 +444,24 @@ func (c *Controller) podsForJob(ctx context.Context, job *batchv1.Job) ([]*corev
 	m := controllers.NewRefManager(job, controllerKind, selector, func(ctx context.Context) (metav1.Object, error) {
 		return c.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 	})
-	return m.ClaimPods(ctx, c.client, candidates)
+	claimed, err := m.ClaimPods(ctx, c.client, candidates)
+	// an adopted pod gets our finalizer, so that it is counted when it finishes like the pods
+	// we created
+	for i, pod := range claimed {
+		if metav1.IsControlledBy(pod, job) || hasTrackingFinalizer(pod) {
+			continue
+		}
+		patch := fmt.Appendf(nil, `{"metadata":{"finalizers":[%q],"uid":%q}}`, batchv1.JobTrackingFinalizer, pod.UID)
+		if _, perr := c.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); perr != nil {
+			if err == nil && !isGone(perr) {
+				err = perr
+			}
+			continue
+		}
+		claimed[i] = pod.DeepCopy()
+		claimed[i].Finalizers = append(claimed[i].Finalizers, batchv1.JobTrackingFinalizer)
+	}
+	return claimed, err
 }
 
 // manageJob creates or deletes pods so that the right number runs: none while suspended, up
@@ -613,10 +630,11 @@ func indexesPastBackoff(s *jobSync, indexes []int, now time.Time) ([]int, time.D
 	return ready, wait
 }
 
-// addCompletionIndexEnv gives every container JOB_COMPLETION_INDEX from the pod's annotation.
+// addCompletionIndexEnv gives every container JOB_COMPLETION_INDEX from the pod's index
+// label.
 func addCompletionIndexEnv(template *corev1.PodTemplateSpec) {
 	env := corev1.EnvVar{Name: CompletionIndexEnv, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
-		FieldPath: fmt.Sprintf("metadata.annotations['%s']", batchv1.JobCompletionIndexAnnotation),
+		FieldPath: fmt.Sprintf("metadata.labels['%s']", CompletionIndexLabel),
 	}}}
 	add := func(containers []corev1.Container) {
 		for i := range containers {

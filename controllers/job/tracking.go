@@ -203,13 +203,12 @@ func isPodFailed(p *corev1.Pod, job *batchv1.Job) bool {
 
 const unknownIndex = -1
 
-// completionIndex is the index of an Indexed Job's pod, from its annotation (or label).
+// completionIndex is the index of an Indexed Job's pod, from its annotation (the label of
+// the same name is for selection only).
 func completionIndex(pod *corev1.Pod) int {
 	v, ok := pod.Annotations[batchv1.JobCompletionIndexAnnotation]
 	if !ok {
-		if v, ok = pod.Labels[CompletionIndexLabel]; !ok {
-			return unknownIndex
-		}
+		return unknownIndex
 	}
 	i, err := strconv.Atoi(v)
 	if err != nil || i < 0 {
