@@ -180,18 +180,18 @@ func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerRef
 	return job
 }
 
-// jobOfPod is the key of the Job controlling pod, or "" (and the pod queued as an orphan if it
-// carries our finalizer).
+// jobOfPod is the key of the Job controlling pod, or "". A pod carrying our finalizer whose
+// Job is gone or finished is queued to lose it: no sync of that Job will count it.
 func (c *Controller) jobOfPod(pod *corev1.Pod) string {
 	ref := metav1.GetControllerOf(pod)
 	var job *batchv1.Job
 	if ref != nil {
 		job = c.resolveControllerRef(pod.Namespace, ref)
 	}
+	if hasTrackingFinalizer(pod) && (job == nil || isFinished(job)) {
+		c.orphans.Add(controllers.PodKey(pod))
+	}
 	if job == nil {
-		if hasTrackingFinalizer(pod) {
-			c.orphans.Add(controllers.PodKey(pod))
-		}
 		return ""
 	}
 	key, err := controllers.KeyOf(job)
@@ -302,8 +302,8 @@ func (c *Controller) deletePod(obj any) {
 	c.queue.Add(key)
 }
 
-// syncOrphanPod takes our finalizer off a pod whose Job is gone (or never was), so that it can
-// be deleted.
+// syncOrphanPod takes our finalizer off a pod whose Job is gone, finished or never was, so
+// that it can be deleted.
 func (c *Controller) syncOrphanPod(ctx context.Context, key string) error {
 	obj, exists, err := c.podStore.GetByKey(key)
 	if err != nil || !exists {
@@ -313,8 +313,15 @@ func (c *Controller) syncOrphanPod(ctx context.Context, key string) error {
 	if !hasTrackingFinalizer(pod) {
 		return nil
 	}
-	if ref := metav1.GetControllerOf(pod); ref != nil && c.resolveControllerRef(pod.Namespace, ref) != nil {
-		return nil // its Job is back in the cache and counts it
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
+			return nil // another kind of controller put it there: not ours to remove
+		}
+		if job := c.resolveControllerRef(pod.Namespace, ref); job != nil {
+			if m := job.Spec.ManagedBy; (m != nil && *m != ManagedBy) || !isFinished(job) {
+				return nil // its Job counts it (or another controller runs that Job)
+			}
+		}
 	}
 	if err := c.removeTrackingFinalizer(ctx, pod); err != nil && !isGone(err) {
 		return err

@@ -801,3 +801,28 @@ func TestOrphanPodsMatchingTheSelectorAreAdoptedAndTracked(t *testing.T) {
 	f.step("adopter")
 	wantCondition(t, f.job("adopter"), batchv1.JobComplete, "CompletionsReached", "Reached expected number of succeeded pods")
 }
+
+func TestPodsOfAFinishedJobLoseTheTrackingFinalizer(t *testing.T) {
+	job := newJob("finished", ptr.To[int32](1), ptr.To[int32](1))
+	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue}}
+	straggler := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: "late", Namespace: "ns", UID: "late-uid", ResourceVersion: "1", Labels: job.Spec.Template.Labels,
+		Finalizers:      []string{batchv1.JobTrackingFinalizer},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, controllerKind)},
+	}}
+	f := newFixture(t, job, straggler)
+	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return f.c.orphans.Len() > 0, nil
+	})
+	if err != nil {
+		t.Fatal("the pod of the finished Job was never queued")
+	}
+	key, _ := f.c.orphans.Get()
+	f.c.orphans.Done(key)
+	if err := f.c.syncOrphanPod(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.allPods()[0]; hasTrackingFinalizer(got) {
+		t.Errorf("finalizers = %v", got.Finalizers)
+	}
+}
