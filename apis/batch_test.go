@@ -430,3 +430,18 @@ func TestJobFieldsSelectSuccessful(t *testing.T) {
 		t.Errorf("fields = %v", set)
 	}
 }
+
+// Upstream defaults again whenever it reads a Job from etcd, so a Job created without labels
+// carries its template's generated ones from then on; DefaultJob after GenerateJobSelector
+// gives the same.
+func TestDefaultingACreatedJobAgainGivesItTheTemplateLabels(t *testing.T) {
+	job := createdJob()
+	if len(job.Labels) != 0 {
+		t.Fatalf("labels before = %v", job.Labels)
+	}
+	DefaultJob(job)
+	if job.Labels["batch.kubernetes.io/job-name"] != "pi" || job.Labels["controller-uid"] != "uid-1" {
+		t.Errorf("labels = %v, want the template's", job.Labels)
+	}
+	checkFieldErrors(t, ValidateJob(job))
+}
