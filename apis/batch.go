@@ -51,6 +51,8 @@ func DefaultJob(job *batchv1.Job) {
 		}
 	}
 	if spec.Template.Labels != nil && len(job.Labels) == 0 {
+		// the very map, as upstream's: the labels GenerateJobSelector then adds to the
+		// template show on the Job too
 		job.Labels = spec.Template.Labels
 	}
 	if spec.CompletionMode == nil {
