@@ -420,3 +420,20 @@ func TestImpossibleScheduleIsReported(t *testing.T) {
 		t.Errorf("%d jobs for a schedule that cannot happen", n)
 	}
 }
+
+func TestJobFromTemplateIsAValidJobOnceTheServerDefaultsIt(t *testing.T) {
+	cj := newCronJob("valid", "@daily")
+	if errs := apis.ValidateCronJob(cj); len(errs) > 0 {
+		t.Fatalf("the test CronJob is invalid: %v", errs)
+	}
+	job := JobFromTemplate(cj, time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC))
+	job.UID = "job-uid"
+	apis.DefaultJob(job)
+	apis.GenerateJobSelector(job)
+	if errs := apis.ValidateJob(job); len(errs) > 0 {
+		t.Errorf("the API server would refuse the Job: %v", errs)
+	}
+	if job.Name != "valid-29541600" {
+		t.Errorf("name = %q", job.Name)
+	}
+}
