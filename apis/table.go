@@ -74,6 +74,9 @@ type Resource struct {
 	// Strategy prepares and validates writes of the resource itself (a subresource that
 	// writes the whole object, status or finalize, declares its own).
 	Strategy Strategy
+	// OrphanWarning, when set, makes a delete that names no propagation policy orphan the
+	// object's dependents, with this warning, as upstream keeps batch/v1 Jobs' pods.
+	OrphanWarning string
 	// ReturnDeletedObject makes a completed delete answer with the object rather than a
 	// Success Status, as upstream does for pods and services.
 	ReturnDeletedObject bool
@@ -203,6 +206,7 @@ var (
 	authnV1        = schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}
 	authzV1        = schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
+	batchV1        = schema.GroupVersion{Group: "batch", Version: "v1"}
 )
 
 // builtin is the table of the kinds built into skiff, in discovery order.
@@ -305,6 +309,21 @@ var builtin = []*Resource{
 		StorageKey: "deployments", StorageVersion: appsV1, Fields: objectMetaFields,
 		Default: Defaulter(defaultDeployment), Strategy: DeploymentStrategy, Table: deploymentTable(),
 		Scale: workloadScale,
+	},
+	{
+		GroupVersion: batchV1, Name: "jobs", SingularName: "job", Kind: "Job", Namespaced: true,
+		Verbs: verbsAll, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "Job", Verbs: verbsGetPatchUp, Strategy: jobStatusStrategy}},
+		StorageKey:   "jobs", StorageVersion: batchV1, Fields: JobFields,
+		Default: Defaulter(DefaultJob), Strategy: jobStrategy, Table: Columns(JobColumns, JobRow),
+		OrphanWarning: "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning",
+	},
+	{
+		GroupVersion: batchV1, Name: "cronjobs", SingularName: "cronjob", Kind: "CronJob", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"cj"}, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "CronJob", Verbs: verbsGetPatchUp, Strategy: cronJobStatusStrategy}},
+		StorageKey:   "cronjobs", StorageVersion: batchV1, Fields: CronJobFields,
+		Default: Defaulter(DefaultCronJob), Strategy: cronJobStrategy, Table: Columns(CronJobColumns, CronJobRow),
 	},
 	{
 		GroupVersion: coordinationV1, Name: "leases", SingularName: "lease", Kind: "Lease", Namespaced: true,

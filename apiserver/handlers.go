@@ -210,6 +210,9 @@ func (h *resourceHandler) delete(ctx context.Context, ri *requestInfo, r *http.R
 	if err := h.admit.admitDelete(ctx, h.res, ri.Namespace, ri.Name); err != nil {
 		return nil, 0, err
 	}
+	if h.res.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+		addWarning(ctx, h.res.OrphanWarning)
+	}
 	obj, deleted, err := h.store.Delete(ctx, ri.Namespace, ri.Name, opts)
 	if err != nil {
 		return nil, 0, err

@@ -563,6 +563,11 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *metav1.Delete
 	if opts == nil {
 		opts = &metav1.DeleteOptions{}
 	}
+	if s.Resource.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+		orphan := metav1.DeletePropagationOrphan
+		opts = opts.DeepCopy()
+		opts.PropagationPolicy = &orphan
+	}
 	if s.Resource.Terminating != nil {
 		return s.deleteTerminating(ctx, ns, name, opts)
 	}
