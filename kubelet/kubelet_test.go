@@ -647,3 +647,34 @@ func TestContainersGetServiceEnvironmentVariables(t *testing.T) {
 		t.Error("WEB_API_SERVICE_HOST set although enableServiceLinks is false")
 	}
 }
+
+func TestStatusObservesEachSpecGeneration(t *testing.T) {
+	s, n := newFakeNode(t)
+	pod := n.CreatePod(simplePod("gen", "app"))
+	observed := func(generation int64) func(*v1.Pod) bool {
+		return func(p *v1.Pod) bool {
+			if p.Generation != generation || p.Status.ObservedGeneration != generation {
+				return false
+			}
+			for _, ct := range []v1.PodConditionType{v1.PodScheduled, v1.PodReadyToStartContainers, v1.PodInitialized, v1.ContainersReady, v1.PodReady} {
+				if c := condition(p, ct); c == nil || c.ObservedGeneration != generation {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	n.WaitPod(pod, "status of generation 1", observed(1))
+
+	// a spec change (the active deadline) is a new generation the kubelet acknowledges
+	ctx := context.Background()
+	current, err := s.Client.CoreV1().Pods("default").Get(ctx, "gen", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Spec.ActiveDeadlineSeconds = ptr.To[int64](3600)
+	if _, err := s.Client.CoreV1().Pods("default").Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.WaitPod(pod, "status of generation 2", observed(2))
+}

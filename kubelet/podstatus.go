@@ -21,7 +21,10 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 	if last, ok := k.statuses.get(pod.UID); ok {
 		old = last
 	}
-	s := v1.PodStatus{QOSClass: qosClass(pod), StartTime: state.startTime}
+	// observedGeneration says which spec this status is about (upstream's
+	// PodObservedGenerationTracking): the pod's generation, on the status and on every
+	// condition the kubelet computes.
+	s := v1.PodStatus{QOSClass: qosClass(pod), StartTime: state.startTime, ObservedGeneration: pod.Generation}
 
 	hasInit := len(pod.Spec.InitContainers) > 0
 	s.InitContainerStatuses = k.containerStatuses(pod, rs, state, pod.Spec.InitContainers, old.InitContainerStatuses, hasInit, true)
@@ -59,6 +62,7 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 		if !kubeletOwnsCondition(c.Type) {
 			continue
 		}
+		c.ObservedGeneration = pod.Generation
 		c.LastTransitionTime = metav1.NewTime(time.Now().Truncate(time.Second))
 		for _, o := range old.Conditions {
 			if o.Type == c.Type && o.Status == c.Status {
