@@ -391,8 +391,8 @@ func sameFiles(dir string, files map[string]volumeFile) bool {
 }
 
 // mounts are the container's bind mounts: its volumeMounts, /etc/hosts, and its termination
-// message file.
-func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime) ([]*runtimeapi.Mount, error) {
+// message file. env is the container's environment, which subPathExpr refers to.
+func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime, env map[string]string) ([]*runtimeapi.Mount, error) {
 	if !m.enabled() {
 		return nil, nil
 	}
@@ -412,17 +412,17 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime) 
 		if vol.HostPath != nil {
 			host = vol.HostPath.Path
 		}
-		if vm.SubPath != "" {
-			if filepath.IsAbs(vm.SubPath) || strings.Contains(vm.SubPath, "..") {
-				return nil, fmt.Errorf("subPath %q must be a relative path without '..'", vm.SubPath)
+		subPath := vm.SubPath
+		if vm.SubPathExpr != "" {
+			var err error
+			if subPath, err = expandSubPathExpr(vm.SubPathExpr, env); err != nil {
+				return nil, err
 			}
-			host = filepath.Join(host, vm.SubPath)
-			if _, err := os.Lstat(host); os.IsNotExist(err) {
-				if err := os.MkdirAll(host, 0o777); err != nil {
-					return nil, err
-				}
-			} else if target, err := filepath.EvalSymlinks(host); err == nil {
-				host = target
+		}
+		if subPath != "" {
+			var err error
+			if host, err = prepareSubPath(host, subPath); err != nil {
+				return nil, err
 			}
 		}
 		readOnly := vm.ReadOnly || vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil
@@ -448,6 +448,72 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime) 
 		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: path})
 	}
 	return out, nil
+}
+
+// expandSubPathExpr is upstream's ExpandContainerVolumeMounts: $(VAR) references to the
+// container's environment; a variable that is unset or empty is an error naming every such one.
+func expandSubPathExpr(expr string, env map[string]string) (string, error) {
+	missing := map[string]bool{}
+	expanded := expand(expr, func(name string) string {
+		value := env[name]
+		if value == "" {
+			missing[name] = true
+		}
+		return value
+	})
+	if len(missing) > 0 {
+		names := make([]string, 0, len(missing))
+		for name := range missing {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("missing value for %s", strings.Join(names, ", "))
+	}
+	return expanded, nil
+}
+
+// prepareSubPath is the host path of subPath inside the volume at volumePath, with upstream's
+// checks and words: no absolute path, no ".." element. A missing subPath is made as a directory
+// with the volume's own mode (so an emptyDir's 0777 holds for it too, whatever the umask).
+func prepareSubPath(volumePath, subPath string) (string, error) {
+	if filepath.IsAbs(subPath) {
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	}
+	for _, part := range strings.Split(filepath.ToSlash(subPath), "/") {
+		if part == ".." {
+			return "", fmt.Errorf("unable to provision SubPath `%s`: must not contain '..'", subPath)
+		}
+	}
+	volumePath = filepath.Clean(volumePath)
+	host := filepath.Join(volumePath, subPath)
+	if _, err := os.Lstat(host); os.IsNotExist(err) {
+		info, err := os.Stat(volumePath)
+		if err != nil {
+			return "", err
+		}
+		perm := info.Mode().Perm()
+		// each missing directory on the way, outermost first, gets the volume's mode
+		var missing []string
+		for p := host; p != volumePath && p != "/"; p = filepath.Dir(p) {
+			if _, err := os.Lstat(p); os.IsNotExist(err) {
+				missing = append(missing, p)
+			}
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			if err := os.Mkdir(missing[i], perm); err != nil && !os.IsExist(err) {
+				return "", err
+			}
+			if err := os.Chmod(missing[i], perm); err != nil {
+				return "", err
+			}
+		}
+		return host, nil
+	}
+	// a subPath may name a file of an atomically written volume: mount what its link points to
+	if target, err := filepath.EvalSymlinks(host); err == nil {
+		host = target
+	}
+	return host, nil
 }
 
 // writeEtcHosts writes the pod's kubelet-managed hosts file.
