@@ -608,3 +608,36 @@ func TestRealResourceMetricsReportNodePodAndContainerUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestRealTerminationMessageFallsBackToLogOfFailedContainer(t *testing.T) {
+	_, n := newRealNode(t)
+	pod := kubelettest.BusyboxPod("messages", "")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	scripts := map[string]string{
+		"failed":    "echo -n DONE; exit 1",
+		"succeeded": "echo -n DONE",
+		"file":      "echo -n OK > /dev/termination-log; echo DONE; exit 1",
+	}
+	pod.Spec.Containers = nil
+	for _, name := range []string{"failed", "succeeded", "file"} {
+		pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{
+			Name: name, Image: kubelettest.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+			Command:                  []string{"sh", "-c", scripts[name]},
+			TerminationMessagePolicy: v1.TerminationMessageFallbackToLogsOnError,
+		})
+	}
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	// the log of a failed container stands in for the message it did not write; a container
+	// that succeeded, or wrote its message file, keeps its own
+	for name, want := range map[string]string{"failed": "DONE", "succeeded": "", "file": "OK"} {
+		term := containerStatus(got, name).State.Terminated
+		if term == nil || term.Message != want {
+			t.Errorf("%s: terminated %+v, want message %q", name, term, want)
+		}
+	}
+	// output without a final newline is logged as written
+	if _, logs := n.KubeletGet("/containerLogs/default/messages/failed"); logs != "DONE" {
+		t.Errorf("logs %q", logs)
+	}
+}

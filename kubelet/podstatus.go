@@ -126,14 +126,14 @@ func (k *Kubelet) containerStatuses(pod *v1.Pod, rs *podRuntime, state *podState
 				cs.Started = &started
 				cs.Ready = started && k.probes.ready(st.Id, spec)
 			case runtimeapi.ContainerState_CONTAINER_EXITED:
-				cs.State = v1.ContainerState{Terminated: terminatedState(st, k.containerID(st.Id), spec)}
+				cs.State = v1.ContainerState{Terminated: k.terminatedState(st, spec)}
 				// an init container that succeeded counts as ready, as upstream's prober says
 				cs.Ready = isInit && !isRestartableInit(spec) && st.ExitCode == 0
 			case runtimeapi.ContainerState_CONTAINER_CREATED:
 				cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: reasonContainerCreating}}
 			}
 			if prev := rs.previous(spec.Name); prev != nil && prev.exited() {
-				cs.LastTerminationState = v1.ContainerState{Terminated: terminatedState(prev.status, k.containerID(prev.status.Id), spec)}
+				cs.LastTerminationState = v1.ContainerState{Terminated: k.terminatedState(prev.status, spec)}
 			}
 		} else if len(rs.containers) == 0 {
 			// a restarted kubelet whose runtime lost the containers keeps what the API knew
@@ -169,7 +169,10 @@ func unixTime(ns int64) metav1.Time {
 	return metav1.NewTime(time.Unix(0, ns).Truncate(time.Second))
 }
 
-func terminatedState(st *runtimeapi.ContainerStatus, containerID string, spec *v1.Container) *v1.ContainerStateTerminated {
+// terminatedState is an exited container's state. Its message is the runtime's, then what the
+// container wrote to its termination message file; with FallbackToLogsOnError, a container that
+// failed and wrote nothing there gets the tail of its log instead, as upstream.
+func (k *Kubelet) terminatedState(st *runtimeapi.ContainerStatus, spec *v1.Container) *v1.ContainerStateTerminated {
 	reason := st.Reason
 	if reason == "" {
 		reason = "Completed"
@@ -177,13 +180,19 @@ func terminatedState(st *runtimeapi.ContainerStatus, containerID string, spec *v
 			reason = "Error"
 		}
 	}
-	message := st.Message
-	if message == "" {
-		message = readTerminationMessage(st)
+	message := readTerminationMessage(st)
+	if message == "" && spec != nil && spec.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError &&
+		st.ExitCode != 0 && reason != "ContainerCannotRun" {
+		message = k.lastLogString(st)
+	}
+	if st.Message != "" && message != "" {
+		message = st.Message + ": " + message
+	} else if st.Message != "" {
+		message = st.Message
 	}
 	return &v1.ContainerStateTerminated{
 		ExitCode: st.ExitCode, Reason: reason, Message: message,
-		StartedAt: unixTime(st.StartedAt), FinishedAt: unixTime(st.FinishedAt), ContainerID: containerID,
+		StartedAt: unixTime(st.StartedAt), FinishedAt: unixTime(st.FinishedAt), ContainerID: k.containerID(st.Id),
 	}
 }
 

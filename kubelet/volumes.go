@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -564,19 +565,26 @@ func (m *volumeManager) terminationLog(pod *v1.Pod, spec *v1.Container, attempt 
 	return path, true
 }
 
-// readTerminationMessage is what the container wrote to its termination message file, at most
-// 4096 bytes as upstream.
+// readTerminationMessage is what the container wrote to its termination message file: its last
+// 4096 bytes at most, as upstream.
 func readTerminationMessage(status *runtimeapi.ContainerStatus) string {
 	path := status.GetAnnotations()[annotationTerminationLog]
 	if path == "" {
 		return ""
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
-	if len(b) > 4096 {
-		b = b[:4096]
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > maxTerminationMessageLength {
+		if _, err := f.Seek(-maxTerminationMessageLength, io.SeekEnd); err != nil {
+			return ""
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTerminationMessageLength))
+	if err != nil {
+		return ""
 	}
 	return string(b)
 }
