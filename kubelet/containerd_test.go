@@ -641,3 +641,44 @@ func TestRealTerminationMessageFallsBackToLogOfFailedContainer(t *testing.T) {
 		t.Errorf("logs %q", logs)
 	}
 }
+
+func TestRealFSGroupOwnsVolumesOfNonRootPod(t *testing.T) {
+	s, n := newRealNode(t)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().Secrets("default").Create(ctx, &v1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{"token": []byte("s3cret")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := kubelettest.BusyboxPod("fsgroup", "sleep 3600")
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), FSGroup: ptr.To[int64](1001)}
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "secret", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "creds", DefaultMode: ptr.To[int32](0o400)}}},
+		{Name: "projected", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{DefaultMode: ptr.To[int32](0o440), Sources: []v1.VolumeProjection{
+			{Secret: &v1.SecretProjection{LocalObjectReference: v1.LocalObjectReference{Name: "creds"}}},
+		}}}},
+		{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{
+		{Name: "secret", MountPath: "/secret"}, {Name: "projected", MountPath: "/projected"}, {Name: "scratch", MountPath: "/scratch"},
+	}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	checks := []struct{ cmd, want string }{
+		// the fsGroup is one of the user's groups, and owns the files, which it may read
+		{"id -G", "0 1001\n"},
+		{"cat /secret/token", "s3cret"},
+		{"stat -L -c '%a %g' /secret/token", "440 1001\n"},
+		{"cat /projected/token", "s3cret"},
+		{"stat -L -c '%a %g' /projected/token", "440 1001\n"},
+		// an emptyDir is the group's, and what is made in it too
+		{"stat -c '%a %g' /scratch", "2777 1001\n"},
+		{"touch /scratch/new && stat -c '%g' /scratch/new", "1001\n"},
+	}
+	for _, c := range checks {
+		out, stderr, err := n.Exec(pod, "main", "sh", "-c", c.cmd)
+		if err != nil || out != c.want {
+			t.Errorf("%s: %q (want %q) %v %s", c.cmd, out, c.want, err, stderr)
+		}
+	}
+}

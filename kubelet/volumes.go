@@ -78,9 +78,6 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return err
 		}
-		if err := os.Chmod(dir, 0o777); err != nil {
-			return err
-		}
 		if v.EmptyDir.Medium == v1.StorageMediumMemory {
 			opts := ""
 			if v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() {
@@ -90,16 +87,78 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 				return fmt.Errorf("mount tmpfs: %w", err)
 			}
 		}
-		return nil
+		if err := os.Chmod(dir, 0o777); err != nil {
+			return err
+		}
+		return setVolumeOwnership(dir, podFSGroup(pod), false)
 	case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
 		files, err := m.volumeFiles(ctx, pod, v)
 		if err != nil {
 			return err
 		}
-		return writeAtomic(dir, files)
+		fsGroup := podFSGroup(pod)
+		if fsGroup != nil {
+			// what setVolumeOwnership would give the files, so that an unchanged volume
+			// compares equal and is not written again
+			for name, f := range files {
+				f.mode |= readOnlyVolumeMask
+				files[name] = f
+			}
+		}
+		if err := writeAtomic(dir, files); err != nil {
+			return err
+		}
+		return setVolumeOwnership(dir, fsGroup, true)
 	}
 	// other volume types are not supported on skiff nodes: an empty directory stands in
 	return os.MkdirAll(dir, 0o755)
+}
+
+// Upstream's volume ownership masks: what an fsGroup may do with the files of a volume.
+const (
+	readWriteVolumeMask = os.FileMode(0o660)
+	readOnlyVolumeMask  = os.FileMode(0o440)
+	volumeDirExecMask   = os.FileMode(0o110)
+)
+
+func podFSGroup(pod *v1.Pod) *int64 {
+	if pod.Spec.SecurityContext == nil {
+		return nil
+	}
+	return pod.Spec.SecurityContext.FSGroup
+}
+
+// setVolumeOwnership gives the pod's fsGroup a volume, as upstream's SetVolumeOwnership: every
+// file and directory under dir gets the group, group read (and write unless the volume is
+// read-only) on top of its mode, and directories also group search and the setgid bit, so that
+// what the pod creates there belongs to the group too. Symbolic links only change group.
+func setVolumeOwnership(dir string, fsGroup *int64, readOnly bool) error {
+	if fsGroup == nil {
+		return nil
+	}
+	mask := readWriteVolumeMask
+	if readOnly {
+		mask = readOnlyVolumeMask
+	}
+	return filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(path, -1, int(*fsGroup)); err != nil {
+			return err
+		}
+		if info.Mode()&os.ModeSymlink != 0 {
+			return nil
+		}
+		mode := info.Mode() | mask
+		if info.IsDir() {
+			mode |= os.ModeSetgid | volumeDirExecMask
+		}
+		if mode == info.Mode() {
+			return nil
+		}
+		return os.Chmod(path, mode)
+	})
 }
 
 func setUpHostPath(h *v1.HostPathVolumeSource) error {
@@ -183,7 +242,12 @@ func (m *volumeManager) volumeFiles(ctx context.Context, pod *v1.Pod, v *v1.Volu
 			case src.DownwardAPI != nil:
 				err = m.downwardFiles(pod, src.DownwardAPI.Items, def, files)
 			case src.ServiceAccountToken != nil:
-				err = m.tokenFile(ctx, pod, src.ServiceAccountToken, def, files)
+				mode := def
+				if podFSGroup(pod) != nil {
+					// upstream: the token is the owner's alone, and the fsGroup's to read
+					mode = 0o600
+				}
+				err = m.tokenFile(ctx, pod, src.ServiceAccountToken, mode, files)
 			}
 			if err != nil {
 				return nil, err
