@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
@@ -680,5 +682,48 @@ func TestRealFSGroupOwnsVolumesOfNonRootPod(t *testing.T) {
 		if err != nil || out != c.want {
 			t.Errorf("%s: %q (want %q) %v %s", c.cmd, out, c.want, err, stderr)
 		}
+	}
+}
+
+func TestRealLogsOverWebSocketThroughAPIServer(t *testing.T) {
+	s, n := newRealNode(t)
+	pod := n.CreatePod(kubelettest.BusyboxPod("wslogs", "echo container is alive; sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+
+	tlsConfig, err := rest.TLSConfigFor(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logURL := strings.Replace(s.URL, "https://", "wss://", 1) + "/api/v1/namespaces/default/pods/wslogs/log?container=main"
+	config, err := websocket.NewConfig(logURL, s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config.TlsConfig = tlsConfig
+	config.Protocol = []string{"binary.k8s.io"}
+	// the log is sent as binary messages, then the server closes the connection
+	var got string
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		ws, err := websocket.DialConfig(config)
+		if err != nil {
+			return false, err
+		}
+		defer ws.Close()
+		var b strings.Builder
+		for {
+			var msg []byte
+			if err := websocket.Message.Receive(ws, &msg); err != nil {
+				if err == io.EOF {
+					break
+				}
+				return false, err
+			}
+			b.Write(msg)
+		}
+		got = b.String()
+		return got == "container is alive\n", nil
+	})
+	if err != nil {
+		t.Errorf("logs over WebSocket: %q %v", got, err)
 	}
 }

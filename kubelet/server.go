@@ -29,6 +29,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/kubelet/runtime"
@@ -243,23 +244,40 @@ func (k *Kubelet) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 			opts.since = t
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain")
-	out := &limitedWriter{w: w, left: opts.limit}
-	if lr, ok := k.rt.(runtime.LogReader); ok {
-		b, err := lr.ContainerLog(r.Context(), c.status.Id)
-		if err != nil {
+	var fakeLog []byte
+	lr, inMemory := k.rt.(runtime.LogReader)
+	if inMemory {
+		var err error
+		if fakeLog, err = lr.ContainerLog(r.Context(), c.status.Id); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeLogLines(out, parseFakeLog(b), opts)
-		return
-	}
-	path := c.status.LogPath
-	if path == "" {
+	} else if c.status.LogPath == "" {
 		http.Error(w, "the container has no log", http.StatusNotFound)
 		return
 	}
-	k.streamLogFile(r.Context(), out, path, c.status.Id, opts)
+	write := func(ctx context.Context, out io.Writer) {
+		out = &limitedWriter{w: out, left: opts.limit}
+		if inMemory {
+			writeLogLines(out, parseFakeLog(fakeLog), opts)
+			return
+		}
+		k.streamLogFile(ctx, out, c.status.LogPath, c.status.Id, opts)
+	}
+	if wsstream.IsWebSocketRequest(r) {
+		// a WebSocket client (binary.k8s.io or base64.binary.k8s.io) gets the log as messages,
+		// as upstream's API server serves pods/log to one
+		pr, pw := io.Pipe()
+		go func() {
+			write(r.Context(), pw)
+			pw.Close()
+		}()
+		_ = wsstream.NewReader(pr, true, wsstream.NewDefaultReaderProtocols()).Copy(w, r)
+		pr.Close()
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	write(r.Context(), w)
 }
 
 type logOptions struct {
