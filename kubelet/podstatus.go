@@ -108,8 +108,10 @@ func (k *Kubelet) containerStatuses(pod *v1.Pod, rs *podRuntime, state *podState
 	for i := range specs {
 		spec := &specs[i]
 		cs := v1.ContainerStatus{Name: spec.Name, Image: spec.Image, Ready: false, Started: ptr.To(false)}
+		// upstream's default: every container of a pod with init containers, init ones
+		// included, is PodInitializing until the runtime has it
 		waiting := reasonContainerCreating
-		if hasInit && !isInit {
+		if hasInit {
 			waiting = reasonPodInitializing
 		}
 		cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: waiting}}
@@ -130,7 +132,8 @@ func (k *Kubelet) containerStatuses(pod *v1.Pod, rs *podRuntime, state *podState
 				// an init container that succeeded counts as ready, as upstream's prober says
 				cs.Ready = isInit && !isRestartableInit(spec) && st.ExitCode == 0
 			case runtimeapi.ContainerState_CONTAINER_CREATED:
-				cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: reasonContainerCreating}}
+				// created, not started: waiting, with no reason, as upstream
+				cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{}}
 			}
 			if prev := rs.previous(spec.Name); prev != nil && prev.exited() {
 				cs.LastTerminationState = v1.ContainerState{Terminated: k.terminatedState(prev.status, spec)}
