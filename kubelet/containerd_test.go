@@ -727,3 +727,38 @@ func TestRealLogsOverWebSocketThroughAPIServer(t *testing.T) {
 		t.Errorf("logs over WebSocket: %q %v", got, err)
 	}
 }
+
+func TestRealSidecarOutlivesAppContainersPreStopHooks(t *testing.T) {
+	_, n := newRealNode(t)
+	hostDir := t.TempDir()
+	pod := kubelettest.BusyboxPod("sidecar-stop", "sleep 3600")
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](10)
+	pod.Spec.Volumes = []v1.Volume{{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir}}}}
+	// the sidecar serves on localhost and leaves at once on SIGTERM
+	pod.Spec.InitContainers = []v1.Container{{
+		Name: "server", Image: kubelettest.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+		RestartPolicy: ptr.To(v1.ContainerRestartPolicyAlways),
+		Command:       []string{"sh", "-c", "trap 'exit 0' TERM; mkdir -p /www && echo served > /www/index.html && httpd -f -p 8080 -h /www & wait"},
+	}}
+	// the app container's preStop hook needs the sidecar a moment after the deletion began
+	main := &pod.Spec.Containers[0]
+	main.VolumeMounts = []v1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	main.Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{
+		Command: []string{"sh", "-c", "sleep 1; wget -qO- http://127.0.0.1:8080/index.html > /host/got"},
+	}}}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	if err := n.Client.CoreV1().Pods("default").Delete(context.Background(), pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := n.Client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatal("pod not removed")
+	}
+	if got, err := os.ReadFile(filepath.Join(hostDir, "got")); err != nil || string(got) != "served\n" {
+		t.Errorf("the preStop hook got %q from the sidecar (%v)", got, err)
+	}
+}
