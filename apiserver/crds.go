@@ -208,6 +208,16 @@ func acceptNames(crd *apiextensionsv1.CustomResourceDefinition, others []*apiext
 		kinds.Insert(n.Kind)
 		listKinds.Insert(n.ListKind)
 	}
+	// a built-in kind's names are never a definition's: it cannot take over a served resource
+	for _, r := range apis.Builtin.All() {
+		if r.GroupVersion.Group == crd.Spec.Group {
+			plurals.Insert(r.Name)
+			singulars.Insert(r.SingularName)
+			shorts.Insert(r.ShortNames...)
+			kinds.Insert(r.Kind)
+			listKinds.Insert(r.ListKind())
+		}
+	}
 	want, had := crd.Spec.Names, crd.Status.AcceptedNames
 	out := *had.DeepCopy()
 	var reason, message string
