@@ -211,7 +211,7 @@ func (s customResourceStrategy) PrepareForCreate(_ context.Context, obj runtime.
 }
 
 func (s customResourceStrategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
-	return s.v.Validate(ctx, obj.(*unstructured.Unstructured))
+	return s.v.Validate(ctx, s.served(obj))
 }
 
 func (s customResourceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -219,7 +219,25 @@ func (s customResourceStrategy) PrepareForUpdate(_ context.Context, obj, old run
 }
 
 func (s customResourceStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return s.v.ValidateUpdate(ctx, obj.(*unstructured.Unstructured), old.(*unstructured.Unstructured))
+	return s.v.ValidateUpdate(ctx, s.served(obj), s.served(old))
+}
+
+// served is obj, which the store holds in the storage version, as the version this strategy
+// serves wrote it: upstream validates a custom resource in the version of the request, and
+// with conversion None the versions differ only in apiVersion. The copy is shallow: validation
+// only reads.
+func (s customResourceStrategy) served(obj runtime.Object) *unstructured.Unstructured {
+	u := obj.(*unstructured.Unstructured)
+	want := s.v.GroupVersionKind().GroupVersion().String()
+	if u.GetAPIVersion() == want {
+		return u
+	}
+	out := &unstructured.Unstructured{Object: make(map[string]interface{}, len(u.Object))}
+	for k, v := range u.Object {
+		out.Object[k] = v
+	}
+	out.SetAPIVersion(want)
+	return out
 }
 
 func (customResourceStrategy) AllowCreateOnUpdate() bool      { return false }
@@ -233,7 +251,7 @@ func (s customResourceStatusStrategy) PrepareForUpdate(_ context.Context, obj, o
 }
 
 func (s customResourceStatusStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return s.v.ValidateStatusUpdate(ctx, obj.(*unstructured.Unstructured), old.(*unstructured.Unstructured))
+	return s.v.ValidateStatusUpdate(ctx, s.served(obj), s.served(old))
 }
 
 func nowRFC3339() metav1.Time { return metav1.Now().Rfc3339Copy() }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -149,7 +150,9 @@ func (c *customResourceDefinitions) sync(ctx context.Context, name string) (bool
 	status := crd.Status.DeepCopy()
 	status.AcceptedNames = names
 	setCondition(status, accepted)
-	established := accepted.Status == apiextensionsv1.ConditionTrue || names.Plural != ""
+	// once established, a definition stays served under the names it has, as upstream: a
+	// later conflict only keeps its new names from being accepted
+	established := accepted.Status == apiextensionsv1.ConditionTrue || isEstablished(crd)
 	if established {
 		served := crd.DeepCopy()
 		served.Status.AcceptedNames = names
@@ -196,57 +199,59 @@ func (c *customResourceDefinitions) writeStatus(ctx context.Context, crd *apiext
 }
 
 // acceptNames is upstream's naming rule: each requested name is accepted when it is the one
-// accepted before or no other definition of the group uses it; otherwise the old accepted
-// name stays and NamesAccepted says which name conflicts.
+// accepted before or no other definition of the group has accepted it. Plurals, singulars and
+// short names share one namespace, kinds and list kinds another. A name that conflicts keeps
+// the one accepted before, and NamesAccepted names the last conflict found, checked in the
+// order plural, singular, short names, kind, list kind.
 func acceptNames(crd *apiextensionsv1.CustomResourceDefinition, others []*apiextensionsv1.CustomResourceDefinition) (apiextensionsv1.CustomResourceDefinitionNames, apiextensionsv1.CustomResourceDefinitionCondition) {
-	plurals, singulars, shorts, kinds, listKinds := sets.New[string](), sets.New[string](), sets.New[string](), sets.New[string](), sets.New[string]()
+	resources, kinds := sets.New[string](), sets.New[string]()
 	for _, o := range others {
 		n := o.Status.AcceptedNames
-		plurals.Insert(n.Plural)
-		singulars.Insert(n.Singular)
-		shorts.Insert(n.ShortNames...)
-		kinds.Insert(n.Kind)
-		listKinds.Insert(n.ListKind)
+		resources.Insert(n.Plural, n.Singular)
+		resources.Insert(n.ShortNames...)
+		kinds.Insert(n.Kind, n.ListKind)
 	}
 	// a built-in kind's names are never a definition's: it cannot take over a served resource
 	for _, r := range apis.Builtin.All() {
 		if r.GroupVersion.Group == crd.Spec.Group {
-			plurals.Insert(r.Name)
-			singulars.Insert(r.SingularName)
-			shorts.Insert(r.ShortNames...)
-			kinds.Insert(r.Kind)
-			listKinds.Insert(r.ListKind())
+			resources.Insert(r.Name, r.SingularName)
+			resources.Insert(r.ShortNames...)
+			kinds.Insert(r.Kind, r.ListKind())
 		}
 	}
 	want, had := crd.Spec.Names, crd.Status.AcceptedNames
 	out := *had.DeepCopy()
 	var reason, message string
-	conflict := func(r string, requested string) {
-		if reason == "" {
+	inUse := func(requested, accepted string, used sets.Set[string]) bool {
+		return requested != accepted && used.Has(requested)
+	}
+	take := func(requested, accepted string, used sets.Set[string], r string, into *string) {
+		if inUse(requested, accepted, used) {
 			reason, message = r, fmt.Sprintf("%q is already in use", requested)
+			return
+		}
+		*into = requested
+	}
+	take(want.Plural, had.Plural, resources, "PluralConflict", &out.Plural)
+	take(want.Singular, had.Singular, resources, "SingularConflict", &out.Singular)
+	if !slices.Equal(want.ShortNames, had.ShortNames) {
+		var taken []string
+		for _, s := range want.ShortNames {
+			if !slices.Contains(had.ShortNames, s) && inUse(s, "", resources) {
+				taken = append(taken, fmt.Sprintf("%q is already in use", s))
+			}
+		}
+		switch len(taken) {
+		case 0:
+			out.ShortNames = want.ShortNames
+		case 1: // an aggregate of one error says it alone, of several lists them
+			reason, message = "ShortNamesConflict", taken[0]
+		default:
+			reason, message = "ShortNamesConflict", "["+strings.Join(taken, ", ")+"]"
 		}
 	}
-	take := func(requested, accepted string, used sets.Set[string], r string) string {
-		if requested == accepted || !used.Has(requested) {
-			return requested
-		}
-		conflict(r, requested)
-		return accepted
-	}
-	out.Plural = take(want.Plural, had.Plural, plurals, "PluralConflict")
-	out.Singular = take(want.Singular, had.Singular, singulars, "SingularConflict")
-	out.Kind = take(want.Kind, had.Kind, kinds, "KindConflict")
-	out.ListKind = take(want.ListKind, had.ListKind, listKinds, "ListKindConflict")
-	shortsFree := true
-	for _, s := range want.ShortNames {
-		if !slices.Contains(had.ShortNames, s) && shorts.Has(s) {
-			conflict("ShortNamesConflict", s)
-			shortsFree = false
-		}
-	}
-	if shortsFree {
-		out.ShortNames = want.ShortNames
-	}
+	take(want.Kind, had.Kind, kinds, "KindConflict", &out.Kind)
+	take(want.ListKind, had.ListKind, kinds, "ListKindConflict", &out.ListKind)
 	out.Categories = want.Categories
 	if reason != "" {
 		return out, apiextensionsv1.CustomResourceDefinitionCondition{Type: apiextensionsv1.NamesAccepted,
@@ -375,4 +380,9 @@ func (c *customResourceDefinitions) storageHandler(crd *apiextensionsv1.CustomRe
 		any = h
 	}
 	return any
+}
+
+func isEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	c := apis.CRDCondition(crd, apiextensionsv1.Established)
+	return c != nil && c.Status == apiextensionsv1.ConditionTrue
 }

@@ -171,7 +171,10 @@ func (p *patchRequest) update(ctx context.Context, current runtime.Object) (runt
 		}
 	}
 	dedupOwnerReferences(ctx, obj, true)
-	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	if !p.unstructured() {
+		// a custom resource's apiVersion and kind are part of it, checked and stored
+		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	}
 	return obj, nil
 }
 
