@@ -41,6 +41,10 @@ type Config struct {
 	// KubeletCA verifies kubelets' serving certificates (upstream's
 	// --kubelet-certificate-authority); nil: they are not verified.
 	KubeletCA *x509.CertPool
+	// AuthorizationModes are the authorization modes in the order asked, as upstream's
+	// --authorization-mode: Node, RBAC, AlwaysAllow, AlwaysDeny (ABAC and Webhook are refused).
+	// Members of system:masters are always allowed. Default: Node, RBAC.
+	AuthorizationModes []string
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

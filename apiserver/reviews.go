@@ -2,8 +2,8 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
-	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/authz"
 )
 
 // Reviews are the resources a client creates to ask a question and reads the answer from,
@@ -56,40 +57,43 @@ func (s *Server) answerReview(ctx context.Context, user *authn.User, obj runtime
 		}
 		return review, nil
 	case *authorizationv1.SelfSubjectAccessReview:
-		allowed, reason, err := s.authz.Authorize(ctx, user, reviewRequest(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))
-		if err != nil {
-			review.Status.EvaluationError = err.Error()
-		}
-		review.Status.Allowed, review.Status.Reason = allowed, reason
+		review.Status = s.accessReviewStatus(ctx, authz.ReviewAttributes(*user, review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))
 		return review, nil
 	case *authorizationv1.SubjectAccessReview:
-		subject := &authn.User{Name: review.Spec.User, UID: review.Spec.UID, Groups: review.Spec.Groups}
-		allowed, reason, err := s.authz.Authorize(ctx, subject, reviewRequest(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))
-		if err != nil {
-			review.Status.EvaluationError = err.Error()
+		review.Status = s.accessReviewStatus(ctx, authz.ReviewAttributes(authz.ReviewUser(review.Spec), review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))
+		return review, nil
+	case *authorizationv1.LocalSubjectAccessReview:
+		ri := requestInfoFrom(ctx)
+		if review.Spec.ResourceAttributes == nil || ri == nil || review.Spec.ResourceAttributes.Namespace != ri.Namespace {
+			ns := ""
+			if review.Spec.ResourceAttributes != nil {
+				ns = review.Spec.ResourceAttributes.Namespace
+			}
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("spec.resourceAttributes.namespace must match namespace: %v", ns))
 		}
-		review.Status.Allowed, review.Status.Reason = allowed, reason
+		review.Status = s.accessReviewStatus(ctx, authz.ReviewAttributes(authz.ReviewUser(review.Spec), review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))
 		return review, nil
 	case *authorizationv1.SelfSubjectRulesReview:
 		if review.Spec.Namespace == "" {
 			return nil, apierrors.NewBadRequest("no namespace on request")
 		}
-		review.Status = s.authz.RulesFor(user, review.Spec.Namespace)
+		rules, err := s.authz.chain.RulesFor(ctx, *user, review.Spec.Namespace)
+		review.Status = authz.SubjectRulesReviewStatus(rules, err)
 		return review, nil
 	}
 	return nil, apierrors.NewBadRequest("not a review")
 }
 
-// reviewRequest is the request an access review asks about, as the authorizer sees requests.
-func reviewRequest(res *authorizationv1.ResourceAttributes, nonRes *authorizationv1.NonResourceAttributes) *requestInfo {
-	if res != nil {
-		return &requestInfo{
-			IsResourceRequest: true, Verb: res.Verb, APIGroup: res.Group, APIVersion: res.Version,
-			Namespace: res.Namespace, Resource: res.Resource, Subresource: res.Subresource, Name: res.Name,
-		}
+// accessReviewStatus asks the authorization chain about a, as it asks about every request.
+func (s *Server) accessReviewStatus(ctx context.Context, a authz.Attributes) authorizationv1.SubjectAccessReviewStatus {
+	decision, reason, err := s.authz.chain.Authorize(ctx, a)
+	st := authorizationv1.SubjectAccessReviewStatus{
+		Allowed: decision == authz.DecisionAllow,
+		Denied:  decision == authz.DecisionDeny,
+		Reason:  reason,
 	}
-	if nonRes != nil {
-		return &requestInfo{Path: nonRes.Path, Verb: strings.ToLower(nonRes.Verb)}
+	if err != nil {
+		st.EvaluationError = err.Error()
 	}
-	return &requestInfo{}
+	return st
 }

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/google/uuid"
+
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/registry"
@@ -28,10 +30,12 @@ import (
 
 // Server is one API server.
 type Server struct {
-	cfg     Config
-	authn   authn.Authenticator
-	authz   authorizer
-	handler http.Handler
+	cfg   Config
+	authn authn.Authenticator
+	authz *authorization
+	// loopbackToken authenticates the server's own requests (loopback.go)
+	loopbackToken string
+	handler       http.Handler
 	// state is what is served now (served.go); it changes as resources come and go
 	state     servedState
 	admission *admission
@@ -101,7 +105,6 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:              cfg,
-		authz:            allowAuthenticated{},
 		admission:        &admission{disabled: disabled},
 		advertise:        advertiseAddress(cfg.BindAddresses[0]),
 		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
@@ -118,6 +121,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.buildAuthenticator(); err != nil {
+		cancel()
+		return nil, err
+	}
+	if s.loopbackToken, err = newLoopbackToken(); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.authn = authn.Union(loopbackAuthenticator(s.loopbackToken, uuid.NewString()), s.authn)
+	modes := cfg.AuthorizationModes
+	if len(modes) == 0 {
+		modes = DefaultAuthorizationModes
+	}
+	if s.authz, err = s.newAuthorization(modes); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -153,6 +169,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.namespaces = s.builtinStore(corev1.SchemeGroupVersion, "namespaces")
 	s.admission.priorityClasses = s.builtinStore(schedulingv1.SchemeGroupVersion, "priorityclasses")
 	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
+	s.admission.pods = s.builtinStore(corev1.SchemeGroupVersion, "pods")
 	return nil
 }
 
@@ -178,7 +195,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves HTTPS on every bind address until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancel()
+	if err := s.authz.run(ctx); err != nil {
+		return err
+	}
 	if err := s.bootstrap(ctx); err != nil {
+		return err
+	}
+	// the default policy is in place before the server says it is ready, as upstream's
+	// readyz waits for its rbac/bootstrap-roles hook
+	if err := s.ensureDefaultPolicy(ctx); err != nil {
 		return err
 	}
 	if s.cfg.CompactionInterval > 0 {
