@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -144,7 +145,7 @@ func (s *Server) ensureDefaultPolicy(ctx context.Context) error {
 	}
 	clients := bootstrap.ClientsetClients(client)
 	for attempt := 0; ; attempt++ {
-		err := bootstrap.EnsurePolicy(ctx, clients)
+		err := errors.Join(bootstrap.EnsurePolicy(ctx, clients), ensureComponentPolicy(ctx, clients))
 		if err == nil {
 			return nil
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiff-dev/skiff/apiserver"
+	"github.com/skiff-dev/skiff/apiserver/authz"
 	"github.com/skiff-dev/skiff/apiserver/certs"
 )
 
@@ -34,6 +35,7 @@ type apiServerOptions struct {
 	maxMutatingRequestsInFlight int
 	requestTimeout              time.Duration
 	disableAdmissionPlugins     []string
+	authorizationModes          []string
 	serviceAccountIssuer        string
 	apiAudiences                []string
 	kubeletCAFile               string
@@ -87,6 +89,8 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"audiences a service-account token must name to authenticate here; default the issuer")
 	f.StringSliceVar(&o.disableAdmissionPlugins, "disable-admission-plugins", nil,
 		fmt.Sprintf("admission plugins to turn off (all of %s run by default)", strings.Join(apiserver.AdmissionPlugins, ", ")))
+	f.StringSliceVar(&o.authorizationModes, "authorization-mode", apiserver.DefaultAuthorizationModes,
+		"ordered list of authorization modes: Node, RBAC, AlwaysAllow, AlwaysDeny (members of system:masters are always allowed)")
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
 		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
 }
@@ -119,6 +123,9 @@ func (o *apiServerOptions) validate() error {
 	}
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if err := authz.ValidateModes(o.authorizationModes); err != nil {
+		return fmt.Errorf("--authorization-mode: %w", err)
 	}
 	return nil
 }
@@ -162,6 +169,7 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		MaxRequestsInFlight:         o.maxRequestsInFlight,
 		MaxMutatingRequestsInFlight: o.maxMutatingRequestsInFlight,
 		DisableAdmissionPlugins:     o.disableAdmissionPlugins,
+		AuthorizationModes:          o.authorizationModes,
 		Verbosity:                   verbosity,
 	}
 }
@@ -183,6 +191,9 @@ func prepareDataDir(dataDir, server string, extraSANs []string) (*certs.PKI, str
 		return nil, "", err
 	}
 	slog.Info("admin kubeconfig written", "file", kubeconfig, "server", server)
+	if err := writeComponentKubeconfigs(pki, dataDir, server); err != nil {
+		return nil, "", err
+	}
 	return pki, kubeconfig, nil
 }
 
