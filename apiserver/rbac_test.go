@@ -77,6 +77,22 @@ func grant(t *testing.T, cs kubernetes.Interface, ns, name, user string, rules .
 	}
 }
 
+// grantServiceAccount binds rules in ns to the ServiceAccount ns/name.
+func grantServiceAccount(t *testing.T, cs kubernetes.Interface, ns, name string, rules ...rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: name}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestUserWithoutBindingsIsForbiddenInUpstreamWords(t *testing.T) {
 	s := apiservertest.Start(t)
 	alice, _ := userClient(t, s, "alice")
