@@ -24,12 +24,13 @@ import (
 
 // buildHandlerChain wraps routing in the stages every request passes, outermost first:
 // panic recovery, metrics and the request log, request parsing, authentication,
-// authorization, the in-flight limit and the request timeout.
+// impersonation, authorization, the in-flight limit and the request timeout.
 func (s *Server) buildHandlerChain() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withTimeout(h)
 	h = s.withInflightLimit(h)
 	h = s.withAuthorization(h)
+	h = s.withImpersonation(h)
 	h = s.withAuthentication(h)
 	h = withRequestInfoParsed(h)
 	h = s.withMetricsAndLog(h)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -384,5 +385,59 @@ func TestAggregationFillsAdminEditAndViewFromLabelledRoles(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+func TestImpersonationNeedsTheImpersonateVerb(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	createNamespace(t, s.Client, "team")
+	grant(t, s.Client, "team", "pod-reader", "bob", rbacv1.PolicyRule{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"pods"}})
+
+	// the admin acts as bob: bob's rights, not the admin's
+	_, cfg := userClient(t, s, "admin", "system:masters")
+	cfg.Impersonate.UserName = "bob"
+	asBob := kubernetes.NewForConfigOrDie(cfg)
+	eventually(t, "the admin as bob lists pods in team", func() error {
+		_, err := asBob.CoreV1().Pods("team").List(ctx, metav1.ListOptions{})
+		return err
+	})
+	if _, err := asBob.CoreV1().Secrets("team").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) ||
+		!strings.Contains(err.Error(), `User "bob" cannot list resource "secrets"`) {
+		t.Errorf("the admin as bob lists secrets: %v, want bob's 403", err)
+	}
+	review, err := asBob.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || review.Status.UserInfo.Username != "bob" || !slices.Equal(review.Status.UserInfo.Groups, []string{"system:authenticated"}) {
+		t.Errorf("whoami as bob: %+v, %v", review, err)
+	}
+
+	// alice may not impersonate, until a ClusterRole lets her impersonate bob
+	_, aliceCfg := userClient(t, s, "alice")
+	aliceCfg.Impersonate.UserName = "bob"
+	aliceAsBob := kubernetes.NewForConfigOrDie(aliceCfg)
+	_, err = aliceAsBob.CoreV1().Pods("team").List(ctx, metav1.ListOptions{})
+	want := `users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("alice as bob: %v\nwant %s", err, want)
+	}
+	if _, err := s.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "impersonate-bob"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"impersonate"}, APIGroups: []string{""}, Resources: []string{"users"}, ResourceNames: []string{"bob"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-impersonates-bob"},
+		RoleRef:  rbacv1.RoleRef{Kind: "ClusterRole", Name: "impersonate-bob"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "alice"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "alice as bob lists pods in team", func() error {
+		_, err := aliceAsBob.CoreV1().Pods("team").List(ctx, metav1.ListOptions{})
+		return err
+	})
+	// a group is a further impersonation she is not allowed
+	aliceCfg.Impersonate.Groups = []string{"system:masters"}
+	_, err = kubernetes.NewForConfigOrDie(aliceCfg).CoreV1().Secrets("team").List(ctx, metav1.ListOptions{})
+	want = `groups "system:masters" is forbidden: User "alice" cannot impersonate resource "groups" in API group "" at the cluster scope`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("alice as bob in system:masters: %v\nwant %s", err, want)
 	}
 }
