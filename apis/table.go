@@ -339,6 +339,10 @@ var builtin = []*Resource{
 		StorageKey: "roles", StorageVersion: rbacV1, Fields: objectMetaFields, Strategy: RoleStrategy,
 	},
 	{
+		GroupVersion: authnV1, Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview",
+		Verbs: []string{"create"}, Review: true,
+	},
+	{
 		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",
 		Verbs: []string{"create"}, Review: true,
 	},

@@ -441,3 +441,38 @@ func TestImpersonationNeedsTheImpersonateVerb(t *testing.T) {
 		t.Errorf("alice as bob in system:masters: %v\nwant %s", err, want)
 	}
 }
+
+func TestTokenReviewAuthenticatesAServiceAccountToken(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	createNamespace(t, s.Client, "team")
+	sa, err := s.Client.CoreV1().ServiceAccounts("team").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := s.Client.CoreV1().ServiceAccounts("team").CreateToken(ctx, "robot", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, err := s.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := review.Status
+	if !st.Authenticated || st.User.Username != "system:serviceaccount:team:robot" || st.User.UID != string(sa.UID) ||
+		!slices.Contains(st.User.Groups, "system:serviceaccounts:team") || len(st.Audiences) == 0 {
+		t.Errorf("review of the account's token: %+v", st)
+	}
+	review, err = s.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: "not-a-token"}}, metav1.CreateOptions{})
+	if err != nil || review.Status.Authenticated || review.Status.Error == "" {
+		t.Errorf("review of a made-up token: %+v, %v", review, err)
+	}
+	// reviewing tokens is the system:auth-delegator's right, not everyone's
+	alice, _ := userClient(t, s, "alice")
+	if _, err := alice.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("alice reviews a token: %v, want 403", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -56,6 +57,9 @@ func (s *Server) answerReview(ctx context.Context, user *authn.User, obj runtime
 			review.Status.UserInfo.Extra[k] = v
 		}
 		return review, nil
+	case *authenticationv1.TokenReview:
+		review.Status = s.reviewToken(review.Spec)
+		return review, nil
 	case *authorizationv1.SelfSubjectAccessReview:
 		review.Status = s.accessReviewStatus(ctx, authz.ReviewAttributes(*user, review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes))
 		return review, nil
@@ -82,6 +86,42 @@ func (s *Server) answerReview(ctx context.Context, user *authn.User, obj runtime
 		return review, nil
 	}
 	return nil, apierrors.NewBadRequest("not a review")
+}
+
+// reviewToken authenticates a bearer token as a request carrying it would be (token file,
+// service-account tokens; never the server's own loopback token), for the audiences the
+// server accepts: a review asking only for other audiences is refused.
+func (s *Server) reviewToken(spec authenticationv1.TokenReviewSpec) authenticationv1.TokenReviewStatus {
+	audiences := s.cfg.APIAudiences
+	if len(spec.Audiences) > 0 {
+		audiences = nil
+		for _, a := range spec.Audiences {
+			if slices.Contains(s.cfg.APIAudiences, a) {
+				audiences = append(audiences, a)
+			}
+		}
+		if len(audiences) == 0 {
+			return authenticationv1.TokenReviewStatus{Error: "token audiences don't match the audiences this server accepts"}
+		}
+	}
+	r, _ := http.NewRequest(http.MethodPost, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+spec.Token)
+	user, ok, err := s.tokenAuthn.Authenticate(r)
+	if err != nil || !ok {
+		st := authenticationv1.TokenReviewStatus{Error: "invalid bearer token"}
+		if err != nil {
+			st.Error = err.Error()
+		}
+		return st
+	}
+	info := authenticationv1.UserInfo{Username: user.Name, UID: user.UID, Groups: user.Groups}
+	for k, v := range user.Extra {
+		if info.Extra == nil {
+			info.Extra = map[string]authenticationv1.ExtraValue{}
+		}
+		info.Extra[k] = v
+	}
+	return authenticationv1.TokenReviewStatus{Authenticated: true, User: info, Audiences: audiences}
 }
 
 // accessReviewStatus asks the authorization chain about a, as it asks about every request.

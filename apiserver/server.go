@@ -35,7 +35,9 @@ type Server struct {
 	authz *authorization
 	// loopbackToken authenticates the server's own requests (loopback.go)
 	loopbackToken string
-	handler       http.Handler
+	// tokenAuthn is authn without the loopback token: what TokenReview answers with
+	tokenAuthn authn.Authenticator
+	handler    http.Handler
 	// state is what is served now (served.go); it changes as resources come and go
 	state     servedState
 	admission *admission
@@ -128,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	s.tokenAuthn = s.authn
 	s.authn = authn.Union(loopbackAuthenticator(s.loopbackToken, uuid.NewString()), s.authn)
 	modes := cfg.AuthorizationModes
 	if len(modes) == 0 {
