@@ -326,6 +326,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	case s.serveOpenAPI(w, r):
 		return
+	case s.issuerDiscovery.serve(w, r):
+		return
 	case r.URL.Path == "/version":
 		info := apis.VersionInfo()
 		writeRawJSON(w, http.StatusOK, &info)

@@ -2,6 +2,8 @@ package apiserver_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -474,5 +476,58 @@ func TestTokenReviewAuthenticatesAServiceAccountToken(t *testing.T) {
 	if _, err := alice.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("alice reviews a token: %v, want 403", err)
+	}
+}
+
+func TestServiceAccountIssuerDiscoveryPublishesTheKeyThatVerifiesTokens(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	createNamespace(t, s.Client, "team")
+	if _, err := s.Client.CoreV1().ServiceAccounts("team").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := s.Client.CoreV1().ServiceAccounts("team").CreateToken(ctx, "robot", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a pod's own token may read both documents (system:service-account-issuer-discovery)
+	robot := asToken(t, s, tr.Status.Token)
+	var config struct {
+		Issuer  string   `json:"issuer"`
+		JWKSURI string   `json:"jwks_uri"`
+		Algs    []string `json:"id_token_signing_alg_values_supported"`
+	}
+	raw, err := robot.CoreV1().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	if err != nil || json.Unmarshal(raw, &config) != nil {
+		t.Fatalf("openid-configuration: %v %s", err, raw)
+	}
+	if config.Issuer != "https://kubernetes.default.svc.cluster.local" || config.JWKSURI != "https://kubernetes.default.svc.cluster.local/openid/v1/jwks" || len(config.Algs) != 1 {
+		t.Errorf("openid-configuration: %s", raw)
+	}
+	var jwks struct {
+		Keys []struct {
+			Kid, Alg, Kty, Use string
+		} `json:"keys"`
+	}
+	raw, err = robot.CoreV1().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
+	if err != nil || json.Unmarshal(raw, &jwks) != nil || len(jwks.Keys) != 1 {
+		t.Fatalf("jwks: %v %s", err, raw)
+	}
+	// the token's header names the published key
+	header, err := base64.RawURLEncoding.DecodeString(strings.Split(tr.Status.Token, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Kid, Alg string }
+	if err := json.Unmarshal(header, &h); err != nil {
+		t.Fatal(err)
+	}
+	if k := jwks.Keys[0]; k.Kid != h.Kid || k.Alg != h.Alg || k.Use != "sig" || k.Alg != config.Algs[0] {
+		t.Errorf("published key %+v, token header %+v", k, h)
+	}
+	// a user bound to nothing may not
+	alice, _ := userClient(t, s, "alice")
+	if _, err := alice.CoreV1().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx); !apierrors.IsForbidden(err) {
+		t.Errorf("alice reads the jwks: %v, want 403", err)
 	}
 }

@@ -54,6 +54,7 @@ type Server struct {
 	kubeletTransport *http.Transport
 	endpointIP       netip.Addr
 	tokenIssuer      *authn.TokenIssuer // signs the tokens of serviceaccounts/token
+	issuerDiscovery  *issuerDiscovery   // its OpenID discovery documents (oidc.go)
 	health           *healthChecks
 	ready            chan struct{}
 	ctx              context.Context
