@@ -531,3 +531,89 @@ func TestServiceAccountIssuerDiscoveryPublishesTheKeyThatVerifiesTokens(t *testi
 		t.Errorf("alice reads the jwks: %v, want 403", err)
 	}
 }
+
+// TestAuthorizationMatrixOfTheDefaultRoles asks the server about 448 requests of users bound to
+// upstream's aggregated view, edit and admin roles in one namespace, and of one bound to
+// nothing, as SubjectAccessReviews; the expected answers are upstream's documented meaning of
+// those roles: view reads all but Secrets, edit also writes and reads Secrets, admin also
+// manages Roles and RoleBindings, nothing is granted in another namespace.
+func TestAuthorizationMatrixOfTheDefaultRoles(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	factory := informers.NewSharedInformerFactory(s.Client, 0)
+	c, err := clusterroleaggregation.New(factory.Rbac().V1().ClusterRoles(), s.Client, controllers.Reporting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx, 2) }()
+	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+
+	createNamespace(t, s.Client, "team")
+	for user, role := range map[string]string{"carol": "view", "bob": "edit", "dave": "admin"} {
+		if _, err := s.Client.RbacV1().RoleBindings("team").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user},
+			RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: role}, Subjects: []rbacv1.Subject{{Kind: "User", Name: user}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := func(user, verb, group, resource, ns string) (bool, string) {
+		t.Helper()
+		sar, err := s.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: []string{"system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: ns},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sar.Status.Allowed, sar.Status.Reason
+	}
+	// the aggregation controller has filled admin once dave may manage roles
+	eventually(t, "admin is aggregated", func() error {
+		if ok, _ := ask("dave", "create", "rbac.authorization.k8s.io", "rolebindings", "team"); !ok {
+			return apierrors.NewNotFound(rbacv1.Resource("clusterrole"), "admin")
+		}
+		if ok, _ := ask("carol", "get", "", "pods", "team"); !ok {
+			return apierrors.NewNotFound(rbacv1.Resource("clusterrole"), "view")
+		}
+		return nil
+	})
+
+	type res struct{ group, resource string }
+	workloads := []res{{"", "pods"}, {"", "services"}, {"", "configmaps"}, {"apps", "deployments"}, {"apps", "replicasets"}}
+	secrets := res{"", "secrets"}
+	rbacKinds := []res{{"rbac.authorization.k8s.io", "roles"}, {"rbac.authorization.k8s.io", "rolebindings"}}
+	reads := map[string]bool{"get": true, "list": true, "watch": true}
+	expected := func(user string, r res, verb, ns string) bool {
+		if ns != "team" {
+			return false
+		}
+		isWorkload := slices.Contains(workloads, r)
+		switch user {
+		case "carol":
+			return isWorkload && reads[verb]
+		case "bob":
+			return isWorkload || r == secrets
+		case "dave":
+			return true
+		}
+		return false
+	}
+	cases := 0
+	for _, user := range []string{"carol", "bob", "dave", "eve"} {
+		for _, r := range append(append(slices.Clone(workloads), secrets), rbacKinds...) {
+			for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+				for _, ns := range []string{"team", "other"} {
+					cases++
+					want := expected(user, r, verb, ns)
+					if got, reason := ask(user, verb, r.group, r.resource, ns); got != want {
+						t.Errorf("%s %s %s/%s in %s: allowed %v, want %v (%s)", user, verb, r.group, r.resource, ns, got, want, reason)
+					}
+				}
+			}
+		}
+	}
+	if cases < 200 {
+		t.Errorf("only %d cases", cases)
+	}
+}
