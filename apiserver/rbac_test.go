@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -616,4 +617,71 @@ func TestAuthorizationMatrixOfTheDefaultRoles(t *testing.T) {
 	if cases < 200 {
 		t.Errorf("only %d cases", cases)
 	}
+}
+
+func TestStockKubectlManagesRBAC(t *testing.T) {
+	s := apiservertest.Start(t)
+	createNamespace(t, s.Client, "team")
+	run := kubectlCommand(t, kubectlOnPath(t), adminKubeconfig(t, s), nil)
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must("create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", "team")
+	must("create", "rolebinding", "alice-reads-pods", "--role=pod-reader", "--user=alice", "-n", "team")
+	must("create", "clusterrole", "configmap-reader", "--verb=get", "--resource=configmaps")
+	if out := must("get", "rolebinding", "alice-reads-pods", "-n", "team", "-o", "wide"); !strings.Contains(out, "Role/pod-reader") || !strings.Contains(out, "alice") {
+		t.Errorf("get rolebinding -o wide:\n%s", out)
+	}
+	eventually(t, "can-i list pods -n team --as alice", func() error {
+		out, err := run("auth", "can-i", "list", "pods", "-n", "team", "--as", "alice")
+		if strings.TrimSpace(out) != "yes" {
+			return &canIError{out, err}
+		}
+		return nil
+	})
+	if out, _ := run("auth", "can-i", "delete", "pods", "-n", "team", "--as", "alice"); strings.TrimSpace(out) != "no" {
+		t.Errorf("can-i delete pods --as alice: %q", out)
+	}
+	if out, err := run("get", "pods", "-n", "team", "--as", "alice"); err != nil || !strings.Contains(out, "No resources found") {
+		t.Errorf("get pods --as alice: %v\n%s", err, out)
+	}
+	if out, err := run("get", "secrets", "-n", "team", "--as", "alice"); err == nil ||
+		!strings.Contains(out, `User "alice" cannot list resource "secrets" in API group "" in the namespace "team"`) {
+		t.Errorf("get secrets --as alice: %v\n%s", err, out)
+	}
+
+	manifest := filepath.Join(t.TempDir(), "rbac.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: deployer, namespace: team}
+rules:
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, create, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: deployer, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
+subjects:
+- {kind: User, name: ci}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := must("auth", "reconcile", "-f", manifest)
+	if !strings.Contains(out, "role.rbac.authorization.k8s.io/deployer reconciled") || !strings.Contains(out, "rolebinding.rbac.authorization.k8s.io/deployer reconciled") {
+		t.Errorf("auth reconcile:\n%s", out)
+	}
+	eventually(t, "ci may create deployments in team", func() error {
+		out, err := run("auth", "can-i", "create", "deployments.apps", "-n", "team", "--as", "ci")
+		if strings.TrimSpace(out) != "yes" {
+			return &canIError{out, err}
+		}
+		return nil
+	})
 }
