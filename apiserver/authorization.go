@@ -102,8 +102,12 @@ func (a *authorization) run(ctx context.Context) error {
 	return nil
 }
 
-// attributes are what the authorizers know of a request.
+// authorizationAttributes are what the authorizers know of a request: who (nobody, in no
+// group, when the request carries no user), what, and on list and watch the field selector.
 func authorizationAttributes(user *authn.User, ri *requestInfo, query func(string) string) authz.Attributes {
+	if user == nil {
+		user = &authn.User{}
+	}
 	a := authz.Attributes{
 		User: *user, Verb: ri.Verb, ResourceRequest: ri.IsResourceRequest,
 		APIGroup: ri.APIGroup, APIVersion: ri.APIVersion, Resource: ri.Resource, Subresource: ri.Subresource,
