@@ -24,13 +24,14 @@ import (
 
 // buildHandlerChain wraps routing in the stages every request passes, outermost first:
 // panic recovery, metrics and the request log, request parsing, authentication,
-// impersonation, authorization, the in-flight limit and the request timeout.
+// audit, impersonation, authorization, the in-flight limit and the request timeout.
 func (s *Server) buildHandlerChain() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withTimeout(h)
 	h = s.withInflightLimit(h)
 	h = s.withAuthorization(h)
 	h = s.withImpersonation(h)
+	h = s.withAudit(h)
 	h = s.withAuthentication(h)
 	h = withRequestInfoParsed(h)
 	h = s.withMetricsAndLog(h)
@@ -95,6 +96,12 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		ri := requestInfoFrom(r.Context())
 		user, _ := authn.UserFrom(r.Context())
 		decision, reason, err := s.authz.chain.Authorize(r.Context(), authorizationAttributes(user, ri, r.URL.Query().Get))
+		if ev := auditEventFrom(r.Context()); ev != nil {
+			ev.Annotations = map[string]string{"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": reason}
+			if decision == authz.DecisionAllow {
+				ev.Annotations["authorization.k8s.io/decision"] = "allow"
+			}
+		}
 		if decision == authz.DecisionAllow {
 			next.ServeHTTP(w, r)
 			return

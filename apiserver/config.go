@@ -45,6 +45,11 @@ type Config struct {
 	// --authorization-mode: Node, RBAC, AlwaysAllow, AlwaysDeny (ABAC and Webhook are refused).
 	// Members of system:masters are always allowed. Default: Node, RBAC.
 	AuthorizationModes []string
+	// AuditPolicyFile is an audit.k8s.io/v1 Policy (upstream's --audit-policy-file) and
+	// AuditLogPath the file events are appended to ("-": standard output), as upstream's
+	// --audit-log-path; both or neither.
+	AuditPolicyFile string
+	AuditLogPath    string
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

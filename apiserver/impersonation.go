@@ -102,6 +102,10 @@ func (s *Server) withImpersonation(next http.Handler) http.Handler {
 		if rec, ok := w.(*recordingWriter); ok {
 			rec.user = target.Name
 		}
+		if ev := auditEventFrom(r.Context()); ev != nil {
+			info := userInfo(target)
+			ev.ImpersonatedUser = &info
+		}
 		next.ServeHTTP(w, r.WithContext(authn.WithUser(r.Context(), target)))
 	})
 }

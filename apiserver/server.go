@@ -35,6 +35,9 @@ type Server struct {
 	authz *authorization
 	// loopbackToken authenticates the server's own requests (loopback.go)
 	loopbackToken string
+	// audit records requests as auditPolicy says (audit.go); nil records nothing
+	audit       *auditLog
+	auditPolicy *auditPolicy
 	// tokenAuthn is authn without the loopback token: what TokenReview answers with
 	tokenAuthn authn.Authenticator
 	handler    http.Handler
@@ -141,6 +144,20 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	if (cfg.AuditPolicyFile == "") != (cfg.AuditLogPath == "") {
+		cancel()
+		return nil, errors.New("apiserver: an audit policy file needs an audit log path, and the other way round")
+	}
+	if cfg.AuditPolicyFile != "" {
+		if s.auditPolicy, err = loadAuditPolicy(cfg.AuditPolicyFile); err != nil {
+			cancel()
+			return nil, err
+		}
+		if s.audit, err = openAuditLog(cfg.AuditLogPath); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	s.health = newHealthChecks(cfg.Etcd, s.ready)
 	s.handler = s.buildHandlerChain()
 	return s, nil
@@ -199,6 +216,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves HTTPS on every bind address until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancel()
+	if s.audit != nil {
+		defer s.audit.close()
+	}
 	if err := s.authz.run(ctx); err != nil {
 		return err
 	}

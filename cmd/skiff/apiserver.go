@@ -36,6 +36,8 @@ type apiServerOptions struct {
 	requestTimeout              time.Duration
 	disableAdmissionPlugins     []string
 	authorizationModes          []string
+	auditPolicyFile             string
+	auditLogPath                string
 	serviceAccountIssuer        string
 	apiAudiences                []string
 	kubeletCAFile               string
@@ -91,6 +93,8 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		fmt.Sprintf("admission plugins to turn off (all of %s run by default)", strings.Join(apiserver.AdmissionPlugins, ", ")))
 	f.StringSliceVar(&o.authorizationModes, "authorization-mode", apiserver.DefaultAuthorizationModes,
 		"ordered list of authorization modes: Node, RBAC, AlwaysAllow, AlwaysDeny (members of system:masters are always allowed)")
+	f.StringVar(&o.auditPolicyFile, "audit-policy-file", "", "audit.k8s.io/v1 Policy saying which requests are recorded, and how much of them")
+	f.StringVar(&o.auditLogPath, "audit-log-path", "", `file audit events are appended to, one JSON line each ("-": standard output)`)
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
 		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
 }
@@ -170,6 +174,8 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		MaxMutatingRequestsInFlight: o.maxMutatingRequestsInFlight,
 		DisableAdmissionPlugins:     o.disableAdmissionPlugins,
 		AuthorizationModes:          o.authorizationModes,
+		AuditPolicyFile:             o.auditPolicyFile,
+		AuditLogPath:                o.auditLogPath,
 		Verbosity:                   verbosity,
 	}
 }
