@@ -11,10 +11,7 @@ import (
 
 // The Table columns of the rbac.authorization.k8s.io kinds, as upstream prints them. Roles and
 // ClusterRoles have no printer upstream and print with the default columns (Name, Created At).
-// Not registered yet: the kinds join the table with their declaration, e.g.
-//
-//	printRows(roleBindingColumns, roleBindingRow)
-//	printRows(clusterRoleBindingColumns, clusterRoleBindingRow)
+// The kinds declare them in the table (roleBindingTable, clusterRoleBindingTable).
 
 // Upstream describes the Role column with the v1beta1 field docs.
 var (

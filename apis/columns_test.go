@@ -25,6 +25,9 @@ func TestEveryServedKindHasTableColumns(t *testing.T) {
 		}
 		obj := r.New()
 		p := r.Table
+		if p == nil && r.GroupVersion.Group == "rbac.authorization.k8s.io" && (r.Name == "roles" || r.Name == "clusterroles") {
+			continue // upstream has no printer for them: Name and Created At, as kubectl shows
+		}
 		if p == nil {
 			t.Errorf("%s: no table columns", r.GroupVersionResource())
 			continue

@@ -207,6 +207,7 @@ var (
 	authzV1        = schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
 	batchV1        = schema.GroupVersion{Group: "batch", Version: "v1"}
+	rbacV1         = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
 )
 
 // builtin is the table of the kinds built into skiff, in discovery order.
@@ -358,8 +359,38 @@ var builtin = []*Resource{
 		Terminating: &Terminating{Mark: markCRDTerminating, Done: crdCleanedUp},
 	},
 	{
+		GroupVersion: rbacV1, Name: "clusterrolebindings", SingularName: "clusterrolebinding", Kind: "ClusterRoleBinding",
+		Verbs:      verbsAll,
+		StorageKey: "clusterrolebindings", StorageVersion: rbacV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultClusterRoleBinding), Strategy: ClusterRoleBindingStrategy, Table: clusterRoleBindingTable(),
+	},
+	{
+		GroupVersion: rbacV1, Name: "clusterroles", SingularName: "clusterrole", Kind: "ClusterRole",
+		Verbs:      verbsAll,
+		StorageKey: "clusterroles", StorageVersion: rbacV1, Fields: objectMetaFields, Strategy: ClusterRoleStrategy,
+	},
+	{
+		GroupVersion: rbacV1, Name: "rolebindings", SingularName: "rolebinding", Kind: "RoleBinding", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "rolebindings", StorageVersion: rbacV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultRoleBinding), Strategy: RoleBindingStrategy, Table: roleBindingTable(),
+	},
+	{
+		GroupVersion: rbacV1, Name: "roles", SingularName: "role", Kind: "Role", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "roles", StorageVersion: rbacV1, Fields: objectMetaFields, Strategy: RoleStrategy,
+	},
+	{
+		GroupVersion: authnV1, Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview",
+		Verbs: []string{"create"}, Review: true,
+	},
+	{
 		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",
 		Verbs: []string{"create"}, Review: true,
+	},
+	{
+		GroupVersion: authzV1, Name: "localsubjectaccessreviews", SingularName: "localsubjectaccessreview", Kind: "LocalSubjectAccessReview",
+		Namespaced: true, Verbs: []string{"create"}, Review: true,
 	},
 	{
 		GroupVersion: authzV1, Name: "selfsubjectaccessreviews", SingularName: "selfsubjectaccessreview", Kind: "SelfSubjectAccessReview",

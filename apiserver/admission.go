@@ -18,18 +18,20 @@ import (
 
 // admission runs the checks upstream's admission plugins make before a write reaches the
 // registry: NamespaceLifecycle (no content in a namespace that is missing or terminating, and
-// the namespaces the system needs cannot be deleted) and Priority (a pod's priority comes from
+// the namespaces the system needs cannot be deleted), NodeRestriction (a kubelet writes only
+// its own objects, admission_noderestriction.go) and Priority (a pod's priority comes from
 // its PriorityClass; one class at most is the global default).
 type admission struct {
 	namespaces      *registry.Store
 	priorityClasses *registry.Store
 	serviceAccounts *registry.Store
+	pods            *registry.Store
 	disabled        sets.Set[string]
 }
 
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
-var AdmissionPlugins = []string{"NamespaceLifecycle", "ServiceAccount", "Priority", "TaintNodesByCondition"}
+var AdmissionPlugins = []string{"NamespaceLifecycle", "NodeRestriction", "ServiceAccount", "Priority", "TaintNodesByCondition"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -99,7 +101,10 @@ func (a admission) admitNamespaceLifecycle(ctx context.Context, res *apis.Resour
 	return nil
 }
 
-func (a admission) admitDelete(_ context.Context, res *apis.Resource, _ string, name string) error {
+func (a admission) admitDelete(ctx context.Context, res *apis.Resource, ns string, name string) error {
+	if err := a.admitNodeDelete(ctx, res.GroupVersionResource().GroupResource(), ns, name); err != nil {
+		return err
+	}
 	if res.GroupVersion.Group == "" && res.Name == "namespaces" && immortalNamespaces.Has(name) && a.enabled("NamespaceLifecycle") {
 		return apierrors.NewForbidden(res.GroupVersionResource().GroupResource(), name,
 			fmt.Errorf("this namespace may not be deleted"))

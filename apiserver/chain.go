@@ -14,22 +14,24 @@ import (
 	"sync"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/authz"
 )
 
 // buildHandlerChain wraps routing in the stages every request passes, outermost first:
 // panic recovery, metrics and the request log, request parsing, authentication,
-// authorization, the in-flight limit and the request timeout.
+// audit, impersonation, authorization, the in-flight limit and the request timeout.
 func (s *Server) buildHandlerChain() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withTimeout(h)
 	h = s.withInflightLimit(h)
 	h = s.withAuthorization(h)
+	h = s.withImpersonation(h)
+	h = s.withAudit(h)
 	h = s.withAuthentication(h)
 	h = withRequestInfoParsed(h)
 	h = s.withMetricsAndLog(h)
@@ -59,7 +61,8 @@ func withRequestInfoParsed(next http.Handler) http.Handler {
 	})
 }
 
-// publicPaths answer without credentials, as upstream's system:public-info-viewer role allows.
+// publicPaths are the only paths a request without credentials may reach; there it is
+// system:anonymous, whom the default policy's system:public-info-viewer allows them.
 var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true}
 
 func (s *Server) withAuthentication(next http.Handler) http.Handler {
@@ -85,51 +88,29 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	})
 }
 
-// authorizer decides whether a user may make a request. RBAC replaces allowAuthenticated
-// without touching the handlers.
-type authorizer interface {
-	Authorize(ctx context.Context, user *authn.User, ri *requestInfo) (allowed bool, reason string, err error)
-	// RulesFor lists what user may do in namespace, for SelfSubjectRulesReview.
-	RulesFor(user *authn.User, namespace string) authorizationv1.SubjectRulesReviewStatus
-}
-
-// allowAuthenticated lets every authenticated user do everything, and the anonymous user
-// read only the public health and version paths.
-type allowAuthenticated struct{}
-
-func (allowAuthenticated) RulesFor(user *authn.User, _ string) authorizationv1.SubjectRulesReviewStatus {
-	if user.Name == authn.Anonymous {
-		return authorizationv1.SubjectRulesReviewStatus{NonResourceRules: []authorizationv1.NonResourceRule{
-			{Verbs: []string{"get"}, NonResourceURLs: []string{"/healthz", "/livez", "/readyz", "/version"}},
-		}}
-	}
-	return authorizationv1.SubjectRulesReviewStatus{
-		ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
-		NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
-	}
-}
-
-func (allowAuthenticated) Authorize(_ context.Context, user *authn.User, ri *requestInfo) (bool, string, error) {
-	if user.Name == authn.Anonymous {
-		return publicPaths[ri.Path] && ri.Verb == "get", "", nil
-	}
-	return true, "", nil
-}
-
+// withAuthorization asks the chain of authorization modes about every request, as upstream's
+// filter: Allow serves it (even when a mode also reported an error), an error without Allow is
+// a 500, anything else upstream's 403.
 func (s *Server) withAuthorization(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := requestInfoFrom(r.Context())
 		user, _ := authn.UserFrom(r.Context())
-		allowed, reason, err := s.authz.Authorize(r.Context(), user, ri)
+		decision, reason, err := s.authz.chain.Authorize(r.Context(), authorizationAttributes(user, ri, r.URL.Query().Get))
+		if ev := auditEventFrom(r.Context()); ev != nil {
+			ev.Annotations = map[string]string{"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": reason}
+			if decision == authz.DecisionAllow {
+				ev.Annotations["authorization.k8s.io/decision"] = "allow"
+			}
+		}
+		if decision == authz.DecisionAllow {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if err != nil {
 			writeError(w, r, apierrors.NewInternalError(err))
 			return
 		}
-		if !allowed {
-			writeError(w, r, forbidden(user, ri, reason))
-			return
-		}
-		next.ServeHTTP(w, r)
+		writeError(w, r, forbidden(user, ri, reason))
 	})
 }
 
@@ -351,6 +332,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case s.health.serve(w, r):
 		return
 	case s.serveOpenAPI(w, r):
+		return
+	case s.issuerDiscovery.serve(w, r):
 		return
 	case r.URL.Path == "/version":
 		info := apis.VersionInfo()

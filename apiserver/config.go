@@ -41,6 +41,15 @@ type Config struct {
 	// KubeletCA verifies kubelets' serving certificates (upstream's
 	// --kubelet-certificate-authority); nil: they are not verified.
 	KubeletCA *x509.CertPool
+	// AuthorizationModes are the authorization modes in the order asked, as upstream's
+	// --authorization-mode: Node, RBAC, AlwaysAllow, AlwaysDeny (ABAC and Webhook are refused).
+	// Members of system:masters are always allowed. Default: Node, RBAC.
+	AuthorizationModes []string
+	// AuditPolicyFile is an audit.k8s.io/v1 Policy (upstream's --audit-policy-file) and
+	// AuditLogPath the file events are appended to ("-": standard output), as upstream's
+	// --audit-log-path; both or neither.
+	AuditPolicyFile string
+	AuditLogPath    string
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

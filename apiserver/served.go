@@ -143,6 +143,7 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 	if res.GroupVersionResource().GroupResource() == servicesResource {
 		store.Allocator = s.allocator
 	}
+	store.Admit = s.validateWrite
 	h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
 		subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{},
 		admit: s.admission}

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/google/uuid"
+
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/registry"
@@ -28,10 +30,17 @@ import (
 
 // Server is one API server.
 type Server struct {
-	cfg     Config
-	authn   authn.Authenticator
-	authz   authorizer
-	handler http.Handler
+	cfg   Config
+	authn authn.Authenticator
+	authz *authorization
+	// loopbackToken authenticates the server's own requests (loopback.go)
+	loopbackToken string
+	// audit records requests as auditPolicy says (audit.go); nil records nothing
+	audit       *auditLog
+	auditPolicy *auditPolicy
+	// tokenAuthn is authn without the loopback token: what TokenReview answers with
+	tokenAuthn authn.Authenticator
+	handler    http.Handler
 	// state is what is served now (served.go); it changes as resources come and go
 	state     servedState
 	admission *admission
@@ -48,6 +57,7 @@ type Server struct {
 	kubeletTransport *http.Transport
 	endpointIP       netip.Addr
 	tokenIssuer      *authn.TokenIssuer // signs the tokens of serviceaccounts/token
+	issuerDiscovery  *issuerDiscovery   // its OpenID discovery documents (oidc.go)
 	health           *healthChecks
 	ready            chan struct{}
 	ctx              context.Context
@@ -101,7 +111,6 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:              cfg,
-		authz:            allowAuthenticated{},
 		admission:        &admission{disabled: disabled},
 		advertise:        advertiseAddress(cfg.BindAddresses[0]),
 		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
@@ -120,6 +129,34 @@ func New(cfg Config) (*Server, error) {
 	if err := s.buildAuthenticator(); err != nil {
 		cancel()
 		return nil, err
+	}
+	if s.loopbackToken, err = newLoopbackToken(); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.tokenAuthn = s.authn
+	s.authn = authn.Union(loopbackAuthenticator(s.loopbackToken, uuid.NewString()), s.authn)
+	modes := cfg.AuthorizationModes
+	if len(modes) == 0 {
+		modes = DefaultAuthorizationModes
+	}
+	if s.authz, err = s.newAuthorization(modes); err != nil {
+		cancel()
+		return nil, err
+	}
+	if (cfg.AuditPolicyFile == "") != (cfg.AuditLogPath == "") {
+		cancel()
+		return nil, errors.New("apiserver: an audit policy file needs an audit log path, and the other way round")
+	}
+	if cfg.AuditPolicyFile != "" {
+		if s.auditPolicy, err = loadAuditPolicy(cfg.AuditPolicyFile); err != nil {
+			cancel()
+			return nil, err
+		}
+		if s.audit, err = openAuditLog(cfg.AuditLogPath); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	s.health = newHealthChecks(cfg.Etcd, s.ready)
 	s.handler = s.buildHandlerChain()
@@ -153,6 +190,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.namespaces = s.builtinStore(corev1.SchemeGroupVersion, "namespaces")
 	s.admission.priorityClasses = s.builtinStore(schedulingv1.SchemeGroupVersion, "priorityclasses")
 	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
+	s.admission.pods = s.builtinStore(corev1.SchemeGroupVersion, "pods")
 	return nil
 }
 
@@ -178,7 +216,18 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves HTTPS on every bind address until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancel()
+	if s.audit != nil {
+		defer s.audit.close()
+	}
+	if err := s.authz.run(ctx); err != nil {
+		return err
+	}
 	if err := s.bootstrap(ctx); err != nil {
+		return err
+	}
+	// the default policy is in place before the server says it is ready, as upstream's
+	// readyz waits for its rbac/bootstrap-roles hook
+	if err := s.ensureDefaultPolicy(ctx); err != nil {
 		return err
 	}
 	if s.cfg.CompactionInterval > 0 {

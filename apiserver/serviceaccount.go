@@ -53,7 +53,11 @@ func (s *Server) buildAuthenticator() error {
 	if err != nil {
 		return err
 	}
-	s.authn, s.tokenIssuer = a, issuer
+	discovery, err := newIssuerDiscovery(s.cfg.ServiceAccountIssuer, key.Public())
+	if err != nil {
+		return err
+	}
+	s.authn, s.tokenIssuer, s.issuerDiscovery = a, issuer, discovery
 	return nil
 }
 

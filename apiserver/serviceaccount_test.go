@@ -18,6 +18,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -176,10 +177,16 @@ func TestTokenRequestIssuesTokenThatAuthenticatesAsServiceAccount(t *testing.T) 
 	if !reflect.DeepEqual(user, want) {
 		t.Errorf("whoami = %+v, want %+v", user, want)
 	}
-	// the token works for ordinary requests too
-	if _, err := asToken(t, s, tr.Status.Token).CoreV1().ServiceAccounts("team").Get(context.Background(), "builder", metav1.GetOptions{}); err != nil {
-		t.Errorf("get with the token: %v", err)
+	// the token works for ordinary requests too, as far as RBAC grants the account
+	saClient := asToken(t, s, tr.Status.Token)
+	if _, err := saClient.CoreV1().ServiceAccounts("team").Get(context.Background(), "builder", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("get with the token of an account bound to nothing: %v, want 403", err)
 	}
+	grantServiceAccount(t, s.Client, "team", "builder", rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"serviceaccounts"}})
+	eventually(t, "get with the token", func() error {
+		_, err := saClient.CoreV1().ServiceAccounts("team").Get(context.Background(), "builder", metav1.GetOptions{})
+		return err
+	})
 }
 
 func TestTokenRequestRefusals(t *testing.T) {

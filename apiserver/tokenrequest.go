@@ -57,6 +57,9 @@ func (t serviceAccountToken) write(ctx context.Context, h *resourceHandler, ri *
 	if err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
+	if err := t.s.admission.admitNodeTokenRequest(ctx, ri.Namespace, obj.(*authenticationv1.TokenRequest)); err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
 	out, err := t.issue(ctx, h, ri.Namespace, ri.Name, obj.(*authenticationv1.TokenRequest))
 	if err != nil {
 		return nil, schema.GroupVersion{}, 0, err

@@ -49,8 +49,14 @@ type Endpoint struct {
 // (kube-system too), and makes its EndpointSlice and Endpoints point at ep. An existing
 // Service is left as it is.
 func EnsureService(ctx context.Context, client kubernetes.Interface, clusterIP string, ep Endpoint) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ServiceNamespace}}
-	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	// the namespace is looked at before it is made: the DNS server's own identity may read
+	// it but not create namespaces, and the API server makes kube-system itself
+	if _, err := client.CoreV1().Namespaces().Get(ctx, ServiceNamespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ServiceNamespace}}
+		if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("namespace %s: %w", ServiceNamespace, err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("namespace %s: %w", ServiceNamespace, err)
 	}
 	labels := map[string]string{"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}

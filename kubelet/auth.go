@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -11,14 +12,17 @@ import (
 	"sync"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 )
 
 // The kubelet API's authentication and authorization, as upstream's kubelet with
-// --client-ca-file and --authorization-mode=Webhook: a client certificate the cluster CA signed
-// names the user (CN) and groups (O); each request then becomes a question about the kubelet's
+// --client-ca-file, --authentication-token-webhook and --authorization-mode=Webhook: a client
+// certificate the cluster CA signed names the user (CN) and groups (O), or else a bearer token
+// the API server's TokenReview vouches for; each request then becomes a question about the kubelet's
 // Node ("may this user get nodes/proxy of node-a?") that the Authorizer answers, with the
 // API server's SubjectAccessReview as the webhook. Every path is guarded, /healthz included, as
 // on upstream's port 10250.
@@ -110,12 +114,24 @@ func requestAttributes(r *http.Request, user string, groups []string, node strin
 	return out
 }
 
-// authenticatedUser is who made a request: the verified client certificate's CN and O, or
-// the anonymous user when the kubelet verifies no certificates. ok is false for a request that
-// must present a certificate and did not.
-func authenticatedUser(r *http.Request, requireCert bool) (user string, groups []string, ok bool) {
+// authenticatedUser is who made a request: the verified client certificate's CN and O, else
+// the user of its bearer token when tokens is set (upstream's
+// --authentication-token-webhook), else the anonymous user when the kubelet verifies no
+// certificates. ok is false for a request that must present credentials and did not, or whose
+// token is not valid.
+func authenticatedUser(r *http.Request, requireCert bool, tokens TokenAuthenticator) (user string, groups []string, ok bool) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		return certificateUser(r.TLS.VerifiedChains[0][0])
+	}
+	if token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && tokens != nil {
+		user, groups, ok, err := tokens.AuthenticateToken(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			slog.Error("kubelet API token review", "err", err)
+		}
+		if err != nil || !ok {
+			return "", nil, false
+		}
+		return user, groups, true
 	}
 	if requireCert {
 		return "", nil, false
@@ -134,9 +150,9 @@ func certificateUser(cert *x509.Certificate) (string, []string, bool) {
 // withAuth guards next: 401 for a request without the credentials the kubelet requires, 403
 // with upstream's words for one the authorizer denies, 500 when it cannot decide. authz nil
 // allows every authenticated request (upstream's AlwaysAllow).
-func withAuth(next http.Handler, node string, requireCert bool, authz Authorizer) http.Handler {
+func withAuth(next http.Handler, node string, requireCert bool, tokens TokenAuthenticator, authz Authorizer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, groups, ok := authenticatedUser(r, requireCert)
+		user, groups, ok := authenticatedUser(r, requireCert, tokens)
 		if !ok {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
@@ -170,6 +186,69 @@ func withAuth(next http.Handler, node string, requireCert bool, authz Authorizer
 // subresource that was asked is listed).
 func forbiddenMessage(user, verb string, subresources []string) string {
 	return fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource(s)=%v)", user, verb, subresources)
+}
+
+// TokenAuthenticator tells the user of a bearer token. err is for an answer that could not
+// be had (the API server unreachable), never for an invalid token.
+type TokenAuthenticator interface {
+	AuthenticateToken(ctx context.Context, token string) (user string, groups []string, ok bool, err error)
+}
+
+// WebhookTokenAuthenticator answers with the API server's TokenReview
+// (authentication.k8s.io/v1), remembering each answer for a while, as upstream's kubelet with
+// --authentication-token-webhook (--authentication-token-webhook-cache-ttl 2m).
+type WebhookTokenAuthenticator struct {
+	reviews authenticationclient.TokenReviewInterface
+	ttl     time.Duration
+	now     func() time.Time
+
+	mu    sync.Mutex
+	cache map[[32]byte]cachedUser
+}
+
+var _ TokenAuthenticator = (*WebhookTokenAuthenticator)(nil)
+
+type cachedUser struct {
+	user    string
+	groups  []string
+	ok      bool
+	expires time.Time
+}
+
+// NewWebhookTokenAuthenticator asks reviews, caching answers for ttl (zero: upstream's 2
+// minutes).
+func NewWebhookTokenAuthenticator(reviews authenticationclient.TokenReviewInterface, ttl time.Duration) *WebhookTokenAuthenticator {
+	if ttl == 0 {
+		ttl = 2 * time.Minute
+	}
+	return &WebhookTokenAuthenticator{reviews: reviews, ttl: ttl, now: time.Now, cache: map[[32]byte]cachedUser{}}
+}
+
+func (a *WebhookTokenAuthenticator) AuthenticateToken(ctx context.Context, token string) (string, []string, bool, error) {
+	// the cache is keyed by a digest, so that tokens are not kept in memory longer than needed
+	key := sha256.Sum256([]byte(token))
+	now := a.now()
+	a.mu.Lock()
+	c, found := a.cache[key]
+	a.mu.Unlock()
+	if found && now.Before(c.expires) {
+		return c.user, c.groups, c.ok, nil
+	}
+	review, err := a.reviews.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", nil, false, fmt.Errorf("TokenReview: %w", err)
+	}
+	c = cachedUser{ok: review.Status.Authenticated, expires: now.Add(a.ttl)}
+	if c.ok {
+		c.user, c.groups = review.Status.User.Username, review.Status.User.Groups
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedDecisions {
+		clear(a.cache)
+	}
+	a.cache[key] = c
+	a.mu.Unlock()
+	return c.user, c.groups, c.ok, nil
 }
 
 // WebhookAuthorizer answers with the API server's SubjectAccessReview

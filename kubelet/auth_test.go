@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -149,7 +150,7 @@ func TestKubeletAPIAnswersDeniedRequestsWithUpstreamsForbidden(t *testing.T) {
 	})
 	reached := 0
 	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reached++; w.Write([]byte("ok")) })
-	h := withAuth(next, "node-a", true, NewWebhookAuthorizer(client.AuthorizationV1().SubjectAccessReviews(), 0, 0))
+	h := withAuth(next, "node-a", true, nil, NewWebhookAuthorizer(client.AuthorizationV1().SubjectAccessReviews(), 0, 0))
 
 	serve := func(r *http.Request) (int, string) {
 		w := httptest.NewRecorder()
@@ -188,7 +189,7 @@ func TestKubeletAPIAuthorizationErrorIsAnInternalError(t *testing.T) {
 	client.PrependReactor("create", "subjectaccessreviews", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("connection refused")
 	})
-	h := withAuth(http.NotFoundHandler(), "node-a", true, NewWebhookAuthorizer(client.AuthorizationV1().SubjectAccessReviews(), 0, 0))
+	h := withAuth(http.NotFoundHandler(), "node-a", true, nil, NewWebhookAuthorizer(client.AuthorizationV1().SubjectAccessReviews(), 0, 0))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, requestAs("GET", "/containerLogs/default/web/main", "alice"))
 	if want := "Authorization error (user=alice, verb=get, resource=nodes, subresource=proxy)"; w.Code != 500 || strings.TrimSpace(w.Body.String()) != want {
@@ -202,7 +203,7 @@ func TestKubeletAPIWithoutClientCAServesAnonymousUser(t *testing.T) {
 		user = a.User + " " + strings.Join(a.Groups, ",")
 		return true, "", nil
 	})
-	h := withAuth(http.NotFoundHandler(), "node-a", false, authz)
+	h := withAuth(http.NotFoundHandler(), "node-a", false, nil, authz)
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/pods", nil))
 	if user != "system:anonymous system:unauthenticated" {
 		t.Errorf("user %q", user)
@@ -213,4 +214,43 @@ type authorizerFunc func(context.Context, RequestAttributes) (bool, string, erro
 
 func (f authorizerFunc) Authorize(ctx context.Context, a RequestAttributes) (bool, string, error) {
 	return f(ctx, a)
+}
+
+func TestKubeletAPIAuthenticatesBearerTokensWithTokenReview(t *testing.T) {
+	client := fake.NewClientset()
+	reviews := 0
+	client.PrependReactor("create", "tokenreviews", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		reviews++
+		tr := a.(clienttesting.CreateAction).GetObject().(*authenticationv1.TokenReview).DeepCopy()
+		if tr.Spec.Token == "good" {
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true,
+				User: authenticationv1.UserInfo{Username: "system:serviceaccount:monitoring:prometheus", Groups: []string{"system:serviceaccounts", "system:authenticated"}}}
+		}
+		return true, tr, nil
+	})
+	var asked []RequestAttributes
+	authz := authorizerFunc(func(_ context.Context, a RequestAttributes) (bool, string, error) {
+		asked = append(asked, a)
+		return a.User == "system:serviceaccount:monitoring:prometheus" && a.Subresource == "metrics", "", nil
+	})
+	h := withAuth(http.NotFoundHandler(), "node-a", true, NewWebhookTokenAuthenticator(client.AuthenticationV1().TokenReviews(), 0), authz)
+	serve := func(token string) int {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if code := serve("good"); code != http.StatusNotFound { // allowed, then the empty handler
+		t.Errorf("a valid token: %d, want it through to the handler", code)
+	}
+	if code := serve("good"); code != http.StatusNotFound || reviews != 1 {
+		t.Errorf("the same token again: %d after %d reviews, want the cached answer", code, reviews)
+	}
+	if code := serve("bad"); code != http.StatusUnauthorized {
+		t.Errorf("an invalid token: %d, want 401", code)
+	}
+	if len(asked) == 0 || asked[0].User != "system:serviceaccount:monitoring:prometheus" {
+		t.Errorf("authorizer asked about %+v", asked)
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/net/websocket"
 	v1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -561,8 +562,21 @@ func TestRealKubeletAPIAuthenticatesAndAuthorizesEveryRequest(t *testing.T) {
 	}
 
 	// the serving certificate verifies for the node's name, and a user the API server allows
-	// gets through
-	if code, body, err := get(mint(n.kubeletCA, "alice"), "/containerLogs/default/guarded/main"); err != nil || code != 200 || body != "guarded line" {
+	// (RBAC: bound to system:kubelet-api-admin) gets through
+	if _, err := n.server.Client.RbacV1().ClusterRoleBindings().Create(context.Background(), &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "alice-kubelet-api-admin"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:kubelet-api-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "alice"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var body string
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 45*time.Second, true, func(context.Context) (bool, error) {
+		code, body, err = get(mint(n.kubeletCA, "alice"), "/containerLogs/default/guarded/main")
+		return err == nil && code == 200 && body == "guarded line", nil
+	})
+	if err != nil {
 		t.Errorf("alice's logs: %d %q %v", code, body, err)
 	}
 	// a certificate from another CA (the API's admin certificate) is refused at TLS

@@ -46,6 +46,10 @@ type ServerConfig struct {
 	// they signed (401 without, refused at TLS with any other), as upstream's --client-ca-file
 	// with --anonymous-auth=false; nil: requests are the anonymous user's.
 	ClientCAs *x509.CertPool
+	// TokenAuthenticator, when set, authenticates requests without a client certificate by
+	// their bearer token (upstream's --authentication-token-webhook with
+	// WebhookTokenAuthenticator); nil: bearer tokens are not accepted.
+	TokenAuthenticator TokenAuthenticator
 	// Authorizer decides each request (upstream's --authorization-mode=Webhook with
 	// WebhookAuthorizer); nil allows every authenticated request (AlwaysAllow).
 	Authorizer Authorizer
@@ -75,7 +79,7 @@ func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr s
 	if ready != nil {
 		ready(l.Addr().String())
 	}
-	handler := withAuth(k.Handler(), k.cfg.NodeName, cfg.ClientCAs != nil, cfg.Authorizer)
+	handler := withAuth(k.Handler(), k.cfg.NodeName, cfg.ClientCAs != nil, cfg.TokenAuthenticator, cfg.Authorizer)
 	srv := &http.Server{Handler: handler, TLSConfig: tlsConfig, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()

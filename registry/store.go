@@ -38,6 +38,10 @@ type Store struct {
 	// Allocator, when set, reserves what objects hold outside their key (service IPs and
 	// ports) as they are created and updated, and frees it as they go.
 	Allocator Allocator
+	// Admit, when set, is the last say on a write, as upstream's validating admission: it
+	// sees each create (old nil) and update once the strategy has prepared and validated it,
+	// before it is stored, and refuses it with the error it returns.
+	Admit func(ctx context.Context, obj, old runtime.Object) error
 }
 
 // NewStore builds the store of a served resource on the given storage.
@@ -364,6 +368,9 @@ func (s *Store) beforeCreate(ctx context.Context, ns string, obj runtime.Object,
 	if errs := s.Strategy.Validate(ctx, obj); len(errs) > 0 {
 		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
 	}
+	if s.Admit != nil {
+		return s.Admit(ctx, obj, nil)
+	}
 	return nil
 }
 
@@ -535,6 +542,11 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	strategy.PrepareForUpdate(ctx, obj, old)
 	if errs := strategy.ValidateUpdate(ctx, obj, old); len(errs) > 0 {
 		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
+	}
+	if s.Admit != nil {
+		if err := s.Admit(ctx, obj, old); err != nil {
+			return err
+		}
 	}
 	if oldMeta.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) > len(oldMeta.GetFinalizers()) {
 		for _, f := range m.GetFinalizers() {

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiff-dev/skiff/apiserver"
+	"github.com/skiff-dev/skiff/apiserver/authz"
 	"github.com/skiff-dev/skiff/apiserver/certs"
 )
 
@@ -34,6 +35,9 @@ type apiServerOptions struct {
 	maxMutatingRequestsInFlight int
 	requestTimeout              time.Duration
 	disableAdmissionPlugins     []string
+	authorizationModes          []string
+	auditPolicyFile             string
+	auditLogPath                string
 	serviceAccountIssuer        string
 	apiAudiences                []string
 	kubeletCAFile               string
@@ -87,6 +91,10 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"audiences a service-account token must name to authenticate here; default the issuer")
 	f.StringSliceVar(&o.disableAdmissionPlugins, "disable-admission-plugins", nil,
 		fmt.Sprintf("admission plugins to turn off (all of %s run by default)", strings.Join(apiserver.AdmissionPlugins, ", ")))
+	f.StringSliceVar(&o.authorizationModes, "authorization-mode", apiserver.DefaultAuthorizationModes,
+		"ordered list of authorization modes: Node, RBAC, AlwaysAllow, AlwaysDeny (members of system:masters are always allowed)")
+	f.StringVar(&o.auditPolicyFile, "audit-policy-file", "", "audit.k8s.io/v1 Policy saying which requests are recorded, and how much of them")
+	f.StringVar(&o.auditLogPath, "audit-log-path", "", `file audit events are appended to, one JSON line each ("-": standard output)`)
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
 		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
 }
@@ -119,6 +127,9 @@ func (o *apiServerOptions) validate() error {
 	}
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if err := authz.ValidateModes(o.authorizationModes); err != nil {
+		return fmt.Errorf("--authorization-mode: %w", err)
 	}
 	return nil
 }
@@ -162,6 +173,9 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		MaxRequestsInFlight:         o.maxRequestsInFlight,
 		MaxMutatingRequestsInFlight: o.maxMutatingRequestsInFlight,
 		DisableAdmissionPlugins:     o.disableAdmissionPlugins,
+		AuthorizationModes:          o.authorizationModes,
+		AuditPolicyFile:             o.auditPolicyFile,
+		AuditLogPath:                o.auditLogPath,
 		Verbosity:                   verbosity,
 	}
 }
@@ -183,6 +197,9 @@ func prepareDataDir(dataDir, server string, extraSANs []string) (*certs.PKI, str
 		return nil, "", err
 	}
 	slog.Info("admin kubeconfig written", "file", kubeconfig, "server", server)
+	if err := writeComponentKubeconfigs(pki, dataDir, server); err != nil {
+		return nil, "", err
+	}
 	return pki, kubeconfig, nil
 }
 

@@ -62,6 +62,8 @@ func (o *controllerManagerOptions) addFlags(f *pflag.FlagSet) {
 		"how many terminated pods may exist before the pod garbage collector deletes the oldest; 0 keeps them all")
 	f.StringVar(&m.BindAddress, "bind-address", "127.0.0.1", "IP address /healthz and /metrics are served on")
 	f.IntVar(&m.Port, "port", 10257, "port /healthz and /metrics are served on (HTTP); -1 serves nothing")
+	f.BoolVar(&m.UseServiceAccountCredentials, "use-service-account-credentials", false,
+		"run each controller as its own ServiceAccount in kube-system (system:controller:<name> in the default policy) rather than as the manager")
 	f.Float32Var(&m.KubeAPIQPS, "kube-api-qps", 200, "most requests per second to the API server")
 	f.IntVar(&m.KubeAPIBurst, "kube-api-burst", 400, "most requests in a burst to the API server")
 }
@@ -134,6 +136,8 @@ func upControllerManager(restConfig *rest.Config, caFile string) func(context.Co
 			Identity:               "skiff-up_" + host,
 			RootCA:                 ca,
 			TolerateServingFailure: true,
+			// each controller as its own ServiceAccount, as kubeadm runs upstream's
+			UseServiceAccountCredentials: true,
 		})
 	}
 }

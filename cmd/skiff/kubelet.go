@@ -43,25 +43,27 @@ const defaultContainerdSocket = "/run/containerd/containerd.sock"
 type kubeletOptions struct {
 	kubeconfig       string
 	hostnameOverride string
-	runtimeEndpoint  string
-	rootDir          string
-	podLogsDir       string
-	podCIDR          string
-	systemReserved   map[string]string
-	port             int
-	address          string
-	nodeIPs          []string
-	maxPods          int
-	imageDir         string
-	cniConfDir       string
-	clusterDNS       []string
-	clusterDomain    string
-	tlsCertFile      string
-	tlsKeyFile       string
-	clientCAFile     string
-	kubeAPIQPS       float32
-	kubeAPIBurst     int
-	nodeLabels       map[string]string
+	// tokenWebhook accepts bearer tokens on the kubelet API (--authentication-token-webhook)
+	tokenWebhook    bool
+	runtimeEndpoint string
+	rootDir         string
+	podLogsDir      string
+	podCIDR         string
+	systemReserved  map[string]string
+	port            int
+	address         string
+	nodeIPs         []string
+	maxPods         int
+	imageDir        string
+	cniConfDir      string
+	clusterDNS      []string
+	clusterDomain   string
+	tlsCertFile     string
+	tlsKeyFile      string
+	clientCAFile    string
+	kubeAPIQPS      float32
+	kubeAPIBurst    int
+	nodeLabels      map[string]string
 	// authorizationMode is AlwaysAllow or Webhook (SubjectAccessReviews), as upstream's.
 	authorizationMode string
 	// servingCADir, when set and --tls-cert-file is not, is a PKI directory whose CA signs
@@ -114,6 +116,8 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.authorizationMode, "authorization-mode", "AlwaysAllow",
 		"how kubelet API requests are authorized: AlwaysAllow, or Webhook (a SubjectAccessReview to the API server for nodes/<subresource>)")
 	f.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels added to the Node")
+	f.BoolVar(&o.tokenWebhook, "authentication-token-webhook", false,
+		"accept bearer tokens on the kubelet API, checked with the API server's TokenReview")
 }
 
 // kubeletSetup is a kubelet made from options, ready to run.
@@ -222,6 +226,9 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 	default:
 		setup.close()
 		return nil, fmt.Errorf("--authorization-mode %q: want AlwaysAllow or Webhook", o.authorizationMode)
+	}
+	if o.tokenWebhook {
+		setup.server.TokenAuthenticator = kubelet.NewWebhookTokenAuthenticator(client.AuthenticationV1().TokenReviews(), 0)
 	}
 	if o.clientCAFile != "" {
 		pem, err := os.ReadFile(o.clientCAFile)
@@ -334,6 +341,7 @@ func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context)
 			// asks it about every request, as a kubeadm cluster's does
 			servingCADir:      filepath.Join(up.dataDir, "pki"),
 			authorizationMode: "Webhook",
+			tokenWebhook:      true,
 		}
 		if o.runtimeEndpoint == "" {
 			if missing := ownContainerdMissing(); missing != "" {

@@ -85,6 +85,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		maxRequestsInFlight:         400,
 		maxMutatingRequestsInFlight: 200,
 		requestTimeout:              60 * time.Second,
+		authorizationModes:          apiserver.DefaultAuthorizationModes,
 	}
 	if err := serverOpts.validate(); err != nil {
 		return err
@@ -114,15 +115,26 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 
-	// The cluster's parts, each talking to the API server through restConfig as any client
-	// would. Adding a part is adding a line.
+	// The cluster's parts, each talking to the API server as any client would, each as its
+	// own user with what the default policy grants it (identities.go); only waitReady uses
+	// the admin's. Adding a part is adding a line.
+	node, err := hostNodeName("")
+	if err != nil {
+		return err
+	}
+	configs := map[string]*rest.Config{} // by user
+	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity} {
+		if configs[id.user], err = componentConfig(o.dataDir, id); err != nil {
+			return err
+		}
+	}
 	components := []component{
 		{"apiserver", apiServer.Run},
-		{"kubelet", upKubelet(o, restConfig)},
-		{"proxy", upProxy(restConfig)},
-		{"dns", upDNS(restConfig)},
-		{"scheduler", upScheduler(restConfig, verbosity)},
-		{"controller-manager", upControllerManager(restConfig, pki.CACertFile)},
+		{"kubelet", upKubelet(o, configs[kubeletIdentity(node).user])},
+		{"proxy", upProxy(configs[proxyIdentity.user])},
+		{"dns", upDNS(configs[dnsIdentity.user])},
+		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
+		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile)},
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/controllers/cronjob"
 	"github.com/skiff-dev/skiff/controllers/deployment"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
@@ -45,47 +46,51 @@ type descriptor struct {
 	aliases []string
 	// workers is how many keys it syncs at once (upstream's --concurrent-*-syncs).
 	workers int
-	build   func(b *builder) (func(context.Context, int), error)
+	// serviceAccount is the account in kube-system it runs as with service-account
+	// credentials, upstream's name for it (the default policy binds it to
+	// system:controller:<serviceAccount>).
+	serviceAccount string
+	build          func(b *builder) (func(context.Context, int), error)
 }
 
 // descriptors is every controller, in the order they start.
 var descriptors = []descriptor{
-	{name: "replicaset-controller", aliases: []string{"replicaset"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "replicaset-controller", serviceAccount: "replicaset-controller", aliases: []string{"replicaset"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := replicaset.New(b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "job-controller", aliases: []string{"job"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "job-controller", serviceAccount: "job-controller", aliases: []string{"job"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := job.New(b.informers.Batch().V1().Jobs(), b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "cronjob-controller", aliases: []string{"cronjob"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "cronjob-controller", serviceAccount: "cronjob-controller", aliases: []string{"cronjob"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := cronjob.New(b.informers.Batch().V1().CronJobs(), b.informers.Batch().V1().Jobs(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "ttl-after-finished-controller", aliases: []string{"ttl-after-finished"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "ttl-after-finished-controller", serviceAccount: "ttl-after-finished-controller", aliases: []string{"ttl-after-finished"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := ttlafterfinished.New(b.informers.Batch().V1().Jobs(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "deployment-controller", aliases: []string{"deployment"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "deployment-controller", serviceAccount: "deployment-controller", aliases: []string{"deployment"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := deployment.New(b.informers.Apps().V1().Deployments(), b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "endpointslice-controller", aliases: []string{"endpointslice"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "endpointslice-controller", serviceAccount: "endpointslice-controller", aliases: []string{"endpointslice"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := endpointslice.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Services(), b.informers.Core().V1().Nodes(),
 			b.informers.Discovery().V1().EndpointSlices(), b.informers.Core().V1().Endpoints(), b.client, b.reporting)
 		if err != nil {
@@ -93,28 +98,28 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
-	{name: "garbage-collector-controller", aliases: []string{"garbagecollector"}, workers: 20, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "garbage-collector-controller", serviceAccount: "generic-garbage-collector", aliases: []string{"garbagecollector"}, workers: 20, build: func(b *builder) (func(context.Context, int), error) {
 		source, err := b.gcInformerSource()
 		if err != nil {
 			return nil, err
 		}
 		return garbagecollector.New(source, b.dynamic, memory.NewMemCacheClient(b.client.Discovery()), b.reporting).Run, nil
 	}},
-	{name: "namespace-controller", aliases: []string{"namespace"}, workers: 10, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "namespace-controller", serviceAccount: "namespace-controller", aliases: []string{"namespace"}, workers: 10, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := namespace.New(b.informers.Core().V1().Namespaces(), b.client, b.dynamic, b.client.Discovery().ServerPreferredNamespacedResources, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "serviceaccount-controller", aliases: []string{"serviceaccount"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "serviceaccount-controller", serviceAccount: "service-account-controller", aliases: []string{"serviceaccount"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := serviceaccount.New(b.informers.Core().V1().ServiceAccounts(), b.informers.Core().V1().Namespaces(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
 		return c.Run, nil
 	}},
-	{name: "root-ca-certificate-publisher-controller", aliases: []string{"root-ca-cert-publisher"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "root-ca-certificate-publisher-controller", serviceAccount: "root-ca-cert-publisher", aliases: []string{"root-ca-cert-publisher"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
 		if len(b.options.RootCA) == 0 {
 			return nil, fmt.Errorf("%w: no --root-ca-file", errSkipController)
 		}
@@ -124,10 +129,10 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
-	{name: "pod-garbage-collector-controller", aliases: []string{"podgc"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "pod-garbage-collector-controller", serviceAccount: "pod-garbage-collector", aliases: []string{"podgc"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
 		return podgc.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.options.TerminatedPodGCThreshold, b.reporting).Run, nil
 	}},
-	{name: "node-ipam-controller", aliases: []string{"nodeipam"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "node-ipam-controller", serviceAccount: "node-controller", aliases: []string{"nodeipam"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
 		cidrs, err := nodeipam.ParseClusterCIDRs(b.options.ClusterCIDR)
 		if err != nil {
 			return nil, err
@@ -145,7 +150,7 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
-	{name: "node-lifecycle-controller", aliases: []string{"nodelifecycle"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "node-lifecycle-controller", serviceAccount: "node-controller", aliases: []string{"nodelifecycle"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := nodelifecycle.New(b.informers.Core().V1().Nodes(), b.informers.Coordination().V1().Leases(), b.informers.Core().V1().Pods(), b.client,
 			nodelifecycle.Options{MonitorGracePeriod: b.options.NodeMonitorGracePeriod}, b.reporting)
 		if err != nil {
@@ -153,8 +158,15 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
-	{name: "taint-eviction-controller", workers: 8, build: func(b *builder) (func(context.Context, int), error) {
+	{name: "taint-eviction-controller", serviceAccount: "node-controller", workers: 8, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := tainteviction.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: clusterroleaggregation.Name, serviceAccount: clusterroleaggregation.Name, aliases: []string{"clusterrole-aggregation"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := clusterroleaggregation.New(b.informers.Rbac().V1().ClusterRoles(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
@@ -242,6 +254,26 @@ func newBuilder(ctx context.Context, cfg *rest.Config, client kubernetes.Interfa
 		informers: informers.NewSharedInformerFactory(client, resyncPeriod),
 		options:   o, reporting: r,
 	}, nil
+}
+
+// asServiceAccount is b with the credentials of the ServiceAccount kube-system/name for the
+// controller's own requests; the shared informers stay the manager's.
+func (b *builder) asServiceAccount(name string) (*builder, error) {
+	cfg, err := serviceAccountConfig(b.ctx, b.config, b.client, name)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := *b
+	out.config, out.client, out.dynamic = cfg, client, dyn
+	return &out, nil
 }
 
 // gcInformerSource is metadata-only informers when the API server serves them, dynamic ones

@@ -69,6 +69,10 @@ type Options struct {
 	// TolerateServingFailure keeps running without /healthz and /metrics when the port cannot
 	// be bound (inside `skiff up`, where another cluster may hold it).
 	TolerateServingFailure bool
+	// UseServiceAccountCredentials runs each controller as its own ServiceAccount in
+	// kube-system (credentials.go), as upstream's --use-service-account-credentials; otherwise
+	// every controller uses the manager's credentials.
+	UseServiceAccountCredentials bool
 	// KubeAPIQPS and KubeAPIBurst limit the manager's requests (200, 400).
 	KubeAPIQPS   float32
 	KubeAPIBurst int
@@ -234,7 +238,13 @@ func runTerm(ctx context.Context, cfg *rest.Config, client kubernetes.Interface,
 	var started []running
 	for _, name := range enabled {
 		d := descriptorByName(name)
-		run, err := d.build(b)
+		cb := b
+		if o.UseServiceAccountCredentials {
+			if cb, err = b.asServiceAccount(d.serviceAccount); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		run, err := d.build(cb)
 		if errors.Is(err, errSkipController) {
 			slog.Info("controller not started", "controller", name, "why", err)
 			continue
