@@ -54,6 +54,13 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
+	{name: "replicationcontroller-controller", aliases: []string{"replicationcontroller"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := replicaset.NewForReplicationControllers(b.informers.Core().V1().ReplicationControllers(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
 	{name: "deployment-controller", aliases: []string{"deployment"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := deployment.New(b.informers.Apps().V1().Deployments(), b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
