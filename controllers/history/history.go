@@ -171,21 +171,15 @@ func Renumber(ctx context.Context, client kubernetes.Interface, revision *appsv1
 	return client.AppsV1().ControllerRevisions(clone.Namespace).Update(ctx, clone, metav1.UpdateOptions{})
 }
 
-// Trim deletes the oldest of old revisions, those inUse does not keep, until at most limit of
-// them are left.
-func Trim(ctx context.Context, client kubernetes.Interface, old []*appsv1.ControllerRevision, limit int32, inUse func(*appsv1.ControllerRevision) bool) error {
-	var candidates []*appsv1.ControllerRevision
-	for _, r := range old {
-		if !inUse(r) {
-			candidates = append(candidates, r)
-		}
-	}
-	excess := len(candidates) - int(limit)
-	if excess <= 0 {
+// Trim deletes the oldest n of candidates (revisions no pod and no status still names), as
+// a controller's revisionHistoryLimit asks.
+func Trim(ctx context.Context, client kubernetes.Interface, candidates []*appsv1.ControllerRevision, n int) error {
+	if n <= 0 {
 		return nil
 	}
+	candidates = append([]*appsv1.ControllerRevision(nil), candidates...)
 	Sort(candidates)
-	for _, r := range candidates[:excess] {
+	for _, r := range candidates[:min(n, len(candidates))] {
 		err := client.AppsV1().ControllerRevisions(r.Namespace).Delete(ctx, r.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/controllers/daemonset"
 	"github.com/skiff-dev/skiff/controllers/deployment"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
@@ -63,6 +64,14 @@ var descriptors = []descriptor{
 	}},
 	{name: "deployment-controller", aliases: []string{"deployment"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := deployment.New(b.informers.Apps().V1().Deployments(), b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "daemonset-controller", aliases: []string{"daemonset"}, workers: 2, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := daemonset.New(b.informers.Apps().V1().DaemonSets(), b.informers.Apps().V1().ControllerRevisions(),
+			b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
