@@ -67,13 +67,14 @@ func Name(prefix, hash string) string {
 }
 
 // New is a revision of parent (of kind) holding data, labelled with the template's labels and
-// numbered revision; Create names it.
-func New(parent metav1.Object, kind schema.GroupVersionKind, templateLabels map[string]string, data []byte, revision int64) *appsv1.ControllerRevision {
+// its hash, named by parent's name and that hash (with the collision count), and numbered
+// revision.
+func New(parent metav1.Object, kind schema.GroupVersionKind, templateLabels map[string]string, data []byte, revision int64, collisionCount *int32) *appsv1.ControllerRevision {
 	labels := make(map[string]string, len(templateLabels)+1)
 	for k, v := range templateLabels {
 		labels[k] = v
 	}
-	return &appsv1.ControllerRevision{
+	cr := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       parent.GetNamespace(),
 			Labels:          labels,
@@ -82,6 +83,10 @@ func New(parent metav1.Object, kind schema.GroupVersionKind, templateLabels map[
 		Data:     runtime.RawExtension{Raw: data},
 		Revision: revision,
 	}
+	hash := Hash(cr, collisionCount)
+	cr.Labels[HashLabel] = hash
+	cr.Name = Name(parent.GetName(), hash)
+	return cr
 }
 
 // Create stores revision under the name its hash gives. When that name is taken by a revision

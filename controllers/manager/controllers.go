@@ -30,6 +30,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/replicaset"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
 )
 
@@ -72,6 +73,14 @@ var descriptors = []descriptor{
 	{name: "daemonset-controller", aliases: []string{"daemonset"}, workers: 2, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := daemonset.New(b.informers.Apps().V1().DaemonSets(), b.informers.Apps().V1().ControllerRevisions(),
 			b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "statefulset-controller", aliases: []string{"statefulset"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := statefulset.New(b.informers.Apps().V1().StatefulSets(), b.informers.Apps().V1().ControllerRevisions(),
+			b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
