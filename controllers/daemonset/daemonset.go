@@ -29,6 +29,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/skiff-dev/skiff/controllers"
 )
@@ -67,6 +68,9 @@ type Controller struct {
 	metrics       *controllers.Metrics
 	burstReplicas int
 	now           func() time.Time
+	// failedPodsBackoff spaces the replacements of a DaemonSet's failed pods on one node, so
+	// that a node whose kubelet keeps refusing the pod is not hot-looped.
+	failedPodsBackoff *flowcontrol.Backoff
 }
 
 // New makes a DaemonSet controller on shared informers of DaemonSets, ControllerRevisions,
@@ -92,6 +96,8 @@ func New(dsInformer appsinformers.DaemonSetInformer, historyInformer appsinforme
 		metrics:       r.Metrics,
 		burstReplicas: BurstReplicas,
 		now:           time.Now,
+
+		failedPodsBackoff: flowcontrol.NewBackOff(time.Second, 15*time.Minute),
 	}
 	handlers := []struct {
 		informer cache.SharedIndexInformer
@@ -127,6 +133,18 @@ func New(dsInformer appsinformers.DaemonSetInformer, historyInformer appsinforme
 
 // Run syncs DaemonSets with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.failedPodsBackoff.GC()
+			}
+		}
+	}()
 	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/controllers/deployment"
 )
 
 var seq atomic.Int64
@@ -210,5 +211,38 @@ func TestSurgeStartsNewPodsBesideOldOnes(t *testing.T) {
 		if a.GetVerb() == "delete" && a.GetResource().Resource == "pods" {
 			t.Errorf("deleted %v while surging; the old pod stays until the new one is available", a)
 		}
+	}
+}
+
+func TestFailedPodsAreReplacedWithBackOff(t *testing.T) {
+	ds := newDaemonSet("agent")
+	ds.Status.ObservedGeneration = ds.Generation // the back-off is per generation
+	// of the current template, so that the rolling update leaves it to manage
+	failed := onNode(ds, "failed", "n0", deployment.ComputeHash(&ds.Spec.Template, nil))
+	failed.Status.Phase = corev1.PodFailed
+	f := newFixture(t, ds, newNode("n0", nil), failed)
+	// the kubelet holds on to the pod: it stays failed in the cache
+	f.client.PrependReactor("delete", "pods", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
+	if err := f.c.sync(context.Background(), "default/agent"); err != nil {
+		t.Fatal(err)
+	}
+	deletes := func() (n int) {
+		for _, a := range f.client.Actions() {
+			if a.GetVerb() == "delete" && a.GetResource().Resource == "pods" {
+				n++
+			}
+		}
+		return n
+	}
+	if deletes() != 1 {
+		t.Fatalf("deleted %d pods, want the failed one", deletes())
+	}
+	// the same failure seen again at once waits for the back-off
+	f.c.expectations.Delete("default/agent")
+	if err := f.c.sync(context.Background(), "default/agent"); err != nil {
+		t.Fatal(err)
+	}
+	if deletes() != 1 {
+		t.Errorf("deleted %d pods, want no second deletion within the back-off", deletes())
 	}
 }

@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,17 @@ func (c *Controller) podsShouldBeOnNode(ds *appsv1.DaemonSet, node string, pods 
 				continue
 			}
 			if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
-				// a daemon pod that stopped is replaced, once it is gone
+				// a daemon pod that stopped is replaced, once it is gone, at most as often as
+				// the back-off of its node allows
+				backoffKey := fmt.Sprintf("%s/%d/%s", ds.UID, ds.Status.ObservedGeneration, node)
+				now := c.now()
+				if c.failedPodsBackoff.IsInBackOffSinceUpdate(backoffKey, now) {
+					if key, err := controllers.KeyOf(ds); err == nil {
+						c.queue.AddAfter(key, c.failedPodsBackoff.Get(backoffKey))
+					}
+					continue
+				}
+				c.failedPodsBackoff.Next(backoffKey, now)
 				c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedDaemonPod", "Found failed daemon pod %s/%s on node %s, will try to kill it", pod.Namespace, pod.Name, node)
 				del = append(del, pod)
 				continue
