@@ -236,6 +236,10 @@ func TestKubectlRolloutOfADaemonSet(t *testing.T) {
 		!strings.Contains(get, "agent   2         2         2       2            2           <none>") {
 		t.Errorf("kubectl get ds:\n%s", get)
 	}
+	if out := run("describe", "ds", "agent"); !strings.Contains(out, "Desired Number of Nodes Scheduled: 2") ||
+		!strings.Contains(out, "Pods Status:  2 Running / 0 Waiting / 0 Succeeded / 0 Failed") {
+		t.Errorf("kubectl describe ds:\n%s", out)
+	}
 	run("set", "image", "daemonset/agent", "agent=busybox:1.37")
 	run("rollout", "status", "daemonset/agent", "--timeout=90s")
 	history := run("rollout", "history", "daemonset/agent")

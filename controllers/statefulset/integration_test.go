@@ -248,6 +248,10 @@ func TestKubectlScalesStatefulSetsAndReplicationControllers(t *testing.T) {
 	if out := run("get", "sts", "web", "-o", "wide"); !strings.Contains(out, "NAME   READY   AGE") || !strings.Contains(out, "CONTAINERS   IMAGES") || !strings.Contains(out, "db           busybox:1.36") {
 		t.Errorf("kubectl get sts -o wide:\n%s", out)
 	}
+	if out := run("describe", "sts", "web"); !strings.Contains(out, "Replicas:           3 desired | 3 total") ||
+		!strings.Contains(out, "Pods Status:        3 Running / 0 Waiting / 0 Succeeded / 0 Failed") {
+		t.Errorf("kubectl describe sts:\n%s", out)
+	}
 	run("set", "image", "statefulset/web", "db=busybox:1.37")
 	run("rollout", "status", "statefulset/web", "--timeout=90s")
 	if out := run("rollout", "history", "statefulset/web"); !strings.Contains(out, "1 ") || !strings.Contains(out, "2 ") {
