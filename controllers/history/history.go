@@ -118,13 +118,11 @@ func Create(ctx context.Context, client kubernetes.Interface, parentName string,
 	}
 }
 
-// Equal reports whether two revisions hold the same data.
+// Equal reports whether two revisions hold the same data. Their hash labels are not compared:
+// the same data hashed after a collision has another hash.
 func Equal(a, b *appsv1.ControllerRevision) bool {
 	if a == nil || b == nil {
 		return a == b
-	}
-	if ha, hb := a.Labels[HashLabel], b.Labels[HashLabel]; ha != "" && hb != "" && ha != hb {
-		return false
 	}
 	return bytes.Equal(a.Data.Raw, b.Data.Raw)
 }

@@ -198,3 +198,31 @@ func TestVolumeClaimTemplatesMakeClaimsBeforePods(t *testing.T) {
 		t.Errorf("pod volumes %+v", v)
 	}
 }
+
+func TestOrdinalsStartNamesTheFirstPod(t *testing.T) {
+	set := newSet(2)
+	set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+	set.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
+	f := newFixture(t, set, member(set, 0, "r", true))
+	f.sync()
+	if got := f.created("pods"); !slices.Equal(got, []string{"db-5", "db-6"}) {
+		t.Errorf("created %v, want db-5 and db-6", got)
+	}
+	if got := f.deleted(); !slices.Equal(got, []string{"db-0"}) {
+		t.Errorf("deleted %v, want db-0, outside the ordinals", got)
+	}
+}
+
+func TestOnDeleteLeavesOldPodsAlone(t *testing.T) {
+	set := newSet(2)
+	set.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	f := newFixture(t, set, member(set, 0, "old", true), member(set, 1, "old", true))
+	f.sync()
+	if got := f.deleted(); len(got) != 0 {
+		t.Errorf("deleted %v; OnDelete waits for the user", got)
+	}
+	got, _ := f.client.AppsV1().StatefulSets("default").Get(context.Background(), "db", metav1.GetOptions{})
+	if got.Status.UpdatedReplicas != 0 || got.Status.Replicas != 2 || got.Status.UpdateRevision == "" {
+		t.Errorf("status %+v", got.Status)
+	}
+}
