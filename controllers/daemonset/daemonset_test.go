@@ -246,3 +246,27 @@ func TestFailedPodsAreReplacedWithBackOff(t *testing.T) {
 		t.Errorf("deleted %d pods, want no second deletion within the back-off", deletes())
 	}
 }
+
+func TestSyncWaitsToSeeItsCreationsAndDeletionsBeforeActingAgain(t *testing.T) {
+	ds := newDaemonSet("agent")
+	stray := onNode(ds, "stray", "gone", "h") // waiting for a node that is not there
+	stray.Spec.NodeName = ""
+	stray.Spec.Affinity = &corev1.Affinity{}
+	bindToNode(&stray.Spec, "gone")
+	f := newFixture(t, ds, newNode("n0", nil), stray)
+	// nothing the controller does reaches its informer
+	f.client.PrependReactor("create", "pods", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
+	f.client.PrependReactor("delete", "pods", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
+	if err := f.c.sync(context.Background(), "default/agent"); err != nil {
+		t.Fatal(err)
+	}
+	if add, del := f.c.expectations.Pending("default/agent"); add != 1 || del != 1 {
+		t.Fatalf("expecting %d creations and %d deletions, want 1 and 1", add, del)
+	}
+	if err := f.c.sync(context.Background(), "default/agent"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.createdPods()); n != 1 {
+		t.Errorf("created %d pods for n0 across two syncs, want 1", n)
+	}
+}

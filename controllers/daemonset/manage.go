@@ -140,8 +140,7 @@ func (c *Controller) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, delete
 	for i, p := range deletePods {
 		podKeys[i] = controllers.PodKey(p)
 	}
-	c.expectations.ExpectCreations(key, len(nodes))
-	c.expectations.ExpectDeletions(key, podKeys)
+	c.expectations.Expect(key, len(nodes), podKeys)
 
 	template := ds.Spec.Template.DeepCopy()
 	addDaemonTolerations(&template.Spec)
