@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/util/flowcontrol"
+	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/controllers"
@@ -221,6 +224,11 @@ func TestFailedPodsAreReplacedWithBackOff(t *testing.T) {
 	failed := onNode(ds, "failed", "n0", deployment.ComputeHash(&ds.Spec.Template, nil))
 	failed.Status.Phase = corev1.PodFailed
 	f := newFixture(t, ds, newNode("n0", nil), failed)
+	// a clock that stands still: the second sync comes within the back-off however slow the
+	// machine
+	clock := testingclock.NewFakeClock(time.Now())
+	f.c.now = clock.Now
+	f.c.failedPodsBackoff = flowcontrol.NewFakeBackOff(time.Second, 15*time.Minute, clock)
 	// the kubelet holds on to the pod: it stays failed in the cache
 	f.client.PrependReactor("delete", "pods", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
 	if err := f.c.sync(context.Background(), "default/agent"); err != nil {
