@@ -116,6 +116,39 @@ func (c *Controller) createClaims(ctx context.Context, set *appsv1.StatefulSet, 
 	return nil
 }
 
+// releaseClaimsToPod makes a condemned pod the owner of its claims when the set's claims go on
+// scale-down (whenScaled: Delete), so that the garbage collector deletes them after the pod.
+// Claims that do not exist are left so.
+func (c *Controller) releaseClaimsToPod(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod) error {
+	p := set.Spec.PersistentVolumeClaimRetentionPolicy
+	if p == nil || p.WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		return nil
+	}
+	_, ordinal := parentAndOrdinal(pod)
+	claims := c.client.CoreV1().PersistentVolumeClaims(set.Namespace)
+	for i := range set.Spec.VolumeClaimTemplates {
+		claim, err := claims.Get(ctx, claimName(set, &set.Spec.VolumeClaimTemplates[i], ordinal), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		owned := false
+		for _, ref := range claim.OwnerReferences {
+			owned = owned || ref.UID == pod.UID
+		}
+		if owned {
+			continue
+		}
+		claim.OwnerReferences = append(claim.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID})
+		if _, err := claims.Update(ctx, claim, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // createPod creates ordinal's claims, then its pod, recording upstream's Events.
 func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod, ordinal int) error {
 	if err := c.createClaims(ctx, set, ordinal); err != nil {

@@ -226,3 +226,31 @@ func TestOnDeleteLeavesOldPodsAlone(t *testing.T) {
 		t.Errorf("status %+v", got.Status)
 	}
 }
+
+func TestClaimsOfAPodScaledAwayGoWithItWhenThePolicySaysDelete(t *testing.T) {
+	set := newSet(1)
+	set.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}
+	set.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType, WhenScaled: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
+	claim := func(name string) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+	}
+	f := newFixture(t, set, member(set, 0, "r", true), member(set, 1, "r", true), claim("data-db-0"), claim("data-db-1"))
+	f.sync()
+	if got := f.deleted(); !slices.Equal(got, []string{"db-1"}) {
+		t.Fatalf("deleted %v, want db-1", got)
+	}
+	for name, owner := range map[string]string{"data-db-1": "db-1", "data-db-0": ""} {
+		c, err := f.client.CoreV1().PersistentVolumeClaims("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var owners []string
+		for _, ref := range c.OwnerReferences {
+			owners = append(owners, ref.Kind+"/"+ref.Name)
+		}
+		if (owner == "" && len(owners) != 0) || (owner != "" && !slices.Equal(owners, []string{"Pod/" + owner})) {
+			t.Errorf("claim %s owned by %v, want %q", name, owners, owner)
+		}
+	}
+}

@@ -184,6 +184,9 @@ func (c *Controller) act(ctx context.Context, set *appsv1.StatefulSet, pods []*c
 		if monotonic && !c.isHealthy(set, pod) && pod != firstUnhealthy {
 			return status, nil
 		}
+		if err := c.releaseClaimsToPod(ctx, set, pod); err != nil {
+			return status, err
+		}
 		if err := c.deletePod(ctx, set, pod); err != nil {
 			return status, err
 		}
