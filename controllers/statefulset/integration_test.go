@@ -303,4 +303,11 @@ func TestKubectlScalesStatefulSetsAndReplicationControllers(t *testing.T) {
 	if out := run("get", "all"); !strings.Contains(out, "statefulset.apps/web") || !strings.Contains(out, "replicationcontroller/legacy") {
 		t.Errorf("kubectl get all:\n%s", out)
 	}
+
+	// the garbage collector takes an RC's pods with it
+	run("delete", "rc", "legacy")
+	poll(t, "the RC's pods to go", func(ctx context.Context) (bool, error) {
+		pods, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=legacy"})
+		return err == nil && len(pods.Items) == 0, err
+	})
 }
