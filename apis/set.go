@@ -2,8 +2,10 @@ package apis
 
 import (
 	"fmt"
+	"sort"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
 )
 
 // Set is the resources served at one moment, in discovery order. A Set never changes: the set
@@ -39,6 +41,21 @@ func NewSet(resources []*Resource) *Set {
 		}
 		s.byGV[r.GroupVersion] = append(s.byGV[r.GroupVersion], r)
 	}
+	// within a group, versions go by upstream's priority (v2, v1, v1beta1, ...): the first is
+	// the group's preferred version in discovery; groups keep their first appearance's order
+	groupOrder := map[string]int{}
+	for _, gv := range s.gvs {
+		if _, ok := groupOrder[gv.Group]; !ok {
+			groupOrder[gv.Group] = len(groupOrder)
+		}
+	}
+	sort.SliceStable(s.gvs, func(i, j int) bool {
+		a, b := s.gvs[i], s.gvs[j]
+		if a.Group != b.Group {
+			return groupOrder[a.Group] < groupOrder[b.Group]
+		}
+		return version.CompareKubeAwareVersionStrings(a.Version, b.Version) > 0
+	})
 	return s
 }
 

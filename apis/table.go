@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/kube-openapi/pkg/spec3"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // Verbs upstream uses in discovery.
@@ -62,9 +64,19 @@ type Resource struct {
 	Unstructured bool
 	// Default fills in what upstream's defaulting fills in on a decoded object; nil for none.
 	Default func(obj runtime.Object)
+	// PruneUnknown, for unstructured kinds, drops from a decoded request body the fields the
+	// kind does not know and returns their paths ("spec.foo"), which fieldValidation turns
+	// into warnings or errors. Typed kinds leave this nil: their decoder finds unknown fields.
+	PruneUnknown func(obj runtime.Object) ([]string, error)
+	// FromStorage, for unstructured kinds, is done to a private copy of every object read
+	// from storage before it is served (pruning and defaulting by the current schema).
+	FromStorage func(obj runtime.Object)
 	// Strategy prepares and validates writes of the resource itself (a subresource that
 	// writes the whole object, status or finalize, declares its own).
 	Strategy Strategy
+	// OrphanWarning, when set, makes a delete that names no propagation policy orphan the
+	// object's dependents, with this warning, as upstream keeps batch/v1 Jobs' pods.
+	OrphanWarning string
 	// ReturnDeletedObject makes a completed delete answer with the object rather than a
 	// Success Status, as upstream does for pods and services.
 	ReturnDeletedObject bool
@@ -81,6 +93,12 @@ type Resource struct {
 	// Warning, when set, is a warning every request of this resource gets (a deprecated
 	// version).
 	Warning string
+	// OpenAPI, for unstructured kinds, publishes the kind's schema and paths: its OpenAPI v2
+	// document and its v3 document (built-in kinds are described from their Go types).
+	OpenAPI func() (*spec.Swagger, *spec3.OpenAPI, error)
+	// RefuseCreate, when set, refuses creates with 405 and this message (the objects of a
+	// CustomResourceDefinition being deleted).
+	RefuseCreate string
 }
 
 // Subresource is a child path of a resource (pods/status, replicasets/scale).
@@ -188,6 +206,7 @@ var (
 	authnV1        = schema.GroupVersion{Group: "authentication.k8s.io", Version: "v1"}
 	authzV1        = schema.GroupVersion{Group: "authorization.k8s.io", Version: "v1"}
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
+	batchV1        = schema.GroupVersion{Group: "batch", Version: "v1"}
 )
 
 // builtin is the table of the kinds built into skiff, in discovery order.
@@ -335,6 +354,21 @@ var builtin = []*Resource{
 		Strategy: ControllerRevisionStrategy, Table: controllerRevisionTable(),
 	},
 	{
+		GroupVersion: batchV1, Name: "jobs", SingularName: "job", Kind: "Job", Namespaced: true,
+		Verbs: verbsAll, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "Job", Verbs: verbsGetPatchUp, Strategy: jobStatusStrategy}},
+		StorageKey:   "jobs", StorageVersion: batchV1, Fields: JobFields,
+		Default: Defaulter(DefaultJob), Strategy: jobStrategy, Table: Columns(JobColumns, JobRow),
+		OrphanWarning: "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning",
+	},
+	{
+		GroupVersion: batchV1, Name: "cronjobs", SingularName: "cronjob", Kind: "CronJob", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"cj"}, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "CronJob", Verbs: verbsGetPatchUp, Strategy: cronJobStatusStrategy}},
+		StorageKey:   "cronjobs", StorageVersion: batchV1, Fields: CronJobFields,
+		Default: Defaulter(DefaultCronJob), Strategy: cronJobStrategy, Table: Columns(CronJobColumns, CronJobRow),
+	},
+	{
 		GroupVersion: coordinationV1, Name: "leases", SingularName: "lease", Kind: "Lease", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "leases", StorageVersion: coordinationV1, Fields: objectMetaFields,
@@ -357,6 +391,14 @@ var builtin = []*Resource{
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
 		Default: Defaulter(defaultPriorityClass), Strategy: PriorityClassStrategy, Table: priorityClassTable(),
+	},
+	{
+		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",
+		Verbs: verbsAll, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},
+		Subresources: []Subresource{{Name: "status", Kind: "CustomResourceDefinition", Verbs: verbsGetPatchUp, Strategy: CRDStatusStrategy}},
+		StorageKey:   "apiextensions.k8s.io/customresourcedefinitions", StorageVersion: apiextensionsV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultCRD), Strategy: CRDStrategy, Table: defaultTablePrinter, TypeConverter: crdTypeConverter,
+		Terminating: &Terminating{Mark: markCRDTerminating, Done: crdCleanedUp},
 	},
 	{
 		GroupVersion: authnV1, Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview",

@@ -28,7 +28,7 @@ func (p *patchRequest) serverSideApply(ctx context.Context, current runtime.Obje
 	}
 	live := current
 	if live == nil {
-		obj, err := apis.Scheme.New(p.gvk)
+		obj, err := p.newObject()
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}

@@ -65,6 +65,20 @@ func TestJavaScriptClientCRUDAndWatch(t *testing.T) {
 // checks that the program printed clientTranscript, its namespace (nsPrefix + random)
 // standing for NS.
 func runClientProgram(t *testing.T, nsPrefix, interpreter, script string) {
+	lines := runClient(t, interpreter, script)
+	ns := regexp.MustCompile(regexp.QuoteMeta(nsPrefix) + `[0-9a-f]{6}`)
+	for i := range lines {
+		lines[i] = ns.ReplaceAllString(lines[i], "NS")
+	}
+	if got, want := strings.Join(lines, "\n"), strings.Join(clientTranscript, "\n"); got != want {
+		t.Errorf("the client printed\n%s\nwant\n%s", got, want)
+	}
+}
+
+// runClient starts a server, runs `interpreter script KUBECONFIG` against it and returns the
+// lines the program printed after the first, which names the client's version.
+func runClient(t *testing.T, interpreter, script string) []string {
+	t.Helper()
 	s := apiservertest.Start(t)
 	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
 	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
@@ -82,17 +96,41 @@ func runClientProgram(t *testing.T, nsPrefix, interpreter, script string) {
 	if err != nil {
 		t.Fatalf("%s %s: %v", interpreter, script, err)
 	}
-
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "client: ") {
 		t.Fatalf("first line is not the client's version: %q", lines)
 	}
-	lines = lines[1:]
-	ns := regexp.MustCompile(regexp.QuoteMeta(nsPrefix) + `[0-9a-f]{6}`)
-	for i := range lines {
-		lines[i] = ns.ReplaceAllString(lines[i], "NS")
+	return lines[1:]
+}
+
+// customObjectsTranscript is what apiserver/testdata/clients/customobjects.py prints: the
+// Python client's CustomObjectsApi on a CronTab CustomResourceDefinition.
+var customObjectsTranscript = []string{
+	`crd: crontabs.stable.example.com established, accepted plural crontabs`,
+	`create: crontab nightly image=busybox generation=1`,
+	`get: CronTab nightly cronSpec=0 0 * * *`,
+	`list: app=hourly -> hourly`,
+	`list: all namespaces -> hourly,nightly`,
+	`invalid: 422 Unprocessable Entity`,
+	`patch: replicas=3 generation=2`,
+	`status: replicas=3 generation=2`,
+	`watch: MODIFIED MODIFIED DELETED`,
+	`delete: crontab nightly, then get -> 404`,
+	`cleanup: deleted the CRD, crontabs -> 404`,
+	`done: ok`,
+}
+
+func TestPythonClientCustomObjects(t *testing.T) {
+	if out, err := exec.Command(systemPython, "-c", "import kubernetes").CombinedOutput(); err != nil {
+		t.Skipf("%s cannot import kubernetes (apt-get install python3-kubernetes; .ci/run does): %v\n%s",
+			systemPython, err, out)
 	}
-	if got, want := strings.Join(lines, "\n"), strings.Join(clientTranscript, "\n"); got != want {
+	script, err := filepath.Abs(filepath.Join("testdata", "clients", "customobjects.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := runClient(t, systemPython, script)
+	if got, want := strings.Join(lines, "\n"), strings.Join(customObjectsTranscript, "\n"); got != want {
 		t.Errorf("the client printed\n%s\nwant\n%s", got, want)
 	}
 }

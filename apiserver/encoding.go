@@ -78,6 +78,10 @@ func cacheKey(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVe
 
 // encodeObject returns obj encoded in info's format with gv's apiVersion and kind.
 func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, error) {
+	if u, ok := isUnstructured(obj); ok {
+		// served through their current schema (defaults, pruning): never cached by version
+		return encodeUnstructured(u, info, gv)
+	}
 	key, cacheable := cacheKey(obj, info, gv, true)
 	if cacheable {
 		if b, ok := encoded.get(key); ok {
@@ -97,6 +101,9 @@ func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.Gro
 
 // encodeObjectAfresh encodes obj without the cache, for states that were never stored.
 func encodeObjectAfresh(obj runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, error) {
+	if u, ok := isUnstructured(obj); ok {
+		return encodeUnstructured(u, info, gv)
+	}
 	var buf bytes.Buffer
 	if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(obj, &buf); err != nil {
 		return nil, err

@@ -58,11 +58,15 @@ func newFieldManager(res *apis.Resource, subresource string) (*managedfields.Fie
 			fieldpath.APIVersion(res.GroupVersion.String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(reset...)),
 		}
 	}
+	if res.Unstructured {
+		return managedfields.NewDefaultCRDFieldManager(res.TypeConverter, unstructuredConvertor{}, unstructuredDefaulter{res},
+			unstructuredCreater{}, res.GroupVersionKind(), res.GroupVersion, subresource, filters)
+	}
 	converter := res.TypeConverter
 	if converter == nil {
 		converter = sharedTypeConverter()
 	}
-	return managedfields.NewDefaultFieldManager(converter, objectConvertor(res), apis.Scheme, objectCreater(res),
+	return managedfields.NewDefaultFieldManager(converter, apis.Scheme, apis.Scheme, apis.Scheme,
 		res.GroupVersionKind(), res.GroupVersion, subresource, filters)
 }
 
@@ -255,22 +259,9 @@ func trackScaleUpdate(r *http.Request, old, scale runtime.Object) runtime.Object
 	return fm.UpdateNoErrors(old, scale, managerOrUserAgent(r.URL.Query().Get("fieldManager"), r.UserAgent()))
 }
 
-// objectConvertor converts a resource's objects between versions for the field manager: the
-// scheme for built-in kinds; for custom resources, whose versions differ only in apiVersion
-// (conversion None), a copy with the asked apiVersion.
-func objectConvertor(res *apis.Resource) runtime.ObjectConvertor {
-	if res.Unstructured {
-		return unstructuredConvertor{}
-	}
-	return apis.Scheme
-}
-
-func objectCreater(res *apis.Resource) runtime.ObjectCreater {
-	if res.Unstructured {
-		return unstructuredCreater{}
-	}
-	return apis.Scheme
-}
+// Custom resources' versions differ only in apiVersion (conversion None): the field manager
+// converts them by copying with the asked apiVersion, creates them empty with their kind, and
+// defaults them by their declaration.
 
 type unstructuredConvertor struct{}
 
@@ -310,4 +301,12 @@ func (unstructuredCreater) New(gvk schema.GroupVersionKind) (runtime.Object, err
 	u := &unstructured.Unstructured{Object: map[string]interface{}{}}
 	u.SetGroupVersionKind(gvk)
 	return u, nil
+}
+
+type unstructuredDefaulter struct{ res *apis.Resource }
+
+func (d unstructuredDefaulter) Default(obj runtime.Object) {
+	if d.res.Default != nil {
+		d.res.Default(obj)
+	}
 }

@@ -50,7 +50,9 @@ func negotiate(r *http.Request) (mediaType, error) {
 			allowed = allConversions
 		}
 	}
-	mt, ok := negotiateAccept(header, allowed)
+	// custom resources have no protobuf encoding, though what they convert to does
+	noRawProtobuf := ri != nil && ri.resource != nil && ri.resource.Unstructured && ri.Subresource != "scale"
+	mt, ok := negotiateAccept(header, allowed, noRawProtobuf)
 	if !ok {
 		return mediaType{}, notAcceptableMediaTypes(false)
 	}
@@ -78,7 +80,7 @@ func negotiate(r *http.Request) (mediaType, error) {
 // upstream clauses asking for a conversion are passed over (the plain fallback kubectl and
 // client-go send is used); JSON when nothing else fits.
 func negotiateStatus(r *http.Request) mediaType {
-	if mt, ok := negotiateAccept(r.Header.Get("Accept"), noConversions); ok {
+	if mt, ok := negotiateAccept(r.Header.Get("Accept"), noConversions, false); ok {
 		return mt
 	}
 	return mediaType{info: serializerFor(runtime.ContentTypeJSON)}
@@ -93,7 +95,7 @@ const (
 	allConversions                  // and Table
 )
 
-func negotiateAccept(header string, allowed conversions) (mediaType, bool) {
+func negotiateAccept(header string, allowed conversions, noRawProtobuf bool) (mediaType, bool) {
 	served := apis.Codecs.SupportedMediaTypes()
 	if header == "" {
 		return mediaType{info: served[0]}, true
@@ -104,7 +106,11 @@ func negotiateAccept(header string, allowed conversions) (mediaType, bool) {
 			case clause.Type == info.MediaTypeType && clause.SubType == info.MediaTypeSubType,
 				clause.Type == info.MediaTypeType && clause.SubType == "*",
 				clause.Type == "*" && clause.SubType == "*":
-				if mt, ok := acceptClause(clause.Params, info, allowed); ok {
+				mt, ok := acceptClause(clause.Params, info, allowed)
+				if ok && noRawProtobuf && mt.convert == nil && info.MediaType == runtime.ContentTypeProtobuf {
+					continue
+				}
+				if ok {
 					return mt, true
 				}
 			}

@@ -36,16 +36,29 @@ func (d *openAPIDocuments) serviceFor(set *apis.Set) (*openapi.Service, error) {
 		return d.service, d.err
 	}
 	var typed []*apis.Resource
+	var published []openapi.Published
 	for _, r := range set.All() {
 		if !r.Unstructured {
 			typed = append(typed, r)
+			continue
 		}
+		if r.OpenAPI == nil {
+			continue
+		}
+		v2, v3, err := r.OpenAPI()
+		if err != nil {
+			// one definition's schema must not take every document down
+			slog.Error("OpenAPI of a custom resource", "resource", r.GroupVersionResource(), "err", err)
+			continue
+		}
+		published = append(published, openapi.Published{Path: "apis/" + r.GroupVersion.String(), V2: v2, V3: v3})
 	}
 	info := apis.VersionInfo()
 	d.service, d.err = openapi.NewService(openapi.Config{
 		Resources:           typed,
 		DeleteReturnsObject: func(res *apis.Resource) bool { return res.ReturnDeletedObject },
 		GitVersion:          info.GitVersion,
+		Published:           published,
 	})
 	d.set = set
 	return d.service, d.err

@@ -33,7 +33,8 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		// what a dry-run answer turned into carries its uid and resourceVersion too
 		defer encodeAfresh(obj)()
 	}
-	if listWriter := listWriterFor(mt.info.MediaType); listWriter != nil && meta.IsListType(obj) {
+	if _, uns := isUnstructured(obj); !uns && listWriterFor(mt.info.MediaType) != nil && meta.IsListType(obj) {
+		listWriter := listWriterFor(mt.info.MediaType)
 		// lists are assembled from cached item encodings and streamed
 		err := listWriter(w, func() {
 			w.Header().Set("Content-Type", mt.info.MediaType)

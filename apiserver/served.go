@@ -199,7 +199,7 @@ func (s *Server) acquireStorage(res *apis.Resource, set *apis.Set) (storage.Inte
 		stop()
 		return nil, fmt.Errorf("watch cache for %s: %w", res.Name, err)
 	}
-	st := &sharedStorage{Interface: c, stop: stop, users: 1}
+	st := &sharedStorage{Interface: c, stop: func() { stop(); c.Stop() }, users: 1}
 	s.state.storages[res.StorageKey] = st
 	return st, nil
 }

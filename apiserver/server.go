@@ -227,6 +227,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("the kubernetes service: %w", err)
 	}
 	go s.maintainServices(ctx)
+	go s.runCustomResourceDefinitions(ctx)
 	close(s.ready)
 	var runErr error
 	select {

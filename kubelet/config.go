@@ -252,7 +252,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *v1.Pod, spec *v1.Con
 	for _, a := range spec.Args {
 		args = append(args, expand(a, mapping))
 	}
-	mounts, err := k.volumes.mounts(pod, spec, rs)
+	mounts, err := k.volumes.mounts(pod, spec, rs, lookup)
 	if err != nil {
 		return nil, err
 	}

@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
@@ -606,5 +608,157 @@ func TestRealResourceMetricsReportNodePodAndContainerUsage(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("no %q in /metrics/resource:\n%s", want, metrics)
 		}
+	}
+}
+
+func TestRealTerminationMessageFallsBackToLogOfFailedContainer(t *testing.T) {
+	_, n := newRealNode(t)
+	pod := kubelettest.BusyboxPod("messages", "")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	scripts := map[string]string{
+		"failed":    "echo -n DONE; exit 1",
+		"succeeded": "echo -n DONE",
+		"file":      "echo -n OK > /dev/termination-log; echo DONE; exit 1",
+	}
+	pod.Spec.Containers = nil
+	for _, name := range []string{"failed", "succeeded", "file"} {
+		pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{
+			Name: name, Image: kubelettest.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+			Command:                  []string{"sh", "-c", scripts[name]},
+			TerminationMessagePolicy: v1.TerminationMessageFallbackToLogsOnError,
+		})
+	}
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "failed", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	// the log of a failed container stands in for the message it did not write; a container
+	// that succeeded, or wrote its message file, keeps its own
+	for name, want := range map[string]string{"failed": "DONE", "succeeded": "", "file": "OK"} {
+		term := containerStatus(got, name).State.Terminated
+		if term == nil || term.Message != want {
+			t.Errorf("%s: terminated %+v, want message %q", name, term, want)
+		}
+	}
+	// output without a final newline is logged as written
+	if _, logs := n.KubeletGet("/containerLogs/default/messages/failed"); logs != "DONE" {
+		t.Errorf("logs %q", logs)
+	}
+}
+
+func TestRealFSGroupOwnsVolumesOfNonRootPod(t *testing.T) {
+	s, n := newRealNode(t)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().Secrets("default").Create(ctx, &v1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{"token": []byte("s3cret")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := kubelettest.BusyboxPod("fsgroup", "sleep 3600")
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), FSGroup: ptr.To[int64](1001)}
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "secret", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "creds", DefaultMode: ptr.To[int32](0o400)}}},
+		{Name: "projected", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{DefaultMode: ptr.To[int32](0o440), Sources: []v1.VolumeProjection{
+			{Secret: &v1.SecretProjection{LocalObjectReference: v1.LocalObjectReference{Name: "creds"}}},
+		}}}},
+		{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{
+		{Name: "secret", MountPath: "/secret"}, {Name: "projected", MountPath: "/projected"}, {Name: "scratch", MountPath: "/scratch"},
+	}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	checks := []struct{ cmd, want string }{
+		// the fsGroup is one of the user's groups, and owns the files, which it may read
+		{"id -G", "0 1001\n"},
+		{"cat /secret/token", "s3cret"},
+		{"stat -L -c '%a %g' /secret/token", "440 1001\n"},
+		{"cat /projected/token", "s3cret"},
+		{"stat -L -c '%a %g' /projected/token", "440 1001\n"},
+		// an emptyDir is the group's, and what is made in it too
+		{"stat -c '%a %g' /scratch", "2777 1001\n"},
+		{"touch /scratch/new && stat -c '%g' /scratch/new", "1001\n"},
+	}
+	for _, c := range checks {
+		out, stderr, err := n.Exec(pod, "main", "sh", "-c", c.cmd)
+		if err != nil || out != c.want {
+			t.Errorf("%s: %q (want %q) %v %s", c.cmd, out, c.want, err, stderr)
+		}
+	}
+}
+
+func TestRealLogsOverWebSocketThroughAPIServer(t *testing.T) {
+	s, n := newRealNode(t)
+	pod := n.CreatePod(kubelettest.BusyboxPod("wslogs", "echo container is alive; sleep 3600"))
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+
+	tlsConfig, err := rest.TLSConfigFor(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logURL := strings.Replace(s.URL, "https://", "wss://", 1) + "/api/v1/namespaces/default/pods/wslogs/log?container=main"
+	config, err := websocket.NewConfig(logURL, s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config.TlsConfig = tlsConfig
+	config.Protocol = []string{"binary.k8s.io"}
+	// the log is sent as binary messages, then the server closes the connection
+	var got string
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		ws, err := websocket.DialConfig(config)
+		if err != nil {
+			return false, err
+		}
+		defer ws.Close()
+		var b strings.Builder
+		for {
+			var msg []byte
+			if err := websocket.Message.Receive(ws, &msg); err != nil {
+				if err == io.EOF {
+					break
+				}
+				return false, err
+			}
+			b.Write(msg)
+		}
+		got = b.String()
+		return got == "container is alive\n", nil
+	})
+	if err != nil {
+		t.Errorf("logs over WebSocket: %q %v", got, err)
+	}
+}
+
+func TestRealSidecarOutlivesAppContainersPreStopHooks(t *testing.T) {
+	_, n := newRealNode(t)
+	hostDir := t.TempDir()
+	pod := kubelettest.BusyboxPod("sidecar-stop", "sleep 3600")
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](10)
+	pod.Spec.Volumes = []v1.Volume{{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir}}}}
+	// the sidecar serves on localhost and leaves at once on SIGTERM
+	pod.Spec.InitContainers = []v1.Container{{
+		Name: "server", Image: kubelettest.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+		RestartPolicy: ptr.To(v1.ContainerRestartPolicyAlways),
+		Command:       []string{"sh", "-c", "trap 'exit 0' TERM; mkdir -p /www && echo served > /www/index.html && httpd -f -p 8080 -h /www & wait"},
+	}}
+	// the app container's preStop hook needs the sidecar a moment after the deletion began
+	main := &pod.Spec.Containers[0]
+	main.VolumeMounts = []v1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	main.Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{
+		Command: []string{"sh", "-c", "sleep 1; wget -qO- http://127.0.0.1:8080/index.html > /host/got"},
+	}}}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	if err := n.Client.CoreV1().Pods("default").Delete(context.Background(), pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := n.Client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatal("pod not removed")
+	}
+	if got, err := os.ReadFile(filepath.Join(hostDir, "got")); err != nil || string(got) != "served\n" {
+		t.Errorf("the preStop hook got %q from the sidecar (%v)", got, err)
 	}
 }

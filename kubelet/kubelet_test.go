@@ -3,6 +3,8 @@ package kubelet_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -196,7 +198,8 @@ func TestInitContainersRunInOrderBeforeAppContainers(t *testing.T) {
 	if c := condition(pending, v1.PodReady); c == nil || c.Reason != "ContainersNotReady" || c.Message != "containers with unready status: [app]" {
 		t.Errorf("Ready while initializing: %+v", c)
 	}
-	if cs := containerStatus(pending, "second"); cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" && cs.State.Waiting.Reason != "ContainerCreating" {
+	// a pod with init containers has every container, init ones too, PodInitializing until it runs
+	if cs := containerStatus(pending, "second"); cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" {
 		t.Errorf("second init container while the first runs: %+v", cs)
 	}
 	if cs := containerStatus(pending, "app"); cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" {
@@ -645,5 +648,101 @@ func TestContainersGetServiceEnvironmentVariables(t *testing.T) {
 	}
 	if _, ok := env["WEB_API_SERVICE_HOST"]; ok {
 		t.Error("WEB_API_SERVICE_HOST set although enableServiceLinks is false")
+	}
+}
+
+func TestStatusObservesEachSpecGeneration(t *testing.T) {
+	s, n := newFakeNode(t)
+	pod := n.CreatePod(simplePod("gen", "app"))
+	observed := func(generation int64) func(*v1.Pod) bool {
+		return func(p *v1.Pod) bool {
+			if p.Generation != generation || p.Status.ObservedGeneration != generation {
+				return false
+			}
+			for _, ct := range []v1.PodConditionType{v1.PodScheduled, v1.PodReadyToStartContainers, v1.PodInitialized, v1.ContainersReady, v1.PodReady} {
+				if c := condition(p, ct); c == nil || c.ObservedGeneration != generation {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	n.WaitPod(pod, "status of generation 1", observed(1))
+
+	// a spec change (the active deadline) is a new generation the kubelet acknowledges
+	ctx := context.Background()
+	current, err := s.Client.CoreV1().Pods("default").Get(ctx, "gen", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Spec.ActiveDeadlineSeconds = ptr.To[int64](3600)
+	if _, err := s.Client.CoreV1().Pods("default").Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.WaitPod(pod, "status of generation 2", observed(2))
+}
+
+func TestSubPathExprMountsExpandedDirectoryOfVolume(t *testing.T) {
+	_, n := newFakeNode(t, func(c *kubelet.Config) { c.RootDir = t.TempDir() })
+	pod := simplePod("subpaths", "app")
+	pod.Spec.Volumes = []v1.Volume{{Name: "work", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+	c := &pod.Spec.Containers[0]
+	c.Env = []v1.EnvVar{
+		{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "KIND", Value: "logs"},
+	}
+	c.VolumeMounts = []v1.VolumeMount{
+		{Name: "work", MountPath: "/logs", SubPathExpr: "$(POD_NAME)/$(KIND)"},
+		{Name: "work", MountPath: "/all"},
+	}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	hostPaths := map[string]string{}
+	for _, m := range n.Fake.ContainerConfig(string(pod.UID), "app").Mounts {
+		hostPaths[m.ContainerPath] = m.HostPath
+	}
+	if want := filepath.Join(hostPaths["/all"], "subpaths", "logs"); hostPaths["/logs"] != want {
+		t.Fatalf("/logs is mounted from %q, want %q", hostPaths["/logs"], want)
+	}
+	// the directories made for the subPath are as writable as the emptyDir itself
+	for _, dir := range []string{filepath.Join(hostPaths["/all"], "subpaths"), hostPaths["/logs"]} {
+		info, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !info.IsDir() || info.Mode().Perm() != 0o777 {
+			t.Errorf("%s: %v", dir, info.Mode())
+		}
+	}
+}
+
+func TestSubPathExprLeavingVolumeIsCreateContainerConfigError(t *testing.T) {
+	_, n := newFakeNode(t, func(c *kubelet.Config) { c.RootDir = t.TempDir() })
+	pod := simplePod("badsubpaths", "absolute", "backstep", "unset")
+	pod.Spec.Volumes = []v1.Volume{{Name: "work", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+	for i, value := range []string{"/tmp", "..", ""} {
+		c := &pod.Spec.Containers[i]
+		c.Env = []v1.EnvVar{{Name: "DIR", Value: value}}
+		c.VolumeMounts = []v1.VolumeMount{{Name: "work", MountPath: "/work", SubPathExpr: "$(DIR)"}}
+	}
+	pod = n.CreatePod(pod)
+	want := map[string]string{
+		"absolute": "error SubPath `/tmp` must not be an absolute path",
+		"backstep": "unable to provision SubPath `..`: must not contain '..'",
+		"unset":    "missing value for DIR",
+	}
+	got := n.WaitPod(pod, "every container in CreateContainerConfigError", func(p *v1.Pod) bool {
+		for name := range want {
+			cs := containerStatus(p, name)
+			if cs == nil || cs.State.Waiting == nil || cs.State.Waiting.Reason != "CreateContainerConfigError" {
+				return false
+			}
+		}
+		return true
+	})
+	for name, message := range want {
+		if got := containerStatus(got, name).State.Waiting.Message; got != message {
+			t.Errorf("%s: message %q, want %q", name, got, message)
+		}
 	}
 }

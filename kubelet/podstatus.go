@@ -21,7 +21,10 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 	if last, ok := k.statuses.get(pod.UID); ok {
 		old = last
 	}
-	s := v1.PodStatus{QOSClass: qosClass(pod), StartTime: state.startTime}
+	// observedGeneration says which spec this status is about (upstream's
+	// PodObservedGenerationTracking): the pod's generation, on the status and on every
+	// condition the kubelet computes.
+	s := v1.PodStatus{QOSClass: qosClass(pod), StartTime: state.startTime, ObservedGeneration: pod.Generation}
 
 	hasInit := len(pod.Spec.InitContainers) > 0
 	s.InitContainerStatuses = k.containerStatuses(pod, rs, state, pod.Spec.InitContainers, old.InitContainerStatuses, hasInit, true)
@@ -59,6 +62,7 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 		if !kubeletOwnsCondition(c.Type) {
 			continue
 		}
+		c.ObservedGeneration = pod.Generation
 		c.LastTransitionTime = metav1.NewTime(time.Now().Truncate(time.Second))
 		for _, o := range old.Conditions {
 			if o.Type == c.Type && o.Status == c.Status {
@@ -104,8 +108,10 @@ func (k *Kubelet) containerStatuses(pod *v1.Pod, rs *podRuntime, state *podState
 	for i := range specs {
 		spec := &specs[i]
 		cs := v1.ContainerStatus{Name: spec.Name, Image: spec.Image, Ready: false, Started: ptr.To(false)}
+		// upstream's default: every container of a pod with init containers, init ones
+		// included, is PodInitializing until the runtime has it
 		waiting := reasonContainerCreating
-		if hasInit && !isInit {
+		if hasInit {
 			waiting = reasonPodInitializing
 		}
 		cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: waiting}}
@@ -122,14 +128,15 @@ func (k *Kubelet) containerStatuses(pod *v1.Pod, rs *podRuntime, state *podState
 				cs.Started = &started
 				cs.Ready = started && k.probes.ready(st.Id, spec)
 			case runtimeapi.ContainerState_CONTAINER_EXITED:
-				cs.State = v1.ContainerState{Terminated: terminatedState(st, k.containerID(st.Id), spec)}
+				cs.State = v1.ContainerState{Terminated: k.terminatedState(st, spec)}
 				// an init container that succeeded counts as ready, as upstream's prober says
 				cs.Ready = isInit && !isRestartableInit(spec) && st.ExitCode == 0
 			case runtimeapi.ContainerState_CONTAINER_CREATED:
-				cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: reasonContainerCreating}}
+				// created, not started: waiting, with no reason, as upstream
+				cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{}}
 			}
 			if prev := rs.previous(spec.Name); prev != nil && prev.exited() {
-				cs.LastTerminationState = v1.ContainerState{Terminated: terminatedState(prev.status, k.containerID(prev.status.Id), spec)}
+				cs.LastTerminationState = v1.ContainerState{Terminated: k.terminatedState(prev.status, spec)}
 			}
 		} else if len(rs.containers) == 0 {
 			// a restarted kubelet whose runtime lost the containers keeps what the API knew
@@ -165,7 +172,10 @@ func unixTime(ns int64) metav1.Time {
 	return metav1.NewTime(time.Unix(0, ns).Truncate(time.Second))
 }
 
-func terminatedState(st *runtimeapi.ContainerStatus, containerID string, spec *v1.Container) *v1.ContainerStateTerminated {
+// terminatedState is an exited container's state. Its message is the runtime's, then what the
+// container wrote to its termination message file; with FallbackToLogsOnError, a container that
+// failed and wrote nothing there gets the tail of its log instead, as upstream.
+func (k *Kubelet) terminatedState(st *runtimeapi.ContainerStatus, spec *v1.Container) *v1.ContainerStateTerminated {
 	reason := st.Reason
 	if reason == "" {
 		reason = "Completed"
@@ -173,13 +183,19 @@ func terminatedState(st *runtimeapi.ContainerStatus, containerID string, spec *v
 			reason = "Error"
 		}
 	}
-	message := st.Message
-	if message == "" {
-		message = readTerminationMessage(st)
+	message := readTerminationMessage(st)
+	if message == "" && spec != nil && spec.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError &&
+		st.ExitCode != 0 && reason != "ContainerCannotRun" {
+		message = k.lastLogString(st)
+	}
+	if st.Message != "" && message != "" {
+		message = st.Message + ": " + message
+	} else if st.Message != "" {
+		message = st.Message
 	}
 	return &v1.ContainerStateTerminated{
 		ExitCode: st.ExitCode, Reason: reason, Message: message,
-		StartedAt: unixTime(st.StartedAt), FinishedAt: unixTime(st.FinishedAt), ContainerID: containerID,
+		StartedAt: unixTime(st.StartedAt), FinishedAt: unixTime(st.FinishedAt), ContainerID: k.containerID(st.Id),
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/kubelet/runtime"
@@ -243,23 +244,40 @@ func (k *Kubelet) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 			opts.since = t
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain")
-	out := &limitedWriter{w: w, left: opts.limit}
-	if lr, ok := k.rt.(runtime.LogReader); ok {
-		b, err := lr.ContainerLog(r.Context(), c.status.Id)
-		if err != nil {
+	var fakeLog []byte
+	lr, inMemory := k.rt.(runtime.LogReader)
+	if inMemory {
+		var err error
+		if fakeLog, err = lr.ContainerLog(r.Context(), c.status.Id); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeLogLines(out, parseFakeLog(b), opts)
-		return
-	}
-	path := c.status.LogPath
-	if path == "" {
+	} else if c.status.LogPath == "" {
 		http.Error(w, "the container has no log", http.StatusNotFound)
 		return
 	}
-	k.streamLogFile(r.Context(), out, path, c.status.Id, opts)
+	write := func(ctx context.Context, out io.Writer) {
+		out = &limitedWriter{w: out, left: opts.limit}
+		if inMemory {
+			writeLogLines(out, parseFakeLog(fakeLog), opts)
+			return
+		}
+		k.streamLogFile(ctx, out, c.status.LogPath, c.status.Id, opts)
+	}
+	if wsstream.IsWebSocketRequest(r) {
+		// a WebSocket client (binary.k8s.io or base64.binary.k8s.io) gets the log as messages,
+		// as upstream's API server serves pods/log to one
+		pr, pw := io.Pipe()
+		go func() {
+			write(r.Context(), pw)
+			pw.Close()
+		}()
+		_ = wsstream.NewReader(pr, true, wsstream.NewDefaultReaderProtocols()).Copy(w, r)
+		pr.Close()
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	write(r.Context(), w)
 }
 
 type logOptions struct {
@@ -269,9 +287,12 @@ type logOptions struct {
 	since              time.Time
 }
 
+// logLine is one line of a CRI log. A partial one is a piece of a longer line, or the end of
+// the output when it does not end with a newline: it is written without a newline, as upstream.
 type logLine struct {
 	at      time.Time
 	content []byte
+	partial bool
 }
 
 // limitedWriter writes at most left bytes (left < 0: no limit) and flushes as it goes.
@@ -300,21 +321,21 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 }
 
 // parseCRILine reads one CRI log line: "2016-10-06T00:17:09.669794202Z stdout F content".
-// partial is true for a "P" line, whose content continues on the next.
-func parseCRILine(line []byte) (logLine, bool, bool) {
+// A "P" line's content continues on the next one, if any.
+func parseCRILine(line []byte) (logLine, bool) {
 	parts := bytes.SplitN(line, []byte(" "), 4)
 	if len(parts) < 3 {
-		return logLine{}, false, false
+		return logLine{}, false
 	}
 	at, err := time.Parse(time.RFC3339Nano, string(parts[0]))
 	if err != nil {
-		return logLine{}, false, false
+		return logLine{}, false
 	}
 	content := []byte{}
 	if len(parts) == 4 {
 		content = parts[3]
 	}
-	return logLine{at: at, content: content}, string(parts[2]) == "P", true
+	return logLine{at: at, content: content, partial: string(parts[2]) == "P"}, true
 }
 
 func parseFakeLog(b []byte) []logLine {
@@ -354,9 +375,43 @@ func writeLogLine(w io.Writer, l logLine, opts logOptions) error {
 		b = append(b, ' ')
 	}
 	b = append(b, l.content...)
-	b = append(b, '\n')
+	if !l.partial {
+		b = append(b, '\n')
+	}
 	_, err := w.Write(b)
 	return err
+}
+
+// Upstream's limits on a termination message: what the container wrote to its file, or the end
+// of its log.
+const (
+	maxTerminationMessageLength    = 4096
+	maxTerminationMessageLogLength = 2048
+	maxTerminationMessageLogLines  = 80
+)
+
+// lastLogString is the end of an exited container's log, its termination message under
+// FallbackToLogsOnError: the last 2048 bytes of its last 80 lines.
+func (k *Kubelet) lastLogString(st *runtimeapi.ContainerStatus) string {
+	var buf bytes.Buffer
+	opts := logOptions{tail: maxTerminationMessageLogLines, limit: -1}
+	if lr, ok := k.rt.(runtime.LogReader); ok {
+		b, err := lr.ContainerLog(context.Background(), st.Id)
+		if err != nil {
+			return fmt.Sprintf("Error on reading termination message from logs: %v", err)
+		}
+		writeLogLines(&buf, parseFakeLog(b), opts)
+	} else if st.LogPath != "" {
+		if _, err := os.Stat(st.LogPath); err != nil {
+			return fmt.Sprintf("Error on reading termination message from logs: %v", err)
+		}
+		k.streamLogFile(context.Background(), &buf, st.LogPath, st.Id, opts)
+	}
+	b := buf.Bytes()
+	if len(b) > maxTerminationMessageLogLength {
+		b = b[len(b)-maxTerminationMessageLogLength:]
+	}
+	return string(b)
 }
 
 // streamLogFile writes the lines of a CRI log file, then with follow keeps writing what is
@@ -370,7 +425,6 @@ func (k *Kubelet) streamLogFile(ctx context.Context, w io.Writer, path, containe
 	defer f.Close()
 	reader := bufio.NewReader(f)
 	var lines []logLine
-	var partial []byte
 	readAvailable := func(emit func(logLine) error) error {
 		for {
 			raw, err := reader.ReadBytes('\n')
@@ -383,16 +437,10 @@ func (k *Kubelet) streamLogFile(ctx context.Context, w io.Writer, path, containe
 				}
 				return nil
 			}
-			l, isPartial, ok := parseCRILine(bytes.TrimSuffix(raw, []byte("\n")))
+			l, ok := parseCRILine(bytes.TrimSuffix(raw, []byte("\n")))
 			if !ok {
 				continue
 			}
-			if isPartial {
-				partial = append(partial, l.content...)
-				continue
-			}
-			l.content = append(partial, l.content...)
-			partial = nil
 			if err := emit(l); err != nil {
 				return err
 			}

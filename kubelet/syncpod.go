@@ -214,13 +214,24 @@ func (k *Kubelet) terminatePod(ctx context.Context, w *podWorker, pod *v1.Pod, r
 // killPod stops every running container of the pod, each given grace seconds after its
 // preStop hook starts, all at once, then stops the pod's sandboxes. reason, when set, is the
 // Killing event's message instead of upstream's "Stopping container NAME".
+//
+// Sidecars (restartable init containers) run their preStop hooks at once too, but stop only
+// after every app container has, and in the reverse order of their start, as upstream: what
+// the app containers do while they stop (their own hooks) can still reach them.
 func (k *Kubelet) killPod(ctx context.Context, pod *v1.Pod, rs *podRuntime, grace int64, reason string) {
+	running := map[string]bool{}
+	for _, c := range rs.containers {
+		if !c.exited() {
+			running[c.name()] = true
+		}
+	}
+	order := newTerminationOrder(pod, running)
 	var wg sync.WaitGroup
 	for _, c := range rs.containers {
 		if c.exited() {
 			continue
 		}
-		wg.Go(func() { k.killContainer(ctx, pod, c, grace, reason) })
+		wg.Go(func() { k.killContainer(ctx, pod, c, grace, reason, order) })
 	}
 	wg.Wait()
 	for _, s := range rs.sandboxes {
@@ -236,8 +247,10 @@ func (k *Kubelet) killSandbox(ctx context.Context, id string, _ int64) {
 	}
 }
 
-// killContainer runs the container's preStop hook and stops it within grace seconds.
-func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, c *containerRecord, grace int64, message string) {
+// killContainer runs the container's preStop hook and stops it within grace seconds, after
+// waiting its turn in order, when there is one.
+func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, c *containerRecord, grace int64, message string, order *terminationOrder) {
+	defer order.stopped(c.name())
 	spec, fieldPath := containerSpec(pod, c.name())
 	if message == "" {
 		message = "Stopping container " + c.name()
@@ -251,13 +264,89 @@ func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, c *containerRe
 				"PreStopHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))
 		}
 		cancel()
-		grace -= int64(time.Since(start).Seconds())
-		if grace < minimumGracePeriodSeconds {
-			grace = minimumGracePeriodSeconds
-		}
+	}
+	if grace > 0 {
+		order.wait(c.name(), time.Duration(grace)*time.Second-time.Since(start))
+	}
+	grace -= int64(time.Since(start).Seconds())
+	if grace < minimumGracePeriodSeconds {
+		grace = minimumGracePeriodSeconds
 	}
 	if err := k.rt.StopContainer(ctx, c.status.Id, grace); err != nil && ctx.Err() == nil {
 		k.log.Warn("stop container", "pod", podKey(pod), "container", c.name(), "err", err)
+	}
+}
+
+// terminationOrder is the order in which a pod's containers stop: app containers at once,
+// then the sidecars (restartable init containers) one by one from the last started. A nil
+// order lets every container stop at once.
+type terminationOrder struct {
+	mu sync.Mutex
+	// stoppedCh has, for each running container of the pod, a channel closed once it has
+	// stopped.
+	stoppedCh map[string]chan struct{}
+	// after has, for each sidecar, the containers it must wait for.
+	after map[string][]chan struct{}
+}
+
+func newTerminationOrder(pod *v1.Pod, running map[string]bool) *terminationOrder {
+	o := &terminationOrder{stoppedCh: map[string]chan struct{}{}, after: map[string][]chan struct{}{}}
+	channel := func(name string) chan struct{} {
+		ch := make(chan struct{})
+		if running[name] {
+			o.stoppedCh[name] = ch
+		} else {
+			close(ch)
+		}
+		return ch
+	}
+	var apps []chan struct{}
+	for _, c := range pod.Spec.Containers {
+		apps = append(apps, channel(c.Name))
+	}
+	var later chan struct{} // the sidecar started after this one
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		c := &pod.Spec.InitContainers[i]
+		ch := channel(c.Name)
+		if !isRestartableInit(c) {
+			continue
+		}
+		o.after[c.Name] = append(o.after[c.Name], apps...)
+		if later != nil {
+			o.after[c.Name] = append(o.after[c.Name], later)
+		}
+		later = ch
+	}
+	return o
+}
+
+// wait holds the container named back until those it must outlive have stopped, or at most
+// for limit.
+func (o *terminationOrder) wait(name string, limit time.Duration) {
+	if o == nil || len(o.after[name]) == 0 || limit <= 0 {
+		return
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for _, ch := range o.after[name] {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// stopped says the container named has stopped.
+func (o *terminationOrder) stopped(name string) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ch, ok := o.stoppedCh[name]; ok {
+		close(ch)
+		delete(o.stoppedCh, name)
 	}
 }
 
@@ -392,7 +481,7 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 			note(k.startContainer(ctx, pod, spec, fieldPath, sandbox, rs, state, false))
 		case c.running():
 			if failed, kind := k.probes.failedToLive(c.status.Id, spec); failed {
-				k.killContainer(ctx, pod, c, k.gracePeriod(pod), fmt.Sprintf("Container %s failed %s probe, will be restarted", spec.Name, strings.ToLower(kind)))
+				k.killContainer(ctx, pod, c, k.gracePeriod(pod), fmt.Sprintf("Container %s failed %s probe, will be restarted", spec.Name, strings.ToLower(kind)), nil)
 				k.probes.forgetContainer(c.status.Id)
 				note(10 * time.Millisecond)
 			}

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,9 +78,6 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return err
 		}
-		if err := os.Chmod(dir, 0o777); err != nil {
-			return err
-		}
 		if v.EmptyDir.Medium == v1.StorageMediumMemory {
 			opts := ""
 			if v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() {
@@ -89,16 +87,78 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 				return fmt.Errorf("mount tmpfs: %w", err)
 			}
 		}
-		return nil
+		if err := os.Chmod(dir, 0o777); err != nil {
+			return err
+		}
+		return setVolumeOwnership(dir, podFSGroup(pod), false)
 	case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
 		files, err := m.volumeFiles(ctx, pod, v)
 		if err != nil {
 			return err
 		}
-		return writeAtomic(dir, files)
+		fsGroup := podFSGroup(pod)
+		if fsGroup != nil {
+			// what setVolumeOwnership would give the files, so that an unchanged volume
+			// compares equal and is not written again
+			for name, f := range files {
+				f.mode |= readOnlyVolumeMask
+				files[name] = f
+			}
+		}
+		if err := writeAtomic(dir, files); err != nil {
+			return err
+		}
+		return setVolumeOwnership(dir, fsGroup, true)
 	}
 	// other volume types are not supported on skiff nodes: an empty directory stands in
 	return os.MkdirAll(dir, 0o755)
+}
+
+// Upstream's volume ownership masks: what an fsGroup may do with the files of a volume.
+const (
+	readWriteVolumeMask = os.FileMode(0o660)
+	readOnlyVolumeMask  = os.FileMode(0o440)
+	volumeDirExecMask   = os.FileMode(0o110)
+)
+
+func podFSGroup(pod *v1.Pod) *int64 {
+	if pod.Spec.SecurityContext == nil {
+		return nil
+	}
+	return pod.Spec.SecurityContext.FSGroup
+}
+
+// setVolumeOwnership gives the pod's fsGroup a volume, as upstream's SetVolumeOwnership: every
+// file and directory under dir gets the group, group read (and write unless the volume is
+// read-only) on top of its mode, and directories also group search and the setgid bit, so that
+// what the pod creates there belongs to the group too. Symbolic links only change group.
+func setVolumeOwnership(dir string, fsGroup *int64, readOnly bool) error {
+	if fsGroup == nil {
+		return nil
+	}
+	mask := readWriteVolumeMask
+	if readOnly {
+		mask = readOnlyVolumeMask
+	}
+	return filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(path, -1, int(*fsGroup)); err != nil {
+			return err
+		}
+		if info.Mode()&os.ModeSymlink != 0 {
+			return nil
+		}
+		mode := info.Mode() | mask
+		if info.IsDir() {
+			mode |= os.ModeSetgid | volumeDirExecMask
+		}
+		if mode == info.Mode() {
+			return nil
+		}
+		return os.Chmod(path, mode)
+	})
 }
 
 func setUpHostPath(h *v1.HostPathVolumeSource) error {
@@ -182,7 +242,12 @@ func (m *volumeManager) volumeFiles(ctx context.Context, pod *v1.Pod, v *v1.Volu
 			case src.DownwardAPI != nil:
 				err = m.downwardFiles(pod, src.DownwardAPI.Items, def, files)
 			case src.ServiceAccountToken != nil:
-				err = m.tokenFile(ctx, pod, src.ServiceAccountToken, def, files)
+				mode := def
+				if podFSGroup(pod) != nil {
+					// upstream: the token is the owner's alone, and the fsGroup's to read
+					mode = 0o600
+				}
+				err = m.tokenFile(ctx, pod, src.ServiceAccountToken, mode, files)
 			}
 			if err != nil {
 				return nil, err
@@ -391,8 +456,8 @@ func sameFiles(dir string, files map[string]volumeFile) bool {
 }
 
 // mounts are the container's bind mounts: its volumeMounts, /etc/hosts, and its termination
-// message file.
-func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime) ([]*runtimeapi.Mount, error) {
+// message file. env is the container's environment, which subPathExpr refers to.
+func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime, env map[string]string) ([]*runtimeapi.Mount, error) {
 	if !m.enabled() {
 		return nil, nil
 	}
@@ -412,17 +477,17 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime) 
 		if vol.HostPath != nil {
 			host = vol.HostPath.Path
 		}
-		if vm.SubPath != "" {
-			if filepath.IsAbs(vm.SubPath) || strings.Contains(vm.SubPath, "..") {
-				return nil, fmt.Errorf("subPath %q must be a relative path without '..'", vm.SubPath)
+		subPath := vm.SubPath
+		if vm.SubPathExpr != "" {
+			var err error
+			if subPath, err = expandSubPathExpr(vm.SubPathExpr, env); err != nil {
+				return nil, err
 			}
-			host = filepath.Join(host, vm.SubPath)
-			if _, err := os.Lstat(host); os.IsNotExist(err) {
-				if err := os.MkdirAll(host, 0o777); err != nil {
-					return nil, err
-				}
-			} else if target, err := filepath.EvalSymlinks(host); err == nil {
-				host = target
+		}
+		if subPath != "" {
+			var err error
+			if host, err = prepareSubPath(host, subPath); err != nil {
+				return nil, err
 			}
 		}
 		readOnly := vm.ReadOnly || vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil
@@ -448,6 +513,72 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime) 
 		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: path})
 	}
 	return out, nil
+}
+
+// expandSubPathExpr is upstream's ExpandContainerVolumeMounts: $(VAR) references to the
+// container's environment; a variable that is unset or empty is an error naming every such one.
+func expandSubPathExpr(expr string, env map[string]string) (string, error) {
+	missing := map[string]bool{}
+	expanded := expand(expr, func(name string) string {
+		value := env[name]
+		if value == "" {
+			missing[name] = true
+		}
+		return value
+	})
+	if len(missing) > 0 {
+		names := make([]string, 0, len(missing))
+		for name := range missing {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("missing value for %s", strings.Join(names, ", "))
+	}
+	return expanded, nil
+}
+
+// prepareSubPath is the host path of subPath inside the volume at volumePath, with upstream's
+// checks and words: no absolute path, no ".." element. A missing subPath is made as a directory
+// with the volume's own mode (so an emptyDir's 0777 holds for it too, whatever the umask).
+func prepareSubPath(volumePath, subPath string) (string, error) {
+	if filepath.IsAbs(subPath) {
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	}
+	for _, part := range strings.Split(filepath.ToSlash(subPath), "/") {
+		if part == ".." {
+			return "", fmt.Errorf("unable to provision SubPath `%s`: must not contain '..'", subPath)
+		}
+	}
+	volumePath = filepath.Clean(volumePath)
+	host := filepath.Join(volumePath, subPath)
+	if _, err := os.Lstat(host); os.IsNotExist(err) {
+		info, err := os.Stat(volumePath)
+		if err != nil {
+			return "", err
+		}
+		perm := info.Mode().Perm()
+		// each missing directory on the way, outermost first, gets the volume's mode
+		var missing []string
+		for p := host; p != volumePath && p != "/"; p = filepath.Dir(p) {
+			if _, err := os.Lstat(p); os.IsNotExist(err) {
+				missing = append(missing, p)
+			}
+		}
+		for i := len(missing) - 1; i >= 0; i-- {
+			if err := os.Mkdir(missing[i], perm); err != nil && !os.IsExist(err) {
+				return "", err
+			}
+			if err := os.Chmod(missing[i], perm); err != nil {
+				return "", err
+			}
+		}
+		return host, nil
+	}
+	// a subPath may name a file of an atomically written volume: mount what its link points to
+	if target, err := filepath.EvalSymlinks(host); err == nil {
+		host = target
+	}
+	return host, nil
 }
 
 // writeEtcHosts writes the pod's kubelet-managed hosts file.
@@ -498,19 +629,26 @@ func (m *volumeManager) terminationLog(pod *v1.Pod, spec *v1.Container, attempt 
 	return path, true
 }
 
-// readTerminationMessage is what the container wrote to its termination message file, at most
-// 4096 bytes as upstream.
+// readTerminationMessage is what the container wrote to its termination message file: its last
+// 4096 bytes at most, as upstream.
 func readTerminationMessage(status *runtimeapi.ContainerStatus) string {
 	path := status.GetAnnotations()[annotationTerminationLog]
 	if path == "" {
 		return ""
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
-	if len(b) > 4096 {
-		b = b[:4096]
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > maxTerminationMessageLength {
+		if _, err := f.Seek(-maxTerminationMessageLength, io.SeekEnd); err != nil {
+			return ""
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTerminationMessageLength))
+	if err != nil {
+		return ""
 	}
 	return string(b)
 }

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/registry/storage"
+	"github.com/skiff-dev/skiff/registry/storage/cacher"
 )
 
 // Store serves one resource (in one group version) from storage, as its declaration says.
@@ -68,10 +70,18 @@ func (s *Store) Key(ns, name string) string {
 	return "/registry/" + s.Resource.StorageKey + "/" + name
 }
 
-// converts reports whether objects of this resource are stored as another kind.
-func (s *Store) converts() bool { return s.Resource.StorageVersion != s.Resource.GroupVersion }
+// converts reports whether objects of this resource are stored as another kind, or (custom
+// resources) must be made ready to serve from what storage holds.
+func (s *Store) converts() bool {
+	return s.Resource.StorageVersion != s.Resource.GroupVersion || s.Resource.Unstructured
+}
 
 func (s *Store) newStorageObject() runtime.Object {
+	if s.Resource.Unstructured {
+		u := s.Resource.New().(*unstructured.Unstructured)
+		u.SetAPIVersion(s.Resource.StorageVersion.String())
+		return u
+	}
 	if !s.converts() {
 		return s.Resource.New()
 	}
@@ -83,6 +93,11 @@ func (s *Store) newStorageObject() runtime.Object {
 }
 
 func (s *Store) newStorageList() runtime.Object {
+	if s.Resource.Unstructured {
+		l := s.Resource.NewList().(*unstructured.UnstructuredList)
+		l.SetAPIVersion(s.Resource.StorageVersion.String())
+		return l
+	}
 	if !s.converts() {
 		return s.Resource.NewList()
 	}
@@ -98,6 +113,15 @@ func (s *Store) toStorage(obj runtime.Object) (runtime.Object, error) {
 	if !s.converts() || obj == nil {
 		return obj, nil
 	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		// custom resources are stored in the storage version: only their apiVersion differs
+		if u.GetAPIVersion() == s.Resource.StorageVersion.String() {
+			return u, nil
+		}
+		out := u.DeepCopy()
+		out.SetAPIVersion(s.Resource.StorageVersion.String())
+		return out, nil
+	}
 	out := s.newStorageObject()
 	if err := apis.Scheme.Convert(obj, out, nil); err != nil {
 		return nil, err
@@ -105,10 +129,20 @@ func (s *Store) toStorage(obj runtime.Object) (runtime.Object, error) {
 	return out, nil
 }
 
-// fromStorage converts a stored object to the served kind.
+// fromStorage converts a stored object to the served kind. A custom resource is copied (what
+// storage returns may be the watch cache's), given the served apiVersion and made ready by its
+// declaration's FromStorage.
 func (s *Store) fromStorage(obj runtime.Object) (runtime.Object, error) {
 	if !s.converts() || obj == nil {
 		return obj, nil
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		out := u.DeepCopy()
+		out.SetGroupVersionKind(s.Resource.GroupVersionKind())
+		if s.Resource.FromStorage != nil {
+			s.Resource.FromStorage(out)
+		}
+		return out, nil
 	}
 	out := s.Resource.New()
 	if err := apis.Scheme.Convert(obj, out, nil); err != nil {
@@ -147,6 +181,14 @@ func (s *Store) fromStorageList(list runtime.Object) (runtime.Object, error) {
 
 // attrs returns labels and selectable fields of a stored object, for predicates.
 func (s *Store) attrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	if s.Resource.Unstructured {
+		// a custom resource selects the same in every version: no copy is needed
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, nil, err
+		}
+		return labels.Set(m.GetLabels()), s.Resource.SelectableFields(obj), nil
+	}
 	served, err := s.fromStorage(obj)
 	if err != nil {
 		return nil, nil, err
@@ -521,6 +563,11 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *metav1.Delete
 	if opts == nil {
 		opts = &metav1.DeleteOptions{}
 	}
+	if s.Resource.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+		orphan := metav1.DeletePropagationOrphan
+		opts = opts.DeepCopy()
+		opts.PropagationPolicy = &orphan
+	}
 	if s.Resource.Terminating != nil {
 		return s.deleteTerminating(ctx, ns, name, opts)
 	}
@@ -666,6 +713,10 @@ func (markStrategy) AllowUnconditionalUpdate() bool { return true }
 
 // interpret maps a storage error to the Status error upstream answers with.
 func (s *Store) interpret(err error, name string) error {
+	if errors.Is(err, cacher.ErrStopped) {
+		// the resource stopped being served while the request ran (its definition went)
+		return apierrors.NewNotFound(s.GroupResource(), name)
+	}
 	var se *storage.Error
 	if !errors.As(err, &se) {
 		return err

@@ -28,6 +28,17 @@ type Config struct {
 	DeleteReturnsObject func(*apis.Resource) bool
 	// GitVersion is the server's version ("v1.37.0"), the documents' info.version.
 	GitVersion string
+	// Published are documents built elsewhere (custom resources' from their schemas), merged
+	// into /openapi/v2 and served under /openapi/v3 by their group version.
+	Published []Published
+}
+
+// Published is the OpenAPI of one resource that has no Go types: its v2 paths and
+// definitions, and its v3 document, served as /openapi/v3/<Path> ("apis/<group>/<version>").
+type Published struct {
+	Path string
+	V2   *spec.Swagger
+	V3   *spec3.OpenAPI
 }
 
 // documentVersion is the info.version upstream's server completes its OpenAPI config with.
@@ -176,7 +187,64 @@ func (d *documentSet) v2() (*spec.Swagger, error) {
 		return nil, fmt.Errorf("openapi v2: %w", err)
 	}
 	swagger.Definitions = pruneDefaults(swagger.Definitions)
+	for _, p := range d.cfg.Published {
+		mergeSwagger(swagger, p.V2)
+	}
 	return swagger, nil
+}
+
+// mergeSwagger adds extra's paths and the definitions swagger lacks (those of the built-in
+// types a published document refers to are the same), as upstream's aggregator merges
+// custom resources' specs.
+func mergeSwagger(swagger, extra *spec.Swagger) {
+	if extra == nil {
+		return
+	}
+	if extra.Paths != nil {
+		if swagger.Paths == nil {
+			swagger.Paths = &spec.Paths{Paths: map[string]spec.PathItem{}}
+		}
+		for path, item := range extra.Paths.Paths {
+			swagger.Paths.Paths[path] = item
+		}
+	}
+	for name, def := range extra.Definitions {
+		if _, ok := swagger.Definitions[name]; !ok {
+			if swagger.Definitions == nil {
+				swagger.Definitions = spec.Definitions{}
+			}
+			swagger.Definitions[name] = def
+		}
+	}
+}
+
+// mergeV3 adds extra's paths and schemas to doc (two custom resources in one group version).
+func mergeV3(doc, extra *spec3.OpenAPI) *spec3.OpenAPI {
+	if doc == nil {
+		return extra
+	}
+	if extra.Paths != nil {
+		if doc.Paths == nil {
+			doc.Paths = &spec3.Paths{Paths: map[string]*spec3.Path{}}
+		}
+		for path, item := range extra.Paths.Paths {
+			doc.Paths.Paths[path] = item
+		}
+	}
+	if extra.Components != nil {
+		if doc.Components == nil {
+			doc.Components = &spec3.Components{}
+		}
+		if doc.Components.Schemas == nil {
+			doc.Components.Schemas = map[string]*spec.Schema{}
+		}
+		for name, schema := range extra.Components.Schemas {
+			if _, ok := doc.Components.Schemas[name]; !ok {
+				doc.Components.Schemas[name] = schema
+			}
+		}
+	}
+	return doc
 }
 
 // v3 is one OpenAPI v3 document per root path, keyed as /openapi/v3 lists them ("api/v1",
@@ -205,6 +273,11 @@ func (d *documentSet) v3() (map[string]*spec3.OpenAPI, error) {
 			return nil, fmt.Errorf("openapi v3 %s: %w", ws.root, err)
 		}
 		docs[strings.TrimPrefix(ws.root, "/")] = doc
+	}
+	for _, p := range d.cfg.Published {
+		if p.V3 != nil {
+			docs[p.Path] = mergeV3(docs[p.Path], p.V3)
+		}
 	}
 	return docs, nil
 }

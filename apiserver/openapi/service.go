@@ -97,8 +97,14 @@ func NewService(cfg Config) (*Service, error) {
 		return docs, "built", err
 	}))
 	s.v3 = handler3.NewOpenAPIService()
+	names := map[string]bool{}
 	for _, ws := range services {
-		name := strings.TrimPrefix(ws.root, "/")
+		names[strings.TrimPrefix(ws.root, "/")] = true
+	}
+	for _, p := range cfg.Published {
+		names[p.Path] = true
+	}
+	for name := range names {
 		s.v3.UpdateGroupVersionLazy(name, cached.Transform(func(docs map[string]*spec3.OpenAPI, etag string, err error) (*spec3.OpenAPI, string, error) {
 			if err != nil {
 				return nil, "", err

@@ -19,10 +19,12 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/controllers/cronjob"
 	"github.com/skiff-dev/skiff/controllers/daemonset"
 	"github.com/skiff-dev/skiff/controllers/deployment"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
+	"github.com/skiff-dev/skiff/controllers/job"
 	"github.com/skiff-dev/skiff/controllers/namespace"
 	"github.com/skiff-dev/skiff/controllers/nodeipam"
 	"github.com/skiff-dev/skiff/controllers/nodelifecycle"
@@ -32,6 +34,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
+	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
 )
 
 // errSkipController: the controller cannot run with these options and is left out.
@@ -58,6 +61,27 @@ var descriptors = []descriptor{
 	}},
 	{name: "replicationcontroller-controller", aliases: []string{"replicationcontroller"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := replicaset.NewForReplicationControllers(b.informers.Core().V1().ReplicationControllers(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "job-controller", aliases: []string{"job"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := job.New(b.informers.Batch().V1().Jobs(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "cronjob-controller", aliases: []string{"cronjob"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := cronjob.New(b.informers.Batch().V1().CronJobs(), b.informers.Batch().V1().Jobs(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "ttl-after-finished-controller", aliases: []string{"ttl-after-finished"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := ttlafterfinished.New(b.informers.Batch().V1().Jobs(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}

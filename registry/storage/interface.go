@@ -5,6 +5,12 @@
 // resourceVersion is the etcd revision everywhere: the resourceVersion of an object is the
 // revision of the write that last changed it, and the resourceVersion of a list is the revision
 // the list was read at.
+//
+// Objects are typed (a pointer to a k8s.io/api struct, stored as protobuf) or unstructured
+// (an *unstructured.Unstructured custom resource, stored as JSON). Typed objects come back
+// with an empty TypeMeta; unstructured ones keep the apiVersion and kind they were stored
+// with, as upstream's storage returns custom resources (in list items and watch events too).
+// Storage never converts a custom resource between versions: that is the caller's.
 package storage
 
 import (
@@ -20,7 +26,8 @@ import (
 
 // Interface stores objects under keys. Keys are full etcd keys ("/registry/pods/ns/name");
 // prefixes passed to GetList and Watch end in "/" (or are a single object's key when
-// opts.Recursive is false).
+// opts.Recursive is false). A store that was stopped (a watch cache's Stop, when its resource
+// is removed) fails every call.
 type Interface interface {
 	// Create stores obj at key if no object is there, and decodes the stored object into out
 	// with its resourceVersion set to the revision of the write. obj's resourceVersion must be
@@ -36,9 +43,10 @@ type Interface interface {
 	// left zero.
 	Get(ctx context.Context, key string, opts GetOptions, out runtime.Object) error
 
-	// GetList decodes into listObj (a typed list, e.g. *corev1.PodList) every object under the
-	// prefix key that matches opts.Predicate, sorted by key, and sets the list's
-	// resourceVersion, continue token and remainingItemCount.
+	// GetList decodes into listObj (a typed list, e.g. *corev1.PodList, or an
+	// *unstructured.UnstructuredList, whose own apiVersion and kind are left as given) every
+	// object under the prefix key that matches opts.Predicate, sorted by key, and sets the
+	// list's resourceVersion, continue token and remainingItemCount.
 	//   ResourceVersion "" with any match : the latest state (consistent list).
 	//   "0", match "" or NotOlderThan    : any state no older than the given revision.
 	//   "N", match "Exact"               : exactly revision N (Expired if compacted).
@@ -54,9 +62,9 @@ type Interface interface {
 	// state otherwise (tryUpdate may run several times; it must not have side effects). The
 	// stored result is decoded into out. preconditions are checked against each state read.
 	// When the key is missing: a KeyNotFound error, unless ignoreNotFound, in which case
-	// tryUpdate receives a zero object of out's type and its result is created. If tryUpdate
-	// returns an object equal to the existing one, nothing is written and out is the existing
-	// object (its resourceVersion unchanged).
+	// tryUpdate receives a zero object of out's type (an Unstructured with a nil Object) and
+	// its result is created. If tryUpdate returns an object that encodes to the stored bytes,
+	// nothing is written and out is the existing object (its resourceVersion unchanged).
 	// cachedExisting, when not nil, is a state the caller already holds; the store may try it
 	// first and falls back to a fresh read on conflict.
 	GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
@@ -78,7 +86,8 @@ type Interface interface {
 	// metav1.InitialEventsAnnotationKey: "true". With Predicate.AllowWatchBookmarks,
 	// BOOKMARK events carrying the current revision are sent periodically.
 	// An object that stops matching the predicate arrives as DELETED; one that starts
-	// matching arrives as ADDED. The watch ends when ctx is done or Stop is called.
+	// matching arrives as ADDED. The watch ends (its result channel closes) when ctx is
+	// done, Stop is called, or the store serving it is stopped (a watch cache's Stop).
 	Watch(ctx context.Context, key string, opts ListOptions) (watch.Interface, error)
 
 	// CurrentRevision is the latest revision of the whole store (a consistent read).
@@ -114,6 +123,15 @@ type ListOptions struct {
 	Recursive bool
 	// SendInitialEvents asks a watch to start with the current state (see Watch).
 	SendInitialEvents *bool
+	// NewFunc, when set, returns an empty object of the resource under key: for a custom
+	// resource an *unstructured.Unstructured with its apiVersion and kind set. A watch served
+	// by etcd decodes every value into one (a typed one is converted through the scheme from
+	// another stored version; an unstructured one is not converted) and builds its BOOKMARKs
+	// from one. Without it, values are decoded by their
+	// own kind, and no BOOKMARK can be sent before the first event; the one ending the
+	// initial events is then lost. The watch cache sets it to its own when it passes a
+	// watch to etcd. GetList does not use it: listObj's item type decides.
+	NewFunc func() runtime.Object
 }
 
 // AttrFunc returns the labels and selectable fields of an object.

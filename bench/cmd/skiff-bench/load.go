@@ -10,6 +10,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 )
 
 const (
@@ -32,10 +35,13 @@ const (
 // load runs the phases against one namespace and fills res.
 type load struct {
 	client   kubernetes.Interface
+	config   *rest.Config
 	opts     options
 	progress io.Writer
 	ns       string
 	res      *results
+	// createdCRDs are the definitions the customresources scenario made, for cleanup
+	createdCRDs []string
 }
 
 func (l *load) run(ctx context.Context) error {
@@ -47,6 +53,9 @@ func (l *load) run(ctx context.Context) error {
 	}
 	l.ns, l.res.Namespace = ns.Name, ns.Name
 	fmt.Fprintf(l.progress, "namespace %s\n", l.ns)
+	if l.opts.scenario == "customresources" {
+		return l.customResources(ctx)
+	}
 
 	created := l.creates(ctx)
 	if len(created) == 0 {
@@ -378,6 +387,23 @@ func (l *load) parallel(ctx context.Context, phase string, n int, op func(contex
 func (l *load) addRow(r row, errs *errorTally) {
 	l.res.Rows = append(l.res.Rows, r)
 	l.res.ErrorGroups = append(l.res.ErrorGroups, errs.list()...)
+}
+
+// deleteCRDs deletes the definitions the bench created (and so their objects).
+func (l *load) deleteCRDs(ctx context.Context) error {
+	if len(l.createdCRDs) == 0 {
+		return nil
+	}
+	ext, err := apiextensionsclient.NewForConfig(l.config)
+	if err != nil {
+		return err
+	}
+	for _, name := range l.createdCRDs {
+		if err := ext.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteNamespace deletes the bench's pods, without grace, and then its namespace.

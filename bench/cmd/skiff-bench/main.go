@@ -32,6 +32,8 @@ type options struct {
 	json        bool
 	contentType string
 	formats     bool
+	scenario    string
+	crds        int
 }
 
 func main() {
@@ -47,7 +49,13 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
 	flag.StringVar(&o.contentType, "content-type", "json", "what the client sends and asks for: json or protobuf")
 	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
+	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above) or customresources (CRD create to served, and CR creates beside ConfigMap creates)")
+	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.Parse()
+	if o.scenario != "pods" && o.scenario != "customresources" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods or customresources")
+		os.Exit(2)
+	}
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --pods, --workers, --watchers, --updates and --list-repeats must be at least 1, and there are no arguments")
 		os.Exit(2)
@@ -70,7 +78,10 @@ func run(ctx context.Context, o options) (err error) {
 	progress := os.Stderr
 	res := &results{
 		ContentType: o.contentType, Pods: o.pods, Workers: o.workers, Watchers: o.watchers,
-		Updates: o.updates, ListRepeats: o.listRepeats,
+		Updates: o.updates, ListRepeats: o.listRepeats, Scenario: o.scenario,
+	}
+	if o.scenario == "customresources" {
+		res.CRDs = o.crds
 	}
 	kubeconfig, pid := o.kubeconfig, o.pid
 	var server *skiffproc.Process
@@ -120,7 +131,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
-	l := &load{client: client, opts: o, progress: progress, res: res}
+	l := &load{client: client, config: cfg, opts: o, progress: progress, res: res}
 	loadErr := l.run(ctx)
 	if pid > 0 {
 		if res.RSSMiB, res.PeakRSSMiB, err = skiffproc.ReadRSS(pid); err != nil {
@@ -133,6 +144,9 @@ func run(ctx context.Context, o options) (err error) {
 		defer cancel()
 		if err := deleteNamespace(cleanup, client, l.ns); err != nil {
 			fmt.Fprintf(progress, "warning: cleaning up namespace %s: %v\n", l.ns, err)
+		}
+		if err := l.deleteCRDs(cleanup); err != nil {
+			fmt.Fprintf(progress, "warning: deleting the bench's CustomResourceDefinitions: %v\n", err)
 		}
 	}
 	if server != nil {

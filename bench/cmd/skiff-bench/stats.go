@@ -60,6 +60,8 @@ type results struct {
 	Watchers    int    `json:"watchers"`
 	Updates     int    `json:"updates"`
 	ListRepeats int    `json:"list_repeats"`
+	Scenario    string `json:"scenario"`
+	CRDs        int    `json:"crds,omitempty"`
 
 	Rows []row `json:"rows"`
 	// ListItems is the item count of every LIST, by resourceVersion mode.
@@ -78,8 +80,13 @@ type results struct {
 }
 
 func (r *results) printTable(w io.Writer) {
-	fmt.Fprintf(w, "\nskiff-bench: %d pods, %d workers, %d watchers, %d updates, %d lists per mode, %s, against %s\n\n",
-		r.Pods, r.Workers, r.Watchers, r.Updates, r.ListRepeats, r.ContentType, r.Server)
+	if r.Scenario == "customresources" {
+		fmt.Fprintf(w, "\nskiff-bench customresources: %d CRDs, %d ConfigMaps and %d custom resources, %d workers, %s, against %s\n\n",
+			r.CRDs, r.Pods, r.Pods, r.Workers, r.ContentType, r.Server)
+	} else {
+		fmt.Fprintf(w, "\nskiff-bench: %d pods, %d workers, %d watchers, %d updates, %d lists per mode, %s, against %s\n\n",
+			r.Pods, r.Workers, r.Watchers, r.Updates, r.ListRepeats, r.ContentType, r.Server)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tops\terrors\tops/s\tp50 ms\tp99 ms\tmax ms\t\t")
 	for _, x := range r.Rows {
@@ -91,7 +98,11 @@ func (r *results) printTable(w io.Writer) {
 			x.Phase, x.Ops, x.Errors, rate, x.P50Ms, x.P99Ms, x.MaxMs, x.Note)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nwatch deliveries: %d, missed: %d\n", r.WatchDeliveries, r.WatchMissed)
+	if r.Scenario != "customresources" {
+		fmt.Fprintf(w, "\nwatch deliveries: %d, missed: %d\n", r.WatchDeliveries, r.WatchMissed)
+	} else {
+		fmt.Fprintln(w)
+	}
 	if r.RSSMiB > 0 {
 		fmt.Fprintf(w, "server RSS: %.0f MiB after the load (idle %.0f MiB, peak %.0f MiB)\n", r.RSSMiB, r.IdleRSSMiB, r.PeakRSSMiB)
 	} else {

@@ -8,7 +8,11 @@
 // cached objects: the top-level struct is the caller's, so setting TypeMeta or an ObjectMeta
 // scalar (as an encoder does) is safe, but maps, slices and pointers inside are shared with
 // the cache and every other caller. Callers must DeepCopy before changing anything else. The
-// cache itself never mutates an object once stored.
+// cache itself never mutates an object once stored. Unstructured objects (custom resources)
+// are handed out with their own top-level and metadata maps, sharing everything below.
+//
+// A cache lives until the context given to New ends or Stop is called (its resource was
+// removed, e.g. a CustomResourceDefinition deleted); it must never outlive both.
 package cacher
 
 import (
@@ -68,13 +72,21 @@ type Cacher struct {
 	indexField string
 	indexValue func(runtime.Object) string
 
-	ctx context.Context
+	// ctx ends when New's ctx does or Stop is called; everything the cache started ends then.
+	ctx  context.Context
+	stop context.CancelFunc
+	// stopped: Stop was called, and every call is refused with ErrStopped.
+	stopped atomic.Bool
+	// goroutines counts the reflector, progress requester, bookmarker and watchers; Stop
+	// waits for them. Watchers are added only under mu while !closed.
+	goroutines sync.WaitGroup
 	// watchCtx carries the metadata of the cache's etcd watch: RequestProgress must be sent
 	// with the same metadata to reach that watch's gRPC stream.
 	watchCtx context.Context
 
 	mu       sync.RWMutex
 	ready    bool
+	closed   bool  // the reflector has shut down: no watcher may be added
 	rev      int64 // every event up to rev is applied
 	objects  *objectSet
 	history  *history
@@ -94,6 +106,9 @@ type Cacher struct {
 }
 
 var _ storage.Interface = &Cacher{}
+
+// ErrStopped is what every call on a stopped Cacher returns (wrapped, with the prefix).
+var ErrStopped = errors.New("the watch cache was stopped")
 
 // Option tunes a Cacher.
 type Option func(*Cacher)
@@ -115,9 +130,11 @@ func WithIndexedField(field string, value func(runtime.Object) string) Option {
 
 // New starts a cache of the objects under prefix (a key ending in "/"), read and written
 // through store, watched through client (the client store uses). newFunc and newListFunc make
-// the resource's object and list. The cache fills in the background; until it is ready, reads
-// go to store and watches wait. Everything it started stops when ctx is done; its watchers'
-// result channels are closed then.
+// the resource's object and list: a typed pair (*corev1.Pod, *corev1.PodList), or for a
+// custom resource *unstructured.Unstructured (with apiVersion and kind set, which its
+// bookmarks then carry) and *unstructured.UnstructuredList. The cache fills in the
+// background; until it is ready, reads go to store and watches wait. Everything it started
+// stops when ctx is done or Stop is called; its watchers' result channels are closed then.
 func New(ctx context.Context, store storage.Interface, client *clientv3.Client, prefix string,
 	newFunc, newListFunc func() runtime.Object, opts ...Option) (*Cacher, error) {
 	if !strings.HasSuffix(prefix, "/") {
@@ -139,8 +156,6 @@ func New(ctx context.Context, store storage.Interface, client *clientv3.Client, 
 		objType:           objType,
 		historySize:       DefaultHistorySize,
 		bookmarkInterval:  DefaultBookmarkInterval,
-		ctx:               ctx,
-		watchCtx:          clientv3.WithRequireLeader(ctx),
 		objects:           newObjectSet(),
 		watchers:          map[int]*cacheWatcher{},
 		indexedWatchers:   map[string]map[int]*cacheWatcher{},
@@ -151,13 +166,46 @@ func New(ctx context.Context, store storage.Interface, client *clientv3.Client, 
 	for _, o := range opts {
 		o(c)
 	}
+	c.ctx, c.stop = context.WithCancel(ctx)
+	c.watchCtx = clientv3.WithRequireLeader(c.ctx)
 	c.history = newHistory(c.historySize, 0)
-	go c.reflect()
-	go c.requestProgress()
+	c.goroutines.Add(2)
+	go func() { defer c.goroutines.Done(); c.reflect() }()
+	go func() { defer c.goroutines.Done(); c.requestProgress() }()
 	if c.bookmarkInterval > 0 {
-		go c.offerBookmarks()
+		c.goroutines.Add(1)
+		go func() { defer c.goroutines.Done(); c.offerBookmarks() }()
 	}
 	return c, nil
+}
+
+// Stop ends the cache on its own, before New's ctx (its resource is gone: a deleted
+// CustomResourceDefinition). Its etcd watch and goroutines end; every watcher ends at once
+// (events it had not delivered are dropped) and its result channel closes; calls in progress
+// that wait for the cache fail; and every later call returns an error wrapping ErrStopped.
+// Stop returns when the cache's goroutines and watchers have ended. Watches the cache had
+// passed on to etcd are ended too; their channels close as their etcd watches unwind.
+// Calling Stop again does nothing more.
+func (c *Cacher) Stop() {
+	c.stopped.Store(true)
+	c.stop()
+	c.goroutines.Wait()
+}
+
+// refused is the error of a call on a stopped cache, nil while it is not stopped.
+func (c *Cacher) refused() error {
+	if c.stopped.Load() {
+		return fmt.Errorf("watch cache for %s: %w", c.prefix, ErrStopped)
+	}
+	return nil
+}
+
+// endedError is the error of a wait the cache's end interrupted.
+func (c *Cacher) endedError() error {
+	if err := c.refused(); err != nil {
+		return err
+	}
+	return fmt.Errorf("watch cache for %s stopped: %w", c.prefix, c.ctx.Err())
 }
 
 // Ready reports whether the cache has listed its prefix and is following etcd.
@@ -357,10 +405,16 @@ func (c *Cacher) setNotReady() {
 	c.advanceLocked()
 }
 
+// shutdown ends every watcher at once: with the cache gone there is nothing to catch up to,
+// and a consumer that stopped reading must not keep Stop waiting.
 func (c *Cacher) shutdown() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ready = false
+	c.closed = true
+	for _, w := range c.watchers {
+		w.cancel()
+	}
 	c.removeAllWatchersLocked()
 	c.advanceLocked()
 }
@@ -401,7 +455,7 @@ func (c *Cacher) waitFor(ctx context.Context, key string, rev int64, timeout tim
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.ctx.Done():
-			return fmt.Errorf("watch cache for %s stopped: %w", c.prefix, c.ctx.Err())
+			return c.endedError()
 		}
 	}
 }
@@ -460,23 +514,35 @@ func (c *Cacher) offerBookmarks() {
 
 // Create implements storage.Interface by writing through to etcd.
 func (c *Cacher) Create(ctx context.Context, key string, obj, out runtime.Object) error {
+	if err := c.refused(); err != nil {
+		return err
+	}
 	return c.store.Create(ctx, key, obj, out)
 }
 
 // GuaranteedUpdate implements storage.Interface by writing through to etcd.
 func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
 	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, cachedExisting runtime.Object) error {
+	if err := c.refused(); err != nil {
+		return err
+	}
 	return c.store.GuaranteedUpdate(ctx, key, out, ignoreNotFound, preconditions, tryUpdate, cachedExisting)
 }
 
 // Delete implements storage.Interface by writing through to etcd.
 func (c *Cacher) Delete(ctx context.Context, key string, out runtime.Object, preconditions *storage.Preconditions,
 	validateDeletion storage.ValidateDeleteFunc, cachedExisting runtime.Object) error {
+	if err := c.refused(); err != nil {
+		return err
+	}
 	return c.store.Delete(ctx, key, out, preconditions, validateDeletion, cachedExisting)
 }
 
 // CurrentRevision implements storage.Interface (etcd's, not the cache's).
 func (c *Cacher) CurrentRevision(ctx context.Context) (int64, error) {
+	if err := c.refused(); err != nil {
+		return 0, err
+	}
 	return c.store.CurrentRevision(ctx)
 }
 
@@ -485,6 +551,9 @@ func (c *Cacher) CurrentRevision(ctx context.Context) (int64, error) {
 // memory, or lets etcd answer when it cannot catch up in time; "0" is whatever the cache
 // holds; "N" waits for the cache to reach N.
 func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
+	if err := c.refused(); err != nil {
+		return err
+	}
 	if !c.covers(key) || reflect.TypeOf(out) != c.objType || !c.Ready() {
 		return c.store.Get(ctx, key, opts, out)
 	}
@@ -524,8 +593,7 @@ func (c *Cacher) getFromCache(key string, opts storage.GetOptions, out runtime.O
 		}
 		return storage.NewError(storage.ErrCodeKeyNotFound, key, 0, "key not found")
 	}
-	reflect.ValueOf(out).Elem().Set(reflect.ValueOf(obj).Elem())
-	return nil
+	return etcd3.ShallowCopyInto(out, obj)
 }
 
 // GetList implements storage.Interface. Exact revisions and continue tokens go to etcd (the
@@ -534,6 +602,9 @@ func (c *Cacher) getFromCache(key string, opts storage.GetOptions, out runtime.O
 // continue token etcd3 would, at the cache's revision, so the next page is read from etcd at
 // exactly that revision.
 func (c *Cacher) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
+	if err := c.refused(); err != nil {
+		return err
+	}
 	if !c.servesList(key, opts, listObj) {
 		return c.store.GetList(ctx, key, opts, listObj)
 	}
@@ -636,7 +707,8 @@ func (c *Cacher) servesList(key string, opts storage.ListOptions, listObj runtim
 // covers reports whether key is under the cache's prefix.
 func (c *Cacher) covers(key string) bool { return strings.HasPrefix(key, c.prefix) }
 
-// fillList sets a list's items to shallow copies of objs (one struct copy each).
+// fillList sets a list's items to shallow copies of objs (one struct copy each; for
+// unstructured items, their top-level and metadata maps too).
 func fillList(listObj runtime.Object, objs []keyedObject) error {
 	itemsPtr, err := meta.GetItemsPtr(listObj)
 	if err != nil {
@@ -645,7 +717,9 @@ func fillList(listObj runtime.Object, objs []keyedObject) error {
 	items := reflect.ValueOf(itemsPtr).Elem()
 	slice := reflect.MakeSlice(items.Type(), len(objs), len(objs))
 	for i, ko := range objs {
-		slice.Index(i).Set(reflect.ValueOf(ko.obj).Elem())
+		if err := etcd3.ShallowCopyInto(slice.Index(i).Addr().Interface().(runtime.Object), ko.obj); err != nil {
+			return err
+		}
 	}
 	items.Set(slice)
 	return nil
@@ -668,8 +742,11 @@ func setListMeta(listObj runtime.Object, rev int64, next string, remaining *int6
 // SendInitialEvents, with the state at that point). A watch the cache cannot make consistent
 // in time goes to etcd.
 func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
+	if err := c.refused(); err != nil {
+		return nil, err
+	}
 	if !c.covers(key) {
-		return c.store.Watch(ctx, key, opts)
+		return c.storeWatch(ctx, key, opts)
 	}
 	rv, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
@@ -691,7 +768,7 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 		}
 		if err := c.waitFor(ctx, key, current, freshnessTimeout); err != nil {
 			if storage.HasCode(err, storage.ErrCodeTooLargeResourceVersion) {
-				return c.store.Watch(ctx, key, opts)
+				return c.storeWatch(ctx, key, opts)
 			}
 			return nil, err
 		}
@@ -717,6 +794,11 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 	}
 
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cancel()
+		return nil, c.endedError()
+	}
 	if !c.ready {
 		// Lost etcd between waitReady and here: the client retries.
 		c.mu.Unlock()
@@ -746,10 +828,40 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 	w.id = c.nextID
 	c.nextID++
 	c.addWatcherLocked(w)
+	c.goroutines.Add(1) // under mu and !closed: Stop's Wait has not seen the count reach 0
 	c.mu.Unlock()
 
-	go w.run(r)
+	go func() { defer c.goroutines.Done(); w.run(r) }()
 	return w, nil
+}
+
+// storeWatch passes a watch to etcd (the store): in the cache's type when key is the cache's,
+// and ending when the cache ends, as the cache's own watchers do.
+func (c *Cacher) storeWatch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
+	if opts.NewFunc == nil && c.covers(key) {
+		opts.NewFunc = c.newFunc
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	release := context.AfterFunc(c.ctx, cancel)
+	w, err := c.store.Watch(ctx, key, opts)
+	if err != nil {
+		release()
+		cancel()
+		return nil, err
+	}
+	return &storeWatcher{Interface: w, end: func() { release(); cancel() }}, nil
+}
+
+// storeWatcher is a watch served by etcd that also ends with the cache.
+type storeWatcher struct {
+	watch.Interface
+	end  func()
+	once sync.Once
+}
+
+func (w *storeWatcher) Stop() {
+	w.Interface.Stop()
+	w.once.Do(w.end)
 }
 
 // waitReady waits until the cache has listed its prefix (or ctx ends).
@@ -766,7 +878,7 @@ func (c *Cacher) waitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.ctx.Done():
-			return fmt.Errorf("watch cache for %s stopped: %w", c.prefix, c.ctx.Err())
+			return c.endedError()
 		}
 	}
 }

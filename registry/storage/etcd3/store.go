@@ -1,7 +1,8 @@
 // Package etcd3 stores Kubernetes objects in etcd exactly as kube-apiserver does: keys as given
-// ("/registry/pods/ns/name"), values in protobuf behind the "k8s\x00" magic with an empty
-// resourceVersion, and resourceVersion = the etcd revision. A skiff and a kube-apiserver can
-// read each other's data.
+// ("/registry/pods/ns/name"), values with an empty resourceVersion, in protobuf behind the
+// "k8s\x00" magic for built-in kinds and in JSON for custom resources (unstructured objects),
+// and resourceVersion = the etcd revision. A skiff and a kube-apiserver can read each other's
+// data.
 //
 // It implements storage.Interface with plain etcd calls: every read goes to etcd (there is no
 // cache here; that is registry/storage/cacher), every write is a compare-and-swap transaction.
@@ -34,18 +35,15 @@ const maxPageSize = 10000
 // Store is storage.Interface over one etcd client. It is not tied to a resource: the type of
 // what it decodes comes from the caller's out object, or from the value's envelope.
 type Store struct {
-	client *clientv3.Client
-	// newObjectForKey gives the object a bookmark of a watch on key carries, when no event
-	// has shown the watched type yet.
-	newObjectForKey func(key string) runtime.Object
-	revisions       *revisionReads
+	client    *clientv3.Client
+	revisions *revisionReads
 }
 
 var _ storage.Interface = &Store{}
 
 // New returns a Store that reads and writes through client.
 func New(client *clientv3.Client) *Store {
-	s := &Store{client: client, newObjectForKey: objectForStorageKey}
+	s := &Store{client: client}
 	s.revisions = &revisionReads{fetch: s.fetchRevision}
 	return s
 }
@@ -80,8 +78,10 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object)
 	if out == nil {
 		return nil
 	}
-	if reflect.TypeOf(out) == reflect.TypeOf(obj) {
-		// what was written is obj: a copy of it saves decoding the bytes again
+	if _, unstructured := obj.(runtime.Unstructured); !unstructured && reflect.TypeOf(out) == reflect.TypeOf(obj) {
+		// What was written is obj: a copy of it saves decoding the bytes again. Not for an
+		// unstructured obj, whose copy would share its maps with the caller's object; it
+		// comes back as stored (without selfLink, with its numbers as JSON gives them).
 		reflect.ValueOf(out).Elem().Set(reflect.ValueOf(obj).Elem())
 		return setResourceVersion(out, resp.Header.Revision)
 	}

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/registry/storage"
 )
 
@@ -55,13 +54,14 @@ func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := &etcdWatcher{
-		store:    s,
-		key:      key,
-		opts:     opts,
-		startRev: startRev,
-		initial:  initial,
-		result:   make(chan watch.Event, resultBufferSize),
-		cancel:   cancel,
+		store:     s,
+		key:       key,
+		opts:      opts,
+		startRev:  startRev,
+		initial:   initial,
+		result:    make(chan watch.Event, resultBufferSize),
+		cancel:    cancel,
+		newObject: opts.NewFunc,
 	}
 	go w.run(ctx)
 	return w, nil
@@ -89,8 +89,8 @@ type etcdWatcher struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 
-	// newObject makes the object a bookmark carries: the type of the last decoded object, or
-	// the type apis' table stores under key.
+	// newObject makes the object a bookmark carries: opts.NewFunc, or else an empty object
+	// like the first one decoded (nil until then).
 	newObject func() runtime.Object
 }
 
@@ -234,14 +234,20 @@ func (w *etcdWatcher) transform(ev *clientv3.Event) (*watch.Event, error) {
 	return nil, nil
 }
 
+// decode reads a value into a new object of the watched resource (opts.NewFunc), or by the
+// value's own kind when the caller did not say.
 func (w *etcdWatcher) decode(value []byte, rev int64) (runtime.Object, error) {
-	obj, err := Decode(value, nil, rev)
+	var into runtime.Object
+	if w.opts.NewFunc != nil {
+		into = w.opts.NewFunc()
+	}
+	obj, err := Decode(value, into, rev)
 	if err != nil {
 		return nil, err
 	}
 	if w.newObject == nil {
 		w.newObject = func() runtime.Object {
-			o, _ := newLike(obj)
+			o, _ := newEmptyLike(obj)
 			return o
 		}
 	}
@@ -249,15 +255,12 @@ func (w *etcdWatcher) decode(value []byte, rev int64) (runtime.Object, error) {
 }
 
 func (w *etcdWatcher) sendBookmark(ctx context.Context, rev int64, initialEventsEnd bool) bool {
-	var obj runtime.Object
-	if w.newObject != nil {
-		obj = w.newObject()
-	} else {
-		obj = w.store.newObjectForKey(w.key)
+	if w.newObject == nil {
+		// No type to say it with (no opts.NewFunc, no event yet): a periodic bookmark is only
+		// an optimisation, but the end of the initial events is lost to the client.
+		return true
 	}
-	if obj == nil {
-		return true // no type to say it with; a bookmark is only an optimisation
-	}
+	obj := w.newObject()
 	if err := setResourceVersion(obj, rev); err != nil {
 		return true
 	}
@@ -293,21 +296,5 @@ func MarkInitialEventsEnd(obj runtime.Object) error {
 		return err
 	}
 	accessor.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
-	return nil
-}
-
-// objectForStorageKey returns an empty object of the kind apis' table stores under key
-// ("/registry/pods/..." → *corev1.Pod), or nil.
-func objectForStorageKey(key string) runtime.Object {
-	_, rest, ok := strings.Cut(key, "/registry/")
-	if !ok {
-		return nil
-	}
-	for _, r := range apis.Builtin.All() {
-		// storage keys may have more than one segment ("services/specs")
-		if r.StorageKey != "" && strings.HasPrefix(rest, r.StorageKey+"/") && r.GroupVersion == r.StorageVersion {
-			return r.New()
-		}
-	}
 	return nil
 }

@@ -224,8 +224,10 @@ func TestWatchFromNowSkipsThePast(t *testing.T) {
 func TestWatchBookmarksFollowEtcdProgress(t *testing.T) {
 	s, e := startStore(t)
 	ctx := context.Background()
+	// No event shows the watched type before the first bookmark: NewFunc says it.
 	w, err := s.Watch(ctx, "/registry/configmaps/", storage.ListOptions{Recursive: true,
-		Predicate: storage.SelectionPredicate{AllowWatchBookmarks: true}})
+		Predicate: storage.SelectionPredicate{AllowWatchBookmarks: true},
+		NewFunc:   func() runtime.Object { return &corev1.ConfigMap{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
