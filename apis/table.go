@@ -289,6 +289,23 @@ var builtin = []*Resource{
 		Strategy: ServiceAccountStrategy, Table: serviceAccountTable(),
 	},
 	{
+		GroupVersion: coreV1, Name: "replicationcontrollers", SingularName: "replicationcontroller", Kind: "ReplicationController", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"rc"}, Categories: []string{"all"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "ReplicationController", Verbs: verbsGetPatchUp, Strategy: ReplicationControllerStatusStrategy},
+			{Name: "scale", Kind: "Scale", GroupVersion: autoscalingV1, Verbs: verbsGetPatchUp},
+		},
+		StorageKey: "controllers", StorageVersion: coreV1, Fields: replicationControllerFields,
+		Default: Defaulter(defaultReplicationController), Strategy: ReplicationControllerStrategy, Table: replicationControllerTable(),
+		Scale: rcScale,
+	},
+	{
+		GroupVersion: coreV1, Name: "podtemplates", SingularName: "podtemplate", Kind: "PodTemplate", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "podtemplates", StorageVersion: coreV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultPodTemplate), Strategy: PodTemplateStrategy, Table: podTemplateTable(),
+	},
+	{
 		GroupVersion: appsV1, Name: "replicasets", SingularName: "replicaset", Kind: "ReplicaSet", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"rs"}, Categories: []string{"all"},
 		Subresources: []Subresource{
@@ -310,6 +327,32 @@ var builtin = []*Resource{
 		StorageKey: "deployments", StorageVersion: appsV1, Fields: objectMetaFields,
 		Default: Defaulter(defaultDeployment), Strategy: DeploymentStrategy, Table: deploymentTable(),
 		Scale: workloadScale,
+	},
+	{
+		GroupVersion: appsV1, Name: "daemonsets", SingularName: "daemonset", Kind: "DaemonSet", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"ds"}, Categories: []string{"all"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "DaemonSet", Verbs: verbsGetPatchUp, Strategy: DaemonSetStatusStrategy},
+		},
+		StorageKey: "daemonsets", StorageVersion: appsV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultDaemonSet), Strategy: DaemonSetStrategy, Table: daemonSetTable(),
+	},
+	{
+		GroupVersion: appsV1, Name: "statefulsets", SingularName: "statefulset", Kind: "StatefulSet", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"sts"}, Categories: []string{"all"},
+		Subresources: []Subresource{
+			{Name: "status", Kind: "StatefulSet", Verbs: verbsGetPatchUp, Strategy: StatefulSetStatusStrategy},
+			{Name: "scale", Kind: "Scale", GroupVersion: autoscalingV1, Verbs: verbsGetPatchUp},
+		},
+		StorageKey: "statefulsets", StorageVersion: appsV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultStatefulSet), Strategy: StatefulSetStrategy, Table: statefulSetTable(),
+		Scale: workloadScale,
+	},
+	{
+		GroupVersion: appsV1, Name: "controllerrevisions", SingularName: "controllerrevision", Kind: "ControllerRevision", Namespaced: true,
+		Verbs:      verbsAll,
+		StorageKey: "controllerrevisions", StorageVersion: appsV1, Fields: objectMetaFields,
+		Strategy: ControllerRevisionStrategy, Table: controllerRevisionTable(),
 	},
 	{
 		GroupVersion: batchV1, Name: "jobs", SingularName: "job", Kind: "Job", Namespaced: true,

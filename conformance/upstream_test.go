@@ -86,6 +86,14 @@ var upstreamMirrors = map[string]string{
 	"[sig-apps] Deployment deployment should delete old replica sets":                                           "[sig-apps] Deployment deployment should delete old replica sets [Conformance]",
 	"[sig-apps] Deployment should restart a Deployment's pods with kubectl rollout restart":                     "none in e2e: kubectl rollout restart (test/cmd/apps.sh)",
 
+	// apps: DaemonSets, StatefulSets and ReplicationControllers
+	"[sig-apps] DaemonSet should run and stop a simple daemon":                                                  "[sig-apps] Daemon set [Serial] should run and stop simple daemon [Conformance]",
+	"[sig-apps] DaemonSet should update pods when the template changes and roll back with kubectl rollout undo": "[sig-apps] Daemon set [Serial] should update pod when spec was updated and update strategy is RollingUpdate [Conformance]",
+	"[sig-apps] StatefulSet should scale up and down in predictable order":                                      "[sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] Scaling should happen in predictable order and halt if any stateful pod is unhealthy [Slow] [Conformance]",
+	"[sig-apps] StatefulSet should have a working scale subresource":                                            "[sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] should have a working scale subresource [Conformance]",
+	"[sig-apps] ReplicationController should create its replicas and replace a deleted pod":                     "[sig-apps] ReplicationController should serve a basic image on each replica with a public image [Conformance]",
+	"[sig-apps] ReplicationController should get and update a ReplicationController scale":                      "[sig-apps] ReplicationController should get and update a ReplicationController scale [Conformance]",
+
 	// kubectl
 	"[sig-cli] Kubectl client should create, get, label, annotate, describe and delete a configmap":           "[sig-cli] Kubectl client Kubectl label should update the label on a resource [Conformance]",
 	"[sig-cli] Kubectl client should create and then configure an object with kubectl apply":                  "[sig-cli] Kubectl client Kubectl apply should apply a new configuration to an existing RC",

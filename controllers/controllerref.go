@@ -201,3 +201,38 @@ func DeleteOwnerRefPatch(dependent types.UID, owners ...types.UID) []byte {
 	b, _ := json.Marshal(metadataPatch{Metadata: patchMeta{OwnerReferences: refs, UID: dependent}})
 	return b
 }
+
+// ClaimControllerRevisions is ClaimPods for the ControllerRevisions of a DaemonSet or a
+// StatefulSet.
+func (m *RefManager) ClaimControllerRevisions(ctx context.Context, client kubernetes.Interface, revisions []*appsv1.ControllerRevision) ([]*appsv1.ControllerRevision, error) {
+	var claimed []*appsv1.ControllerRevision
+	var errs []error
+	patch := func(ctx context.Context, obj metav1.Object, data []byte) error {
+		_, err := client.AppsV1().ControllerRevisions(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, data, metav1.PatchOptions{})
+		return err
+	}
+	adopt := func(ctx context.Context, obj metav1.Object) error {
+		if err := m.CanAdopt(ctx); err != nil {
+			return fmt.Errorf("can't adopt ControllerRevision %v/%v (%v): %v", obj.GetNamespace(), obj.GetName(), obj.GetUID(), err)
+		}
+		return patch(ctx, obj, ControllerRefPatch(m.Controller, m.Kind, obj.GetUID()))
+	}
+	release := func(ctx context.Context, obj metav1.Object) error {
+		err := patch(ctx, obj, DeleteOwnerRefPatch(obj.GetUID(), m.Controller.GetUID()))
+		if apierrors.IsInvalid(err) {
+			return nil
+		}
+		return err
+	}
+	for _, r := range revisions {
+		ok, err := m.claim(ctx, r, m.Selector.Matches(labels.Set(r.Labels)), adopt, release)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			claimed = append(claimed, r)
+		}
+	}
+	return claimed, utilerrors.NewAggregate(errs)
+}

@@ -59,6 +59,14 @@ func (e *Expectations) ExpectDeletions(key string, podKeys []string) {
 	e.byKey[key] = &expectation{del: len(podKeys), deleting: sets.New(podKeys...), timestamp: e.now()}
 }
 
+// Expect records that the controller of key has asked for n pods and for the deletion of these
+// pods in one go (a DaemonSet does both in one sync).
+func (e *Expectations) Expect(key string, n int, podKeys []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.byKey[key] = &expectation{add: n, del: len(podKeys), deleting: sets.New(podKeys...), timestamp: e.now()}
+}
+
 // CreationObserved lowers the creations the controller of key waits for by one: a pod it
 // created arrived, or a creation failed and will never arrive.
 func (e *Expectations) CreationObserved(key string) {

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiff-dev/skiff/apis"
@@ -120,6 +121,11 @@ func selectorString(v interface{}) string {
 	case string:
 		return sel
 	case map[string]interface{}:
+		if set, ok := labelSet(sel); ok {
+			// a map of labels (a ReplicationController's selector), never a LabelSelector,
+			// whose fields are a map and a list
+			return labels.SelectorFromSet(set).String()
+		}
 		var ls metav1.LabelSelector
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(sel, &ls); err != nil {
 			return ""
@@ -131,4 +137,17 @@ func selectorString(v interface{}) string {
 		return s.String()
 	}
 	return ""
+}
+
+// labelSet is m as labels when every value of it is a string.
+func labelSet(m map[string]interface{}) (labels.Set, bool) {
+	set := make(labels.Set, len(m))
+	for k, v := range m {
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		set[k] = s
+	}
+	return set, len(set) > 0
 }

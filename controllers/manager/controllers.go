@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/controllers/cronjob"
+	"github.com/skiff-dev/skiff/controllers/daemonset"
 	"github.com/skiff-dev/skiff/controllers/deployment"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
@@ -32,6 +33,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/replicaset"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
 	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
 )
@@ -62,6 +64,13 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
+	{name: "replicationcontroller-controller", serviceAccount: "replication-controller", aliases: []string{"replicationcontroller"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := replicaset.NewForReplicationControllers(b.informers.Core().V1().ReplicationControllers(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
 	{name: "job-controller", serviceAccount: "job-controller", aliases: []string{"job"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := job.New(b.informers.Batch().V1().Jobs(), b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
@@ -85,6 +94,22 @@ var descriptors = []descriptor{
 	}},
 	{name: "deployment-controller", serviceAccount: "deployment-controller", aliases: []string{"deployment"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := deployment.New(b.informers.Apps().V1().Deployments(), b.informers.Apps().V1().ReplicaSets(), b.informers.Core().V1().Pods(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "daemonset-controller", serviceAccount: "daemon-set-controller", aliases: []string{"daemonset"}, workers: 2, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := daemonset.New(b.informers.Apps().V1().DaemonSets(), b.informers.Apps().V1().ControllerRevisions(),
+			b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "statefulset-controller", serviceAccount: "statefulset-controller", aliases: []string{"statefulset"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := statefulset.New(b.informers.Apps().V1().StatefulSets(), b.informers.Apps().V1().ControllerRevisions(),
+			b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}

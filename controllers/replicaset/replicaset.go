@@ -4,6 +4,9 @@
 // never makes it overshoot; it adopts matching orphans and releases pods that stop matching
 // (ControllerRef); on scale-down it deletes pods in upstream's order; and it writes the
 // ReplicaSet's status. It must never touch pods another controller owns.
+//
+// The same controller runs over ReplicationControllers (NewForReplicationControllers), which it
+// sees as ReplicaSets whose selector is a label set, as upstream's replication manager does.
 package replicaset
 
 import (
@@ -23,7 +26,6 @@ import (
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -39,12 +41,10 @@ const (
 	BurstReplicas = 500
 )
 
-var controllerKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
-
-// Controller is the ReplicaSet controller.
+// Controller is the ReplicaSet controller (or the ReplicationController one).
 type Controller struct {
 	client       kubernetes.Interface
-	rsLister     appslisters.ReplicaSetLister
+	kind         managedKind
 	podIndexer   cache.Indexer
 	synced       []cache.InformerSynced
 	queue        controllers.Queue
@@ -60,16 +60,20 @@ type Controller struct {
 // New makes a ReplicaSet controller on shared informers of ReplicaSets and pods. Call it before
 // the informers start: it adds an index to the pod informer.
 func New(rsInformer appsinformers.ReplicaSetInformer, podInformer coreinformers.PodInformer, client kubernetes.Interface, r controllers.Reporting) (*Controller, error) {
+	return newController(replicaSetKind(rsInformer.Lister(), client), rsInformer.Informer(), podInformer, client, r)
+}
+
+func newController(kind managedKind, informer cache.SharedIndexInformer, podInformer coreinformers.PodInformer, client kubernetes.Interface, r controllers.Reporting) (*Controller, error) {
 	if err := controllers.AddControllerUIDIndex(podInformer.Informer()); err != nil {
 		return nil, fmt.Errorf("index pods by controller: %w", err)
 	}
-	recorder := r.EventRecorder(Component)
+	recorder := r.EventRecorder(kind.component)
 	c := &Controller{
 		client:        client,
-		rsLister:      rsInformer.Lister(),
+		kind:          kind,
 		podIndexer:    podInformer.Informer().GetIndexer(),
-		synced:        []cache.InformerSynced{rsInformer.Informer().HasSynced, podInformer.Informer().HasSynced},
-		queue:         controllers.NewQueue(Name, r),
+		synced:        []cache.InformerSynced{informer.HasSynced, podInformer.Informer().HasSynced},
+		queue:         controllers.NewQueue(kind.name, r),
 		expectations:  controllers.NewExpectations(),
 		podControl:    controllers.PodControl{Client: client, Recorder: recorder},
 		recorder:      recorder,
@@ -77,10 +81,11 @@ func New(rsInformer appsinformers.ReplicaSetInformer, podInformer coreinformers.
 		burstReplicas: BurstReplicas,
 		now:           time.Now,
 	}
-	if _, err := rsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addRS,
-		UpdateFunc: c.updateRS,
-		DeleteFunc: c.deleteRS,
+	asRS := kind.asReplicaSet
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.addRS(asRS(obj)) },
+		UpdateFunc: func(old, cur any) { c.updateRS(asRS(old), asRS(cur)) },
+		DeleteFunc: func(obj any) { c.deleteRS(asRS(obj)) },
 	}); err != nil {
 		return nil, err
 	}
@@ -96,7 +101,7 @@ func New(rsInformer appsinformers.ReplicaSetInformer, podInformer coreinformers.
 
 // Run syncs ReplicaSets with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
+	controllers.Workers{Name: c.kind.name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 
 func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
@@ -111,10 +116,18 @@ func (c *Controller) enqueueAfter(rs *appsv1.ReplicaSet, d time.Duration) {
 	}
 }
 
-func (c *Controller) addRS(obj any) { c.enqueue(obj.(*appsv1.ReplicaSet)) }
+func (c *Controller) addRS(obj any) {
+	if rs, ok := obj.(*appsv1.ReplicaSet); ok {
+		c.enqueue(rs)
+	}
+}
 
 func (c *Controller) updateRS(old, cur any) {
-	oldRS, curRS := old.(*appsv1.ReplicaSet), cur.(*appsv1.ReplicaSet)
+	oldRS, ok1 := old.(*appsv1.ReplicaSet)
+	curRS, ok2 := cur.(*appsv1.ReplicaSet)
+	if !ok1 || !ok2 {
+		return
+	}
 	if curRS.UID != oldRS.UID {
 		// deleted and made again under the same name between two events
 		if key, err := controllers.KeyOf(oldRS); err == nil {
@@ -148,10 +161,10 @@ func (c *Controller) deleteRS(obj any) {
 // resolveControllerRef is the ReplicaSet a ControllerRef names, if it is in the cache with that
 // UID.
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != controllerKind.Kind {
+	if ref.Kind != c.kind.gvk.Kind {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
+	rs, err := c.kind.get(namespace, ref.Name)
 	if err != nil || rs.UID != ref.UID {
 		return nil
 	}
@@ -160,12 +173,20 @@ func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerRef
 
 // podReplicaSets are the ReplicaSets whose selectors match an orphan pod.
 func (c *Controller) podReplicaSets(pod *corev1.Pod) []*appsv1.ReplicaSet {
-	rss, err := c.rsLister.GetPodReplicaSets(pod)
+	all, err := c.kind.list(pod.Namespace)
 	if err != nil {
 		return nil
 	}
+	var rss []*appsv1.ReplicaSet
+	for _, rs := range all {
+		selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err != nil || selector.Empty() || !selector.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		rss = append(rss, rs)
+	}
 	if len(rss) > 1 {
-		slog.Debug("more than one ReplicaSet selects a pod", "controller", Name, "pod", controllers.PodKey(pod))
+		slog.Debug("more than one controller selects a pod", "controller", c.kind.name, "pod", controllers.PodKey(pod))
 	}
 	return rss
 }
@@ -269,7 +290,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(name)
+	rs, err := c.kind.get(namespace, name)
 	if apierrors.IsNotFound(err) {
 		c.expectations.Delete(key)
 		return nil
@@ -281,7 +302,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 	if err != nil {
 		// validation should have refused it; retrying will not help
-		slog.Warn("invalid selector", "controller", Name, "replicaset", key, "err", err)
+		slog.Warn("invalid selector", "controller", c.kind.name, "object", key, "err", err)
 		return nil
 	}
 
@@ -310,6 +331,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 	now := c.now()
 	status := calculateStatus(rs, claimed, terminating, manageErr, now)
+	if !c.kind.countsTerminating {
+		status.TerminatingReplicas = nil // a ReplicationController's status has no such field
+	}
 	updated, err := c.updateStatus(ctx, rs, status)
 	if err != nil {
 		return err
@@ -329,8 +353,8 @@ func isControlledBy(pod *corev1.Pod, rs *appsv1.ReplicaSet) bool {
 
 // claimPods adopts and releases pods by the ControllerRef rules and returns the ReplicaSet's.
 func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	m := controllers.NewRefManager(rs, controllerKind, selector, func(ctx context.Context) (metav1.Object, error) {
-		return c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+	m := controllers.NewRefManager(rs, c.kind.gvk, selector, func(ctx context.Context) (metav1.Object, error) {
+		return c.kind.fresh(ctx, rs.Namespace, rs.Name)
 	})
 	return m.ClaimPods(ctx, c.client, pods)
 }
@@ -347,9 +371,9 @@ func (c *Controller) manageReplicas(ctx context.Context, active []*corev1.Pod, r
 	case diff < 0:
 		diff = min(-diff, c.burstReplicas)
 		c.expectations.ExpectCreations(key, diff)
-		ref := metav1.NewControllerRef(rs, controllerKind)
+		ref := metav1.NewControllerRef(rs, c.kind.gvk)
 		created, err := controllers.SlowStartBatch(diff, controllers.SlowStartInitialBatchSize, func() error {
-			err := c.podControl.CreatePod(ctx, rs.Namespace, &rs.Spec.Template, rs, ref)
+			err := c.podControl.CreatePod(ctx, rs.Namespace, &rs.Spec.Template, c.kind.eventObject(rs), ref)
 			if err != nil && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return nil // every creation fails in a terminating namespace: nothing to report
 			}
@@ -376,7 +400,7 @@ func (c *Controller) manageReplicas(ctx context.Context, active []*corev1.Pod, r
 		var wg sync.WaitGroup
 		for _, pod := range victims {
 			wg.Go(func() {
-				if err := c.podControl.DeletePod(ctx, rs.Namespace, pod.Name, rs); err != nil {
+				if err := c.podControl.DeletePod(ctx, rs.Namespace, pod.Name, c.kind.eventObject(rs)); err != nil {
 					// a deletion that failed will never be observed
 					c.expectations.DeletionObserved(key, controllers.PodKey(pod))
 					if !apierrors.IsNotFound(err) {
@@ -408,7 +432,7 @@ func replicasOf(rs *appsv1.ReplicaSet) int32 {
 func (c *Controller) relatedPods(rs *appsv1.ReplicaSet) ([]*corev1.Pod, error) {
 	owners := []*appsv1.ReplicaSet{rs}
 	if ref := metav1.GetControllerOfNoCopy(rs); ref != nil {
-		all, err := c.rsLister.ReplicaSets(rs.Namespace).List(labels.Everything())
+		all, err := c.kind.list(rs.Namespace)
 		if err != nil {
 			return nil, err
 		}

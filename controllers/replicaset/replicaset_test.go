@@ -36,17 +36,7 @@ var nameSeq atomic.Int64
 func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset(objects...)
-	// the fake tracker does not generate names
-	client.PrependReactor("create", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		obj := a.(clienttesting.CreateAction).GetObject().(metav1.Object)
-		if obj.GetName() == "" && obj.GetGenerateName() != "" {
-			obj.SetName(fmt.Sprintf("%s%05d", obj.GetGenerateName(), nameSeq.Add(1)))
-		}
-		if obj.GetUID() == "" {
-			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", nameSeq.Add(1))))
-		}
-		return false, nil, nil
-	})
+	generateNames(client)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(1000)
 	c, err := New(factory.Apps().V1().ReplicaSets(), factory.Core().V1().Pods(), client, controllers.Reporting{
@@ -64,6 +54,20 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 		}
 	}
 	return &fixture{t: t, client: client, c: c, recorder: recorder}
+}
+
+// generateNames makes the fake tracker, which does not, fill in generated names and UIDs.
+func generateNames(client *fake.Clientset) {
+	client.PrependReactor("create", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		obj := a.(clienttesting.CreateAction).GetObject().(metav1.Object)
+		if obj.GetName() == "" && obj.GetGenerateName() != "" {
+			obj.SetName(fmt.Sprintf("%s%05d", obj.GetGenerateName(), nameSeq.Add(1)))
+		}
+		if obj.GetUID() == "" {
+			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", nameSeq.Add(1))))
+		}
+		return false, nil, nil
+	})
 }
 
 func (f *fixture) sync(key string) error {
@@ -128,7 +132,7 @@ func newPod(name string, rs *appsv1.ReplicaSet) *corev1.Pod {
 		Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		Status: corev1.PodStatus{Phase: corev1.PodPending},
 	}
-	p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(rs, controllerKind)}
+	p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}
 	return p
 }
 

@@ -82,15 +82,14 @@ func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st
 		return rs, nil
 	}
 	status.ObservedGeneration = rs.Generation
-	client := c.client.AppsV1().ReplicaSets(rs.Namespace)
 	rs = rs.DeepCopy()
 	for attempt := 0; ; attempt++ {
 		rs.Status = status
-		updated, err := client.UpdateStatus(ctx, rs, metav1.UpdateOptions{})
+		updated, err := c.kind.updateStatus(ctx, rs)
 		if err == nil || attempt >= 1 {
 			return updated, err
 		}
-		fresh, getErr := client.Get(ctx, rs.Name, metav1.GetOptions{})
+		fresh, getErr := c.kind.fresh(ctx, rs.Namespace, rs.Name)
 		if getErr != nil {
 			return nil, getErr
 		}
