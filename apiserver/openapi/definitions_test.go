@@ -239,21 +239,24 @@ func TestV2HasNoDefaultsAndPlainRefs(t *testing.T) {
 	}
 	var doc map[string]interface{}
 	json.Unmarshal(b, &doc)
-	var walk func(v interface{}, path string)
-	walk = func(v interface{}, path string) {
+	// a schema's properties are named by their fields: JSONSchemaProps has one named "default"
+	var walk func(v interface{}, path string, properties bool)
+	walk = func(v interface{}, path string, properties bool) {
 		switch v := v.(type) {
 		case map[string]interface{}:
-			if _, ok := v["default"]; ok {
+			if _, ok := v["default"]; ok && !properties {
 				t.Errorf("v2 definition has a default at %s", path)
 			}
 			for k, x := range v {
-				walk(x, path+"."+k)
+				walk(x, path+"."+k, k == "properties" && !properties)
 			}
 		case []interface{}:
 			for _, x := range v {
-				walk(x, path)
+				walk(x, path, false)
 			}
 		}
 	}
-	walk(doc["definitions"], "definitions")
+	for name, def := range doc["definitions"].(map[string]interface{}) {
+		walk(def, "definitions."+name, false)
+	}
 }
