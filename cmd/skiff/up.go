@@ -123,6 +123,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"dns", upDNS(restConfig)},
 		{"scheduler", upScheduler(restConfig, verbosity)},
 		{"controller-manager", upControllerManager(restConfig, pki.CACertFile)},
+		{"local-path-provisioner", upLocalPath(o, restConfig)},
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -224,7 +224,7 @@ func (c *Controller) syncClaim(ctx context.Context, pvc *corev1.PersistentVolume
 	switch {
 	case ref == nil:
 		// pre-bound by the claim: the volume must still fit it
-		if msg := unsatisfied(pv, pvc); msg != "" {
+		if msg := Unsatisfied(pv, pvc); msg != "" {
 			c.recorder.Event(pvc, corev1.EventTypeWarning, "VolumeMismatch", msg)
 			return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
 		}
@@ -296,7 +296,7 @@ func (c *Controller) findVolume(pvc *corev1.PersistentVolumeClaim, node string) 
 	}
 	var candidates []*corev1.PersistentVolume
 	for _, pv := range all {
-		if pv.DeletionTimestamp != nil || unsatisfied(pv, pvc) != "" {
+		if pv.DeletionTimestamp != nil || Unsatisfied(pv, pvc) != "" {
 			continue
 		}
 		if node != "" && !volumeReachesNode(pv, node) {
@@ -326,9 +326,9 @@ func (c *Controller) findVolume(pvc *corev1.PersistentVolumeClaim, node string) 
 	return candidates[0], nil
 }
 
-// unsatisfied says why pv cannot serve pvc, "" when it can: class, access modes, size,
+// Unsatisfied says why pv cannot serve pvc, "" when it can: class, access modes, size,
 // volume mode and selector.
-func unsatisfied(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim) string {
+func Unsatisfied(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim) string {
 	if apis.PersistentVolumeClass(pv) != apis.PersistentVolumeClaimClass(pvc) {
 		return "Cannot bind to requested volume \"" + pv.Name + "\": storageClassName does not match"
 	}
