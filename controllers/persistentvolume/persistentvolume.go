@@ -95,9 +95,12 @@ func New(pvInformer coreinformers.PersistentVolumeInformer, pvcInformer coreinfo
 	onVolume := func(obj any) {
 		if pv, ok := objectOf[*corev1.PersistentVolume](obj); ok {
 			c.queue.Add(volumeKey(pv.Name))
-			// a claim waiting for this volume binds now
+			// a claim waiting for this volume binds now; a free volume may suit any claim
+			// still waiting
 			if ref := pv.Spec.ClaimRef; ref != nil {
 				c.queue.Add(claimKey(ref.Namespace, ref.Name))
+			} else if pv.Status.Phase == corev1.VolumeAvailable {
+				c.enqueueUnboundClaims()
 			}
 		}
 	}
@@ -133,6 +136,19 @@ func New(pvInformer coreinformers.PersistentVolumeInformer, pvcInformer coreinfo
 	// a default class created later, or a class changed, does not change bound claims; new
 	// classes are seen by the claims' own resyncs
 	return c, nil
+}
+
+// enqueueUnboundClaims queues every claim that waits for a volume.
+func (c *Controller) enqueueUnboundClaims() {
+	claims, err := c.claims.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, pvc := range claims {
+		if pvc.Spec.VolumeName == "" && pvc.DeletionTimestamp == nil {
+			c.queue.Add(claimKey(pvc.Namespace, pvc.Name))
+		}
+	}
 }
 
 // Run syncs volumes and claims with workers goroutines until ctx is done.
