@@ -84,14 +84,18 @@ func TestValidatePersistentVolume(t *testing.T) {
 			want:   []string{"spec: Required value: must specify a volume type"},
 		},
 		{
-			name:   "an unknown access mode",
-			change: func(pv *corev1.PersistentVolume) { pv.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadSometimes"} },
-			want:   []string{`spec.accessModes: Unsupported value: "ReadSometimes": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"`},
+			name: "an unknown access mode",
+			change: func(pv *corev1.PersistentVolume) {
+				pv.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadSometimes"}
+			},
+			want: []string{`spec.accessModes: Unsupported value: "ReadSometimes": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"`},
 		},
 		{
-			name:   "capacity is storage only",
-			change: func(pv *corev1.PersistentVolume) { pv.Spec.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")} },
-			want:   []string{`spec.capacity: Unsupported value: {"cpu":"1"}: supported values: "storage"`},
+			name: "capacity is storage only",
+			change: func(pv *corev1.PersistentVolume) {
+				pv.Spec.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
+			},
+			want: []string{`spec.capacity: Unsupported value: {"cpu":"1"}: supported values: "storage"`},
 		},
 		{
 			name: "a local volume needs node affinity",
@@ -135,9 +139,11 @@ func TestValidatePersistentVolumeClaim(t *testing.T) {
 	}{
 		{name: "valid", change: func(*corev1.PersistentVolumeClaim) {}},
 		{
-			name:   "an invalid access mode",
-			change: func(pvc *corev1.PersistentVolumeClaim) { pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadWriteSometimes"} },
-			want:   []string{`spec.accessModes: Unsupported value: "ReadWriteSometimes": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"`},
+			name: "an invalid access mode",
+			change: func(pvc *corev1.PersistentVolumeClaim) {
+				pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadWriteSometimes"}
+			},
+			want: []string{`spec.accessModes: Unsupported value: "ReadWriteSometimes": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"`},
 		},
 		{
 			name:   "no access mode",
