@@ -208,6 +208,7 @@ var (
 	autoscalingV1  = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
 	batchV1        = schema.GroupVersion{Group: "batch", Version: "v1"}
 	rbacV1         = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
+	storageV1      = schema.GroupVersion{Group: "storage.k8s.io", Version: "v1"}
 )
 
 // builtin is the table of the kinds built into skiff, in discovery order.
@@ -306,6 +307,20 @@ var builtin = []*Resource{
 		Default: Defaulter(defaultPodTemplate), Strategy: PodTemplateStrategy, Table: podTemplateTable(),
 	},
 	{
+		GroupVersion: coreV1, Name: "persistentvolumes", SingularName: "persistentvolume", Kind: "PersistentVolume",
+		Verbs: verbsAll, ShortNames: []string{"pv"},
+		Subresources: []Subresource{{Name: "status", Kind: "PersistentVolume", Verbs: verbsGetPatchUp, Strategy: PersistentVolumeStatusStrategy}},
+		StorageKey:   "persistentvolumes", StorageVersion: coreV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultPersistentVolume), Strategy: PersistentVolumeStrategy, Table: persistentVolumeTable(),
+	},
+	{
+		GroupVersion: coreV1, Name: "persistentvolumeclaims", SingularName: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"pvc"},
+		Subresources: []Subresource{{Name: "status", Kind: "PersistentVolumeClaim", Verbs: verbsGetPatchUp, Strategy: PersistentVolumeClaimStatusStrategy}},
+		StorageKey:   "persistentvolumeclaims", StorageVersion: coreV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultPersistentVolumeClaim), Strategy: PersistentVolumeClaimStrategy, Table: persistentVolumeClaimTable(),
+	},
+	{
 		GroupVersion: appsV1, Name: "replicasets", SingularName: "replicaset", Kind: "ReplicaSet", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"rs"}, Categories: []string{"all"},
 		Subresources: []Subresource{
@@ -392,6 +407,37 @@ var builtin = []*Resource{
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
 		Default: Defaulter(defaultPriorityClass), Strategy: PriorityClassStrategy, Table: priorityClassTable(),
+	},
+	{
+		GroupVersion: storageV1, Name: "storageclasses", SingularName: "storageclass", Kind: "StorageClass",
+		Verbs: verbsAll, ShortNames: []string{"sc"},
+		StorageKey: "storageclasses", StorageVersion: storageV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultStorageClass), Strategy: StorageClassStrategy, Table: storageClassTable(),
+	},
+	{
+		GroupVersion: storageV1, Name: "csidrivers", SingularName: "csidriver", Kind: "CSIDriver",
+		Verbs:      verbsAll,
+		StorageKey: "csidrivers", StorageVersion: storageV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultCSIDriver), Strategy: CSIDriverStrategy, Table: csiDriverTable(),
+	},
+	{
+		GroupVersion: storageV1, Name: "csinodes", SingularName: "csinode", Kind: "CSINode",
+		Verbs:      verbsAll,
+		StorageKey: "csinodes", StorageVersion: storageV1, Fields: objectMetaFields,
+		Strategy: CSINodeStrategy, Table: csiNodeTable(),
+	},
+	{
+		GroupVersion: storageV1, Name: "volumeattachments", SingularName: "volumeattachment", Kind: "VolumeAttachment",
+		Verbs:        verbsAll,
+		Subresources: []Subresource{{Name: "status", Kind: "VolumeAttachment", Verbs: verbsGetPatchUp, Strategy: VolumeAttachmentStatusStrategy}},
+		StorageKey:   "volumeattachments", StorageVersion: storageV1, Fields: objectMetaFields,
+		Strategy: VolumeAttachmentStrategy, Table: volumeAttachmentTable(),
+	},
+	{
+		GroupVersion: storageV1, Name: "volumeattributesclasses", SingularName: "volumeattributesclass", Kind: "VolumeAttributesClass",
+		Verbs: verbsAll, ShortNames: []string{"vac"},
+		StorageKey: "volumeattributesclasses", StorageVersion: storageV1, Fields: objectMetaFields,
+		Strategy: VolumeAttributesClassStrategy, Table: volumeAttributesClassTable(),
 	},
 	{
 		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",

@@ -26,12 +26,13 @@ type admission struct {
 	priorityClasses *registry.Store
 	serviceAccounts *registry.Store
 	pods            *registry.Store
+	storageClasses  *registry.Store
 	disabled        sets.Set[string]
 }
 
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
-var AdmissionPlugins = []string{"NamespaceLifecycle", "NodeRestriction", "ServiceAccount", "Priority", "TaintNodesByCondition"}
+var AdmissionPlugins = []string{"NamespaceLifecycle", "NodeRestriction", "ServiceAccount", "Priority", "TaintNodesByCondition", "DefaultStorageClass", "StorageObjectInUseProtection"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -70,6 +71,13 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 		}
 	case *corev1.Node:
 		a.admitNodeTaint(o)
+	case *corev1.PersistentVolumeClaim:
+		if err := a.admitClaimStorageClass(ctx, o); err != nil {
+			return err
+		}
+		a.admitStorageProtection(o, apis.PVCProtectionFinalizer, o.SetFinalizers)
+	case *corev1.PersistentVolume:
+		a.admitStorageProtection(o, apis.PVProtectionFinalizer, o.SetFinalizers)
 	}
 	return nil
 }

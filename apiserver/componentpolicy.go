@@ -18,6 +18,10 @@ import (
 // DNSUser is the user `skiff dns` runs as.
 const DNSUser = "system:skiff:dns"
 
+// LocalPathProvisionerUser is the user skiff up's local-path provisioner runs as: it makes the
+// default StorageClass, and volumes for the claims of its node.
+const LocalPathProvisionerUser = "system:skiff:local-path-provisioner"
+
 const skiffPolicyLabel = "skiff.dev/bootstrapping"
 
 func skiffMeta(name, namespace string) metav1.ObjectMeta {
@@ -43,6 +47,16 @@ func componentClusterRoles() []rbacv1.ClusterRole {
 				{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"namespaces"}},
 			},
 		},
+		{
+			// the local-path provisioner makes the default StorageClass, and volumes for claims
+			ObjectMeta: skiffMeta(LocalPathProvisionerUser, ""),
+			Rules: []rbacv1.PolicyRule{
+				{Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}, APIGroups: []string{""}, Resources: []string{"persistentvolumes"}},
+				{Verbs: read, APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}},
+				{Verbs: []string{"get", "list", "watch", "create"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}},
+				{Verbs: []string{"create", "patch", "update"}, APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}},
+			},
+		},
 	}
 }
 
@@ -60,6 +74,7 @@ func componentClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 	return []rbacv1.ClusterRoleBinding{
 		bind("system:skiff:kube-scheduler", "system:kube-scheduler"),
 		bind(DNSUser, DNSUser),
+		bind(LocalPathProvisionerUser, LocalPathProvisionerUser),
 		endpoints,
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -191,6 +192,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.priorityClasses = s.builtinStore(schedulingv1.SchemeGroupVersion, "priorityclasses")
 	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
 	s.admission.pods = s.builtinStore(corev1.SchemeGroupVersion, "pods")
+	s.admission.storageClasses = s.builtinStore(storagev1.SchemeGroupVersion, "storageclasses")
 	return nil
 }
 

@@ -19,7 +19,7 @@ import (
 )
 
 // Areas are the ginkgo labels, one per SIG, that every spec carries exactly one of.
-var areas = []string{"api-machinery", "apps", "node", "network", "scheduling", "kubectl"}
+var areas = []string{"api-machinery", "apps", "node", "network", "scheduling", "storage", "kubectl"}
 
 // TestMain runs the suite, when it starts skiff up itself, in a network namespace of its own
 // (netnstest): skiff up's pod bridge, proxy table, DNS on port 53 and kubelet port then meet no

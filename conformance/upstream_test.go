@@ -5,6 +5,12 @@ package conformance
 // behaviour it checks, or says where upstream checks it when no e2e test does. The spec table
 // in README.md is generated from it; generating fails while a spec has no entry here.
 var upstreamMirrors = map[string]string{
+	// storage
+	"[sig-storage] PersistentVolumes should run through the lifecycle of a PV and a PVC":                                              "[sig-storage] PersistentVolumes CSI Conformance should run through the lifecycle of a PV and a PVC [Conformance]",
+	"[sig-storage] StorageClasses should run through the lifecycle of a StorageClass":                                                 "[sig-storage] StorageClasses CSI Conformance should run through the lifecycle of a StorageClass [Conformance]",
+	"[sig-storage] CSINodes should run through the lifecycle of a csinode":                                                            "[sig-storage] CSINodes CSI Conformance should run through the lifecycle of a csinode [Conformance]",
+	"[sig-storage] VolumeAttachment should run through the lifecycle of a VolumeAttachment":                                           "[sig-storage] VolumeAttachment Conformance should run through the lifecycle of a VolumeAttachment [Conformance]",
+	"[sig-storage] Dynamic Provisioning should provision a claim of the default class for its pod and keep the data for the next pod": "none in conformance: [sig-storage] Dynamic Provisioning DynamicProvisioner Default should create and delete default persistent volumes [Slow]",
 	// api-machinery
 	"[sig-api-machinery] ConfigMap should run the lifecycle of a ConfigMap and observe it on a watch":                                         "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
 	"[sig-api-machinery] ConfigMap should fail an update with a stale resourceVersion with a Conflict":                                        "none in e2e: the API conventions' optimistic concurrency (test/integration/apiserver)",

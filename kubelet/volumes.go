@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,9 +27,15 @@ import (
 // container never sees half an update. Without a RootDir (simulated nodes) it does nothing.
 type volumeManager struct {
 	k *Kubelet
+	// claimPaths are where each pod's persistentVolumeClaim volumes are on this node (the
+	// bound volume's local or hostPath path), by pod and volume name, as setUp found them.
+	claimMu    sync.Mutex
+	claimPaths map[types.UID]map[string]string
 }
 
-func newVolumeManager(k *Kubelet) *volumeManager { return &volumeManager{k: k} }
+func newVolumeManager(k *Kubelet) *volumeManager {
+	return &volumeManager{k: k, claimPaths: map[types.UID]map[string]string{}}
+}
 
 func (m *volumeManager) enabled() bool { return m.k.cfg.RootDir != "" }
 
@@ -71,6 +78,18 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 	switch {
 	case v.HostPath != nil:
 		return setUpHostPath(v.HostPath)
+	case v.PersistentVolumeClaim != nil:
+		path, err := m.setUpClaim(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
+		if err != nil {
+			return err
+		}
+		m.claimMu.Lock()
+		defer m.claimMu.Unlock()
+		if m.claimPaths[pod.UID] == nil {
+			m.claimPaths[pod.UID] = map[string]string{}
+		}
+		m.claimPaths[pod.UID][v.Name] = path
+		return nil
 	case v.EmptyDir != nil:
 		if _, err := os.Stat(dir); err == nil {
 			return nil
@@ -477,6 +496,14 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime, 
 		if vol.HostPath != nil {
 			host = vol.HostPath.Path
 		}
+		if vol.PersistentVolumeClaim != nil {
+			m.claimMu.Lock()
+			host = m.claimPaths[pod.UID][vol.Name]
+			m.claimMu.Unlock()
+			if host == "" {
+				return nil, fmt.Errorf("volume %q of container %q is not set up", vm.Name, spec.Name)
+			}
+		}
 		subPath := vm.SubPath
 		if vm.SubPathExpr != "" {
 			var err error
@@ -490,7 +517,7 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime, 
 				return nil, err
 			}
 		}
-		readOnly := vm.ReadOnly || vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil
+		readOnly := vm.ReadOnly || (vol.PersistentVolumeClaim != nil && vol.PersistentVolumeClaim.ReadOnly) || vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil
 		mount := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: readOnly}
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {
@@ -658,6 +685,9 @@ func (m *volumeManager) cleanup(uid types.UID) {
 	if !m.enabled() {
 		return
 	}
+	m.claimMu.Lock()
+	delete(m.claimPaths, uid)
+	m.claimMu.Unlock()
 	dir := m.podDir(uid)
 	var mounts []string
 	_ = filepath.WalkDir(filepath.Join(dir, "volumes"), func(p string, d os.DirEntry, err error) error {
@@ -671,4 +701,38 @@ func (m *volumeManager) cleanup(uid types.UID) {
 		_ = unix.Unmount(p, unix.MNT_DETACH)
 	}
 	_ = os.RemoveAll(dir)
+}
+
+// setUpClaim resolves a claim to the directory of its volume on this node: the claim must be
+// bound, and its volume a local or hostPath one bound to it. Until the PV controller has bound
+// the claim this fails, and the pod worker tries again: the kubelet waits for the binding.
+func (m *volumeManager) setUpClaim(ctx context.Context, namespace, name string) (string, error) {
+	pvc, err := m.k.cfg.Client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("error processing PVC %s/%s: %v", namespace, name, err)
+	}
+	if pvc.Status.Phase != v1.ClaimBound || pvc.Spec.VolumeName == "" {
+		return "", fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q)", namespace, name, pvc.Status.Phase, pvc.Spec.VolumeName)
+	}
+	pv, err := m.k.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("error processing PVC %s/%s: %v", namespace, name, err)
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
+		return "", fmt.Errorf("found PV object %q but its ClaimRef does not name claim %s/%s (UID %v)", pv.Name, namespace, name, pvc.UID)
+	}
+	switch {
+	case pv.Spec.Local != nil:
+		st, err := os.Stat(pv.Spec.Local.Path)
+		if err != nil {
+			return "", fmt.Errorf("local volume %q: %v", pv.Name, err)
+		}
+		if !st.IsDir() {
+			return "", fmt.Errorf("local volume %q: %s is not a directory", pv.Name, pv.Spec.Local.Path)
+		}
+		return pv.Spec.Local.Path, nil
+	case pv.Spec.HostPath != nil:
+		return pv.Spec.HostPath.Path, setUpHostPath(pv.Spec.HostPath)
+	}
+	return "", fmt.Errorf("volume %q: only local and hostPath volumes can be mounted on skiff nodes", pv.Name)
 }

@@ -48,6 +48,19 @@ func (s *Scheduler) addEventHandlers() error {
 	}); err != nil {
 		return err
 	}
+	// claims, volumes and classes decide volume binding
+	for _, informer := range []cache.SharedIndexInformer{
+		s.factory.Core().V1().PersistentVolumeClaims().Informer(),
+		s.factory.Core().V1().PersistentVolumes().Informer(),
+		s.factory.Storage().V1().StorageClasses().Informer(),
+	} {
+		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { s.queue.moveUnschedulable(eventStorageChanged) },
+			UpdateFunc: func(any, any) { s.queue.moveUnschedulable(eventStorageChanged) },
+		}); err != nil {
+			return err
+		}
+	}
 	// the namespace lister answers affinity namespace selectors; it needs no handler
 	s.factory.Core().V1().Namespaces().Informer()
 

@@ -73,6 +73,8 @@ const (
 	// eventAssignedPodChanged: a bound pod's labels changed.
 	eventAssignedPodChanged
 	eventAssignedPodDeleted
+	// eventStorageChanged: a claim, volume or storage class was added or changed.
+	eventStorageChanged
 )
 
 // mayHelp is the conservative rule that decides which unschedulable pods a cluster event moves
@@ -82,7 +84,8 @@ const (
 //   - a node added or changed (allocatable, labels, taints, unschedulable) may help any plugin;
 //   - a node deleted changes only topology spreading's domain counts;
 //   - a bound pod deleted frees resources and ports, and lifts anti-affinity and spreading;
-//   - a bound pod added or relabelled can only satisfy affinity or change spreading.
+//   - a bound pod added or relabelled can only satisfy affinity or change spreading;
+//   - a claim, volume or class added or changed can only help volume binding.
 //
 // A pod rejected without any plugin (there were no nodes) moves on node events only.
 func (e clusterEvent) mayHelp(rejectedBy map[string]struct{}) bool {
@@ -99,6 +102,10 @@ func (e clusterEvent) mayHelp(rejectedBy map[string]struct{}) bool {
 		case eventAssignedPodDeleted:
 			switch plugin {
 			case nodeResourcesFitName, nodePortsName, interPodAffinityName, podTopologySpreadName:
+				return true
+			}
+		case eventStorageChanged:
+			if plugin == volumeBindingName {
 				return true
 			}
 		case eventAssignedPodAdded, eventAssignedPodChanged:

@@ -358,7 +358,10 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, p placement, cycleS
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: p.node},
 	}
-	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	err := s.selectNodeForClaims(ctx, pod, p.node)
+	if err == nil {
+		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	}
 	if err != nil {
 		s.cache.forget(pod.UID)
 		if ctx.Err() != nil {

@@ -87,9 +87,10 @@ type Scheduler struct {
 	snap    *snapshot
 	metrics *schedulerMetrics
 
-	filters  []filterPlugin
-	counters []podCountingPlugin
-	scorers  []weightedScorer
+	filters       []filterPlugin
+	volumeBinding *volumeBinding
+	counters      []podCountingPlugin
+	scorers       []weightedScorer
 
 	recorder events.EventRecorder
 
@@ -166,10 +167,15 @@ func NewWithClient(client kubernetes.Interface, opts Options) (*Scheduler, error
 	s.namespaces = s.factory.Core().V1().Namespaces().Lister()
 
 	affinity := &interPodAffinity{namespaceLabels: s.namespaceLabels, namespaces: s.allNamespaceLabels}
+	s.volumeBinding = &volumeBinding{
+		claims:  s.factory.Core().V1().PersistentVolumeClaims().Lister(),
+		volumes: s.factory.Core().V1().PersistentVolumes().Lister(),
+		classes: s.factory.Storage().V1().StorageClasses().Lister(),
+	}
 	// upstream's default plugins, in its order
 	s.filters = []filterPlugin{
 		nodeUnschedulable{}, nodeName{}, taintToleration{}, nodeAffinity{}, nodePorts{},
-		nodeResourcesFit{}, podTopologySpread{}, affinity,
+		nodeResourcesFit{}, s.volumeBinding, podTopologySpread{}, affinity,
 	}
 	for _, f := range s.filters {
 		if c, ok := f.(podCountingPlugin); ok {

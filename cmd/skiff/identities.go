@@ -30,6 +30,7 @@ var (
 	controllerManagerIdentity = identity{file: "controller-manager.kubeconfig", user: "system:kube-controller-manager"}
 	proxyIdentity             = identity{file: "proxy.kubeconfig", user: "system:kube-proxy"}
 	dnsIdentity               = identity{file: "dns.kubeconfig", user: apiserver.DNSUser}
+	localPathIdentity         = identity{file: "local-path-provisioner.kubeconfig", user: apiserver.LocalPathProvisionerUser}
 )
 
 // kubeletIdentity is the identity of the kubelet of node: system:node:NAME in system:nodes.
@@ -59,7 +60,7 @@ func writeComponentKubeconfigs(pki *certs.PKI, dataDir, server string) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range []identity{schedulerIdentity, controllerManagerIdentity, proxyIdentity, dnsIdentity, kubeletIdentity(node)} {
+	for _, id := range []identity{schedulerIdentity, controllerManagerIdentity, proxyIdentity, dnsIdentity, localPathIdentity, kubeletIdentity(node)} {
 		path := filepath.Join(dataDir, id.file)
 		if err := pki.WriteUserKubeconfig(path, server, id.user, id.groups...); err != nil {
 			return fmt.Errorf("kubeconfig of %s: %w", id.user, err)

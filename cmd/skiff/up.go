@@ -123,7 +123,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 	configs := map[string]*rest.Config{} // by user
-	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity} {
+	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity, localPathIdentity} {
 		if configs[id.user], err = componentConfig(o.dataDir, id); err != nil {
 			return err
 		}
@@ -135,6 +135,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"dns", upDNS(configs[dnsIdentity.user])},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile)},
+		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

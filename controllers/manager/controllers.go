@@ -29,6 +29,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/namespace"
 	"github.com/skiff-dev/skiff/controllers/nodeipam"
 	"github.com/skiff-dev/skiff/controllers/nodelifecycle"
+	"github.com/skiff-dev/skiff/controllers/persistentvolume"
 	"github.com/skiff-dev/skiff/controllers/podgc"
 	"github.com/skiff-dev/skiff/controllers/replicaset"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
@@ -178,6 +179,14 @@ var descriptors = []descriptor{
 	{name: "node-lifecycle-controller", serviceAccount: "node-controller", aliases: []string{"nodelifecycle"}, workers: 4, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := nodelifecycle.New(b.informers.Core().V1().Nodes(), b.informers.Coordination().V1().Leases(), b.informers.Core().V1().Pods(), b.client,
 			nodelifecycle.Options{MonitorGracePeriod: b.options.NodeMonitorGracePeriod}, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "persistentvolume-binder-controller", serviceAccount: "persistent-volume-binder", aliases: []string{"persistentvolume-binder", "pvc-protection", "pv-protection"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := persistentvolume.New(b.informers.Core().V1().PersistentVolumes(), b.informers.Core().V1().PersistentVolumeClaims(),
+			b.informers.Storage().V1().StorageClasses(), b.informers.Core().V1().Pods(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
