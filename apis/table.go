@@ -218,6 +218,7 @@ var builtin = []*Resource{
 			{Name: "exec", Kind: "PodExecOptions", Verbs: []string{"create", "get"}},
 			{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
 			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
+			{Name: "eviction", Kind: "Eviction", GroupVersion: policyV1, Verbs: []string{"create"}},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
 		Default: Defaulter(DefaultPod), Strategy: PodStrategy, ReturnDeletedObject: true, Table: podTable(),
@@ -329,6 +330,13 @@ var builtin = []*Resource{
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
 		Default: Defaulter(defaultPriorityClass), Strategy: PriorityClassStrategy, Table: priorityClassTable(),
+	},
+	{
+		GroupVersion: policyV1, Name: "poddisruptionbudgets", SingularName: "poddisruptionbudget", Kind: "PodDisruptionBudget", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"pdb"},
+		Subresources: []Subresource{{Name: "status", Kind: "PodDisruptionBudget", Verbs: verbsGetPatchUp, Strategy: PodDisruptionBudgetStatusStrategy}},
+		StorageKey:   "poddisruptionbudgets", StorageVersion: policyV1, Fields: objectMetaFields,
+		Strategy: PodDisruptionBudgetStrategy, Table: podDisruptionBudgetTable(),
 	},
 	{
 		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/deployment"
+	"github.com/skiff-dev/skiff/controllers/disruption"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/controllers/namespace"
@@ -131,6 +132,18 @@ var descriptors = []descriptor{
 	}},
 	{name: "taint-eviction-controller", workers: 8, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := tainteviction.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "disruption-controller", aliases: []string{"disruption"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		scales, mapper, err := b.scales()
+		if err != nil {
+			return nil, err
+		}
+		c, err := disruption.New(b.informers.Policy().V1().PodDisruptionBudgets(), b.informers.Core().V1().Pods(),
+			b.informers.Apps().V1().ReplicaSets(), b.informers.Apps().V1().Deployments(), b.client, scales, mapper, b.reporting)
 		if err != nil {
 			return nil, err
 		}
