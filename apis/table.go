@@ -332,6 +332,19 @@ var builtin = []*Resource{
 		Default: Defaulter(defaultPriorityClass), Strategy: PriorityClassStrategy, Table: priorityClassTable(),
 	},
 	{
+		GroupVersion: coreV1, Name: "limitranges", SingularName: "limitrange", Kind: "LimitRange", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"limits"},
+		StorageKey: "limitranges", StorageVersion: coreV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultLimitRange), Strategy: LimitRangeStrategy, Table: defaultTablePrinter,
+	},
+	{
+		GroupVersion: coreV1, Name: "resourcequotas", SingularName: "resourcequota", Kind: "ResourceQuota", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"quota"},
+		Subresources: []Subresource{{Name: "status", Kind: "ResourceQuota", Verbs: verbsGetPatchUp, Strategy: ResourceQuotaStatusStrategy}},
+		StorageKey:   "resourcequotas", StorageVersion: coreV1, Fields: objectMetaFields,
+		Strategy: ResourceQuotaStrategy, Table: resourceQuotaTable(),
+	},
+	{
 		GroupVersion: policyV1, Name: "poddisruptionbudgets", SingularName: "poddisruptionbudget", Kind: "PodDisruptionBudget", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"pdb"},
 		Subresources: []Subresource{{Name: "status", Kind: "PodDisruptionBudget", Verbs: verbsGetPatchUp, Strategy: PodDisruptionBudgetStatusStrategy}},

@@ -24,12 +24,14 @@ type admission struct {
 	namespaces      *registry.Store
 	priorityClasses *registry.Store
 	serviceAccounts *registry.Store
+	limitRanges     *registry.Store
+	resourceQuotas  *registry.Store
 	disabled        sets.Set[string]
 }
 
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
-var AdmissionPlugins = []string{"NamespaceLifecycle", "ServiceAccount", "Priority", "TaintNodesByCondition"}
+var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority", "TaintNodesByCondition", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -54,6 +56,9 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 	if err := a.admitNamespaceLifecycle(ctx, res, ns); err != nil {
 		return err
 	}
+	if err := a.admitLimitRanger(ctx, res.GroupVersionResource().GroupResource(), ns, obj); err != nil {
+		return err
+	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		if err := a.admitPodServiceAccount(ctx, ns, o); err != nil {
@@ -69,7 +74,8 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 	case *corev1.Node:
 		a.admitNodeTaint(o)
 	}
-	return nil
+	// ResourceQuota runs last, as upstream's: it counts the object as the others left it
+	return a.admitResourceQuota(ctx, res, ns, obj, isDryRunAnswer(ctx))
 }
 
 // admitNamespaceLifecycle refuses content in a namespace that is missing or terminating.

@@ -153,6 +153,8 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.namespaces = s.builtinStore(corev1.SchemeGroupVersion, "namespaces")
 	s.admission.priorityClasses = s.builtinStore(schedulingv1.SchemeGroupVersion, "priorityclasses")
 	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
+	s.admission.limitRanges = s.builtinStore(corev1.SchemeGroupVersion, "limitranges")
+	s.admission.resourceQuotas = s.builtinStore(corev1.SchemeGroupVersion, "resourcequotas")
 	return nil
 }
 

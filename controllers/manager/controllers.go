@@ -28,6 +28,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/nodelifecycle"
 	"github.com/skiff-dev/skiff/controllers/podgc"
 	"github.com/skiff-dev/skiff/controllers/replicaset"
+	"github.com/skiff-dev/skiff/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
@@ -144,6 +145,14 @@ var descriptors = []descriptor{
 		}
 		c, err := disruption.New(b.informers.Policy().V1().PodDisruptionBudgets(), b.informers.Core().V1().Pods(),
 			b.informers.Apps().V1().ReplicaSets(), b.informers.Apps().V1().Deployments(), b.client, scales, mapper, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "resourcequota-controller", aliases: []string{"resourcequota"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := resourcequota.New(b.informers.Core().V1().ResourceQuotas(), b.informers.Core().V1().Pods(), b.client, b.dynamic,
+			b.restMapper(), resourcequota.DefaultResyncPeriod, b.reporting)
 		if err != nil {
 			return nil, err
 		}

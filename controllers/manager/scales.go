@@ -20,3 +20,8 @@ func (b *builder) scales() (scale.ScalesGetter, meta.RESTMapper, error) {
 	}
 	return sc, mapper, nil
 }
+
+// restMapper is a discovery-backed mapper that rereads discovery when it misses a kind.
+func (b *builder) restMapper() meta.RESTMapper {
+	return restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(b.client.Discovery()))
+}
