@@ -278,4 +278,3 @@ func ratioConstraint(kind string, name corev1.ResourceName, enforced resource.Qu
 	}
 	return nil
 }
-

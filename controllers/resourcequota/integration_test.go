@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,7 +20,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 	"github.com/skiff-dev/skiff/controllers"
@@ -90,7 +90,9 @@ func pod(name string, requests corev1.ResourceList, limits corev1.ResourceList) 
 	}
 }
 
-func cpu(q string) corev1.ResourceList { return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(q)} }
+func cpu(q string) corev1.ResourceList {
+	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(q)}
+}
 
 func TestQuotaAdmissionAndControllerWithLimitRangeDefaults(t *testing.T) {
 	s := apiservertest.Start(t)
