@@ -51,7 +51,7 @@ func (a admission) admitResourceQuota(ctx context.Context, res *apis.Resource, n
 		}
 		quotas := list.(*corev1.ResourceQuotaList).Items
 		sort.Slice(quotas, func(i, j int) bool { return quotas[i].Name < quotas[j].Name })
-		err = a.chargeQuotas(ctx, quotas, gr, name, obj, usage, dryRun)
+		err = a.chargeQuotas(ctx, quotas, gr, name, obj, usage, dryRun || !wouldValidate(ctx, res, ns, obj))
 		if apierrors.IsConflict(err) && attempt < quotaConflictRetries {
 			continue
 		}
@@ -115,6 +115,28 @@ func (a admission) chargeQuotas(ctx context.Context, quotas []corev1.ResourceQuo
 }
 
 var errQuotaChanged = errors.New("quota changed since it was read")
+
+// wouldValidate says whether the object would pass its strategy's validation. Upstream's
+// quota admission runs after validation, so an invalid object is never charged; here
+// admission runs before it, so the plugin checks first, on a copy prepared as the store will
+// prepare it. Kinds stored in another version or without a Go type are charged unchecked:
+// their strategies see the stored form.
+func wouldValidate(ctx context.Context, res *apis.Resource, ns string, obj runtime.Object) bool {
+	if res.Unstructured || res.StorageVersion != res.GroupVersion || res.Strategy == nil {
+		return true
+	}
+	cp := obj.DeepCopyObject()
+	m, ok := cp.(metav1.Object)
+	if !ok {
+		return true
+	}
+	m.SetNamespace(ns)
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + "x")
+	}
+	res.Strategy.PrepareForCreate(ctx, cp)
+	return len(res.Strategy.Validate(ctx, cp)) == 0
+}
 
 // charge adds usage to the quota's status.used, provided the quota is still as it was read.
 func (a admission) charge(ctx context.Context, q *corev1.ResourceQuota, usage corev1.ResourceList) error {

@@ -254,3 +254,24 @@ func TestBadQuotasAndLimitRangesAreRefusedAndNotStored(t *testing.T) {
 		}
 	}
 }
+
+func TestAnInvalidObjectIsNeverCharged(t *testing.T) {
+	s := apiservertest.Start(t)
+	startController(t, s)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().ResourceQuotas("default").Create(ctx, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "q"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, s.Client, "q", corev1.ResourcePods, "0")
+	bad := pod("bad", nil, nil)
+	bad.Spec.Containers[0].Image = ""
+	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, bad, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "spec.containers[0].image: Required value") {
+		t.Fatalf("invalid pod: %v", err)
+	}
+	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, pod("good", nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Errorf("the one pod the quota allows, after an invalid one: %v", err)
+	}
+}
