@@ -5,6 +5,12 @@ package conformance
 // behaviour it checks, or says where upstream checks it when no e2e test does. The spec table
 // in README.md is generated from it; generating fails while a spec has no entry here.
 var upstreamMirrors = map[string]string{
+	// policy: disruption budgets, eviction, quotas and limit ranges
+	"[sig-apps] DisruptionController should observe PodDisruptionBudget status updated":                              "[sig-apps] DisruptionController should observe PodDisruptionBudget status updated [Conformance]",
+	"[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it":                  "[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it [Conformance]",
+	"[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod":                  "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod. [Conformance]",
+	"[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied": "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]",
+
 	// api-machinery
 	"[sig-api-machinery] ConfigMap should run the lifecycle of a ConfigMap and observe it on a watch":                                         "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
 	"[sig-api-machinery] ConfigMap should fail an update with a stale resourceVersion with a Conflict":                                        "none in e2e: the API conventions' optimistic concurrency (test/integration/apiserver)",
