@@ -49,6 +49,10 @@ const (
 	// DeletionTimeout is how long an eviction's pod is counted out (status.disruptedPods)
 	// while waiting to see it deleted, as upstream's.
 	DeletionTimeout = 2 * time.Minute
+	// StalePodDisruptionTimeout is how long a pod may carry a DisruptionTarget condition
+	// without being deleted before the condition is cleared (an eviction whose delete failed),
+	// as upstream's.
+	StalePodDisruptionTimeout = 2 * time.Minute
 )
 
 // Controller is the disruption controller.
@@ -62,6 +66,8 @@ type Controller struct {
 	mapper    meta.RESTMapper
 	synced    []cache.InformerSynced
 	queue     controllers.Queue
+	// stalePods holds pods ("namespace/name") whose DisruptionTarget condition may be stale
+	stalePods controllers.Queue
 	recorder  record.EventRecorder
 	metrics   *controllers.Metrics
 	now       func() time.Time
@@ -84,10 +90,11 @@ func New(pdbInformer policyinformers.PodDisruptionBudgetInformer, podInformer co
 		mapper:    mapper,
 		synced: []cache.InformerSynced{pdbInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
 			rsInformer.Informer().HasSynced, dInformer.Informer().HasSynced},
-		queue:    controllers.NewQueue(Name, r),
-		recorder: r.EventRecorder(Component),
-		metrics:  r.Metrics,
-		now:      time.Now,
+		queue:     controllers.NewQueue(Name, r),
+		stalePods: controllers.NewQueue(Name+"-stale-pod-disruption", r),
+		recorder:  r.EventRecorder(Component),
+		metrics:   r.Metrics,
+		now:       time.Now,
 	}
 	if _, err := pdbInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -111,9 +118,17 @@ func New(pdbInformer policyinformers.PodDisruptionBudgetInformer, podInformer co
 	return c, nil
 }
 
-// Run syncs budgets with workers goroutines until ctx is done.
+// Run syncs budgets with workers goroutines, and clears stale DisruptionTarget conditions with
+// one more, until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		controllers.Workers{Name: Name + "-stale-pod-disruption", Queue: c.stalePods, Sync: c.syncStalePodDisruption,
+			Metrics: c.metrics, Synced: c.synced}.Run(ctx, 1)
+	}()
 	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
+	<-done
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -133,6 +148,9 @@ func (c *Controller) podChanged(obj any) {
 		if pod, ok = tombstone.Obj.(*corev1.Pod); !ok {
 			return
 		}
+	}
+	if stale, after := staleDisruptionTarget(pod, c.now()); stale {
+		c.stalePods.AddAfter(controllers.PodKey(pod), after)
 	}
 	pdbs, err := c.pdbLister.PodDisruptionBudgets(pod.Namespace).List(labels.Everything())
 	if err != nil {
@@ -453,4 +471,55 @@ func setDisruptionAllowedCondition(pdb *policyv1.PodDisruptionBudget) {
 		c.Status, c.Reason = metav1.ConditionTrue, policyv1.SufficientPodsReason
 	}
 	meta.SetStatusCondition(&pdb.Status.Conditions, c)
+}
+
+// staleDisruptionTarget says whether the pod carries a DisruptionTarget condition that was
+// set for a deletion that has not come (an eviction whose delete failed), and how long until
+// it counts as stale. Conditions the kubelet sets, and those of finished pods, never do.
+func staleDisruptionTarget(pod *corev1.Pod, now time.Time) (bool, time.Duration) {
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return false, 0
+	}
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type != corev1.DisruptionTarget {
+			continue
+		}
+		if cond.Status != corev1.ConditionTrue || cond.Reason == corev1.PodReasonTerminationByKubelet {
+			return false, 0
+		}
+		return true, max(StalePodDisruptionTimeout-now.Sub(cond.LastTransitionTime.Time), 0)
+	}
+	return false, 0
+}
+
+// syncStalePodDisruption sets a stale DisruptionTarget condition to False, as upstream, so that
+// the pod is no longer taken for one about to go.
+func (c *Controller) syncStalePodDisruption(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	pod, err := c.podLister.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	stale, after := staleDisruptionTarget(pod, c.now())
+	if !stale {
+		return nil
+	}
+	if after > 0 {
+		return controllers.RequeueAfter(after, errors.New("disruption condition not yet stale"))
+	}
+	next := pod.DeepCopy()
+	for i := range next.Status.Conditions {
+		if cond := &next.Status.Conditions[i]; cond.Type == corev1.DisruptionTarget {
+			cond.Status = corev1.ConditionFalse
+			cond.LastTransitionTime = metav1.NewTime(c.now())
+		}
+	}
+	_, err = c.client.CoreV1().Pods(ns).UpdateStatus(ctx, next, metav1.UpdateOptions{})
+	return err
 }

@@ -208,3 +208,25 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestAStaleDisruptionTargetIsClearedAfterItsTimeout(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	pod := ownedPod("a", true, nil)
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+		Reason: "EvictionByEvictionAPI", LastTransitionTime: metav1.NewTime(now.Add(-time.Minute))})
+	f := newFixture(t, pod)
+	f.c.now = func() time.Time { return now }
+	if err := f.c.syncStalePodDisruption(context.Background(), "ns/a"); err == nil || !strings.Contains(err.Error(), "requeue after 1m0s") {
+		t.Errorf("a minute-old condition: %v, want a requeue in a minute", err)
+	}
+	f.c.now = func() time.Time { return now.Add(2 * time.Minute) }
+	if err := f.c.syncStalePodDisruption(context.Background(), "ns/a"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.client.CoreV1().Pods("ns").Get(context.Background(), "a", metav1.GetOptions{})
+	for _, c := range got.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status != corev1.ConditionFalse {
+			t.Errorf("condition %+v, want False", c)
+		}
+	}
+}
