@@ -27,12 +27,15 @@ type admission struct {
 	serviceAccounts *registry.Store
 	pods            *registry.Store
 	storageClasses  *registry.Store
+	limitRanges     *registry.Store
+	resourceQuotas  *registry.Store
 	disabled        sets.Set[string]
 }
 
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
-var AdmissionPlugins = []string{"NamespaceLifecycle", "NodeRestriction", "ServiceAccount", "Priority", "TaintNodesByCondition", "DefaultStorageClass", "StorageObjectInUseProtection"}
+var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority", "TaintNodesByCondition",
+	"DefaultStorageClass", "StorageObjectInUseProtection", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -57,6 +60,9 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 	if err := a.admitNamespaceLifecycle(ctx, res, ns); err != nil {
 		return err
 	}
+	if err := a.admitLimitRanger(ctx, res.GroupVersionResource().GroupResource(), ns, obj); err != nil {
+		return err
+	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		if err := a.admitPodServiceAccount(ctx, ns, o); err != nil {
@@ -79,7 +85,8 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 	case *corev1.PersistentVolume:
 		a.admitStorageProtection(o, apis.PVProtectionFinalizer, o.SetFinalizers)
 	}
-	return nil
+	// ResourceQuota runs last, as upstream's: it counts the object as the others left it
+	return a.admitResourceQuota(ctx, res, ns, obj, isDryRunAnswer(ctx))
 }
 
 // admitNamespaceLifecycle refuses content in a namespace that is missing or terminating.

@@ -168,6 +168,8 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 			h.subresources["scale"] = workloadScale{}
 		case sub.Name == "binding":
 			h.subresources["binding"] = podBinding{}
+		case sub.Name == "eviction":
+			h.subresources["eviction"] = podEviction{s: s}
 		case sub.Name == "token":
 			h.subresources["token"] = serviceAccountToken{s: s}
 		}

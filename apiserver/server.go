@@ -193,6 +193,8 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
 	s.admission.pods = s.builtinStore(corev1.SchemeGroupVersion, "pods")
 	s.admission.storageClasses = s.builtinStore(storagev1.SchemeGroupVersion, "storageclasses")
+	s.admission.limitRanges = s.builtinStore(corev1.SchemeGroupVersion, "limitranges")
+	s.admission.resourceQuotas = s.builtinStore(corev1.SchemeGroupVersion, "resourcequotas")
 	return nil
 }
 

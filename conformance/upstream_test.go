@@ -11,6 +11,12 @@ var upstreamMirrors = map[string]string{
 	"[sig-storage] CSINodes should run through the lifecycle of a csinode":                                                            "[sig-storage] CSINodes CSI Conformance should run through the lifecycle of a csinode [Conformance]",
 	"[sig-storage] VolumeAttachment should run through the lifecycle of a VolumeAttachment":                                           "[sig-storage] VolumeAttachment Conformance should run through the lifecycle of a VolumeAttachment [Conformance]",
 	"[sig-storage] Dynamic Provisioning should provision a claim of the default class for its pod and keep the data for the next pod": "none in conformance: [sig-storage] Dynamic Provisioning DynamicProvisioner Default should create and delete default persistent volumes [Slow]",
+	// policy: disruption budgets, eviction, quotas and limit ranges
+	"[sig-apps] DisruptionController should observe PodDisruptionBudget status updated":                              "[sig-apps] DisruptionController should observe PodDisruptionBudget status updated [Conformance]",
+	"[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it":                  "[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it [Conformance]",
+	"[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod":                  "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod. [Conformance]",
+	"[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied": "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]",
+
 	// api-machinery
 	"[sig-api-machinery] ConfigMap should run the lifecycle of a ConfigMap and observe it on a watch":                                         "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
 	"[sig-api-machinery] ConfigMap should fail an update with a stale resourceVersion with a Conflict":                                        "none in e2e: the API conventions' optimistic concurrency (test/integration/apiserver)",

@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/cronjob"
 	"github.com/skiff-dev/skiff/controllers/daemonset"
 	"github.com/skiff-dev/skiff/controllers/deployment"
+	"github.com/skiff-dev/skiff/controllers/disruption"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/controllers/job"
@@ -32,6 +33,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/persistentvolume"
 	"github.com/skiff-dev/skiff/controllers/podgc"
 	"github.com/skiff-dev/skiff/controllers/replicaset"
+	"github.com/skiff-dev/skiff/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
@@ -194,6 +196,26 @@ var descriptors = []descriptor{
 	}},
 	{name: "taint-eviction-controller", serviceAccount: "node-controller", workers: 8, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := tainteviction.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Nodes(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "disruption-controller", serviceAccount: "disruption-controller", aliases: []string{"disruption"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		scales, mapper, err := b.scales()
+		if err != nil {
+			return nil, err
+		}
+		c, err := disruption.New(b.informers.Policy().V1().PodDisruptionBudgets(), b.informers.Core().V1().Pods(),
+			b.informers.Apps().V1().ReplicaSets(), b.informers.Apps().V1().Deployments(), b.client, scales, mapper, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "resourcequota-controller", serviceAccount: "resourcequota-controller", aliases: []string{"resourcequota"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := resourcequota.New(b.informers.Core().V1().ResourceQuotas(), b.informers.Core().V1().Pods(), b.client, b.dynamic,
+			b.restMapper(), resourcequota.DefaultResyncPeriod, b.reporting)
 		if err != nil {
 			return nil, err
 		}
