@@ -461,6 +461,20 @@ var builtin = []*Resource{
 		Strategy: PodDisruptionBudgetStrategy, Table: podDisruptionBudgetTable(),
 	},
 	{
+		GroupVersion: autoscalingV2, Name: "horizontalpodautoscalers", SingularName: "horizontalpodautoscaler", Kind: "HorizontalPodAutoscaler", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"hpa"}, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "HorizontalPodAutoscaler", Verbs: verbsGetPatchUp, Strategy: HorizontalPodAutoscalerStatusStrategy}},
+		StorageKey:   "horizontalpodautoscalers", StorageVersion: autoscalingV2, Fields: objectMetaFields,
+		Default: Defaulter(DefaultHorizontalPodAutoscaler), Strategy: HorizontalPodAutoscalerStrategy, Table: horizontalPodAutoscalerTable(),
+	},
+	{
+		GroupVersion: autoscalingV1, Name: "horizontalpodautoscalers", SingularName: "horizontalpodautoscaler", Kind: "HorizontalPodAutoscaler", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"hpa"}, Categories: []string{"all"},
+		Subresources: []Subresource{{Name: "status", Kind: "HorizontalPodAutoscaler", Verbs: verbsGetPatchUp, Strategy: HorizontalPodAutoscalerStatusStrategy}},
+		StorageKey:   "horizontalpodautoscalers", StorageVersion: autoscalingV2, Fields: objectMetaFields,
+		Default: Defaulter(defaultHorizontalPodAutoscalerV1), Strategy: HorizontalPodAutoscalerStrategy, Table: horizontalPodAutoscalerV1Table(),
+	},
+	{
 		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",
 		Verbs: verbsAll, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},
 		Subresources: []Subresource{{Name: "status", Kind: "CustomResourceDefinition", Verbs: verbsGetPatchUp, Strategy: CRDStatusStrategy}},
