@@ -43,6 +43,10 @@ type Resource struct {
 	// Review marks a resource that is only ever created and answered, never stored (the
 	// authentication and authorization reviews): it has no storage and no watch cache.
 	Review bool
+	// FromKubelets marks a read-only resource whose objects are read from the kubelets on
+	// each request (the metrics API's NodeMetrics and PodMetrics), never stored: it has no
+	// storage and no watch cache.
+	FromKubelets bool
 
 	// StorageKey is the segment under /registry/ that holds this resource in etcd, as upstream
 	// lays it out ("minions" for nodes, "<group>/<plural>" for custom resources).
@@ -503,6 +507,14 @@ var builtin = []*Resource{
 		GroupVersion: rbacV1, Name: "roles", SingularName: "role", Kind: "Role", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "roles", StorageVersion: rbacV1, Fields: objectMetaFields, Strategy: RoleStrategy,
+	},
+	{
+		GroupVersion: metricsV1beta1, Name: "nodes", SingularName: "", Kind: "NodeMetrics",
+		Verbs: verbsGetList, FromKubelets: true, Fields: objectMetaFields, Table: nodeMetricsTable(),
+	},
+	{
+		GroupVersion: metricsV1beta1, Name: "pods", SingularName: "", Kind: "PodMetrics", Namespaced: true,
+		Verbs: verbsGetList, FromKubelets: true, Fields: objectMetaFields, Table: podMetricsTable(),
 	},
 	{
 		GroupVersion: authnV1, Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview",

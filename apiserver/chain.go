@@ -360,6 +360,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveReview(w, r, ri, res)
 		return
 	}
+	if res != nil && res.FromKubelets {
+		s.serveResourceMetrics(w, r, ri, res)
+		return
+	}
 	if isKubeletProxy(ri) {
 		s.serveKubeletProxy(w, r, ri)
 		return

@@ -32,7 +32,7 @@ func resourceList(set *apis.Set, gv schema.GroupVersion) *metav1.APIResourceList
 			Name: r.Name, SingularName: r.SingularName, Namespaced: r.Namespaced, Kind: r.Kind,
 			Verbs: r.Verbs, ShortNames: r.ShortNames, Categories: r.Categories,
 		}
-		if !r.Review {
+		if !r.Review && !r.FromKubelets {
 			ar.StorageVersionHash = storageVersionHash(r.StorageVersion, r.Kind)
 		}
 		list.APIResources = append(list.APIResources, ar)

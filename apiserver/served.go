@@ -88,8 +88,8 @@ func (s *Server) serveResources(add []*apis.Resource, drop func(*apis.Resource) 
 	}
 	var built []*resourceHandler
 	for _, res := range add {
-		if res.Review {
-			continue // answered, never stored: see reviews.go
+		if res.Review || res.FromKubelets {
+			continue // never stored: see reviews.go and resourcemetrics.go
 		}
 		h, err := s.newResourceHandler(res, set)
 		if err != nil {

@@ -56,13 +56,15 @@ type Server struct {
 	allocator *registry.ServiceAllocator
 	// kubeletTransport reaches kubelets for logs, exec and node proxy requests
 	kubeletTransport *http.Transport
-	endpointIP       netip.Addr
-	tokenIssuer      *authn.TokenIssuer // signs the tokens of serviceaccounts/token
-	issuerDiscovery  *issuerDiscovery   // its OpenID discovery documents (oidc.go)
-	health           *healthChecks
-	ready            chan struct{}
-	ctx              context.Context
-	cancel           context.CancelFunc
+	// resourceMetrics keeps the kubelets' earlier scrapes for the metrics API
+	resourceMetrics resourceMetricsState
+	endpointIP      netip.Addr
+	tokenIssuer     *authn.TokenIssuer // signs the tokens of serviceaccounts/token
+	issuerDiscovery *issuerDiscovery   // its OpenID discovery documents (oidc.go)
+	health          *healthChecks
+	ready           chan struct{}
+	ctx             context.Context
+	cancel          context.CancelFunc
 }
 
 // New builds an API server from cfg. Run starts it.
