@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
 	"slices"
 	"sort"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/nodeipam"
 	"github.com/skiff-dev/skiff/controllers/nodelifecycle"
 	"github.com/skiff-dev/skiff/controllers/persistentvolume"
+	"github.com/skiff-dev/skiff/controllers/podautoscaler"
 	"github.com/skiff-dev/skiff/controllers/podgc"
 	"github.com/skiff-dev/skiff/controllers/replicaset"
 	"github.com/skiff-dev/skiff/controllers/resourcequota"
@@ -208,6 +210,22 @@ var descriptors = []descriptor{
 		}
 		c, err := disruption.New(b.informers.Policy().V1().PodDisruptionBudgets(), b.informers.Core().V1().Pods(),
 			b.informers.Apps().V1().ReplicaSets(), b.informers.Apps().V1().Deployments(), b.client, scales, mapper, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "horizontal-pod-autoscaler-controller", serviceAccount: "horizontal-pod-autoscaler", aliases: []string{podautoscaler.Name}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		scales, mapper, err := b.scales()
+		if err != nil {
+			return nil, err
+		}
+		metrics, err := metricsclient.NewForConfig(b.config)
+		if err != nil {
+			return nil, err
+		}
+		c, err := podautoscaler.New(b.informers.Autoscaling().V2().HorizontalPodAutoscalers(), b.informers.Core().V1().Pods(),
+			b.client, metrics, scales, mapper, b.reporting)
 		if err != nil {
 			return nil, err
 		}
