@@ -170,6 +170,9 @@ func TestStockKubectlAutoscalesADeployment(t *testing.T) {
 			if out := run("get", "hpa", "x", "-o", "jsonpath={.spec.metrics[0].resource.target.averageUtilization}"); out != "50" {
 				t.Errorf("target: %q", out)
 			}
+			if out := run("describe", "hpa", "x"); !strings.Contains(out, "Reference:") || !strings.Contains(out, "Min replicas:") {
+				t.Errorf("describe hpa:\n%s", out)
+			}
 			run("delete", "hpa", "x")
 		})
 	}

@@ -130,10 +130,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.reconcile(ctx, key, hpa.DeepCopy()); err != nil {
-		return err
+	// as upstream's fixed-interval queue: a failed reconcile (reported in the status and
+	// events) comes back after the sync period too, not sooner
+	err = c.reconcile(ctx, key, hpa.DeepCopy())
+	if err == nil {
+		err = errors.New("autoscalers are reconciled every sync period")
 	}
-	return controllers.RequeueAfter(SyncPeriod, errors.New("autoscalers are reconciled every sync period"))
+	return controllers.RequeueAfter(SyncPeriod, err)
 }
 
 // reconcile computes and applies one autoscaler's replica count, and writes its status.
