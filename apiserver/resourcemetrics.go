@@ -119,11 +119,17 @@ func (s *Server) nodeMetrics(ctx context.Context, label labels.Selector, field f
 	if err != nil {
 		return nil, err
 	}
+	nodes := obj.(*corev1.NodeList).Items
+	ptrs := make([]*corev1.Node, len(nodes))
+	for i := range nodes {
+		ptrs[i] = &nodes[i]
+	}
+	scrapes := s.scrapeNodes(ctx, ptrs)
 	var out []runtime.Object
-	for _, node := range obj.(*corev1.NodeList).Items {
-		earlier, now, err := s.scrapeTwice(ctx, &node)
-		if err != nil || earlier.node == nil || now.node == nil {
-			slog.Debug("node metrics", "node", node.Name, "err", err)
+	for _, node := range nodes {
+		pair := scrapes[node.Name]
+		earlier, now := pair[0], pair[1]
+		if earlier == nil || now == nil || earlier.node == nil || now.node == nil {
 			continue // as metrics-server: a node it cannot measure is left out
 		}
 		cpu, ok := cpuRate(*earlier.node, *now.node)
@@ -147,23 +153,27 @@ func (s *Server) podMetrics(ctx context.Context, ns string, label labels.Selecto
 	if err != nil {
 		return nil, err
 	}
-	scrapes := map[string][2]*kubeletScrape{}
+	pods := obj.(*corev1.PodList).Items
+	var nodes []*corev1.Node
+	seen := map[string]bool{}
+	for _, pod := range pods {
+		if name := pod.Spec.NodeName; name != "" && pod.Status.Phase == corev1.PodRunning && !seen[name] {
+			seen[name] = true
+			nodeObj, err := s.builtinStore(corev1.SchemeGroupVersion, "nodes").Get(ctx, "", name, &metav1.GetOptions{})
+			if err != nil {
+				slog.Debug("pod metrics", "node", name, "err", err)
+				continue
+			}
+			nodes = append(nodes, nodeObj.(*corev1.Node))
+		}
+	}
+	scrapes := s.scrapeNodes(ctx, nodes)
 	var out []runtime.Object
-	for _, pod := range obj.(*corev1.PodList).Items {
+	for _, pod := range pods {
 		if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodRunning {
 			continue
 		}
-		pair, ok := scrapes[pod.Spec.NodeName]
-		if !ok {
-			nodeObj, err := s.builtinStore(corev1.SchemeGroupVersion, "nodes").Get(ctx, "", pod.Spec.NodeName, &metav1.GetOptions{})
-			if err == nil {
-				pair[0], pair[1], err = s.scrapeTwice(ctx, nodeObj.(*corev1.Node))
-			}
-			if err != nil {
-				slog.Debug("pod metrics", "node", pod.Spec.NodeName, "err", err)
-			}
-			scrapes[pod.Spec.NodeName] = pair
-		}
+		pair := scrapes[pod.Spec.NodeName]
 		if pair[0] == nil || pair[1] == nil {
 			continue
 		}
@@ -211,6 +221,30 @@ func cpuRate(before, after usageSample) (float64, bool) {
 		return 0, false
 	}
 	return (after.cpu - before.cpu) / window.Seconds(), true
+}
+
+// scrapeNodes scrapes the nodes' kubelets at once (a first scrape waits), each as
+// scrapeTwice; a kubelet that cannot be scraped has no entry.
+func (s *Server) scrapeNodes(ctx context.Context, nodes []*corev1.Node) map[string][2]*kubeletScrape {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := make(map[string][2]*kubeletScrape, len(nodes))
+	for _, node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			earlier, now, err := s.scrapeTwice(ctx, node)
+			if err != nil {
+				slog.Debug("resource metrics", "node", node.Name, "err", err)
+				return
+			}
+			mu.Lock()
+			out[node.Name] = [2]*kubeletScrape{earlier, now}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // scrapeTwice scrapes node's kubelet and returns it with the earlier scrape to measure CPU
