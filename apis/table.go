@@ -77,6 +77,9 @@ type Resource struct {
 	// OrphanWarning, when set, makes a delete that names no propagation policy orphan the
 	// object's dependents, with this warning, as upstream keeps batch/v1 Jobs' pods.
 	OrphanWarning string
+	// ServiceAddresses marks objects holding cluster IPs and node ports, which the server
+	// allocates as they are written and frees as they go (Services).
+	ServiceAddresses bool
 	// ReturnDeletedObject makes a completed delete answer with the object rather than a
 	// Success Status, as upstream does for pods and services.
 	ReturnDeletedObject bool
@@ -274,6 +277,7 @@ var builtin = []*Resource{
 		Subresources: []Subresource{{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp, Strategy: ServiceStatusStrategy}},
 		StorageKey:   "services/specs", StorageVersion: coreV1, Fields: serviceFields,
 		Default: Defaulter(defaultService), Strategy: ServiceStrategy, ReturnDeletedObject: true, Table: serviceTable(),
+		ServiceAddresses: true,
 	},
 	{
 		GroupVersion: coreV1, Name: "endpoints", SingularName: "endpoints", Kind: "Endpoints", Namespaced: true,
