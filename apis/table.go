@@ -20,6 +20,8 @@ var (
 	verbsAll        = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 	verbsNoCollect  = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
 	verbsGetPatchUp = []string{"get", "patch", "update"}
+	// verbsProxy are the proxy subresources' (every HTTP method passes through)
+	verbsProxy = []string{"create", "delete", "get", "patch", "update"}
 )
 
 // Resource is one served resource in one group version: everything the server needs to
@@ -225,6 +227,7 @@ var builtin = []*Resource{
 			{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
 			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
 			{Name: "eviction", Kind: "Eviction", GroupVersion: policyV1, Verbs: []string{"create"}},
+			{Name: "proxy", Kind: "PodProxyOptions", Verbs: verbsProxy},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
 		Default: Defaulter(DefaultPod), Strategy: PodStrategy, ReturnDeletedObject: true, Table: podTable(),
@@ -234,7 +237,7 @@ var builtin = []*Resource{
 		Verbs: verbsAll, ShortNames: []string{"no"},
 		Subresources: []Subresource{
 			{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp, Strategy: NodeStatusStrategy},
-			{Name: "proxy", Kind: "NodeProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"}},
+			{Name: "proxy", Kind: "NodeProxyOptions", Verbs: verbsProxy},
 		},
 		StorageKey: "minions", StorageVersion: coreV1, Fields: nodeFields,
 		Default: Defaulter(defaultNode), Strategy: NodeStrategy, Table: nodeTable(),
@@ -271,8 +274,11 @@ var builtin = []*Resource{
 	{
 		GroupVersion: coreV1, Name: "services", SingularName: "service", Kind: "Service", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"svc"}, Categories: []string{"all"},
-		Subresources: []Subresource{{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp, Strategy: ServiceStatusStrategy}},
-		StorageKey:   "services/specs", StorageVersion: coreV1, Fields: serviceFields,
+		Subresources: []Subresource{
+			{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp, Strategy: ServiceStatusStrategy},
+			{Name: "proxy", Kind: "ServiceProxyOptions", Verbs: verbsProxy},
+		},
+		StorageKey: "services/specs", StorageVersion: coreV1, Fields: serviceFields,
 		Default: Defaulter(defaultService), Strategy: ServiceStrategy, ReturnDeletedObject: true, Table: serviceTable(),
 	},
 	{

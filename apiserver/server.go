@@ -56,13 +56,15 @@ type Server struct {
 	allocator *registry.ServiceAllocator
 	// kubeletTransport reaches kubelets for logs, exec and node proxy requests
 	kubeletTransport *http.Transport
-	endpointIP       netip.Addr
-	tokenIssuer      *authn.TokenIssuer // signs the tokens of serviceaccounts/token
-	issuerDiscovery  *issuerDiscovery   // its OpenID discovery documents (oidc.go)
-	health           *healthChecks
-	ready            chan struct{}
-	ctx              context.Context
-	cancel           context.CancelFunc
+	// endpointTransport reaches pods for pods/proxy and services/proxy requests
+	endpointTransport *http.Transport
+	endpointIP        netip.Addr
+	tokenIssuer       *authn.TokenIssuer // signs the tokens of serviceaccounts/token
+	issuerDiscovery   *issuerDiscovery   // its OpenID discovery documents (oidc.go)
+	health            *healthChecks
+	ready             chan struct{}
+	ctx               context.Context
+	cancel            context.CancelFunc
 }
 
 // New builds an API server from cfg. Run starts it.
@@ -111,17 +113,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:              cfg,
-		admission:        &admission{disabled: disabled},
-		advertise:        advertiseAddress(cfg.BindAddresses[0]),
-		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
-		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
-		ready:            make(chan struct{}),
-		endpointIP:       advertisedIP(cfg.AdvertiseAddress),
-		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
-		allocator:        &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
-		ctx:              ctx,
-		cancel:           cancel,
+		cfg:               cfg,
+		admission:         &admission{disabled: disabled},
+		advertise:         advertiseAddress(cfg.BindAddresses[0]),
+		inflight:          make(chan struct{}, cfg.MaxRequestsInFlight),
+		mutatingInflight:  make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
+		ready:             make(chan struct{}),
+		endpointIP:        advertisedIP(cfg.AdvertiseAddress),
+		kubeletTransport:  newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
+		endpointTransport: newEndpointTransport(),
+		allocator:         &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
+		ctx:               ctx,
+		cancel:            cancel,
 	}
 	if err := s.buildResources(ctx, disabled); err != nil {
 		cancel()
