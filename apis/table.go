@@ -410,6 +410,25 @@ var builtin = []*Resource{
 		Strategy: EndpointSliceStrategy, Table: endpointSliceTable(),
 	},
 	{
+		GroupVersion: networkingV1, Name: "ingresses", SingularName: "ingress", Kind: "Ingress", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"ing"},
+		Subresources: []Subresource{{Name: "status", Kind: "Ingress", Verbs: verbsGetPatchUp, Strategy: IngressStatusStrategy}},
+		StorageKey:   "ingress", StorageVersion: networkingV1, Fields: objectMetaFields,
+		Strategy: IngressStrategy, Table: ingressTable(),
+	},
+	{
+		GroupVersion: networkingV1, Name: "ingressclasses", SingularName: "ingressclass", Kind: "IngressClass",
+		Verbs:      verbsAll,
+		StorageKey: "ingressclasses", StorageVersion: networkingV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultIngressClass), Strategy: IngressClassStrategy, Table: ingressClassTable(),
+	},
+	{
+		GroupVersion: networkingV1, Name: "networkpolicies", SingularName: "networkpolicy", Kind: "NetworkPolicy", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"netpol"},
+		StorageKey: "networkpolicies", StorageVersion: networkingV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultNetworkPolicy), Strategy: NetworkPolicyStrategy, Table: networkPolicyTable(),
+	},
+	{
 		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
