@@ -228,6 +228,8 @@ var builtin = []*Resource{
 			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
 			{Name: "eviction", Kind: "Eviction", GroupVersion: policyV1, Verbs: []string{"create"}},
 			{Name: "proxy", Kind: "PodProxyOptions", Verbs: verbsProxy},
+			{Name: "ephemeralcontainers", Kind: "Pod", Verbs: verbsGetPatchUp, Strategy: PodEphemeralContainersStrategy,
+				ResetFields: []string{"status"}},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
 		Default: Defaulter(DefaultPod), Strategy: PodStrategy, ReturnDeletedObject: true, Table: podTable(),
