@@ -20,6 +20,8 @@ var (
 	verbsAll        = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 	verbsNoCollect  = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
 	verbsGetPatchUp = []string{"get", "patch", "update"}
+	// verbsProxy are the proxy subresources' (every HTTP method passes through)
+	verbsProxy = []string{"create", "delete", "get", "patch", "update"}
 )
 
 // Resource is one served resource in one group version: everything the server needs to
@@ -81,6 +83,9 @@ type Resource struct {
 	// OrphanWarning, when set, makes a delete that names no propagation policy orphan the
 	// object's dependents, with this warning, as upstream keeps batch/v1 Jobs' pods.
 	OrphanWarning string
+	// ServiceAddresses marks objects holding cluster IPs and node ports, which the server
+	// allocates as they are written and frees as they go (Services).
+	ServiceAddresses bool
 	// ReturnDeletedObject makes a completed delete answer with the object rather than a
 	// Success Status, as upstream does for pods and services.
 	ReturnDeletedObject bool
@@ -229,6 +234,9 @@ var builtin = []*Resource{
 			{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
 			{Name: "portforward", Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
 			{Name: "eviction", Kind: "Eviction", GroupVersion: policyV1, Verbs: []string{"create"}},
+			{Name: "proxy", Kind: "PodProxyOptions", Verbs: verbsProxy},
+			{Name: "ephemeralcontainers", Kind: "Pod", Verbs: verbsGetPatchUp, Strategy: PodEphemeralContainersStrategy,
+				ResetFields: []string{"status"}},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
 		Default: Defaulter(DefaultPod), Strategy: PodStrategy, ReturnDeletedObject: true, Table: podTable(),
@@ -238,7 +246,7 @@ var builtin = []*Resource{
 		Verbs: verbsAll, ShortNames: []string{"no"},
 		Subresources: []Subresource{
 			{Name: "status", Kind: "Node", Verbs: verbsGetPatchUp, Strategy: NodeStatusStrategy},
-			{Name: "proxy", Kind: "NodeProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"}},
+			{Name: "proxy", Kind: "NodeProxyOptions", Verbs: verbsProxy},
 		},
 		StorageKey: "minions", StorageVersion: coreV1, Fields: nodeFields,
 		Default: Defaulter(defaultNode), Strategy: NodeStrategy, Table: nodeTable(),
@@ -275,9 +283,13 @@ var builtin = []*Resource{
 	{
 		GroupVersion: coreV1, Name: "services", SingularName: "service", Kind: "Service", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"svc"}, Categories: []string{"all"},
-		Subresources: []Subresource{{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp, Strategy: ServiceStatusStrategy}},
-		StorageKey:   "services/specs", StorageVersion: coreV1, Fields: serviceFields,
+		Subresources: []Subresource{
+			{Name: "status", Kind: "Service", Verbs: verbsGetPatchUp, Strategy: ServiceStatusStrategy},
+			{Name: "proxy", Kind: "ServiceProxyOptions", Verbs: verbsProxy},
+		},
+		StorageKey: "services/specs", StorageVersion: coreV1, Fields: serviceFields,
 		Default: Defaulter(defaultService), Strategy: ServiceStrategy, ReturnDeletedObject: true, Table: serviceTable(),
+		ServiceAddresses: true,
 	},
 	{
 		GroupVersion: coreV1, Name: "endpoints", SingularName: "endpoints", Kind: "Endpoints", Namespaced: true,
@@ -406,6 +418,25 @@ var builtin = []*Resource{
 		Verbs:      verbsAll,
 		StorageKey: "endpointslices", StorageVersion: discoveryV1, Fields: objectMetaFields,
 		Strategy: EndpointSliceStrategy, Table: endpointSliceTable(),
+	},
+	{
+		GroupVersion: networkingV1, Name: "ingresses", SingularName: "ingress", Kind: "Ingress", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"ing"},
+		Subresources: []Subresource{{Name: "status", Kind: "Ingress", Verbs: verbsGetPatchUp, Strategy: IngressStatusStrategy}},
+		StorageKey:   "ingress", StorageVersion: networkingV1, Fields: objectMetaFields,
+		Strategy: IngressStrategy, Table: ingressTable(),
+	},
+	{
+		GroupVersion: networkingV1, Name: "ingressclasses", SingularName: "ingressclass", Kind: "IngressClass",
+		Verbs:      verbsAll,
+		StorageKey: "ingressclasses", StorageVersion: networkingV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultIngressClass), Strategy: IngressClassStrategy, Table: ingressClassTable(),
+	},
+	{
+		GroupVersion: networkingV1, Name: "networkpolicies", SingularName: "networkpolicy", Kind: "NetworkPolicy", Namespaced: true,
+		Verbs: verbsAll, ShortNames: []string{"netpol"},
+		StorageKey: "networkpolicies", StorageVersion: networkingV1, Fields: objectMetaFields,
+		Default: Defaulter(defaultNetworkPolicy), Strategy: NetworkPolicyStrategy, Table: networkPolicyTable(),
 	},
 	{
 		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,7 @@ type admission struct {
 	serviceAccounts *registry.Store
 	pods            *registry.Store
 	storageClasses  *registry.Store
+	ingressClasses  *registry.Store
 	limitRanges     *registry.Store
 	resourceQuotas  *registry.Store
 	disabled        sets.Set[string]
@@ -35,7 +37,7 @@ type admission struct {
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
 var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority", "TaintNodesByCondition",
-	"DefaultStorageClass", "StorageObjectInUseProtection", "ResourceQuota"}
+	"DefaultStorageClass", "StorageObjectInUseProtection", "DefaultIngressClass", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -84,6 +86,10 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 		a.admitStorageProtection(o, apis.PVCProtectionFinalizer, o.SetFinalizers)
 	case *corev1.PersistentVolume:
 		a.admitStorageProtection(o, apis.PVProtectionFinalizer, o.SetFinalizers)
+	case *networkingv1.Ingress:
+		if err := a.admitIngressClass(ctx, o); err != nil {
+			return err
+		}
 	}
 	// ResourceQuota runs last, as upstream's: it counts the object as the others left it
 	return a.admitResourceQuota(ctx, res, ns, obj, isDryRunAnswer(ctx))

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -67,12 +68,19 @@ func (s *Server) newAuthorization(modes []string) (*authorization, error) {
 	for _, m := range modes {
 		switch m {
 		case authz.ModeNode:
+			// the graph of what each node may read: its pods, their claims and the volumes
+			// bound to those, and its volume attachments
 			nodeMode := node.New(bootstrap.NodeRules())
-			pods := s.storeInformer(corev1.SchemeGroupVersion, "pods", &corev1.Pod{})
-			if _, err := pods.AddEventHandler(nodeMode.EventHandler()); err != nil {
-				return nil, err
+			for _, inf := range []cache.SharedIndexInformer{
+				s.storeInformer(corev1.SchemeGroupVersion, "pods", &corev1.Pod{}),
+				s.storeInformer(corev1.SchemeGroupVersion, "persistentvolumeclaims", &corev1.PersistentVolumeClaim{}),
+				s.storeInformer(storagev1.SchemeGroupVersion, "volumeattachments", &storagev1.VolumeAttachment{}),
+			} {
+				if _, err := inf.AddEventHandler(nodeMode.EventHandler()); err != nil {
+					return nil, err
+				}
+				a.informers = append(a.informers, inf)
 			}
-			a.informers = append(a.informers, pods)
 			a.chain = append(a.chain, nodeMode)
 		case authz.ModeRBAC:
 			a.chain = append(a.chain, a.rbac)

@@ -368,6 +368,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveKubeletProxy(w, r, ri)
 		return
 	}
+	if isEndpointProxy(ri) {
+		s.serveEndpointProxy(w, r, ri)
+		return
+	}
 	h := sv.handler(ri.groupVersion(), ri.Resource)
 	if h == nil {
 		writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, ri.Verb, schema.GroupResource{}, "", "the server could not find the requested resource", 0, true))

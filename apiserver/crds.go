@@ -77,7 +77,7 @@ func (c *customResourceDefinitions) follow(ctx context.Context) {
 		list, err := c.store.List(ctx, "", registry.ListOptions{})
 		if err != nil {
 			slog.Warn("listing CustomResourceDefinitions", "err", err)
-			time.Sleep(time.Second)
+			sleepCtx(ctx, time.Second)
 			continue
 		}
 		items, _ := meta.ExtractList(list)
@@ -87,7 +87,7 @@ func (c *customResourceDefinitions) follow(ctx context.Context) {
 		lm, _ := meta.ListAccessor(list)
 		w, err := c.store.Watch(ctx, "", registry.ListOptions{ResourceVersion: lm.GetResourceVersion()})
 		if err != nil {
-			time.Sleep(time.Second)
+			sleepCtx(ctx, time.Second)
 			continue
 		}
 		for ev := range w.ResultChan() {
@@ -368,7 +368,7 @@ func (c *customResourceDefinitions) finalize(ctx context.Context, crd *apiextens
 // storageHandler is the handler of crd's storage version, or of any version it serves.
 func (c *customResourceDefinitions) storageHandler(crd *apiextensionsv1.CustomResourceDefinition) *resourceHandler {
 	sv := c.s.current()
-	var any *resourceHandler
+	var served *resourceHandler
 	for _, gvr := range c.serving[crd.Name] {
 		h := sv.handler(gvr.GroupVersion(), gvr.Resource)
 		if h == nil {
@@ -377,12 +377,20 @@ func (c *customResourceDefinitions) storageHandler(crd *apiextensionsv1.CustomRe
 		if h.res.GroupVersion == h.res.StorageVersion {
 			return h
 		}
-		any = h
+		served = h
 	}
-	return any
+	return served
 }
 
 func isEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	c := apis.CRDCondition(crd, apiextensionsv1.Established)
 	return c != nil && c.Status == apiextensionsv1.ConditionTrue
+}
+
+// sleepCtx waits d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }

@@ -218,8 +218,12 @@ func (h *resourceHandler) delete(ctx context.Context, ri *requestInfo, r *http.R
 		return nil, 0, err
 	}
 	if !deleted {
-		// still there (finalizers or a grace period): 202 with the object, as upstream
-		return obj, http.StatusAccepted, nil
+		// still there (finalizers or a grace period): the object, with 200 as upstream answers
+		// unless the client asked for cascading deletion the deprecated way
+		if opts.OrphanDependents != nil && !*opts.OrphanDependents {
+			return obj, http.StatusAccepted, nil
+		}
+		return obj, http.StatusOK, nil
 	}
 	if h.res.ReturnDeletedObject {
 		return obj, http.StatusOK, nil

@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -158,5 +159,36 @@ func TestGetAfterSelectorLeavingWatchSeesTheStoredState(t *testing.T) {
 	got, err := pods.Get(ctx, "leaver", metav1.GetOptions{})
 	if err != nil || got.Spec.NodeName != "n1" {
 		t.Fatalf("GET after the watch: nodeName %q (%v), want n1", got.Spec.NodeName, err)
+	}
+}
+
+func TestGracefulPodDeletionAnswers200AndCountsAGeneration(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	scheduled := testPod("graceful")
+	scheduled.Spec.NodeName = "node1" // an unscheduled pod is deleted at once
+	pod, err := s.Client.CoreV1().Pods("default").Create(ctx, scheduled, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Generation != 1 {
+		t.Fatalf("new pod generation %d", pod.Generation)
+	}
+	var code int
+	result := s.Client.CoreV1().RESTClient().Delete().Namespace("default").Resource("pods").Name("graceful").
+		Body(&metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](30)}).Do(ctx).StatusCode(&code)
+	if err := result.Error(); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := result.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked, ok := obj.(*corev1.Pod)
+	if code != http.StatusOK || !ok || marked.DeletionTimestamp == nil {
+		t.Fatalf("graceful delete answered %d %T", code, obj)
+	}
+	if marked.Generation != 2 {
+		t.Errorf("generation after a graceful delete: %d, want 2", marked.Generation)
 	}
 }

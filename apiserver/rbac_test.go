@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -684,4 +685,49 @@ subjects:
 		}
 		return nil
 	})
+}
+
+func TestKubeletReadsTheClaimsAndVolumesOfItsOwnPods(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv1"},
+		Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/pv1"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, claim := range []string{"c1", "c2"} {
+		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: claim},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+		if claim == "c1" {
+			pvc.Spec.VolumeName = "pv1"
+		}
+		if _, err := s.Client.CoreV1().PersistentVolumeClaims("default").Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pod, node := range map[string]string{"p1": "n1", "p2": "n2"} {
+		claim := "c" + pod[1:]
+		if _, err := s.Client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+				Volumes: []corev1.Volume{{Name: "d", VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubelet, _ := userClient(t, s, "system:node:n1", "system:nodes")
+	eventually(t, "n1 reads the claim of its pod", func() error {
+		_, err := kubelet.CoreV1().PersistentVolumeClaims("default").Get(ctx, "c1", metav1.GetOptions{})
+		return err
+	})
+	eventually(t, "n1 reads the volume bound to that claim", func() error {
+		_, err := kubelet.CoreV1().PersistentVolumes().Get(ctx, "pv1", metav1.GetOptions{})
+		return err
+	})
+	if _, err := kubelet.CoreV1().PersistentVolumeClaims("default").Get(ctx, "c2", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("n1 reads the claim of n2's pod: %v, want 403", err)
+	}
 }

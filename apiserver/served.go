@@ -140,7 +140,7 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 		s.releaseStorage(res)
 		return nil, err
 	}
-	if res.GroupVersionResource().GroupResource() == servicesResource {
+	if res.ServiceAddresses {
 		store.Allocator = s.allocator
 	}
 	store.Admit = s.validateWrite
@@ -219,5 +219,3 @@ func (s *Server) releaseStorage(res *apis.Resource) {
 		slog.Info("watch cache stopped", "prefix", "/registry/"+res.StorageKey+"/")
 	}
 }
-
-var servicesResource = schema.GroupResource{Resource: "services"}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -56,6 +57,8 @@ type Server struct {
 	allocator *registry.ServiceAllocator
 	// kubeletTransport reaches kubelets for logs, exec and node proxy requests
 	kubeletTransport *http.Transport
+	// endpointTransport reaches pods for pods/proxy and services/proxy requests
+	endpointTransport *http.Transport
 	// resourceMetrics keeps the kubelets' earlier scrapes for the metrics API
 	resourceMetrics resourceMetricsState
 	endpointIP      netip.Addr
@@ -113,17 +116,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:              cfg,
-		admission:        &admission{disabled: disabled},
-		advertise:        advertiseAddress(cfg.BindAddresses[0]),
-		inflight:         make(chan struct{}, cfg.MaxRequestsInFlight),
-		mutatingInflight: make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
-		ready:            make(chan struct{}),
-		endpointIP:       advertisedIP(cfg.AdvertiseAddress),
-		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
-		allocator:        &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
-		ctx:              ctx,
-		cancel:           cancel,
+		cfg:               cfg,
+		admission:         &admission{disabled: disabled},
+		advertise:         advertiseAddress(cfg.BindAddresses[0]),
+		inflight:          make(chan struct{}, cfg.MaxRequestsInFlight),
+		mutatingInflight:  make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
+		ready:             make(chan struct{}),
+		endpointIP:        advertisedIP(cfg.AdvertiseAddress),
+		kubeletTransport:  newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
+		endpointTransport: newEndpointTransport(),
+		allocator:         &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
+		ctx:               ctx,
+		cancel:            cancel,
 	}
 	if err := s.buildResources(ctx, disabled); err != nil {
 		cancel()
@@ -195,6 +199,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.serviceAccounts = s.builtinStore(corev1.SchemeGroupVersion, "serviceaccounts")
 	s.admission.pods = s.builtinStore(corev1.SchemeGroupVersion, "pods")
 	s.admission.storageClasses = s.builtinStore(storagev1.SchemeGroupVersion, "storageclasses")
+	s.admission.ingressClasses = s.builtinStore(networkingv1.SchemeGroupVersion, "ingressclasses")
 	s.admission.limitRanges = s.builtinStore(corev1.SchemeGroupVersion, "limitranges")
 	s.admission.resourceQuotas = s.builtinStore(corev1.SchemeGroupVersion, "resourcequotas")
 	return nil

@@ -531,14 +531,14 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	m.SetUID(oldMeta.GetUID())
 	m.SetCreationTimestamp(oldMeta.GetCreationTimestamp())
 	if _, marking := strategy.(markStrategy); !marking {
-		// only deletion sets these; a client's write keeps what is stored
+		// only deletion sets these (and bumps generation); a client's write keeps what is stored
 		m.SetDeletionTimestamp(oldMeta.GetDeletionTimestamp())
 		m.SetDeletionGracePeriodSeconds(oldMeta.GetDeletionGracePeriodSeconds())
+		if m.GetGeneration() == 0 || m.GetGeneration() != oldMeta.GetGeneration() {
+			m.SetGeneration(oldMeta.GetGeneration())
+		}
 	}
 	m.SetSelfLink("")
-	if m.GetGeneration() == 0 || m.GetGeneration() != oldMeta.GetGeneration() {
-		m.SetGeneration(oldMeta.GetGeneration())
-	}
 	strategy.PrepareForUpdate(ctx, obj, old)
 	if errs := strategy.ValidateUpdate(ctx, obj, old); len(errs) > 0 {
 		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
@@ -638,6 +638,11 @@ func (s *Store) GenericDelete(ctx context.Context, ns, name string, opts *metav1
 			t := metav1.NewTime(now.Add(time.Duration(grace) * time.Second).Truncate(time.Second))
 			m.SetDeletionTimestamp(&t)
 			m.SetDeletionGracePeriodSeconds(&grace)
+			if g := m.GetGeneration(); graceful && g > 0 {
+				// a graceful deletion is a change its controllers observe, as upstream's
+				// BeforeDelete counts it
+				m.SetGeneration(g + 1)
+			}
 		}
 		g := m.GetDeletionGracePeriodSeconds()
 		stillThere = len(m.GetFinalizers()) > 0 || (g != nil && *g > 0)
