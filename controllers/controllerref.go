@@ -135,15 +135,30 @@ func (m *RefManager) ClaimPods(ctx context.Context, client kubernetes.Interface,
 
 // ClaimReplicaSets is ClaimPods for the ReplicaSets of a Deployment.
 func (m *RefManager) ClaimReplicaSets(ctx context.Context, client kubernetes.Interface, sets []*appsv1.ReplicaSet) ([]*appsv1.ReplicaSet, error) {
-	var claimed []*appsv1.ReplicaSet
-	var errs []error
-	patch := func(ctx context.Context, obj metav1.Object, data []byte) error {
+	return claimOwned(ctx, m, "ReplicaSet", sets, func(ctx context.Context, obj metav1.Object, data []byte) error {
 		_, err := client.AppsV1().ReplicaSets(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, data, metav1.PatchOptions{})
 		return err
-	}
+	})
+}
+
+// ClaimControllerRevisions is ClaimPods for the ControllerRevisions of a DaemonSet or a
+// StatefulSet.
+func (m *RefManager) ClaimControllerRevisions(ctx context.Context, client kubernetes.Interface, revisions []*appsv1.ControllerRevision) ([]*appsv1.ControllerRevision, error) {
+	return claimOwned(ctx, m, "ControllerRevision", revisions, func(ctx context.Context, obj metav1.Object, data []byte) error {
+		_, err := client.AppsV1().ControllerRevisions(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, data, metav1.PatchOptions{})
+		return err
+	})
+}
+
+// claimOwned adopts the objects of kind that match the selector and have no controller, and
+// releases those it controls that no longer match, through patch; it returns the objects it
+// controls afterwards.
+func claimOwned[T metav1.Object](ctx context.Context, m *RefManager, kind string, objs []T, patch func(ctx context.Context, obj metav1.Object, data []byte) error) ([]T, error) {
+	var claimed []T
+	var errs []error
 	adopt := func(ctx context.Context, obj metav1.Object) error {
 		if err := m.CanAdopt(ctx); err != nil {
-			return fmt.Errorf("can't adopt ReplicaSet %v/%v (%v): %v", obj.GetNamespace(), obj.GetName(), obj.GetUID(), err)
+			return fmt.Errorf("can't adopt %s %v/%v (%v): %v", kind, obj.GetNamespace(), obj.GetName(), obj.GetUID(), err)
 		}
 		return patch(ctx, obj, ControllerRefPatch(m.Controller, m.Kind, obj.GetUID()))
 	}
@@ -154,14 +169,14 @@ func (m *RefManager) ClaimReplicaSets(ctx context.Context, client kubernetes.Int
 		}
 		return err
 	}
-	for _, rs := range sets {
-		ok, err := m.claim(ctx, rs, m.Selector.Matches(labels.Set(rs.Labels)), adopt, release)
+	for _, obj := range objs {
+		ok, err := m.claim(ctx, obj, m.Selector.Matches(labels.Set(obj.GetLabels())), adopt, release)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if ok {
-			claimed = append(claimed, rs)
+			claimed = append(claimed, obj)
 		}
 	}
 	return claimed, utilerrors.NewAggregate(errs)
@@ -200,39 +215,4 @@ func DeleteOwnerRefPatch(dependent types.UID, owners ...types.UID) []byte {
 	}
 	b, _ := json.Marshal(metadataPatch{Metadata: patchMeta{OwnerReferences: refs, UID: dependent}})
 	return b
-}
-
-// ClaimControllerRevisions is ClaimPods for the ControllerRevisions of a DaemonSet or a
-// StatefulSet.
-func (m *RefManager) ClaimControllerRevisions(ctx context.Context, client kubernetes.Interface, revisions []*appsv1.ControllerRevision) ([]*appsv1.ControllerRevision, error) {
-	var claimed []*appsv1.ControllerRevision
-	var errs []error
-	patch := func(ctx context.Context, obj metav1.Object, data []byte) error {
-		_, err := client.AppsV1().ControllerRevisions(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, data, metav1.PatchOptions{})
-		return err
-	}
-	adopt := func(ctx context.Context, obj metav1.Object) error {
-		if err := m.CanAdopt(ctx); err != nil {
-			return fmt.Errorf("can't adopt ControllerRevision %v/%v (%v): %v", obj.GetNamespace(), obj.GetName(), obj.GetUID(), err)
-		}
-		return patch(ctx, obj, ControllerRefPatch(m.Controller, m.Kind, obj.GetUID()))
-	}
-	release := func(ctx context.Context, obj metav1.Object) error {
-		err := patch(ctx, obj, DeleteOwnerRefPatch(obj.GetUID(), m.Controller.GetUID()))
-		if apierrors.IsInvalid(err) {
-			return nil
-		}
-		return err
-	}
-	for _, r := range revisions {
-		ok, err := m.claim(ctx, r, m.Selector.Matches(labels.Set(r.Labels)), adopt, release)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok {
-			claimed = append(claimed, r)
-		}
-	}
-	return claimed, utilerrors.NewAggregate(errs)
 }
