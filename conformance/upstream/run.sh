@@ -60,6 +60,7 @@ done
 grep -q "skiff is ready" "$OUT/skiff-up.log" || { echo "skiff up did not get ready"; tail -20 "$OUT/skiff-up.log"; exit 1; }
 KCFG=$DATA/kubeconfig
 # the specs create pods at once: wait until the node is Ready and the default account exists
+for _ in $(seq 120); do [ -n "$("$E2E/bin/kubectl" --kubeconfig "$KCFG" get nodes -o name 2>/dev/null)" ] && break; sleep 1; done
 "$E2E/bin/kubectl" --kubeconfig "$KCFG" wait --for=condition=Ready node --all --timeout=5m >/dev/null
 for _ in $(seq 120); do "$E2E/bin/kubectl" --kubeconfig "$KCFG" get serviceaccount default >/dev/null 2>&1 && break; sleep 1; done
 
