@@ -54,7 +54,9 @@ func TestRuntimeClassesGivePodsTheirOverheadAndScheduling(t *testing.T) {
 	}{
 		{"missing", func(p *corev1.Pod) { p.Spec.RuntimeClassName = ptr.To("nope") },
 			`pods "missing" is forbidden: pod rejected: RuntimeClass "nope" not found`},
-		{"own-overhead", func(p *corev1.Pod) { p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")} },
+		{"own-overhead", func(p *corev1.Pod) {
+			p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
+		},
 			`pods "own-overhead" is forbidden: pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead`},
 		{"other-overhead", func(p *corev1.Pod) {
 			p.Spec.RuntimeClassName = ptr.To("sandboxed")
