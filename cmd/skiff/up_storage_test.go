@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,95 +16,73 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// waitUsable waits until skiff up's node is Ready and the default namespace has its
-// ServiceAccount, what a pod needs to be created and run.
-func waitUsable(t *testing.T, client kubernetes.Interface) {
-	t.Helper()
-	ctx := context.Background()
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) == 0 || !nodeReady(&nodes.Items[0]) {
-			return false, nil
-		}
-		_, err = client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("skiff up's node never became Ready with a default ServiceAccount")
-	}
-}
-
-// runToCompletion runs script in a pod with the claim "data" at /data and returns its log.
-func runToCompletion(t *testing.T, client kubernetes.Interface, name, script string) string {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{Name: "c", Image: "skiff.local/busybox:1", ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", script}, VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
-			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var phase corev1.PodPhase
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pod, err := client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		phase = pod.Status.Phase
-		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
-	}); err != nil || phase != corev1.PodSucceeded {
-		t.Fatalf("pod %s: phase %q", name, phase)
-	}
-	logs, err := client.CoreV1().Pods("default").GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(logs)
-}
-
-// What a pod wrote to a claim of the default (local-path) class is there for the next pod
-// after skiff up stops and starts again on the same data dir.
-func TestSkiffUpKeepsVolumeDataAcrossRestart(t *testing.T) {
-	requireContainerd(t)
-	bin := buildSkiff(t)
-	dataDir := shortTempDir(t, "skiff-up-")
-	t.Cleanup(func() { reapUnder(t, dataDir) })
-	imageDir := t.TempDir()
-	writeBusybox(t, filepath.Join(imageDir, "busybox.tar"), "skiff.local/busybox:1", false)
-	port := freePort(t)
-
-	first := startSkiffUp(t, bin, dataDir, port, "--image-dir", imageDir)
-	t.Cleanup(func() { first.terminate(t) })
-	first.waitFor(t, "ready")
+func TestUpProvisionsAClaimOfItsDefaultClassOnThePodsNode(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "skiff")
+	up := startUp(t, dataDir, freePort(t))
+	up.waitForLine(t, "ready")
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := kubernetes.NewForConfigOrDie(cfg)
-	waitUsable(t, client)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	if _, err := client.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
+	poll := func(what string, cond func(ctx context.Context) (bool, error)) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, cond); err != nil {
+			t.Fatalf("never: %s (%v)", what, err)
+		}
+	}
+	poll("the default class local-path exists", func(ctx context.Context) (bool, error) {
+		sc, err := client.StorageV1().StorageClasses().Get(ctx, "local-path", metav1.GetOptions{})
+		return err == nil && sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true", nil
+	})
+	claim, err := client.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: "data"},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("8Mi")}},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	runToCompletion(t, client, "writer", "echo kept > /data/file")
-	first.terminate(t)
-
-	second := startSkiffUp(t, bin, dataDir, port, "--image-dir", imageDir)
-	t.Cleanup(func() { second.terminate(t) })
-	second.waitFor(t, "ready")
-	waitUsable(t, client)
-	if got := runToCompletion(t, client, "reader", "cat /data/file"); got != "kept\n" {
-		t.Errorf("after the restart the claim holds %q, want what the first pod wrote", got)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "busybox:1.36", VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
+		},
+	}
+	// the namespace's default ServiceAccount comes a moment after ready
+	poll("the pod is created", func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+		return err == nil, nil
+	})
+	var node string
+	poll("the pod is scheduled", func(ctx context.Context) (bool, error) {
+		pod, err := client.CoreV1().Pods("default").Get(ctx, "app", metav1.GetOptions{})
+		node = pod.Spec.NodeName
+		return err == nil && node != "", nil
+	})
+	poll("the claim is bound to a volume made for it", func(ctx context.Context) (bool, error) {
+		c, err := client.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
+		return err == nil && c.Status.Phase == corev1.ClaimBound && c.Spec.VolumeName == "pvc-"+string(claim.UID), nil
+	})
+	pv, err := client.CoreV1().PersistentVolumes().Get(ctx, "pvc-"+string(claim.UID), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Spec.Local == nil || !strings.HasPrefix(pv.Spec.Local.Path, filepath.Join(dataDir, "storage")+"/") {
+		t.Fatalf("volume %+v", pv.Spec.PersistentVolumeSource)
+	}
+	if _, err := os.Stat(pv.Spec.Local.Path); err != nil {
+		t.Errorf("no directory for the volume: %v", err)
+	}
+	if got := pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values; len(got) != 1 || got[0] != node {
+		t.Errorf("volume's node affinity %v, pod on %s", got, node)
 	}
 }
