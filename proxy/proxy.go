@@ -280,9 +280,12 @@ func (p *Proxy) markSynced(rules *ruleset, start time.Time, wrote bool) {
 }
 
 // nft applies a transaction with `nft -f -`.
-func (p *Proxy) nft(ctx context.Context, tx string) error {
-	args := append(append([]string{}, p.cfg.NFT[1:]...), "-f", "-")
-	cmd := exec.CommandContext(ctx, p.cfg.NFT[0], args...)
+func (p *Proxy) nft(ctx context.Context, tx string) error { return runNFT(ctx, p.cfg.NFT, tx) }
+
+// runNFT applies a transaction with the nft command (and its leading arguments) given.
+func runNFT(ctx context.Context, nft []string, tx string) error {
+	args := append(append([]string{}, nft[1:]...), "-f", "-")
+	cmd := exec.CommandContext(ctx, nft[0], args...)
 	cmd.Stdin = strings.NewReader(tx)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -1,0 +1,466 @@
+package proxy
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// The NetworkPolicy rules, in a table of their own (`ip skiff-netpol`), for the pods of this
+// node:
+//
+//	forward-hook (filter, priority 0)  → ct state established,related accept (replies)
+//	                                      ip saddr . ip daddr @pod-self accept (a pod reaching
+//	                                        itself, hairpinned through its Service)
+//	                                      ip saddr @egress-isolated jump pod-egress
+//	                                      ip daddr @ingress-isolated jump pod-ingress
+//	input-hook (filter, priority 0)    → established accept; ip saddr @egress-isolated jump
+//	                                      pod-egress (a pod reaching its own node)
+//	pod-ingress                         → one rule per (policy, ingress rule): the policy's pods
+//	                                      as destination, the rule's peers as source, its ports;
+//	                                      accept; at the end drop
+//	pod-egress                          → the same with source and destination swapped; return
+//	                                      (on to the ingress check of the destination); drop
+//
+// Priority 0 runs after the proxy's DNAT (nat prerouting at -100), so traffic to a Service is
+// judged by its backend pod's policies. Nothing hooks output: the node itself (the kubelet's
+// probes) always reaches its pods, as with upstream's CNIs; its packets never pass forward.
+// Pods on one bridge reach each other through forward only with bridge-nf-call-iptables.
+//
+// Sets are keyed by address, one set per policy for its pods and per rule for its peers and
+// ports, so a pod coming or going changes elements, not rules: a sync writes the few elements
+// that differ (nftMap.incremental).
+
+const (
+	ingressIsolatedSet = "ingress-isolated"
+	egressIsolatedSet  = "egress-isolated"
+	podSelfSet         = "pod-self"
+	podIngressChain    = "pod-ingress"
+	podEgressChain     = "pod-egress"
+)
+
+// policyPod is what the rules need of a pod: where it is, what it is called by selectors,
+// and its named ports.
+type policyPod struct {
+	namespace string
+	labels    labels.Set
+	ip        netip.Addr
+	local     bool
+	// ports maps a named port ("http/TCP") to its numbers in the pod's containers.
+	ports map[string][]int32
+}
+
+// policyPodFrom returns the policy's view of a pod, or nil for a pod that policies neither
+// select nor name as a peer: one without an IPv4 address, on the host's network, or finished.
+func policyPodFrom(pod *corev1.Pod, hostname string) *policyPod {
+	if pod.Spec.HostNetwork || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	var ip netip.Addr
+	for _, a := range pod.Status.PodIPs {
+		if addr, err := netip.ParseAddr(a.IP); err == nil && addr.Is4() {
+			ip = addr
+			break
+		}
+	}
+	if !ip.IsValid() {
+		if addr, err := netip.ParseAddr(pod.Status.PodIP); err == nil && addr.Is4() {
+			ip = addr
+		}
+	}
+	if !ip.IsValid() {
+		return nil
+	}
+	p := &policyPod{namespace: pod.Namespace, labels: labels.Set(pod.Labels), ip: ip, local: pod.Spec.NodeName == hostname}
+	for _, c := range pod.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.Name == "" {
+				continue
+			}
+			proto := cmp.Or(port.Protocol, corev1.ProtocolTCP)
+			if p.ports == nil {
+				p.ports = map[string][]int32{}
+			}
+			key := port.Name + "/" + string(proto)
+			p.ports[key] = append(p.ports[key], port.ContainerPort)
+		}
+	}
+	return p
+}
+
+// policyState is everything the rules are built from.
+type policyState struct {
+	pods []*policyPod
+	// namespaces maps a namespace's name to its labels.
+	namespaces map[string]labels.Set
+	policies   []*networkingv1.NetworkPolicy
+}
+
+// buildPolicyRules makes the whole NetworkPolicy table for the state.
+func buildPolicyRules(st *policyState) *ruleset {
+	r := newRuleset()
+	r.comment = "NetworkPolicy rules of skiff"
+	addSet := func(name, decl string) *nftMap {
+		m := &nftMap{kind: "set", decl: decl, incremental: true}
+		r.maps[name] = m
+		return m
+	}
+	addSet(ingressIsolatedSet, "type ipv4_addr")
+	addSet(egressIsolatedSet, "type ipv4_addr")
+	self := addSet(podSelfSet, "type ipv4_addr . ipv4_addr")
+
+	r.chain("forward-hook").base = "type filter hook forward priority filter ; policy accept"
+	r.rule("forward-hook", "ct state established,related accept")
+	r.rule("forward-hook", "ip saddr . ip daddr @%s accept", podSelfSet)
+	r.rule("forward-hook", "ip saddr @%s jump %s", egressIsolatedSet, podEgressChain)
+	r.rule("forward-hook", "ip daddr @%s jump %s", ingressIsolatedSet, podIngressChain)
+	r.chain("input-hook").base = "type filter hook input priority filter ; policy accept"
+	r.rule("input-hook", "ct state established,related accept")
+	r.rule("input-hook", "ip saddr @%s jump %s", egressIsolatedSet, podEgressChain)
+	r.chain(podIngressChain)
+	r.chain(podEgressChain)
+
+	for _, p := range st.pods {
+		if p.local {
+			self.elements = append(self.elements, p.ip.String()+" . "+p.ip.String())
+		}
+	}
+	policies := slices.SortedFunc(slices.Values(st.policies), func(a, b *networkingv1.NetworkPolicy) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	for _, np := range policies {
+		policyRules(r, st, np)
+	}
+	r.rule(podIngressChain, "drop")
+	r.rule(podEgressChain, "drop")
+	for _, m := range r.maps {
+		slices.Sort(m.elements)
+		m.elements = slices.Compact(m.elements)
+	}
+	return r
+}
+
+// policyRules adds one policy's sets and rules: nothing when it selects no pod of this node.
+func policyRules(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy) {
+	selector, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		return // validation makes this impossible; a policy we cannot read selects nothing
+	}
+	var selected []*policyPod
+	for _, p := range st.pods {
+		if p.local && p.namespace == np.Namespace && selector.Matches(p.labels) {
+			selected = append(selected, p)
+		}
+	}
+	if len(selected) == 0 {
+		return
+	}
+	id := "np-" + chainHash(np.Namespace+"/"+np.Name)
+	podsSet := id + "-pods"
+	pods := &nftMap{kind: "set", decl: "type ipv4_addr", incremental: true}
+	for _, p := range selected {
+		pods.elements = append(pods.elements, p.ip.String())
+	}
+	r.maps[podsSet] = pods
+	for _, t := range np.Spec.PolicyTypes {
+		switch t {
+		case networkingv1.PolicyTypeIngress:
+			r.maps[ingressIsolatedSet].elements = append(r.maps[ingressIsolatedSet].elements, pods.elements...)
+			for i, rule := range np.Spec.Ingress {
+				d := direction{name: "ingress", chain: podIngressChain, verdict: "accept", self: "daddr", peer: "saddr"}
+				directionRule(r, st, np, d, fmt.Sprintf("%s-in%d", id, i), podsSet, selected, rule.From, rule.Ports, i)
+			}
+		case networkingv1.PolicyTypeEgress:
+			r.maps[egressIsolatedSet].elements = append(r.maps[egressIsolatedSet].elements, pods.elements...)
+			for i, rule := range np.Spec.Egress {
+				d := direction{name: "egress", chain: podEgressChain, verdict: "return", self: "saddr", peer: "daddr"}
+				directionRule(r, st, np, d, fmt.Sprintf("%s-out%d", id, i), podsSet, selected, rule.To, rule.Ports, i)
+			}
+		}
+	}
+}
+
+// direction is what differs between an ingress and an egress rule.
+type direction struct {
+	name, chain string
+	// verdict is what an allowed packet gets: accept for ingress (the last check), return for
+	// egress (the destination's ingress check comes next).
+	verdict string
+	// self and peer are the address fields of the policy's pod and of the other end.
+	self, peer string
+}
+
+// directionRule adds the sets and rules of one ingress or egress rule of a policy. A rule
+// none of whose peers or ports exist allows nothing and gets no nftables rule.
+func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, d direction, prefix, podsSet string,
+	selected []*policyPod, peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, index int) {
+	comment := fmt.Sprintf("comment %q", fmt.Sprintf("%s/%s %s rule %d", np.Namespace, np.Name, d.name, index))
+	match := []string{fmt.Sprintf("ip %s @%s", d.self, podsSet)}
+	peerMatches := func(*policyPod) bool { return true }
+	if len(peers) > 0 {
+		peerMatches = peerMatcher(st, np.Namespace, peers)
+		var ranges []ipRange
+		for _, p := range st.pods {
+			if peerMatches(p) {
+				ranges = append(ranges, ipRange{p.ip, p.ip})
+			}
+		}
+		for _, peer := range peers {
+			if peer.IPBlock != nil {
+				ranges = append(ranges, ipBlockRanges(peer.IPBlock)...)
+			}
+		}
+		if len(ranges) == 0 {
+			return
+		}
+		set := prefix + "-peers"
+		r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr ; flags interval", incremental: true, elements: rangeElements(mergeRanges(ranges))}
+		match = append(match, fmt.Sprintf("ip %s @%s", d.peer, set))
+	}
+	if len(ports) == 0 {
+		r.rule(d.chain, "%s %s %s", strings.Join(match, " "), d.verdict, comment)
+		return
+	}
+	var numeric []portRange
+	var named []string
+	for _, port := range ports {
+		proto := strings.ToLower(string(cmp.Or(ptrValue(port.Protocol), corev1.ProtocolTCP)))
+		switch {
+		case port.Port == nil:
+			numeric = append(numeric, portRange{proto, 0, 65535})
+		case port.Port.Type == intstr.Int && port.EndPort != nil && *port.EndPort > port.Port.IntVal:
+			numeric = append(numeric, portRange{proto, port.Port.IntVal, *port.EndPort})
+		case port.Port.Type == intstr.Int:
+			numeric = append(numeric, portRange{proto, port.Port.IntVal, port.Port.IntVal})
+		default:
+			// a named port means each destination pod's own port of that name: the policy's
+			// pods for ingress, the peers for egress
+			key := port.Port.StrVal + "/" + strings.ToUpper(proto)
+			targets := selected
+			if d.name == "egress" {
+				targets = nil
+				for _, p := range st.pods {
+					if peerMatches(p) || (len(peers) > 0 && inIPBlocks(peers, p.ip)) {
+						targets = append(targets, p)
+					}
+				}
+			}
+			for _, p := range targets {
+				for _, n := range p.ports[key] {
+					named = append(named, fmt.Sprintf("%s . %s . %d", p.ip, proto, n))
+				}
+			}
+		}
+	}
+	if len(numeric) > 0 {
+		set := prefix + "-ports"
+		r.maps[set] = &nftMap{kind: "set", decl: "type inet_proto . inet_service ; flags interval", incremental: true, elements: portElements(numeric)}
+		r.rule(d.chain, "%s meta l4proto . th dport @%s %s %s", strings.Join(match, " "), set, d.verdict, comment)
+	}
+	if len(named) > 0 {
+		// the destination is the pod whose port it is, for ingress and egress alike
+		set := prefix + "-named"
+		r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr . inet_proto . inet_service", incremental: true, elements: named}
+		r.rule(d.chain, "%s ip daddr . meta l4proto . th dport @%s %s %s", strings.Join(match, " "), set, d.verdict, comment)
+	}
+}
+
+// portRange is the ports from lo to hi of one protocol ("tcp").
+type portRange struct {
+	proto  string
+	lo, hi int32
+}
+
+// portElements writes port ranges as interval set elements, joining those of one protocol
+// that overlap or touch: an interval set refuses overlapping elements.
+func portElements(ports []portRange) []string {
+	slices.SortFunc(ports, func(a, b portRange) int { return cmp.Or(cmp.Compare(a.proto, b.proto), cmp.Compare(a.lo, b.lo)) })
+	var merged []portRange
+	for _, p := range ports {
+		if n := len(merged); n > 0 && merged[n-1].proto == p.proto && p.lo <= merged[n-1].hi+1 {
+			merged[n-1].hi = max(merged[n-1].hi, p.hi)
+			continue
+		}
+		merged = append(merged, p)
+	}
+	out := make([]string, 0, len(merged))
+	for _, p := range merged {
+		if p.lo == p.hi {
+			out = append(out, fmt.Sprintf("%s . %d", p.proto, p.lo))
+		} else {
+			out = append(out, fmt.Sprintf("%s . %d-%d", p.proto, p.lo, p.hi))
+		}
+	}
+	return out
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// peerMatcher says whether a pod is one of the peers by their pod and namespace selectors
+// (ipBlocks are addresses, matched apart). A podSelector alone means pods of the policy's
+// namespace; a namespaceSelector alone, every pod of the namespaces it selects; both, the
+// pods it selects in those namespaces.
+func peerMatcher(st *policyState, namespace string, peers []networkingv1.NetworkPolicyPeer) func(*policyPod) bool {
+	type peerSelector struct {
+		pods, namespaces labels.Selector // nil namespaces: the policy's own namespace
+	}
+	var sels []peerSelector
+	for _, peer := range peers {
+		if peer.PodSelector == nil && peer.NamespaceSelector == nil {
+			continue
+		}
+		s := peerSelector{pods: labels.Everything()}
+		var err error
+		if peer.PodSelector != nil {
+			if s.pods, err = metav1.LabelSelectorAsSelector(peer.PodSelector); err != nil {
+				continue
+			}
+		}
+		if peer.NamespaceSelector != nil {
+			if s.namespaces, err = metav1.LabelSelectorAsSelector(peer.NamespaceSelector); err != nil {
+				continue
+			}
+		}
+		sels = append(sels, s)
+	}
+	return func(p *policyPod) bool {
+		for _, s := range sels {
+			if s.namespaces == nil && p.namespace != namespace {
+				continue
+			}
+			if s.namespaces != nil {
+				nsLabels, ok := st.namespaces[p.namespace]
+				if !ok || !s.namespaces.Matches(nsLabels) {
+					continue
+				}
+			}
+			if s.pods.Matches(p.labels) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// inIPBlocks says whether an address is in one of the peers' ipBlocks and none of its
+// exceptions.
+func inIPBlocks(peers []networkingv1.NetworkPolicyPeer, ip netip.Addr) bool {
+	for _, peer := range peers {
+		if peer.IPBlock == nil {
+			continue
+		}
+		for _, r := range ipBlockRanges(peer.IPBlock) {
+			if r.first.Compare(ip) <= 0 && ip.Compare(r.last) <= 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ipRange is the IPv4 addresses from first to last, both included.
+type ipRange struct{ first, last netip.Addr }
+
+func prefixRange(p netip.Prefix) ipRange {
+	p = p.Masked()
+	first := ip4Uint(p.Addr())
+	last := first | (uint32(1)<<(32-p.Bits()) - 1)
+	if p.Bits() == 0 {
+		last = ^uint32(0)
+	}
+	return ipRange{uint4IP(first), uint4IP(last)}
+}
+
+func ip4Uint(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+func uint4IP(u uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], u)
+	return netip.AddrFrom4(b)
+}
+
+// ipBlockRanges is an ipBlock's CIDR without its exceptions, as ranges; none for an IPv6
+// block (the table is IPv4).
+func ipBlockRanges(b *networkingv1.IPBlock) []ipRange {
+	cidr, err := netip.ParsePrefix(b.CIDR)
+	if err != nil || !cidr.Addr().Is4() {
+		return nil
+	}
+	ranges := []ipRange{prefixRange(cidr)}
+	for _, e := range b.Except {
+		ex, err := netip.ParsePrefix(e)
+		if err != nil || !ex.Addr().Is4() {
+			continue
+		}
+		cut := prefixRange(ex)
+		var rest []ipRange
+		for _, r := range ranges {
+			rest = append(rest, subtractRange(r, cut)...)
+		}
+		ranges = rest
+	}
+	return ranges
+}
+
+// subtractRange is r without the addresses of cut: none, one or two ranges.
+func subtractRange(r, cut ipRange) []ipRange {
+	f, l, cf, cl := ip4Uint(r.first), ip4Uint(r.last), ip4Uint(cut.first), ip4Uint(cut.last)
+	if cl < f || cf > l {
+		return []ipRange{r}
+	}
+	var out []ipRange
+	if cf > f {
+		out = append(out, ipRange{r.first, uint4IP(cf - 1)})
+	}
+	if cl < l {
+		out = append(out, ipRange{uint4IP(cl + 1), r.last})
+	}
+	return out
+}
+
+// mergeRanges sorts ranges and joins those that overlap or touch: an interval set refuses
+// overlapping elements.
+func mergeRanges(ranges []ipRange) []ipRange {
+	slices.SortFunc(ranges, func(a, b ipRange) int { return a.first.Compare(b.first) })
+	var out []ipRange
+	for _, r := range ranges {
+		if n := len(out); n > 0 {
+			last := ip4Uint(out[n-1].last)
+			if last == ^uint32(0) || ip4Uint(r.first) <= last+1 {
+				if r.last.Compare(out[n-1].last) > 0 {
+					out[n-1].last = r.last
+				}
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func rangeElements(ranges []ipRange) []string {
+	out := make([]string, 0, len(ranges))
+	for _, r := range ranges {
+		if r.first == r.last {
+			out = append(out, r.first.String())
+		} else {
+			out = append(out, r.first.String()+"-"+r.last.String())
+		}
+	}
+	return out
+}
