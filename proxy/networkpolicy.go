@@ -30,6 +30,10 @@ type NetworkPolicyConfig struct {
 	Table string
 	// NFT is the nft command and its leading arguments; {"nft"} when empty.
 	NFT []string
+	// NetNS is the network namespace (a path such as /var/run/netns/NAME) that set elements
+	// are written to through netlink; empty for this process's own. When NFT is given and
+	// NetNS is not, every change goes through NFT, so both always reach one namespace.
+	NetNS string
 	// Sysctl sets a kernel parameter; writing /proc/sys when nil.
 	Sysctl func(name, value string) error
 	// SyncPeriod is how often the rules are checked even when no event came; 30s when zero.
@@ -49,6 +53,8 @@ type NetworkPolicyAgent struct {
 	policies   networkinglisters.NetworkPolicyLister
 	synced     []cache.InformerSynced
 	changed    chan struct{}
+	// netlink says whether element changes may bypass nft (setelements.go).
+	netlink bool
 
 	mu sync.Mutex
 	// applied is the ruleset in the kernel after the last successful sync; nil when the next
@@ -64,6 +70,7 @@ func NewNetworkPolicyAgent(pods coreinformers.PodInformer, namespaces coreinform
 	if cfg.Table == "" {
 		cfg.Table = DefaultNetworkPolicyTable
 	}
+	netlink := len(cfg.NFT) == 0 || cfg.NetNS != ""
 	if len(cfg.NFT) == 0 {
 		cfg.NFT = []string{"nft"}
 	}
@@ -77,6 +84,7 @@ func NewNetworkPolicyAgent(pods coreinformers.PodInformer, namespaces coreinform
 		cfg.MinSyncInterval = 100 * time.Millisecond
 	}
 	a := &NetworkPolicyAgent{
+		netlink:    netlink,
 		cfg:        cfg,
 		pods:       pods.Lister(),
 		namespaces: namespaces.Lister(),
@@ -171,14 +179,25 @@ func (a *NetworkPolicyAgent) Sync(ctx context.Context) error {
 		return err
 	}
 	rules := buildPolicyRules(st)
+	built := time.Now()
 	a.mu.Lock()
 	prev := a.applied
 	a.mu.Unlock()
-	tx := rules.transaction("ip", a.cfg.Table, prev)
-	if prev != nil && strings.Count(tx, "\n") <= 1 {
-		return nil // the only line is "add table"
+	how := "nft"
+	if changes, ok := elementOnlyChanges(prev, rules); ok && a.netlink {
+		if len(changes) == 0 {
+			return nil
+		}
+		how = "netlink"
+		err = applyElementChanges(a.cfg.NetNS, a.cfg.Table, changes)
+	} else {
+		tx := rules.transaction("ip", a.cfg.Table, prev)
+		if prev != nil && strings.Count(tx, "\n") <= 1 {
+			return nil // the only line is "add table"
+		}
+		err = runNFT(ctx, a.cfg.NFT, tx)
 	}
-	if err := runNFT(ctx, a.cfg.NFT, tx); err != nil {
+	if err != nil {
 		a.mu.Lock()
 		a.applied = nil
 		a.mu.Unlock()
@@ -187,7 +206,8 @@ func (a *NetworkPolicyAgent) Sync(ctx context.Context) error {
 	a.mu.Lock()
 	a.applied = rules
 	a.mu.Unlock()
-	slog.Debug("synced NetworkPolicy rules", "policies", len(st.policies), "pods", len(st.pods), "full", prev == nil, "took", time.Since(start))
+	slog.Debug("synced NetworkPolicy rules", "policies", len(st.policies), "pods", len(st.pods), "full", prev == nil,
+		"written", how, "build", built.Sub(start), "took", time.Since(start))
 	return nil
 }
 
@@ -209,13 +229,14 @@ func (a *NetworkPolicyAgent) state() (*policyState, error) {
 }
 
 func newPolicyState(pods []*corev1.Pod, namespaces []*corev1.Namespace, policies []*networkingv1.NetworkPolicy, hostname string) *policyState {
-	st := &policyState{namespaces: make(map[string]labels.Set, len(namespaces)), policies: policies}
+	st := &policyState{namespaces: make(map[string]labels.Set, len(namespaces)), byNamespace: map[string][]*policyPod{}, policies: policies}
 	for _, ns := range namespaces {
 		st.namespaces[ns.Name] = labels.Set(ns.Labels)
 	}
 	for _, pod := range pods {
 		if p := policyPodFrom(pod, hostname); p != nil {
 			st.pods = append(st.pods, p)
+			st.byNamespace[p.namespace] = append(st.byNamespace[p.namespace], p)
 		}
 	}
 	return st

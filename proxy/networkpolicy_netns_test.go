@@ -125,6 +125,7 @@ func startNetworkPolicyAgent(t *testing.T, client kubernetes.Interface, n *testN
 		NetworkPolicyConfig{
 			Hostname:        nodeName,
 			NFT:             n.nftInNode,
+			NetNS:           netnsDir + "/" + n.node,
 			MinSyncInterval: 10 * time.Millisecond,
 			Sysctl: func(name, value string) error {
 				out, err := exec.Command("ip", "netns", "exec", n.node, "sysctl", "-qw", strings.ReplaceAll(name, "/", ".")+"="+value).CombinedOutput()
@@ -304,6 +305,40 @@ func TestNetworkPoliciesInNetworkNamespaces(t *testing.T) {
 		{from: pod1, to: at(0, podPort), want: false},
 	})
 	remove("allow-dev")
+
+	// pods relabelled: only set elements change (written through netlink, not nft)
+	create(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-web-and-dev"}, Spec: networkingv1.NetworkPolicySpec{
+		PodSelector: onDB, PolicyTypes: ingress,
+		Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+			policyPeerPods(map[string]string{"app": "web"}),
+			{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "dev"}}},
+		}}},
+	}})
+	expectConnectivity(t, "pods of both peers allowed", []connectivity{
+		{from: pod1, to: at(0, podPort), want: true},
+		{from: pod2, to: at(0, podPort), want: true},
+	})
+	relabel := func(app string) {
+		t.Helper()
+		pod, err := client.CoreV1().Pods("prod").Get(ctx, "pod1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod.Labels["app"] = app
+		if _, err := client.CoreV1().Pods("prod").Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relabel("batch")
+	expectConnectivity(t, "a pod relabelled out of the peers is denied", []connectivity{
+		{from: pod1, to: at(0, podPort), want: false},
+		{from: pod2, to: at(0, podPort), want: true},
+	})
+	relabel("web")
+	expectConnectivity(t, "a pod relabelled back is allowed again", []connectivity{
+		{from: pod1, to: at(0, podPort), want: true},
+	})
+	remove("allow-web-and-dev")
 
 	create(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-dev-batch"}, Spec: networkingv1.NetworkPolicySpec{
 		PodSelector: onDB, PolicyTypes: ingress,

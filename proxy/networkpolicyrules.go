@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,6 +55,7 @@ type policyPod struct {
 	namespace string
 	labels    labels.Set
 	ip        netip.Addr
+	addr      string // ip, written once: every sync writes it into many sets
 	local     bool
 	// ports maps a named port ("http/TCP") to its numbers in the pod's containers.
 	ports map[string][]int32
@@ -80,7 +82,7 @@ func policyPodFrom(pod *corev1.Pod, hostname string) *policyPod {
 	if !ip.IsValid() {
 		return nil
 	}
-	p := &policyPod{namespace: pod.Namespace, labels: labels.Set(pod.Labels), ip: ip, local: pod.Spec.NodeName == hostname}
+	p := &policyPod{namespace: pod.Namespace, labels: labels.Set(pod.Labels), ip: ip, addr: ip.String(), local: pod.Spec.NodeName == hostname}
 	for _, c := range pod.Spec.Containers {
 		for _, port := range c.Ports {
 			if port.Name == "" {
@@ -100,6 +102,8 @@ func policyPodFrom(pod *corev1.Pod, hostname string) *policyPod {
 // policyState is everything the rules are built from.
 type policyState struct {
 	pods []*policyPod
+	// byNamespace holds the same pods by namespace.
+	byNamespace map[string][]*policyPod
 	// namespaces maps a namespace's name to its labels.
 	namespaces map[string]labels.Set
 	policies   []*networkingv1.NetworkPolicy
@@ -131,7 +135,7 @@ func buildPolicyRules(st *policyState) *ruleset {
 
 	for _, p := range st.pods {
 		if p.local {
-			self.elements = append(self.elements, p.ip.String()+" . "+p.ip.String())
+			self.elements = append(self.elements, p.addr+" . "+p.addr)
 		}
 	}
 	policies := slices.SortedFunc(slices.Values(st.policies), func(a, b *networkingv1.NetworkPolicy) int {
@@ -156,8 +160,8 @@ func policyRules(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy) {
 		return // validation makes this impossible; a policy we cannot read selects nothing
 	}
 	var selected []*policyPod
-	for _, p := range st.pods {
-		if p.local && p.namespace == np.Namespace && selector.Matches(p.labels) {
+	for _, p := range st.byNamespace[np.Namespace] {
+		if p.local && selector.Matches(p.labels) {
 			selected = append(selected, p)
 		}
 	}
@@ -168,7 +172,7 @@ func policyRules(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy) {
 	podsSet := id + "-pods"
 	pods := &nftMap{kind: "set", decl: "type ipv4_addr", incremental: true}
 	for _, p := range selected {
-		pods.elements = append(pods.elements, p.ip.String())
+		pods.elements = append(pods.elements, p.addr)
 	}
 	r.maps[podsSet] = pods
 	for _, t := range np.Spec.PolicyTypes {
@@ -204,30 +208,43 @@ type direction struct {
 func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, d direction, prefix, podsSet string,
 	selected []*policyPod, peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, index int) {
 	comment := fmt.Sprintf("comment %q", fmt.Sprintf("%s/%s %s rule %d", np.Namespace, np.Name, d.name, index))
-	match := []string{fmt.Sprintf("ip %s @%s", d.self, podsSet)}
-	peerMatches := func(*policyPod) bool { return true }
+	self := fmt.Sprintf("ip %s @%s", d.self, podsSet)
+	// matches are the alternatives a packet must meet one of: the policy's pod at its end,
+	// and the other end among the peer pods (a hash set, rewritten as pods come and go) or in
+	// the ipBlocks (intervals, which change only with the policy)
+	matches := []string{self}
+	var peerPodList []*policyPod
+	var blocks []ipRange
 	if len(peers) > 0 {
-		peerMatches = peerMatcher(st, np.Namespace, peers)
-		var ranges []ipRange
-		for _, p := range st.pods {
-			if peerMatches(p) {
-				ranges = append(ranges, ipRange{p.ip, p.ip})
-			}
-		}
+		matches = nil
+		peerPodList = peerPods(st, np.Namespace, peers)
 		for _, peer := range peers {
 			if peer.IPBlock != nil {
-				ranges = append(ranges, ipBlockRanges(peer.IPBlock)...)
+				blocks = append(blocks, ipBlockRanges(peer.IPBlock)...)
 			}
 		}
-		if len(ranges) == 0 {
-			return
+		if len(peerPodList) > 0 {
+			set := prefix + "-peers"
+			m := &nftMap{kind: "set", decl: "type ipv4_addr", incremental: true}
+			for _, p := range peerPodList {
+				m.elements = append(m.elements, p.addr)
+			}
+			r.maps[set] = m
+			matches = append(matches, fmt.Sprintf("%s ip %s @%s", self, d.peer, set))
 		}
-		set := prefix + "-peers"
-		r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr ; flags interval", incremental: true, elements: rangeElements(mergeRanges(ranges))}
-		match = append(match, fmt.Sprintf("ip %s @%s", d.peer, set))
+		if len(blocks) > 0 {
+			set := prefix + "-blocks"
+			r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr ; flags interval", incremental: true, elements: rangeElements(mergeRanges(blocks))}
+			matches = append(matches, fmt.Sprintf("%s ip %s @%s", self, d.peer, set))
+		}
+	}
+	if len(matches) == 0 {
+		return
 	}
 	if len(ports) == 0 {
-		r.rule(d.chain, "%s %s %s", strings.Join(match, " "), d.verdict, comment)
+		for _, m := range matches {
+			r.rule(d.chain, "%s %s %s", m, d.verdict, comment)
+		}
 		return
 	}
 	var numeric []portRange
@@ -247,16 +264,21 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 			key := port.Port.StrVal + "/" + strings.ToUpper(proto)
 			targets := selected
 			if d.name == "egress" {
-				targets = nil
-				for _, p := range st.pods {
-					if peerMatches(p) || (len(peers) > 0 && inIPBlocks(peers, p.ip)) {
-						targets = append(targets, p)
+				targets = st.pods
+				if len(peers) > 0 {
+					targets = peerPodList
+					if len(blocks) > 0 {
+						for _, p := range st.pods {
+							if inRanges(blocks, p.ip) {
+								targets = append(targets, p)
+							}
+						}
 					}
 				}
 			}
 			for _, p := range targets {
 				for _, n := range p.ports[key] {
-					named = append(named, fmt.Sprintf("%s . %s . %d", p.ip, proto, n))
+					named = append(named, p.addr+" . "+proto+" . "+strconv.Itoa(int(n)))
 				}
 			}
 		}
@@ -264,13 +286,17 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 	if len(numeric) > 0 {
 		set := prefix + "-ports"
 		r.maps[set] = &nftMap{kind: "set", decl: "type inet_proto . inet_service ; flags interval", incremental: true, elements: portElements(numeric)}
-		r.rule(d.chain, "%s meta l4proto . th dport @%s %s %s", strings.Join(match, " "), set, d.verdict, comment)
+		for _, m := range matches {
+			r.rule(d.chain, "%s meta l4proto . th dport @%s %s %s", m, set, d.verdict, comment)
+		}
 	}
 	if len(named) > 0 {
 		// the destination is the pod whose port it is, for ingress and egress alike
 		set := prefix + "-named"
 		r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr . inet_proto . inet_service", incremental: true, elements: named}
-		r.rule(d.chain, "%s ip daddr . meta l4proto . th dport @%s %s %s", strings.Join(match, " "), set, d.verdict, comment)
+		for _, m := range matches {
+			r.rule(d.chain, "%s ip daddr . meta l4proto . th dport @%s %s %s", m, set, d.verdict, comment)
+		}
 	}
 }
 
@@ -311,63 +337,51 @@ func ptrValue[T any](p *T) T {
 	return *p
 }
 
-// peerMatcher says whether a pod is one of the peers by their pod and namespace selectors
-// (ipBlocks are addresses, matched apart). A podSelector alone means pods of the policy's
-// namespace; a namespaceSelector alone, every pod of the namespaces it selects; both, the
-// pods it selects in those namespaces.
-func peerMatcher(st *policyState, namespace string, peers []networkingv1.NetworkPolicyPeer) func(*policyPod) bool {
-	type peerSelector struct {
-		pods, namespaces labels.Selector // nil namespaces: the policy's own namespace
-	}
-	var sels []peerSelector
+// peerPods are the pods the peers' pod and namespace selectors name (ipBlocks are
+// addresses, matched apart). A podSelector alone means pods of the policy's namespace; a
+// namespaceSelector alone, every pod of the namespaces it selects; both, the pods it selects
+// in those namespaces. A pod two peers name is there twice.
+func peerPods(st *policyState, namespace string, peers []networkingv1.NetworkPolicyPeer) []*policyPod {
+	var out []*policyPod
 	for _, peer := range peers {
 		if peer.PodSelector == nil && peer.NamespaceSelector == nil {
 			continue
 		}
-		s := peerSelector{pods: labels.Everything()}
-		var err error
+		pods := labels.Everything()
 		if peer.PodSelector != nil {
-			if s.pods, err = metav1.LabelSelectorAsSelector(peer.PodSelector); err != nil {
+			var err error
+			if pods, err = metav1.LabelSelectorAsSelector(peer.PodSelector); err != nil {
 				continue
 			}
 		}
-		if peer.NamespaceSelector != nil {
-			if s.namespaces, err = metav1.LabelSelectorAsSelector(peer.NamespaceSelector); err != nil {
-				continue
-			}
-		}
-		sels = append(sels, s)
-	}
-	return func(p *policyPod) bool {
-		for _, s := range sels {
-			if s.namespaces == nil && p.namespace != namespace {
-				continue
-			}
-			if s.namespaces != nil {
-				nsLabels, ok := st.namespaces[p.namespace]
-				if !ok || !s.namespaces.Matches(nsLabels) {
-					continue
+		inNamespace := func(ns string) {
+			for _, p := range st.byNamespace[ns] {
+				if pods.Matches(p.labels) {
+					out = append(out, p)
 				}
 			}
-			if s.pods.Matches(p.labels) {
-				return true
-			}
 		}
-		return false
-	}
-}
-
-// inIPBlocks says whether an address is in one of the peers' ipBlocks and none of its
-// exceptions.
-func inIPBlocks(peers []networkingv1.NetworkPolicyPeer, ip netip.Addr) bool {
-	for _, peer := range peers {
-		if peer.IPBlock == nil {
+		if peer.NamespaceSelector == nil {
+			inNamespace(namespace)
 			continue
 		}
-		for _, r := range ipBlockRanges(peer.IPBlock) {
-			if r.first.Compare(ip) <= 0 && ip.Compare(r.last) <= 0 {
-				return true
+		namespaces, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+		if err != nil {
+			continue
+		}
+		for ns, nsLabels := range st.namespaces {
+			if namespaces.Matches(nsLabels) {
+				inNamespace(ns)
 			}
+		}
+	}
+	return out
+}
+
+func inRanges(ranges []ipRange, ip netip.Addr) bool {
+	for _, r := range ranges {
+		if r.first.Compare(ip) <= 0 && ip.Compare(r.last) <= 0 {
+			return true
 		}
 	}
 	return false

@@ -68,7 +68,7 @@ func TestIPBlockWithExceptionsBecomesTheRangesLeft(t *testing.T) {
 	}
 }
 
-func TestPeerAddressesAndBlocksMergeIntoNonOverlappingIntervals(t *testing.T) {
+func TestPeerPodsAndIPBlocksGetSetsOfTheirOwn(t *testing.T) {
 	st := newPolicyState([]*corev1.Pod{
 		policyTestPod("a", "db", "10.244.1.10", node, map[string]string{"app": "db"}),
 		policyTestPod("a", "web1", "10.244.1.11", node, map[string]string{"app": "web"}),
@@ -81,9 +81,15 @@ func TestPeerAddressesAndBlocksMergeIntoNonOverlappingIntervals(t *testing.T) {
 		}}),
 	}, node)
 	r := buildPolicyRules(st)
-	if got, want := policySet(t, r, "-in0-peers"), []string{"10.244.1.11-10.244.1.12", "10.244.2.0-10.244.2.255"}; !slices.Equal(got, want) {
+	// pod addresses change with pods: a hash set; blocks only with the policy: intervals
+	if got, want := policySet(t, r, "-in0-peers"), []string{"10.244.1.11", "10.244.1.12", "10.244.2.12"}; !slices.Equal(got, want) {
 		t.Errorf("peers: got %v, want %v", got, want)
 	}
+	if got, want := policySet(t, r, "-in0-blocks"), []string{"10.244.2.0-10.244.2.255"}; !slices.Equal(got, want) {
+		t.Errorf("blocks: got %v, want %v", got, want)
+	}
+	tx := r.transaction("ip", "t", nil)
+	mustHave(t, tx, "ip saddr @"+setNameWithSuffix(r, "-in0-peers")+" accept", "ip saddr @"+setNameWithSuffix(r, "-in0-blocks")+" accept")
 	if got := r.maps[ingressIsolatedSet].elements; !slices.Equal(got, []string{"10.244.1.10"}) {
 		t.Errorf("isolated for ingress: %v", got)
 	}

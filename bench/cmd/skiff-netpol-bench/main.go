@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -48,7 +49,11 @@ func main() {
 	pods := flag.Int("pods", 1000, "pods, all on this node (the worst case: every policy selects some)")
 	policies := flag.Int("policies", 100, "NetworkPolicies, spread over 10 namespaces")
 	changes := flag.Int("changes", 200, "single-pod changes, each synced and timed on its own")
+	logSyncs := flag.Bool("log", false, "log each sync's build time and how it was written to standard error")
 	flag.Parse()
+	if *logSyncs {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
 	if *pods < namespaces || *policies < 1 || *changes < 0 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "skiff-netpol-bench: --pods at least 10, --policies at least 1, and there are no arguments")
 		os.Exit(2)
