@@ -56,6 +56,10 @@ type NetworkPolicyAgent struct {
 	// netlink says whether element changes may bypass nft (setelements.go).
 	netlink bool
 
+	// syncMu makes syncs one at a time; it guards rules.
+	syncMu sync.Mutex
+	rules  policyRuleCache
+
 	mu sync.Mutex
 	// applied is the ruleset in the kernel after the last successful sync; nil when the next
 	// sync must rebuild the table.
@@ -173,12 +177,14 @@ func (a *NetworkPolicyAgent) Run(ctx context.Context) error {
 // Sync makes the table match the Pods, Namespaces and NetworkPolicies in the informers'
 // caches, in one nft transaction that writes only what changed since the last sync.
 func (a *NetworkPolicyAgent) Sync(ctx context.Context) error {
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
 	start := time.Now()
 	st, err := a.state()
 	if err != nil {
 		return err
 	}
-	rules := buildPolicyRules(st)
+	rules := a.rules.build(st)
 	built := time.Now()
 	a.mu.Lock()
 	prev := a.applied

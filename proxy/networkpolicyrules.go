@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -52,6 +53,7 @@ const (
 // policyPod is what the rules need of a pod: where it is, what it is called by selectors,
 // and its named ports.
 type policyPod struct {
+	key       string // namespace/name
 	namespace string
 	labels    labels.Set
 	ip        netip.Addr
@@ -82,7 +84,7 @@ func policyPodFrom(pod *corev1.Pod, hostname string) *policyPod {
 	if !ip.IsValid() {
 		return nil
 	}
-	p := &policyPod{namespace: pod.Namespace, labels: labels.Set(pod.Labels), ip: ip, addr: ip.String(), local: pod.Spec.NodeName == hostname}
+	p := &policyPod{key: pod.Namespace + "/" + pod.Name, namespace: pod.Namespace, labels: labels.Set(pod.Labels), ip: ip, addr: ip.String(), local: pod.Spec.NodeName == hostname}
 	for _, c := range pod.Spec.Containers {
 		for _, port := range c.Ports {
 			if port.Name == "" {
@@ -99,6 +101,12 @@ func policyPodFrom(pod *corev1.Pod, hostname string) *policyPod {
 	return p
 }
 
+// equal says whether two views of a pod are the same to the rules.
+func (p *policyPod) equal(o *policyPod) bool {
+	return p.key == o.key && p.addr == o.addr && p.local == o.local && maps.Equal(p.labels, o.labels) &&
+		maps.EqualFunc(p.ports, o.ports, func(a, b []int32) bool { return slices.Equal(a, b) })
+}
+
 // policyState is everything the rules are built from.
 type policyState struct {
 	pods []*policyPod
@@ -111,6 +119,53 @@ type policyState struct {
 
 // buildPolicyRules makes the whole NetworkPolicy table for the state.
 func buildPolicyRules(st *policyState) *ruleset {
+	return (&policyRuleCache{}).build(st)
+}
+
+// policyRuleCache keeps each policy's sets and rules from one build to the next, so that a
+// build after a few pods changed recomputes only the policies those pods may concern (the
+// policies of their namespace, those whose namespaceSelectors select theirs, and those whose
+// egress named ports look at every pod), not every policy against every pod.
+type policyRuleCache struct {
+	// pods and namespaces are the state of the last build; pods keyed by namespace/name.
+	pods       map[string]*policyPod
+	namespaces map[string]labels.Set
+	policies   map[string]cachedPolicy // by namespace/name
+}
+
+type cachedPolicy struct {
+	uid             string
+	resourceVersion string
+	// rules holds the policy's sets, its rules in pod-ingress and pod-egress, and its pods in
+	// ingress-isolated and egress-isolated; never changed once built.
+	rules *ruleset
+}
+
+// build makes the whole table for the state, reusing what it can of the last build.
+func (c *policyRuleCache) build(st *policyState) *ruleset {
+	// what changed since the last build: pods (old and new versions), namespaces' labels
+	pods := make(map[string]*policyPod, len(st.pods))
+	for _, p := range st.pods {
+		pods[p.key] = p
+	}
+	var changed []*policyPod
+	for key, p := range pods {
+		if old, ok := c.pods[key]; !ok || !old.equal(p) {
+			changed = append(changed, p)
+			if ok {
+				changed = append(changed, old)
+			}
+		}
+	}
+	for key, old := range c.pods {
+		if _, ok := pods[key]; !ok {
+			changed = append(changed, old)
+		}
+	}
+	allStale := !maps.EqualFunc(c.namespaces, st.namespaces, func(a, b labels.Set) bool { return maps.Equal(a, b) })
+	prevPolicies := c.policies
+	c.pods, c.namespaces, c.policies = pods, st.namespaces, make(map[string]cachedPolicy, len(st.policies))
+
 	r := newRuleset()
 	r.comment = "NetworkPolicy rules of skiff"
 	addSet := func(name, decl string) *nftMap {
@@ -118,8 +173,8 @@ func buildPolicyRules(st *policyState) *ruleset {
 		r.maps[name] = m
 		return m
 	}
-	addSet(ingressIsolatedSet, "type ipv4_addr")
-	addSet(egressIsolatedSet, "type ipv4_addr")
+	ingressIsolated := addSet(ingressIsolatedSet, "type ipv4_addr")
+	egressIsolated := addSet(egressIsolatedSet, "type ipv4_addr")
 	self := addSet(podSelfSet, "type ipv4_addr . ipv4_addr")
 
 	r.chain("forward-hook").base = "type filter hook forward priority filter ; policy accept"
@@ -142,10 +197,82 @@ func buildPolicyRules(st *policyState) *ruleset {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	for _, np := range policies {
-		policyRules(r, st, np)
+		key := np.Namespace + "/" + np.Name
+		cached, ok := prevPolicies[key]
+		if !ok || allStale || cached.uid != string(np.UID) || cached.resourceVersion != np.ResourceVersion ||
+			slices.ContainsFunc(changed, func(p *policyPod) bool { return policyMayConcern(st, np, p) }) {
+			cached = cachedPolicy{uid: string(np.UID), resourceVersion: np.ResourceVersion, rules: policyRuleset(st, np)}
+		}
+		c.policies[key] = cached
+		pr := cached.rules
+		for name, m := range pr.maps {
+			if name != ingressIsolatedSet && name != egressIsolatedSet {
+				r.maps[name] = m
+			}
+		}
+		r.chain(podIngressChain).rules = append(r.chain(podIngressChain).rules, pr.chain(podIngressChain).rules...)
+		r.chain(podEgressChain).rules = append(r.chain(podEgressChain).rules, pr.chain(podEgressChain).rules...)
+		ingressIsolated.elements = append(ingressIsolated.elements, pr.maps[ingressIsolatedSet].elements...)
+		egressIsolated.elements = append(egressIsolated.elements, pr.maps[egressIsolatedSet].elements...)
 	}
 	r.rule(podIngressChain, "drop")
 	r.rule(podEgressChain, "drop")
+	for _, m := range []*nftMap{ingressIsolated, egressIsolated, self} {
+		slices.Sort(m.elements)
+		m.elements = slices.Compact(m.elements)
+	}
+	return r
+}
+
+// policyMayConcern says whether a pod, as it is or was, may be among a policy's pods, peers or
+// named-port destinations: if not, its change leaves the policy's rules as they were.
+func policyMayConcern(st *policyState, np *networkingv1.NetworkPolicy, p *policyPod) bool {
+	if p.namespace == np.Namespace {
+		return true
+	}
+	nsLabels := st.namespaces[p.namespace]
+	peersMayConcern := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, egress bool) bool {
+		namedEgress := egress && slices.ContainsFunc(ports, func(port networkingv1.NetworkPolicyPort) bool {
+			return port.Port != nil && port.Port.Type == intstr.String
+		})
+		if namedEgress && len(peers) == 0 {
+			return true // every pod is a destination whose ports count
+		}
+		for _, peer := range peers {
+			if peer.IPBlock != nil && namedEgress {
+				return true
+			}
+			if peer.NamespaceSelector != nil {
+				sel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+				if err == nil && sel.Matches(nsLabels) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, rule := range np.Spec.Ingress {
+		if peersMayConcern(rule.From, rule.Ports, false) {
+			return true
+		}
+	}
+	for _, rule := range np.Spec.Egress {
+		if peersMayConcern(rule.To, rule.Ports, true) {
+			return true
+		}
+	}
+	return false
+}
+
+// policyRuleset is one policy's part of the table, in a ruleset of its own: its sets, its rules
+// in pod-ingress and pod-egress, and its pods in ingress-isolated and egress-isolated.
+func policyRuleset(st *policyState, np *networkingv1.NetworkPolicy) *ruleset {
+	r := newRuleset()
+	r.maps[ingressIsolatedSet] = &nftMap{kind: "set"}
+	r.maps[egressIsolatedSet] = &nftMap{kind: "set"}
+	r.chain(podIngressChain)
+	r.chain(podEgressChain)
+	policyRules(r, st, np)
 	for _, m := range r.maps {
 		slices.Sort(m.elements)
 		m.elements = slices.Compact(m.elements)

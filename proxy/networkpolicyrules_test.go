@@ -230,3 +230,61 @@ func TestElementChanges(t *testing.T) {
 		t.Errorf("gone %v, added %v", gone, added)
 	}
 }
+
+// TestCachedBuildsEqualFreshBuilds changes pods, namespaces and policies one at a time and
+// checks that the cache's build always equals a build from nothing.
+func TestCachedBuildsEqualFreshBuilds(t *testing.T) {
+	pods := map[string]*corev1.Pod{}
+	put := func(p *corev1.Pod) { pods[p.Namespace+"/"+p.Name] = p }
+	put(policyTestPod("a", "db", "10.244.1.10", node, map[string]string{"app": "db"}, corev1.ContainerPort{Name: "sql", ContainerPort: 5432}))
+	put(policyTestPod("a", "web", "10.244.1.11", node, map[string]string{"app": "web"}))
+	put(policyTestPod("b", "web", "10.244.2.11", "node-2", map[string]string{"app": "web"}, corev1.ContainerPort{Name: "sql", ContainerPort: 6432}))
+	put(policyTestPod("c", "job", "10.244.2.12", "node-2", map[string]string{"app": "job"}))
+	namespaces := policyTestNamespaces("a", "b", "c")
+	egress := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "egress", UID: "u2", ResourceVersion: "1"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress:      []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromString("sql"))}}}},
+		},
+	}
+	ingress := ingressPolicy("a", "ingress", map[string]string{"app": "db"}, networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{
+		{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}},
+	}})
+	ingress.UID, ingress.ResourceVersion = "u1", "1"
+	policies := []*networkingv1.NetworkPolicy{ingress, egress}
+
+	cache := &policyRuleCache{}
+	check := func(step string) {
+		t.Helper()
+		var list []*corev1.Pod
+		for _, p := range pods {
+			list = append(list, p)
+		}
+		st := newPolicyState(list, namespaces, policies, node)
+		cached := cache.build(st)
+		fresh := buildPolicyRules(newPolicyState(list, namespaces, policies, node))
+		if tx := fresh.transaction("ip", "t", cached); strings.Count(tx, "\n") != 1 {
+			t.Errorf("%s: the cached build differs from a fresh one by:\n%s", step, tx)
+		}
+	}
+	check("first build")
+	put(policyTestPod("b", "api", "10.244.2.20", "node-2", map[string]string{"app": "api"}))
+	check("a pod added in a namespace a namespaceSelector selects")
+	put(policyTestPod("c", "db2", "10.244.2.30", "node-2", map[string]string{"app": "db"}, corev1.ContainerPort{Name: "sql", ContainerPort: 7432}))
+	check("a pod with a named port an egress rule of every destination counts")
+	put(policyTestPod("a", "web", "10.244.1.11", node, map[string]string{"app": "batch"}))
+	check("a pod relabelled out of a policy's pods and peers")
+	namespaces = policyTestNamespaces("a", "c", "b-renamed")
+	namespaces[2].Name = "b"
+	check("a namespace relabelled")
+	ingress = ingress.DeepCopy()
+	ingress.ResourceVersion = "2"
+	ingress.Spec.Ingress[0].From = ingress.Spec.Ingress[0].From[:1]
+	policies = []*networkingv1.NetworkPolicy{ingress, egress}
+	check("a policy changed")
+	delete(pods, "a/db")
+	check("a selected pod deleted")
+}
