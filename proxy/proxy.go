@@ -7,6 +7,10 @@
 // change. The first sync rebuilds the table from nothing, so a restarted proxy leaves no stale
 // rule; a failed sync makes the next one rebuild it too. On exit the proxy deletes its table
 // and nothing else: it must never touch another table, chain or rule of the host.
+//
+// The package also holds the NetworkPolicy agent (networkpolicy.go), which shares the proxy's
+// ruleset diff and sync loop but runs apart, as its own user, on a table of its own, and
+// likewise touches nothing else.
 package proxy
 
 import (
