@@ -20,34 +20,39 @@ import (
 // The NetworkPolicy rules, in a table of their own (`ip skiff-netpol`), for the pods of this
 // node:
 //
-//	forward-hook (filter, priority 0)  → ct state established,related accept (replies)
-//	                                      ip saddr . ip daddr @pod-self accept (a pod reaching
-//	                                        itself, hairpinned through its Service)
-//	                                      ip saddr @egress-isolated jump pod-egress
-//	                                      ip daddr @ingress-isolated jump pod-ingress
-//	input-hook (filter, priority 0)    → established accept; ip saddr @egress-isolated jump
-//	                                      pod-egress (a pod reaching its own node)
-//	pod-ingress                         → one rule per (policy, ingress rule): the policy's pods
-//	                                      as destination, the rule's peers as source, its ports;
-//	                                      accept; at the end drop
-//	pod-egress                          → the same with source and destination swapped; return
-//	                                      (on to the ingress check of the destination); drop
+//	forward-egress  (filter hook forward, priority 0) → ct state established,related accept
+//	                    (replies); ip saddr . ip daddr @pod-self accept (a pod reaching itself,
+//	                    hairpinned through its Service); ip saddr vmap @egress-dispatch
+//	forward-ingress (filter hook forward, priority 1) → the same, then ip daddr vmap
+//	                    @ingress-dispatch
+//	input-egress    (filter hook input, priority 0)   → established accept; ip saddr vmap
+//	                    @egress-dispatch (a pod reaching its own node)
+//	egress-dispatch, ingress-dispatch: a pod's address → goto out-…/in-…, the chain of the
+//	                    policies that select it (pods selected by the same policies share one)
+//	in-…, out-…     → jump np-…-in (np-…-out) for each of those policies; drop at the end
+//	np-…-in         → one rule per ingress rule of the policy and kind of peer and port: its
+//	                    peers as source, its ports; accept. np-…-out the same for egress.
 //
-// Priority 0 runs after the proxy's DNAT (nat prerouting at -100), so traffic to a Service is
-// judged by its backend pod's policies. Nothing hooks output: the node itself (the kubelet's
-// probes) always reaches its pods, as with upstream's CNIs; its packets never pass forward.
-// Pods on one bridge reach each other through forward only with bridge-nf-call-iptables.
+// An accept ends only its own base chain: a packet an egress policy allows still meets the
+// destination's ingress policies at priority 1. Both run after the proxy's DNAT (nat
+// prerouting at -100), so traffic to a Service is judged by its backend pod's policies. Nothing
+// hooks output: the node itself (the kubelet's probes) always reaches its pods, as with
+// upstream's CNIs; its packets never pass forward. Pods on one bridge reach each other through
+// forward only with bridge-nf-call-iptables.
 //
-// Sets are keyed by address, one set per policy for its pods and per rule for its peers and
-// ports, so a pod coming or going changes elements, not rules: a sync writes the few elements
-// that differ (nftMap.incremental).
+// A packet meets one map lookup and then the rules of the policies that select its pod, never
+// every policy's. Sets are keyed by address, per rule for its peers and ports, so a pod coming,
+// going or being relabelled changes elements, not rules, unless it makes a new combination of
+// policies: a sync writes the few elements that differ (nftMap.incremental).
 
 const (
+	// ingressIsolatedSet and egressIsolatedSet carry a policy's selected pods in its own
+	// ruleset (policyRuleset); they become the dispatch maps' keys.
 	ingressIsolatedSet = "ingress-isolated"
 	egressIsolatedSet  = "egress-isolated"
+	ingressDispatchMap = "ingress-dispatch"
+	egressDispatchMap  = "egress-dispatch"
 	podSelfSet         = "pod-self"
-	podIngressChain    = "pod-ingress"
-	podEgressChain     = "pod-egress"
 )
 
 // policyPod is what the rules need of a pod: where it is, what it is called by selectors,
@@ -168,25 +173,22 @@ func (c *policyRuleCache) build(st *policyState) *ruleset {
 
 	r := newRuleset()
 	r.comment = "NetworkPolicy rules of skiff"
-	addSet := func(name, decl string) *nftMap {
-		m := &nftMap{kind: "set", decl: decl, incremental: true}
-		r.maps[name] = m
-		return m
-	}
-	ingressIsolated := addSet(ingressIsolatedSet, "type ipv4_addr")
-	egressIsolated := addSet(egressIsolatedSet, "type ipv4_addr")
-	self := addSet(podSelfSet, "type ipv4_addr . ipv4_addr")
+	ingressDispatch := &nftMap{kind: "map", decl: "type ipv4_addr : verdict", incremental: true}
+	egressDispatch := &nftMap{kind: "map", decl: "type ipv4_addr : verdict", incremental: true}
+	self := &nftMap{kind: "set", decl: "type ipv4_addr . ipv4_addr", incremental: true}
+	r.maps[ingressDispatchMap], r.maps[egressDispatchMap], r.maps[podSelfSet] = ingressDispatch, egressDispatch, self
 
-	r.chain("forward-hook").base = "type filter hook forward priority filter ; policy accept"
-	r.rule("forward-hook", "ct state established,related accept")
-	r.rule("forward-hook", "ip saddr . ip daddr @%s accept", podSelfSet)
-	r.rule("forward-hook", "ip saddr @%s jump %s", egressIsolatedSet, podEgressChain)
-	r.rule("forward-hook", "ip daddr @%s jump %s", ingressIsolatedSet, podIngressChain)
-	r.chain("input-hook").base = "type filter hook input priority filter ; policy accept"
-	r.rule("input-hook", "ct state established,related accept")
-	r.rule("input-hook", "ip saddr @%s jump %s", egressIsolatedSet, podEgressChain)
-	r.chain(podIngressChain)
-	r.chain(podEgressChain)
+	r.chain("forward-egress").base = "type filter hook forward priority 0 ; policy accept"
+	r.rule("forward-egress", "ct state established,related accept")
+	r.rule("forward-egress", "ip saddr . ip daddr @%s accept", podSelfSet)
+	r.rule("forward-egress", "ip saddr vmap @%s", egressDispatchMap)
+	r.chain("forward-ingress").base = "type filter hook forward priority 1 ; policy accept"
+	r.rule("forward-ingress", "ct state established,related accept")
+	r.rule("forward-ingress", "ip saddr . ip daddr @%s accept", podSelfSet)
+	r.rule("forward-ingress", "ip daddr vmap @%s", ingressDispatchMap)
+	r.chain("input-egress").base = "type filter hook input priority 0 ; policy accept"
+	r.rule("input-egress", "ct state established,related accept")
+	r.rule("input-egress", "ip saddr vmap @%s", egressDispatchMap)
 
 	for _, p := range st.pods {
 		if p.local {
@@ -196,6 +198,8 @@ func (c *policyRuleCache) build(st *policyState) *ruleset {
 	policies := slices.SortedFunc(slices.Values(st.policies), func(a, b *networkingv1.NetworkPolicy) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
+	// the policy chains each isolated pod's packets go through, in policy order
+	ingressOf, egressOf := map[string][]string{}, map[string][]string{}
 	for _, np := range policies {
 		key := np.Namespace + "/" + np.Name
 		cached, ok := prevPolicies[key]
@@ -210,18 +214,43 @@ func (c *policyRuleCache) build(st *policyState) *ruleset {
 				r.maps[name] = m
 			}
 		}
-		r.chain(podIngressChain).rules = append(r.chain(podIngressChain).rules, pr.chain(podIngressChain).rules...)
-		r.chain(podEgressChain).rules = append(r.chain(podEgressChain).rules, pr.chain(podEgressChain).rules...)
-		ingressIsolated.elements = append(ingressIsolated.elements, pr.maps[ingressIsolatedSet].elements...)
-		egressIsolated.elements = append(egressIsolated.elements, pr.maps[egressIsolatedSet].elements...)
+		maps.Copy(r.chains, pr.chains)
+		id := policyChainID(np)
+		for _, addr := range pr.maps[ingressIsolatedSet].elements {
+			ingressOf[addr] = append(ingressOf[addr], id+"-in")
+		}
+		for _, addr := range pr.maps[egressIsolatedSet].elements {
+			egressOf[addr] = append(egressOf[addr], id+"-out")
+		}
 	}
-	r.rule(podIngressChain, "drop")
-	r.rule(podEgressChain, "drop")
-	for _, m := range []*nftMap{ingressIsolated, egressIsolated, self} {
+	dispatch(r, ingressDispatch, "in-", ingressOf)
+	dispatch(r, egressDispatch, "out-", egressOf)
+	for _, m := range []*nftMap{ingressDispatch, egressDispatch, self} {
 		slices.Sort(m.elements)
 		m.elements = slices.Compact(m.elements)
 	}
 	return r
+}
+
+// dispatch writes, for each isolated pod, the chain of the policy chains it must go through
+// (one per combination of policies, named by it) and the map element that sends it there.
+func dispatch(r *ruleset, m *nftMap, prefix string, chainsOf map[string][]string) {
+	for addr, chains := range chainsOf {
+		name := prefix + chainHash(strings.Join(chains, " "))
+		if _, ok := r.chains[name]; !ok {
+			c := r.chain(name)
+			for _, pc := range chains {
+				c.rules = append(c.rules, "jump "+pc)
+			}
+			c.rules = append(c.rules, "drop")
+		}
+		m.elements = append(m.elements, addr+" : goto "+name)
+	}
+}
+
+// policyChainID names a policy's sets and chains.
+func policyChainID(np *networkingv1.NetworkPolicy) string {
+	return "np-" + chainHash(np.Namespace+"/"+np.Name)
 }
 
 // policyMayConcern says whether a pod, as it is or was, may be among a policy's pods, peers or
@@ -264,14 +293,12 @@ func policyMayConcern(st *policyState, np *networkingv1.NetworkPolicy, p *policy
 	return false
 }
 
-// policyRuleset is one policy's part of the table, in a ruleset of its own: its sets, its rules
-// in pod-ingress and pod-egress, and its pods in ingress-isolated and egress-isolated.
+// policyRuleset is one policy's part of the table, in a ruleset of its own: its sets, its
+// chains, and its pods in ingress-isolated and egress-isolated.
 func policyRuleset(st *policyState, np *networkingv1.NetworkPolicy) *ruleset {
 	r := newRuleset()
 	r.maps[ingressIsolatedSet] = &nftMap{kind: "set"}
 	r.maps[egressIsolatedSet] = &nftMap{kind: "set"}
-	r.chain(podIngressChain)
-	r.chain(podEgressChain)
 	policyRules(r, st, np)
 	for _, m := range r.maps {
 		slices.Sort(m.elements)
@@ -280,7 +307,7 @@ func policyRuleset(st *policyState, np *networkingv1.NetworkPolicy) *ruleset {
 	return r
 }
 
-// policyRules adds one policy's sets and rules: nothing when it selects no pod of this node.
+// policyRules adds one policy's sets and chains: nothing when it selects no pod of this node.
 func policyRules(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy) {
 	selector, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
 	if err != nil {
@@ -295,26 +322,26 @@ func policyRules(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy) {
 	if len(selected) == 0 {
 		return
 	}
-	id := "np-" + chainHash(np.Namespace+"/"+np.Name)
-	podsSet := id + "-pods"
-	pods := &nftMap{kind: "set", decl: "type ipv4_addr", incremental: true}
+	id := policyChainID(np)
+	var addrs []string
 	for _, p := range selected {
-		pods.elements = append(pods.elements, p.addr)
+		addrs = append(addrs, p.addr)
 	}
-	r.maps[podsSet] = pods
 	for _, t := range np.Spec.PolicyTypes {
 		switch t {
 		case networkingv1.PolicyTypeIngress:
-			r.maps[ingressIsolatedSet].elements = append(r.maps[ingressIsolatedSet].elements, pods.elements...)
+			r.maps[ingressIsolatedSet].elements = append(r.maps[ingressIsolatedSet].elements, addrs...)
+			d := direction{name: "ingress", chain: id + "-in", peer: "saddr"}
+			r.chain(d.chain)
 			for i, rule := range np.Spec.Ingress {
-				d := direction{name: "ingress", chain: podIngressChain, verdict: "accept", self: "daddr", peer: "saddr"}
-				directionRule(r, st, np, d, fmt.Sprintf("%s-in%d", id, i), podsSet, selected, rule.From, rule.Ports, i)
+				directionRule(r, st, np, d, fmt.Sprintf("%s-in%d", id, i), selected, rule.From, rule.Ports, i)
 			}
 		case networkingv1.PolicyTypeEgress:
-			r.maps[egressIsolatedSet].elements = append(r.maps[egressIsolatedSet].elements, pods.elements...)
+			r.maps[egressIsolatedSet].elements = append(r.maps[egressIsolatedSet].elements, addrs...)
+			d := direction{name: "egress", chain: id + "-out", peer: "daddr"}
+			r.chain(d.chain)
 			for i, rule := range np.Spec.Egress {
-				d := direction{name: "egress", chain: podEgressChain, verdict: "return", self: "saddr", peer: "daddr"}
-				directionRule(r, st, np, d, fmt.Sprintf("%s-out%d", id, i), podsSet, selected, rule.To, rule.Ports, i)
+				directionRule(r, st, np, d, fmt.Sprintf("%s-out%d", id, i), selected, rule.To, rule.Ports, i)
 			}
 		}
 	}
@@ -323,23 +350,20 @@ func policyRules(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy) {
 // direction is what differs between an ingress and an egress rule.
 type direction struct {
 	name, chain string
-	// verdict is what an allowed packet gets: accept for ingress (the last check), return for
-	// egress (the destination's ingress check comes next).
-	verdict string
-	// self and peer are the address fields of the policy's pod and of the other end.
-	self, peer string
+	// peer is the address field of the other end: saddr for ingress, daddr for egress.
+	peer string
 }
 
 // directionRule adds the sets and rules of one ingress or egress rule of a policy. A rule
 // none of whose peers or ports exist allows nothing and gets no nftables rule.
-func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, d direction, prefix, podsSet string,
+func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, d direction, prefix string,
 	selected []*policyPod, peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort, index int) {
 	comment := fmt.Sprintf("comment %q", fmt.Sprintf("%s/%s %s rule %d", np.Namespace, np.Name, d.name, index))
-	self := fmt.Sprintf("ip %s @%s", d.self, podsSet)
-	// matches are the alternatives a packet must meet one of: the policy's pod at its end,
-	// and the other end among the peer pods (a hash set, rewritten as pods come and go) or in
-	// the ipBlocks (intervals, which change only with the policy)
-	matches := []string{self}
+	// matches are the alternatives a packet must meet one of: any other end, or the other end
+	// among the peer pods (a hash set, rewritten as pods come and go) or in the ipBlocks
+	// (intervals, which change only with the policy); the chain is only reached for the
+	// policy's own pods
+	matches := []string{""}
 	var peerPodList []*policyPod
 	var blocks []ipRange
 	if len(peers) > 0 {
@@ -357,12 +381,12 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 				m.elements = append(m.elements, p.addr)
 			}
 			r.maps[set] = m
-			matches = append(matches, fmt.Sprintf("%s ip %s @%s", self, d.peer, set))
+			matches = append(matches, fmt.Sprintf("ip %s @%s ", d.peer, set))
 		}
 		if len(blocks) > 0 {
 			set := prefix + "-blocks"
 			r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr ; flags interval", incremental: true, elements: rangeElements(mergeRanges(blocks))}
-			matches = append(matches, fmt.Sprintf("%s ip %s @%s", self, d.peer, set))
+			matches = append(matches, fmt.Sprintf("ip %s @%s ", d.peer, set))
 		}
 	}
 	if len(matches) == 0 {
@@ -370,7 +394,7 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 	}
 	if len(ports) == 0 {
 		for _, m := range matches {
-			r.rule(d.chain, "%s %s %s", m, d.verdict, comment)
+			r.rule(d.chain, "%saccept %s", m, comment)
 		}
 		return
 	}
@@ -414,7 +438,7 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 		set := prefix + "-ports"
 		r.maps[set] = &nftMap{kind: "set", decl: "type inet_proto . inet_service ; flags interval", incremental: true, elements: portElements(numeric)}
 		for _, m := range matches {
-			r.rule(d.chain, "%s meta l4proto . th dport @%s %s %s", m, set, d.verdict, comment)
+			r.rule(d.chain, "%smeta l4proto . th dport @%s accept %s", m, set, comment)
 		}
 	}
 	if len(named) > 0 {
@@ -422,7 +446,7 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 		set := prefix + "-named"
 		r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr . inet_proto . inet_service", incremental: true, elements: named}
 		for _, m := range matches {
-			r.rule(d.chain, "%s ip daddr . meta l4proto . th dport @%s %s %s", m, set, d.verdict, comment)
+			r.rule(d.chain, "%sip daddr . meta l4proto . th dport @%s accept %s", m, set, comment)
 		}
 	}
 }

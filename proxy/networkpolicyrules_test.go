@@ -90,10 +90,10 @@ func TestPeerPodsAndIPBlocksGetSetsOfTheirOwn(t *testing.T) {
 	}
 	tx := r.transaction("ip", "t", nil)
 	mustHave(t, tx, "ip saddr @"+setNameWithSuffix(r, "-in0-peers")+" accept", "ip saddr @"+setNameWithSuffix(r, "-in0-blocks")+" accept")
-	if got := r.maps[ingressIsolatedSet].elements; !slices.Equal(got, []string{"10.244.1.10"}) {
+	if got := dispatched(r, ingressDispatchMap); !slices.Equal(got, []string{"10.244.1.10"}) {
 		t.Errorf("isolated for ingress: %v", got)
 	}
-	if got := r.maps[egressIsolatedSet].elements; len(got) != 0 {
+	if got := dispatched(r, egressDispatchMap); len(got) != 0 {
 		t.Errorf("an ingress policy isolates nothing for egress: %v", got)
 	}
 }
@@ -122,7 +122,14 @@ func TestPortsOfOneProtocolMergeAndNamedPortsResolvePerPod(t *testing.T) {
 		t.Errorf("named: got %v, want %v", got, want)
 	}
 	tx := r.transaction("ip", "t", nil)
-	mustHave(t, tx, "meta l4proto . th dport @np-", "ip daddr . meta l4proto . th dport @np-", "add rule ip t pod-ingress drop")
+	id := policyChainID(st.policies[0])
+	mustHave(t, tx, "add rule ip t "+id+"-in meta l4proto . th dport @np-", "add rule ip t "+id+"-in ip daddr . meta l4proto . th dport @np-",
+		" : goto in-", "jump "+id+"-in\n")
+	for _, addr := range []string{"10.244.1.10", "10.244.1.11", "10.244.1.12"} {
+		if !slices.Contains(dispatched(r, ingressDispatchMap), addr) {
+			t.Errorf("%s is not dispatched to its policies", addr)
+		}
+	}
 }
 
 func TestEgressNamedPortsResolveOnTheDestinationPods(t *testing.T) {
@@ -144,10 +151,10 @@ func TestEgressNamedPortsResolveOnTheDestinationPods(t *testing.T) {
 	if got, want := policySet(t, r, "-out0-named"), []string{"10.244.2.10 . tcp . 5432"}; !slices.Equal(got, want) {
 		t.Errorf("named: got %v, want %v", got, want)
 	}
-	if got := r.maps[egressIsolatedSet].elements; !slices.Equal(got, []string{"10.244.1.10"}) {
+	if got := dispatched(r, egressDispatchMap); !slices.Equal(got, []string{"10.244.1.10"}) {
 		t.Errorf("isolated for egress: %v", got)
 	}
-	mustHave(t, r.transaction("ip", "t", nil), "return comment \"a/p egress rule 0\"", "add rule ip t pod-egress drop")
+	mustHave(t, r.transaction("ip", "t", nil), "accept comment \"a/p egress rule 0\"", "add element ip t egress-dispatch { 10.244.1.10 : goto out-")
 }
 
 func TestAPolicyWithoutPodsOnThisNodeWritesNothing(t *testing.T) {
@@ -163,7 +170,7 @@ func TestAPolicyWithoutPodsOnThisNodeWritesNothing(t *testing.T) {
 			t.Errorf("unexpected set %s", name)
 		}
 	}
-	if got := r.maps[ingressIsolatedSet].elements; len(got) != 0 {
+	if got := dispatched(r, ingressDispatchMap); len(got) != 0 {
 		t.Errorf("host-network pods are never isolated: %v", got)
 	}
 }
@@ -176,11 +183,16 @@ func TestARuleWhosePeersMatchNothingAllowsNothing(t *testing.T) {
 			}}),
 		}, node)
 	r := buildPolicyRules(st)
-	if rules := r.chains[podIngressChain].rules; !slices.Equal(rules, []string{"drop"}) {
-		t.Errorf("pod-ingress: %v", rules)
+	id := policyChainID(st.policies[0])
+	if rules := r.chains[id+"-in"].rules; len(rules) != 0 {
+		t.Errorf("%s-in: %v", id, rules)
 	}
-	if got := r.maps[ingressIsolatedSet].elements; !slices.Equal(got, []string{"10.244.1.10"}) {
-		t.Errorf("still isolated: %v", got)
+	if got := r.maps[ingressDispatchMap].elements; len(got) != 1 || !strings.HasPrefix(got[0], "10.244.1.10 : goto in-") {
+		t.Fatalf("still isolated: %v", got)
+	}
+	_, combo, _ := strings.Cut(r.maps[ingressDispatchMap].elements[0], " : goto ")
+	if rules := r.chains[combo].rules; !slices.Equal(rules, []string{"jump " + id + "-in", "drop"}) {
+		t.Errorf("%s: %v", combo, rules)
 	}
 }
 
@@ -213,6 +225,16 @@ func TestAPodComingChangesElementsNotRules(t *testing.T) {
 	if strings.Contains(tx, "flush") {
 		t.Errorf("nothing should be flushed:\n%s", tx)
 	}
+}
+
+// dispatched is the addresses a dispatch map sends to policy chains.
+func dispatched(r *ruleset, name string) []string {
+	var out []string
+	for _, e := range r.maps[name].elements {
+		addr, _, _ := strings.Cut(e, " : ")
+		out = append(out, addr)
+	}
+	return out
 }
 
 func setNameWithSuffix(r *ruleset, suffix string) string {
@@ -287,4 +309,45 @@ func TestCachedBuildsEqualFreshBuilds(t *testing.T) {
 	check("a policy changed")
 	delete(pods, "a/db")
 	check("a selected pod deleted")
+}
+
+func TestPodsOfOnePolicyCombinationShareAChainAndJoinItByElement(t *testing.T) {
+	pods := []*corev1.Pod{
+		policyTestPod("a", "db1", "10.244.1.10", node, map[string]string{"app": "db", "tier": "data"}),
+		policyTestPod("a", "db2", "10.244.1.11", node, map[string]string{"app": "db", "tier": "data"}),
+		policyTestPod("a", "cache", "10.244.1.12", node, map[string]string{"tier": "data"}),
+	}
+	policies := []*networkingv1.NetworkPolicy{
+		ingressPolicy("a", "db", map[string]string{"app": "db"}),
+		ingressPolicy("a", "data", map[string]string{"tier": "data"}),
+	}
+	r := buildPolicyRules(newPolicyState(pods, policyTestNamespaces("a"), policies, node))
+	targets := map[string]string{}
+	for _, e := range r.maps[ingressDispatchMap].elements {
+		addr, chain, _ := strings.Cut(e, " : goto ")
+		targets[addr] = chain
+	}
+	if targets["10.244.1.10"] != targets["10.244.1.11"] || targets["10.244.1.10"] == targets["10.244.1.12"] {
+		t.Fatalf("dispatch: %v", targets)
+	}
+	// policies in order of namespace and name: "data" before "db"
+	want := []string{"jump " + policyChainID(policies[1]) + "-in", "jump " + policyChainID(policies[0]) + "-in", "drop"}
+	if got := r.chains[targets["10.244.1.10"]].rules; !slices.Equal(got, want) {
+		t.Errorf("the db pods' chain: %v, want %v", got, want)
+	}
+
+	pods = append(pods, policyTestPod("a", "db3", "10.244.1.13", node, map[string]string{"app": "db", "tier": "data"}))
+	after := buildPolicyRules(newPolicyState(pods, policyTestNamespaces("a"), policies, node))
+	changes, ok := elementOnlyChanges(r, after)
+	if !ok {
+		t.Fatalf("a pod joining a combination of policies should change elements only:\n%s", after.transaction("ip", "t", r))
+	}
+	var added []string
+	for _, c := range changes {
+		added = append(added, c.added...)
+	}
+	slices.Sort(added)
+	if want := []string{"10.244.1.13 . 10.244.1.13", "10.244.1.13 : goto " + targets["10.244.1.10"]}; !slices.Equal(added, want) {
+		t.Errorf("added %v, want %v", added, want)
+	}
 }

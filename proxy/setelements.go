@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // Most syncs of the NetworkPolicy agent change nothing but which addresses are in some sets:
@@ -28,7 +29,7 @@ type setElementChange struct {
 
 // elementOnlyChanges returns the element changes that turn prev into next, and true, when
 // that is all that differs and every changed set is a hash set (no intervals) written
-// incrementally; otherwise false.
+// incrementally, or a verdict map; otherwise false.
 func elementOnlyChanges(prev, next *ruleset) ([]setElementChange, bool) {
 	if prev == nil || prev.comment != next.comment || len(prev.dynamicSets)+len(next.dynamicSets) > 0 ||
 		!maps.EqualFunc(prev.chains, next.chains, func(a, b *chain) bool { return a.equal(b) }) || len(prev.maps) != len(next.maps) {
@@ -43,7 +44,8 @@ func elementOnlyChanges(prev, next *ruleset) ([]setElementChange, bool) {
 		if old.equal(m) {
 			continue
 		}
-		if !m.incremental || m.kind != "set" || strings.Contains(m.decl, "interval") {
+		verdictMap := m.kind == "map" && strings.HasSuffix(m.decl, ": verdict")
+		if !m.incremental || (m.kind != "set" && !verdictMap) || strings.Contains(m.decl, "interval") {
 			return nil, false
 		}
 		gone, added := elementChanges(old.elements, m.elements)
@@ -96,14 +98,30 @@ func applyElementChanges(netns, table string, changes []setElementChange) error 
 	return nil
 }
 
+// setElements encodes elements of a set, or of a verdict map ("10.0.0.1 : goto in-X",
+// declared "type ipv4_addr : verdict").
 func setElements(decl string, elements []string) ([]nftables.SetElement, error) {
+	keyDecl, isMap := strings.CutSuffix(decl, " : verdict")
 	out := make([]nftables.SetElement, 0, len(elements))
 	for _, e := range elements {
-		key, err := elementKey(decl, e)
+		keyPart, verdict, _ := strings.Cut(e, " : ")
+		key, err := elementKey(keyDecl, keyPart)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, nftables.SetElement{Key: key})
+		el := nftables.SetElement{Key: key}
+		if isMap {
+			kind, chain, _ := strings.Cut(verdict, " ")
+			switch kind {
+			case "goto":
+				el.VerdictData = &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}
+			case "jump":
+				el.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: chain}
+			default:
+				return nil, fmt.Errorf("element %q: no netlink encoding for verdict %q", e, verdict)
+			}
+		}
+		out = append(out, el)
 	}
 	return out, nil
 }

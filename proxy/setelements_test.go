@@ -62,11 +62,12 @@ func TestSetElementsWrittenThroughNetlink(t *testing.T) {
 	name := fmt.Sprintf("skp-netlink-%d", os.Getpid()%100000)
 	n.addNetns(name)
 	t.Cleanup(func() { n.run("ip", "netns", "del", name) })
-	n.run("sh", "-c", "printf 'add table ip np\\nadd set ip np peers { type ipv4_addr ; }\\nadd set ip np named { type ipv4_addr . inet_proto . inet_service ; }\\nadd element ip np peers { 10.0.0.1, 10.0.0.2 }\\n' | ip netns exec "+name+" nft -f -")
+	n.run("sh", "-c", "printf 'add table ip np\\nadd set ip np peers { type ipv4_addr ; }\\nadd set ip np named { type ipv4_addr . inet_proto . inet_service ; }\\nadd chain ip np c1\\nadd chain ip np c2\\nadd map ip np dispatch { type ipv4_addr : verdict ; }\\nadd element ip np dispatch { 10.0.0.1 : goto c1 }\\nadd element ip np peers { 10.0.0.1, 10.0.0.2 }\\n' | ip netns exec "+name+" nft -f -")
 
 	err := applyElementChanges(netnsDir+"/"+name, "np", []setElementChange{
 		{name: "peers", decl: "type ipv4_addr", gone: []string{"10.0.0.1"}, added: []string{"10.0.0.3"}},
 		{name: "named", decl: "type ipv4_addr . inet_proto . inet_service", added: []string{"10.0.0.3 . tcp . 8080", "10.0.0.3 . udp . 53"}},
+		{name: "dispatch", decl: "type ipv4_addr : verdict", gone: []string{"10.0.0.1 : goto c1"}, added: []string{"10.0.0.1 : goto c2", "10.0.0.3 : goto c1"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,12 +77,12 @@ func TestSetElementsWrittenThroughNetlink(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	listing := strings.Join(strings.Fields(string(out)), " ")
-	for _, want := range []string{"elements = { 10.0.0.2, 10.0.0.3 }", "10.0.0.3 . tcp . 8080", "10.0.0.3 . udp . 53"} {
+	for _, want := range []string{"elements = { 10.0.0.2, 10.0.0.3 }", "10.0.0.3 . tcp . 8080", "10.0.0.3 . udp . 53", "10.0.0.1 : goto c2", "10.0.0.3 : goto c1"} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
-	if strings.Contains(listing, "10.0.0.1") {
-		t.Errorf("10.0.0.1 should be gone:\n%s", out)
+	if strings.Contains(listing, "10.0.0.1,") || strings.Contains(listing, "10.0.0.1 : goto c1") {
+		t.Errorf("10.0.0.1 should be gone from peers, and sent to c2:\n%s", out)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/bench/stats"
@@ -49,20 +51,24 @@ func main() {
 	pods := flag.Int("pods", 1000, "pods, all on this node (the worst case: every policy selects some)")
 	policies := flag.Int("policies", 100, "NetworkPolicies, spread over 10 namespaces")
 	changes := flag.Int("changes", 200, "single-pod changes, each synced and timed on its own")
+	phases := flag.String("phases", "sync,packets", "phases to run, comma-separated: sync, packets")
+	rounds := flag.Int("rounds", 3, "packets phase: runs with and without the table")
+	conns := flag.Int("conns", 4, "packets phase: concurrent clients")
+	duration := flag.Duration("duration", 3*time.Second, "packets phase: length of one run")
 	logSyncs := flag.Bool("log", false, "log each sync's build time and how it was written to standard error")
 	flag.Parse()
 	if *logSyncs {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
-	if *pods < namespaces || *policies < 1 || *changes < 0 || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "skiff-netpol-bench: --pods at least 10, --policies at least 1, and there are no arguments")
+	if *pods < namespaces || *policies < 1 || *changes < 0 || *rounds < 1 || *conns < 1 || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "skiff-netpol-bench: --pods at least 10, --policies, --rounds and --conns at least 1, and there are no arguments")
 		os.Exit(2)
 	}
 	if os.Getenv(netnsEnv) == "" {
 		exitOn(runInNetns())
 		return
 	}
-	exitOn(run(*pods, *policies, *changes))
+	exitOn(run(*pods, *policies, *changes, strings.Split(*phases, ","), *rounds, *conns, *duration))
 }
 
 func exitOn(err error) {
@@ -110,7 +116,8 @@ func runInNetns() error {
 func nsName(i int) string  { return fmt.Sprintf("team-%02d", i) }
 func appName(i int) string { return fmt.Sprintf("app-%02d", i) }
 
-func podIP(i int) string { return fmt.Sprintf("10.244.%d.%d", 1+i/250, 1+i%250) }
+// podIP is a synthetic pod's address, apart from the packets phase's real pods in 10.244.
+func podIP(i int) string { return fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250) }
 
 func newPod(i, app int, ip string) *corev1.Pod {
 	return &corev1.Pod{
@@ -157,15 +164,14 @@ func newPolicy(i int) *networkingv1.NetworkPolicy {
 	return np
 }
 
-func run(pods, policies, changes int) error {
+func run(pods, policies, changes int, phases []string, rounds, conns int, duration time.Duration) error {
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
 	}
 	factory := informers.NewSharedInformerFactory(fake.NewClientset(), 0)
 	podInformer, nsInformer, npInformer := factory.Core().V1().Pods(), factory.Core().V1().Namespaces(), factory.Networking().V1().NetworkPolicies()
-	agent, err := proxy.NewNetworkPolicyAgent(podInformer, nsInformer, npInformer, proxy.NetworkPolicyConfig{Hostname: nodeName})
-	if err != nil {
-		return err
+	newAgent := func() (*proxy.NetworkPolicyAgent, error) {
+		return proxy.NewNetworkPolicyAgent(podInformer, nsInformer, npInformer, proxy.NetworkPolicyConfig{Hostname: nodeName})
 	}
 	// the informers are never started: the bench fills their caches itself
 	podStore, nsStore, npStore := podInformer.Informer().GetIndexer(), nsInformer.Informer().GetIndexer(), npInformer.Informer().GetIndexer()
@@ -178,7 +184,32 @@ func run(pods, policies, changes int) error {
 	for i := range policies {
 		must(npStore.Add(newPolicy(i)))
 	}
+	packetObjects(podStore, nsStore, npStore)
 	ctx := context.Background()
+	fmt.Printf("pods %d (all on this node) and the packets phase's 2, policies %d and its 1, namespaces %d and its 1\n", pods, policies, namespaces)
+	for _, phase := range phases {
+		var err error
+		switch phase {
+		case "sync":
+			err = syncPhase(ctx, newAgent, podStore, pods, changes)
+		case "packets":
+			err = packetsPhase(ctx, newAgent, rounds, conns, duration)
+		default:
+			err = fmt.Errorf("no phase %q (sync, packets)", phase)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", phase, err)
+		}
+	}
+	return nil
+}
+
+// syncPhase times the first full sync, then changes single-pod changes each synced alone.
+func syncPhase(ctx context.Context, newAgent func() (*proxy.NetworkPolicyAgent, error), podStore cache.Indexer, pods, changes int) error {
+	agent, err := newAgent()
+	if err != nil {
+		return err
+	}
 
 	start := time.Now()
 	if err := agent.Sync(ctx); err != nil {
@@ -217,7 +248,6 @@ func run(pods, policies, changes int) error {
 	slices.Sort(latencies)
 	slices.Sort(cpu)
 
-	fmt.Printf("pods %d (all on this node), policies %d, namespaces %d\n", pods, policies, namespaces)
 	fmt.Printf("table: %d lines of `nft list table`\n", countLines(out))
 	fmt.Printf("first full sync: %v\n", full.Round(time.Millisecond))
 	if len(latencies) > 0 {
