@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 )
 
 // Most syncs of the NetworkPolicy agent change nothing but which addresses are in some sets:
@@ -57,7 +58,15 @@ func elementOnlyChanges(prev, next *ruleset) ([]setElementChange, bool) {
 // applyElementChanges writes the changes to the sets of an ip table in one netlink batch. With
 // netns set (a path such as /var/run/netns/NAME) it writes in that network namespace.
 func applyElementChanges(netns, table string, changes []setElementChange) error {
-	var opts []nftables.ConnOption
+	// the kernel acknowledges every message of the batch; a pod change at a thousand policies
+	// touches hundreds of sets, whose acknowledgements overflow a default receive buffer
+	// (ENOBUFS). A larger buffer, and acknowledgements without the request echoed, hold them.
+	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
+		if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+			return err
+		}
+		return c.SetReadBuffer(8 << 20)
+	})}
 	if netns != "" {
 		f, err := os.Open(netns)
 		if err != nil {
