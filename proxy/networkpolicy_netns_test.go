@@ -27,7 +27,7 @@ import (
 //	pod0 10.244.1.10  namespace prod, app=db   TCP 8080 (named "http"), 9000, 9001, 9005
 //	pod1 10.244.1.11  namespace prod, app=web  TCP 8080
 //	pod2 10.244.1.12  namespace dev,  app=web  TCP 8080, UDP 53 (echo)
-//	node 10.244.1.1 (bridge), UDP 53 (echo) — the node's own DNS
+//	node 10.244.1.1 (bridge), UDP 53 (echo) — the node's own DNS — and TCP 9100
 //	client 172.31.0.2, outside the cluster
 //
 // Each step creates policies, waits until every connection it names succeeds or fails as
@@ -227,6 +227,7 @@ func TestNetworkPoliciesInNetworkNamespaces(t *testing.T) {
 	}
 	n.serveUDPEcho(n.pods[2], podIP(2), 53)
 	n.serveUDPEcho(n.node, bridgeIP, 53)
+	n.serveTCP(n.node, bridgeIP, 9100)
 
 	stop := startNetworkPolicyAgent(t, client, n)
 	startProxy(t, client, n) // the Service step: policies judge traffic after the proxy's DNAT
@@ -410,6 +411,7 @@ func TestNetworkPoliciesInNetworkNamespaces(t *testing.T) {
 		{from: pod1, to: at(2, podPort), want: false},
 		{from: pod1, to: at(2, 53), udp: true, want: true},
 		{from: pod1, to: net.JoinHostPort(bridgeIP, "53"), udp: true, want: true}, // the node's DNS
+		{from: pod1, to: net.JoinHostPort(bridgeIP, "9100"), want: true},          // its own node, always
 		{from: pod2, to: at(1, podPort), want: true},                              // ingress to pod1 is not isolated
 		{from: pod0, to: at(1, podPort), want: true},
 	})

@@ -25,8 +25,6 @@ import (
 //	                    hairpinned through its Service); ip saddr vmap @egress-dispatch
 //	forward-ingress (filter hook forward, priority 1) → the same, then ip daddr vmap
 //	                    @ingress-dispatch
-//	input-egress    (filter hook input, priority 0)   → established accept; ip saddr vmap
-//	                    @egress-dispatch (a pod reaching its own node)
 //	egress-dispatch, ingress-dispatch: a pod's address → goto out-…/in-…, the chain of the
 //	                    policies that select it (pods selected by the same policies share one)
 //	in-…, out-…     → jump np-…-in (np-…-out) for each of those policies; drop at the end
@@ -36,9 +34,9 @@ import (
 // An accept ends only its own base chain: a packet an egress policy allows still meets the
 // destination's ingress policies at priority 1. Both run after the proxy's DNAT (nat
 // prerouting at -100), so traffic to a Service is judged by its backend pod's policies. Nothing
-// hooks output: the node itself (the kubelet's probes) always reaches its pods, as with
-// upstream's CNIs; its packets never pass forward. Pods on one bridge reach each other through
-// forward only with bridge-nf-call-iptables.
+// hooks input or output: traffic between a pod and its own node (the kubelet's probes, the
+// node's DNS) is always allowed, as upstream defines; it never passes forward. Pods on one
+// bridge reach each other through forward only with bridge-nf-call-iptables.
 //
 // A packet meets one map lookup and then the rules of the policies that select its pod, never
 // every policy's. Sets are keyed by address, per rule for its peers and ports, so a pod coming,
@@ -186,9 +184,6 @@ func (c *policyRuleCache) build(st *policyState) *ruleset {
 	r.rule("forward-ingress", "ct state established,related accept")
 	r.rule("forward-ingress", "ip saddr . ip daddr @%s accept", podSelfSet)
 	r.rule("forward-ingress", "ip daddr vmap @%s", ingressDispatchMap)
-	r.chain("input-egress").base = "type filter hook input priority 0 ; policy accept"
-	r.rule("input-egress", "ct state established,related accept")
-	r.rule("input-egress", "ip saddr vmap @%s", egressDispatchMap)
 
 	for _, p := range st.pods {
 		if p.local {
