@@ -145,7 +145,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 	configs := map[string]*rest.Config{} // by user
-	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity, localPathIdentity} {
+	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity, localPathIdentity, networkPolicyIdentity} {
 		if configs[id.user], err = componentConfig(o.dataDir, id); err != nil {
 			return err
 		}
@@ -158,6 +158,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
+		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user])},
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
