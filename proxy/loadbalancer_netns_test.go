@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -45,6 +49,31 @@ func startServiceLB(t *testing.T, client kubernetes.Interface) {
 		<-done
 		factory.Shutdown()
 	})
+}
+
+// httpGet asks for /healthz at addr from a namespace. It speaks HTTP on a connection it dials
+// itself: http.Transport dials on goroutines of its own, outside the namespace.
+func httpGet(netns, addr string) (code int, body string, err error) {
+	err = inNetns(netns, func() error {
+		c, err := net.DialTimeout("tcp", addr, dialTimout)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(dialTimout))
+		if _, err := fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", addr); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		code, body = resp.StatusCode, string(b)
+		return err
+	})
+	return code, body, err
 }
 
 // splitEndpoints is a slice with pod0 on this node and pod1 on another.
@@ -125,7 +154,35 @@ func TestLoadBalancerExternalIPsAndLocalPoliciesInNetworkNamespaces(t *testing.T
 	eventually(t, "only the local pod answering the Local load balancer", answersFrom(n.client, net.JoinHostPort(nodeIP, "81"), "pod0"))
 	eventually(t, "only the local pod answering the Local node port",
 		answersFrom(n.client, net.JoinHostPort(nodeIP, fmt.Sprint(lbLocal.Spec.Ports[0].NodePort)), "pod0"))
-	// ... while its cluster IP still reaches every endpoint
+	// its health check node port says this node has one ready endpoint of it
+	hcAddr := net.JoinHostPort(nodeIP, fmt.Sprint(lbLocal.Spec.HealthCheckNodePort))
+	if lbLocal.Spec.HealthCheckNodePort == 0 {
+		t.Fatal("a Local LoadBalancer got no health check node port")
+	}
+	eventually(t, "the health check answering 200 with one local endpoint", func() (bool, string) {
+		code, body, err := httpGet(n.client, hcAddr)
+		return err == nil && code == 200 && strings.Contains(body, `"localEndpoints": 1`) && strings.Contains(body, `"name": "lb-local"`),
+			fmt.Sprintf("%d %s %v", code, body, err)
+	})
+	// ... and 503 once the only local endpoint is not ready
+	s, err := client.DiscoveryV1().EndpointSlices("default").Get(ctx, "lb-local-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Endpoints[0].Conditions.Ready = ptr.To(false)
+	if s, err = client.DiscoveryV1().EndpointSlices("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the health check answering 503 with no local endpoint", func() (bool, string) {
+		code, body, err := httpGet(n.client, hcAddr)
+		return err == nil && code == 503 && strings.Contains(body, `"localEndpoints": 0`), fmt.Sprintf("%d %s %v", code, body, err)
+	})
+
+	// ... while its cluster IP still reaches every ready endpoint
+	s.Endpoints[0].Conditions.Ready = ptr.To(true)
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "both pods answering the Local load balancer's cluster IP", answersFrom(n.client, net.JoinHostPort(lbLocal.Spec.ClusterIP, "81"), "pod0", "pod1"))
 
 	// an external IP routed to the node reaches the endpoints, as does the cluster IP
