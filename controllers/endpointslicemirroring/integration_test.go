@@ -123,6 +123,12 @@ func TestCustomEndpointsAreMirroredThroughCreateUpdateAndDelete(t *testing.T) {
 	if e := s.Endpoints[1]; *e.Conditions.Ready {
 		t.Errorf("not-ready endpoint: %+v", e)
 	}
+	// what the server stored is what the controller wants: no sync rewrites it again
+	for _, d := range desiredSlices(ep, MaxEndpointsPerSubset).slices {
+		if !sameSlice(&s, d, sliceLabels(ep), sliceAnnotations(ep), sliceOwners(ep)) {
+			t.Errorf("the stored slice differs from the desired one, so every sync would rewrite it:\n%+v\n%+v", s, d)
+		}
+	}
 
 	ep.Subsets[0].Addresses = []corev1.EndpointAddress{{IP: "10.2.3.4"}}
 	ep.Subsets[0].NotReadyAddresses = nil

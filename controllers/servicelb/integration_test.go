@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -104,6 +105,16 @@ func TestALoadBalancerServiceIsAnsweredOnTheReadyNodesAddresses(t *testing.T) {
 	loadBalancer(t, client, "web", nil)
 	// the external address where a node has one; the excluded node not at all
 	waitForIngress(t, client, "web", "192.0.2.11", "203.0.113.12")
+	// what the server stored is what the controller writes: no sync rewrites it again
+	stored, err := client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []corev1.LoadBalancerIngress{{IP: "192.0.2.11", IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)},
+		{IP: "203.0.113.12", IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
+	if !apiequality.Semantic.DeepEqual(stored.Status.LoadBalancer.Ingress, want) {
+		t.Errorf("stored ingress %+v, want %+v", stored.Status.LoadBalancer.Ingress, want)
+	}
 
 	// a node that stops being Ready leaves
 	ctx := context.Background()
