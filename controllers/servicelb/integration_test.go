@@ -147,6 +147,8 @@ func TestLocalTrafficPolicyListsOnlyNodesWithReadyEndpoints(t *testing.T) {
 	loadBalancer(t, client, "local", func(s *corev1.Service) {
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	})
+	// no endpoint anywhere yet: every node answers rather than none
+	waitForIngress(t, client, "local", "192.0.2.11", "192.0.2.12")
 	_, err := client.DiscoveryV1().EndpointSlices("default").Create(context.Background(), &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "local-1", Labels: map[string]string{discoveryv1.LabelServiceName: "local"}},
 		AddressType: discoveryv1.AddressTypeIPv4,

@@ -139,7 +139,7 @@ func Serves(svc *corev1.Service) bool {
 
 // sync writes the ingress of the Service key names: the addresses of the eligible nodes, or
 // for externalTrafficPolicy: Local those of the eligible nodes running one of its ready
-// endpoints. A Service that is no longer a LoadBalancer loses the ingress it had.
+// endpoints (all eligible nodes while none does). A Service that is no longer a LoadBalancer loses the ingress it had.
 func (c *Controller) sync(ctx context.Context, key string) error {
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
@@ -186,14 +186,23 @@ func (c *Controller) ingress(svc *corev1.Service) ([]corev1.LoadBalancerIngress,
 			return nil, err
 		}
 	}
-	var addrs []netip.Addr
-	for _, n := range nodes {
-		if !eligible(n) || (local != nil && !local[n.Name]) {
-			continue
+	collect := func(only map[string]bool) []netip.Addr {
+		var addrs []netip.Addr
+		for _, n := range nodes {
+			if !eligible(n) || (only != nil && !only[n.Name]) {
+				continue
+			}
+			if a := nodeAddress(n); a.IsValid() {
+				addrs = append(addrs, a)
+			}
 		}
-		if a := nodeAddress(n); a.IsValid() {
-			addrs = append(addrs, a)
-		}
+		return addrs
+	}
+	addrs := collect(local)
+	if len(addrs) == 0 && local != nil {
+		// no node has an endpoint (yet, or between two rollouts): every node answers, and
+		// drops, rather than the load balancer flapping back to pending
+		addrs = collect(nil)
 	}
 	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
 	addrs = slices.Compact(addrs)
