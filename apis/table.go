@@ -295,7 +295,7 @@ var builtin = []*Resource{
 		GroupVersion: coreV1, Name: "endpoints", SingularName: "endpoints", Kind: "Endpoints", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ep"},
 		StorageKey: "services/endpoints", StorageVersion: coreV1, Fields: objectMetaFields,
-		Strategy: EndpointsStrategy, Table: endpointsTable(),
+		Default: Defaulter(defaultEndpoints), Strategy: EndpointsStrategy, Table: endpointsTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,

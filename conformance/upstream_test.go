@@ -130,6 +130,10 @@ var upstreamMirrors = map[string]string{
 	"[sig-network] Services should stop sending traffic to a backend that is not ready":                 "[sig-network] Networking Granular Checks: Services should update endpoints: http",
 	"[sig-network] DNS should provide DNS for services":                                                 "[sig-network] DNS should provide DNS for services [Conformance]",
 
+	// network: EndpointSlice mirroring and load balancers
+	"[sig-network] EndpointSliceMirroring should mirror a custom Endpoints resource through create update and delete": "[sig-network] EndpointSliceMirroring should mirror a custom Endpoints resource through create update and delete [Conformance]",
+	"[sig-network] LoadBalancers should answer a LoadBalancer service on the node's address, as k3s's ServiceLB":      "none in conformance: [sig-network] LoadBalancers should be able to change the type and ports of a TCP service [Slow]",
+
 	// node
 	"[sig-node] NodeLease the kubelet should create and renew a Lease for its node":                       "[sig-node] NodeLease NodeLease the kubelet should create and update a lease in the kube-node-lease namespace",
 	"[sig-node] NodeLease a Ready node should report its addresses, capacity and system info":             "[sig-node] NodeLease NodeLease the kubelet should report node status infrequently",

@@ -59,6 +59,9 @@ type Config struct {
 	// MinSyncInterval is the least time between two syncs: events arriving meanwhile are
 	// applied together. 100ms when zero.
 	MinSyncInterval time.Duration
+	// HealthCheckListen opens the health check node ports of Local load balancers
+	// (healthcheck.go); net.Listen when nil.
+	HealthCheckListen ListenFunc
 }
 
 // Proxy programs this node's nftables for the cluster's Services.
@@ -70,6 +73,8 @@ type Proxy struct {
 	// changed holds one pending "something changed" signal.
 	changed chan struct{}
 	metrics *Metrics
+	// healthChecks serves the health check node ports.
+	healthChecks *healthCheckServers
 
 	mu sync.Mutex
 	// applied is the ruleset in the kernel after the last successful sync; nil when the next
@@ -107,6 +112,7 @@ func New(services coreinformers.ServiceInformer, slices discoveryinformers.Endpo
 		changed:  make(chan struct{}, 1),
 		metrics:  newMetrics(),
 	}
+	p.healthChecks = newHealthCheckServers(cfg.HealthCheckListen, func() bool { ok, _ := p.Healthy(); return ok })
 	if _, ok := slices.Informer().GetIndexer().GetIndexers()[serviceIndex]; !ok {
 		if err := slices.Informer().AddIndexers(cache.Indexers{serviceIndex: sliceServiceKey}); err != nil {
 			return nil, err
@@ -173,6 +179,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return nil
 	}
 	defer p.cleanup()
+	defer p.healthChecks.close()
 
 	syncLoop(ctx, syncLoopConfig{
 		changed: p.changed, period: p.cfg.SyncPeriod, maxBackoff: time.Minute, minInterval: p.cfg.MinSyncInterval,
@@ -251,6 +258,7 @@ func (p *Proxy) Sync(ctx context.Context) error {
 		ports = append(ports, servicePorts(svc, slices, p.cfg.Hostname)...)
 	}
 	rules := buildRules(ports, ruleConfig{clusterCIDR: p.cfg.ClusterCIDR})
+	p.healthChecks.sync(healthChecks(services, ports))
 
 	p.mu.Lock()
 	prev := p.applied

@@ -26,6 +26,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/deployment"
 	"github.com/skiff-dev/skiff/controllers/disruption"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
+	"github.com/skiff-dev/skiff/controllers/endpointslicemirroring"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/controllers/job"
 	"github.com/skiff-dev/skiff/controllers/namespace"
@@ -38,6 +39,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/controllers/servicelb"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
 	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
@@ -123,6 +125,22 @@ var descriptors = []descriptor{
 	{name: "endpointslice-controller", serviceAccount: "endpointslice-controller", aliases: []string{"endpointslice"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := endpointslice.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Services(), b.informers.Core().V1().Nodes(),
 			b.informers.Discovery().V1().EndpointSlices(), b.informers.Core().V1().Endpoints(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "endpointslice-mirroring-controller", serviceAccount: "endpointslicemirroring-controller", aliases: []string{"endpointslicemirroring"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := endpointslicemirroring.New(b.informers.Core().V1().Services(), b.informers.Core().V1().Endpoints(),
+			b.informers.Discovery().V1().EndpointSlices(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "service-lb-controller", serviceAccount: "service-controller", aliases: []string{"servicelb"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := servicelb.New(b.informers.Core().V1().Services(), b.informers.Core().V1().Nodes(),
+			b.informers.Discovery().V1().EndpointSlices(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
