@@ -26,8 +26,7 @@ import (
 
 var csrResource = schema.GroupResource{Group: certificatesv1.GroupName, Resource: "certificatesigningrequests"}
 
-// admitCSRCreate records who asks (whatever the client claimed) and refuses a
-// kube-apiserver-client request for system:masters.
+// admitCSRCreate records who asks, whatever the client claimed.
 func (a admission) admitCSRCreate(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) error {
 	csr.Spec.Username, csr.Spec.UID, csr.Spec.Groups, csr.Spec.Extra = "", "", nil, nil
 	if user, ok := authn.UserFrom(ctx); ok {
@@ -40,6 +39,13 @@ func (a admission) admitCSRCreate(ctx context.Context, csr *certificatesv1.Certi
 			}
 		}
 	}
+	return nil
+}
+
+// admitCSRSubject refuses a new kube-apiserver-client request for system:masters; it runs
+// after validation, as upstream's validating plugin, so a request that does not parse is a
+// 422 first.
+func (a admission) admitCSRSubject(csr *certificatesv1.CertificateSigningRequest) error {
 	if !a.enabled("CertificateSubjectRestriction") || csr.Spec.SignerName != certificatesv1.KubeAPIServerClientSignerName {
 		return nil
 	}
@@ -56,12 +62,16 @@ func (a admission) admitCSRCreate(ctx context.Context, csr *certificatesv1.Certi
 	return nil
 }
 
-// authorizeCSRWrite checks approval and signing of an update of /approval or /status.
+// authorizeCSRWrite checks the subject of a new request, and approval and signing of an
+// update of /approval or /status.
 func (s *Server) authorizeCSRWrite(ctx context.Context, obj, old runtime.Object) error {
 	csr, ok := obj.(*certificatesv1.CertificateSigningRequest)
-	oldCSR, _ := old.(*certificatesv1.CertificateSigningRequest)
-	if !ok || oldCSR == nil {
+	if !ok {
 		return nil
+	}
+	oldCSR, _ := old.(*certificatesv1.CertificateSigningRequest)
+	if oldCSR == nil {
+		return s.admission.admitCSRSubject(csr)
 	}
 	user, ok := authn.UserFrom(ctx)
 	ri := requestInfoFrom(ctx)
