@@ -71,6 +71,9 @@ type kubeletOptions struct {
 	bootstrapKubeconfig string
 	certDir             string
 	rotateCertificates  bool
+	// rotateServerCertificates asks for the kubelet API's serving certificate by
+	// kubelet-serving CertificateSigningRequest
+	rotateServerCertificates bool
 	// servingCADir, when set and --tls-cert-file is not, is a PKI directory whose CA signs
 	// the kubelet API's serving certificate for the node's name and IPs (skiff up); not a flag.
 	servingCADir string
@@ -127,6 +130,9 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.certDir, "cert-dir", "", "where the bootstrapped client certificate is kept (default --root-dir/pki)")
 	f.BoolVar(&o.rotateCertificates, "rotate-certificates", true,
 		"with --bootstrap-kubeconfig, renew the client certificate by CertificateSigningRequest when 70-90% of its life has passed")
+	f.BoolVar(&o.rotateServerCertificates, "rotate-server-certificates", false,
+		"without --tls-cert-file, ask for the kubelet API's serving certificate by kubelet-serving CertificateSigningRequest "+
+			"(approved by a person or an approver; a self-signed one is served meanwhile), keep it in --cert-dir and renew it")
 	f.BoolVar(&o.tokenWebhook, "authentication-token-webhook", false,
 		"accept bearer tokens on the kubelet API, checked with the API server's TokenReview")
 }
@@ -150,8 +156,10 @@ type kubeletSetup struct {
 	server  kubelet.ServerConfig
 	close   func()
 	client  kubernetes.Interface
-	// renewClientCertificate, when set, renews the client certificate until ctx is done
-	renewClientCertificate func(context.Context, kubernetes.Interface)
+	// renewClientCertificate and renewServingCertificate, when set, keep those certificates
+	// until ctx is done
+	renewClientCertificate  func(context.Context, kubernetes.Interface)
+	renewServingCertificate func(context.Context, kubernetes.Interface)
 }
 
 func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*kubeletSetup, error) {
@@ -233,6 +241,9 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		}
 		setup.server.Certificate = &cert
 	}
+	if o.tlsCertFile == "" && o.rotateServerCertificates {
+		setup.server.ServingCertificate, setup.renewServingCertificate = o.servingCertificate(k)
+	}
 	if o.tlsCertFile == "" && o.servingCADir != "" {
 		cert, err := kubeletServingCertificate(o.servingCADir, k)
 		if err != nil {
@@ -295,8 +306,10 @@ func (s *kubeletSetup) run(ctx context.Context, apiOptional bool) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var serveErr error
-	if s.renewClientCertificate != nil {
-		wg.Go(func() { s.renewClientCertificate(ctx, s.client) })
+	for _, renew := range []func(context.Context, kubernetes.Interface){s.renewClientCertificate, s.renewServingCertificate} {
+		if renew != nil {
+			wg.Go(func() { renew(ctx, s.client) })
+		}
 	}
 	wg.Go(func() {
 		err := s.kubelet.Serve(ctx, s.server, func(addr string) { slog.Info("serving the kubelet API", "address", addr) })

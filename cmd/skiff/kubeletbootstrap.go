@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/certificate"
 )
 
@@ -27,10 +29,7 @@ func (o *kubeletOptions) bootstrapClient(ctx context.Context, nodeName string) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("--bootstrap-kubeconfig: %w", err)
 	}
-	certDir := o.certDir
-	if certDir == "" {
-		certDir = filepath.Join(o.rootDir, "pki")
-	}
+	certDir := o.kubeletCertDir()
 	server := rest.AnonymousClientConfig(bootstrap)
 	if _, err := os.Stat(o.kubeconfig); err == nil {
 		// an earlier bootstrap's kubeconfig: its server and CA, the certificate from the dir
@@ -78,4 +77,24 @@ func writeKubeletKubeconfig(path string, server *rest.Config, certFile string) e
 		return err
 	}
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// servingCertificate is the kubelet API's certificate by kubelet-serving
+// CertificateSigningRequest for the node's name and addresses, and the loop that asks for
+// and renews it.
+func (o *kubeletOptions) servingCertificate(k *kubelet.Kubelet) (func() *tls.Certificate, func(context.Context, kubernetes.Interface)) {
+	name, ips := k.ServingAddresses()
+	m := certificate.NewServing(certificate.Config{
+		NodeName: name, CertDir: o.kubeletCertDir(),
+		Serving: &certificate.Serving{DNSNames: []string{name}, IPAddresses: ips},
+	})
+	return m.Current, m.Run
+}
+
+// kubeletCertDir is --cert-dir, by default --root-dir/pki.
+func (o *kubeletOptions) kubeletCertDir() string {
+	if o.certDir != "" {
+		return o.certDir
+	}
+	return filepath.Join(o.rootDir, "pki")
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,7 +59,7 @@ func TestKubeletWithOnlyABootstrapTokenGetsACertificateAndRegistersItsNode(t *te
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	o := &kubeletOptions{
-		kubeconfig: filepath.Join(dir, "kubelet.kubeconfig"), bootstrapKubeconfig: bootPath, rotateCertificates: true,
+		kubeconfig: filepath.Join(dir, "kubelet.kubeconfig"), bootstrapKubeconfig: bootPath, rotateCertificates: true, rotateServerCertificates: true,
 		hostnameOverride: "joiner", runtimeEndpoint: fakeRuntimeEndpoint, rootDir: filepath.Join(dir, "kubelet"),
 		port: port, address: "127.0.0.1", maxPods: 110, kubeAPIQPS: 50, kubeAPIBurst: 100, podCIDR: "10.244.9.0/24",
 	}
@@ -80,12 +82,49 @@ func TestKubeletWithOnlyABootstrapTokenGetsACertificateAndRegistersItsNode(t *te
 	if err != nil {
 		t.Fatal("the bootstrapped kubelet never registered its Node")
 	}
-	csrs, err := s.Client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
-	if err != nil || len(csrs.Items) != 1 {
-		t.Fatalf("%d requests (%v), want the one bootstrap request", len(csrs.Items), err)
+	// the client certificate came from the bootstrap token's request; the serving one waits
+	// for approval from the node's own request
+	var serving string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		csrs, err := s.Client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+		if err != nil || len(csrs.Items) != 2 {
+			return false, nil
+		}
+		for _, csr := range csrs.Items {
+			switch {
+			case csr.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && csr.Spec.Username == "system:bootstrap:joiner":
+			case csr.Spec.SignerName == certificatesv1.KubeletServingSignerName && csr.Spec.Username == "system:node:joiner":
+				serving = csr.Name
+			default:
+				t.Fatalf("unexpected request %s by %q for %q", csr.Name, csr.Spec.Username, csr.Spec.SignerName)
+			}
+		}
+		return serving != "", nil
+	})
+	if err != nil {
+		t.Fatal("no bootstrap request and serving request")
 	}
-	if csr := csrs.Items[0]; csr.Spec.Username != "system:bootstrap:joiner" || csr.Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName {
-		t.Errorf("bootstrap request by %q for %q", csr.Spec.Username, csr.Spec.SignerName)
+	servingCSR, err := s.Client.CertificatesV1().CertificateSigningRequests().Get(ctx, serving, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servingCSR.Status.Conditions = append(servingCSR.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "TestApprove"})
+	if _, err := s.Client.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, serving, servingCSR, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		conn, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return false, nil
+		}
+		defer conn.Close()
+		peer := conn.ConnectionState().PeerCertificates[0]
+		return peer.Subject.CommonName == "system:node:joiner" && peer.CheckSignatureFrom(s.PKI.CA) == nil, nil
+	})
+	if err != nil {
+		got, _ := s.Client.CertificatesV1().CertificateSigningRequests().Get(ctx, serving, metav1.GetOptions{})
+		t.Fatalf("the kubelet API never served its approved serving certificate; request %+v, issued %d bytes", got.Status.Conditions, len(got.Status.Certificate))
 	}
 	// the certificate and the kubeconfig naming it stay for the next start
 	st, err := os.Stat(filepath.Join(dir, "kubelet", "pki", certificate.CurrentFileName))

@@ -1,8 +1,9 @@
-// Package certificate keeps a kubelet's client certificate, as upstream's kubelet certificate
-// manager: it bootstraps the first one with a bootstrap credential through a
-// CertificateSigningRequest for the kube-apiserver-client-kubelet signer, renews it with the
-// certificate itself when 70–90% of its life has passed, and keeps the current one in the
-// kubelet's certificate directory, so that a restarted kubelet keeps its identity.
+// Package certificate keeps a kubelet's certificates, as upstream's kubelet certificate
+// managers: its client certificate, bootstrapped with a bootstrap credential through a
+// CertificateSigningRequest for the kube-apiserver-client-kubelet signer, and optionally its
+// serving certificate, requested from the kubelet-serving signer. Each is renewed with the
+// kubelet's own credentials when 70–90% of its life has passed, and the current one is kept in
+// the kubelet's certificate directory, so that a restarted kubelet keeps them.
 //
 // It never writes a key anywhere but that directory (mode 0600), and never hands out a
 // certificate that has expired while a renewal is pending: clients then fail as upstream's
@@ -38,9 +39,20 @@ import (
 	"k8s.io/client-go/util/connrotation"
 )
 
-// CurrentFileName is the file in the certificate directory holding the current certificate
-// and its key, upstream's kubelet-client-current.pem.
-const CurrentFileName = "kubelet-client-current.pem"
+// CurrentFileName is the file in the certificate directory holding the current client
+// certificate and its key, upstream's kubelet-client-current.pem; ServingFileName the serving
+// one's, kubelet-server-current.pem.
+const (
+	CurrentFileName = "kubelet-client-current.pem"
+	ServingFileName = "kubelet-server-current.pem"
+)
+
+// Serving names what a kubelet's serving certificate is for: the node's host names and
+// addresses.
+type Serving struct {
+	DNSNames    []string
+	IPAddresses []net.IP
+}
 
 // Config configures a Manager.
 type Config struct {
@@ -57,12 +69,15 @@ type Config struct {
 	// Duration is the life asked for (spec.expirationSeconds); zero asks for the signer's
 	// longest.
 	Duration time.Duration
+	// Serving, when set, makes the certificate a serving one for these names, from the
+	// kubelet-serving signer (NewServing).
+	Serving *Serving
 	// RenewAt returns when within [notBefore, notAfter] a certificate is renewed; nil for
 	// upstream's jittered 70–90% of its life.
 	RenewAt func(notBefore, notAfter time.Time) time.Time
 }
 
-// Manager holds the current client certificate and renews it.
+// Manager holds the current certificate and renews it.
 type Manager struct {
 	cfg  Config
 	path string
@@ -103,7 +118,25 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Current is the certificate in use.
+// NewServing loads the current serving certificate from cfg.CertDir, if any; Run asks for
+// one when there is none, since a serving certificate waits for a person (or an approver) to
+// approve it and the kubelet serves a self-signed one meanwhile, as upstream's does.
+func NewServing(cfg Config) *Manager {
+	if cfg.RenewAt == nil {
+		cfg.RenewAt = jitteredRenewal
+	}
+	if cfg.Serving == nil {
+		cfg.Serving = &Serving{}
+	}
+	m := &Manager{cfg: cfg, path: filepath.Join(cfg.CertDir, ServingFileName)}
+	m.conns = connrotation.NewDialer((&net.Dialer{}).DialContext)
+	if c, err := loadPair(m.path); err == nil && time.Now().Before(c.Leaf.NotAfter) {
+		m.current = c
+	}
+	return m
+}
+
+// Current is the certificate in use; nil while a serving certificate has not been issued.
 func (m *Manager) Current() *tls.Certificate {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -167,9 +200,11 @@ func (m *Manager) RESTConfig() (*rest.Config, error) {
 func (m *Manager) Run(ctx context.Context, client kubernetes.Interface) {
 	backoff := time.Second
 	for {
-		c := m.Current()
-		wait := time.Until(m.cfg.RenewAt(c.Leaf.NotBefore, c.Leaf.NotAfter))
-		slog.Info("kubelet client certificate renewal scheduled", "node", m.cfg.NodeName, "expires", c.Leaf.NotAfter, "renewIn", wait.Round(time.Second))
+		var wait time.Duration
+		if c := m.Current(); c != nil {
+			wait = time.Until(m.cfg.RenewAt(c.Leaf.NotBefore, c.Leaf.NotAfter))
+			slog.Info("kubelet certificate renewal scheduled", "node", m.cfg.NodeName, "file", m.path, "expires", c.Leaf.NotAfter, "renewIn", wait.Round(time.Second))
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -184,7 +219,7 @@ func (m *Manager) Run(ctx context.Context, client kubernetes.Interface) {
 			if ctx.Err() != nil {
 				return
 			}
-			slog.Warn("renewing the kubelet client certificate", "node", m.cfg.NodeName, "err", err, "retryIn", backoff)
+			slog.Warn("renewing the kubelet certificate", "file", m.path, "node", m.cfg.NodeName, "err", err, "retryIn", backoff)
 			select {
 			case <-ctx.Done():
 				return
@@ -210,7 +245,16 @@ func (m *Manager) request(ctx context.Context, client kubernetes.Interface) erro
 	if err != nil {
 		return err
 	}
-	csrPEM, err := cert.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + m.cfg.NodeName, Organization: []string{"system:nodes"}}, nil, nil)
+	subject := &pkix.Name{CommonName: "system:node:" + m.cfg.NodeName, Organization: []string{"system:nodes"}}
+	signer := certificatesv1.KubeAPIServerClientKubeletSignerName
+	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	var dnsNames []string
+	var ips []net.IP
+	if s := m.cfg.Serving; s != nil {
+		signer, dnsNames, ips = certificatesv1.KubeletServingSignerName, s.DNSNames, s.IPAddresses
+		usages = []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}
+	}
+	csrPEM, err := cert.MakeCSR(key, subject, dnsNames, ips)
 	if err != nil {
 		return err
 	}
@@ -219,8 +263,7 @@ func (m *Manager) request(ctx context.Context, client kubernetes.Interface) erro
 		duration = &m.cfg.Duration
 	}
 	// a generated name: each request is new, as upstream's "node-csr-" names
-	name, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", certificatesv1.KubeAPIServerClientKubeletSignerName, duration,
-		[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}, key)
+	name, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", signer, duration, usages, key)
 	if err != nil {
 		return err
 	}
@@ -245,7 +288,7 @@ func (m *Manager) request(ctx context.Context, client kubernetes.Interface) erro
 	m.mu.Unlock()
 	// connections authenticated with the old certificate go; the next ones use the new
 	m.conns.CloseAll()
-	slog.Info("kubelet client certificate issued", "node", m.cfg.NodeName, "csr", name, "expires", c.Leaf.NotAfter)
+	slog.Info("kubelet certificate issued", "node", m.cfg.NodeName, "signer", signer, "csr", name, "expires", c.Leaf.NotAfter)
 	return nil
 }
 
