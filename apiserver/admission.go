@@ -30,6 +30,7 @@ type admission struct {
 	pods            *registry.Store
 	storageClasses  *registry.Store
 	ingressClasses  *registry.Store
+	runtimeClasses  *registry.Store
 	limitRanges     *registry.Store
 	resourceQuotas  *registry.Store
 	disabled        sets.Set[string]
@@ -38,8 +39,8 @@ type admission struct {
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
 var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority", "TaintNodesByCondition",
-	"DefaultStorageClass", "StorageObjectInUseProtection", "DefaultIngressClass", "CertificateApproval", "CertificateSigning",
-	"CertificateSubjectRestriction", "ResourceQuota"}
+	"DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "DefaultIngressClass", "CertificateApproval",
+	"CertificateSigning", "CertificateSubjectRestriction", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -73,6 +74,9 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 			return err
 		}
 		if err := a.admitPodPriority(ctx, o); err != nil {
+			return err
+		}
+		if err := a.admitPodRuntimeClass(ctx, o); err != nil {
 			return err
 		}
 	case *schedulingv1.PriorityClass:
