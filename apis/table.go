@@ -546,6 +546,18 @@ var builtin = []*Resource{
 		StorageKey: "roles", StorageVersion: rbacV1, Fields: objectMetaFields, Strategy: RoleStrategy,
 	},
 	{
+		GroupVersion: certificatesV1, Name: "certificatesigningrequests", SingularName: "certificatesigningrequest", Kind: "CertificateSigningRequest",
+		Verbs: verbsAll, ShortNames: []string{"csr"},
+		Subresources: []Subresource{
+			{Name: "approval", Kind: "CertificateSigningRequest", Verbs: verbsGetPatchUp, Strategy: CertificateSigningRequestApprovalStrategy,
+				ResetFields: []string{"spec", "status.certificate"}},
+			{Name: "status", Kind: "CertificateSigningRequest", Verbs: verbsGetPatchUp, Strategy: CertificateSigningRequestStatusStrategy,
+				ResetFields: []string{"spec", "status.conditions"}},
+		},
+		StorageKey: "certificatesigningrequests", StorageVersion: certificatesV1, Fields: certificateSigningRequestFields,
+		Strategy: CertificateSigningRequestStrategy, Table: certificateSigningRequestTable(),
+	},
+	{
 		GroupVersion: metricsV1beta1, Name: "nodes", SingularName: "", Kind: "NodeMetrics",
 		Verbs: verbsGetList, FromKubelets: true, Fields: objectMetaFields, Table: nodeMetricsTable(),
 	},

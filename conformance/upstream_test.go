@@ -18,6 +18,9 @@ var upstreamMirrors = map[string]string{
 	"[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod":                  "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod. [Conformance]",
 	"[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied": "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]",
 
+	// auth
+	"[sig-auth] Certificates API should support CSR API operations": "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
+
 	// api-machinery
 	"[sig-api-machinery] ConfigMap should run the lifecycle of a ConfigMap and observe it on a watch":                                         "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
 	"[sig-api-machinery] ConfigMap should fail an update with a stale resourceVersion with a Conflict":                                        "none in e2e: the API conventions' optimistic concurrency (test/integration/apiserver)",

@@ -156,7 +156,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"proxy", upProxy(configs[proxyIdentity.user])},
 		{"dns", upDNS(configs[dnsIdentity.user])},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
-		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile)},
+		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
 		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user])},
 	}
@@ -170,6 +170,10 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			if ctx.Err() == nil {
 				cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			}
+			return
+		}
+		if err := ensureNodeBootstrapBindings(ctx, restConfig); err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			return
 		}
 		slog.Info("ready", "server", server)
