@@ -109,7 +109,7 @@ func New(dsInformer appsinformers.DaemonSetInformer, historyInformer appsinforme
 			DeleteFunc: c.deleteDaemonSet,
 		}},
 		{historyInformer.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueueOwner,
+			AddFunc:    c.addRevision,
 			UpdateFunc: func(_, cur any) { c.enqueueOwner(cur) },
 			DeleteFunc: c.enqueueOwner,
 		}},
@@ -124,9 +124,13 @@ func New(dsInformer appsinformers.DaemonSetInformer, historyInformer appsinforme
 		}},
 	}
 	for _, h := range handlers {
-		if _, err := h.informer.AddEventHandler(h.funcs); err != nil {
+		reg, err := h.informer.AddEventHandler(h.funcs)
+		if err != nil {
 			return nil, err
 		}
+		// synced only once the handlers have seen the initial objects too: a sync before
+		// that would count its own pods' add events against the expectations it just set
+		c.synced = append(c.synced, reg.HasSynced)
 	}
 	return c, nil
 }
@@ -161,6 +165,24 @@ func (c *Controller) deleteDaemonSet(obj any) {
 	}
 }
 
+// addRevision wakes the DaemonSets that may adopt an orphan revision. A revision with an owner
+// wakes no one, as upstream's: its owner made it, or a user did (the ControllerRevision
+// conformance spec adds a second current revision and counts two before deleting one, which
+// a sync now would have deduplicated).
+func (c *Controller) addRevision(obj any) {
+	cr := obj.(*appsv1.ControllerRevision)
+	if cr.DeletionTimestamp != nil {
+		c.enqueueOwner(cr)
+		return
+	}
+	if metav1.GetControllerOfNoCopy(cr) != nil {
+		return
+	}
+	for _, ds := range c.selecting(cr) {
+		c.enqueue(ds)
+	}
+}
+
 // enqueueOwner enqueues the DaemonSet controlling a pod or a ControllerRevision.
 func (c *Controller) enqueueOwner(obj any) {
 	if ds := c.owner(obj); ds != nil {
@@ -188,16 +210,16 @@ func (c *Controller) owner(obj any) *appsv1.DaemonSet {
 	return ds
 }
 
-// selecting are the DaemonSets whose selector matches an orphan pod.
-func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.DaemonSet {
-	all, err := c.dsLister.DaemonSets(pod.Namespace).List(labels.Everything())
+// selecting are the DaemonSets whose selector matches an orphan (a pod or a revision).
+func (c *Controller) selecting(orphan metav1.Object) []*appsv1.DaemonSet {
+	all, err := c.dsLister.DaemonSets(orphan.GetNamespace()).List(labels.Everything())
 	if err != nil {
 		return nil
 	}
 	var out []*appsv1.DaemonSet
 	for _, ds := range all {
 		s, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err == nil && !s.Empty() && s.Matches(labels.Set(pod.Labels)) {
+		if err == nil && !s.Empty() && s.Matches(labels.Set(orphan.GetLabels())) {
 			out = append(out, ds)
 		}
 	}
