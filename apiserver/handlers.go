@@ -13,6 +13,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/apiserver/admissionpolicy"
 	"github.com/skiff-dev/skiff/registry"
 )
 
@@ -23,6 +24,8 @@ type resourceHandler struct {
 	// subresources by name: how each is read and written
 	subresources map[string]subresource
 	admit        *admission
+	// policies are the ValidatingAdmissionPolicies, which judge deletes here
+	policies *admissionpolicy.Policies
 	// maxBodyBytes bounds request bodies (413 beyond).
 	maxBodyBytes int64
 	// fieldManagers track managedFields, by subresource ("" for the resource itself).
@@ -208,6 +211,9 @@ func (h *resourceHandler) delete(ctx context.Context, ri *requestInfo, r *http.R
 		return nil, 0, err
 	}
 	if err := h.admit.admitDelete(ctx, h.res, ri.Namespace, ri.Name); err != nil {
+		return nil, 0, err
+	}
+	if err := h.admitPolicyDelete(ctx, ri, opts); err != nil {
 		return nil, 0, err
 	}
 	if h.res.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
