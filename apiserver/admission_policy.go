@@ -6,6 +6,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -110,10 +111,36 @@ func (s *Server) withAdmissionPolicies(res *apis.Resource, next func(ctx context
 			}
 		}
 		m, _ := meta.Accessor(obj)
-		attrs := k8sadmission.NewAttributesRecord(obj, old, res.GroupVersionKind(), m.GetNamespace(), m.GetName(),
+		ns, name, kind := m.GetNamespace(), m.GetName(), res.GroupVersionKind()
+		if ri.Subresource == "scale" && res.Scale != nil {
+			// a scale write is judged as the Scale it writes, as upstream's
+			if obj, old, err = scalesOf(res, obj, old); err != nil {
+				return apierrors.NewInternalError(err)
+			}
+			kind = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+		}
+		attrs := k8sadmission.NewAttributesRecord(obj, old, kind, ns, name,
 			res.GroupVersionResource(), ri.Subresource, op, nil, isDryRunAnswer(ctx), admissionUser(ctx))
 		return s.policies.Validate(ctx, attrs)
 	}
+}
+
+// scalesOf are the Scales of the new and old objects of a scale write.
+func scalesOf(res *apis.Resource, obj, old runtime.Object) (runtime.Object, runtime.Object, error) {
+	scale, err := registry.ScaleOf(res, obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	scale.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
+	if old == nil {
+		return scale, nil, nil
+	}
+	oldScale, err := registry.ScaleOf(res, old)
+	if err != nil {
+		return nil, nil, err
+	}
+	oldScale.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
+	return scale, oldScale, nil
 }
 
 // admitPolicyDelete runs the policies on a delete of the named object, with the stored

@@ -170,11 +170,14 @@ func TestValidatingAdmissionPolicyParams(t *testing.T) {
 	t.Run("a paramKind nothing serves fails the policy", func(t *testing.T) {
 		labelledNamespace(t, s, "no-kind", "nokind-policy")
 		p := deploymentPolicy("nokind-policy", &admissionregistrationv1.ParamKind{APIVersion: "example.com/v1", Kind: "Missing"}, "true", "")
+		// a policy's configuration error fails every request the policy matches, whatever
+		// its bindings select: this one matches its namespace only
+		p.Spec.MatchConstraints.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"policy": "nokind-policy"}}
 		create := deployments("no-kind")
 		bindPolicy(t, cs, p, namespaceBinding("nokind-binding", "nokind-policy", &admissionregistrationv1.ParamRef{
 			Name: "x", ParameterNotFoundAction: ptr.To(admissionregistrationv1.AllowAction)}), func() error { return create("probe", 1) })
 		err := create("one", 1)
-		if want := `deployments.apps "one" is forbidden: ValidatingAdmissionPolicy 'nokind-policy' with binding 'nokind-binding' denied request: failed to configure policy: failed to find resource referenced by paramKind: 'example.com/v1, Kind=Missing'`; err == nil || err.Error() != want {
+		if want := `deployments.apps "one" is forbidden: ValidatingAdmissionPolicy 'nokind-policy' denied request: failed to configure policy: failed to find resource referenced by paramKind: 'example.com/v1, Kind=Missing'`; err == nil || err.Error() != want {
 			t.Errorf("unknown paramKind: %v", err)
 		}
 	})
@@ -232,4 +235,43 @@ func TestValidatingAdmissionPolicyParams(t *testing.T) {
 			t.Errorf("protected deployment deleted")
 		}
 	})
+}
+
+func TestValidatingAdmissionPolicyJudgesAScaleWriteAsTheScale(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	cs := s.Client
+	labelledNamespace(t, s, "scaled", "scale-policy")
+	p := deploymentPolicy("scale-policy", nil, "object.kind == 'Scale' && object.spec.replicas <= 5", "'at most 5 replicas, asked ' + string(object.spec.replicas)")
+	p.Spec.MatchConstraints.ResourceRules[0].Resources = []string{"deployments/scale"}
+	p.Spec.MatchConstraints.ResourceRules[0].Operations = []admissionregistrationv1.OperationType{admissionregistrationv1.Update}
+	if _, err := cs.AppsV1().Deployments("scaled").Create(ctx, policyDeployment("web", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scale := func(n int32) error {
+		sc, err := cs.AppsV1().Deployments("scaled").GetScale(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = n
+		_, err = cs.AppsV1().Deployments("scaled").UpdateScale(ctx, "web", sc, metav1.UpdateOptions{})
+		return err
+	}
+	bindPolicy(t, cs, p, namespaceBinding("scale-binding", "scale-policy", nil), func() error { return scale(6) })
+	err := scale(7)
+	if want := `deployments.apps "web" is forbidden: ValidatingAdmissionPolicy 'scale-policy' with binding 'scale-binding' denied request: at most 5 replicas, asked 7`; err == nil || err.Error() != want {
+		t.Errorf("scale to 7: %v", err)
+	}
+	if err := scale(4); err != nil {
+		t.Errorf("scale to 4: %v", err)
+	}
+	// the policy matches the subresource only: the deployment itself may say 9
+	d, err := cs.AppsV1().Deployments("scaled").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Replicas = ptr.To[int32](9)
+	if _, err := cs.AppsV1().Deployments("scaled").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("update of the deployment: %v", err)
+	}
 }

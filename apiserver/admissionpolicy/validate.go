@@ -116,6 +116,13 @@ func (p *Policies) Validate(ctx context.Context, a admission.Attributes) error {
 		if !matched {
 			continue
 		}
+		if pk := pol.spec.ParamKind; pk != nil {
+			// a paramKind nothing serves fails the policy, whichever binding would use it
+			if _, ok := p.cfg.Params(paramKindGVK(pk)); !ok {
+				configError(pol, "", paramKindError(pk))
+				continue
+			}
+		}
 		annotations := map[string][]string{}
 		for _, b := range bp.bindings {
 			if ok, _, err := r.matchResources(ctx, b.Spec.MatchResources); err != nil {
