@@ -143,18 +143,20 @@ func scalesOf(res *apis.Resource, obj, old runtime.Object) (runtime.Object, runt
 	return scale, oldScale, nil
 }
 
-// admitPolicyDelete runs the policies on a delete of the named object, with the stored
-// object as oldObject, before it is deleted.
-func (h *resourceHandler) admitPolicyDelete(ctx context.Context, ri *requestInfo, opts *metav1.DeleteOptions) error {
+// admitPolicyDelete runs the policies on a delete of ns/name, with the stored object (old, or
+// read when nil) as oldObject, before it is deleted.
+func (h *resourceHandler) admitPolicyDelete(ctx context.Context, ns, name string, old runtime.Object, opts *metav1.DeleteOptions) error {
 	if h.policies == nil || !h.policies.Active() {
 		return nil
 	}
-	old, err := h.store.Get(ctx, ri.Namespace, ri.Name, &metav1.GetOptions{})
-	if err != nil {
-		return nil // the store answers a missing object itself
+	if old == nil {
+		var err error
+		if old, err = h.store.Get(ctx, ns, name, &metav1.GetOptions{}); err != nil {
+			return nil // the store answers a missing object itself
+		}
 	}
-	attrs := k8sadmission.NewAttributesRecord(nil, old, h.res.GroupVersionKind(), ri.Namespace, ri.Name,
-		h.res.GroupVersionResource(), ri.Subresource, k8sadmission.Delete, opts, len(opts.DryRun) > 0, admissionUser(ctx))
+	attrs := k8sadmission.NewAttributesRecord(nil, old, h.res.GroupVersionKind(), ns, name,
+		h.res.GroupVersionResource(), "", k8sadmission.Delete, opts, len(opts.DryRun) > 0, admissionUser(ctx))
 	return h.policies.Validate(ctx, attrs)
 }
 

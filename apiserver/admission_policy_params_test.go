@@ -231,6 +231,11 @@ func TestValidatingAdmissionPolicyParams(t *testing.T) {
 		if err := cs.AppsV1().Deployments("deletes").Delete(ctx, "plain", metav1.DeleteOptions{}); err != nil {
 			t.Errorf("delete plain: %v", err)
 		}
+		// a collection's deletes are judged one by one
+		if err := cs.AppsV1().Deployments("deletes").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err == nil ||
+			!strings.HasSuffix(err.Error(), "denied request: protected deployments cannot be deleted") {
+			t.Errorf("delete collection: %v", err)
+		}
 		if _, err := cs.AppsV1().Deployments("deletes").Get(ctx, "protected", metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			t.Errorf("protected deployment deleted")
 		}

@@ -213,7 +213,7 @@ func (h *resourceHandler) delete(ctx context.Context, ri *requestInfo, r *http.R
 	if err := h.admit.admitDelete(ctx, h.res, ri.Namespace, ri.Name); err != nil {
 		return nil, 0, err
 	}
-	if err := h.admitPolicyDelete(ctx, ri, opts); err != nil {
+	if err := h.admitPolicyDelete(ctx, ri.Namespace, ri.Name, nil, opts); err != nil {
 		return nil, 0, err
 	}
 	if h.res.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
@@ -259,6 +259,9 @@ func (h *resourceHandler) deleteCollection(ctx context.Context, ri *requestInfo,
 	deleted := make([]runtime.Object, 0, len(items))
 	for _, it := range items {
 		m, _ := meta.Accessor(it)
+		if err := h.admitPolicyDelete(ctx, m.GetNamespace(), m.GetName(), it, opts); err != nil {
+			return nil, err
+		}
 		obj, _, err := h.store.Delete(ctx, m.GetNamespace(), m.GetName(), opts.DeepCopy())
 		if apierrors.IsNotFound(err) {
 			continue // deleted by someone else meanwhile
