@@ -166,6 +166,20 @@ func TestKubectlAppliesUpstreamsPolicyExampleAndItDeniesSixReplicas(t *testing.T
 	if out, err := kubectl("patch", "deployment", "nginx", "-n", "test", "-p", `{"spec":{"replicas":7}}`); err == nil || !strings.Contains(out, "denied request") {
 		t.Errorf("patch to 7: %v\n%s", err, out)
 	}
+	// a policy whose CEL does not compile is refused, and nothing is stored
+	bad := strings.Replace(strings.SplitN(demoPolicy, "---", 2)[0], "object.spec.replicas <= 5", "object.spec.replicas <=", 1)
+	bad = strings.Replace(bad, "demo-policy.example.com", "bad-policy.example.com", 1)
+	badPath := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badPath, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = kubectl("apply", "-f", badPath)
+	if err == nil || !strings.Contains(out, `The ValidatingAdmissionPolicy "bad-policy.example.com" is invalid: spec.validations[0].expression: Invalid value: "object.spec.replicas <=": compilation failed: ERROR: <input>:1:24: Syntax error:`) {
+		t.Errorf("apply of a bad policy: %v\n%s", err, out)
+	}
+	if out, err := kubectl("get", "validatingadmissionpolicy", "bad-policy.example.com"); err == nil {
+		t.Errorf("bad policy stored:\n%s", out)
+	}
 	// deleting the binding lifts the policy
 	run("delete", "validatingadmissionpolicybinding", "demo-binding-test.example.com")
 	eventually(t, "allowed once unbound", func() error {
