@@ -94,7 +94,7 @@ func (s *Server) withAdmissionPolicies(res *apis.Resource, next func(ctx context
 		}
 		ri := requestInfoFrom(ctx)
 		if s.policies == nil || !s.policies.Active() || ri == nil || !ri.IsResourceRequest || !isMutating(ri.Verb) ||
-			ri.Verb == "delete" || ri.Verb == "deletecollection" {
+			ri.Verb == "delete" || ri.Verb == "deletecollection" || !judgedHere[ri.Subresource] {
 			return nil
 		}
 		op := k8sadmission.Update
@@ -124,6 +124,12 @@ func (s *Server) withAdmissionPolicies(res *apis.Resource, next func(ctx context
 		return s.policies.Validate(ctx, attrs)
 	}
 }
+
+// judgedHere are the subresources whose writes policies see as a write of the object itself
+// (or, for scale, of its Scale), as upstream's admission shows them. Writes of pods/binding
+// and pods/eviction show upstream's policies a Binding or an Eviction, which this hook does
+// not have: policies do not judge them yet.
+var judgedHere = map[string]bool{"": true, "status": true, "scale": true, "finalize": true, "ephemeralcontainers": true}
 
 // scalesOf are the Scales of the new and old objects of a scale write.
 func scalesOf(res *apis.Resource, obj, old runtime.Object) (runtime.Object, runtime.Object, error) {
