@@ -516,6 +516,21 @@ var builtin = []*Resource{
 		Default: Defaulter(defaultHorizontalPodAutoscalerV1), Strategy: HorizontalPodAutoscalerStrategy, Table: horizontalPodAutoscalerV1Table(),
 	},
 	{
+		GroupVersion: admissionregistrationV1, Name: "validatingadmissionpolicies", SingularName: "validatingadmissionpolicy", Kind: "ValidatingAdmissionPolicy",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		Subresources: []Subresource{{Name: "status", Kind: "ValidatingAdmissionPolicy", Verbs: verbsGetPatchUp, Strategy: ValidatingAdmissionPolicyStatusStrategy}},
+		StorageKey:   "validatingadmissionpolicies", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultValidatingAdmissionPolicy), Strategy: ValidatingAdmissionPolicyStrategy,
+		Table: Columns(validatingAdmissionPolicyColumns, validatingAdmissionPolicyRow),
+	},
+	{
+		GroupVersion: admissionregistrationV1, Name: "validatingadmissionpolicybindings", SingularName: "validatingadmissionpolicybinding", Kind: "ValidatingAdmissionPolicyBinding",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "validatingadmissionpolicybindings", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultValidatingAdmissionPolicyBinding), Strategy: ValidatingAdmissionPolicyBindingStrategy,
+		Table: Columns(validatingAdmissionPolicyBindingColumns, validatingAdmissionPolicyBindingRow),
+	},
+	{
 		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",
 		Verbs: verbsAll, ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"},
 		Subresources: []Subresource{{Name: "status", Kind: "CustomResourceDefinition", Verbs: verbsGetPatchUp, Strategy: CRDStatusStrategy}},

@@ -13,6 +13,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/apiserver/admissionpolicy"
 	"github.com/skiff-dev/skiff/registry"
 )
 
@@ -23,6 +24,8 @@ type resourceHandler struct {
 	// subresources by name: how each is read and written
 	subresources map[string]subresource
 	admit        *admission
+	// policies are the ValidatingAdmissionPolicies, which judge deletes here
+	policies *admissionpolicy.Policies
 	// maxBodyBytes bounds request bodies (413 beyond).
 	maxBodyBytes int64
 	// fieldManagers track managedFields, by subresource ("" for the resource itself).
@@ -210,6 +213,9 @@ func (h *resourceHandler) delete(ctx context.Context, ri *requestInfo, r *http.R
 	if err := h.admit.admitDelete(ctx, h.res, ri.Namespace, ri.Name); err != nil {
 		return nil, 0, err
 	}
+	if err := h.admitPolicyDelete(ctx, ri.Namespace, ri.Name, nil, opts); err != nil {
+		return nil, 0, err
+	}
 	if h.res.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
 		addWarning(ctx, h.res.OrphanWarning)
 	}
@@ -253,6 +259,9 @@ func (h *resourceHandler) deleteCollection(ctx context.Context, ri *requestInfo,
 	deleted := make([]runtime.Object, 0, len(items))
 	for _, it := range items {
 		m, _ := meta.Accessor(it)
+		if err := h.admitPolicyDelete(ctx, m.GetNamespace(), m.GetName(), it, opts); err != nil {
+			return nil, err
+		}
 		obj, _, err := h.store.Delete(ctx, m.GetNamespace(), m.GetName(), opts.DeepCopy())
 		if apierrors.IsNotFound(err) {
 			continue // deleted by someone else meanwhile

@@ -144,9 +144,11 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 		store.Allocator = s.allocator
 	}
 	store.Admit = s.validateWrite
+	store.Admit = s.withAdmissionPolicies(res, store.Admit)
 	h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
 		subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{},
 		admit: s.admission}
+	h.policies = s.policies
 	for _, sub := range []string{"", "status"} {
 		if sub != "" && res.Subresource(sub) == nil {
 			continue

@@ -25,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/apiserver/admissionpolicy"
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
@@ -47,6 +48,8 @@ type Server struct {
 	// state is what is served now (served.go); it changes as resources come and go
 	state     servedState
 	admission *admission
+	// policies are the ValidatingAdmissionPolicies in force (admission_policy.go)
+	policies  *admissionpolicy.Policies
 	openAPI   openAPIDocuments
 	advertise string
 
@@ -192,6 +195,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.state.base = base
 	s.state.storages = map[string]*sharedStorage{}
 	s.state.current.Store(newServed(apis.NewSet(nil), nil))
+	s.policies = s.newAdmissionPolicies()
 	if err := s.serveResources(apis.Builtin.All(), nil); err != nil {
 		return err
 	}
@@ -242,6 +246,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// readyz waits for its rbac/bootstrap-roles hook
 	if err := s.ensureDefaultPolicy(ctx); err != nil {
 		return err
+	}
+	// admission policies are enforced from the first request, as upstream waits for them
+	if err := s.startAdmissionPolicies(ctx); err != nil {
+		return fmt.Errorf("admission policies: %w", err)
 	}
 	if s.cfg.CompactionInterval > 0 {
 		etcd3.StartCompactor(ctx, s.cfg.Etcd, s.cfg.CompactionInterval)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/controllers/admissionpolicystatus"
 	"github.com/skiff-dev/skiff/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/controllers/cronjob"
 	"github.com/skiff-dev/skiff/controllers/csrapproving"
@@ -287,6 +288,14 @@ var descriptors = []descriptor{
 	}},
 	{name: clusterroleaggregation.Name, serviceAccount: clusterroleaggregation.Name, aliases: []string{"clusterrole-aggregation"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := clusterroleaggregation.New(b.informers.Rbac().V1().ClusterRoles(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: admissionpolicystatus.Name, serviceAccount: admissionpolicystatus.Name, aliases: []string{"validatingadmissionpolicy-status"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		checker := admissionpolicystatus.NewTypeChecker(b.client, b.restMapper())
+		c, err := admissionpolicystatus.New(b.informers.Admissionregistration().V1().ValidatingAdmissionPolicies(), b.client, checker, b.reporting)
 		if err != nil {
 			return nil, err
 		}
