@@ -1,6 +1,7 @@
 package apis
 
 import (
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -40,6 +41,7 @@ func init() {
 		eventsv1.AddToScheme, autoscalingv1.AddToScheme, autoscalingv2.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
 		schedulingv1.AddToScheme, discoveryv1.AddToScheme, apiextensionsv1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme, storagev1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme, metav1beta1.AddMetaToScheme, metricsv1beta1.AddToScheme,
 		addEventConversions, addHorizontalPodAutoscalerConversions,
+		admissionregistrationv1.AddToScheme,
 	}
 	for _, add := range builders {
 		if err := add(Scheme); err != nil {

@@ -6,6 +6,7 @@
 package apis
 
 import (
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -508,6 +509,20 @@ var builtin = []*Resource{
 		Subresources: []Subresource{{Name: "status", Kind: "HorizontalPodAutoscaler", Verbs: verbsGetPatchUp, Strategy: HorizontalPodAutoscalerStatusStrategy}},
 		StorageKey:   "horizontalpodautoscalers", StorageVersion: autoscalingV2, Fields: objectMetaFields,
 		Default: Defaulter(defaultHorizontalPodAutoscalerV1), Strategy: HorizontalPodAutoscalerStrategy, Table: horizontalPodAutoscalerV1Table(),
+	},
+	{
+		GroupVersion: admissionregistrationV1, Name: "mutatingwebhookconfigurations", SingularName: "mutatingwebhookconfiguration", Kind: "MutatingWebhookConfiguration",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "mutatingwebhookconfigurations", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultMutatingWebhookConfiguration), Strategy: MutatingWebhookConfigurationStrategy,
+		Table: webhookConfigurationTable(func(c *admissionregistrationv1.MutatingWebhookConfiguration) int { return len(c.Webhooks) }),
+	},
+	{
+		GroupVersion: admissionregistrationV1, Name: "validatingwebhookconfigurations", SingularName: "validatingwebhookconfiguration", Kind: "ValidatingWebhookConfiguration",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "validatingwebhookconfigurations", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultValidatingWebhookConfiguration), Strategy: ValidatingWebhookConfigurationStrategy,
+		Table: webhookConfigurationTable(func(c *admissionregistrationv1.ValidatingWebhookConfiguration) int { return len(c.Webhooks) }),
 	},
 	{
 		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",

@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/webhook"
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
 	"github.com/skiff-dev/skiff/registry/storage/etcd3"
@@ -46,6 +47,8 @@ type Server struct {
 	// state is what is served now (served.go); it changes as resources come and go
 	state     servedState
 	admission *admission
+	// webhooks calls the admission webhooks (admission_webhook.go)
+	webhooks  *webhook.Dispatcher
 	openAPI   openAPIDocuments
 	advertise string
 
@@ -151,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	s.webhooks = s.newWebhookDispatcher()
 	if (cfg.AuditPolicyFile == "") != (cfg.AuditLogPath == "") {
 		cancel()
 		return nil, errors.New("apiserver: an audit policy file needs an audit log path, and the other way round")

@@ -42,6 +42,10 @@ type Store struct {
 	// sees each create (old nil) and update once the strategy has prepared and validated it,
 	// before it is stored, and refuses it with the error it returns.
 	Admit func(ctx context.Context, obj, old runtime.Object) error
+	// Mutate, when set, may change a write before the strategy sees it, as upstream's
+	// mutating admission webhooks: it sees each create (old nil) and update in the served
+	// kind, and returns the object to write or an error refusing it.
+	Mutate func(ctx context.Context, obj, old runtime.Object) (runtime.Object, error)
 }
 
 // NewStore builds the store of a served resource on the given storage.
@@ -303,6 +307,12 @@ func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.I
 // Create stores a new object in ns. The object must already be decoded into the served kind
 // and defaulted. Strategies see objects in the stored kind.
 func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	if s.Mutate != nil {
+		var err error
+		if obj, err = s.Mutate(ctx, obj, nil); err != nil {
+			return nil, err
+		}
+	}
 	original, err := s.toStorage(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -416,6 +426,11 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strat
 		servedNew, err := update(ctx, served)
 		if err != nil {
 			return nil, err
+		}
+		if _, marking := strategy.(markStrategy); s.Mutate != nil && !marking {
+			if servedNew, err = s.Mutate(ctx, servedNew, served); err != nil {
+				return nil, err
+			}
 		}
 		obj, err := s.toStorage(servedNew)
 		if err != nil {
