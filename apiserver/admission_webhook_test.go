@@ -216,6 +216,19 @@ func TestAdmissionWebhooks(t *testing.T) {
 		if !warnings.has("configmap " + ok.Name + " was checked") {
 			t.Fatalf("warnings = %v, want the webhook's", warnings.seen)
 		}
+		metrics, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, series := range []string{
+			`apiserver_admission_webhook_request_total{code="200",name="deny.skiff.test",operation="CREATE",rejected="true",type="validating"}`,
+			`apiserver_admission_webhook_request_total{code="200",name="deny.skiff.test",operation="CREATE",rejected="false",type="validating"}`,
+			`apiserver_admission_webhook_admission_duration_seconds_count{name="deny.skiff.test",operation="CREATE",rejected="true",type="validating"}`,
+		} {
+			if !strings.Contains(string(metrics), series) {
+				t.Errorf("/metrics has no %s", series)
+			}
+		}
 	})
 
 	t.Run("a mutating webhook's patch is stored and stock kubectl sees it", func(t *testing.T) {
