@@ -7,6 +7,7 @@ package apis
 
 import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -109,6 +110,10 @@ type Resource struct {
 	// RefuseCreate, when set, refuses creates with 405 and this message (the objects of a
 	// CustomResourceDefinition being deleted).
 	RefuseCreate string
+	// ConversionWebhook, for custom resources whose definition converts them by webhook
+	// (conversion.strategy Webhook), is where and how the webhook is called; nil converts
+	// between versions by changing only apiVersion (strategy None).
+	ConversionWebhook *apiextensionsv1.WebhookConversion
 }
 
 // Subresource is a child path of a resource (pods/status, replicasets/scale).

@@ -196,9 +196,24 @@ func (k serverKinds) Decode(data []byte, kind schema.GroupVersionKind) (runtime.
 // convertCustomResource converts a custom resource to another served version: by its
 // definition's conversion webhook, or (strategy None) by changing only its apiVersion.
 func (s *Server) convertCustomResource(ctx context.Context, u *unstructured.Unstructured, to schema.GroupVersionKind) (runtime.Object, error) {
+	if res := s.current().set.ForKind(to); res != nil && res.ConversionWebhook != nil {
+		return s.webhooks.Clients.ConvertCustomResource(ctx, res.ConversionWebhook, u, to.GroupVersion())
+	}
 	out := u.DeepCopy()
 	out.SetAPIVersion(to.GroupVersion().String())
 	return out, nil
+}
+
+// conversionWebhook is the store's converter of a custom resource whose definition converts
+// by webhook, or nil.
+func (s *Server) conversionWebhook(res *apis.Resource) func(ctx context.Context, obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error) {
+	if res.ConversionWebhook == nil {
+		return nil
+	}
+	conv := res.ConversionWebhook
+	return func(ctx context.Context, obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error) {
+		return s.webhooks.Clients.ConvertCustomResource(ctx, conv, obj, to)
+	}
 }
 
 // webhookRequest describes a write to the store of res for the webhooks, or returns nil when

@@ -46,6 +46,9 @@ type Store struct {
 	// mutating admission webhooks: it sees each create (old nil) and update in the served
 	// kind, and returns the object to write or an error refusing it.
 	Mutate func(ctx context.Context, obj, old runtime.Object) (runtime.Object, error)
+	// ConvertCustomResource, when set, converts a custom resource to another version of its
+	// kind (a conversion webhook); unset, versions differ only in apiVersion.
+	ConvertCustomResource func(ctx context.Context, obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error)
 }
 
 // NewStore builds the store of a served resource on the given storage.
@@ -126,6 +129,9 @@ func (s *Store) toStorage(obj runtime.Object) (runtime.Object, error) {
 		if u.GetAPIVersion() == s.Resource.StorageVersion.String() {
 			return u, nil
 		}
+		if s.ConvertCustomResource != nil {
+			return s.ConvertCustomResource(context.Background(), u, s.Resource.StorageVersion)
+		}
 		out := u.DeepCopy()
 		out.SetAPIVersion(s.Resource.StorageVersion.String())
 		return out, nil
@@ -146,6 +152,12 @@ func (s *Store) fromStorage(obj runtime.Object) (runtime.Object, error) {
 	}
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		out := u.DeepCopy()
+		if s.ConvertCustomResource != nil && u.GroupVersionKind() != s.Resource.GroupVersionKind() {
+			var err error
+			if out, err = s.ConvertCustomResource(context.Background(), u, s.Resource.GroupVersion); err != nil {
+				return nil, err
+			}
+		}
 		out.SetGroupVersionKind(s.Resource.GroupVersionKind())
 		if s.Resource.FromStorage != nil {
 			s.Resource.FromStorage(out)

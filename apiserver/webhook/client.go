@@ -119,14 +119,21 @@ func (c *Clients) Call(ctx context.Context, name string, cc admissionregistratio
 	if err != nil {
 		return nil, 0, &ErrCallingWebhook{WebhookName: name, Reason: fmt.Errorf("could not get REST client: %w", err)}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var code int
-	out, err := rc.Post().Timeout(timeout).SetHeader("Content-Type", "application/json").Body(body).Do(ctx).StatusCode(&code).Raw()
+	out, code, err := post(ctx, rc, timeout, body)
 	if err != nil {
 		return nil, code, &ErrCallingWebhook{WebhookName: name, Reason: fmt.Errorf("failed to call webhook: %w", err)}
 	}
 	return out, code, nil
+}
+
+// post sends body and returns the answer's body and HTTP code; the error is the REST
+// client's, in its words.
+func post(ctx context.Context, rc *rest.RESTClient, timeout time.Duration, body []byte) ([]byte, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var code int
+	out, err := rc.Post().Timeout(timeout).SetHeader("Content-Type", "application/json").Body(body).Do(ctx).StatusCode(&code).Raw()
+	return out, code, err
 }
 
 // callAdmission sends one AdmissionReview and returns the webhook's response, checked.
