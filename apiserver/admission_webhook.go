@@ -219,10 +219,13 @@ func (s *Server) conversionWebhook(res *apis.Resource) func(ctx context.Context,
 // webhookRequest describes a write to the store of res for the webhooks, or returns nil when
 // the write is not a client's request of res (the server's own writes, and subresources that
 // write another kind).
-func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, old runtime.Object) *webhook.Request {
+func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, old runtime.Object, op admissionv1.Operation) *webhook.Request {
 	ri := requestInfoFrom(ctx)
 	if ri == nil || ri.resource != res {
 		return nil
+	}
+	if deleting := ri.Verb == "delete" || ri.Verb == "deletecollection"; deleting != (op == admissionv1.Delete) {
+		return nil // the metadata a delete writes (deletionTimestamp, finalizers) is no update
 	}
 	if ri.Subresource != "" {
 		if sub := res.Subresource(ri.Subresource); sub == nil || sub.Kind != res.Kind || !sub.GroupVersion.Empty() {
@@ -240,14 +243,21 @@ func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, ol
 	if a.DryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
-	if old == nil {
+	switch {
+	case op == admissionv1.Delete:
+		a.Operation = op // Options are the request's DeleteOptions, set by the caller
+	case old == nil:
 		a.Operation, a.Options = admissionv1.Create, &metav1.CreateOptions{DryRun: dryRun}
-	} else {
+	default:
 		a.Operation, a.Options = admissionv1.Update, &metav1.UpdateOptions{DryRun: dryRun}
 	}
-	if a.Name == "" && obj != nil {
-		if m, ok := obj.(metav1.Object); ok {
-			a.Name = m.GetName()
+	if a.Name == "" || ri.Verb == "deletecollection" {
+		// a create names its object in the body; a collection's delete each object in turn
+		for _, o := range []runtime.Object{obj, old} {
+			if m, ok := o.(metav1.Object); ok {
+				a.Name = m.GetName()
+				break
+			}
 		}
 	}
 	for _, other := range s.current().set.All() {
@@ -264,7 +274,7 @@ func (s *Server) mutateWithWebhooks(res *apis.Resource) func(ctx context.Context
 		if s.webhooks == nil || !s.webhooks.HasWebhooks(true) {
 			return obj, nil
 		}
-		a := s.webhookRequest(ctx, res, obj, old)
+		a := s.webhookRequest(ctx, res, obj, old, "")
 		if a == nil {
 			return obj, nil
 		}
@@ -284,7 +294,7 @@ func (s *Server) validateWithWebhooks(res *apis.Resource, admit func(ctx context
 		if s.webhooks == nil || !s.webhooks.HasWebhooks(false) {
 			return nil
 		}
-		a := s.webhookRequest(ctx, res, obj, old)
+		a := s.webhookRequest(ctx, res, obj, old, "")
 		if a == nil {
 			return nil
 		}
@@ -297,6 +307,25 @@ func (s *Server) validateWithWebhooks(res *apis.Resource, admit func(ctx context
 			if a.OldObject, err = kinds.Convert(ctx, old, res.GroupVersionKind()); err != nil {
 				return apierrors.NewInternalError(err)
 			}
+		}
+		return s.webhooks.Validate(ctx, a)
+	}
+}
+
+// deleteWithWebhooks is a store's AdmitDelete: the mutating webhooks (which may refuse but
+// not change a delete) and then the validating ones, on the object being deleted.
+func (s *Server) deleteWithWebhooks(res *apis.Resource) func(ctx context.Context, current runtime.Object, opts *metav1.DeleteOptions) error {
+	return func(ctx context.Context, current runtime.Object, opts *metav1.DeleteOptions) error {
+		if s.webhooks == nil || (!s.webhooks.HasWebhooks(true) && !s.webhooks.HasWebhooks(false)) {
+			return nil
+		}
+		a := s.webhookRequest(ctx, res, nil, current, admissionv1.Delete)
+		if a == nil {
+			return nil
+		}
+		a.Options = opts
+		if _, err := s.webhooks.Mutate(ctx, a); err != nil {
+			return err
 		}
 		return s.webhooks.Validate(ctx, a)
 	}

@@ -500,6 +500,52 @@ func TestAdmissionWebhooks(t *testing.T) {
 		})
 	})
 
+	t.Run("a validating webhook for DELETE sees the stored object and may refuse", func(t *testing.T) {
+		ns := webhookNamespace(t, c, "deleting")
+		url, ca := webhookServer(t, &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+			var cm corev1.ConfigMap
+			if err := json.Unmarshal(req.OldObject.Raw, &cm); err != nil || len(req.Object.Raw) > 0 {
+				return admission.Errored(http.StatusBadRequest, fmt.Errorf("a DELETE carries the old object only: %v", err))
+			}
+			if cm.Labels["protected"] == "true" {
+				return admission.Denied(cm.Name + " is protected")
+			}
+			return admission.Allowed("")
+		})})
+		cfg := validatingConfig("delete.skiff.test", ns, url, ca, func(w *admissionregistrationv1.ValidatingWebhook) {
+			w.Rules[0].Operations = []admissionregistrationv1.OperationType{admissionregistrationv1.Delete}
+		})
+		if _, err := vwc.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer vwc.Delete(ctx, cfg.Name, metav1.DeleteOptions{})
+		protected := configMap(nil)
+		protected.Labels = map[string]string{"protected": "true"}
+		if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, protected, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		webhookEventually(t, func() error {
+			if err = c.CoreV1().ConfigMaps(ns).Delete(ctx, protected.Name, metav1.DeleteOptions{}); err == nil {
+				return fmt.Errorf("a protected configmap was deleted")
+			}
+			return nil
+		})
+		if want := `admission webhook "delete.skiff.test" denied the request: ` + protected.Name + ` is protected`; err.Error() != want {
+			t.Fatalf("delete = %v, want %q", err, want)
+		}
+		plain, err := c.CoreV1().ConfigMaps(ns).Create(ctx, configMap(nil), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CoreV1().ConfigMaps(ns).Delete(ctx, plain.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("an unprotected configmap: %v", err)
+		}
+		if _, err := c.CoreV1().ConfigMaps(ns).Get(ctx, protected.Name, metav1.GetOptions{}); err != nil {
+			t.Fatalf("the protected configmap is gone: %v", err)
+		}
+	})
+
 	t.Run("invalid configurations get 422 and nothing is stored", func(t *testing.T) {
 		good := func() *admissionregistrationv1.ValidatingWebhookConfiguration {
 			return validatingConfig("bad.skiff.test", "bad", "https://127.0.0.1:1/x", nil, nil)

@@ -2,12 +2,15 @@ package apiserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -15,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/conversion"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	ctrlconversion "sigs.k8s.io/controller-runtime/pkg/webhook/conversion"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -169,5 +173,34 @@ func TestConversionWebhookServesStoredV1ObjectsAsV2(t *testing.T) {
 	}
 	if fmt.Sprint(addrs) != "[cache.internal:6379 db.internal:5432]" {
 		t.Fatalf("v2 list addresses = %v", addrs)
+	}
+
+	// an admission webhook for v2 (matchPolicy Equivalent) sees a v1 write converted to v2
+	hookURL, hookCA := webhookServer(t, &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+		var b backendV2
+		if err := json.Unmarshal(req.Object.Raw, &b); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		return admission.Denied("saw " + req.Kind.Version + " address " + b.Spec.Address + " requested as " + req.RequestKind.Version)
+	})})
+	cfg := validatingConfig("backends.skiff.test", "default", hookURL, hookCA, func(w *admissionregistrationv1.ValidatingWebhook) {
+		w.Rules[0].Rule = admissionregistrationv1.Rule{APIGroups: []string{backendGroup}, APIVersions: []string{"v2"}, Resources: []string{"backends"}}
+		w.NamespaceSelector = nil
+	})
+	if _, err := s.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var err2 error
+	webhookEventually(t, func() error {
+		if _, err2 = v1.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": backendGroup + "/v1", "kind": "Backend", "metadata": map[string]any{"generateName": "web-"},
+			"spec": map[string]any{"host": "web.internal", "port": int64(80)},
+		}}, metav1.CreateOptions{}); err2 == nil {
+			return fmt.Errorf("a v1 write passed a webhook for v2")
+		}
+		return nil
+	})
+	if !strings.HasSuffix(err2.Error(), "denied the request: saw v2 address web.internal:80 requested as v1") {
+		t.Fatalf("v1 create = %v, want the v2 webhook's denial of the converted object", err2)
 	}
 }

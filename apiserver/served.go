@@ -145,7 +145,7 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 	}
 	store.Admit = s.validateWrite
 	store.Mutate, store.Admit = s.mutateWithWebhooks(res), s.validateWithWebhooks(res, store.Admit)
-	store.ConvertCustomResource = s.conversionWebhook(res)
+	store.ConvertCustomResource, store.AdmitDelete = s.conversionWebhook(res), s.deleteWithWebhooks(res)
 	h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
 		subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{},
 		admit: s.admission}

@@ -46,6 +46,9 @@ type Store struct {
 	// mutating admission webhooks: it sees each create (old nil) and update in the served
 	// kind, and returns the object to write or an error refusing it.
 	Mutate func(ctx context.Context, obj, old runtime.Object) (runtime.Object, error)
+	// AdmitDelete, when set, may refuse a delete, as upstream's validating admission of
+	// DELETE: it sees the object as stored, in the served kind, once preconditions hold.
+	AdmitDelete func(ctx context.Context, current runtime.Object, opts *metav1.DeleteOptions) error
 	// ConvertCustomResource, when set, converts a custom resource to another version of its
 	// kind (a conversion webhook); unset, versions differ only in apiVersion.
 	ConvertCustomResource func(ctx context.Context, obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error)
@@ -622,6 +625,11 @@ func (s *Store) GenericDelete(ctx context.Context, ns, name string, opts *metav1
 	}
 	if err := s.checkPreconditions(name, current, opts.Preconditions); err != nil {
 		return nil, false, err
+	}
+	if s.AdmitDelete != nil {
+		if err := s.AdmitDelete(ctx, current, opts); err != nil {
+			return nil, false, err
+		}
 	}
 	cm, _ := meta.Accessor(current)
 	graceful := false
