@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,10 +32,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 )
 
@@ -179,7 +183,13 @@ func (w *warningCollector) has(text string) bool {
 }
 
 func TestAdmissionWebhooks(t *testing.T) {
-	s := apiservertest.Start(t)
+	dir := t.TempDir()
+	policy, auditLog := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"+
+		"rules:\n- level: Metadata\n  resources:\n  - group: \"\"\n    resources: [configmaps]\n- level: None\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := apiservertest.Start(t, func(c *apiserver.Config) { c.AuditPolicyFile, c.AuditLogPath = policy, auditLog })
 	ctx := context.Background()
 	c := s.Client
 	vwc := c.AdmissionregistrationV1().ValidatingWebhookConfigurations()
@@ -216,6 +226,20 @@ func TestAdmissionWebhooks(t *testing.T) {
 		if !warnings.has("configmap " + ok.Name + " was checked") {
 			t.Fatalf("warnings = %v, want the webhook's", warnings.seen)
 		}
+		webhookEventually(t, func() error {
+			data, err := os.ReadFile(auditLog)
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				var ev auditv1.Event
+				if json.Unmarshal([]byte(line), &ev) == nil && ev.ObjectRef != nil && ev.ObjectRef.Namespace == ns && ev.Verb == "create" &&
+					ev.Stage == auditv1.StageResponseComplete && ev.Annotations["deny.skiff.test/checked"] == "yes" {
+					return nil
+				}
+			}
+			return fmt.Errorf("no audit event of a create in %s carries the webhook's annotation", ns)
+		})
 		metrics, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 		if err != nil {
 			t.Fatal(err)
