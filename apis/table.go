@@ -301,7 +301,7 @@ var builtin = []*Resource{
 		GroupVersion: coreV1, Name: "endpoints", SingularName: "endpoints", Kind: "Endpoints", Namespaced: true,
 		Verbs: verbsAll, ShortNames: []string{"ep"},
 		StorageKey: "services/endpoints", StorageVersion: coreV1, Fields: objectMetaFields,
-		Strategy: EndpointsStrategy, Table: endpointsTable(),
+		Default: Defaulter(defaultEndpoints), Strategy: EndpointsStrategy, Table: endpointsTable(),
 	},
 	{
 		GroupVersion: coreV1, Name: "serviceaccounts", SingularName: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
@@ -445,6 +445,12 @@ var builtin = []*Resource{
 		Default: Defaulter(defaultNetworkPolicy), Strategy: NetworkPolicyStrategy, Table: networkPolicyTable(),
 	},
 	{
+		GroupVersion: nodeV1, Name: "runtimeclasses", SingularName: "runtimeclass", Kind: "RuntimeClass",
+		Verbs:      verbsAll,
+		StorageKey: "runtimeclasses", StorageVersion: nodeV1, Fields: objectMetaFields,
+		Strategy: RuntimeClassStrategy, Table: runtimeClassTable(),
+	},
+	{
 		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,
@@ -558,6 +564,18 @@ var builtin = []*Resource{
 		GroupVersion: rbacV1, Name: "roles", SingularName: "role", Kind: "Role", Namespaced: true,
 		Verbs:      verbsAll,
 		StorageKey: "roles", StorageVersion: rbacV1, Fields: objectMetaFields, Strategy: RoleStrategy,
+	},
+	{
+		GroupVersion: certificatesV1, Name: "certificatesigningrequests", SingularName: "certificatesigningrequest", Kind: "CertificateSigningRequest",
+		Verbs: verbsAll, ShortNames: []string{"csr"},
+		Subresources: []Subresource{
+			{Name: "approval", Kind: "CertificateSigningRequest", Verbs: verbsGetPatchUp, Strategy: CertificateSigningRequestApprovalStrategy,
+				ResetFields: []string{"spec", "status.certificate"}},
+			{Name: "status", Kind: "CertificateSigningRequest", Verbs: verbsGetPatchUp, Strategy: CertificateSigningRequestStatusStrategy,
+				ResetFields: []string{"spec", "status.conditions"}},
+		},
+		StorageKey: "certificatesigningrequests", StorageVersion: certificatesV1, Fields: certificateSigningRequestFields,
+		Strategy: CertificateSigningRequestStrategy, Table: certificateSigningRequestTable(),
 	},
 	{
 		GroupVersion: metricsV1beta1, Name: "nodes", SingularName: "", Kind: "NodeMetrics",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -29,6 +30,7 @@ type admission struct {
 	pods            *registry.Store
 	storageClasses  *registry.Store
 	ingressClasses  *registry.Store
+	runtimeClasses  *registry.Store
 	limitRanges     *registry.Store
 	resourceQuotas  *registry.Store
 	disabled        sets.Set[string]
@@ -37,7 +39,8 @@ type admission struct {
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
 var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority", "TaintNodesByCondition",
-	"DefaultStorageClass", "StorageObjectInUseProtection", "DefaultIngressClass", "ResourceQuota"}
+	"DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "DefaultIngressClass", "CertificateApproval",
+	"CertificateSigning", "CertificateSubjectRestriction", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -73,6 +76,9 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 		if err := a.admitPodPriority(ctx, o); err != nil {
 			return err
 		}
+		if err := a.admitPodRuntimeClass(ctx, o); err != nil {
+			return err
+		}
 	case *schedulingv1.PriorityClass:
 		if err := a.admitGlobalDefault(ctx, o); err != nil {
 			return err
@@ -88,6 +94,10 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 		a.admitStorageProtection(o, apis.PVProtectionFinalizer, o.SetFinalizers)
 	case *networkingv1.Ingress:
 		if err := a.admitIngressClass(ctx, o); err != nil {
+			return err
+		}
+	case *certificatesv1.CertificateSigningRequest:
+		if err := a.admitCSRCreate(ctx, o); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -53,6 +54,9 @@ func (s *Server) buildAuthenticator() error {
 	if err != nil {
 		return err
 	}
+	// bootstrap tokens last, as upstream: they are how a new node first asks for its
+	// certificate (authn/bootstraptoken.go)
+	a = authn.Union(a, authn.NewBootstrapTokens(s.bootstrapTokenSecret))
 	discovery, err := newIssuerDiscovery(s.cfg.ServiceAccountIssuer, key.Public())
 	if err != nil {
 		return err
@@ -81,3 +85,17 @@ func (s *Server) boundObject(ctx context.Context, resource, namespace, name stri
 }
 
 var _ authn.BoundObjectGetter = (*Server)(nil).boundObject
+
+// bootstrapTokenSecret reads a bootstrap token's Secret from the watch cache, confirming a
+// miss with a read from etcd (a token made a moment ago).
+func (s *Server) bootstrapTokenSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	store := s.coreStore("secrets")
+	obj, err := store.Get(ctx, namespace, name, &metav1.GetOptions{ResourceVersion: "0"})
+	if apierrors.IsNotFound(err) {
+		obj, err = store.Get(ctx, namespace, name, &metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*corev1.Secret), nil
+}

@@ -11,11 +11,15 @@ var upstreamMirrors = map[string]string{
 	"[sig-storage] CSINodes should run through the lifecycle of a csinode":                                                            "[sig-storage] CSINodes CSI Conformance should run through the lifecycle of a csinode [Conformance]",
 	"[sig-storage] VolumeAttachment should run through the lifecycle of a VolumeAttachment":                                           "[sig-storage] VolumeAttachment Conformance should run through the lifecycle of a VolumeAttachment [Conformance]",
 	"[sig-storage] Dynamic Provisioning should provision a claim of the default class for its pod and keep the data for the next pod": "none in conformance: [sig-storage] Dynamic Provisioning DynamicProvisioner Default should create and delete default persistent volumes [Slow]",
+	"[sig-apps] StatefulSet with volumeClaimTemplates should give each replica a claim of its own that outlives its pod":              "none in conformance: [sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] should provide basic identity",
 	// policy: disruption budgets, eviction, quotas and limit ranges
 	"[sig-apps] DisruptionController should observe PodDisruptionBudget status updated":                              "[sig-apps] DisruptionController should observe PodDisruptionBudget status updated [Conformance]",
 	"[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it":                  "[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it [Conformance]",
 	"[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod":                  "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod. [Conformance]",
 	"[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied": "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]",
+
+	// auth
+	"[sig-auth] Certificates API should support CSR API operations": "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
 
 	// api-machinery
 	"[sig-api-machinery] ConfigMap should run the lifecycle of a ConfigMap and observe it on a watch":                                         "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",
@@ -128,6 +132,10 @@ var upstreamMirrors = map[string]string{
 	"[sig-network] Services should be able to create a functioning NodePort service":                    "[sig-network] Services should be able to create a functioning NodePort service [Conformance]",
 	"[sig-network] Services should stop sending traffic to a backend that is not ready":                 "[sig-network] Networking Granular Checks: Services should update endpoints: http",
 	"[sig-network] DNS should provide DNS for services":                                                 "[sig-network] DNS should provide DNS for services [Conformance]",
+
+	// network: EndpointSlice mirroring and load balancers
+	"[sig-network] EndpointSliceMirroring should mirror a custom Endpoints resource through create update and delete": "[sig-network] EndpointSliceMirroring should mirror a custom Endpoints resource through create update and delete [Conformance]",
+	"[sig-network] LoadBalancers should answer a LoadBalancer service on the node's address, as k3s's ServiceLB":      "none in conformance: [sig-network] LoadBalancers should be able to change the type and ports of a TCP service [Slow]",
 
 	// node
 	"[sig-node] NodeLease the kubelet should create and renew a Lease for its node":                       "[sig-node] NodeLease NodeLease the kubelet should create and update a lease in the kube-node-lease namespace",

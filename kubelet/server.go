@@ -42,6 +42,10 @@ type ServerConfig struct {
 	// Certificate serves TLS; nil: a self-signed one for the node's name and IPs, as
 	// upstream's kubelet makes without --tls-cert-file.
 	Certificate *tls.Certificate
+	// ServingCertificate, when set, is asked for the certificate of each connection (one
+	// rotated by CertificateSigningRequest); nil from it means Certificate (or the
+	// self-signed one) for now.
+	ServingCertificate func() *tls.Certificate
 	// ClientCAs, when set, verify client certificates, and every request must present one
 	// they signed (401 without, refused at TLS with any other), as upstream's --client-ca-file
 	// with --anonymous-auth=false; nil: requests are the anonymous user's.
@@ -67,6 +71,17 @@ func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr s
 		cert = c
 	}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+	if cfg.ServingCertificate != nil {
+		// crypto/tls asks GetCertificate only without Certificates (or with SNI, which a
+		// client dialling an IP does not send)
+		tlsConfig.Certificates = nil
+		tlsConfig.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c := cfg.ServingCertificate(); c != nil {
+				return c, nil
+			}
+			return cert, nil
+		}
+	}
 	if cfg.ClientCAs != nil {
 		tlsConfig.ClientCAs = cfg.ClientCAs
 		// a certificate from another CA fails the handshake; none at all is answered 401

@@ -252,6 +252,10 @@ func startProxy(t *testing.T, client kubernetes.Interface, n *testNode) (stop fu
 		Hostname:    nodeName,
 		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"),
 		NFT:         n.nftInNode,
+		HealthCheckListen: func(network, addr string) (l net.Listener, err error) {
+			err = inNetns(n.node, func() error { l, err = net.Listen(network, addr); return err })
+			return l, err
+		},
 		Sysctl: func(name, value string) error {
 			out, err := exec.Command("ip", "netns", "exec", n.node, "sysctl", "-qw", strings.ReplaceAll(name, "/", ".")+"="+value).CombinedOutput()
 			if err != nil {

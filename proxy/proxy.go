@@ -7,6 +7,10 @@
 // change. The first sync rebuilds the table from nothing, so a restarted proxy leaves no stale
 // rule; a failed sync makes the next one rebuild it too. On exit the proxy deletes its table
 // and nothing else: it must never touch another table, chain or rule of the host.
+//
+// The package also holds the NetworkPolicy agent (networkpolicy.go), which shares the proxy's
+// ruleset diff and sync loop but runs apart, as its own user, on a table of its own, and
+// likewise touches nothing else.
 package proxy
 
 import (
@@ -55,6 +59,9 @@ type Config struct {
 	// MinSyncInterval is the least time between two syncs: events arriving meanwhile are
 	// applied together. 100ms when zero.
 	MinSyncInterval time.Duration
+	// HealthCheckListen opens the health check node ports of Local load balancers
+	// (healthcheck.go); net.Listen when nil.
+	HealthCheckListen ListenFunc
 }
 
 // Proxy programs this node's nftables for the cluster's Services.
@@ -66,6 +73,8 @@ type Proxy struct {
 	// changed holds one pending "something changed" signal.
 	changed chan struct{}
 	metrics *Metrics
+	// healthChecks serves the health check node ports.
+	healthChecks *healthCheckServers
 
 	mu sync.Mutex
 	// applied is the ruleset in the kernel after the last successful sync; nil when the next
@@ -103,6 +112,7 @@ func New(services coreinformers.ServiceInformer, slices discoveryinformers.Endpo
 		changed:  make(chan struct{}, 1),
 		metrics:  newMetrics(),
 	}
+	p.healthChecks = newHealthCheckServers(cfg.HealthCheckListen, func() bool { ok, _ := p.Healthy(); return ok })
 	if _, ok := slices.Informer().GetIndexer().GetIndexers()[serviceIndex]; !ok {
 		if err := slices.Informer().AddIndexers(cache.Indexers{serviceIndex: sliceServiceKey}); err != nil {
 			return nil, err
@@ -169,6 +179,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return nil
 	}
 	defer p.cleanup()
+	defer p.healthChecks.close()
 
 	syncLoop(ctx, syncLoopConfig{
 		changed: p.changed, period: p.cfg.SyncPeriod, maxBackoff: time.Minute, minInterval: p.cfg.MinSyncInterval,
@@ -247,6 +258,7 @@ func (p *Proxy) Sync(ctx context.Context) error {
 		ports = append(ports, servicePorts(svc, slices, p.cfg.Hostname)...)
 	}
 	rules := buildRules(ports, ruleConfig{clusterCIDR: p.cfg.ClusterCIDR})
+	p.healthChecks.sync(healthChecks(services, ports))
 
 	p.mu.Lock()
 	prev := p.applied
@@ -280,9 +292,12 @@ func (p *Proxy) markSynced(rules *ruleset, start time.Time, wrote bool) {
 }
 
 // nft applies a transaction with `nft -f -`.
-func (p *Proxy) nft(ctx context.Context, tx string) error {
-	args := append(append([]string{}, p.cfg.NFT[1:]...), "-f", "-")
-	cmd := exec.CommandContext(ctx, p.cfg.NFT[0], args...)
+func (p *Proxy) nft(ctx context.Context, tx string) error { return runNFT(ctx, p.cfg.NFT, tx) }
+
+// runNFT applies a transaction with the nft command (and its leading arguments) given.
+func runNFT(ctx context.Context, nft []string, tx string) error {
+	args := append(append([]string{}, nft[1:]...), "-f", "-")
+	cmd := exec.CommandContext(ctx, nft[0], args...)
 	cmd.Stdin = strings.NewReader(tx)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

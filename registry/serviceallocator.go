@@ -112,7 +112,7 @@ func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Obj
 			svc.Spec.Ports[i].NodePort = 0
 		}
 	}
-	return nil
+	return a.allocateHealthCheckNodePort(ctx, svc, old, dryRun)
 }
 
 // allocateIP reserves the service's requested cluster IP, or a random free one.
@@ -286,8 +286,10 @@ func (a *ServiceAllocator) Release(ctx context.Context, keepObj, freeObj runtime
 		for _, p := range keep.Spec.Ports {
 			kept[p.NodePort] = true
 		}
+		kept[keep.Spec.HealthCheckNodePort] = true
 	}
-	for _, p := range free.Spec.Ports {
+	freed := append([]corev1.ServicePort{{NodePort: free.Spec.HealthCheckNodePort}}, free.Spec.Ports...)
+	for _, p := range freed {
 		if p.NodePort != 0 && !kept[p.NodePort] {
 			a.releaseKey(ctx, portKey(int(p.NodePort)), &corev1.RangeAllocation{}, func(o runtime.Object) bool {
 				return string(o.(*corev1.RangeAllocation).Data) == owner(free)

@@ -58,6 +58,11 @@ func (o *controllerManagerOptions) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&m.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second,
 		"how long a node may go without renewing its Lease or posting status before it is marked unhealthy")
 	f.StringVar(&o.rootCAFile, "root-ca-file", "", "CA bundle published to every namespace as the kube-root-ca.crt ConfigMap")
+	f.StringVar(&m.ClusterSigningCertFile, "cluster-signing-cert-file", "",
+		"PEM CA certificate the kubernetes.io signers issue CertificateSigningRequests' certificates with")
+	f.StringVar(&m.ClusterSigningKeyFile, "cluster-signing-key-file", "", "PEM private key of --cluster-signing-cert-file")
+	f.DurationVar(&m.ClusterSigningDuration, "cluster-signing-duration", 365*24*time.Hour,
+		"the longest an issued certificate lives; a request's spec.expirationSeconds may ask for less")
 	f.IntVar(&m.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", 12500,
 		"how many terminated pods may exist before the pod garbage collector deletes the oldest; 0 keeps them all")
 	f.StringVar(&m.BindAddress, "bind-address", "127.0.0.1", "IP address /healthz and /metrics are served on")
@@ -124,7 +129,7 @@ func controllerManagerRESTConfig(kubeconfig string) (*rest.Config, error) {
 // upControllerManager is the controller manager of `skiff up`: every controller, on the admin
 // credentials, publishing the cluster CA, under a name that stays the same across restarts of
 // the same machine so that a restarted `skiff up` takes its Lease back at once.
-func upControllerManager(restConfig *rest.Config, caFile string) func(context.Context) error {
+func upControllerManager(restConfig *rest.Config, caFile, caKeyFile string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		ca, err := os.ReadFile(caFile)
 		if err != nil {
@@ -132,9 +137,12 @@ func upControllerManager(restConfig *rest.Config, caFile string) func(context.Co
 		}
 		host, _ := os.Hostname()
 		return manager.Run(ctx, restConfig, manager.Options{
-			LeaderElect:            true,
-			Identity:               "skiff-up_" + host,
-			RootCA:                 ca,
+			LeaderElect: true,
+			Identity:    "skiff-up_" + host,
+			RootCA:      ca,
+			// the kubernetes.io signers issue with the cluster CA, as kubeadm configures them
+			ClusterSigningCertFile: caFile,
+			ClusterSigningKeyFile:  caKeyFile,
 			TolerateServingFailure: true,
 			// each controller as its own ServiceAccount, as kubeadm runs upstream's
 			UseServiceAccountCredentials: true,

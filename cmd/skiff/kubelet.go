@@ -66,6 +66,14 @@ type kubeletOptions struct {
 	nodeLabels      map[string]string
 	// authorizationMode is AlwaysAllow or Webhook (SubjectAccessReviews), as upstream's.
 	authorizationMode string
+	// bootstrapKubeconfig, certDir and rotateCertificates are the TLS bootstrap's
+	// (kubeletbootstrap.go)
+	bootstrapKubeconfig string
+	certDir             string
+	rotateCertificates  bool
+	// rotateServerCertificates asks for the kubelet API's serving certificate by
+	// kubelet-serving CertificateSigningRequest
+	rotateServerCertificates bool
 	// servingCADir, when set and --tls-cert-file is not, is a PKI directory whose CA signs
 	// the kubelet API's serving certificate for the node's name and IPs (skiff up); not a flag.
 	servingCADir string
@@ -116,8 +124,30 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.authorizationMode, "authorization-mode", "AlwaysAllow",
 		"how kubelet API requests are authorized: AlwaysAllow, or Webhook (a SubjectAccessReview to the API server for nodes/<subresource>)")
 	f.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels added to the Node")
+	f.StringVar(&o.bootstrapKubeconfig, "bootstrap-kubeconfig", "",
+		"kubeconfig with bootstrap credentials (a bootstrap token): when --kubeconfig is missing, ask for a client certificate with them "+
+			"by CertificateSigningRequest, keep it in --cert-dir and write --kubeconfig to use it")
+	f.StringVar(&o.certDir, "cert-dir", "", "where the bootstrapped client certificate is kept (default --root-dir/pki)")
+	f.BoolVar(&o.rotateCertificates, "rotate-certificates", true,
+		"with --bootstrap-kubeconfig, renew the client certificate by CertificateSigningRequest when 70-90% of its life has passed")
+	f.BoolVar(&o.rotateServerCertificates, "rotate-server-certificates", false,
+		"without --tls-cert-file, ask for the kubelet API's serving certificate by kubelet-serving CertificateSigningRequest "+
+			"(approved by a person or an approver; a self-signed one is served meanwhile), keep it in --cert-dir and renew it")
 	f.BoolVar(&o.tokenWebhook, "authentication-token-webhook", false,
 		"accept bearer tokens on the kubelet API, checked with the API server's TokenReview")
+}
+
+// nodeName is --hostname-override, or the host name, lower-cased.
+func (o *kubeletOptions) nodeName() (string, error) {
+	name := o.hostnameOverride
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", err
+		}
+		name = h
+	}
+	return strings.ToLower(strings.TrimSpace(name)), nil
 }
 
 // kubeletSetup is a kubelet made from options, ready to run.
@@ -125,18 +155,18 @@ type kubeletSetup struct {
 	kubelet *kubelet.Kubelet
 	server  kubelet.ServerConfig
 	close   func()
+	client  kubernetes.Interface
+	// renewClientCertificate and renewServingCertificate, when set, keep those certificates
+	// until ctx is done
+	renewClientCertificate  func(context.Context, kubernetes.Interface)
+	renewServingCertificate func(context.Context, kubernetes.Interface)
 }
 
 func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*kubeletSetup, error) {
-	name := o.hostnameOverride
-	if name == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, err
-		}
-		name = h
+	name, err := o.nodeName()
+	if err != nil {
+		return nil, err
 	}
-	name = strings.ToLower(strings.TrimSpace(name))
 	reserved := v1.ResourceList{}
 	for k, v := range o.systemReserved {
 		q, err := resource.ParseQuantity(v)
@@ -159,7 +189,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 	if err != nil {
 		return nil, err
 	}
-	setup := &kubeletSetup{close: func() {}}
+	setup := &kubeletSetup{close: func() {}, client: client}
 	var rt runtime.Runtime
 	rootDir, logsDir := o.rootDir, o.podLogsDir
 	var prepare func(context.Context) error
@@ -210,6 +240,9 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 			return nil, err
 		}
 		setup.server.Certificate = &cert
+	}
+	if o.tlsCertFile == "" && o.rotateServerCertificates {
+		setup.server.ServingCertificate, setup.renewServingCertificate = o.servingCertificate(k)
 	}
 	if o.tlsCertFile == "" && o.servingCADir != "" {
 		cert, err := kubeletServingCertificate(o.servingCADir, k)
@@ -273,6 +306,11 @@ func (s *kubeletSetup) run(ctx context.Context, apiOptional bool) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var serveErr error
+	for _, renew := range []func(context.Context, kubernetes.Interface){s.renewClientCertificate, s.renewServingCertificate} {
+		if renew != nil {
+			wg.Go(func() { renew(ctx, s.client) })
+		}
+	}
 	wg.Go(func() {
 		err := s.kubelet.Serve(ctx, s.server, func(addr string) { slog.Info("serving the kubelet API", "address", addr) })
 		if err != nil && ctx.Err() == nil {
@@ -294,14 +332,25 @@ func runKubelet(ctx context.Context, o *kubeletOptions) error {
 	if o.kubeconfig == "" {
 		return errors.New("--kubeconfig is required")
 	}
-	restConfig, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
-	if err != nil {
+	var restConfig *rest.Config
+	var renew func(context.Context, kubernetes.Interface)
+	var err error
+	if o.bootstrapKubeconfig != "" {
+		name, err := o.nodeName()
+		if err != nil {
+			return err
+		}
+		if restConfig, renew, err = o.bootstrapClient(ctx, name); err != nil {
+			return err
+		}
+	} else if restConfig, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig); err != nil {
 		return err
 	}
 	setup, err := o.setUp(ctx, restConfig)
 	if err != nil {
 		return err
 	}
+	setup.renewClientCertificate = renew
 	return setup.run(ctx, false)
 }
 
@@ -319,7 +368,7 @@ const (
 	defaultKubeletAPIBurst = 100
 )
 
-func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context) error {
+func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
 	return func(ctx context.Context) (err error) {
 		o := &kubeletOptions{
 			runtimeEndpoint: up.runtimeEndpoint,
@@ -349,7 +398,7 @@ func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context)
 					"where no container really starts (--container-runtime-endpoint=fake chooses it without this warning)")
 				o.runtimeEndpoint = fakeRuntimeEndpoint
 			} else {
-				d, err := localcontainerd.Start(ctx, filepath.Join(up.dataDir, "containerd"))
+				d, err := localcontainerd.Start(ctx, filepath.Join(up.dataDir, "containerd"), mirrors...)
 				if err != nil {
 					return fmt.Errorf("start containerd: %w; --container-runtime-endpoint=fake runs pods without it", err)
 				}

@@ -22,10 +22,14 @@ import (
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/controllers/cronjob"
+	"github.com/skiff-dev/skiff/controllers/csrapproving"
+	"github.com/skiff-dev/skiff/controllers/csrcleaner"
+	"github.com/skiff-dev/skiff/controllers/csrsigning"
 	"github.com/skiff-dev/skiff/controllers/daemonset"
 	"github.com/skiff-dev/skiff/controllers/deployment"
 	"github.com/skiff-dev/skiff/controllers/disruption"
 	"github.com/skiff-dev/skiff/controllers/endpointslice"
+	"github.com/skiff-dev/skiff/controllers/endpointslicemirroring"
 	"github.com/skiff-dev/skiff/controllers/garbagecollector"
 	"github.com/skiff-dev/skiff/controllers/job"
 	"github.com/skiff-dev/skiff/controllers/namespace"
@@ -38,6 +42,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/controllers/servicelb"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
 	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
@@ -123,6 +128,22 @@ var descriptors = []descriptor{
 	{name: "endpointslice-controller", serviceAccount: "endpointslice-controller", aliases: []string{"endpointslice"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := endpointslice.New(b.informers.Core().V1().Pods(), b.informers.Core().V1().Services(), b.informers.Core().V1().Nodes(),
 			b.informers.Discovery().V1().EndpointSlices(), b.informers.Core().V1().Endpoints(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "endpointslice-mirroring-controller", serviceAccount: "endpointslicemirroring-controller", aliases: []string{"endpointslicemirroring"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := endpointslicemirroring.New(b.informers.Core().V1().Services(), b.informers.Core().V1().Endpoints(),
+			b.informers.Discovery().V1().EndpointSlices(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "service-lb-controller", serviceAccount: "service-controller", aliases: []string{"servicelb"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := servicelb.New(b.informers.Core().V1().Services(), b.informers.Core().V1().Nodes(),
+			b.informers.Discovery().V1().EndpointSlices(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
@@ -238,6 +259,31 @@ var descriptors = []descriptor{
 			return nil, err
 		}
 		return c.Run, nil
+	}},
+	{name: "certificatesigningrequest-signing-controller", serviceAccount: "certificate-controller", aliases: []string{"csrsigning"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		if b.options.ClusterSigningCertFile == "" || b.options.ClusterSigningKeyFile == "" {
+			return nil, fmt.Errorf("%w: no --cluster-signing-cert-file and --cluster-signing-key-file", errSkipController)
+		}
+		ca, err := csrsigning.LoadCA(b.options.ClusterSigningCertFile, b.options.ClusterSigningKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		ca.Duration = b.options.ClusterSigningDuration
+		c, err := csrsigning.New(b.informers.Certificates().V1().CertificateSigningRequests(), b.client, ca, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "certificatesigningrequest-approving-controller", serviceAccount: "certificate-controller", aliases: []string{"csrapproving"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := csrapproving.New(b.informers.Certificates().V1().CertificateSigningRequests(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "certificatesigningrequest-cleaner-controller", serviceAccount: "certificate-controller", aliases: []string{"csrcleaner"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		return csrcleaner.New(b.informers.Certificates().V1().CertificateSigningRequests(), b.client).Run, nil
 	}},
 	{name: clusterroleaggregation.Name, serviceAccount: clusterroleaggregation.Name, aliases: []string{"clusterrole-aggregation"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := clusterroleaggregation.New(b.informers.Rbac().V1().ClusterRoles(), b.client, b.reporting)

@@ -59,6 +59,13 @@ type Options struct {
 	// RootCA is the CA bundle published as kube-root-ca.crt (--root-ca-file's contents); without
 	// it the root-ca-certificate-publisher-controller does not run.
 	RootCA []byte
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA the
+	// certificatesigningrequest-signing-controller issues certificates with (upstream's
+	// --cluster-signing-cert-file and --cluster-signing-key-file); without them it does not run.
+	ClusterSigningCertFile, ClusterSigningKeyFile string
+	// ClusterSigningDuration is the longest life of an issued certificate
+	// (--cluster-signing-duration, a year).
+	ClusterSigningDuration time.Duration
 	// TerminatedPodGCThreshold is --terminated-pod-gc-threshold (12500).
 	TerminatedPodGCThreshold int
 
