@@ -168,6 +168,12 @@ func CustomResources(crd *apiextensionsv1.CustomResourceDefinition) ([]*Resource
 			Warning:       customresource.Warning(crd, spec.Name),
 			OpenAPI:       v.OpenAPI,
 		}
+		if c := crd.Spec.Conversion; c != nil && c.Strategy == apiextensionsv1.WebhookConverter && c.Webhook != nil {
+			r.ConversionWebhook = c.Webhook.DeepCopy()
+			// the store validates the object it is about to store, which a webhook has
+			// converted to the storage version: by that version's schema
+			r.Strategy = customResourceStrategy{versions[storageVersion]}
+		}
 		if sub := spec.Subresources; sub != nil {
 			if sub.Status != nil {
 				r.Subresources = append(r.Subresources, Subresource{Name: "status", Kind: names.Kind, Verbs: verbsGetPatchUp,
@@ -180,6 +186,9 @@ func CustomResources(crd *apiextensionsv1.CustomResourceDefinition) ([]*Resource
 					r.Scale.LabelSelectorPath = *sc.LabelSelectorPath
 				}
 			}
+		}
+		if st := r.Subresource("status"); st != nil && r.ConversionWebhook != nil {
+			st.Strategy = customResourceStatusStrategy{customResourceStrategy{versions[storageVersion]}}
 		}
 		out = append(out, r)
 	}

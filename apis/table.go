@@ -6,6 +6,8 @@
 package apis
 
 import (
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -108,6 +110,10 @@ type Resource struct {
 	// RefuseCreate, when set, refuses creates with 405 and this message (the objects of a
 	// CustomResourceDefinition being deleted).
 	RefuseCreate string
+	// ConversionWebhook, for custom resources whose definition converts them by webhook
+	// (conversion.strategy Webhook), is where and how the webhook is called; nil converts
+	// between versions by changing only apiVersion (strategy None).
+	ConversionWebhook *apiextensionsv1.WebhookConversion
 }
 
 // Subresource is a child path of a resource (pods/status, replicasets/scale).
@@ -516,6 +522,13 @@ var builtin = []*Resource{
 		Default: Defaulter(defaultHorizontalPodAutoscalerV1), Strategy: HorizontalPodAutoscalerStrategy, Table: horizontalPodAutoscalerV1Table(),
 	},
 	{
+		GroupVersion: admissionregistrationV1, Name: "mutatingwebhookconfigurations", SingularName: "mutatingwebhookconfiguration", Kind: "MutatingWebhookConfiguration",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "mutatingwebhookconfigurations", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultMutatingWebhookConfiguration), Strategy: MutatingWebhookConfigurationStrategy,
+		Table: webhookConfigurationTable(func(c *admissionregistrationv1.MutatingWebhookConfiguration) int { return len(c.Webhooks) }),
+	},
+	{
 		GroupVersion: admissionregistrationV1, Name: "validatingadmissionpolicies", SingularName: "validatingadmissionpolicy", Kind: "ValidatingAdmissionPolicy",
 		Verbs: verbsAll, Categories: []string{"api-extensions"},
 		Subresources: []Subresource{{Name: "status", Kind: "ValidatingAdmissionPolicy", Verbs: verbsGetPatchUp, Strategy: ValidatingAdmissionPolicyStatusStrategy}},
@@ -529,6 +542,13 @@ var builtin = []*Resource{
 		StorageKey: "validatingadmissionpolicybindings", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
 		Default: Defaulter(DefaultValidatingAdmissionPolicyBinding), Strategy: ValidatingAdmissionPolicyBindingStrategy,
 		Table: Columns(validatingAdmissionPolicyBindingColumns, validatingAdmissionPolicyBindingRow),
+	},
+	{
+		GroupVersion: admissionregistrationV1, Name: "validatingwebhookconfigurations", SingularName: "validatingwebhookconfiguration", Kind: "ValidatingWebhookConfiguration",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "validatingwebhookconfigurations", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultValidatingWebhookConfiguration), Strategy: ValidatingWebhookConfigurationStrategy,
+		Table: webhookConfigurationTable(func(c *admissionregistrationv1.ValidatingWebhookConfiguration) int { return len(c.Webhooks) }),
 	},
 	{
 		GroupVersion: apiextensionsV1, Name: "customresourcedefinitions", SingularName: "customresourcedefinition", Kind: "CustomResourceDefinition",

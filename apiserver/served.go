@@ -144,7 +144,9 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 		store.Allocator = s.allocator
 	}
 	store.Admit = s.validateWrite
-	store.Admit = s.withAdmissionPolicies(res, store.Admit)
+	// validating admission after validation, as upstream: policies, then webhooks
+	store.Mutate, store.Admit = s.mutateWithWebhooks(res), s.validateWithWebhooks(res, s.withAdmissionPolicies(res, store.Admit))
+	store.ConvertCustomResource, store.AdmitDelete = s.conversionWebhook(res), s.deleteWithWebhooks(res)
 	h := &resourceHandler{res: res, store: store, maxBodyBytes: s.cfg.MaxRequestBodyBytes,
 		subresources: map[string]subresource{}, fieldManagers: map[string]*managedfields.FieldManager{},
 		admit: s.admission}

@@ -27,6 +27,7 @@ import (
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/admissionpolicy"
 	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/webhook"
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
 	"github.com/skiff-dev/skiff/registry/storage/etcd3"
@@ -50,6 +51,8 @@ type Server struct {
 	admission *admission
 	// policies are the ValidatingAdmissionPolicies in force (admission_policy.go)
 	policies  *admissionpolicy.Policies
+	// webhooks calls the admission webhooks (admission_webhook.go)
+	webhooks  *webhook.Dispatcher
 	openAPI   openAPIDocuments
 	advertise string
 
@@ -155,6 +158,7 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	s.webhooks = s.newWebhookDispatcher()
 	if (cfg.AuditPolicyFile == "") != (cfg.AuditLogPath == "") {
 		cancel()
 		return nil, errors.New("apiserver: an audit policy file needs an audit log path, and the other way round")

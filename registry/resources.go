@@ -22,6 +22,11 @@ func (s *Store) deleteTerminating(ctx context.Context, ns, name string, opts *me
 	if err := s.checkPreconditions(name, current, opts.Preconditions); err != nil {
 		return nil, false, err
 	}
+	if s.AdmitDelete != nil {
+		if err := s.AdmitDelete(ctx, current, opts); err != nil {
+			return nil, false, err
+		}
+	}
 	cm, _ := meta.Accessor(current)
 	if cm.GetDeletionTimestamp() == nil {
 		obj, _, err := s.Update(ctx, ns, name, markStrategy{}, func(_ context.Context, cur runtime.Object) (runtime.Object, error) {

@@ -42,6 +42,16 @@ type Store struct {
 	// sees each create (old nil) and update once the strategy has prepared and validated it,
 	// before it is stored, and refuses it with the error it returns.
 	Admit func(ctx context.Context, obj, old runtime.Object) error
+	// Mutate, when set, may change a write before the strategy sees it, as upstream's
+	// mutating admission webhooks: it sees each create (old nil) and update in the served
+	// kind, and returns the object to write or an error refusing it.
+	Mutate func(ctx context.Context, obj, old runtime.Object) (runtime.Object, error)
+	// AdmitDelete, when set, may refuse a delete, as upstream's validating admission of
+	// DELETE: it sees the object as stored, in the served kind, once preconditions hold.
+	AdmitDelete func(ctx context.Context, current runtime.Object, opts *metav1.DeleteOptions) error
+	// ConvertCustomResource, when set, converts a custom resource to another version of its
+	// kind (a conversion webhook); unset, versions differ only in apiVersion.
+	ConvertCustomResource func(ctx context.Context, obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error)
 }
 
 // NewStore builds the store of a served resource on the given storage.
@@ -122,6 +132,9 @@ func (s *Store) toStorage(obj runtime.Object) (runtime.Object, error) {
 		if u.GetAPIVersion() == s.Resource.StorageVersion.String() {
 			return u, nil
 		}
+		if s.ConvertCustomResource != nil {
+			return s.ConvertCustomResource(context.Background(), u, s.Resource.StorageVersion)
+		}
 		out := u.DeepCopy()
 		out.SetAPIVersion(s.Resource.StorageVersion.String())
 		return out, nil
@@ -142,6 +155,12 @@ func (s *Store) fromStorage(obj runtime.Object) (runtime.Object, error) {
 	}
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		out := u.DeepCopy()
+		if s.ConvertCustomResource != nil && u.GroupVersionKind() != s.Resource.GroupVersionKind() {
+			var err error
+			if out, err = s.ConvertCustomResource(context.Background(), u, s.Resource.GroupVersion); err != nil {
+				return nil, err
+			}
+		}
 		out.SetGroupVersionKind(s.Resource.GroupVersionKind())
 		if s.Resource.FromStorage != nil {
 			s.Resource.FromStorage(out)
@@ -303,6 +322,12 @@ func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.I
 // Create stores a new object in ns. The object must already be decoded into the served kind
 // and defaulted. Strategies see objects in the stored kind.
 func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	if s.Mutate != nil {
+		var err error
+		if obj, err = s.Mutate(ctx, obj, nil); err != nil {
+			return nil, err
+		}
+	}
 	original, err := s.toStorage(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -416,6 +441,11 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strat
 		servedNew, err := update(ctx, served)
 		if err != nil {
 			return nil, err
+		}
+		if _, marking := strategy.(markStrategy); s.Mutate != nil && !marking {
+			if servedNew, err = s.Mutate(ctx, servedNew, served); err != nil {
+				return nil, err
+			}
 		}
 		obj, err := s.toStorage(servedNew)
 		if err != nil {
@@ -595,6 +625,11 @@ func (s *Store) GenericDelete(ctx context.Context, ns, name string, opts *metav1
 	}
 	if err := s.checkPreconditions(name, current, opts.Preconditions); err != nil {
 		return nil, false, err
+	}
+	if s.AdmitDelete != nil {
+		if err := s.AdmitDelete(ctx, current, opts); err != nil {
+			return nil, false, err
+		}
 	}
 	cm, _ := meta.Accessor(current)
 	graceful := false

@@ -56,6 +56,9 @@ func (l *load) run(ctx context.Context) error {
 	if l.opts.scenario == "customresources" {
 		return l.customResources(ctx)
 	}
+	if l.opts.scenario == "webhook" {
+		return l.webhookScenario(ctx)
+	}
 
 	created := l.creates(ctx)
 	if len(created) == 0 {

@@ -49,11 +49,11 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
 	flag.StringVar(&o.contentType, "content-type", "json", "what the client sends and asks for: json or protobuf")
 	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
-	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above) or customresources (CRD create to served, and CR creates beside ConfigMap creates)")
+	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.Parse()
-	if o.scenario != "pods" && o.scenario != "customresources" {
-		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods or customresources")
+	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources or webhook")
 		os.Exit(2)
 	}
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
