@@ -17,7 +17,6 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	plugincel "k8s.io/apiserver/pkg/admission/plugin/cel"
-	apiservercel "k8s.io/apiserver/pkg/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
 	"k8s.io/client-go/util/jsonpath"
 )
@@ -27,8 +26,6 @@ import (
 // defaulting, validation (every expression is compiled; a bad one is a 422 with the
 // compiler's words) and columns. Policies have a status written by the type-checking
 // controller; bindings have none.
-
-var admissionregistrationV1 = admissionregistrationv1.SchemeGroupVersion
 
 // ValidatingAdmissionPolicyStrategy and ValidatingAdmissionPolicyStatusStrategy are the
 // strategies of validatingadmissionpolicies and their status subresource.
@@ -190,18 +187,6 @@ func (c *policyCompiler) compile(fldPath *field.Path, e *PolicyExpression, autho
 		return nil
 	}
 	return celFieldError(fldPath, e.Expression, res.Error)
-}
-
-// celFieldError is upstream's mapping of a CEL compile error to a field error.
-func celFieldError(fldPath *field.Path, expression string, err *apiservercel.Error) *field.Error {
-	switch err.Type {
-	case apiservercel.ErrorTypeRequired:
-		return field.Required(fldPath, err.Detail)
-	case apiservercel.ErrorTypeInvalid:
-		return field.Invalid(fldPath, expression, err.Detail)
-	default:
-		return field.InternalError(fldPath, err)
-	}
 }
 
 func validatePolicySpec(p *admissionregistrationv1.ValidatingAdmissionPolicy, stored sets.Set[string]) field.ErrorList {
@@ -487,49 +472,6 @@ func validateNamedRule(n *admissionregistrationv1.NamedRuleWithOperations, fldPa
 	allErrs = append(allErrs, validateRuleResources(r.Resources, fldPath.Child("resources"))...)
 	if r.Scope != nil && !supportedScopes.Has(string(*r.Scope)) {
 		allErrs = append(allErrs, field.NotSupported(fldPath.Child("scope"), *r.Scope, supportedScopes.List()))
-	}
-	return allErrs
-}
-
-// validateRuleResources checks a rule's resources with their subresources ("pods/status",
-// "*/scale", "*/*"), refusing what a wildcard already covers, as upstream.
-func validateRuleResources(resources []string, fldPath *field.Path) field.ErrorList {
-	var allErrs field.ErrorList
-	if len(resources) == 0 {
-		allErrs = append(allErrs, field.Required(fldPath, ""))
-	}
-	wildSub, wildRes := sets.New[string](), sets.New[string]()
-	doubleWild, singleWild, plain := false, false, false
-	for i, rs := range resources {
-		if rs == "" {
-			allErrs = append(allErrs, field.Required(fldPath.Index(i), ""))
-			continue
-		}
-		doubleWild = doubleWild || rs == "*/*"
-		singleWild = singleWild || rs == "*"
-		res, sub, found := strings.Cut(rs, "/")
-		if !found {
-			plain = rs != "*"
-			continue
-		}
-		if wildSub.Has(res) {
-			allErrs = append(allErrs, field.Invalid(fldPath.Index(i), rs, fmt.Sprintf("if '%s/*' is present, must not specify %s", res, rs)))
-		}
-		if wildRes.Has(sub) {
-			allErrs = append(allErrs, field.Invalid(fldPath.Index(i), rs, fmt.Sprintf("if '*/%s' is present, must not specify %s", sub, rs)))
-		}
-		if sub == "*" {
-			wildSub.Insert(res)
-		}
-		if res == "*" {
-			wildRes.Insert(sub)
-		}
-	}
-	if len(resources) > 1 && doubleWild {
-		allErrs = append(allErrs, field.Invalid(fldPath, resources, "if '*/*' is present, must not specify other resources"))
-	}
-	if singleWild && plain {
-		allErrs = append(allErrs, field.Invalid(fldPath, resources, "if '*' is present, must not specify other resources without subresources"))
 	}
 	return allErrs
 }
