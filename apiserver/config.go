@@ -50,6 +50,10 @@ type Config struct {
 	// --audit-log-path; both or neither.
 	AuditPolicyFile string
 	AuditLogPath    string
+	// EncryptionProviderConfig is an apiserver.config.k8s.io/v1 EncryptionConfiguration
+	// file saying which resources are encrypted at rest, and how (upstream's
+	// --encryption-provider-config); empty stores every resource as encoded.
+	EncryptionProviderConfig string
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

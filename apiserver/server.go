@@ -186,7 +186,11 @@ func advertiseAddress(bind string) string {
 // buildResources serves the built-in resources: one watch cache per etcd key segment and one
 // registry store and handler per resource (served.go), and gives admission the stores it reads.
 func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) error {
-	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
+	if err := s.loadEncryptionConfig(); err != nil {
+		return err
+	}
+	s.state.etcd = etcd3.New(s.cfg.Etcd)
+	base := &instrumentedStorage{inner: s.state.etcd}
 	s.allocator.Storage = base
 	s.state.base = base
 	s.state.storages = map[string]*sharedStorage{}
