@@ -38,6 +38,7 @@ type apiServerOptions struct {
 	authorizationModes          []string
 	auditPolicyFile             string
 	auditLogPath                string
+	encryptionProviderConfig    string
 	serviceAccountIssuer        string
 	apiAudiences                []string
 	kubeletCAFile               string
@@ -95,6 +96,8 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"ordered list of authorization modes: Node, RBAC, AlwaysAllow, AlwaysDeny (members of system:masters are always allowed)")
 	f.StringVar(&o.auditPolicyFile, "audit-policy-file", "", "audit.k8s.io/v1 Policy saying which requests are recorded, and how much of them")
 	f.StringVar(&o.auditLogPath, "audit-log-path", "", `file audit events are appended to, one JSON line each ("-": standard output)`)
+	f.StringVar(&o.encryptionProviderConfig, "encryption-provider-config", "",
+		"apiserver.config.k8s.io/v1 EncryptionConfiguration: which resources are encrypted in etcd, with which providers and keys")
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
 		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
 }
@@ -176,6 +179,7 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		AuthorizationModes:          o.authorizationModes,
 		AuditPolicyFile:             o.auditPolicyFile,
 		AuditLogPath:                o.auditLogPath,
+		EncryptionProviderConfig:    o.encryptionProviderConfig,
 		Verbosity:                   verbosity,
 	}
 }
