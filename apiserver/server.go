@@ -38,7 +38,7 @@ type Server struct {
 	// loopbackToken authenticates the server's own requests (loopback.go)
 	loopbackToken string
 	// audit records requests as auditPolicy says (audit.go); nil records nothing
-	audit       *auditLog
+	audit       auditBackend
 	auditPolicy *auditPolicy
 	// tokenAuthn is authn without the loopback token: what TokenReview answers with
 	tokenAuthn authn.Authenticator
@@ -151,19 +151,9 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
-	if (cfg.AuditPolicyFile == "") != (cfg.AuditLogPath == "") {
+	if err := s.startAudit(); err != nil {
 		cancel()
-		return nil, errors.New("apiserver: an audit policy file needs an audit log path, and the other way round")
-	}
-	if cfg.AuditPolicyFile != "" {
-		if s.auditPolicy, err = loadAuditPolicy(cfg.AuditPolicyFile); err != nil {
-			cancel()
-			return nil, err
-		}
-		if s.audit, err = openAuditLog(cfg.AuditLogPath); err != nil {
-			cancel()
-			return nil, err
-		}
+		return nil, err
 	}
 	s.health = newHealthChecks(cfg.Etcd, s.ready)
 	s.handler = s.buildHandlerChain()
