@@ -100,7 +100,14 @@ type auditWebhook struct {
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	// drainCtx bounds the sends after close (set before stop is closed): a webhook that
+	// does not answer cannot hold the server's shutdown for long
+	drainCtx    context.Context
+	drainCancel context.CancelFunc
 }
+
+// webhookDrainTimeout is how long close may spend sending what is buffered.
+const webhookDrainTimeout = 10 * time.Second
 
 // webhookAttempts is how many times a batch is sent before it is dropped.
 const webhookAttempts = 5
@@ -148,8 +155,12 @@ func (w *auditWebhook) write(ev *auditv1.Event) {
 
 // close stops taking new batches, sends what is buffered once, and returns when done.
 func (w *auditWebhook) close() {
-	w.once.Do(func() { close(w.stop) })
+	w.once.Do(func() {
+		w.drainCtx, w.drainCancel = context.WithTimeout(context.Background(), webhookDrainTimeout)
+		close(w.stop)
+	})
 	<-w.done
+	w.drainCancel()
 }
 
 func (w *auditWebhook) run() {
@@ -222,7 +233,7 @@ func (w *auditWebhook) send(batch []*auditv1.Event, stopping bool) {
 	}
 	backoff := w.cfg.InitialBackoff
 	for attempt := 1; ; attempt++ {
-		err = w.post(body)
+		err = w.post(body, stopping)
 		if err == nil {
 			return
 		}
@@ -244,8 +255,12 @@ func (w *auditWebhook) send(batch []*auditv1.Event, stopping bool) {
 // permanentError is an answer a retry would not change (a 4xx other than 429).
 type permanentError struct{ error }
 
-func (w *auditWebhook) post(body []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (w *auditWebhook) post(body []byte, stopping bool) error {
+	parent := context.Background()
+	if stopping {
+		parent = w.drainCtx
+	}
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
