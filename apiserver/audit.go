@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gopkg.in/natefinch/lumberjack.v2"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -60,14 +62,28 @@ func loadAuditPolicy(path string) (*auditPolicy, error) {
 	return &auditPolicy{p}, nil
 }
 
-// levelFor is the level and omitted stages of the first rule matching a request.
-func (p *auditPolicy) levelFor(user *authn.User, ri *requestInfo) (auditv1.Level, []auditv1.Stage) {
+// auditDecision is how the policy records one request.
+type auditDecision struct {
+	level      auditv1.Level
+	omitStages []auditv1.Stage
+	// omitManagedFields drops metadata.managedFields from the recorded request and response
+	// objects: the rule's omitManagedFields, else the policy's.
+	omitManagedFields bool
+}
+
+// levelFor is the decision of the first rule matching a request.
+func (p *auditPolicy) levelFor(user *authn.User, ri *requestInfo) auditDecision {
 	for _, r := range p.Rules {
 		if ruleMatches(&r, user, ri) {
-			return r.Level, append(slices.Clone(p.OmitStages), r.OmitStages...)
+			d := auditDecision{level: r.Level, omitStages: append(slices.Clone(p.OmitStages), r.OmitStages...),
+				omitManagedFields: p.OmitManagedFields}
+			if r.OmitManagedFields != nil {
+				d.omitManagedFields = *r.OmitManagedFields
+			}
+			return d
 		}
 	}
-	return auditv1.LevelNone, nil
+	return auditDecision{level: auditv1.LevelNone}
 }
 
 func ruleMatches(r *auditv1.PolicyRule, user *authn.User, ri *requestInfo) bool {
@@ -125,41 +141,84 @@ func ruleMatchesResource(r *auditv1.PolicyRule, ri *requestInfo) bool {
 	return false
 }
 
-// auditLog writes events, one JSON line each, to a file (or standard output for "-").
+// startAudit loads the policy and opens the backends Config names: a policy needs at least
+// one backend, and a backend a policy.
+func (s *Server) startAudit() error {
+	cfg := s.cfg
+	hasBackend := cfg.AuditLogPath != "" || cfg.AuditWebhook.ConfigFile != ""
+	if (cfg.AuditPolicyFile == "") != !hasBackend {
+		return errors.New("apiserver: an audit policy file needs an audit log path or an audit webhook config file, and the other way round")
+	}
+	if cfg.AuditPolicyFile == "" {
+		return nil
+	}
+	var err error
+	if s.auditPolicy, err = loadAuditPolicy(cfg.AuditPolicyFile); err != nil {
+		return err
+	}
+	var backends auditBackends
+	if cfg.AuditLogPath != "" {
+		backends = append(backends, openAuditLog(cfg.AuditLogPath, cfg.AuditLogRotation))
+	}
+	if cfg.AuditWebhook.ConfigFile != "" {
+		w, err := newAuditWebhook(cfg.AuditWebhook)
+		if err != nil {
+			return err
+		}
+		backends = append(backends, w)
+	}
+	s.audit = backends
+	return nil
+}
+
+// AuditLogRotation is when the audit log file is rotated, as upstream's flags: MaxAge days
+// old files are kept (--audit-log-maxage), MaxBackups of them (--audit-log-maxbackup), and
+// the file is rotated at MaxSize megabytes (--audit-log-maxsize); zero is lumberjack's
+// default for each (keep all, 100 MB), as upstream. Compress gzips rotated files
+// (--audit-log-compress).
+type AuditLogRotation struct {
+	MaxAge, MaxBackups, MaxSize int
+	Compress                    bool
+}
+
+// auditLog writes events, one JSON line each, to a file rotated by lumberjack (or standard
+// output for "-").
 type auditLog struct {
 	mu sync.Mutex
 	w  io.Writer
-	f  *os.File
 }
 
-func openAuditLog(path string) (*auditLog, error) {
+func openAuditLog(path string, rotation AuditLogRotation) *auditLog {
 	if path == "-" {
-		return &auditLog{w: os.Stdout}, nil
+		return &auditLog{w: os.Stdout}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	return &auditLog{w: f, f: f}, nil
+	// lumberjack opens the file at the first write, 0600, and makes its directory
+	return &auditLog{w: &lumberjack.Logger{Filename: path, MaxAge: rotation.MaxAge, MaxBackups: rotation.MaxBackups,
+		MaxSize: rotation.MaxSize, Compress: rotation.Compress}}
 }
 
 func (l *auditLog) write(ev *auditv1.Event) {
-	ev.TypeMeta = metav1.TypeMeta{APIVersion: auditv1.SchemeGroupVersion.String(), Kind: "Event"}
-	line, err := json.Marshal(ev)
+	withType := *ev // other backends share ev
+	withType.TypeMeta = metav1.TypeMeta{APIVersion: auditv1.SchemeGroupVersion.String(), Kind: "Event"}
+	line, err := json.Marshal(&withType)
 	if err != nil {
 		slog.Error("audit event", "err", err)
+		auditErrors.WithLabelValues("log").Inc()
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, err := l.w.Write(append(line, '\n')); err != nil {
 		slog.Error("writing the audit log", "err", err)
+		auditErrors.WithLabelValues("log").Inc()
 	}
 }
 
 func (l *auditLog) close() {
-	if l.f != nil {
-		l.f.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.w.(io.Closer); ok {
+		c.Close()
 	}
 }
 
@@ -205,7 +264,9 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 		if user == nil {
 			user = &authn.User{}
 		}
-		level, omit := s.auditPolicy.levelFor(user, ri)
+		decision := s.auditPolicy.levelFor(user, ri)
+		level, omit := decision.level, decision.omitStages
+		auditLevels.WithLabelValues(string(level)).Inc()
 		if level == auditv1.LevelNone {
 			next.ServeHTTP(w, r)
 			return
@@ -232,7 +293,7 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			r.Body.Close()
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			if err == nil && len(body) <= maxAuditedBody {
-				ev.RequestObject = auditedObject(body)
+				ev.RequestObject = auditedObject(body, decision.omitManagedFields)
 			}
 		}
 		emit(auditv1.StageRequestReceived)
@@ -261,7 +322,7 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			}
 		}
 		if level == auditv1.LevelRequestResponse && rec.body.Len() > 0 && rec.body.Len() <= maxAuditedBody {
-			ev.ResponseObject = auditedObject(rec.body.Bytes())
+			ev.ResponseObject = auditedObject(rec.body.Bytes(), decision.omitManagedFields)
 		}
 		emit(auditv1.StageResponseComplete)
 	})
@@ -269,20 +330,52 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 
 // auditedObject is a request or response body as an event records it: JSON, whatever the
 // wire format was (protobuf and YAML are decoded and written again as JSON); nil for a body
-// that is no object (a patch in protobuf, a stream).
-func auditedObject(body []byte) *runtime.Unknown {
+// that is no object (a patch in protobuf, a stream). omitManagedFields drops the object's
+// managedFields, and those of a list's items.
+func auditedObject(body []byte, omitManagedFields bool) *runtime.Unknown {
+	raw := body
 	if json.Valid(body) {
-		return &runtime.Unknown{Raw: bytes.Clone(body), ContentType: runtime.ContentTypeJSON}
+		raw = bytes.Clone(body)
+	} else {
+		obj, _, err := apis.Codecs.UniversalDeserializer().Decode(body, nil, nil)
+		if err != nil {
+			return nil
+		}
+		if raw, err = json.Marshal(obj); err != nil {
+			return nil
+		}
 	}
-	obj, _, err := apis.Codecs.UniversalDeserializer().Decode(body, nil, nil)
-	if err != nil {
-		return nil
-	}
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return nil
+	if omitManagedFields {
+		raw = withoutManagedFields(raw)
 	}
 	return &runtime.Unknown{Raw: raw, ContentType: runtime.ContentTypeJSON}
+}
+
+// withoutManagedFields removes metadata.managedFields from a JSON object and its items; a
+// body that is no JSON object is returned as it is.
+func withoutManagedFields(raw []byte) []byte {
+	var obj map[string]any
+	if json.Unmarshal(raw, &obj) != nil {
+		return raw
+	}
+	drop := func(o any) {
+		if m, ok := o.(map[string]any); ok {
+			if md, ok := m["metadata"].(map[string]any); ok {
+				delete(md, "managedFields")
+			}
+		}
+	}
+	drop(obj)
+	if items, ok := obj["items"].([]any); ok {
+		for _, item := range items {
+			drop(item)
+		}
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 // sourceIPs are the client's address, after those X-Forwarded-For names, as upstream's.

@@ -56,12 +56,19 @@ func (s *Server) newAuthorization(modes []string) (*authorization, error) {
 	clusterRoles := s.storeInformer(rbacv1.SchemeGroupVersion, "clusterroles", &rbacv1.ClusterRole{})
 	clusterRoleBindings := s.storeInformer(rbacv1.SchemeGroupVersion, "clusterrolebindings", &rbacv1.ClusterRoleBinding{})
 	a.informers = append(a.informers, roles, roleBindings, clusterRoles, clusterRoleBindings)
-	a.rbac = rbac.New(rbac.Listers{
+	policy := rbac.NewBindingSnapshots(rbac.Listers{
 		Roles:               rbaclisters.NewRoleLister(roles.GetIndexer()),
 		RoleBindings:        rbaclisters.NewRoleBindingLister(roleBindings.GetIndexer()),
 		ClusterRoles:        rbaclisters.NewClusterRoleLister(clusterRoles.GetIndexer()),
 		ClusterRoleBindings: rbaclisters.NewClusterRoleBindingLister(clusterRoleBindings.GetIndexer()),
 	})
+	if _, err := roleBindings.AddEventHandler(policy.RoleBindingHandler()); err != nil {
+		return nil, err
+	}
+	if _, err := clusterRoleBindings.AddEventHandler(policy.ClusterRoleBindingHandler()); err != nil {
+		return nil, err
+	}
+	a.rbac = rbac.New(policy)
 	// upstream always lets system:masters through first, so that a broken policy never locks
 	// out the admin or the server's own loopback client
 	a.chain = authz.Union{authz.PrivilegedGroups{authn.SystemPrivilegedGroup}}

@@ -47,9 +47,17 @@ type Config struct {
 	AuthorizationModes []string
 	// AuditPolicyFile is an audit.k8s.io/v1 Policy (upstream's --audit-policy-file) and
 	// AuditLogPath the file events are appended to ("-": standard output), as upstream's
-	// --audit-log-path; both or neither.
+	// --audit-log-path; a policy needs a log path or a webhook, and the other way round.
 	AuditPolicyFile string
 	AuditLogPath    string
+	// AuditLogRotation rotates the audit log file; AuditWebhook sends events to a webhook
+	// too, or instead (audit_backends.go).
+	AuditLogRotation AuditLogRotation
+	AuditWebhook     AuditWebhook
+	// EncryptionProviderConfig is an apiserver.config.k8s.io/v1 EncryptionConfiguration
+	// file saying which resources are encrypted at rest, and how (upstream's
+	// --encryption-provider-config); empty stores every resource as encoded.
+	EncryptionProviderConfig string
 	// Etcd is the client to the etcd holding the cluster's state.
 	Etcd *clientv3.Client
 

@@ -16,6 +16,8 @@ import (
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
+	"github.com/skiff-dev/skiff/registry/storage/encryption"
+	"github.com/skiff-dev/skiff/registry/storage/etcd3"
 )
 
 // served is what the server serves at one moment: the resource set, a handler per stored
@@ -52,6 +54,10 @@ type servedState struct {
 	current  atomicServed
 	storages map[string]*sharedStorage // by etcd key segment, guarded by mu
 	base     storage.Interface         // etcd, instrumented
+	// etcd is base's store; resources encrypted at rest get stores of their own on its
+	// client, with encryption's transformer (encryption.go)
+	etcd       *etcd3.Store
+	encryption *encryption.Config
 }
 
 // current is the snapshot of what the server serves now.
@@ -200,8 +206,10 @@ func (s *Server) acquireStorage(res *apis.Resource, set *apis.Set) (storage.Inte
 			return storageRes.SelectableFields(obj)[f]
 		}))
 	}
+	base, encrypted := s.encryptedStorage(storageRes)
+	opts = append(opts, encrypted...)
 	ctx, stop := context.WithCancel(s.ctx)
-	c, err := cacher.New(ctx, s.state.base, s.cfg.Etcd, "/registry/"+res.StorageKey+"/", storageRes.New, storageRes.NewList, opts...)
+	c, err := cacher.New(ctx, base, s.cfg.Etcd, "/registry/"+res.StorageKey+"/", storageRes.New, storageRes.NewList, opts...)
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("watch cache for %s: %w", res.Name, err)

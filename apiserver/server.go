@@ -41,7 +41,7 @@ type Server struct {
 	// loopbackToken authenticates the server's own requests (loopback.go)
 	loopbackToken string
 	// audit records requests as auditPolicy says (audit.go); nil records nothing
-	audit       *auditLog
+	audit       auditBackend
 	auditPolicy *auditPolicy
 	// tokenAuthn is authn without the loopback token: what TokenReview answers with
 	tokenAuthn authn.Authenticator
@@ -159,19 +159,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.webhooks = s.newWebhookDispatcher()
-	if (cfg.AuditPolicyFile == "") != (cfg.AuditLogPath == "") {
+	if err := s.startAudit(); err != nil {
 		cancel()
-		return nil, errors.New("apiserver: an audit policy file needs an audit log path, and the other way round")
-	}
-	if cfg.AuditPolicyFile != "" {
-		if s.auditPolicy, err = loadAuditPolicy(cfg.AuditPolicyFile); err != nil {
-			cancel()
-			return nil, err
-		}
-		if s.audit, err = openAuditLog(cfg.AuditLogPath); err != nil {
-			cancel()
-			return nil, err
-		}
+		return nil, err
 	}
 	s.health = newHealthChecks(cfg.Etcd, s.ready)
 	s.handler = s.buildHandlerChain()
@@ -194,7 +184,11 @@ func advertiseAddress(bind string) string {
 // buildResources serves the built-in resources: one watch cache per etcd key segment and one
 // registry store and handler per resource (served.go), and gives admission the stores it reads.
 func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) error {
-	base := &instrumentedStorage{inner: etcd3.New(s.cfg.Etcd)}
+	if err := s.loadEncryptionConfig(); err != nil {
+		return err
+	}
+	s.state.etcd = etcd3.New(s.cfg.Etcd)
+	base := &instrumentedStorage{inner: s.state.etcd}
 	s.allocator.Storage = base
 	s.state.base = base
 	s.state.storages = map[string]*sharedStorage{}

@@ -32,6 +32,8 @@ type Server struct {
 	URL     string
 	DataDir string
 	Server  *apiserver.Server
+
+	cluster *cluster
 }
 
 // Option adjusts the server's configuration before it starts.
@@ -58,24 +60,56 @@ func EnableAdmission(plugins ...string) Option {
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-
-	etcd, err := etcd3.StartEmbedded(ctx, filepath.Join(dir, "etcd"))
+	etcdCtx, stopEtcd := context.WithCancel(context.Background())
+	etcd, err := etcd3.StartEmbedded(etcdCtx, filepath.Join(dir, "etcd"))
 	if err != nil {
-		cancel()
+		stopEtcd()
 		t.Fatalf("start etcd: %v", err)
 	}
 	pki, err := certs.Ensure(filepath.Join(dir, "pki"))
 	if err != nil {
-		cancel()
+		stopEtcd()
 		etcd.Close()
 		t.Fatalf("pki: %v", err)
 	}
+	c := &cluster{etcd: etcd.Client, pki: pki, dir: dir}
+	// the API server (the last one, after restarts) stops before its etcd
+	t.Cleanup(func() {
+		c.stopServer()
+		stopEtcd()
+		etcd.Close()
+	})
+	return c.start(t, opts)
+}
+
+// cluster is what outlives an API server's restart: etcd, the PKI, the data dir.
+type cluster struct {
+	etcd *clientv3.Client
+	pki  *certs.PKI
+	dir  string
+	// stopServer stops the running API server and waits for it
+	stopServer func()
+}
+
+// Restart stops s's API server and starts another on the same etcd, PKI and data dir, as
+// an operator restarts kube-apiserver with changed flags: opts are the new server's whole
+// options (those of the first start do not carry over). s must not be used afterwards.
+func (s *Server) Restart(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s.cluster.stopServer()
+	return s.cluster.start(t, opts)
+}
+
+func (c *cluster) start(t testing.TB, opts []Option) *Server {
+	t.Helper()
+	c.stopServer = func() {}
+	ctx, cancel := context.WithCancel(context.Background())
+	pki := c.pki
 	cfg := apiserver.Config{
 		BindAddresses: []string{"127.0.0.1:0"},
 		ServingCert:   pki.ServingCert,
 		ClientCA:      pki.CAPool,
-		Etcd:          etcd.Client,
+		Etcd:          c.etcd,
 
 		ServiceAccountSigningKey: pki.ServiceAccountKey,
 
@@ -87,7 +121,6 @@ func Start(t testing.TB, opts ...Option) *Server {
 	srv, err := apiserver.New(cfg)
 	if err != nil {
 		cancel()
-		etcd.Close()
 		t.Fatalf("new API server: %v", err)
 	}
 	done := make(chan error, 1)
@@ -96,12 +129,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 	case <-srv.Ready():
 	case err := <-done:
 		cancel()
-		etcd.Close()
 		t.Fatalf("API server stopped before it was ready: %v", err)
 	case <-time.After(60 * time.Second):
 		cancel()
-		etcd.Close()
+		<-done
 		t.Fatalf("API server not ready after a minute")
+	}
+	c.stopServer = func() {
+		cancel()
+		<-done
 	}
 	url := "https://" + srv.Addresses()[0]
 	restConfig := &rest.Config{
@@ -115,10 +151,5 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("clientset: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		etcd.Close()
-	})
-	return &Server{Config: restConfig, Client: client, Etcd: etcd.Client, PKI: pki, URL: url, DataDir: dir, Server: srv}
+	return &Server{Config: restConfig, Client: client, Etcd: c.etcd, PKI: pki, URL: url, DataDir: c.dir, Server: srv, cluster: c}
 }

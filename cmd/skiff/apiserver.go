@@ -38,6 +38,10 @@ type apiServerOptions struct {
 	authorizationModes          []string
 	auditPolicyFile             string
 	auditLogPath                string
+	encryptionProviderConfig    string
+	auditLogRotation            apiserver.AuditLogRotation
+	auditWebhook                apiserver.AuditWebhook
+	auditWebhookMode            string
 	serviceAccountIssuer        string
 	apiAudiences                []string
 	kubeletCAFile               string
@@ -95,6 +99,20 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"ordered list of authorization modes: Node, RBAC, AlwaysAllow, AlwaysDeny (members of system:masters are always allowed)")
 	f.StringVar(&o.auditPolicyFile, "audit-policy-file", "", "audit.k8s.io/v1 Policy saying which requests are recorded, and how much of them")
 	f.StringVar(&o.auditLogPath, "audit-log-path", "", `file audit events are appended to, one JSON line each ("-": standard output)`)
+	f.IntVar(&o.auditLogRotation.MaxAge, "audit-log-maxage", 0, "days to keep rotated audit log files (0: no limit)")
+	f.IntVar(&o.auditLogRotation.MaxBackups, "audit-log-maxbackup", 0, "rotated audit log files to keep (0: no limit)")
+	f.IntVar(&o.auditLogRotation.MaxSize, "audit-log-maxsize", 0, "megabytes the audit log grows to before it is rotated (0: 100)")
+	f.BoolVar(&o.auditLogRotation.Compress, "audit-log-compress", false, "gzip rotated audit log files")
+	f.StringVar(&o.auditWebhook.ConfigFile, "audit-webhook-config-file", "",
+		"kubeconfig of a webhook that receives audit events, POSTed as audit.k8s.io/v1 EventLists")
+	f.StringVar(&o.auditWebhookMode, "audit-webhook-mode", "batch",
+		"how events reach the webhook: only batch (buffered, sent apart from requests, dropped when the buffer is full)")
+	f.IntVar(&o.auditWebhook.BufferSize, "audit-webhook-batch-buffer-size", 10000, "audit events waiting for the webhook; beyond it they are dropped")
+	f.IntVar(&o.auditWebhook.MaxBatchSize, "audit-webhook-batch-max-size", 400, "most audit events in one webhook request")
+	f.DurationVar(&o.auditWebhook.MaxBatchWait, "audit-webhook-batch-max-wait", 30*time.Second, "longest an audit event waits for its batch to fill")
+	f.DurationVar(&o.auditWebhook.InitialBackoff, "audit-webhook-initial-backoff", 10*time.Second, "wait before retrying a failed webhook request")
+	f.StringVar(&o.encryptionProviderConfig, "encryption-provider-config", "",
+		"apiserver.config.k8s.io/v1 EncryptionConfiguration: which resources are encrypted in etcd, with which providers and keys")
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
 		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
 }
@@ -127,6 +145,9 @@ func (o *apiServerOptions) validate() error {
 	}
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if o.auditWebhookMode != "" && o.auditWebhookMode != "batch" {
+		return fmt.Errorf("--audit-webhook-mode %q is not supported: skiff sends audit events in batches only, never holding a request for the webhook", o.auditWebhookMode)
 	}
 	if err := authz.ValidateModes(o.authorizationModes); err != nil {
 		return fmt.Errorf("--authorization-mode: %w", err)
@@ -176,6 +197,9 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		AuthorizationModes:          o.authorizationModes,
 		AuditPolicyFile:             o.auditPolicyFile,
 		AuditLogPath:                o.auditLogPath,
+		EncryptionProviderConfig:    o.encryptionProviderConfig,
+		AuditLogRotation:            o.auditLogRotation,
+		AuditWebhook:                o.auditWebhook,
 		Verbosity:                   verbosity,
 	}
 }

@@ -36,6 +36,10 @@ type upOptions struct {
 	imageDir        string
 	// registryMirrors are --registry-mirror's REGISTRY=URL values for up's own containerd
 	registryMirrors []string
+	// encryptionProviderConfig is passed to the API server; without it, secretsEncryption
+	// makes one in the data dir
+	encryptionProviderConfig string
+	secretsEncryption        bool
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
 }
@@ -67,6 +71,10 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.kubeletPort, "kubelet-port", 10250, "port the kubelet API (logs, exec, port-forward) serves HTTPS on")
 	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "",
 		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of skiff up's own in DATA_DIR/containerd`)
+	f.StringVar(&o.encryptionProviderConfig, "encryption-provider-config", "",
+		"apiserver.config.k8s.io/v1 EncryptionConfiguration for the API server (overrides --secrets-encryption)")
+	f.BoolVar(&o.secretsEncryption, "secrets-encryption", true,
+		"encrypt Secrets in etcd with an aescbc key made once in DATA_DIR/"+secretsEncryptionConfigFile+" (keep that file: without it the secrets are lost)")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil,
 		`REGISTRY=URL: up's own containerd pulls images of REGISTRY (a host such as docker.io, or * for every registry) from the mirror at URL first (repeatable)`)
@@ -127,6 +135,12 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", kubeconfig)
 	// up's kubelet serves a certificate from the cluster CA (upKubelet)
 	serverOpts.kubeletCA = pki.CAPool
+	serverOpts.encryptionProviderConfig = o.encryptionProviderConfig
+	if serverOpts.encryptionProviderConfig == "" && o.secretsEncryption {
+		if serverOpts.encryptionProviderConfig, err = ensureSecretsEncryptionConfig(o.dataDir); err != nil {
+			return err
+		}
+	}
 	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err

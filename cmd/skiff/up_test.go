@@ -52,13 +52,16 @@ type upCluster struct {
 	done   chan error
 }
 
-func startUp(t *testing.T, dataDir string, port int) *upCluster {
+func startUp(t *testing.T, dataDir string, port int, adjust ...func(*upOptions)) *upCluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &upCluster{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	o := &upOptions{dataDir: dataDir, port: port, readyTimeout: time.Minute,
 		// no real containers wanted here: the fake runtime starts at once
 		runtimeEndpoint: fakeRuntimeEndpoint}
+	for _, a := range adjust {
+		a(o)
+	}
 	go func() { c.done <- runUp(ctx, o, 0, c.stdout) }()
 	t.Cleanup(func() {
 		cancel()

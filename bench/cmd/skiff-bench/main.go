@@ -34,6 +34,8 @@ type options struct {
 	formats     bool
 	scenario    string
 	crds        int
+	// the authorization scenario's RBAC bindings, and runs per mode
+	bindings, rounds int
 }
 
 func main() {
@@ -51,9 +53,11 @@ func main() {
 	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
 	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
+	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
+	flag.IntVar(&o.rounds, "rounds", 2, "with --scenario authorization: servers started per authorization mode")
 	flag.Parse()
-	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" {
-		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources or webhook")
+	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook or authorization")
 		os.Exit(2)
 	}
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
@@ -82,6 +86,25 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if o.scenario == "customresources" {
 		res.CRDs = o.crds
+	}
+	if o.scenario == "authorization" {
+		if o.kubeconfig != "" {
+			return errors.New("--scenario authorization starts its own servers: no --kubeconfig")
+		}
+		res.Bindings, res.Rounds = o.bindings, o.rounds
+		loadErr := runAuthorization(ctx, o, res)
+		if len(res.Rows) > 0 {
+			if o.json {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return errors.Join(loadErr, err)
+				}
+			} else {
+				res.printTable(os.Stdout)
+			}
+		}
+		return loadErr
 	}
 	kubeconfig, pid := o.kubeconfig, o.pid
 	var server *skiffproc.Process

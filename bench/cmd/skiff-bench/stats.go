@@ -62,6 +62,8 @@ type results struct {
 	ListRepeats int    `json:"list_repeats"`
 	Scenario    string `json:"scenario"`
 	CRDs        int    `json:"crds,omitempty"`
+	Bindings    int    `json:"bindings,omitempty"`
+	Rounds      int    `json:"rounds,omitempty"`
 
 	Rows []row `json:"rows"`
 	// ListItems is the item count of every LIST, by resourceVersion mode.
@@ -80,7 +82,10 @@ type results struct {
 }
 
 func (r *results) printTable(w io.Writer) {
-	if r.Scenario == "customresources" {
+	if r.Scenario == "authorization" {
+		fmt.Fprintf(w, "\nskiff-bench authorization: %d pod creates and gets per run as an ordinary user, %d workers, %s, %d RBAC bindings, %d runs per mode, against %s\n\n",
+			r.Pods, r.Workers, r.ContentType, r.Bindings, r.Rounds, r.Server)
+	} else if r.Scenario == "customresources" {
 		fmt.Fprintf(w, "\nskiff-bench customresources: %d CRDs, %d ConfigMaps and %d custom resources, %d workers, %s, against %s\n\n",
 			r.CRDs, r.Pods, r.Pods, r.Workers, r.ContentType, r.Server)
 	} else {

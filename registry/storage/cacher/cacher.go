@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,6 +72,9 @@ type Cacher struct {
 	// indexValue reads it from an object.
 	indexField string
 	indexValue func(runtime.Object) string
+	// transformer reads values encrypted at rest (nil: stored as encoded); the store under
+	// the cache, which writes them, must have the same one.
+	transformer storage.Transformer
 
 	// ctx ends when New's ctx does or Stop is called; everything the cache started ends then.
 	ctx  context.Context
@@ -115,6 +119,10 @@ type Option func(*Cacher)
 
 // WithHistorySize sets how many events the cache keeps for resuming watches.
 func WithHistorySize(n int) Option { return func(c *Cacher) { c.historySize = max(n, 1) } }
+
+// WithTransformer makes the cache read values through t (encryption at rest), as the store
+// it writes through does.
+func WithTransformer(t storage.Transformer) Option { return func(c *Cacher) { c.transformer = t } }
 
 // WithBookmarkInterval sets how often bookmarks are offered to watchers that allow them.
 func WithBookmarkInterval(d time.Duration) Option { return func(c *Cacher) { c.bookmarkInterval = d } }
@@ -259,7 +267,7 @@ func (c *Cacher) list() (int64, error) {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			obj, err := etcd3.Decode(kv.Value, c.newFunc(), kv.ModRevision)
+			obj, err := c.decode(kv, kv.ModRevision)
 			if err != nil {
 				slog.Error("watch cache skips an undecodable object", "key", string(kv.Key), "err", err)
 				continue
@@ -281,6 +289,18 @@ func (c *Cacher) list() (int64, error) {
 	c.ready = true
 	c.advanceLocked()
 	return rev, nil
+}
+
+// decode reads a value from etcd into a new object of the cache's resource.
+func (c *Cacher) decode(kv *mvccpb.KeyValue, rev int64) (runtime.Object, error) {
+	value := kv.Value
+	if c.transformer != nil {
+		var err error
+		if value, _, err = c.transformer.FromStorage(kv.Value, string(kv.Key)); err != nil {
+			return nil, err
+		}
+	}
+	return etcd3.Decode(value, c.newFunc(), rev)
 }
 
 // watch follows etcd from rev until the watch fails or ctx is done.
@@ -310,7 +330,7 @@ func (c *Cacher) apply(ev *clientv3.Event) {
 	var obj runtime.Object
 	if ev.Type != clientv3.EventTypeDelete {
 		var err error
-		obj, err = etcd3.Decode(ev.Kv.Value, c.newFunc(), rev)
+		obj, err = c.decode(ev.Kv, rev)
 		if err != nil {
 			// As in list: an object the cache cannot read is not served (and its stale
 			// predecessor must not be either), so it leaves the cache.

@@ -38,7 +38,8 @@ var (
 	protoMagic = []byte("k8s\x00")
 	// cborMagic is the CBOR self-described tag (55799) every Kubernetes CBOR value starts with.
 	cborMagic = []byte{0xd9, 0xd9, 0xf7}
-	// encryptedPrefix starts values kube-apiserver encrypted at rest; skiff has no keys.
+	// encryptedPrefix starts values encrypted at rest; a value that still has it when it
+	// reaches Decode was not decrypted: no provider of the store's transformer reads it.
 	encryptedPrefix = []byte("k8s:enc:")
 )
 
@@ -127,7 +128,7 @@ func Decode(value []byte, into runtime.Object, rev int64) (runtime.Object, error
 	case bytes.HasPrefix(value, protoMagic):
 		obj, err = decodeProtobuf(value, into)
 	case bytes.HasPrefix(value, encryptedPrefix):
-		err = errors.New("the value is encrypted at rest by kube-apiserver (k8s:enc:), which skiff cannot read")
+		err = errors.New("the value is encrypted at rest (k8s:enc:), and no encryption provider configured for it reads it")
 	case bytes.HasPrefix(value, cborMagic):
 		obj, err = decodeDocument(value, into, "CBOR", cborSerializer, cborSerializer)
 	default:

@@ -37,6 +37,9 @@ const maxPageSize = 10000
 type Store struct {
 	client    *clientv3.Client
 	revisions *revisionReads
+	// transformer, when set, turns every encoded value into what etcd holds and back
+	// (encryption at rest); nil stores values as encoded.
+	transformer storage.Transformer
 }
 
 var _ storage.Interface = &Store{}
@@ -46,6 +49,50 @@ func New(client *clientv3.Client) *Store {
 	s := &Store{client: client}
 	s.revisions = &revisionReads{fetch: s.fetchRevision}
 	return s
+}
+
+// WithTransformer returns a store on the same client that runs every value through t on its
+// way to etcd and back (nil: none). The API server gives each resource whose values it
+// encrypts such a store of its own; the store itself does not know which resource a key is.
+func (s *Store) WithTransformer(t storage.Transformer) *Store {
+	cp := *s
+	cp.transformer = t
+	return &cp
+}
+
+// encode returns obj encoded (plain, what update compares) and as etcd holds it (stored).
+func (s *Store) encode(key string, obj runtime.Object) (plain, stored []byte, err error) {
+	plain, err = Encode(obj)
+	if err != nil || s.transformer == nil {
+		return plain, plain, err
+	}
+	stored, err = s.transformer.ToStorage(plain, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("transforming %q for storage: %w", key, err)
+	}
+	return plain, stored, nil
+}
+
+// fromStorage returns the encoded object a value read from etcd holds, and whether it must
+// be written again to be stored as the store writes values now.
+func (s *Store) fromStorage(key, value []byte) ([]byte, bool, error) {
+	if s.transformer == nil {
+		return value, false, nil
+	}
+	plain, stale, err := s.transformer.FromStorage(value, string(key))
+	if err != nil {
+		return nil, false, fmt.Errorf("transforming %q from storage: %w", key, err)
+	}
+	return plain, stale, nil
+}
+
+// decode decodes a value read from etcd at key.
+func (s *Store) decode(key, value []byte, into runtime.Object, rev int64) (runtime.Object, error) {
+	plain, _, err := s.fromStorage(key, value)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(plain, into, rev)
 }
 
 // Client is the etcd client the store uses (the watch cache watches through it too).
@@ -60,14 +107,14 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object)
 	if accessor.GetResourceVersion() != "" {
 		return fmt.Errorf("create %q: resourceVersion should not be set on objects to be created", key)
 	}
-	data, err := Encode(obj)
+	data, stored, err := s.encode(key, obj)
 	if err != nil {
 		return err
 	}
 	resp, err := s.client.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 	).Then(
-		clientv3.OpPut(key, string(data)),
+		clientv3.OpPut(key, string(stored)),
 	).Commit()
 	if err != nil {
 		return fmt.Errorf("create %q: %w", key, err)
@@ -109,7 +156,7 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions, ou
 		}
 		return storage.NewError(storage.ErrCodeKeyNotFound, key, 0, "key not found")
 	}
-	_, err = Decode(resp.Kvs[0].Value, out, resp.Kvs[0].ModRevision)
+	_, err = s.decode(resp.Kvs[0].Key, resp.Kvs[0].Value, out, resp.Kvs[0].ModRevision)
 	return err
 }
 
@@ -196,7 +243,11 @@ func (s *Store) GetList(ctx context.Context, key string, opts storage.ListOption
 				break
 			}
 			lastKey = kv.Key
-			if err := items.appendDecoded(kv.Value, kv.ModRevision, pred); err != nil {
+			value, _, err := s.fromStorage(kv.Key, kv.Value)
+			if err != nil {
+				return fmt.Errorf("list %q: %w", key, err)
+			}
+			if err := items.appendDecoded(value, kv.ModRevision, pred); err != nil {
 				return fmt.Errorf("list %q: key %q: %w", key, kv.Key, err)
 			}
 			resp.Kvs[i] = nil // long lists take a while to decode; let the GC have what is done
@@ -263,11 +314,14 @@ func (s *Store) listError(ctx context.Context, key string, err error, withRev in
 }
 
 // objState is one read of a key: the decoded object, its revision (0 when missing) and the
-// exact stored bytes, which decide whether an update changes anything.
+// exact encoded bytes (before any transformation for storage), which decide whether an update
+// changes anything. stale: the stored value is not as the store writes values now (an older
+// encryption key), so an update writes even when nothing changes.
 type objState struct {
-	obj  runtime.Object
-	rev  int64
-	data []byte
+	obj   runtime.Object
+	rev   int64
+	data  []byte
+	stale bool
 }
 
 // readState reads key into a new object of out's type.
@@ -276,10 +330,10 @@ func (s *Store) readState(ctx context.Context, key string, out runtime.Object, i
 	if err != nil {
 		return nil, fmt.Errorf("get %q: %w", key, err)
 	}
-	return stateFromKVs(key, resp.Kvs, out, ignoreNotFound)
+	return s.stateFromKVs(key, resp.Kvs, out, ignoreNotFound)
 }
 
-func stateFromKVs(key string, kvs []*mvccpb.KeyValue, out runtime.Object, ignoreNotFound bool) (*objState, error) {
+func (s *Store) stateFromKVs(key string, kvs []*mvccpb.KeyValue, out runtime.Object, ignoreNotFound bool) (*objState, error) {
 	obj, err := newLike(out)
 	if err != nil {
 		return nil, err
@@ -290,13 +344,18 @@ func stateFromKVs(key string, kvs []*mvccpb.KeyValue, out runtime.Object, ignore
 		}
 		return &objState{obj: obj}, nil
 	}
-	if _, err := Decode(kvs[0].Value, obj, kvs[0].ModRevision); err != nil {
+	data, stale, err := s.fromStorage(kvs[0].Key, kvs[0].Value)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Decode(data, obj, kvs[0].ModRevision); err != nil {
 		return nil, fmt.Errorf("key %q: %w", key, err)
 	}
-	return &objState{obj: obj, rev: kvs[0].ModRevision, data: kvs[0].Value}, nil
+	return &objState{obj: obj, rev: kvs[0].ModRevision, data: data, stale: stale}, nil
 }
 
-// stateFromObject builds the state of an object the caller already holds; it may be stale.
+// stateFromObject builds the state of an object the caller already holds; it may be stale,
+// and whether its stored value is stale is not known (refresh finds out before a no-op).
 func stateFromObject(obj runtime.Object) (*objState, error) {
 	accessor, err := meta.Accessor(obj)
 	if err != nil {
@@ -355,7 +414,7 @@ func (st *workingState) refresh() (bool, error) {
 
 // settle takes the state a failed compare-and-swap read back as the one to retry from.
 func (st *workingState) settle(kvs []*mvccpb.KeyValue) error {
-	orig, err := stateFromKVs(st.key, kvs, st.out, st.ignoreNotFound)
+	orig, err := st.s.stateFromKVs(st.key, kvs, st.out, st.ignoreNotFound)
 	if err != nil {
 		return err
 	}
@@ -389,17 +448,17 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 			}
 			return err
 		}
-		data, err := Encode(ret)
+		data, stored, err := s.encode(key, ret)
 		if err != nil {
 			return err
 		}
-		if st.orig.rev != 0 && bytes.Equal(data, st.orig.data) {
+		if st.orig.rev != 0 && !st.orig.stale && bytes.Equal(data, st.orig.data) {
 			// Nothing changes; make sure that is true of what etcd holds, not of a stale copy.
 			if !st.current {
 				if _, err := st.refresh(); err != nil {
 					return err
 				}
-				if !bytes.Equal(data, st.orig.data) {
+				if st.orig.stale || !bytes.Equal(data, st.orig.data) {
 					continue
 				}
 			}
@@ -410,7 +469,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 		resp, err := s.client.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(key), "=", st.orig.rev),
 		).Then(
-			clientv3.OpPut(key, string(data)),
+			clientv3.OpPut(key, string(stored)),
 		).Else(
 			clientv3.OpGet(key),
 		).Commit()

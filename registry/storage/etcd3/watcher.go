@@ -162,7 +162,7 @@ func (w *etcdWatcher) sendInitialEvents(ctx context.Context) error {
 			return fmt.Errorf("initial events of %q: %w", w.key, err)
 		}
 		for _, kv := range resp.Kvs {
-			obj, err := w.decode(kv.Value, kv.ModRevision)
+			obj, err := w.decode(kv.Key, kv.Value, kv.ModRevision)
 			if err != nil {
 				return fmt.Errorf("key %q: %w", kv.Key, err)
 			}
@@ -190,7 +190,7 @@ func (w *etcdWatcher) transform(ev *clientv3.Event) (*watch.Event, error) {
 			return nil, nil
 		}
 		// The previous object, at the revision of the delete.
-		old, err := w.decode(ev.PrevKv.Value, ev.Kv.ModRevision)
+		old, err := w.decode(ev.Kv.Key, ev.PrevKv.Value, ev.Kv.ModRevision)
 		if err != nil {
 			return nil, err
 		}
@@ -199,7 +199,7 @@ func (w *etcdWatcher) transform(ev *clientv3.Event) (*watch.Event, error) {
 		}
 		return &watch.Event{Type: watch.Deleted, Object: old}, nil
 	}
-	cur, err := w.decode(ev.Kv.Value, ev.Kv.ModRevision)
+	cur, err := w.decode(ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (w *etcdWatcher) transform(ev *clientv3.Event) (*watch.Event, error) {
 	oldOK := true
 	var old runtime.Object
 	if !pred.Empty() {
-		if old, err = w.decode(ev.PrevKv.Value, ev.Kv.ModRevision); err != nil {
+		if old, err = w.decode(ev.Kv.Key, ev.PrevKv.Value, ev.Kv.ModRevision); err != nil {
 			return nil, err
 		}
 		if oldOK, err = pred.Matches(old); err != nil {
@@ -236,12 +236,12 @@ func (w *etcdWatcher) transform(ev *clientv3.Event) (*watch.Event, error) {
 
 // decode reads a value into a new object of the watched resource (opts.NewFunc), or by the
 // value's own kind when the caller did not say.
-func (w *etcdWatcher) decode(value []byte, rev int64) (runtime.Object, error) {
+func (w *etcdWatcher) decode(key, value []byte, rev int64) (runtime.Object, error) {
 	var into runtime.Object
 	if w.opts.NewFunc != nil {
 		into = w.opts.NewFunc()
 	}
-	obj, err := Decode(value, into, rev)
+	obj, err := w.store.decode(key, value, into, rev)
 	if err != nil {
 		return nil, err
 	}
