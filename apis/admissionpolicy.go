@@ -149,11 +149,7 @@ const (
 var (
 	supportedFailurePolicies = sets.NewString(string(admissionregistrationv1.Ignore), string(admissionregistrationv1.Fail))
 	supportedMatchPolicies   = sets.NewString(string(admissionregistrationv1.Exact), string(admissionregistrationv1.Equivalent))
-	supportedOperations      = sets.NewString(string(admissionregistrationv1.OperationAll), string(admissionregistrationv1.Create),
-		string(admissionregistrationv1.Update), string(admissionregistrationv1.Delete), string(admissionregistrationv1.Connect))
-	supportedScopes = sets.NewString(string(admissionregistrationv1.ClusterScope), string(admissionregistrationv1.NamespacedScope),
-		string(admissionregistrationv1.AllScopes))
-	supportedPolicyReasons = sets.NewString(string(metav1.StatusReasonForbidden), string(metav1.StatusReasonInvalid),
+	supportedPolicyReasons   = sets.NewString(string(metav1.StatusReasonForbidden), string(metav1.StatusReasonInvalid),
 		string(metav1.StatusReasonRequestEntityTooLarge))
 	supportedValidationActions = sets.NewString(string(admissionregistrationv1.Deny), string(admissionregistrationv1.Warn),
 		string(admissionregistrationv1.Audit))
@@ -435,45 +431,7 @@ func validateNamedRule(n *admissionregistrationv1.NamedRuleWithOperations, fldPa
 		}
 		names.Insert(name)
 	}
-	ops := n.Operations
-	if len(ops) == 0 {
-		allErrs = append(allErrs, field.Required(fldPath.Child("operations"), ""))
-	}
-	hasAll := false
-	for _, o := range ops {
-		hasAll = hasAll || o == admissionregistrationv1.OperationAll
-	}
-	if len(ops) > 1 && hasAll {
-		allErrs = append(allErrs, field.Invalid(fldPath.Child("operations"), ops, "if '*' is present, must not specify other operations"))
-	}
-	for i, o := range ops {
-		if !supportedOperations.Has(string(o)) {
-			allErrs = append(allErrs, field.NotSupported(fldPath.Child("operations").Index(i), o, supportedOperations.List()))
-		}
-	}
-	r := &n.Rule
-	if len(r.APIGroups) == 0 {
-		allErrs = append(allErrs, field.Required(fldPath.Child("apiGroups"), ""))
-	}
-	if len(r.APIGroups) > 1 && sets.New(r.APIGroups...).Has("*") {
-		allErrs = append(allErrs, field.Invalid(fldPath.Child("apiGroups"), r.APIGroups, "if '*' is present, must not specify other API groups"))
-	}
-	if len(r.APIVersions) == 0 {
-		allErrs = append(allErrs, field.Required(fldPath.Child("apiVersions"), ""))
-	}
-	if len(r.APIVersions) > 1 && sets.New(r.APIVersions...).Has("*") {
-		allErrs = append(allErrs, field.Invalid(fldPath.Child("apiVersions"), r.APIVersions, "if '*' is present, must not specify other API versions"))
-	}
-	for i, v := range r.APIVersions {
-		if v == "" {
-			allErrs = append(allErrs, field.Required(fldPath.Child("apiVersions").Index(i), ""))
-		}
-	}
-	allErrs = append(allErrs, validateRuleResources(r.Resources, fldPath.Child("resources"))...)
-	if r.Scope != nil && !supportedScopes.Has(string(*r.Scope)) {
-		allErrs = append(allErrs, field.NotSupported(fldPath.Child("scope"), *r.Scope, supportedScopes.List()))
-	}
-	return allErrs
+	return append(allErrs, validateRuleWithOperations(&n.RuleWithOperations, fldPath)...)
 }
 
 // ValidateValidatingAdmissionPolicyBinding checks a new binding.
