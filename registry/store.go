@@ -366,7 +366,7 @@ func (s *Store) beforeCreate(ctx context.Context, ns string, obj runtime.Object,
 	m.SetSelfLink("")
 	s.Strategy.PrepareForCreate(ctx, obj)
 	if errs := s.Strategy.Validate(ctx, obj); len(errs) > 0 {
-		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
+		return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
 	}
 	if s.Admit != nil {
 		return s.Admit(ctx, obj, nil)
@@ -510,7 +510,7 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	rv := m.GetResourceVersion()
 	if rv == "" {
 		if !strategy.AllowUnconditionalUpdate() {
-			return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), field.ErrorList{
+			return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), field.ErrorList{
 				field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be specified for an update"),
 			})
 		}
@@ -541,7 +541,7 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	m.SetSelfLink("")
 	strategy.PrepareForUpdate(ctx, obj, old)
 	if errs := strategy.ValidateUpdate(ctx, obj, old); len(errs) > 0 {
-		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
+		return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
 	}
 	if s.Admit != nil {
 		if err := s.Admit(ctx, obj, old); err != nil {
