@@ -336,6 +336,9 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 		}
 		out := s.newStorageObject()
 		err = s.Storage.Create(ctx, s.Key(ns, m.GetName()), stored, out)
+		if storage.HasCode(err, storage.ErrCodeRequestTooLarge) && dropManagedFields(ctx, m) {
+			err = s.Storage.Create(ctx, s.Key(ns, m.GetName()), stored, out)
+		}
 		if err == nil {
 			return s.fromStorage(out)
 		}
@@ -400,68 +403,83 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strat
 	// what the last attempt turned which stored state into, for the allocator
 	var lastOld, lastNew runtime.Object
 	out := s.newStorageObject()
-	err := s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, func(current runtime.Object) (runtime.Object, error) {
-		created = false
-		cm, err := meta.Accessor(current)
-		if err != nil {
-			return nil, err
-		}
-		exists := cm.GetResourceVersion() != ""
-		var served runtime.Object
-		if exists {
-			if served, err = s.fromStorage(current.DeepCopyObject()); err != nil {
-				return nil, err
-			}
-		}
-		servedNew, err := update(ctx, served)
-		if err != nil {
-			return nil, err
-		}
-		obj, err := s.toStorage(servedNew)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		if !exists {
-			if !strategy.AllowCreateOnUpdate() {
-				return nil, apierrors.NewNotFound(s.GroupResource(), name)
-			}
-			if err := s.beforeCreate(ctx, ns, obj, m); err != nil {
-				return nil, err
-			}
-			created = true
-		} else {
-			if err := s.beforeUpdate(ctx, obj, current, m, cm, strategy); err != nil {
-				return nil, err
-			}
-		}
-		if s.Allocator != nil {
-			var old runtime.Object
-			if !created {
-				old = current
-			}
-			if err := s.Allocator.Allocate(ctx, obj, old, dryRun); err != nil {
-				return nil, err
-			}
-			lastOld, lastNew = old, obj
-		}
-		if dryRun {
-			result, err = s.fromStorage(obj)
+	withoutManagedFields := false
+	write := func() error {
+		return s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, func(current runtime.Object) (runtime.Object, error) {
+			created = false
+			cm, err := meta.Accessor(current)
 			if err != nil {
 				return nil, err
 			}
-			return nil, errDryRun
+			exists := cm.GetResourceVersion() != ""
+			var served runtime.Object
+			if exists {
+				if served, err = s.fromStorage(current.DeepCopyObject()); err != nil {
+					return nil, err
+				}
+			}
+			servedNew, err := update(ctx, served)
+			if err != nil {
+				return nil, err
+			}
+			obj, err := s.toStorage(servedNew)
+			if err != nil {
+				return nil, apierrors.NewBadRequest(err.Error())
+			}
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return nil, apierrors.NewBadRequest(err.Error())
+			}
+			if !exists {
+				if !strategy.AllowCreateOnUpdate() {
+					return nil, apierrors.NewNotFound(s.GroupResource(), name)
+				}
+				if err := s.beforeCreate(ctx, ns, obj, m); err != nil {
+					return nil, err
+				}
+				created = true
+			} else {
+				if err := s.beforeUpdate(ctx, obj, current, m, cm, strategy); err != nil {
+					return nil, err
+				}
+			}
+			if s.Allocator != nil {
+				var old runtime.Object
+				if !created {
+					old = current
+				}
+				if err := s.Allocator.Allocate(ctx, obj, old, dryRun); err != nil {
+					return nil, err
+				}
+				lastOld, lastNew = old, obj
+			}
+			if dryRun {
+				result, err = s.fromStorage(obj)
+				if err != nil {
+					return nil, err
+				}
+				return nil, errDryRun
+			}
+			if !created && s.finalizedAway(obj, current) {
+				// the last finalizer of an object being deleted without grace went away: the
+				// object goes with it, as upstream
+				return nil, errDeleteNow
+			}
+			if withoutManagedFields {
+				m.SetManagedFields(nil)
+			}
+			return obj, nil
+		}, nil)
+	}
+	err := write()
+	if storage.HasCode(err, storage.ErrCodeRequestTooLarge) && managedFieldsDroppable(ctx) {
+		if s.Allocator != nil && lastNew != nil {
+			s.Allocator.Release(ctx, lastOld, lastNew)
+			lastOld, lastNew = nil, nil
 		}
-		if !created && s.finalizedAway(obj, current) {
-			// the last finalizer of an object being deleted without grace went away: the
-			// object goes with it, as upstream
-			return nil, errDeleteNow
-		}
-		return obj, nil
-	}, nil)
+		withoutManagedFields = true
+		err = write()
+	}
 	if s.Allocator != nil && lastNew != nil && err != errDryRun {
 		if err == nil || err == errDeleteNow {
 			if lastOld != nil {
@@ -768,6 +786,10 @@ func (s *Store) interpret(err error, name string) error {
 		return tooLargeResourceVersion(asked, se.ResourceVersion)
 	case storage.ErrCodeInvalidContinue:
 		return apierrors.NewBadRequest(se.Detail)
+	case storage.ErrCodeRequestTooLarge:
+		// kube-apiserver answers 500 with etcd's words here; the client sent too much, so
+		// the words come with 413, as for a body beyond the size limit
+		return apierrors.NewRequestEntityTooLargeError(se.Detail)
 	case storage.ErrCodeInvalidObj:
 		return apierrors.NewInternalError(err)
 	}
