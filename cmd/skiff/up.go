@@ -149,6 +149,9 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			}
 			return
 		}
+		if err := waitUsable(ctx, restConfig, node); err != nil {
+			return // stopping
+		}
 		slog.Info("ready", "server", server)
 		fmt.Fprintf(stdout, "skiff is ready at %s: kubectl get nodes\n", server)
 	}()
