@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +75,29 @@ func TestStalledBodyGetsTimeoutAndItsConnectionIsClosed(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("connection after the answer: %v, want it closed", err)
+	}
+}
+
+func TestAuditedWriteLargerThanTheAuditBoundReachesTheHandlerWhole(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := apiservertest.Start(t, func(c *apiserver.Config) { c.AuditPolicyFile, c.AuditLogPath = policy, filepath.Join(dir, "audit.log") })
+	// 1 MiB of data and 100 kB of labels: a body over the 1 MiB an audit event records.
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "large", Labels: map[string]string{}},
+		Data:       map[string]string{"d": strings.Repeat("x", 1<<20-10)},
+	}
+	for i := range 5000 {
+		cm.Labels[fmt.Sprintf("k%05d", i)] = "v"
+	}
+	got, err := s.Client.CoreV1().ConfigMaps("default").Create(context.Background(), cm, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if len(got.Data["d"]) != 1<<20-10 || len(got.Labels) != 5000 {
+		t.Errorf("stored %d bytes of data and %d labels", len(got.Data["d"]), len(got.Labels))
 	}
 }
