@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 )
@@ -99,5 +101,30 @@ func TestAuditedWriteLargerThanTheAuditBoundReachesTheHandlerWhole(t *testing.T)
 	}
 	if len(got.Data["d"]) != 1<<20-10 || len(got.Labels) != 5000 {
 		t.Errorf("stored %d bytes of data and %d labels", len(got.Data["d"]), len(got.Labels))
+	}
+}
+
+func TestStalledBodyOverHTTP2GetsTimeout(t *testing.T) {
+	s := apiservertest.Start(t, func(c *apiserver.Config) { c.RequestTimeout = 2 * time.Second })
+	client, err := rest.HTTPClientFor(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseIdleConnections()
+	body, stall := io.Pipe()
+	defer stall.Close()
+	req, err := http.NewRequest("POST", s.URL+"/api/v1/namespaces/default/configmaps", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1 << 20
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("answer %s %d, want HTTP/2 504", resp.Proto, resp.StatusCode)
 	}
 }
