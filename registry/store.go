@@ -404,81 +404,79 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strat
 	var lastOld, lastNew runtime.Object
 	out := s.newStorageObject()
 	withoutManagedFields := false
-	write := func() error {
-		return s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, func(current runtime.Object) (runtime.Object, error) {
-			created = false
-			cm, err := meta.Accessor(current)
+	tryUpdate := func(current runtime.Object) (runtime.Object, error) {
+		created = false
+		cm, err := meta.Accessor(current)
+		if err != nil {
+			return nil, err
+		}
+		exists := cm.GetResourceVersion() != ""
+		var served runtime.Object
+		if exists {
+			if served, err = s.fromStorage(current.DeepCopyObject()); err != nil {
+				return nil, err
+			}
+		}
+		servedNew, err := update(ctx, served)
+		if err != nil {
+			return nil, err
+		}
+		obj, err := s.toStorage(servedNew)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if !exists {
+			if !strategy.AllowCreateOnUpdate() {
+				return nil, apierrors.NewNotFound(s.GroupResource(), name)
+			}
+			if err := s.beforeCreate(ctx, ns, obj, m); err != nil {
+				return nil, err
+			}
+			created = true
+		} else {
+			if err := s.beforeUpdate(ctx, obj, current, m, cm, strategy); err != nil {
+				return nil, err
+			}
+		}
+		if s.Allocator != nil {
+			var old runtime.Object
+			if !created {
+				old = current
+			}
+			if err := s.Allocator.Allocate(ctx, obj, old, dryRun); err != nil {
+				return nil, err
+			}
+			lastOld, lastNew = old, obj
+		}
+		if dryRun {
+			result, err = s.fromStorage(obj)
 			if err != nil {
 				return nil, err
 			}
-			exists := cm.GetResourceVersion() != ""
-			var served runtime.Object
-			if exists {
-				if served, err = s.fromStorage(current.DeepCopyObject()); err != nil {
-					return nil, err
-				}
-			}
-			servedNew, err := update(ctx, served)
-			if err != nil {
-				return nil, err
-			}
-			obj, err := s.toStorage(servedNew)
-			if err != nil {
-				return nil, apierrors.NewBadRequest(err.Error())
-			}
-			m, err := meta.Accessor(obj)
-			if err != nil {
-				return nil, apierrors.NewBadRequest(err.Error())
-			}
-			if !exists {
-				if !strategy.AllowCreateOnUpdate() {
-					return nil, apierrors.NewNotFound(s.GroupResource(), name)
-				}
-				if err := s.beforeCreate(ctx, ns, obj, m); err != nil {
-					return nil, err
-				}
-				created = true
-			} else {
-				if err := s.beforeUpdate(ctx, obj, current, m, cm, strategy); err != nil {
-					return nil, err
-				}
-			}
-			if s.Allocator != nil {
-				var old runtime.Object
-				if !created {
-					old = current
-				}
-				if err := s.Allocator.Allocate(ctx, obj, old, dryRun); err != nil {
-					return nil, err
-				}
-				lastOld, lastNew = old, obj
-			}
-			if dryRun {
-				result, err = s.fromStorage(obj)
-				if err != nil {
-					return nil, err
-				}
-				return nil, errDryRun
-			}
-			if !created && s.finalizedAway(obj, current) {
-				// the last finalizer of an object being deleted without grace went away: the
-				// object goes with it, as upstream
-				return nil, errDeleteNow
-			}
-			if withoutManagedFields {
-				m.SetManagedFields(nil)
-			}
-			return obj, nil
-		}, nil)
+			return nil, errDryRun
+		}
+		if !created && s.finalizedAway(obj, current) {
+			// the last finalizer of an object being deleted without grace went away: the
+			// object goes with it, as upstream
+			return nil, errDeleteNow
+		}
+		if withoutManagedFields {
+			m.SetManagedFields(nil)
+		}
+		return obj, nil
 	}
-	err := write()
+	err := s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, tryUpdate, nil)
 	if storage.HasCode(err, storage.ErrCodeRequestTooLarge) && managedFieldsDroppable(ctx) {
 		if s.Allocator != nil && lastNew != nil {
-			s.Allocator.Release(ctx, lastOld, lastNew)
+			s.Allocator.Release(ctx, lastOld, lastNew) // what the refused write took
 			lastOld, lastNew = nil, nil
 		}
 		withoutManagedFields = true
-		err = write()
+		err = s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, tryUpdate, nil)
 	}
 	if s.Allocator != nil && lastNew != nil && err != errDryRun {
 		if err == nil || err == errDeleteNow {
