@@ -22,6 +22,10 @@ const DNSUser = "system:skiff:dns"
 // default StorageClass, and volumes for the claims of its node.
 const LocalPathProvisionerUser = "system:skiff:local-path-provisioner"
 
+// NetworkPolicyAgentUser is the user skiff's NetworkPolicy agent runs as: it reads every Pod,
+// Namespace and NetworkPolicy to program its node's nftables, and writes nothing.
+const NetworkPolicyAgentUser = "system:skiff:network-policy-agent"
+
 const skiffPolicyLabel = "skiff.dev/bootstrapping"
 
 func skiffMeta(name, namespace string) metav1.ObjectMeta {
@@ -45,6 +49,14 @@ func componentClusterRoles() []rbacv1.ClusterRole {
 				{Verbs: []string{"list", "watch"}, APIGroups: []string{""}, Resources: []string{"services", "endpoints"}},
 				{Verbs: []string{"list", "watch"}, APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}},
 				{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"namespaces"}},
+			},
+		},
+		{
+			// the NetworkPolicy agent judges its node's pods by every pod's labels and address
+			ObjectMeta: skiffMeta(NetworkPolicyAgentUser, ""),
+			Rules: []rbacv1.PolicyRule{
+				{Verbs: []string{"list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}},
+				{Verbs: []string{"list", "watch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}},
 			},
 		},
 		{
@@ -75,6 +87,7 @@ func componentClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		bind("system:skiff:kube-scheduler", "system:kube-scheduler"),
 		bind(DNSUser, DNSUser),
 		bind(LocalPathProvisionerUser, LocalPathProvisionerUser),
+		bind(NetworkPolicyAgentUser, NetworkPolicyAgentUser),
 		endpoints,
 	}
 }

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
 
 	"github.com/skiff-dev/skiff/registry"
 )
@@ -78,15 +79,36 @@ func (s *Server) serveEndpointProxy(w http.ResponseWriter, r *http.Request, ri *
 		return
 	}
 	target.RawQuery = r.URL.RawQuery
+	// as upstream's proxy, links and redirects in the backend's HTML and Location headers that
+	// point at the backend are rewritten to go through this same proxy path
+	suffix := target.Path
+	if strings.HasSuffix(r.URL.Path, "/") && !strings.HasSuffix(suffix, "/") {
+		suffix += "/"
+	}
+	// (the request's own URL has no scheme or host, so rewritten links stay host-relative)
+	rewriting := &utilproxy.Transport{
+		Scheme: r.URL.Scheme, Host: r.URL.Host, PathPrepend: strings.TrimSuffix(r.URL.Path, suffix),
+		RoundTripper: s.endpointTransport,
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = target
 			pr.SetXForwarded()
 		},
-		Transport:     s.endpointTransport,
+		Transport:     rewriting,
 		FlushInterval: -1,
+		ModifyResponse: func(resp *http.Response) error {
+			// the backend's CORS answers are not the API server's to give
+			for _, h := range []string{"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age"} {
+				resp.Header.Del(h)
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach service: %v", err)))
+			if _, ok := err.(apierrors.APIStatus); !ok {
+				err = apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach service: %v", err))
+			}
+			writeError(w, r, err)
 		},
 	}
 	proxy.ServeHTTP(w, r)

@@ -43,6 +43,12 @@ func fakePodServer(t *testing.T, ip string, tls bool) int {
 		t.Skip(err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/page" { // a page with a link to its own server, as agnhost's porter serves
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			fmt.Fprint(w, `<a href="/rewriteme">test</a>`)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s tls=%v auth=%q body=%q", r.Method, r.URL.RequestURI(), r.TLS != nil, r.Header.Get("Authorization"), body)
 	}))
@@ -91,15 +97,23 @@ func TestPodAndServiceProxyReachTheBackend(t *testing.T) {
 		}
 	}
 	p := strconv.Itoa(plain)
+	rest := s.Client.CoreV1().RESTClient()
 	want(kubectl("get", "--raw", "/api/v1/namespaces/default/pods/web:"+p+"/proxy/hello/world?x=1"), "GET /hello/world?x=1 tls=false")
 	// without a port, the first container port; a trailing slash is kept
 	want(kubectl("get", "--raw", "/api/v1/namespaces/default/pods/web/proxy/dir/"), "GET /dir/ tls=false")
 	// the backend's root is .../proxy/: without the slash, a redirect there
 	want(kubectl("get", "--raw", "/api/v1/namespaces/default/pods/web/proxy"), "GET / tls=false")
 	want(kubectl("get", "--raw", "/api/v1/namespaces/default/pods/https:web:"+strconv.Itoa(secure)+"/proxy/s"), "GET /s tls=true")
+	// links of the backend's HTML lead back through the proxy, and its CORS headers are dropped
+	for _, prefix := range []string{"/api/v1/namespaces/default/pods/web:" + p + "/proxy", "/api/v1/namespaces/default/pods/https:web:" + strconv.Itoa(secure) + "/proxy"} {
+		resp := rest.Get().AbsPath(prefix + "/page").Do(ctx)
+		page, err := resp.Raw()
+		if want := `<a href="` + prefix + `/rewriteme">test</a>`; err != nil || string(page) != want {
+			t.Errorf("proxied page: %q %v, want %q", page, err, want)
+		}
+	}
 
 	// every method passes through, with its body
-	rest := s.Client.CoreV1().RESTClient()
 	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 		out, err := rest.Verb(method).AbsPath("/api/v1/namespaces/default/pods/web:" + p + "/proxy/m").Body([]byte("payload")).DoRaw(ctx)
 		if err != nil {

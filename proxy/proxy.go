@@ -7,6 +7,10 @@
 // change. The first sync rebuilds the table from nothing, so a restarted proxy leaves no stale
 // rule; a failed sync makes the next one rebuild it too. On exit the proxy deletes its table
 // and nothing else: it must never touch another table, chain or rule of the host.
+//
+// The package also holds the NetworkPolicy agent (networkpolicy.go), which shares the proxy's
+// ruleset diff and sync loop but runs apart, as its own user, on a table of its own, and
+// likewise touches nothing else.
 package proxy
 
 import (
@@ -280,9 +284,12 @@ func (p *Proxy) markSynced(rules *ruleset, start time.Time, wrote bool) {
 }
 
 // nft applies a transaction with `nft -f -`.
-func (p *Proxy) nft(ctx context.Context, tx string) error {
-	args := append(append([]string{}, p.cfg.NFT[1:]...), "-f", "-")
-	cmd := exec.CommandContext(ctx, p.cfg.NFT[0], args...)
+func (p *Proxy) nft(ctx context.Context, tx string) error { return runNFT(ctx, p.cfg.NFT, tx) }
+
+// runNFT applies a transaction with the nft command (and its leading arguments) given.
+func runNFT(ctx context.Context, nft []string, tx string) error {
+	args := append(append([]string{}, nft[1:]...), "-f", "-")
+	cmd := exec.CommandContext(ctx, nft[0], args...)
 	cmd.Stdin = strings.NewReader(tx)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -18,6 +18,8 @@ type ruleset struct {
 	// dynamicSets maps a set's name to its declaration; its elements are the kernel's, never
 	// flushed by a sync.
 	dynamicSets map[string]string
+	// comment describes the table; "rules of the skiff proxy" when empty.
+	comment string
 }
 
 type chain struct {
@@ -33,6 +35,11 @@ type nftMap struct {
 	// decl is the type declaration ("type ipv4_addr . inet_proto . inet_service : verdict").
 	decl     string
 	elements []string
+	// incremental makes a change to the elements one delete of the elements gone and one add
+	// of the new ones, instead of a flush and a refill: for large sets of which one sync
+	// changes a few, such as the pod addresses of NetworkPolicies. Its elements must be sorted
+	// and unique.
+	incremental bool
 }
 
 func newRuleset() *ruleset {
@@ -74,10 +81,14 @@ func (m *nftMap) equal(o *nftMap) bool {
 func (r *ruleset) transaction(family, table string, prev *ruleset) string {
 	var b strings.Builder
 	t := family + " " + table
-	fmt.Fprintf(&b, "add table %s { comment %q ; }\n", t, "rules of the skiff proxy")
+	comment := r.comment
+	if comment == "" {
+		comment = "rules of the skiff proxy"
+	}
+	fmt.Fprintf(&b, "add table %s { comment %q ; }\n", t, comment)
 	if prev == nil {
 		fmt.Fprintf(&b, "delete table %s\n", t)
-		fmt.Fprintf(&b, "add table %s { comment %q ; }\n", t, "rules of the skiff proxy")
+		fmt.Fprintf(&b, "add table %s { comment %q ; }\n", t, comment)
 		prev = newRuleset()
 	}
 	chainNames := slices.Sorted(maps.Keys(r.chains))
@@ -124,10 +135,21 @@ func (r *ruleset) transaction(family, table string, prev *ruleset) string {
 	}
 	for _, name := range mapNames {
 		m := r.maps[name]
-		if old, ok := prev.maps[name]; ok && old.equal(m) {
+		old, ok := prev.maps[name]
+		if ok && old.equal(m) {
 			continue
 		}
-		if _, ok := prev.maps[name]; ok {
+		if ok && m.incremental && old.kind == m.kind && old.decl == m.decl {
+			gone, added := elementChanges(old.elements, m.elements)
+			if len(gone) > 0 {
+				fmt.Fprintf(&b, "delete element %s %s { %s }\n", t, name, strings.Join(gone, ", "))
+			}
+			if len(added) > 0 {
+				fmt.Fprintf(&b, "add element %s %s { %s }\n", t, name, strings.Join(added, ", "))
+			}
+			continue
+		}
+		if ok {
 			fmt.Fprintf(&b, "flush %s %s %s\n", m.kind, t, name)
 		}
 		if len(m.elements) > 0 {
@@ -156,4 +178,24 @@ func (r *ruleset) transaction(family, table string, prev *ruleset) string {
 		}
 	}
 	return b.String()
+}
+
+// elementChanges compares two sorted, unique element lists: what is in old only, and what is
+// in new only.
+func elementChanges(old, new []string) (gone, added []string) {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		switch {
+		case j == len(new) || (i < len(old) && old[i] < new[j]):
+			gone = append(gone, old[i])
+			i++
+		case i == len(old) || new[j] < old[i]:
+			added = append(added, new[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return gone, added
 }

@@ -34,6 +34,7 @@ func TestUpRunsEachPartAsItsOwnUser(t *testing.T) {
 	for file, user := range map[string]string{
 		"scheduler.kubeconfig": "system:kube-scheduler", "controller-manager.kubeconfig": "system:kube-controller-manager",
 		"proxy.kubeconfig": "system:kube-proxy", "dns.kubeconfig": "system:skiff:dns",
+		"network-policy.kubeconfig": "system:skiff:network-policy-agent",
 	} {
 		kc, err := clientcmd.LoadFromFile(filepath.Join(dataDir, file))
 		if err != nil {
@@ -88,12 +89,18 @@ func TestUpRunsEachPartAsItsOwnUser(t *testing.T) {
 		{"system:serviceaccount:kube-system:replicaset-controller", []string{"system:serviceaccounts"}, "create", "pods", true},
 		{"system:skiff:dns", nil, "list", "services", true},
 		{"system:skiff:dns", nil, "list", "secrets", false},
+		{"system:skiff:network-policy-agent", nil, "watch", "networkpolicies", true},
+		{"system:skiff:network-policy-agent", nil, "list", "pods", true},
+		{"system:skiff:network-policy-agent", nil, "update", "networkpolicies", false},
 		{"system:node:" + node, []string{"system:nodes"}, "list", "secrets", false},
 	} {
 		res, sub, _ := strings.Cut(c.resource, "/")
 		group := ""
 		if res == "endpointslices" {
 			group = "discovery.k8s.io"
+		}
+		if res == "networkpolicies" {
+			group = "networking.k8s.io"
 		}
 		sar, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: c.user, Groups: append(c.groups, "system:authenticated"),

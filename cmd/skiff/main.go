@@ -46,6 +46,7 @@ func newRootCommand() *cobra.Command {
 		newKubeletCommand(g),
 		newSimCommand(g),
 		newProxyCommand(g),
+		newNetworkPolicyCommand(g),
 		newDNSCommand(g),
 		newSchedulerCommand(g),
 		newControllerManagerCommand(g),
