@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// waitUsable waits, after the API server is ready, until the cluster is usable the way a user
+// waitClusterUsable waits, after the API server is ready, until the cluster is usable the way a user
 // of `skiff up` means it: the default namespace's "default" ServiceAccount exists (without it
 // the ServiceAccount admission plugin refuses every pod that names none, 403 "serviceaccount
 // default not found"), and this machine's node is Ready (until then nothing schedules). kind
@@ -23,7 +23,7 @@ import (
 // It waits until ctx is done: the controller manager and the kubelet may take their time
 // (images imported before the node reports Ready), and they say themselves what fails.
 // Every so often it logs what it still waits for.
-func waitUsable(ctx context.Context, cfg *rest.Config, nodeName string) error {
+func waitClusterUsable(ctx context.Context, cfg *rest.Config, nodeName string) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

@@ -172,7 +172,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			}
 			return
 		}
-		if err := waitUsable(ctx, restConfig, node); err != nil {
+		if err := waitClusterUsable(ctx, restConfig, node); err != nil {
 			return // stopping
 		}
 		slog.Info("ready", "server", server)
