@@ -289,7 +289,9 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			s.audit.write(e)
 		}
 		if level != auditv1.LevelMetadata && r.Body != nil && isMutating(ri.Verb) {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxAuditedBody+1))
+			// whole: withRequestBodyRead has bounded it already, and a body cut at the
+			// audit bound would reach the handler cut too
+			body, err := io.ReadAll(r.Body)
 			r.Body.Close()
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			if err == nil && len(body) <= maxAuditedBody {

@@ -23,8 +23,8 @@ import (
 )
 
 // buildHandlerChain wraps routing in the stages every request passes, outermost first:
-// panic recovery, metrics and the request log, request parsing, authentication,
-// audit, impersonation, authorization, the in-flight limit and the request timeout.
+// panic recovery, metrics and the request log, request parsing, authentication, reading a
+// write's body, audit, impersonation, authorization, the in-flight limit and the request timeout.
 func (s *Server) buildHandlerChain() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withTimeout(h)
@@ -32,6 +32,7 @@ func (s *Server) buildHandlerChain() http.Handler {
 	h = s.withAuthorization(h)
 	h = s.withImpersonation(h)
 	h = s.withAudit(h)
+	h = s.withRequestBodyRead(h)
 	h = s.withAuthentication(h)
 	h = withRequestInfoParsed(h)
 	h = s.withMetricsAndLog(h)
@@ -171,13 +172,7 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		timeout := s.cfg.RequestTimeout
-		if v := r.URL.Query().Get("timeout"); v != "" {
-			if d, err := time.ParseDuration(v); err == nil && d > 0 && d < timeout {
-				timeout = d
-			}
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout(r))
 		defer cancel()
 		tw := &timeoutWriter{w: w, header: http.Header{}}
 		done := make(chan struct{})
@@ -269,6 +264,9 @@ type recordingWriter struct {
 	bytes int
 	user  string
 }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (r *recordingWriter) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *recordingWriter) WriteHeader(code int) {
 	if r.code == 0 {

@@ -47,7 +47,7 @@ func (h *resourceHandler) listOptions(ri *requestInfo, r *http.Request) (registr
 		return registry.ListOptions{}, nil, err
 	}
 	if errs := metainternalversionvalidation.ValidateListOptions(&opts, true); len(errs) > 0 {
-		return registry.ListOptions{}, nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
+		return registry.ListOptions{}, nil, apis.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
 	}
 	if opts.FieldSelector != nil {
 		supported := h.res.FieldLabels()
@@ -108,7 +108,7 @@ func createOptions(r *http.Request) (writeOptions, error) {
 		return writeOptions{}, apierrors.NewBadRequest(err.Error())
 	}
 	if errs := metav1validation.ValidateCreateOptions(&opts); len(errs) > 0 {
-		return writeOptions{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "CreateOptions"}, "", errs)
+		return writeOptions{}, apis.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "CreateOptions"}, "", errs)
 	}
 	return newWriteOptions(r, opts.DryRun, opts.FieldManager, opts.FieldValidation), nil
 }
@@ -120,7 +120,7 @@ func updateOptions(r *http.Request) (writeOptions, error) {
 		return writeOptions{}, apierrors.NewBadRequest(err.Error())
 	}
 	if errs := metav1validation.ValidateUpdateOptions(&opts); len(errs) > 0 {
-		return writeOptions{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "UpdateOptions"}, "", errs)
+		return writeOptions{}, apis.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "UpdateOptions"}, "", errs)
 	}
 	return newWriteOptions(r, opts.DryRun, opts.FieldManager, opts.FieldValidation), nil
 }
@@ -133,7 +133,7 @@ func patchOptions(r *http.Request, pt types.PatchType) (writeOptions, error) {
 		return writeOptions{}, apierrors.NewBadRequest(err.Error())
 	}
 	if errs := metav1validation.ValidatePatchOptions(&opts, pt); len(errs) > 0 {
-		return writeOptions{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "PatchOptions"}, "", errs)
+		return writeOptions{}, apis.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "PatchOptions"}, "", errs)
 	}
 	wo := newWriteOptions(r, opts.DryRun, opts.FieldManager, opts.FieldValidation)
 	wo.force = opts.Force != nil && *opts.Force
@@ -193,7 +193,7 @@ func (h *resourceHandler) deleteOptions(r *http.Request) (*metav1.DeleteOptions,
 		opts.DryRun = q
 	}
 	if errs := metav1validation.ValidateDeleteOptions(opts); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "DeleteOptions"}, "", errs)
+		return nil, apis.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "DeleteOptions"}, "", errs)
 	}
 	if len(opts.DryRun) > 0 {
 		noteDryRun(r.Context())

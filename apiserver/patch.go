@@ -387,6 +387,7 @@ func (h *resourceHandler) patch(ctx context.Context, ri *requestInfo, r *http.Re
 	if p.isApply() {
 		p.createMissing = true
 		strategy = applyCreates{h.store.Strategy}
+		ctx = registry.KeepManagedFields(ctx)
 	}
 	out, created, err := h.store.Update(ctx, ri.Namespace, ri.Name, strategy, p.update, opts.dryRun)
 	if err != nil {

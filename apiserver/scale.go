@@ -89,7 +89,7 @@ func (workloadScale) write(ctx context.Context, h *resourceHandler, ri *requestI
 			return nil, err
 		}
 		if errs := apis.ValidateScale(scale); len(errs) > 0 {
-			return nil, apierrors.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), scale.Name, errs)
+			return nil, apis.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), scale.Name, errs)
 		}
 		if scale.ResourceVersion != "" && scale.ResourceVersion != cm.GetResourceVersion() {
 			return nil, apierrors.NewConflict(h.store.GroupResource(), ri.Name,

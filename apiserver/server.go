@@ -275,8 +275,11 @@ func (s *Server) Run(ctx context.Context) error {
 			Handler:           s.handler,
 			TLSConfig:         tlsConfig,
 			ReadHeaderTimeout: 32 * time.Second,
-			MaxHeaderBytes:    1 << 20,
-			ErrorLog:          nil,
+			// as upstream: a keep-alive connection left idle is closed (bodies have their
+			// deadline in withRequestBodyRead)
+			IdleTimeout:    90 * time.Second,
+			MaxHeaderBytes: 1 << 20,
+			ErrorLog:       nil,
 		}
 		servers = append(servers, srv)
 		s.addresses = append(s.addresses, ln.Addr().String())

@@ -20,7 +20,7 @@ import (
 // in upstream's words.
 func (s *Store) Bind(ctx context.Context, ns string, binding *corev1.Binding, dryRun bool) error {
 	if errs := apis.ValidatePodBinding(binding); len(errs) > 0 {
-		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, errs)
+		return apis.NewInvalid(schema.GroupKind{Kind: "Binding"}, binding.Name, errs)
 	}
 	name := binding.Name
 	_, _, err := s.Update(ctx, ns, name, bindingStrategy{}, func(_ context.Context, current runtime.Object) (runtime.Object, error) {

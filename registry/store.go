@@ -361,6 +361,9 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, dryRu
 		}
 		out := s.newStorageObject()
 		err = s.Storage.Create(ctx, s.Key(ns, m.GetName()), stored, out)
+		if storage.HasCode(err, storage.ErrCodeRequestTooLarge) && dropManagedFields(ctx, m) {
+			err = s.Storage.Create(ctx, s.Key(ns, m.GetName()), stored, out)
+		}
 		if err == nil {
 			return s.fromStorage(out)
 		}
@@ -391,7 +394,7 @@ func (s *Store) beforeCreate(ctx context.Context, ns string, obj runtime.Object,
 	m.SetSelfLink("")
 	s.Strategy.PrepareForCreate(ctx, obj)
 	if errs := s.Strategy.Validate(ctx, obj); len(errs) > 0 {
-		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
+		return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
 	}
 	if s.Admit != nil {
 		return s.Admit(ctx, obj, nil)
@@ -425,7 +428,8 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strat
 	// what the last attempt turned which stored state into, for the allocator
 	var lastOld, lastNew runtime.Object
 	out := s.newStorageObject()
-	err := s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, func(current runtime.Object) (runtime.Object, error) {
+	withoutManagedFields := false
+	tryUpdate := func(current runtime.Object) (runtime.Object, error) {
 		created = false
 		cm, err := meta.Accessor(current)
 		if err != nil {
@@ -490,8 +494,20 @@ func (s *Store) Update(ctx context.Context, ns, name string, strategy apis.Strat
 			// object goes with it, as upstream
 			return nil, errDeleteNow
 		}
+		if withoutManagedFields {
+			m.SetManagedFields(nil)
+		}
 		return obj, nil
-	}, nil)
+	}
+	err := s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, tryUpdate, nil)
+	if storage.HasCode(err, storage.ErrCodeRequestTooLarge) && managedFieldsDroppable(ctx) {
+		if s.Allocator != nil && lastNew != nil {
+			s.Allocator.Release(ctx, lastOld, lastNew) // what the refused write took
+			lastOld, lastNew = nil, nil
+		}
+		withoutManagedFields = true
+		err = s.Storage.GuaranteedUpdate(ctx, key, out, true, nil, tryUpdate, nil)
+	}
 	if s.Allocator != nil && lastNew != nil && err != errDryRun {
 		if err == nil || err == errDeleteNow {
 			if lastOld != nil {
@@ -540,7 +556,7 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	rv := m.GetResourceVersion()
 	if rv == "" {
 		if !strategy.AllowUnconditionalUpdate() {
-			return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), field.ErrorList{
+			return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), field.ErrorList{
 				field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be specified for an update"),
 			})
 		}
@@ -571,7 +587,7 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	m.SetSelfLink("")
 	strategy.PrepareForUpdate(ctx, obj, old)
 	if errs := strategy.ValidateUpdate(ctx, obj, old); len(errs) > 0 {
-		return apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
+		return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
 	}
 	if s.Admit != nil {
 		if err := s.Admit(ctx, obj, old); err != nil {
@@ -803,6 +819,10 @@ func (s *Store) interpret(err error, name string) error {
 		return tooLargeResourceVersion(asked, se.ResourceVersion)
 	case storage.ErrCodeInvalidContinue:
 		return apierrors.NewBadRequest(se.Detail)
+	case storage.ErrCodeRequestTooLarge:
+		// kube-apiserver answers 500 with etcd's words here; the client sent too much, so
+		// the words come with 413, as for a body beyond the size limit
+		return apierrors.NewRequestEntityTooLargeError(se.Detail)
 	case storage.ErrCodeInvalidObj:
 		return apierrors.NewInternalError(err)
 	}

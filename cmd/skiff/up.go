@@ -190,6 +190,9 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			return
 		}
+		if err := waitClusterUsable(ctx, restConfig, node); err != nil {
+			return // stopping
+		}
 		slog.Info("ready", "server", server)
 		fmt.Fprintf(stdout, "skiff is ready at %s: kubectl get nodes\n", server)
 	}()

@@ -16,6 +16,7 @@ const (
 	ErrCodeExpired                 // the requested revision was compacted
 	ErrCodeTooLargeResourceVersion // the requested revision is not reached in time
 	ErrCodeInvalidContinue         // a malformed continue token
+	ErrCodeRequestTooLarge         // the write is larger than the store takes in one request
 )
 
 // Error is a storage failure on a key.

@@ -188,7 +188,7 @@ func TestManyWatchersOfOneObjectShareOneEtcdWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	client, err := etcd3.NewClient(e.Endpoints, "", "", "")
+	client, err := etcd3.NewClient(e.Endpoints, e.CAFile, e.ClientCertFile, e.ClientKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

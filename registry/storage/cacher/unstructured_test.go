@@ -422,7 +422,7 @@ func TestStopEndsTheCachesEtcdWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	client, err := etcd3.NewClient(e.Endpoints, "", "", "")
+	client, err := etcd3.NewClient(e.Endpoints, e.CAFile, e.ClientCertFile, e.ClientKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +25,12 @@ import (
 type Embedded struct {
 	// Client talks to the server over its loopback client URL.
 	Client *clientv3.Client
-	// Endpoints are the client URLs other processes can reach it at (loopback only).
+	// Endpoints are the client URLs other processes can reach it at (loopback only, TLS).
 	Endpoints []string
+	// CAFile, ClientCertFile and ClientKeyFile are what another process needs to talk to it
+	// (as NewClient and kube-apiserver's --etcd-cafile, --etcd-certfile and --etcd-keyfile
+	// take them): the server refuses any client without a certificate from its own CA.
+	CAFile, ClientCertFile, ClientKeyFile string
 
 	etcd      *embed.Etcd
 	logLevel  zap.AtomicLevel
@@ -42,16 +47,23 @@ const embeddedReadyTimeout = 2 * time.Minute
 // listens on 127.0.0.1 only, on ports the kernel picks free, so any number of embedded etcds
 // run side by side in one process or many. Its logs are errors only. It stops when ctx is
 // done or Close is called.
+//
+// Both its client and peer URLs are TLS and demand a client certificate from a CA of its own,
+// kept in dataDir/pki (embeddedPKI): loopback is shared with every local user, and the store
+// holds every Secret and every service account's token key.
 func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
 	}
 	// A port found free can be taken by someone else before etcd binds it: try again.
+	pki, err := ensureEmbeddedPKI(filepath.Join(dataDir, "pki"))
+	if err != nil {
+		return nil, err
+	}
 	var e *embed.Etcd
-	var err error
 	level := zap.NewAtomicLevelAt(zap.ErrorLevel)
 	for attempt := 0; attempt < 5; attempt++ {
-		e, err = startEtcd(dataDir, level)
+		e, err = startEtcd(dataDir, pki, level)
 		if err == nil || !isAddrInUse(err) {
 			break
 		}
@@ -77,12 +89,16 @@ func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 
 	endpoints := make([]string, 0, len(e.Clients))
 	for _, l := range e.Clients {
-		endpoints = append(endpoints, "http://"+l.Addr().String())
+		endpoints = append(endpoints, "https://"+l.Addr().String())
 	}
 	// The API server in this process talks to etcd by function calls, not through gRPC over
 	// loopback: that transport cost a fifth of a write. Other processes use Endpoints.
 	client := v3client.New(e.Server)
-	em := &Embedded{Client: client, Endpoints: endpoints, etcd: e, logLevel: level}
+	em := &Embedded{
+		Client: client, Endpoints: endpoints,
+		CAFile: pki.caFile, ClientCertFile: pki.clientCertFile, ClientKeyFile: pki.clientKeyFile,
+		etcd: e, logLevel: level,
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -95,13 +111,13 @@ func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 
 // startEtcd starts etcd logging at level; the caller raises it before stopping the server,
 // whose shutdown otherwise logs each closed listener as an error.
-func startEtcd(dataDir string, level zap.AtomicLevel) (*embed.Etcd, error) {
+func startEtcd(dataDir string, pki *embeddedPKI, level zap.AtomicLevel) (*embed.Etcd, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
-	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
+	clientURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
+	peerURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
 
 	cfg := embed.NewConfig()
 	cfg.Name = "skiff"
@@ -112,6 +128,14 @@ func startEtcd(dataDir string, level zap.AtomicLevel) (*embed.Etcd, error) {
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ListenMetricsUrls = nil
+	cfg.ClientTLSInfo = transport.TLSInfo{
+		CertFile: pki.serverCertFile, KeyFile: pki.serverKeyFile,
+		TrustedCAFile: pki.caFile, ClientCertAuth: true,
+	}
+	cfg.PeerTLSInfo = transport.TLSInfo{
+		CertFile: pki.peerCertFile, KeyFile: pki.peerKeyFile,
+		TrustedCAFile: pki.caFile, ClientCertAuth: true,
+	}
 	logCfg := logutil.DefaultZapLoggerConfig
 	logCfg.Level = level
 	logCfg.DisableStacktrace = true

@@ -117,7 +117,7 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object)
 		clientv3.OpPut(key, string(stored)),
 	).Commit()
 	if err != nil {
-		return fmt.Errorf("create %q: %w", key, err)
+		return writeError("create", key, err)
 	}
 	if !resp.Succeeded {
 		return storage.NewError(storage.ErrCodeKeyExists, key, 0, "key exists")
@@ -474,7 +474,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 			clientv3.OpGet(key),
 		).Commit()
 		if err != nil {
-			return fmt.Errorf("update %q: %w", key, err)
+			return writeError("update", key, err)
 		}
 		if !resp.Succeeded {
 			// Someone wrote in between: retry on the state the Else branch read.
