@@ -50,7 +50,7 @@ type Server struct {
 	state     servedState
 	admission *admission
 	// policies are the ValidatingAdmissionPolicies in force (admission_policy.go)
-	policies  *admissionpolicy.Policies
+	policies *admissionpolicy.Policies
 	// webhooks calls the admission webhooks (admission_webhook.go)
 	webhooks  *webhook.Dispatcher
 	openAPI   openAPIDocuments
