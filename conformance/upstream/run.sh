@@ -13,6 +13,9 @@
 #        PORT (API server, default 16443), KUBELET_PORT (default 20250), REGISTRY (default
 #        127.0.0.1:15000)
 set -uo pipefail
+# all of it in one function: bash then reads the whole script before running any of it, so
+# editing the file during a run (it takes an hour) cannot change what the run does
+main() {
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 E2E=${E2E:-$HOME/.cache/upstream-e2e}
@@ -27,6 +30,9 @@ REGISTRY=${REGISTRY:-127.0.0.1:15000}
 [ -x "$SKIFF" ] || { echo "no skiff binary at $SKIFF: make build" >&2; exit 1; }
 mkdir -p "$OUT"
 started=$(date +%s)
+# the commit the skiff binary is meant to be; recorded now, not when the run ends
+commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+load_at_start=$(cut -d" " -f1-3 /proc/loadavg)
 
 echo "== upstream binaries and images (cached in $E2E)"
 "$HERE/build.sh" || exit 1
@@ -88,11 +94,12 @@ else
 fi
 
 minutes=$(( ($(date +%s) - started + 59) / 60 ))
-machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), $(containerd --version 2>/dev/null | awk '{print "containerd", $3}'), $(runc --version 2>/dev/null | head -1)"
-commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), $(containerd --version 2>/dev/null | awk '{print "containerd", $3}'), $(runc --version 2>/dev/null | head -1); load average $load_at_start at the start, $(cut -d" " -f1-3 /proc/loadavg) at the end"
 printf '{"date": "%s", "commit": "%s", "minutes": %s, "machine": "%s", "nodes": %s}\n' \
   "$(date -u +'%Y-%m-%d %H:%M UTC')" "$commit" "$minutes" "$machine" "$NODES" > "$OUT/runinfo.json"
 target=$REPO/conformance/UPSTREAM.md
 [ -n "${FOCUS:-}" ] && target=$OUT/UPSTREAM.md
 python3 "$HERE/report.py" "$target" "$OUT/runinfo.json" "${reports[@]}"
 echo "failures: $OUT/failed.txt; logs: $OUT"
+}
+main "$@"
