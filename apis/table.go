@@ -616,6 +616,12 @@ var builtin = []*Resource{
 		Strategy: CertificateSigningRequestStrategy, Table: certificateSigningRequestTable(),
 	},
 	{
+		GroupVersion: certificatesV1, Name: "clustertrustbundles", SingularName: "clustertrustbundle", Kind: "ClusterTrustBundle",
+		Verbs:      verbsAll,
+		StorageKey: "clustertrustbundles", StorageVersion: certificatesV1, Fields: clusterTrustBundleFields,
+		Strategy: ClusterTrustBundleStrategy, Table: clusterTrustBundleTable(),
+	},
+	{
 		GroupVersion: metricsV1beta1, Name: "nodes", SingularName: "", Kind: "NodeMetrics",
 		Verbs: verbsGetList, FromKubelets: true, Fields: objectMetaFields, Table: nodeMetricsTable(),
 	},

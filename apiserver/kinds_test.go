@@ -2,9 +2,18 @@ package apiserver_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	resourcev1 "k8s.io/api/resource/v1"
@@ -190,4 +199,44 @@ func TestStorageVersionMigrationAndCSIStorageCapacity(t *testing.T) {
 	c.StorageClassName = "slow"
 	_, err = caps.Update(ctx, c, metav1.UpdateOptions{})
 	wantInvalid(t, err, `storageClassName: Invalid value: "slow": field is immutable`)
+}
+
+func testCAPEM(t *testing.T, isCA bool) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: isCA, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// A ClusterTrustBundle holds CA certificates only, and one of a signer is named after it.
+func TestClusterTrustBundlesHoldCACertificates(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	ctbs := s.Client.CertificatesV1().ClusterTrustBundles()
+	ca := testCAPEM(t, true)
+	if _, err := ctbs.Create(ctx, &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "example.com:signer:roots"},
+		Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "example.com/signer", TrustBundle: ca}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ctbs.Create(ctx, &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "roots"},
+		Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "example.com/signer", TrustBundle: ca}}, metav1.CreateOptions{})
+	wantInvalid(t, err, "ClusterTrustBundle for signerName example.com/signer must be named with prefix example.com:signer:")
+	_, err = ctbs.Create(ctx, &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "leaf"},
+		Spec: certificatesv1.ClusterTrustBundleSpec{TrustBundle: testCAPEM(t, false)}}, metav1.CreateOptions{})
+	wantInvalid(t, err, `spec.trustBundle: Invalid value: "<value omitted>": entry 0 does not have the CA bit set`)
+	_, err = ctbs.Create(ctx, &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "twice"},
+		Spec: certificatesv1.ClusterTrustBundleSpec{TrustBundle: ca + ca}}, metav1.CreateOptions{})
+	wantInvalid(t, err, "duplicate trust anchor (indices [0 1])")
+	list, err := ctbs.List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/signer"})
+	if err != nil || len(list.Items) != 1 {
+		t.Errorf("bundles of example.com/signer: %v, %v", list, err)
+	}
 }
