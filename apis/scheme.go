@@ -17,8 +17,10 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1beta1 "k8s.io/apimachinery/pkg/apis/meta/v1beta1"
@@ -43,6 +45,7 @@ func init() {
 		eventsv1.AddToScheme, autoscalingv1.AddToScheme, autoscalingv2.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
 		schedulingv1.AddToScheme, discoveryv1.AddToScheme, apiextensionsv1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme, storagev1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme, nodev1.AddToScheme, metav1beta1.AddMetaToScheme, metricsv1beta1.AddToScheme,
 		certificatesv1.AddToScheme,
+		resourcev1.AddToScheme, storagemigrationv1.AddToScheme,
 		addEventConversions, addHorizontalPodAutoscalerConversions,
 		admissionregistrationv1.AddToScheme,
 	}

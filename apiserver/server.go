@@ -345,5 +345,5 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("create priority class %s: %w", pc.Name, err)
 		}
 	}
-	return nil
+	return s.ensureDefaultServiceCIDR(ctx)
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-dev/skiff/registry/storage"
@@ -163,7 +164,8 @@ func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, 
 func (a *ServiceAllocator) reserveIP(ctx context.Context, ip netip.Addr, svc *corev1.Service, dryRun bool) (bool, error) {
 	addr := &networkingv1.IPAddress{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: ip.String(),
+			// served as networking.k8s.io/v1 IPAddresses, so they carry what every object does
+			Name: ip.String(), UID: uuid.NewUUID(), CreationTimestamp: metav1.Now(),
 			Labels: map[string]string{
 				networkingv1.LabelIPAddressFamily: familyOf(ip),
 				networkingv1.LabelManagedBy:       "ipallocator.k8s.io",
