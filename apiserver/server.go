@@ -26,6 +26,7 @@ import (
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/flowcontrol"
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
 	"github.com/skiff-dev/skiff/registry/storage/etcd3"
@@ -51,6 +52,7 @@ type Server struct {
 	advertise string
 
 	inflight, mutatingInflight chan struct{}
+	apf                        *flowcontrol.Controller // API priority and fairness (priorityandfairness.go)
 	// addresses are the listeners' actual addresses, set before ready is closed
 	addresses []string
 	// allocator reserves services' cluster IPs and node ports; endpointIP is where the
@@ -241,6 +243,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// the default policy is in place before the server says it is ready, as upstream's
 	// readyz waits for its rbac/bootstrap-roles hook
 	if err := s.ensureDefaultPolicy(ctx); err != nil {
+		return err
+	}
+	if err := s.startPriorityAndFairness(ctx); err != nil {
 		return err
 	}
 	if s.cfg.CompactionInterval > 0 {
