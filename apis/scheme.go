@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -46,6 +47,7 @@ func init() {
 		schedulingv1.AddToScheme, discoveryv1.AddToScheme, apiextensionsv1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme, storagev1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme, nodev1.AddToScheme, metav1beta1.AddMetaToScheme, metricsv1beta1.AddToScheme,
 		certificatesv1.AddToScheme,
 		resourcev1.AddToScheme, storagemigrationv1.AddToScheme,
+		flowcontrolv1.AddToScheme,
 		addEventConversions, addHorizontalPodAutoscalerConversions,
 		admissionregistrationv1.AddToScheme,
 	}

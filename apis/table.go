@@ -657,6 +657,20 @@ var builtin = []*Resource{
 		Strategy: ClusterTrustBundleStrategy, Table: clusterTrustBundleTable(),
 	},
 	{
+		GroupVersion: flowcontrolV1, Name: "flowschemas", SingularName: "flowschema", Kind: "FlowSchema",
+		Verbs:        verbsAll,
+		Subresources: []Subresource{{Name: "status", Kind: "FlowSchema", Verbs: verbsGetPatchUp, Strategy: FlowSchemaStatusStrategy}},
+		StorageKey:   "flowschemas", StorageVersion: flowcontrolV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultFlowSchema), Strategy: FlowSchemaStrategy, Table: flowSchemaTable(),
+	},
+	{
+		GroupVersion: flowcontrolV1, Name: "prioritylevelconfigurations", SingularName: "prioritylevelconfiguration", Kind: "PriorityLevelConfiguration",
+		Verbs:        verbsAll,
+		Subresources: []Subresource{{Name: "status", Kind: "PriorityLevelConfiguration", Verbs: verbsGetPatchUp, Strategy: PriorityLevelConfigurationStatusStrategy}},
+		StorageKey:   "prioritylevelconfigurations", StorageVersion: flowcontrolV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultPriorityLevelConfiguration), Strategy: PriorityLevelConfigurationStrategy, Table: priorityLevelConfigurationTable(),
+	},
+	{
 		GroupVersion: metricsV1beta1, Name: "nodes", SingularName: "", Kind: "NodeMetrics",
 		Verbs: verbsGetList, FromKubelets: true, Fields: objectMetaFields, Table: nodeMetricsTable(),
 	},

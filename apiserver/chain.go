@@ -28,7 +28,7 @@ import (
 func (s *Server) buildHandlerChain() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withTimeout(h)
-	h = s.withInflightLimit(h)
+	h = s.withPriorityAndFairness(h)
 	h = s.withAuthorization(h)
 	h = s.withImpersonation(h)
 	h = s.withAudit(h)

@@ -27,6 +27,7 @@ import (
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/admissionpolicy"
 	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/flowcontrol"
 	"github.com/skiff-dev/skiff/apiserver/webhook"
 	"github.com/skiff-dev/skiff/registry"
 	"github.com/skiff-dev/skiff/registry/storage/cacher"
@@ -57,6 +58,7 @@ type Server struct {
 	advertise string
 
 	inflight, mutatingInflight chan struct{}
+	apf                        *flowcontrol.Controller // API priority and fairness (priorityandfairness.go)
 	// addresses are the listeners' actual addresses, set before ready is closed
 	addresses []string
 	// allocator reserves services' cluster IPs and node ports; endpointIP is where the
@@ -248,6 +250,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// admission policies are enforced from the first request, as upstream waits for them
 	if err := s.startAdmissionPolicies(ctx); err != nil {
 		return fmt.Errorf("admission policies: %w", err)
+	}
+	if err := s.startPriorityAndFairness(ctx); err != nil {
+		return err
 	}
 	if s.cfg.CompactionInterval > 0 {
 		etcd3.StartCompactor(ctx, s.cfg.Etcd, s.cfg.CompactionInterval)

@@ -18,6 +18,10 @@ var upstreamMirrors = map[string]string{
 	"[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod":                  "[sig-api-machinery] ResourceQuota should create a ResourceQuota and capture the life of a pod. [Conformance]",
 	"[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied": "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]",
 
+	// api-machinery: API priority and fairness
+	"[sig-api-machinery] API priority and fairness should support FlowSchema API operations":                 "[sig-api-machinery] API priority and fairness should support FlowSchema API operations [Conformance]",
+	"[sig-api-machinery] API priority and fairness should support PriorityLevelConfiguration API operations": "[sig-api-machinery] API priority and fairness should support PriorityLevelConfiguration API operations [Conformance]",
+
 	// auth
 	"[sig-auth] Certificates API should support CSR API operations": "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
 

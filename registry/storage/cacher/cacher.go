@@ -223,6 +223,17 @@ func (c *Cacher) Ready() bool {
 	return c.ready
 }
 
+// Count is how many objects the cache holds now: what API priority and fairness's work
+// estimator charges a LIST of the prefix by, as upstream's estimator reads its object counts.
+func (c *Cacher) Count() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.objects == nil {
+		return 0
+	}
+	return int64(c.objects.len())
+}
+
 // ---- the reflector: one list, then one etcd watch, for the whole prefix ----
 
 // reflect keeps the cache in step with etcd until ctx is done: list, watch, and when the

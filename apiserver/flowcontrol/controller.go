@@ -1,0 +1,491 @@
+package flowcontrol
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	"k8s.io/apiserver/pkg/apis/flowcontrol/bootstrap"
+)
+
+// DefaultQueueWaitLimit is how long a request with no deadline may wait in a queue; one with
+// a deadline waits a quarter of the time it has left, as upstream, never more than a minute.
+const DefaultQueueWaitLimit = 15 * time.Second
+
+// Controller holds the current FlowSchemas and priority levels and the state of every level's
+// queues. Its methods are safe for concurrent use.
+type Controller struct {
+	serverConcurrency int
+
+	mu      sync.Mutex
+	schemas []*flowcontrolv1.FlowSchema // by matching precedence, then name
+	levels  map[string]*priorityLevel
+}
+
+// NewController returns a controller that shares serverConcurrency seats among the limited
+// priority levels, configured with upstream's mandatory objects until Update says otherwise.
+func NewController(serverConcurrency int) *Controller {
+	c := &Controller{serverConcurrency: serverConcurrency, levels: map[string]*priorityLevel{}}
+	c.Update(nil, nil)
+	return c
+}
+
+// Update installs the FlowSchemas and PriorityLevelConfigurations the server stores. The
+// mandatory ones are imagined where missing, as upstream does, so that every request has a
+// level. Requests already queued or executing at a level that stays keep their place.
+func (c *Controller) Update(schemas []*flowcontrolv1.FlowSchema, levels []*flowcontrolv1.PriorityLevelConfiguration) {
+	schemas = withMandatorySchemas(schemas)
+	levels = withMandatoryLevels(levels)
+	sort.SliceStable(schemas, func(i, j int) bool {
+		pi, pj := schemas[i].Spec.MatchingPrecedence, schemas[j].Spec.MatchingPrecedence
+		if pi != pj {
+			return pi < pj
+		}
+		return schemas[i].Name < schemas[j].Name
+	})
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.schemas = schemas
+	var shares float64
+	for _, plc := range levels {
+		shares += float64(nominalShares(plc))
+	}
+	next := map[string]*priorityLevel{}
+	for _, plc := range levels {
+		pl := c.levels[plc.Name]
+		if pl == nil {
+			pl = &priorityLevel{name: plc.Name}
+		}
+		limit := 0
+		if shares > 0 {
+			limit = int(math.Ceil(float64(c.serverConcurrency) * float64(nominalShares(plc)) / shares))
+		}
+		pl.configure(plc, limit)
+		next[plc.Name] = pl
+	}
+	for name, pl := range c.levels {
+		if next[name] == nil {
+			// a level that went away lets its waiting requests go rather than strand them
+			pl.drain()
+		}
+	}
+	c.levels = next
+}
+
+func nominalShares(plc *flowcontrolv1.PriorityLevelConfiguration) int32 {
+	switch {
+	case plc.Spec.Limited != nil && plc.Spec.Limited.NominalConcurrencyShares != nil:
+		return *plc.Spec.Limited.NominalConcurrencyShares
+	case plc.Spec.Limited != nil:
+		return 30 // upstream's default
+	case plc.Spec.Exempt != nil && plc.Spec.Exempt.NominalConcurrencyShares != nil:
+		return *plc.Spec.Exempt.NominalConcurrencyShares
+	}
+	return 0
+}
+
+func withMandatorySchemas(in []*flowcontrolv1.FlowSchema) []*flowcontrolv1.FlowSchema {
+	out := append([]*flowcontrolv1.FlowSchema(nil), in...)
+	for _, m := range bootstrap.MandatoryFlowSchemas {
+		if !hasSchema(out, m.Name) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func hasSchema(list []*flowcontrolv1.FlowSchema, name string) bool {
+	for _, fs := range list {
+		if fs.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func withMandatoryLevels(in []*flowcontrolv1.PriorityLevelConfiguration) []*flowcontrolv1.PriorityLevelConfiguration {
+	out := append([]*flowcontrolv1.PriorityLevelConfiguration(nil), in...)
+	for _, m := range bootstrap.MandatoryPriorityLevelConfigurations {
+		found := false
+		for _, plc := range out {
+			found = found || plc.Name == m.Name
+		}
+		if !found {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Classification is where a request was sent.
+type Classification struct {
+	FlowSchema    *flowcontrolv1.FlowSchema
+	PriorityLevel *flowcontrolv1.PriorityLevelConfiguration
+	Flow          string // the distinguisher
+}
+
+// Classify finds the first FlowSchema, by matching precedence, that matches the request and
+// whose priority level exists; a dangling FlowSchema is passed over.
+func (c *Controller) Classify(d RequestDigest) Classification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.classifyLocked(d)
+}
+
+func (c *Controller) classifyLocked(d RequestDigest) Classification {
+	for _, fs := range c.schemas {
+		pl := c.levels[fs.Spec.PriorityLevelConfiguration.Name]
+		if pl == nil || !MatchesFlowSchema(fs, d) {
+			continue
+		}
+		return Classification{FlowSchema: fs, PriorityLevel: pl.config, Flow: FlowDistinguisher(fs, d)}
+	}
+	// the catch-all FlowSchema matches everyone, so this is only reached if it was changed
+	cl := c.levels[flowcontrolv1.PriorityLevelConfigurationNameCatchAll]
+	return Classification{FlowSchema: bootstrap.MandatoryFlowSchemaCatchAll, PriorityLevel: cl.config}
+}
+
+// ErrRejected is returned by Admit when the request's level will not run it: its queues are
+// full, its level rejects rather than queues, or it waited longer than it may.
+var ErrRejected = errors.New("too many requests")
+
+// Ticket is an admitted request's claim on its level's seats.
+type Ticket struct {
+	Classification
+	// Finish gives the request's seats back; call it exactly once, when the request is done.
+	Finish func()
+}
+
+// Admit classifies the request and waits until its level has seats for it, or rejects it.
+// seats is the work estimate (1 for most requests); it is capped at the level's limit. A
+// rejected request still gets its Classification (for the response headers).
+func (c *Controller) Admit(ctx context.Context, d RequestDigest, seats int) (*Ticket, error) {
+	c.mu.Lock()
+	cl := c.classifyLocked(d)
+	pl := c.levels[cl.PriorityLevel.Name]
+	t := &Ticket{Classification: cl}
+	if pl.exempt {
+		pl.executing += seats
+		metrics.executing(pl.name, cl.FlowSchema.Name, seats)
+		c.mu.Unlock()
+		t.Finish = func() {
+			c.mu.Lock()
+			pl.executing -= seats
+			c.mu.Unlock()
+			metrics.executing(pl.name, cl.FlowSchema.Name, -seats)
+		}
+		metrics.dispatched(pl.name, cl.FlowSchema.Name, 0)
+		return t, nil
+	}
+	seats = max(1, min(seats, pl.limit))
+	r := &request{seats: seats, flowSchema: cl.FlowSchema.Name, ready: make(chan struct{}), arrived: time.Now()}
+	if pl.queues == nil {
+		// a Reject level: run now or never
+		if pl.executing+seats > pl.limit {
+			c.mu.Unlock()
+			metrics.rejected(pl.name, cl.FlowSchema.Name, "concurrency-limit")
+			return t, ErrRejected
+		}
+		pl.start(r, nil)
+		c.mu.Unlock()
+		t.Finish = c.finisher(pl, r)
+		return t, nil
+	}
+	// Even a request that runs at once passes through its queue, so that its flow's queue
+	// is charged for it and a flow that keeps the level busy falls behind one that does not.
+	q := pl.chooseQueue(cl.FlowSchema.Name, cl.Flow)
+	if len(q.waiting) >= pl.queueLengthLimit {
+		c.mu.Unlock()
+		metrics.rejected(pl.name, cl.FlowSchema.Name, "queue-full")
+		return t, ErrRejected
+	}
+	pl.enqueue(q, r)
+	pl.dispatch()
+	if r.started {
+		c.mu.Unlock()
+		t.Finish = c.finisher(pl, r)
+		return t, nil
+	}
+	c.mu.Unlock()
+
+	wait := time.NewTimer(waitLimit(ctx))
+	defer wait.Stop()
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.started {
+		t.Finish = c.finisher(pl, r)
+		return t, nil
+	}
+	if r.released {
+		// its level went away; let it run unlimited rather than fail it for our change
+		t.Finish = func() {}
+		return t, nil
+	}
+	pl.dequeue(r)
+	reason := "time-out"
+	if ctx.Err() != nil {
+		reason = "cancelled"
+	}
+	metrics.rejected(pl.name, cl.FlowSchema.Name, reason)
+	return t, ErrRejected
+}
+
+// waitLimit is a quarter of the time the request has left, or DefaultQueueWaitLimit without a
+// deadline, never more than a minute, as upstream's getRequestWaitContext.
+func waitLimit(ctx context.Context) time.Duration {
+	limit := DefaultQueueWaitLimit
+	if deadline, ok := ctx.Deadline(); ok {
+		limit = time.Until(deadline) / 4
+	}
+	return min(limit, time.Minute)
+}
+
+func (c *Controller) finisher(pl *priorityLevel, r *request) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			pl.finish(r)
+		})
+	}
+}
+
+// priorityLevel is one level's seats and queues. Every field is guarded by Controller.mu.
+type priorityLevel struct {
+	name   string
+	config *flowcontrolv1.PriorityLevelConfiguration
+	exempt bool
+
+	limit            int // seats
+	executing        int // seats in use
+	queues           []*queue
+	handSize         int
+	queueLengthLimit int
+
+	// virtualTime is the start tag of the last request dispatched: start-time fair queuing
+	// serves the queue whose head started earliest in this virtual time, so a queue's share
+	// is the same however many requests it holds.
+	virtualTime float64
+}
+
+type queue struct {
+	waiting      []*request
+	virtualStart float64 // the start tag of its head
+	executing    int     // seats of its requests that are executing
+}
+
+type request struct {
+	seats      int
+	flowSchema string
+	queue      *queue
+	arrived    time.Time
+	ready      chan struct{}
+	started    bool
+	released   bool
+}
+
+func (pl *priorityLevel) configure(plc *flowcontrolv1.PriorityLevelConfiguration, limit int) {
+	pl.config = plc
+	pl.exempt = plc.Spec.Type == flowcontrolv1.PriorityLevelEnablementExempt
+	pl.limit = max(limit, 1)
+	pl.handSize, pl.queueLengthLimit = 0, 0
+	var queuing *flowcontrolv1.QueuingConfiguration
+	if plc.Spec.Limited != nil && plc.Spec.Limited.LimitResponse.Type == flowcontrolv1.LimitResponseTypeQueue {
+		queuing = plc.Spec.Limited.LimitResponse.Queuing
+		if queuing == nil {
+			// upstream's defaults
+			queuing = &flowcontrolv1.QueuingConfiguration{Queues: 64, HandSize: 8, QueueLengthLimit: 50}
+		}
+	}
+	if queuing == nil || pl.exempt {
+		old := pl.queues
+		pl.queues = nil
+		pl.releaseQueued(old, pl.name)
+		metrics.limit(pl.name, pl.limit)
+		return
+	}
+	pl.handSize = int(queuing.HandSize)
+	pl.queueLengthLimit = int(queuing.QueueLengthLimit)
+	if len(pl.queues) != int(queuing.Queues) {
+		// a new shape: requests already waiting keep their order in the new queues
+		old := pl.queues
+		pl.queues = make([]*queue, queuing.Queues)
+		for i := range pl.queues {
+			pl.queues[i] = &queue{virtualStart: pl.virtualTime}
+		}
+		pl.releaseQueued(old, pl.name)
+	}
+	metrics.limit(pl.name, pl.limit)
+	pl.dispatch()
+}
+
+// releaseQueued moves requests of old queues into the current ones, or lets them run if the
+// level no longer queues.
+func (pl *priorityLevel) releaseQueued(old []*queue, name string) {
+	for i, q := range old {
+		for _, r := range q.waiting {
+			if len(pl.queues) == 0 {
+				r.released = true
+				close(r.ready)
+				metrics.inqueue(name, r.flowSchema, -1)
+				continue
+			}
+			nq := pl.queues[i%len(pl.queues)]
+			r.queue = nq
+			nq.waiting = append(nq.waiting, r)
+		}
+		q.waiting = nil
+	}
+}
+
+// drain lets every waiting request of a removed level go.
+func (pl *priorityLevel) drain() {
+	for _, q := range pl.queues {
+		for _, r := range q.waiting {
+			r.released = true
+			close(r.ready)
+			metrics.inqueue(pl.name, r.flowSchema, -1)
+		}
+		q.waiting = nil
+	}
+}
+
+func (pl *priorityLevel) hasWaiting() bool {
+	for _, q := range pl.queues {
+		if len(q.waiting) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// chooseQueue deals the flow a hand of handSize queues, the same hand every time for the
+// same flow, and picks the least loaded of them: shuffle sharding, which keeps a heavy flow
+// from sharing all its queues with any other flow.
+func (pl *priorityLevel) chooseQueue(flowSchema, distinguisher string) *queue {
+	h := fnv.New64a()
+	h.Write([]byte(flowSchema))
+	h.Write([]byte{0})
+	h.Write([]byte(distinguisher))
+	hand := dealHand(h.Sum64(), len(pl.queues), pl.handSize)
+	best := pl.queues[hand[0]]
+	for _, i := range hand[1:] {
+		q := pl.queues[i]
+		if q.load() < best.load() {
+			best = q
+		}
+	}
+	return best
+}
+
+// dealHand picks handSize distinct indexes below deckSize from the hash's digits in the
+// mixed radix deckSize, deckSize-1, ..., as upstream's shuffle-sharding dealer.
+func dealHand(hash uint64, deckSize, handSize int) []int {
+	handSize = max(1, min(handSize, deckSize))
+	hand := make([]int, 0, handSize)
+	for i := 0; i < handSize; i++ {
+		radix := uint64(deckSize - i)
+		card := int(hash % radix)
+		hash /= radix
+		// the card-th index not yet dealt
+		sorted := append([]int(nil), hand...)
+		sort.Ints(sorted)
+		for _, taken := range sorted {
+			if taken <= card {
+				card++
+			}
+		}
+		hand = append(hand, card)
+	}
+	return hand
+}
+
+func (q *queue) load() int {
+	n := q.executing
+	for _, r := range q.waiting {
+		n += r.seats
+	}
+	return n
+}
+
+func (pl *priorityLevel) enqueue(q *queue, r *request) {
+	if len(q.waiting) == 0 {
+		// an idle queue starts now, not with credit for the time it was idle
+		q.virtualStart = max(q.virtualStart, pl.virtualTime)
+	}
+	r.queue = q
+	q.waiting = append(q.waiting, r)
+	metrics.inqueue(pl.name, r.flowSchema, 1)
+}
+
+func (pl *priorityLevel) dequeue(r *request) {
+	q := r.queue
+	for i, w := range q.waiting {
+		if w == r {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			metrics.inqueue(pl.name, r.flowSchema, -1)
+			break
+		}
+	}
+	// the head may now fit where the one removed did not
+	pl.dispatch()
+}
+
+// dispatch starts queued requests, fairest first, while their seats fit. A head that does not
+// fit waits for seats rather than being overtaken, as upstream, so wide requests are not
+// starved; a level with nothing executing always takes its head.
+func (pl *priorityLevel) dispatch() {
+	for {
+		var next *queue
+		for _, q := range pl.queues {
+			if len(q.waiting) > 0 && (next == nil || q.virtualStart < next.virtualStart) {
+				next = q
+			}
+		}
+		if next == nil {
+			return
+		}
+		r := next.waiting[0]
+		if pl.executing > 0 && pl.executing+r.seats > pl.limit {
+			return
+		}
+		next.waiting = next.waiting[1:]
+		metrics.inqueue(pl.name, r.flowSchema, -1)
+		pl.virtualTime = next.virtualStart
+		next.virtualStart += float64(r.seats)
+		pl.start(r, next)
+		close(r.ready)
+	}
+}
+
+func (pl *priorityLevel) start(r *request, q *queue) {
+	r.started = true
+	r.queue = q
+	pl.executing += r.seats
+	if q != nil {
+		q.executing += r.seats
+	}
+	metrics.executing(pl.name, r.flowSchema, r.seats)
+	metrics.dispatched(pl.name, r.flowSchema, time.Since(r.arrived))
+}
+
+func (pl *priorityLevel) finish(r *request) {
+	pl.executing -= r.seats
+	if r.queue != nil {
+		r.queue.executing -= r.seats
+	}
+	metrics.executing(pl.name, r.flowSchema, -r.seats)
+	pl.dispatch()
+}
