@@ -139,30 +139,6 @@ func forbidden(user *authn.User, ri *requestInfo, reason string) error {
 	return apierrors.NewForbidden(schema.GroupResource{Group: ri.APIGroup, Resource: ri.Resource}, ri.Name, errors.New(msg))
 }
 
-// withInflightLimit bounds concurrent non-streaming requests, reads and writes apart, and
-// answers 429 with Retry-After beyond the bound, as upstream's max-in-flight filter.
-func (s *Server) withInflightLimit(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ri := requestInfoFrom(r.Context())
-		if isLongRunning(ri) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		slots := s.inflight
-		if isMutating(ri.Verb) {
-			slots = s.mutatingInflight
-		}
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
-		default:
-			err := apierrors.NewTooManyRequests("Too many requests, please try again later.", 1)
-			writeError(w, r, err)
-		}
-	})
-}
-
 // withTimeout ends non-streaming requests after the request timeout with upstream's 504,
 // whatever the handler is doing; what the handler writes afterwards is discarded.
 func (s *Server) withTimeout(next http.Handler) http.Handler {

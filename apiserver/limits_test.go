@@ -11,13 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// limitedServer is just enough of a Server for its limiting filters.
-func limitedServer(inflight, mutating int, timeout time.Duration) *Server {
-	return &Server{
-		cfg:              Config{RequestTimeout: timeout},
-		inflight:         make(chan struct{}, inflight),
-		mutatingInflight: make(chan struct{}, mutating),
-	}
+// limitedServer is just enough of a Server for its timeout filter.
+func limitedServer(timeout time.Duration) *Server {
+	return &Server{cfg: Config{RequestTimeout: timeout}}
 }
 
 func serveWithInfo(h http.Handler, method, path string) *httptest.ResponseRecorder {
@@ -36,41 +32,8 @@ func decodeStatus(t *testing.T, rec *httptest.ResponseRecorder) metav1.Status {
 	return st
 }
 
-func TestRequestsBeyondInflightLimitGet429WithRetryAfter(t *testing.T) {
-	s := limitedServer(1, 1, time.Minute)
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	blocking := s.withInflightLimit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		<-release
-	}))
-	done := make(chan struct{})
-	go func() {
-		serveWithInfo(blocking, "GET", "/api/v1/namespaces/default/pods")
-		close(done)
-	}()
-	<-entered
-	rec := serveWithInfo(blocking, "GET", "/api/v1/namespaces/default/pods/x")
-	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
-		t.Fatalf("second read: %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
-	}
-	if st := decodeStatus(t, rec); st.Reason != metav1.StatusReasonTooManyRequests || st.Message != "Too many requests, please try again later." {
-		t.Errorf("status %+v", st)
-	}
-	// writes have their own budget, and watches are not limited
-	ok := s.withInflightLimit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	if rec := serveWithInfo(ok, "POST", "/api/v1/namespaces/default/pods"); rec.Code != http.StatusOK {
-		t.Errorf("write beside a full read budget: %d", rec.Code)
-	}
-	if rec := serveWithInfo(ok, "GET", "/api/v1/namespaces/default/pods?watch=true"); rec.Code != http.StatusOK {
-		t.Errorf("watch beside a full read budget: %d", rec.Code)
-	}
-	close(release)
-	<-done
-}
-
 func TestRequestOverTimeoutGets504(t *testing.T) {
-	s := limitedServer(10, 10, 50*time.Millisecond)
+	s := limitedServer(50 * time.Millisecond)
 	stuck := s.withTimeout(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		w.WriteHeader(http.StatusOK) // too late: discarded
@@ -86,7 +49,7 @@ func TestRequestOverTimeoutGets504(t *testing.T) {
 }
 
 func TestWatchIsNotCutByTheRequestTimeout(t *testing.T) {
-	s := limitedServer(10, 10, time.Millisecond)
+	s := limitedServer(time.Millisecond)
 	ctxSeen := make(chan context.Context, 1)
 	h := s.withTimeout(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctxSeen <- r.Context()

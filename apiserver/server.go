@@ -57,7 +57,6 @@ type Server struct {
 	openAPI   openAPIDocuments
 	advertise string
 
-	inflight, mutatingInflight chan struct{}
 	apf                        *flowcontrol.Controller // API priority and fairness (priorityandfairness.go)
 	// addresses are the listeners' actual addresses, set before ready is closed
 	addresses []string
@@ -128,8 +127,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:               cfg,
 		admission:         &admission{disabled: disabled},
 		advertise:         advertiseAddress(cfg.BindAddresses[0]),
-		inflight:          make(chan struct{}, cfg.MaxRequestsInFlight),
-		mutatingInflight:  make(chan struct{}, cfg.MaxMutatingRequestsInFlight),
 		ready:             make(chan struct{}),
 		endpointIP:        advertisedIP(cfg.AdvertiseAddress),
 		kubeletTransport:  newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
