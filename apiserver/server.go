@@ -59,6 +59,9 @@ type Server struct {
 	kubeletTransport *http.Transport
 	// endpointTransport reaches pods for pods/proxy and services/proxy requests
 	endpointTransport *http.Transport
+	// aggregation follows APIServices: local ones, and remote ones proxied to
+	// (aggregation.go)
+	aggregation *aggregation
 	// resourceMetrics keeps the kubelets' earlier scrapes for the metrics API
 	resourceMetrics resourceMetricsState
 	endpointIP      netip.Addr
@@ -129,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		ctx:               ctx,
 		cancel:            cancel,
 	}
+	s.aggregation = newAggregation(s)
 	if err := s.buildResources(ctx, disabled); err != nil {
 		cancel()
 		return nil, err
@@ -190,7 +194,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.allocator.Storage = base
 	s.state.base = base
 	s.state.storages = map[string]*sharedStorage{}
-	s.state.current.Store(newServed(apis.NewSet(nil), nil))
+	s.state.current.Store(newServed(apis.NewSet(nil), nil, nil))
 	if err := s.serveResources(apis.Builtin.All(), nil); err != nil {
 		return err
 	}
@@ -288,6 +292,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go s.maintainServices(ctx)
 	go s.runCustomResourceDefinitions(ctx)
+	go s.aggregation.run(ctx)
 	close(s.ready)
 	var runErr error
 	select {

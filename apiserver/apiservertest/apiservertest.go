@@ -27,7 +27,9 @@ type Server struct {
 	Client kubernetes.Interface
 	// Etcd reaches the server's etcd directly, for checking what was (not) stored.
 	Etcd *clientv3.Client
-	PKI  *certs.PKI
+	// EtcdEndpoints are the etcd's client URLs, for other processes (an extension API server).
+	EtcdEndpoints []string
+	PKI           *certs.PKI
 	// URL is the server's https:// address.
 	URL     string
 	DataDir string
@@ -75,7 +77,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 		BindAddresses: []string{"127.0.0.1:0"},
 		ServingCert:   pki.ServingCert,
 		ClientCA:      pki.CAPool,
-		Etcd:          etcd.Client,
+
+		ClientCABundle:       pki.CAPEM,
+		FrontProxyClientCert: &pki.FrontProxy.ClientCert,
+		FrontProxyCA:         pki.FrontProxy.CAPEM,
+		Etcd:                 etcd.Client,
 
 		ServiceAccountSigningKey: pki.ServiceAccountKey,
 
@@ -120,5 +126,5 @@ func Start(t testing.TB, opts ...Option) *Server {
 		<-done
 		etcd.Close()
 	})
-	return &Server{Config: restConfig, Client: client, Etcd: etcd.Client, PKI: pki, URL: url, DataDir: dir, Server: srv}
+	return &Server{Config: restConfig, Client: client, Etcd: etcd.Client, EtcdEndpoints: etcd.Endpoints, PKI: pki, URL: url, DataDir: dir, Server: srv}
 }
