@@ -1,0 +1,172 @@
+package apiserver_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+
+	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+)
+
+// sampleAPIServer is upstream's k8s.io/sample-apiserver, built by `make sample-apiserver`
+// (tools/sample-apiserver; .ci/run does) into bin/sample-apiserver, or the test is skipped.
+func sampleAPIServer(t *testing.T) string {
+	bin, err := filepath.Abs(filepath.Join("..", "bin", "sample-apiserver"))
+	if err == nil {
+		if _, err = os.Stat(bin); err == nil {
+			return bin
+		}
+	}
+	t.Skip("no bin/sample-apiserver: run `make sample-apiserver`")
+	return ""
+}
+
+// startSampleAPIServer runs the sample API server on 127.0.0.1 as upstream's example deploys
+// it: delegating authentication and authorization to skiff (TokenReview, SubjectAccessReview,
+// the extension-apiserver-authentication ConfigMap), storing flunders in skiff's etcd under
+// its own prefix, serving a certificate for api.wardle.svc. It returns its port and caBundle;
+// the process is stopped when the test ends.
+func startSampleAPIServer(t *testing.T, s *apiservertest.Server, kubeconfig string) (int32, []byte) {
+	t.Helper()
+	bin := sampleAPIServer(t)
+	dir := t.TempDir()
+	cert, caBundle := servingCertificate(t, "api.wardle.svc")
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, caBundle, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	logFile, err := os.Create(filepath.Join(dir, "sample-apiserver.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin,
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port),
+		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile, "--cert-dir="+dir,
+		"--etcd-servers="+strings.Join(s.EtcdEndpoints, ","),
+		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
+		// skiff serves no admissionregistration.k8s.io here, which these plugins watch
+		"--disable-admission-plugins=MutatingAdmissionPolicy,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook",
+		"--enable-priority-and-fairness=false",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			if log, err := os.ReadFile(logFile.Name()); err == nil {
+				if len(log) > 8000 {
+					log = log[len(log)-8000:]
+				}
+				t.Logf("sample-apiserver log (tail):\n%s", log)
+			}
+		}
+	})
+	return int32(port), caBundle
+}
+
+func TestSampleAPIServerServesFlundersThroughSkiffToStockKubectl(t *testing.T) {
+	sampleAPIServer(t)
+	s := apiservertest.Start(t)
+	kubeconfig := adminKubeconfig(t, s)
+	agg := aggregatorclient.NewForConfigOrDie(s.Config)
+	port, caBundle := startSampleAPIServer(t, s, kubeconfig)
+	registerWardle(t, s.Client, agg, port, caBundle)
+
+	// its discovery answers once it has read the authentication ConfigMap and started
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		svc, err := agg.ApiregistrationV1().APIServices().Get(context.Background(), "v1alpha1.wardle.example.com", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(svc.Status.Conditions) > 0 && svc.Status.Conditions[0].Status == apiregistrationv1.ConditionTrue {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("v1alpha1.wardle.example.com not Available: %+v", svc.Status.Conditions)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	run := kubectlRunner(t, kubectlOnPath(t), kubeconfig, nil)
+	manifest := filepath.Join(t.TempDir(), "flunder.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: wardle.example.com/v1alpha1
+kind: Flunder
+metadata:
+  name: my-first-flunder
+  labels:
+    sample-label: "true"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	eventually(t, "kubectl create flunder", func() error {
+		kubectl := kubectlCommand(t, kubectlOnPath(t), kubeconfig, nil)
+		var err error
+		if out, err = kubectl("create", "-f", manifest); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if !strings.Contains(out, "flunder.wardle.example.com/my-first-flunder created") {
+		t.Errorf("kubectl create:\n%s", out)
+	}
+	out = run("get", "flunders")
+	if !strings.Contains(out, "NAME") || !strings.Contains(out, "my-first-flunder") {
+		t.Errorf("kubectl get flunders:\n%s", out)
+	}
+	// the extension server's warnings reach the client (v1alpha1 is deprecated there)
+	if out := run("get", "flunders.wardle.example.com", "my-first-flunder", "-o", "jsonpath={.metadata.labels.sample-label}"); !strings.HasSuffix(out, "\ntrue") ||
+		!strings.Contains(out, "Warning: wardle.example.com/v1alpha1 Flunder is deprecated") {
+		t.Errorf("kubectl get flunder -o jsonpath: %q", out)
+	}
+	if out := run("api-resources", "--api-group=wardle.example.com"); !strings.Contains(out, "flunders") || !strings.Contains(out, "fischers") {
+		t.Errorf("kubectl api-resources:\n%s", out)
+	}
+	if out := run("get", "apiservices", "v1alpha1.wardle.example.com"); !strings.Contains(out, "wardle/api") || !strings.Contains(out, "True") {
+		t.Errorf("kubectl get apiservice:\n%s", out)
+	}
+	// the sample server stored it in etcd under its own prefix
+	resp, err := s.Etcd.Get(context.Background(), "/registry/wardle.example.com/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil || !slices.ContainsFunc(resp.Kvs, func(kv *mvccpb.KeyValue) bool {
+		return strings.HasSuffix(string(kv.Key), "/flunders/default/my-first-flunder")
+	}) {
+		t.Errorf("flunder in etcd: %v %v", err, resp.Kvs)
+	}
+	run("delete", "flunder", "my-first-flunder")
+	if out := run("get", "flunders"); strings.Contains(out, "my-first-flunder") {
+		t.Errorf("after delete:\n%s", out)
+	}
+}
