@@ -16,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
@@ -37,14 +38,47 @@ func sampleAPIServer(t *testing.T) string {
 }
 
 // startSampleAPIServer runs the sample API server on 127.0.0.1 as upstream's example deploys
-// it: delegating authentication and authorization to skiff (TokenReview, SubjectAccessReview,
+// it: as an identity of its own with only the rights upstream's manifests give it
+// (system:auth-delegator, extension-apiserver-authentication-reader, reading namespaces),
+// delegating authentication and authorization to skiff (TokenReview, SubjectAccessReview,
 // the extension-apiserver-authentication ConfigMap), storing flunders in skiff's etcd under
 // its own prefix, serving a certificate for api.wardle.svc. It returns its port and caBundle;
 // the process is stopped when the test ends.
-func startSampleAPIServer(t *testing.T, s *apiservertest.Server, kubeconfig string) (int32, []byte) {
+func startSampleAPIServer(t *testing.T, s *apiservertest.Server) (int32, []byte) {
 	t.Helper()
 	bin := sampleAPIServer(t)
 	dir := t.TempDir()
+	const user = "system:wardle-server"
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := s.PKI.WriteUserKubeconfig(kubeconfig, s.URL, user); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	subject := []rbacv1.Subject{{Kind: "User", Name: user}}
+	if _, err := s.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "wardle:system:auth-delegator"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"}, Subjects: subject,
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.RbacV1().RoleBindings("kube-system").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "wardle-auth-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "extension-apiserver-authentication-reader"}, Subjects: subject,
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "aggregated-apiserver-clusterrole"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "watch", "list"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "wardle-apiserver-clusterrolebinding"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "aggregated-apiserver-clusterrole"}, Subjects: subject,
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	cert, caBundle := servingCertificate(t, "api.wardle.svc")
 	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
@@ -101,7 +135,7 @@ func TestSampleAPIServerServesFlundersThroughSkiffToStockKubectl(t *testing.T) {
 	s := apiservertest.Start(t)
 	kubeconfig := adminKubeconfig(t, s)
 	agg := aggregatorclient.NewForConfigOrDie(s.Config)
-	port, caBundle := startSampleAPIServer(t, s, kubeconfig)
+	port, caBundle := startSampleAPIServer(t, s)
 	registerWardle(t, s.Client, agg, port, caBundle)
 
 	// its discovery answers once it has read the authentication ConfigMap and started
@@ -165,6 +199,27 @@ metadata:
 	}) {
 		t.Errorf("flunder in etcd: %v %v", err, resp.Kvs)
 	}
+
+	// another user: skiff authorizes the request before proxying it, in upstream's words, and
+	// the sample server authorizes it again by SubjectAccessReview
+	aliceConfig := filepath.Join(t.TempDir(), "alice.kubeconfig")
+	if err := s.PKI.WriteUserKubeconfig(aliceConfig, s.URL, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	alice := kubectlCommand(t, kubectlOnPath(t), aliceConfig, nil)
+	out, err = alice("get", "flunders")
+	if want := `flunders.wardle.example.com is forbidden: User "alice" cannot list resource "flunders" in API group "wardle.example.com" in the namespace "default"`; err == nil || !strings.Contains(out, want) {
+		t.Errorf("alice without rights: %v\n%s\nwant %s", err, out, want)
+	}
+	grant(t, s.Client, "default", "flunder-reader", "alice", rbacv1.PolicyRule{APIGroups: []string{"wardle.example.com"}, Resources: []string{"flunders"}, Verbs: []string{"get", "list"}})
+	eventually(t, "alice lists flunders", func() error {
+		out, err := alice("get", "flunders", "-o", "name")
+		if err != nil || !strings.Contains(out, "flunder.wardle.example.com/my-first-flunder") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+
 	run("delete", "flunder", "my-first-flunder")
 	if out := run("get", "flunders"); strings.Contains(out, "my-first-flunder") {
 		t.Errorf("after delete:\n%s", out)

@@ -22,6 +22,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -451,5 +452,28 @@ func TestAPIServiceBadInputIsRefusedInUpstreamWords(t *testing.T) {
 				t.Errorf("refused APIService stored: %v", err)
 			}
 		})
+	}
+}
+
+func TestWatchingOneObjectByNameNeedsOnlyItsResourceName(t *testing.T) {
+	s := apiservertest.Start(t)
+	alice, _ := userClient(t, s, "alice")
+	grant(t, s.Client, "kube-system", "auth-reader", "alice", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"},
+		ResourceNames: []string{"extension-apiserver-authentication"}, Verbs: []string{"get", "list", "watch"}})
+	ctx := context.Background()
+	eventually(t, "list by metadata.name", func() error {
+		_, err := alice.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=extension-apiserver-authentication"})
+		return err
+	})
+	w, err := alice.CoreV1().ConfigMaps("kube-system").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=extension-apiserver-authentication"})
+	if err != nil {
+		t.Fatalf("watch by metadata.name: %v", err)
+	}
+	w.Stop()
+	if _, err := alice.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list of every ConfigMap: %v, want 403", err)
+	}
+	if _, err := alice.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=other"}); !apierrors.IsForbidden(err) {
+		t.Errorf("list of another ConfigMap by name: %v, want 403", err)
 	}
 }
