@@ -78,26 +78,34 @@ type whoAmI struct {
 	Path          string              `json:"path"`
 }
 
-// fakeExtensionServer serves the wardle.example.com/v1alpha1 discovery document over TLS as
-// <svc>.<ns>.svc, requiring a client certificate of the front-proxy CA, and answers every other
-// path with whoAmI. It returns its port, its caBundle and a function that stops it.
-func fakeExtensionServer(t *testing.T, s *apiservertest.Server) (int32, []byte, func()) {
+// wardleDiscovery is the discovery document of the sample API server's v1alpha1.
+var wardleDiscovery = metav1.APIResourceList{
+	TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
+	GroupVersion: "wardle.example.com/v1alpha1",
+	APIResources: []metav1.APIResource{
+		{Name: "flunders", SingularName: "flunder", Namespaced: true, Kind: "Flunder", Verbs: []string{"create", "get", "list", "watch"}},
+		{Name: "flunders/status", Namespaced: true, Kind: "Flunder", Verbs: []string{"get", "update"}},
+	},
+}
+
+// fakeExtensionServer serves the discovery documents given (wardle's when none) over TLS as
+// api.wardle.svc, requiring a client certificate of the front-proxy CA, and answers every
+// other path with whoAmI. It returns its port, its caBundle and a function that stops it.
+func fakeExtensionServer(t *testing.T, s *apiservertest.Server, documents ...metav1.APIResourceList) (int32, []byte, func()) {
 	t.Helper()
+	if len(documents) == 0 {
+		documents = []metav1.APIResourceList{wardleDiscovery}
+	}
 	cert, caBundle := servingCertificate(t, "api.wardle.svc")
 	frontProxyCAs := x509.NewCertPool()
 	frontProxyCAs.AppendCertsFromPEM(s.PKI.FrontProxy.CAPEM)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/apis/wardle.example.com/v1alpha1" {
-			json.NewEncoder(w).Encode(metav1.APIResourceList{
-				TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-				GroupVersion: "wardle.example.com/v1alpha1",
-				APIResources: []metav1.APIResource{
-					{Name: "flunders", SingularName: "flunder", Namespaced: true, Kind: "Flunder", Verbs: []string{"create", "get", "list", "watch"}},
-					{Name: "flunders/status", Namespaced: true, Kind: "Flunder", Verbs: []string{"get", "update"}},
-				},
-			})
-			return
+		for _, doc := range documents {
+			if r.URL.Path == "/apis/"+doc.GroupVersion {
+				json.NewEncoder(w).Encode(doc)
+				return
+			}
 		}
 		extra := map[string][]string{}
 		for k, v := range r.Header {
@@ -123,6 +131,22 @@ func fakeExtensionServer(t *testing.T, s *apiservertest.Server) (int32, []byte, 
 // pointing at 127.0.0.1:port, and the APIService v1alpha1.wardle.example.com for it.
 func registerWardle(t *testing.T, cs kubernetes.Interface, agg aggregatorclient.Interface, port int32, caBundle []byte) {
 	t.Helper()
+	wardleService(t, cs, port)
+	if _, err := agg.ApiregistrationV1().APIServices().Create(context.Background(), &apiregistrationv1.APIService{
+		ObjectMeta: metav1.ObjectMeta{Name: "v1alpha1.wardle.example.com"},
+		Spec: apiregistrationv1.APIServiceSpec{
+			Group: "wardle.example.com", Version: "v1alpha1", GroupPriorityMinimum: 1000, VersionPriority: 15,
+			Service: &apiregistrationv1.ServiceReference{Namespace: "wardle", Name: "api"}, CABundle: caBundle,
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wardleService makes the namespace wardle and the Service api there with an EndpointSlice
+// pointing at 127.0.0.1:port.
+func wardleService(t *testing.T, cs kubernetes.Interface, port int32) {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "wardle"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
@@ -138,15 +162,6 @@ func registerWardle(t *testing.T, cs kubernetes.Interface, agg aggregatorclient.
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port)}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := agg.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
-		ObjectMeta: metav1.ObjectMeta{Name: "v1alpha1.wardle.example.com"},
-		Spec: apiregistrationv1.APIServiceSpec{
-			Group: "wardle.example.com", Version: "v1alpha1", GroupPriorityMinimum: 1000, VersionPriority: 15,
-			Service: &apiregistrationv1.ServiceReference{Namespace: "wardle", Name: "api"}, CABundle: caBundle,
-		},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -475,5 +490,87 @@ func TestWatchingOneObjectByNameNeedsOnlyItsResourceName(t *testing.T) {
 	}
 	if _, err := alice.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=other"}); !apierrors.IsForbidden(err) {
 		t.Errorf("list of another ConfigMap by name: %v, want 403", err)
+	}
+}
+
+func TestARegisteredMetricsAPIServiceTakesOverFromSkiffsOwnAndGivesItBack(t *testing.T) {
+	s := apiservertest.Start(t)
+	agg := aggregatorclient.NewForConfigOrDie(s.Config)
+	ctx := context.Background()
+	metricsServer := metav1.APIResourceList{
+		TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: "metrics.k8s.io/v1beta1",
+		APIResources: []metav1.APIResource{
+			{Name: "nodes", Kind: "NodeMetrics", Verbs: []string{"get", "list"}},
+			{Name: "pods", Kind: "PodMetrics", Namespaced: true, Verbs: []string{"get", "list"}},
+			{Name: "extras", Kind: "ExtraMetrics", Verbs: []string{"get"}}, // only the extension has it
+		},
+	}
+	port, caBundle, _ := fakeExtensionServer(t, s, metricsServer)
+	wardleService(t, s.Client, port)
+
+	// metrics-server's manifest applies its APIService over skiff's local one
+	eventually(t, "register v1beta1.metrics.k8s.io", func() error {
+		svc, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		svc.Spec.Service = &apiregistrationv1.ServiceReference{Namespace: "wardle", Name: "api", Port: ptr.To[int32](443)}
+		svc.Spec.CABundle = caBundle
+		_, err = agg.ApiregistrationV1().APIServices().Update(ctx, svc, metav1.UpdateOptions{})
+		return err
+	})
+	eventually(t, "v1beta1.metrics.k8s.io checked", func() error {
+		if c := waitAvailable(t, agg, "v1beta1.metrics.k8s.io", apiregistrationv1.ConditionTrue); c.Reason != "Passed" {
+			return fmt.Errorf("Available condition %+v", c)
+		}
+		return nil
+	})
+	var who whoAmI
+	eventually(t, "metrics request reaches the extension server", func() error {
+		body, err := s.Client.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").DoRaw(ctx)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(body, &who); err != nil || who.User != "admin" {
+			return fmt.Errorf("answered %s", body)
+		}
+		return nil
+	})
+	eventually(t, "discovery of the extension's metrics API", func() error {
+		_, lists, err := s.Client.Discovery().ServerGroupsAndResources()
+		if err != nil {
+			return err
+		}
+		for _, l := range lists {
+			if l.GroupVersion == "metrics.k8s.io/v1beta1" && slices.ContainsFunc(l.APIResources, func(r metav1.APIResource) bool { return r.Name == "extras" }) {
+				return nil
+			}
+		}
+		return fmt.Errorf("metrics.k8s.io/v1beta1 without the extension's resources")
+	})
+
+	// deleting it gives the group version back to skiff's own metrics API
+	if err := agg.ApiregistrationV1().APIServices().Delete(ctx, "v1beta1.metrics.k8s.io", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "local v1beta1.metrics.k8s.io again", func() error {
+		if c := waitAvailable(t, agg, "v1beta1.metrics.k8s.io", apiregistrationv1.ConditionTrue); c.Reason != "Local" {
+			return fmt.Errorf("Available condition %+v", c)
+		}
+		return nil
+	})
+	eventually(t, "skiff serves the metrics API again", func() error {
+		body, err := s.Client.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").DoRaw(ctx)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), `"kind":"NodeMetricsList"`) {
+			return fmt.Errorf("answered %s", body)
+		}
+		return nil
+	})
+	svc, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+	if err != nil || svc.Spec.Service != nil {
+		t.Errorf("v1beta1.metrics.k8s.io after the delete: %v %+v", err, svc.Spec)
 	}
 }
