@@ -78,6 +78,9 @@ type remoteAPIService struct {
 	transportErr error
 	// discovery is the extension server's last discovery document of the group version
 	discovery *metav1.APIResourceList
+	// openAPIV3URL is where the extension server serves the group version's OpenAPI v3
+	// document ("/openapi/v3/apis/G/V?hash=..."), or ""
+	openAPIV3URL string
 }
 
 // aggregation is the server's state of APIServices. The worker writes it; requests read
@@ -325,9 +328,9 @@ func (a *aggregation) sync(ctx context.Context, name string) error {
 	}
 	rs := &remoteAPIService{apiService: svc}
 	rs.transport, rs.transportErr = newAPIServiceTransport(svc, a.s.cfg.FrontProxyClientCert)
-	cond, discovery := a.check(ctx, rs)
+	cond, discovery, openAPIV3URL := a.check(ctx, rs)
 	rs.available = cond.Status == apiregistrationv1.ConditionTrue
-	rs.discovery = discovery
+	rs.discovery, rs.openAPIV3URL = discovery, openAPIV3URL
 	if prev := a.remoteFor(gv); prev != nil && rs.discovery == nil && prev.apiService.UID == svc.UID {
 		rs.discovery = prev.discovery
 	}
@@ -345,12 +348,12 @@ func (a *aggregation) sync(ctx context.Context, name string) error {
 // check is upstream's availability check of a remote APIService: the Service exists and
 // listens on the port, its EndpointSlices have a ready address for it, and the extension
 // server answers its discovery document. It returns the Available condition and, when
-// available, that document.
-func (a *aggregation) check(ctx context.Context, rs *remoteAPIService) (apiregistrationv1.APIServiceCondition, *metav1.APIResourceList) {
+// available, that document and where the extension serves its OpenAPI v3 document.
+func (a *aggregation) check(ctx context.Context, rs *remoteAPIService) (apiregistrationv1.APIServiceCondition, *metav1.APIResourceList, string) {
 	svc := rs.apiService
 	target, failed := a.s.resolveAPIService(ctx, svc)
 	if failed != nil {
-		return *failed, nil
+		return *failed, nil, ""
 	}
 	discoveryURL := *target
 	discoveryURL.Path = "/apis/" + svc.Spec.Group + "/" + svc.Spec.Version
@@ -362,7 +365,7 @@ func (a *aggregation) check(ctx context.Context, rs *remoteAPIService) (apiregis
 			Reason: "FailedDiscoveryCheck", Message: fmt.Sprintf("failing or missing response from %v: %v", discoveryURL.String(), err)}
 	}
 	if rs.transport == nil {
-		return fail(rs.transportErr), nil
+		return fail(rs.transportErr), nil, ""
 	}
 	client := &http.Client{Transport: rs.transport, Timeout: 5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -370,8 +373,9 @@ func (a *aggregation) check(ctx context.Context, rs *remoteAPIService) (apiregis
 	for attempt := 0; attempt < 3; attempt++ {
 		list, err := a.fetchDiscovery(ctx, client, discoveryURL.String())
 		if err == nil {
+			base := target.Scheme + "://" + target.Host
 			return apiregistrationv1.APIServiceCondition{Type: apiregistrationv1.Available, Status: apiregistrationv1.ConditionTrue,
-				Reason: "Passed", Message: "all checks passed"}, list
+				Reason: "Passed", Message: "all checks passed"}, list, a.fetchOpenAPIV3URL(ctx, client, base, remoteGroupVersion(rs))
 		}
 		lastErr = err
 		rs.transport.CloseIdleConnections()
@@ -379,7 +383,7 @@ func (a *aggregation) check(ctx context.Context, rs *remoteAPIService) (apiregis
 			break
 		}
 	}
-	return fail(lastErr), nil
+	return fail(lastErr), nil, ""
 }
 
 // fetchDiscovery reads a group version's discovery document as upstream's check does: as

@@ -189,6 +189,10 @@ metadata:
 	if out := run("api-resources", "--api-group=wardle.example.com"); !strings.Contains(out, "flunders") || !strings.Contains(out, "fischers") {
 		t.Errorf("kubectl api-resources:\n%s", out)
 	}
+	// its OpenAPI v3 document is listed and proxied: kubectl explain reads it
+	if out := run("explain", "flunders.spec"); !strings.Contains(out, "KIND:       Flunder") || !strings.Contains(out, "reference") {
+		t.Errorf("kubectl explain flunders.spec:\n%s", out)
+	}
 	if out := run("get", "apiservices", "v1alpha1.wardle.example.com"); !strings.Contains(out, "wardle/api") || !strings.Contains(out, "True") {
 		t.Errorf("kubectl get apiservice:\n%s", out)
 	}
