@@ -302,6 +302,9 @@ func (a *aggregation) sync(ctx context.Context, name string) error {
 	if apierrors.IsNotFound(err) {
 		for gv, rs := range *a.remote.Load() {
 			if rs.apiService.Name == name {
+				if rs.transport != nil {
+					rs.transport.CloseIdleConnections()
+				}
 				a.setRemote(gv, nil)
 			}
 		}
@@ -322,16 +325,28 @@ func (a *aggregation) sync(ctx context.Context, name string) error {
 		}
 	}
 	if svc.Spec.Service == nil {
+		if prev := a.remoteFor(gv); prev != nil && prev.transport != nil {
+			prev.transport.CloseIdleConnections()
+		}
 		a.setRemote(gv, nil)
 		cond := apis.LocalAvailableCondition(time.Now())
 		return a.setCondition(ctx, svc, cond)
 	}
 	rs := &remoteAPIService{apiService: svc}
-	rs.transport, rs.transportErr = newAPIServiceTransport(svc, a.s.cfg.FrontProxyClientCert)
+	prev := a.remoteFor(gv)
+	if prev != nil && prev.apiService.UID == svc.UID && sameConnection(prev.apiService, svc) {
+		// the same extension server, reached the same way: keep its connections
+		rs.transport, rs.transportErr = prev.transport, prev.transportErr
+	} else {
+		if prev != nil && prev.transport != nil {
+			prev.transport.CloseIdleConnections()
+		}
+		rs.transport, rs.transportErr = newAPIServiceTransport(svc, a.s.cfg.FrontProxyClientCert)
+	}
 	cond, discovery, openAPIV3URL := a.check(ctx, rs)
 	rs.available = cond.Status == apiregistrationv1.ConditionTrue
 	rs.discovery, rs.openAPIV3URL = discovery, openAPIV3URL
-	if prev := a.remoteFor(gv); prev != nil && rs.discovery == nil && prev.apiService.UID == svc.UID {
+	if prev != nil && rs.discovery == nil && prev.apiService.UID == svc.UID {
 		rs.discovery = prev.discovery
 	}
 	a.setRemote(gv, rs)
@@ -343,6 +358,13 @@ func (a *aggregation) sync(ctx context.Context, name string) error {
 		a.queue.AddAfter(name, 5*time.Second)
 	}
 	return nil
+}
+
+// sameConnection reports whether two versions of a remote APIService reach their extension
+// server the same way (Service and TLS settings).
+func sameConnection(a, b *apiregistrationv1.APIService) bool {
+	return apiequality.Semantic.DeepEqual(a.Spec.Service, b.Spec.Service) &&
+		a.Spec.InsecureSkipTLSVerify == b.Spec.InsecureSkipTLSVerify && string(a.Spec.CABundle) == string(b.Spec.CABundle)
 }
 
 // check is upstream's availability check of a remote APIService: the Service exists and

@@ -59,7 +59,7 @@ func newAPIServiceTransport(svc *apiregistrationv1.APIService, clientCert *tls.C
 		cfg.Certificates = []tls.Certificate{*clientCert}
 	}
 	return &http.Transport{TLSClientConfig: cfg, Proxy: nil, ForceAttemptHTTP2: false,
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}, nil
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, IdleConnTimeout: 90 * time.Second}, nil
 }
 
 // resolveAPIService is a ready endpoint of the APIService's Service, on the port the Service

@@ -28,7 +28,7 @@ type Config struct {
 	// FrontProxyClientCert is what the API server presents to extension API servers when it
 	// proxies an APIService's requests to them, naming the user in X-Remote-* headers, and
 	// FrontProxyCA the PEM of the CA that signed it (requestheader-client-ca-file). Without
-	// them the API server proxies no APIService.
+	// them extension servers cannot trust what the API server proxies to them.
 	FrontProxyClientCert *tls.Certificate
 	FrontProxyCA         []byte
 	// TokenFile is a static token file (token,user,uid,"group1,group2" per line), or empty.
