@@ -17,7 +17,11 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
@@ -154,6 +158,16 @@ func TestSampleAPIServerServesFlundersThroughSkiffToStockKubectl(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// a watch passes through the proxy as a stream
+	flunders := schema.GroupVersionResource{Group: "wardle.example.com", Version: "v1alpha1", Resource: "flunders"}
+	var watcher watch.Interface
+	eventually(t, "watch flunders", func() error {
+		var err error
+		watcher, err = dynamic.NewForConfigOrDie(s.Config).Resource(flunders).Namespace("default").Watch(context.Background(), metav1.ListOptions{})
+		return err
+	})
+	defer watcher.Stop()
+
 	run := kubectlRunner(t, kubectlOnPath(t), kubeconfig, nil)
 	manifest := filepath.Join(t.TempDir(), "flunder.yaml")
 	if err := os.WriteFile(manifest, []byte(`apiVersion: wardle.example.com/v1alpha1
@@ -176,6 +190,14 @@ metadata:
 	})
 	if !strings.Contains(out, "flunder.wardle.example.com/my-first-flunder created") {
 		t.Errorf("kubectl create:\n%s", out)
+	}
+	select {
+	case ev := <-watcher.ResultChan():
+		if m, err := meta.Accessor(ev.Object); err != nil || ev.Type != watch.Added || m.GetName() != "my-first-flunder" {
+			t.Errorf("watch event %s %v, want ADDED my-first-flunder", ev.Type, ev.Object)
+		}
+	case <-time.After(time.Minute):
+		t.Error("no watch event for the created flunder")
 	}
 	out = run("get", "flunders")
 	if !strings.Contains(out, "NAME") || !strings.Contains(out, "my-first-flunder") {
