@@ -1,7 +1,7 @@
 # The one command that runs every test: `make test`. CI (.ci/run) calls exactly this.
 GO ?= go
 
-.PHONY: test build vet fmt-check bench kubectl conformance sample-apiserver
+.PHONY: test build vet fmt-check bench kubectl conformance upstream-conformance sample-apiserver
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -39,3 +39,9 @@ bench: build
 CONFORMANCE_ARGS ?=
 conformance:
 	$(GO) test -count=1 -timeout 30m -v ./conformance -args -ginkgo.v $(CONFORMANCE_ARGS)
+
+# Upstream's own conformance specs (e2e.test v1.37.2, built from the module proxy and cached in
+# ~/.cache/upstream-e2e with the images its specs run) against a fresh `skiff up`; writes
+# conformance/UPSTREAM.md. 20-60 minutes: not part of `make test`. FOCUS='Pods should' runs a part.
+upstream-conformance: build
+	bash conformance/upstream/run.sh bin/skiff

@@ -88,3 +88,20 @@ func TestConvertEventRoundTripsBothWays(t *testing.T) {
 		t.Errorf("list conversion = %+v", v1list)
 	}
 }
+
+// An event of events.k8s.io has no deprecated source: the core field selector "source" finds
+// it by its reporting controller, as upstream's.
+func TestCoreEventSourceFieldFallsBackToTheReportingController(t *testing.T) {
+	res := Builtin.Lookup(corev1.SchemeGroupVersion, "events")
+	for _, tc := range []struct {
+		ev   corev1.Event
+		want string
+	}{
+		{corev1.Event{ReportingController: "test-controller"}, "test-controller"},
+		{corev1.Event{Source: corev1.EventSource{Component: "kubelet"}, ReportingController: "other"}, "kubelet"},
+	} {
+		if got := res.SelectableFields(&tc.ev)["source"]; got != tc.want {
+			t.Errorf("source of %+v = %q, want %q", tc.ev, got, tc.want)
+		}
+	}
+}

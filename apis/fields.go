@@ -1,6 +1,7 @@
 package apis
 
 import (
+	"cmp"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -82,7 +83,9 @@ func eventFields(obj runtime.Object) fields.Set {
 	set["involvedObject.fieldPath"] = ev.InvolvedObject.FieldPath
 	set["reason"] = ev.Reason
 	set["reportingComponent"] = ev.ReportingController
-	set["source"] = ev.Source.Component
+	// an event written through events.k8s.io has no source but its reporting controller,
+	// which upstream selects as its source too
+	set["source"] = cmp.Or(ev.Source.Component, ev.ReportingController)
 	set["type"] = ev.Type
 	return set
 }

@@ -151,3 +151,21 @@ func setField(obj runtime.Object, name string, v reflect.Value) {
 	}
 	f.Set(v)
 }
+
+// asWritten is the strategy of a kind stored as its client writes it, with no status and no
+// generation to keep: it only validates.
+type asWritten[T runtime.Object] struct {
+	validate       func(T) field.ErrorList
+	validateUpdate func(obj, old T) field.ErrorList
+}
+
+func (asWritten[T]) PrepareForCreate(context.Context, runtime.Object) {}
+func (s asWritten[T]) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return s.validate(obj.(T))
+}
+func (asWritten[T]) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
+func (s asWritten[T]) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return s.validateUpdate(obj.(T), old.(T))
+}
+func (asWritten[T]) AllowCreateOnUpdate() bool      { return false }
+func (asWritten[T]) AllowUnconditionalUpdate() bool { return true }

@@ -2,12 +2,14 @@ package apis
 
 import (
 	"context"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 // serviceStrategy is upstream's service strategy: status only through services/status; what
@@ -31,7 +33,75 @@ func (serviceStrategy) Validate(_ context.Context, obj runtime.Object) field.Err
 func (serviceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	svc, oldSvc := obj.(*corev1.Service), old.(*corev1.Service)
 	svc.Status = oldSvc.Status
+	dropTypeDependentFields(svc, oldSvc)
 	keepAllocated(svc, oldSvc)
+}
+
+// dropTypeDependentFields clears what a change of type leaves without meaning, as upstream's
+// service strategy does: only fields the update left as they were (a value the user changed
+// too is for validation to judge), so that switching a ClusterIP Service to ExternalName, or a
+// NodePort one to ClusterIP, needs no more than the new type. The addresses and ports go back
+// to their pools when the allocator sees them gone.
+func dropTypeDependentFields(svc, old *corev1.Service) {
+	needsClusterIP := func(s *corev1.Service) bool { return s.Spec.Type != corev1.ServiceTypeExternalName }
+	if needsClusterIP(old) && !needsClusterIP(svc) {
+		if svc.Spec.ClusterIP == old.Spec.ClusterIP && slices.Equal(svc.Spec.ClusterIPs, old.Spec.ClusterIPs) {
+			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
+		}
+		if slices.Equal(svc.Spec.IPFamilies, old.Spec.IPFamilies) {
+			svc.Spec.IPFamilies = nil
+		}
+		if ptr.Deref(svc.Spec.IPFamilyPolicy, "") == ptr.Deref(old.Spec.IPFamilyPolicy, "") {
+			svc.Spec.IPFamilyPolicy = nil
+		}
+	}
+	needsNodePorts := func(s *corev1.Service) bool {
+		return s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+	}
+	if needsNodePorts(old) && !needsNodePorts(svc) && noNewNodePorts(svc, old) {
+		for i := range svc.Spec.Ports {
+			svc.Spec.Ports[i].NodePort = 0
+		}
+	}
+	needsHealthCheckPort := func(s *corev1.Service) bool {
+		return s.Spec.Type == corev1.ServiceTypeLoadBalancer && s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	}
+	if needsHealthCheckPort(old) && !needsHealthCheckPort(svc) && svc.Spec.HealthCheckNodePort == old.Spec.HealthCheckNodePort {
+		svc.Spec.HealthCheckNodePort = 0
+	}
+	if old.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		if svc.Spec.AllocateLoadBalancerNodePorts != nil && old.Spec.AllocateLoadBalancerNodePorts != nil &&
+			*svc.Spec.AllocateLoadBalancerNodePorts == *old.Spec.AllocateLoadBalancerNodePorts {
+			svc.Spec.AllocateLoadBalancerNodePorts = nil
+		}
+		if ptr.Equal(svc.Spec.LoadBalancerClass, old.Spec.LoadBalancerClass) {
+			svc.Spec.LoadBalancerClass = nil
+		}
+	}
+	externallyAccessible := func(s *corev1.Service) bool {
+		return needsNodePorts(s) || (s.Spec.Type == corev1.ServiceTypeClusterIP && len(s.Spec.ExternalIPs) > 0)
+	}
+	if externallyAccessible(old) && !externallyAccessible(svc) && svc.Spec.ExternalTrafficPolicy == old.Spec.ExternalTrafficPolicy {
+		svc.Spec.ExternalTrafficPolicy = ""
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		svc.Status.LoadBalancer = corev1.LoadBalancerStatus{}
+	}
+}
+
+// noNewNodePorts says whether svc names only node ports old had: ports may be added, removed
+// or changed, but a node port of its own is the user's to keep, and validation's to refuse.
+func noNewNodePorts(svc, old *corev1.Service) bool {
+	had := map[int32]bool{}
+	for _, p := range old.Spec.Ports {
+		had[p.NodePort] = true
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 && !had[p.NodePort] {
+			return false
+		}
+	}
+	return true
 }
 
 // keepAllocated copies the allocated values an update left out from the stored service, as

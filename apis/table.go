@@ -439,6 +439,12 @@ var builtin = []*Resource{
 		Default: Defaulter(defaultNetworkPolicy), Strategy: NetworkPolicyStrategy, Table: networkPolicyTable(),
 	},
 	{
+		GroupVersion: nodeV1, Name: "runtimeclasses", SingularName: "runtimeclass", Kind: "RuntimeClass",
+		Verbs:      verbsAll,
+		StorageKey: "runtimeclasses", StorageVersion: nodeV1, Fields: objectMetaFields,
+		Strategy: RuntimeClassStrategy, Table: runtimeClassTable(),
+	},
+	{
 		GroupVersion: schedulingV1, Name: "priorityclasses", SingularName: "priorityclass", Kind: "PriorityClass",
 		Verbs: verbsAll, ShortNames: []string{"pc"},
 		StorageKey: "priorityclasses", StorageVersion: schedulingV1, Fields: objectMetaFields,

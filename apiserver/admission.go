@@ -29,6 +29,7 @@ type admission struct {
 	pods            *registry.Store
 	storageClasses  *registry.Store
 	ingressClasses  *registry.Store
+	runtimeClasses  *registry.Store
 	limitRanges     *registry.Store
 	resourceQuotas  *registry.Store
 	disabled        sets.Set[string]
@@ -37,7 +38,7 @@ type admission struct {
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
 var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority", "TaintNodesByCondition",
-	"DefaultStorageClass", "StorageObjectInUseProtection", "DefaultIngressClass", "ResourceQuota"}
+	"DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "DefaultIngressClass", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.
 func disabledPlugins(names []string) (sets.Set[string], error) {
@@ -71,6 +72,9 @@ func (a admission) admitCreate(ctx context.Context, res *apis.Resource, ns strin
 			return err
 		}
 		if err := a.admitPodPriority(ctx, o); err != nil {
+			return err
+		}
+		if err := a.admitPodRuntimeClass(ctx, o); err != nil {
 			return err
 		}
 	case *schedulingv1.PriorityClass:

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -204,6 +205,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.pods = s.builtinStore(corev1.SchemeGroupVersion, "pods")
 	s.admission.storageClasses = s.builtinStore(storagev1.SchemeGroupVersion, "storageclasses")
 	s.admission.ingressClasses = s.builtinStore(networkingv1.SchemeGroupVersion, "ingressclasses")
+	s.admission.runtimeClasses = s.builtinStore(nodev1.SchemeGroupVersion, "runtimeclasses")
 	s.admission.limitRanges = s.builtinStore(corev1.SchemeGroupVersion, "limitranges")
 	s.admission.resourceQuotas = s.builtinStore(corev1.SchemeGroupVersion, "resourcequotas")
 	return nil

@@ -181,3 +181,52 @@ func TestConcurrentServiceCreatesNeverShareAnIPOrNodePort(t *testing.T) {
 		}
 	}
 }
+
+// Changing a Service's type needs only the new type, as upstream: what the old type had
+// allocated (cluster IPs, node ports) and left unchanged is dropped, and goes back to its pool.
+func TestServiceTypeChangesDropWhatTheNewTypeHasNoUseFor(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	svcs := s.Client.CoreV1().Services("default")
+	np, err := svcs.Create(ctx, testService("np", corev1.ServiceTypeNodePort), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, port := np.Spec.ClusterIP, np.Spec.Ports[0].NodePort
+
+	// NodePort -> ClusterIP: the node port goes, the cluster IP stays
+	np.Spec.Type = corev1.ServiceTypeClusterIP
+	cip, err := svcs.Update(ctx, np, metav1.UpdateOptions{})
+	if err != nil || cip.Spec.Ports[0].NodePort != 0 || cip.Spec.ClusterIP != ip || cip.Spec.ExternalTrafficPolicy != "" {
+		t.Fatalf("NodePort to ClusterIP: %+v %v", cip, err)
+	}
+	other := testService("other", corev1.ServiceTypeNodePort)
+	other.Spec.Ports[0].NodePort = port
+	if _, err := svcs.Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Errorf("the dropped node port %d is not free again: %v", port, err)
+	}
+
+	// ClusterIP -> ExternalName: the cluster IPs and families go, and the address is free
+	cip.Spec.Type, cip.Spec.ExternalName, cip.Spec.Selector = corev1.ServiceTypeExternalName, "example.com", nil
+	ext, err := svcs.Update(ctx, cip, metav1.UpdateOptions{})
+	if err != nil || ext.Spec.ClusterIP != "" || ext.Spec.ClusterIPs != nil || ext.Spec.IPFamilies != nil || ext.Spec.IPFamilyPolicy != nil {
+		t.Fatalf("ClusterIP to ExternalName: %+v %v", ext, err)
+	}
+	reuse := testService("reuse", "")
+	reuse.Spec.ClusterIP = ip
+	if _, err := svcs.Create(ctx, reuse, metav1.CreateOptions{}); err != nil {
+		t.Errorf("the dropped cluster IP %s is not free again: %v", ip, err)
+	}
+
+	// a cluster IP the user set on purpose is validation's to refuse, as upstream
+	ext.Spec.Type = corev1.ServiceTypeClusterIP
+	back, err := svcs.Update(ctx, ext, metav1.UpdateOptions{})
+	if err != nil || back.Spec.ClusterIP == "" {
+		t.Fatalf("ExternalName back to ClusterIP: %+v %v", back, err)
+	}
+	back.Spec.Type, back.Spec.ClusterIP, back.Spec.ClusterIPs = corev1.ServiceTypeExternalName, "10.96.0.77", []string{"10.96.0.77"}
+	_, err = svcs.Update(ctx, back, metav1.UpdateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "may not be set for ExternalName services") {
+		t.Errorf("a changed cluster IP on ExternalName: %v", err)
+	}
+}

@@ -201,23 +201,27 @@ var _ = Describe("[sig-storage] VolumeAttachment", Label("storage"), func() {
 	})
 })
 
+// requireDefaultStorageClass skips a spec on a cluster without a default StorageClass.
+func requireDefaultStorageClass(ctx SpecContext) {
+	classes, err := cluster.client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	for _, sc := range classes.Items {
+		if sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" {
+			return
+		}
+	}
+	Skip("needs a default StorageClass")
+}
+
 var _ = Describe("[sig-storage] Dynamic Provisioning", Label("storage"), func() {
 	It("should provision a claim of the default class for its pod and keep the data for the next pod", func(ctx SpecContext) {
 		requireRealContainers(ctx)
 		requireScheduler(ctx)
 		schedulableNode(ctx)
-		classes, err := cluster.client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		hasDefault := false
-		for _, sc := range classes.Items {
-			hasDefault = hasDefault || sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true"
-		}
-		if !hasDefault {
-			Skip("needs a default StorageClass")
-		}
+		requireDefaultStorageClass(ctx)
 		ns := newNamespace(ctx)
 		pvcs := cluster.client.CoreV1().PersistentVolumeClaims(ns)
-		_, err = pvcs.Create(ctx, &corev1.PersistentVolumeClaim{
+		_, err := pvcs.Create(ctx, &corev1.PersistentVolumeClaim{
 			ObjectMeta: metav1.ObjectMeta{Name: "data"},
 			Spec: corev1.PersistentVolumeClaimSpec{
 				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -264,5 +268,76 @@ var _ = Describe("[sig-storage] Dynamic Provisioning", Label("storage"), func() 
 			_, err := cluster.client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "volume %s still there: %v", pv.Name, err)
 		}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
+	})
+})
+
+var _ = Describe("[sig-apps] StatefulSet with volumeClaimTemplates", Label("storage"), func() {
+	It("should give each replica a claim of its own that outlives its pod", func(ctx SpecContext) {
+		requireRealContainers(ctx)
+		requireScheduler(ctx)
+		schedulableNode(ctx)
+		requireDefaultStorageClass(ctx)
+		ns := newNamespace(ctx)
+		set := statefulSet("db", 2)
+		// each replica records the first pod that used its volume, and says what it found
+		set.Spec.Template.Spec.Containers = []corev1.Container{{
+			Name: "db", Image: busyboxImage,
+			Command:      []string{"sh", "-c", "[ -f /data/owner ] || hostname > /data/owner; cat /data/owner; exec sleep 3600"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
+		}}
+		set.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+		set.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
+			ObjectMeta: metav1.ObjectMeta{Name: "data"},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("16Mi")}},
+			},
+		}}
+		_, err := cluster.client.AppsV1().StatefulSets(ns).Create(ctx, set, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		logsOf := func(g Gomega, pod string) string {
+			p, err := cluster.client.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(podReady(p)).To(BeTrue(), "%s not ready", pod)
+			logs, err := cluster.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			return string(logs)
+		}
+
+		By("binding claims data-db-0 and data-db-1, one per replica")
+		var firstUID types.UID
+		Eventually(func(g Gomega) {
+			for _, pod := range []string{"db-0", "db-1"} {
+				g.Expect(logsOf(g, pod)).To(Equal(pod + "\n"))
+				pvc, err := cluster.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-"+pod, metav1.GetOptions{})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
+				g.Expect(pvc.Labels).To(HaveKeyWithValue("statefulset-name", "db"))
+			}
+			p, err := cluster.client.CoreV1().Pods(ns).Get(ctx, "db-0", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			firstUID = p.UID
+		}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
+
+		By("recreating a deleted db-0 on the same claim, with what the first one wrote")
+		Expect(cluster.client.CoreV1().Pods(ns).Delete(ctx, "db-0", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func(g Gomega) {
+			p, err := cluster.client.CoreV1().Pods(ns).Get(ctx, "db-0", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.UID).NotTo(Equal(firstUID))
+			g.Expect(logsOf(g, "db-0")).To(Equal("db-0\n"))
+		}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
+
+		By("keeping the claims when the set scales to zero (retention policy Retain)")
+		_, err = cluster.client.AppsV1().StatefulSets(ns).Patch(ctx, "db", types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			pods, err := cluster.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "statefulset-name=db"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pods.Items).To(BeEmpty())
+		}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
+		claims, err := cluster.client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(claims.Items).To(HaveLen(2))
 	})
 })

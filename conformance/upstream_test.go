@@ -11,6 +11,7 @@ var upstreamMirrors = map[string]string{
 	"[sig-storage] CSINodes should run through the lifecycle of a csinode":                                                            "[sig-storage] CSINodes CSI Conformance should run through the lifecycle of a csinode [Conformance]",
 	"[sig-storage] VolumeAttachment should run through the lifecycle of a VolumeAttachment":                                           "[sig-storage] VolumeAttachment Conformance should run through the lifecycle of a VolumeAttachment [Conformance]",
 	"[sig-storage] Dynamic Provisioning should provision a claim of the default class for its pod and keep the data for the next pod": "none in conformance: [sig-storage] Dynamic Provisioning DynamicProvisioner Default should create and delete default persistent volumes [Slow]",
+	"[sig-apps] StatefulSet with volumeClaimTemplates should give each replica a claim of its own that outlives its pod":              "none in conformance: [sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] should provide basic identity",
 	// policy: disruption budgets, eviction, quotas and limit ranges
 	"[sig-apps] DisruptionController should observe PodDisruptionBudget status updated":                              "[sig-apps] DisruptionController should observe PodDisruptionBudget status updated [Conformance]",
 	"[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it":                  "[sig-apps] DisruptionController should block an eviction until the PDB is updated to allow it [Conformance]",

@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
+	"github.com/skiff-dev/skiff/kubelet/ociimage"
 )
 
 // imagesImportOptions are the flags of `skiff images import`.
@@ -26,8 +31,61 @@ func newImagesCommand() *cobra.Command {
 		Short: "Manage the images of a node's containerd (no registry needed)",
 		Args:  cobra.NoArgs,
 	}
-	images.AddCommand(newImagesImportCommand())
+	images.AddCommand(newImagesImportCommand(), newImagesServeCommand())
 	return images
+}
+
+func newImagesServeCommand() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "serve FILE.tar...",
+		Short: "Serve image tarballs as a read-only registry, for registry mirrors",
+		Long: `Serve the images of OCI image layout tarballs (gzip-compressed or not) over the registry
+API, read-only, under the names they were built with, whatever registry those names give:
+'skiff up --registry-mirror "*=http://ADDR"' then pulls them with any imagePullPolicy, with no
+registry reachable. Each tarball's images are kept in memory. Runs until interrupted.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return runImagesServe(ctx, addr, files, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&addr, "address", "127.0.0.1:5000", "the host:port the registry listens on (plain HTTP)")
+	return cmd
+}
+
+// runImagesServe loads every tarball, then serves them on addr until ctx ends.
+func runImagesServe(ctx context.Context, addr string, files []string, stdout io.Writer) error {
+	registry := ociimage.NewRegistry()
+	for _, f := range files {
+		file, err := os.Open(f)
+		if err != nil {
+			return err
+		}
+		names, err := registry.Load(file)
+		file.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		for _, n := range names {
+			fmt.Fprintln(stdout, n)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: registry, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	slog.Info("serving images", "address", ln.Addr().String(), "tarballs", len(files))
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 func newImagesImportCommand() *cobra.Command {

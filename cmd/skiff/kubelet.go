@@ -319,7 +319,7 @@ const (
 	defaultKubeletAPIBurst = 100
 )
 
-func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context) error {
+func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
 	return func(ctx context.Context) (err error) {
 		o := &kubeletOptions{
 			runtimeEndpoint: up.runtimeEndpoint,
@@ -349,7 +349,7 @@ func upKubelet(up *upOptions, restConfig *rest.Config) func(ctx context.Context)
 					"where no container really starts (--container-runtime-endpoint=fake chooses it without this warning)")
 				o.runtimeEndpoint = fakeRuntimeEndpoint
 			} else {
-				d, err := localcontainerd.Start(ctx, filepath.Join(up.dataDir, "containerd"))
+				d, err := localcontainerd.Start(ctx, filepath.Join(up.dataDir, "containerd"), mirrors...)
 				if err != nil {
 					return fmt.Errorf("start containerd: %w; --container-runtime-endpoint=fake runs pods without it", err)
 				}

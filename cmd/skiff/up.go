@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/apiserver"
+	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 )
 
 // upOptions are the flags of `skiff up`.
@@ -33,6 +34,8 @@ type upOptions struct {
 	// "fake" the in-memory runtime.
 	runtimeEndpoint string
 	imageDir        string
+	// registryMirrors are --registry-mirror's REGISTRY=URL values for up's own containerd
+	registryMirrors []string
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
 }
@@ -65,6 +68,21 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "",
 		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of skiff up's own in DATA_DIR/containerd`)
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
+	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil,
+		`REGISTRY=URL: up's own containerd pulls images of REGISTRY (a host such as docker.io, or * for every registry) from the mirror at URL first (repeatable)`)
+}
+
+// mirrors parses --registry-mirror.
+func (o *upOptions) mirrors() ([]localcontainerd.RegistryMirror, error) {
+	var mirrors []localcontainerd.RegistryMirror
+	for _, s := range o.registryMirrors {
+		m, err := localcontainerd.ParseRegistryMirror(s)
+		if err != nil {
+			return nil, err
+		}
+		mirrors = append(mirrors, m)
+	}
+	return mirrors, nil
 }
 
 // component is one part of the cluster that `skiff up` runs on this machine.
@@ -88,6 +106,10 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		authorizationModes:          apiserver.DefaultAuthorizationModes,
 	}
 	if err := serverOpts.validate(); err != nil {
+		return err
+	}
+	mirrors, err := o.mirrors()
+	if err != nil {
 		return err
 	}
 
@@ -130,7 +152,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	}
 	components := []component{
 		{"apiserver", apiServer.Run},
-		{"kubelet", upKubelet(o, configs[kubeletIdentity(node).user])},
+		{"kubelet", upKubelet(o, configs[kubeletIdentity(node).user], mirrors)},
 		{"proxy", upProxy(configs[proxyIdentity.user])},
 		{"dns", upDNS(configs[dnsIdentity.user])},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},

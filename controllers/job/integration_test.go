@@ -152,3 +152,56 @@ func TestCronJobStartsAJobOnSchedule(t *testing.T) {
 		t.Fatalf("no job started: %v", err)
 	}
 }
+
+// `kubectl create job --from=cronjob/NAME` makes a Job from the CronJob's template, owned by
+// it and marked as started by hand; the Job controller runs it like any other.
+func TestKubectlCreatesAJobFromACronJob(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("no kubectl on PATH")
+	}
+	s := startBatch(t)
+	ctx := context.Background()
+	cj, err := s.Client.BatchV1().CronJobs("default").Create(ctx, &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "backup"},
+		Spec: batchv1.CronJobSpec{
+			Schedule: "0 3 * * *", Suspend: ptr.To(true), // only the manual run starts
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "backup"}},
+				Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyOnFailure, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(s.DataDir, "kubeconfig")
+	if err := s.PKI.WriteKubeconfig(kubeconfig, s.URL); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := run("create", "job", "backup-now", "--from=cronjob/backup"); !strings.Contains(out, "job.batch/backup-now created") {
+		t.Fatalf("create job --from: %s", out)
+	}
+	run("wait", "--for=condition=complete", "--timeout=60s", "job/backup-now")
+	j, err := s.Client.BatchV1().Jobs("default").Get(ctx, "backup-now", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.OwnerReferences) != 1 || j.OwnerReferences[0].UID != cj.UID || j.OwnerReferences[0].Kind != "CronJob" ||
+		j.Annotations["cronjob.kubernetes.io/instantiate"] != "manual" || j.Labels["app"] != "backup" || j.Status.Succeeded != 1 {
+		t.Errorf("job from the cronjob: owners %v annotations %v labels %v succeeded %d", j.OwnerReferences, j.Annotations, j.Labels, j.Status.Succeeded)
+	}
+	// a suspended CronJob's controller leaves a Job it did not start alone
+	if jobs, err := s.Client.BatchV1().Jobs("default").List(ctx, metav1.ListOptions{}); err != nil || len(jobs.Items) != 1 {
+		t.Errorf("jobs: %d, %v", len(jobs.Items), err)
+	}
+}

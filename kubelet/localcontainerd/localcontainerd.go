@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,9 +81,67 @@ func Missing() string {
 	return "install " + strings.Join(missing, " ") + " (apt-get install " + strings.Join(missing, " ") + ")"
 }
 
+// RegistryMirror sends the pulls of images from Registry (a host as in image names, such as
+// "registry.k8s.io" or "docker.io"; "*" for every registry) to Endpoint (a URL such as
+// "http://127.0.0.1:5000") first, then to the registry itself, as k3s's registries.yaml
+// mirrors do. With no registry reachable, a mirror is how pulls (imagePullPolicy Always)
+// succeed at all.
+type RegistryMirror struct {
+	Registry string
+	Endpoint string
+}
+
+// ParseRegistryMirror reads REGISTRY=URL, the form of skiff's --registry-mirror flag.
+func ParseRegistryMirror(s string) (RegistryMirror, error) {
+	registry, endpoint, ok := strings.Cut(s, "=")
+	if !ok || registry == "" || strings.ContainsAny(registry, "/ ") {
+		return RegistryMirror{}, fmt.Errorf("registry mirror %q: want REGISTRY=URL, REGISTRY a host such as docker.io or *", s)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return RegistryMirror{}, fmt.Errorf("registry mirror %q: the mirror must be an http or https URL", s)
+	}
+	return RegistryMirror{Registry: registry, Endpoint: endpoint}, nil
+}
+
+// writeRegistryHosts writes one hosts.toml per mirrored registry into dir, the CRI plugin's
+// registry config_path ("*" is containerd's _default host directory, which applies to every
+// registry without one of its own).
+func writeRegistryHosts(dir string, mirrors []RegistryMirror) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	byRegistry := map[string][]string{}
+	var order []string
+	for _, m := range mirrors {
+		if _, seen := byRegistry[m.Registry]; !seen {
+			order = append(order, m.Registry)
+		}
+		byRegistry[m.Registry] = append(byRegistry[m.Registry], m.Endpoint)
+	}
+	for _, registry := range order {
+		hostDir := registry
+		if registry == "*" {
+			hostDir = "_default"
+		}
+		var b strings.Builder
+		for _, endpoint := range byRegistry[registry] {
+			fmt.Fprintf(&b, "[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", endpoint)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, hostDir), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, hostDir, "hosts.toml"), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // config is containerd 1.6's config (version 2) with everything under dir, the CRI plugin as
 // MACHINE.md says these machines need it: runc with cgroupfs, overlayfs, a local pause image,
-// no negative oom_score_adj, CNI from Debian's plugins.
+// no negative oom_score_adj, CNI from Debian's plugins; registry mirrors come from the
+// hosts.toml files in dir/certs.d.
 func config(dir string) string {
 	return fmt.Sprintf(`version = 2
 root = %[1]q
@@ -116,14 +175,17 @@ oom_score = 0
     bin_dir = %[7]q
     conf_dir = %[8]q
     max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %[9]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), SocketIn(dir),
 		filepath.Join(dir, "containerd.sock.ttrpc"), filepath.Join(dir, "opt"), PauseImage, CNIBinDir,
-		filepath.Join(dir, "cni", "net.d"))
+		filepath.Join(dir, "cni", "net.d"), filepath.Join(dir, "certs.d"))
 }
 
-// Start writes a config under dir, starts containerd with it (its log in dir/containerd.log),
-// waits until its CRI answers, and imports the pause image. Stop ends it.
-func Start(ctx context.Context, dir string) (*Daemon, error) {
+// Start writes a config under dir (with the registry mirrors given), starts containerd with it
+// (its log in dir/containerd.log), waits until its CRI answers, and imports the pause image.
+// Stop ends it.
+func Start(ctx context.Context, dir string, mirrors ...RegistryMirror) (*Daemon, error) {
 	if m := Missing(); m != "" {
 		return nil, errors.New("containerd cannot run here: " + m)
 	}
@@ -137,6 +199,9 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 		return nil, fmt.Errorf("containerd directory %s is too long for a socket path", dir)
 	}
 	if err := os.MkdirAll(d.CNIConfDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeRegistryHosts(filepath.Join(dir, "certs.d"), mirrors); err != nil {
 		return nil, err
 	}
 	configPath := filepath.Join(dir, "config.toml")

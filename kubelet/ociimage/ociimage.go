@@ -1,9 +1,10 @@
 // Package ociimage builds container images as OCI image layout tarballs (oci-layout,
 // index.json, blobs/sha256/...), the form containerd imports without a registry. Its one
 // rootfs is a static busybox with every applet linked, which is all the kubelet's tests and
-// `skiff up`'s pause image need.
+// `skiff up`'s pause image need. Registry serves such tarballs to pulls, as a registry mirror.
 //
-// It must never reach a network: images are built from files on this host.
+// It must never reach a network: images are built from files on this host, and the Registry
+// only answers.
 package ociimage
 
 import (
