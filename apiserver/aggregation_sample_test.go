@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +17,15 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
@@ -246,8 +250,54 @@ metadata:
 		return nil
 	})
 
+	// straight to the extension server, as clients may go: a cluster client certificate is
+	// trusted through the ConfigMap's client-ca-file, a service-account token through
+	// TokenReview, and the token's user is then authorized by SubjectAccessReview (403)
+	ctx := context.Background()
+	direct := fmt.Sprintf("https://127.0.0.1:%d/apis/wardle.example.com/v1alpha1/namespaces/default/flunders", port)
+	adminTransport, err := rest.TransportFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{
+		CertFile: s.PKI.AdminCertFile, KeyFile: s.PKI.AdminKeyFile, CAData: caBundle, ServerName: "api.wardle.svc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := directGet(t, adminTransport, direct, ""); code != http.StatusOK {
+		t.Errorf("admin's client certificate straight to the extension server: %d, want 200", code)
+	}
+	if _, err := s.Client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "wardle-client"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := s.Client.CoreV1().ServiceAccounts("default").CreateToken(ctx, "wardle-client", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymousTransport, err := rest.TransportFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: caBundle, ServerName: "api.wardle.svc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := directGet(t, anonymousTransport, direct, token.Status.Token); code != http.StatusForbidden {
+		t.Errorf("a service-account token straight to the extension server: %d, want 403 (authenticated by TokenReview, refused by SubjectAccessReview)", code)
+	}
+	if code := directGet(t, anonymousTransport, direct, "not-a-token"); code != http.StatusUnauthorized {
+		t.Errorf("a bad token straight to the extension server: %d, want 401", code)
+	}
+
 	run("delete", "flunder", "my-first-flunder")
 	if out := run("get", "flunders"); strings.Contains(out, "my-first-flunder") {
 		t.Errorf("after delete:\n%s", out)
 	}
+}
+
+// directGet GETs url through rt, with a bearer token when one is given, and returns the code.
+func directGet(t *testing.T, rt http.RoundTripper, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
