@@ -94,15 +94,16 @@ type aggregation struct {
 	queue          workqueue.TypedRateLimitingInterface[string]
 	// remote holds the remote APIServices by group version (a map never changed once stored)
 	remote atomic.Pointer[map[schema.GroupVersion]*remoteAPIService]
-	// servedChanged is signalled when the served set changes: local APIServices follow it
-	servedChanged chan struct{}
+	// started is set once start has made the local APIServices; from then on they follow
+	// the served set
+	started atomic.Bool
 }
 
 // the queue's key that reconciles local APIServices rather than naming one
 const localAPIServicesKey = "\x00local"
 
 func newAggregation(s *Server) *aggregation {
-	a := &aggregation{s: s, servedChanged: make(chan struct{}, 1),
+	a := &aggregation{s: s,
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
 	empty := map[schema.GroupVersion]*remoteAPIService{}
 	a.remote.Store(&empty)
@@ -132,14 +133,16 @@ func (a *aggregation) remoteDiscovery() []*remoteAPIService {
 	return out
 }
 
-// noteServedChanged tells the worker that the served set changed.
+// noteServedChanged brings the local APIServices in step with a changed served set at once,
+// once the server has started: a CustomResourceDefinition's APIService exists when the
+// definition is Established. Failures are retried by the worker.
 func (a *aggregation) noteServedChanged() {
-	if a == nil {
+	if a == nil || !a.started.Load() {
 		return
 	}
-	select {
-	case a.servedChanged <- struct{}{}:
-	default:
+	if err := a.reconcileLocal(a.s.ctx, false); err != nil && a.s.ctx.Err() == nil {
+		slog.Warn("local APIServices", "err", err)
+		a.queue.AddRateLimited(localAPIServicesKey)
 	}
 }
 
@@ -158,17 +161,33 @@ func (a *aggregation) serveRemote(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// run reconciles local APIServices, checks remote ones and publishes the authentication
-// ConfigMap until ctx is done.
-func (a *aggregation) run(ctx context.Context) {
+// start publishes the authentication ConfigMap and reconciles the local APIServices, before
+// the server reports ready (as upstream's start hooks), so that what a cluster has from its
+// start is there before the first client looks; then run follows changes.
+func (a *aggregation) start(ctx context.Context) error {
 	a.apiServices = a.s.builtinStore(apiregistrationv1.SchemeGroupVersion, "apiservices")
 	a.services = a.s.builtinStore(corev1.SchemeGroupVersion, "services")
 	a.endpointSlices = a.s.builtinStore(discoveryv1.SchemeGroupVersion, "endpointslices")
 	a.configMaps = a.s.builtinStore(corev1.SchemeGroupVersion, "configmaps")
+	if err := a.publishAuthentication(ctx); err != nil {
+		return fmt.Errorf("extension-apiserver-authentication ConfigMap: %w", err)
+	}
+	if err := a.reconcileLocal(ctx, true); err != nil {
+		return fmt.Errorf("local APIServices: %w", err)
+	}
+	a.started.Store(true)
+	return nil
+}
+
+// run checks remote APIServices, keeps local ones in step with the served set and the
+// authentication ConfigMap published until ctx is done.
+func (a *aggregation) run(ctx context.Context) {
 	go func() {
 		<-ctx.Done()
 		a.queue.ShutDown()
 	}()
+	// what the served set gained between start's reconciliation and started (definitions
+	// being served as the server starts)
 	a.queue.Add(localAPIServicesKey)
 	go a.follow(ctx, a.apiServices, func(obj runtime.Object) {
 		if m, err := meta.Accessor(obj); err == nil {
@@ -201,8 +220,6 @@ func (a *aggregation) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-a.servedChanged:
-				a.queue.Add(localAPIServicesKey)
 			case <-tick.C:
 				for _, rs := range *a.remote.Load() {
 					a.queue.Add(rs.apiService.Name)
@@ -213,10 +230,6 @@ func (a *aggregation) run(ctx context.Context) {
 			}
 		}
 	}()
-	if err := a.publishAuthentication(ctx); err != nil && ctx.Err() == nil {
-		slog.Warn("extension-apiserver-authentication ConfigMap", "err", err)
-	}
-	startup := true
 	for {
 		key, quit := a.queue.Get()
 		if quit {
@@ -224,10 +237,7 @@ func (a *aggregation) run(ctx context.Context) {
 		}
 		var err error
 		if key == localAPIServicesKey {
-			err = a.reconcileLocal(ctx, startup)
-			if err == nil {
-				startup = false
-			}
+			err = a.reconcileLocal(ctx, false)
 		} else {
 			err = a.sync(ctx, key)
 		}

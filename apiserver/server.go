@@ -294,6 +294,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go s.maintainServices(ctx)
 	go s.runCustomResourceDefinitions(ctx)
+	if err := s.aggregation.start(ctx); err != nil {
+		for _, srv := range servers {
+			srv.Close()
+		}
+		return err
+	}
 	go s.aggregation.run(ctx)
 	close(s.ready)
 	var runErr error
