@@ -542,7 +542,9 @@ func (a *aggregation) reconcileLocal(ctx context.Context, startup bool) error {
 		svc := localAPIService(gv, builtin[gv])
 		want[svc.Name] = svc
 	}
-	list, err := a.apiServices.List(ctx, "", registry.ListOptions{})
+	// from the watch cache: cheap on the path that serves a definition, and a stale answer
+	// only makes a create meet AlreadyExists or a delete NotFound
+	list, err := a.apiServices.List(ctx, "", registry.ListOptions{ResourceVersion: "0"})
 	if err != nil {
 		return err
 	}
