@@ -41,7 +41,8 @@ import (
 //     (/apis/GROUP/VERSION), at once on every change and every resyncAPIServices after;
 //   - while it is available, its group version's requests are proxied to the extension server
 //     (aggregation_proxy.go), and discovery lists the resources of its last discovery
-//     document beside the server's own (discovery.go);
+//     document beside the server's own (aggregation_discovery.go), and its OpenAPI v3
+//     document is listed and proxied (aggregation_openapi.go);
 //   - the extension-apiserver-authentication ConfigMap in kube-system tells extension servers
 //     which CAs to trust for client certificates and for the front proxy, and which headers
 //     name the user.
