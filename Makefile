@@ -1,7 +1,7 @@
 # The one command that runs every test: `make test`. CI (.ci/run) calls exactly this.
 GO ?= go
 
-.PHONY: test build vet fmt-check bench kubectl conformance upstream-conformance
+.PHONY: test build vet fmt-check bench kubectl conformance upstream-conformance sample-apiserver
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -21,6 +21,13 @@ KUBECTL_VERSION := v1.37.2
 KUBECTL_LDFLAGS := -s -w $(foreach kv,gitVersion=$(KUBECTL_VERSION) gitMajor=1 gitMinor=37 gitTreeState=clean,-X k8s.io/component-base/version.$(kv))
 kubectl:
 	cd tools/kubectl && $(GO) build -trimpath -ldflags '$(KUBECTL_LDFLAGS)' -o ../../bin/kubectl-1.37 .
+
+# Upstream's sample extension API server (k8s.io/sample-apiserver) built in its own module
+# (tools/sample-apiserver), into bin/sample-apiserver, once per release it names;
+# apiserver/aggregation_sample_test.go registers it by APIService when present.
+sample-apiserver: bin/sample-apiserver
+bin/sample-apiserver: tools/sample-apiserver/go.mod tools/sample-apiserver/go.sum
+	cd tools/sample-apiserver && $(GO) build -trimpath -ldflags '-s -w' -o ../../bin/sample-apiserver k8s.io/sample-apiserver
 
 # The load benchmark against a fresh `skiff up`; figures go into bench/README.md.
 bench: build

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 )
 
@@ -48,6 +49,7 @@ func init() {
 		certificatesv1.AddToScheme,
 		resourcev1.AddToScheme, storagemigrationv1.AddToScheme,
 		flowcontrolv1.AddToScheme,
+		apiregistrationv1.AddToScheme,
 		addEventConversions, addHorizontalPodAutoscalerConversions,
 		admissionregistrationv1.AddToScheme,
 	}

@@ -617,6 +617,13 @@ var builtin = []*Resource{
 		Terminating: &Terminating{Mark: markCRDTerminating, Done: crdCleanedUp},
 	},
 	{
+		GroupVersion: apiregistrationV1, Name: "apiservices", SingularName: "apiservice", Kind: "APIService",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		Subresources: []Subresource{{Name: "status", Kind: "APIService", Verbs: verbsGetPatchUp, Strategy: APIServiceStatusStrategy}},
+		StorageKey:   "apiregistration.k8s.io/apiservices", StorageVersion: apiregistrationV1, Fields: objectMetaFields,
+		Strategy: APIServiceStrategy, Table: apiServiceTable(), TypeConverter: apiServiceTypeConverter,
+	},
+	{
 		GroupVersion: rbacV1, Name: "clusterrolebindings", SingularName: "clusterrolebinding", Kind: "ClusterRoleBinding",
 		Verbs:      verbsAll,
 		StorageKey: "clusterrolebindings", StorageVersion: rbacV1, Fields: objectMetaFields,

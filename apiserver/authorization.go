@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -132,6 +133,13 @@ func authorizationAttributes(user *authn.User, ri *requestInfo, query func(strin
 		if raw := query("fieldSelector"); raw != "" {
 			if sel, err := fields.ParseSelector(raw); err == nil {
 				a.FieldSelector = sel.Requirements()
+				// a list or watch of one object by name is authorized as that name, as
+				// upstream's request info reads it, so that a role limited to resourceNames
+				// lets its holder watch just that object (extension servers watch their
+				// extension-apiserver-authentication ConfigMap this way)
+				if name, ok := sel.RequiresExactMatch("metadata.name"); ok && a.Name == "" && len(path.IsValidPathSegmentName(name)) == 0 {
+					a.Name = name
+				}
 			}
 		}
 	}

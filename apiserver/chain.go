@@ -320,6 +320,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		// profiling, on by default as upstream's --profiling; authenticated users only
 		servePprof(w, r)
 		return
+	case s.aggregation.serveRemote(w, r):
+		// a remote APIService's group version goes to its extension server
+		return
 	case !ri.IsResourceRequest:
 		if s.serveDiscovery(w, r, ri) {
 			return

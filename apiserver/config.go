@@ -21,6 +21,16 @@ type Config struct {
 	// ClientCA verifies client certificates; a verified certificate authenticates its CN as the
 	// user and its O values as groups. Nil disables client-certificate authentication.
 	ClientCA *x509.CertPool
+	// ClientCABundle is ClientCA's certificates, PEM-encoded: what extension API servers
+	// verify clients' certificates with (client-ca-file of the extension-apiserver-authentication
+	// ConfigMap).
+	ClientCABundle []byte
+	// FrontProxyClientCert is what the API server presents to extension API servers when it
+	// proxies an APIService's requests to them, naming the user in X-Remote-* headers, and
+	// FrontProxyCA the PEM of the CA that signed it (requestheader-client-ca-file). Without
+	// them extension servers cannot trust what the API server proxies to them.
+	FrontProxyClientCert *tls.Certificate
+	FrontProxyCA         []byte
 	// TokenFile is a static token file (token,user,uid,"group1,group2" per line), or empty.
 	TokenFile string
 	// ServiceAccountSigningKey signs the service-account tokens TokenRequest issues, and its

@@ -69,12 +69,20 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 	if !openapi.Handles(r.URL.Path) {
 		return false
 	}
+	if s.serveRemoteOpenAPI(w, r) {
+		return true // remote APIServices' documents (aggregation_openapi.go)
+	}
+	s.openAPIServiceServe(w, r)
+	return true
+}
+
+// openAPIServiceServe answers from the server's own OpenAPI documents.
+func (s *Server) openAPIServiceServe(w http.ResponseWriter, r *http.Request) {
 	service, err := s.openAPI.serviceFor(s.current().set)
 	if err != nil {
 		slog.Error("OpenAPI documents", "err", err)
 		writeError(w, r, apierrors.NewInternalError(err))
-		return true
+		return
 	}
 	service.ServeHTTP(w, r)
-	return true
 }

@@ -110,8 +110,9 @@ func (s *Server) serveResources(add []*apis.Resource, drop func(*apis.Resource) 
 		}
 		handlers[res.GroupVersion][res.Name] = h
 	}
-	next := newServed(set, handlers)
+	next := newServed(set, handlers, s.aggregation.remoteDiscovery())
 	s.state.current.Store(next)
+	s.aggregation.noteServedChanged()
 	// what is no longer served lets go of its storage
 	for gv, byName := range old.handlers {
 		for name, h := range byName {
@@ -124,14 +125,16 @@ func (s *Server) serveResources(add []*apis.Resource, drop func(*apis.Resource) 
 	return nil
 }
 
-// newServed builds a snapshot and its discovery documents.
-func newServed(set *apis.Set, handlers map[schema.GroupVersion]map[string]*resourceHandler) *served {
+// newServed builds a snapshot and its discovery documents, which list the group versions of
+// the remote APIServices given too (aggregation_discovery.go).
+func newServed(set *apis.Set, handlers map[schema.GroupVersion]map[string]*resourceHandler, remote []*remoteAPIService) *served {
+	named := withRemoteAggregated(aggregated(set, false), remote)
 	return &served{
-		set: set, handlers: handlers, groups: servedGroups(set),
+		set: set, handlers: handlers, groups: withRemoteGroups(servedGroups(set), remote),
 		legacy: map[string]aggregatedDocument{
 			"v2": encodeAggregated(aggregated(set, true), "v2"), "v2beta1": encodeAggregated(aggregated(set, true), "v2beta1")},
 		named: map[string]aggregatedDocument{
-			"v2": encodeAggregated(aggregated(set, false), "v2"), "v2beta1": encodeAggregated(aggregated(set, false), "v2beta1")},
+			"v2": encodeAggregated(named, "v2"), "v2beta1": encodeAggregated(named, "v2beta1")},
 	}
 }
 

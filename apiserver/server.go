@@ -57,7 +57,7 @@ type Server struct {
 	openAPI   openAPIDocuments
 	advertise string
 
-	apf                        *flowcontrol.Controller // API priority and fairness (priorityandfairness.go)
+	apf *flowcontrol.Controller // API priority and fairness (priorityandfairness.go)
 	// addresses are the listeners' actual addresses, set before ready is closed
 	addresses []string
 	// allocator reserves services' cluster IPs and node ports; endpointIP is where the
@@ -67,6 +67,9 @@ type Server struct {
 	kubeletTransport *http.Transport
 	// endpointTransport reaches pods for pods/proxy and services/proxy requests
 	endpointTransport *http.Transport
+	// aggregation follows APIServices: local ones, and remote ones proxied to
+	// (aggregation.go)
+	aggregation *aggregation
 	// resourceMetrics keeps the kubelets' earlier scrapes for the metrics API
 	resourceMetrics resourceMetricsState
 	endpointIP      netip.Addr
@@ -135,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		ctx:               ctx,
 		cancel:            cancel,
 	}
+	s.aggregation = newAggregation(s)
 	if err := s.buildResources(ctx, disabled); err != nil {
 		cancel()
 		return nil, err
@@ -191,7 +195,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.allocator.Storage = base
 	s.state.base = base
 	s.state.storages = map[string]*sharedStorage{}
-	s.state.current.Store(newServed(apis.NewSet(nil), nil))
+	s.state.current.Store(newServed(apis.NewSet(nil), nil, nil))
 	s.policies = s.newAdmissionPolicies()
 	if err := s.serveResources(apis.Builtin.All(), nil); err != nil {
 		return err
@@ -301,6 +305,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go s.maintainServices(ctx)
 	go s.runCustomResourceDefinitions(ctx)
+	if err := s.aggregation.start(ctx); err != nil {
+		for _, srv := range servers {
+			srv.Close()
+		}
+		return err
+	}
+	go s.aggregation.run(ctx)
 	close(s.ready)
 	var runErr error
 	select {

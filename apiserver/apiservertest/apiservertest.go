@@ -27,7 +27,12 @@ type Server struct {
 	Client kubernetes.Interface
 	// Etcd reaches the server's etcd directly, for checking what was (not) stored.
 	Etcd *clientv3.Client
-	PKI  *certs.PKI
+	// EtcdEndpoints are the etcd's client URLs, for other processes (an extension API server),
+	// which connect with the CA and client certificate of EtcdCAFile, EtcdCertFile and
+	// EtcdKeyFile (etcd answers nothing else).
+	EtcdEndpoints                         []string
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	PKI                                   *certs.PKI
 	// URL is the server's https:// address.
 	URL     string
 	DataDir string
@@ -72,7 +77,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		etcd.Close()
 		t.Fatalf("pki: %v", err)
 	}
-	c := &cluster{etcd: etcd.Client, pki: pki, dir: dir}
+	c := &cluster{etcd: etcd.Client, etcdServer: etcd, pki: pki, dir: dir}
 	// the API server (the last one, after restarts) stops before its etcd
 	t.Cleanup(func() {
 		c.stopServer()
@@ -84,9 +89,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 // cluster is what outlives an API server's restart: etcd, the PKI, the data dir.
 type cluster struct {
-	etcd *clientv3.Client
-	pki  *certs.PKI
-	dir  string
+	etcd       *clientv3.Client
+	etcdServer *etcd3.Embedded
+	pki        *certs.PKI
+	dir        string
 	// stopServer stops the running API server and waits for it
 	stopServer func()
 }
@@ -110,6 +116,10 @@ func (c *cluster) start(t testing.TB, opts []Option) *Server {
 		ServingCert:   pki.ServingCert,
 		ClientCA:      pki.CAPool,
 		Etcd:          c.etcd,
+
+		ClientCABundle:       pki.CAPEM,
+		FrontProxyClientCert: &pki.FrontProxy.ClientCert,
+		FrontProxyCA:         pki.FrontProxy.CAPEM,
 
 		ServiceAccountSigningKey: pki.ServiceAccountKey,
 
@@ -151,5 +161,6 @@ func (c *cluster) start(t testing.TB, opts []Option) *Server {
 	if err != nil {
 		t.Fatalf("clientset: %v", err)
 	}
-	return &Server{Config: restConfig, Client: client, Etcd: c.etcd, PKI: pki, URL: url, DataDir: c.dir, Server: srv, cluster: c}
+	return &Server{Config: restConfig, Client: client, Etcd: c.etcd, PKI: pki,
+		EtcdEndpoints: c.etcdServer.Endpoints, EtcdCAFile: c.etcdServer.CAFile, EtcdCertFile: c.etcdServer.ClientCertFile, EtcdKeyFile: c.etcdServer.ClientKeyFile, URL: url, DataDir: c.dir, Server: srv, cluster: c}
 }

@@ -94,6 +94,9 @@ type PKI struct {
 	// ServiceAccountKey signs service-account tokens; its public half verifies them on every
 	// API server that shares this directory.
 	ServiceAccountKey crypto.Signer
+	// FrontProxy is the CA and client certificate the API server proxies to extension API
+	// servers with (frontproxy.go).
+	FrontProxy *FrontProxy
 
 	caKey                     crypto.Signer
 	adminCertPEM, adminKeyPEM []byte
@@ -138,6 +141,9 @@ func Ensure(dir string, extraSANs ...string) (*PKI, error) {
 		return nil, err
 	}
 	if err := p.ensureServiceAccountKey(); err != nil {
+		return nil, err
+	}
+	if err := p.ensureFrontProxy(); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -57,7 +57,7 @@ func TestEnsureKeepsKeysPrivateToOwner(t *testing.T) {
 	if m := mode(t, dir); m != 0o700 {
 		t.Errorf("PKI directory mode = %o, want 700", m)
 	}
-	for _, key := range []string{p.CAKeyFile, p.ServingKeyFile, p.AdminKeyFile, p.ServiceAccountKeyFile} {
+	for _, key := range []string{p.CAKeyFile, p.ServingKeyFile, p.AdminKeyFile, p.ServiceAccountKeyFile, p.FrontProxy.CAKeyFile, p.FrontProxy.ClientKeyFile} {
 		if m := mode(t, key); m != 0o600 {
 			t.Errorf("%s mode = %o, want 600", filepath.Base(key), m)
 		}
@@ -68,12 +68,12 @@ func TestEnsureKeepsKeysPrivateToOwner(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 8 {
+	if len(entries) != 12 {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Errorf("PKI directory holds %v, want the six certificate and key files and sa.key, sa.pub only", names)
+		t.Errorf("PKI directory holds %v, want the six certificate and key files, the four of the front proxy and sa.key, sa.pub only", names)
 	}
 }
 
@@ -312,5 +312,41 @@ func TestUserKubeconfigAuthenticatesAsThatUser(t *testing.T) {
 	}
 	if !bytes.Equal(cfg.CAData, p.CAPEM) {
 		t.Error("kubeconfig does not embed the cluster CA")
+	}
+}
+
+func TestEnsureMakesAFrontProxyCAAndClientCertificateAndKeepsThem(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := p.FrontProxy
+	if fp == nil || fp.ClientCert.Leaf == nil {
+		t.Fatal("no front-proxy client certificate")
+	}
+	if cn := fp.ClientCert.Leaf.Subject.CommonName; cn != FrontProxyClientName {
+		t.Fatalf("front-proxy client CN = %q, want %q", cn, FrontProxyClientName)
+	}
+	// the cluster CA must not vouch for the front proxy, nor the front-proxy CA for the cluster
+	if _, err := fp.ClientCert.Leaf.Verify(x509.VerifyOptions{Roots: p.CAPool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Fatal("the cluster CA verifies the front-proxy client certificate")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(fp.CAPEM) {
+		t.Fatal("front-proxy CA PEM does not parse")
+	}
+	if _, err := fp.ClientCert.Leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("front-proxy CA does not verify its client certificate: %v", err)
+	}
+	if _, err := p.AdminCert.Leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Fatal("the front-proxy CA verifies the admin certificate")
+	}
+	again, err := Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.FrontProxy.CAPEM, fp.CAPEM) || !again.FrontProxy.ClientCert.Leaf.Equal(fp.ClientCert.Leaf) {
+		t.Fatal("a second Ensure replaced the front-proxy CA or client certificate")
 	}
 }

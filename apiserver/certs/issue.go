@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -34,8 +35,11 @@ func serialNumber() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
-// newCA makes a self-signed CA certificate valid for ten years from now.
-func newCA(now time.Time) (certPEM, keyPEM []byte, err error) {
+// newCA makes the cluster's self-signed CA certificate, valid for ten years from now.
+func newCA(now time.Time) (certPEM, keyPEM []byte, err error) { return newNamedCA("skiff-ca", now) }
+
+// newNamedCA makes a self-signed CA certificate named name, valid for ten years from now.
+func newNamedCA(name string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, keyPEM, err := newKey()
 	if err != nil {
 		return nil, nil, err
@@ -51,7 +55,7 @@ func newCA(now time.Time) (certPEM, keyPEM []byte, err error) {
 	ski := sha1.Sum(pub)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "skiff-ca"},
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(caLifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -101,6 +105,11 @@ func clientTemplate(user string, groups []string, now time.Time) *x509.Certifica
 
 // issue signs tmpl with the CA for a fresh key, never past the CA's own expiry.
 func (p *PKI) issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
+	return issueWith(p.CA, p.caKey, tmpl)
+}
+
+// issueWith signs tmpl with ca for a fresh key, never past ca's own expiry.
+func issueWith(ca *x509.Certificate, caKey crypto.Signer, tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
 	key, keyPEM, err := newKey()
 	if err != nil {
 		return nil, nil, err
@@ -108,10 +117,10 @@ func (p *PKI) issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) 
 	if tmpl.SerialNumber, err = serialNumber(); err != nil {
 		return nil, nil, err
 	}
-	if tmpl.NotAfter.After(p.CA.NotAfter) {
-		tmpl.NotAfter = p.CA.NotAfter
+	if tmpl.NotAfter.After(ca.NotAfter) {
+		tmpl.NotAfter = ca.NotAfter
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.CA, &key.PublicKey, p.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signing certificate for %q: %w", tmpl.Subject.CommonName, err)
 	}
