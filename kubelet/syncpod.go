@@ -29,6 +29,10 @@ type podState struct {
 	stopped bool
 	// deadlineExceeded is set once activeDeadlineSeconds has passed.
 	deadlineExceeded bool
+	// admitted is set once the pod passed admission (or was found running already).
+	admitted bool
+	// rejection is why admission refused the pod; nothing of it ever runs.
+	rejection *admissionVerdict
 }
 
 type waitingReason struct{ reason, message string }
@@ -91,6 +95,15 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, boo
 	if isTerminalPhase(pod.Status.Phase) {
 		state.terminal = true
 	}
+	if state.rejection != nil || (!state.terminal && !k.admitPod(ctx, pod, rs, state)) {
+		if err := k.statuses.set(ctx, pod, rejectedStatus(pod, state)); err != nil {
+			if ctx.Err() == nil {
+				k.log.Warn("update status of rejected pod", "pod", podKey(pod), "err", err)
+			}
+			return time.Second, false
+		}
+		return 0, false
+	}
 	if !state.terminal && pod.Spec.ActiveDeadlineSeconds != nil &&
 		time.Since(state.startTime.Time) >= time.Duration(*pod.Spec.ActiveDeadlineSeconds)*time.Second {
 		if !state.deadlineExceeded {
@@ -137,6 +150,10 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, boo
 			k.log.Warn("update pod status", "pod", podKey(pod), "err", err)
 		}
 		requeue = nonZeroMin(requeue, time.Second)
+	}
+	if state.terminal {
+		// a terminal pod holds no more ports or resources for the pods admitted after it
+		k.admission.release(pod.UID)
 	}
 	if !state.terminal {
 		k.probes.sync(pod, rs)
@@ -362,6 +379,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID) {
 			_ = k.rt.RemovePodSandbox(ctx, s.Id)
 		}
 	}
+	k.admission.release(uid)
 	k.probes.forget(uid)
 	k.crashLoop.Forget(string(uid))
 	k.imagePull.Forget(string(uid))
