@@ -400,6 +400,11 @@ func containerSpec(pod *v1.Pod, name string) (*v1.Container, string) {
 			return &pod.Spec.Containers[i], "spec.containers{" + name + "}"
 		}
 	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon), "spec.ephemeralContainers{" + name + "}"
+		}
+	}
 	return nil, ""
 }
 
@@ -511,7 +516,38 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 			note(k.startContainer(ctx, pod, spec, fieldPath, sandbox, rs, state, false))
 		}
 	}
+
+	// ephemeral containers (kubectl debug): each started once, in the pod's sandbox, and
+	// never restarted, as upstream
+	for i := range pod.Spec.EphemeralContainers {
+		ec := &pod.Spec.EphemeralContainers[i]
+		if rs.latest(ec.Name) != nil {
+			continue
+		}
+		spec := (*v1.Container)(&ec.EphemeralContainerCommon)
+		note(k.startContainer(ctx, pod, spec, "spec.ephemeralContainers{"+ec.Name+"}", sandbox, rs, state, false))
+	}
 	return requeue
+}
+
+// targetProcessNamespace puts an ephemeral container in the process namespace of its
+// targetContainerName (when that one runs), so a debugger sees the target's processes.
+func targetProcessNamespace(pod *v1.Pod, spec *v1.Container, rs *podRuntime, config *runtimeapi.ContainerConfig) {
+	for i := range pod.Spec.EphemeralContainers {
+		ec := &pod.Spec.EphemeralContainers[i]
+		if ec.Name != spec.Name || ec.TargetContainerName == "" {
+			continue
+		}
+		target := rs.latest(ec.TargetContainerName)
+		if target == nil || !target.running() || config.GetLinux().GetSecurityContext().GetNamespaceOptions() == nil {
+			return
+		}
+		ns := config.Linux.SecurityContext.NamespaceOptions
+		if ns.Pid == runtimeapi.NamespaceMode_CONTAINER {
+			ns.Pid = runtimeapi.NamespaceMode_TARGET
+			ns.TargetId = target.status.Id
+		}
+	}
 }
 
 func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
@@ -559,6 +595,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, spec *v1.Cont
 	if err != nil {
 		return k.failStart(pod, spec, fieldPath, state, reasonCreateConfigError, err)
 	}
+	targetProcessNamespace(pod, spec, rs, config)
 	id, err := k.rt.CreateContainer(ctx, sandbox.Id, config, sandboxConfig)
 	if err != nil {
 		return k.failStart(pod, spec, fieldPath, state, reasonCreateContainerErr, err)
