@@ -435,8 +435,12 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 			attempt = rs.sandboxes[0].GetMetadata().GetAttempt() + 1
 		}
 		config, err := k.sandboxConfig(pod, attempt)
+		var handler string
 		if err == nil {
-			_, err = k.rt.RunPodSandbox(ctx, config)
+			handler, err = k.runtimeHandler(ctx, pod)
+		}
+		if err == nil {
+			_, err = k.rt.RunPodSandbox(ctx, config, handler)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -705,4 +709,22 @@ func (k *Kubelet) containerEvent(pod *v1.Pod, fieldPath, eventType, reason, form
 		ResourceVersion: pod.ResourceVersion, FieldPath: fieldPath,
 	}
 	k.recorder.Eventf(ref, eventType, reason, format, args...)
+}
+
+// runtimeHandler is the handler of the pod's RuntimeClass, "" for none, as upstream's
+// runtimeclass manager looks it up; a class that does not exist fails the sandbox's creation
+// with the API's NotFound words.
+func (k *Kubelet) runtimeHandler(ctx context.Context, pod *v1.Pod) (string, error) {
+	name := ptr.Deref(pod.Spec.RuntimeClassName, "")
+	if name == "" {
+		return "", nil
+	}
+	rc, err := k.client.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", err
+	case err != nil:
+		return "", fmt.Errorf("failed to lookup RuntimeClass %s: %v", name, err)
+	}
+	return rc.Handler, nil
 }
