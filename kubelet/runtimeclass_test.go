@@ -39,7 +39,7 @@ func TestRuntimeClassHandlerReachesTheRuntime(t *testing.T) {
 	n.Stop()
 	late := n.CreatePod(&v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "default"},
-		Spec: v1.PodSpec{RuntimeClassName: ptr.To("sandboxed"), Containers: []v1.Container{{Name: "app", Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent}}},
+		Spec:       v1.PodSpec{RuntimeClassName: ptr.To("sandboxed"), Containers: []v1.Container{{Name: "app", Image: "busybox:1.36", ImagePullPolicy: v1.PullIfNotPresent}}},
 	})
 	if err := s.Client.NodeV1().RuntimeClasses().Delete(ctx, "sandboxed", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
