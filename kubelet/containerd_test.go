@@ -776,3 +776,31 @@ func TestRealSidecarOutlivesAppContainersPreStopHooks(t *testing.T) {
 		t.Errorf("the preStop hook got %q from the sidecar (%v)", got, err)
 	}
 }
+
+// kubectl debug's ephemeral container runs in the pod, sees its target's processes and
+// takes exec like any container.
+func TestRealEphemeralContainerSharesTargetProcessNamespace(t *testing.T) {
+	s, n := newRealNode(t)
+	pod := n.CreatePod(kubelettest.BusyboxPod("debugged", "sleep 3601"))
+	ready := n.WaitPod(pod, "ready", kubelettest.PodReady)
+	ready.Spec.EphemeralContainers = []v1.EphemeralContainer{{
+		EphemeralContainerCommon: v1.EphemeralContainerCommon{
+			Name: "debugger", Image: kubelettest.BusyboxImage, ImagePullPolicy: v1.PullIfNotPresent,
+			Command: []string{"sh", "-c", "sleep 3600"},
+		},
+		TargetContainerName: "main",
+	}}
+	if _, err := s.Client.CoreV1().Pods("default").UpdateEphemeralContainers(context.Background(), "debugged", ready, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.WaitPod(pod, "running its ephemeral container", func(p *v1.Pod) bool {
+		return len(p.Status.EphemeralContainerStatuses) == 1 && p.Status.EphemeralContainerStatuses[0].State.Running != nil
+	})
+	stdout, stderr, err := n.Exec(pod, "debugger", "ps")
+	if err != nil {
+		t.Fatalf("exec in the ephemeral container: %v (stderr %q)", err, stderr)
+	}
+	if !strings.Contains(stdout, "sleep 3601") {
+		t.Errorf("the debugger does not see its target's process:\n%s", stdout)
+	}
+}

@@ -159,6 +159,8 @@ type Kubelet struct {
 	imagePull     *backOff
 	volumes       *volumeManager
 	pleg          *relister
+	// admission holds the pods admitted to the node that still hold its ports and resources.
+	admission *podAdmission
 
 	// runtimeName prefixes container IDs in pod status ("containerd://<id>").
 	runtimeName string
@@ -197,6 +199,7 @@ func New(cfg Config) (*Kubelet, error) {
 	}
 	k.statuses = newStatusManager(cfg.Client)
 	k.workers = newPodWorkers(k.syncPod)
+	k.admission = newPodAdmission()
 	k.probes = newProbeManager(k)
 	k.volumes = newVolumeManager(k)
 	k.pleg = newRelister(cfg.Runtime, cfg.RelistPeriod, k.workers.wake)

@@ -29,6 +29,14 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 	hasInit := len(pod.Spec.InitContainers) > 0
 	s.InitContainerStatuses = k.containerStatuses(pod, rs, state, pod.Spec.InitContainers, old.InitContainerStatuses, hasInit, true)
 	s.ContainerStatuses = k.containerStatuses(pod, rs, state, pod.Spec.Containers, old.ContainerStatuses, hasInit, false)
+	// ephemeral containers have statuses of their own and count for neither phase nor readiness
+	if n := len(pod.Spec.EphemeralContainers); n > 0 {
+		ephemeral := make([]v1.Container, n)
+		for i := range pod.Spec.EphemeralContainers {
+			ephemeral[i] = v1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		}
+		s.EphemeralContainerStatuses = k.containerStatuses(pod, rs, state, ephemeral, old.EphemeralContainerStatuses, false, false)
+	}
 
 	all := append(append([]v1.ContainerStatus{}, s.ContainerStatuses...), s.InitContainerStatuses...)
 	s.Phase = getPhase(pod, all, podIsTerminal)

@@ -29,6 +29,10 @@ type podState struct {
 	stopped bool
 	// deadlineExceeded is set once activeDeadlineSeconds has passed.
 	deadlineExceeded bool
+	// admitted is set once the pod passed admission (or was found running already).
+	admitted bool
+	// rejection is why admission refused the pod; nothing of it ever runs.
+	rejection *admissionVerdict
 }
 
 type waitingReason struct{ reason, message string }
@@ -91,6 +95,15 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, boo
 	if isTerminalPhase(pod.Status.Phase) {
 		state.terminal = true
 	}
+	if state.rejection != nil || (!state.terminal && !k.admitPod(ctx, pod, rs, state)) {
+		if err := k.statuses.set(ctx, pod, rejectedStatus(pod, state)); err != nil {
+			if ctx.Err() == nil {
+				k.log.Warn("update status of rejected pod", "pod", podKey(pod), "err", err)
+			}
+			return time.Second, false
+		}
+		return 0, false
+	}
 	if !state.terminal && pod.Spec.ActiveDeadlineSeconds != nil &&
 		time.Since(state.startTime.Time) >= time.Duration(*pod.Spec.ActiveDeadlineSeconds)*time.Second {
 		if !state.deadlineExceeded {
@@ -137,6 +150,10 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, boo
 			k.log.Warn("update pod status", "pod", podKey(pod), "err", err)
 		}
 		requeue = nonZeroMin(requeue, time.Second)
+	}
+	if state.terminal {
+		// a terminal pod holds no more ports or resources for the pods admitted after it
+		k.admission.release(pod.UID)
 	}
 	if !state.terminal {
 		k.probes.sync(pod, rs)
@@ -362,6 +379,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID) {
 			_ = k.rt.RemovePodSandbox(ctx, s.Id)
 		}
 	}
+	k.admission.release(uid)
 	k.probes.forget(uid)
 	k.crashLoop.Forget(string(uid))
 	k.imagePull.Forget(string(uid))
@@ -380,6 +398,11 @@ func containerSpec(pod *v1.Pod, name string) (*v1.Container, string) {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i], "spec.containers{" + name + "}"
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon), "spec.ephemeralContainers{" + name + "}"
 		}
 	}
 	return nil, ""
@@ -412,8 +435,12 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 			attempt = rs.sandboxes[0].GetMetadata().GetAttempt() + 1
 		}
 		config, err := k.sandboxConfig(pod, attempt)
+		var handler string
 		if err == nil {
-			_, err = k.rt.RunPodSandbox(ctx, config)
+			handler, err = k.runtimeHandler(ctx, pod)
+		}
+		if err == nil {
+			_, err = k.rt.RunPodSandbox(ctx, config, handler)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -493,7 +520,38 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 			note(k.startContainer(ctx, pod, spec, fieldPath, sandbox, rs, state, false))
 		}
 	}
+
+	// ephemeral containers (kubectl debug): each started once, in the pod's sandbox, and
+	// never restarted, as upstream
+	for i := range pod.Spec.EphemeralContainers {
+		ec := &pod.Spec.EphemeralContainers[i]
+		if rs.latest(ec.Name) != nil {
+			continue
+		}
+		spec := (*v1.Container)(&ec.EphemeralContainerCommon)
+		note(k.startContainer(ctx, pod, spec, "spec.ephemeralContainers{"+ec.Name+"}", sandbox, rs, state, false))
+	}
 	return requeue
+}
+
+// targetProcessNamespace puts an ephemeral container in the process namespace of its
+// targetContainerName (when that one runs), so a debugger sees the target's processes.
+func targetProcessNamespace(pod *v1.Pod, spec *v1.Container, rs *podRuntime, config *runtimeapi.ContainerConfig) {
+	for i := range pod.Spec.EphemeralContainers {
+		ec := &pod.Spec.EphemeralContainers[i]
+		if ec.Name != spec.Name || ec.TargetContainerName == "" {
+			continue
+		}
+		target := rs.latest(ec.TargetContainerName)
+		if target == nil || !target.running() || config.GetLinux().GetSecurityContext().GetNamespaceOptions() == nil {
+			return
+		}
+		ns := config.Linux.SecurityContext.NamespaceOptions
+		if ns.Pid == runtimeapi.NamespaceMode_CONTAINER {
+			ns.Pid = runtimeapi.NamespaceMode_TARGET
+			ns.TargetId = target.status.Id
+		}
+	}
 }
 
 func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
@@ -541,6 +599,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, spec *v1.Cont
 	if err != nil {
 		return k.failStart(pod, spec, fieldPath, state, reasonCreateConfigError, err)
 	}
+	targetProcessNamespace(pod, spec, rs, config)
 	id, err := k.rt.CreateContainer(ctx, sandbox.Id, config, sandboxConfig)
 	if err != nil {
 		return k.failStart(pod, spec, fieldPath, state, reasonCreateContainerErr, err)
@@ -650,4 +709,22 @@ func (k *Kubelet) containerEvent(pod *v1.Pod, fieldPath, eventType, reason, form
 		ResourceVersion: pod.ResourceVersion, FieldPath: fieldPath,
 	}
 	k.recorder.Eventf(ref, eventType, reason, format, args...)
+}
+
+// runtimeHandler is the handler of the pod's RuntimeClass, "" for none, as upstream's
+// runtimeclass manager looks it up; a class that does not exist fails the sandbox's creation
+// with the API's NotFound words.
+func (k *Kubelet) runtimeHandler(ctx context.Context, pod *v1.Pod) (string, error) {
+	name := ptr.Deref(pod.Spec.RuntimeClassName, "")
+	if name == "" {
+		return "", nil
+	}
+	rc, err := k.client.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", err
+	case err != nil:
+		return "", fmt.Errorf("failed to lookup RuntimeClass %s: %v", name, err)
+	}
+	return rc.Handler, nil
 }

@@ -70,6 +70,7 @@ type sandbox struct {
 	state     runtimeapi.PodSandboxState
 	createdAt int64
 	ip        string
+	handler   string
 }
 
 type container struct {
@@ -138,10 +139,10 @@ func (r *Runtime) Status(context.Context) (*runtimeapi.RuntimeStatus, error) {
 	}}, nil
 }
 
-func (r *Runtime) RunPodSandbox(_ context.Context, config *runtimeapi.PodSandboxConfig) (string, error) {
+func (r *Runtime) RunPodSandbox(_ context.Context, config *runtimeapi.PodSandboxConfig, runtimeHandler string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := &sandbox{id: r.newID("sandbox"), config: config, state: runtimeapi.PodSandboxState_SANDBOX_READY, createdAt: r.now().UnixNano()}
+	s := &sandbox{id: r.newID("sandbox"), config: config, handler: runtimeHandler, state: runtimeapi.PodSandboxState_SANDBOX_READY, createdAt: r.now().UnixNano()}
 	if config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() != runtimeapi.NamespaceMode_NODE {
 		s.ip = r.nextIP.String()
 		r.nextIP = r.nextIP.Next()
@@ -215,7 +216,7 @@ func (r *Runtime) ListPodSandbox(_ context.Context, filter *runtimeapi.PodSandbo
 		}
 		out = append(out, &runtimeapi.PodSandbox{
 			Id: s.id, Metadata: s.config.Metadata, State: s.state, CreatedAt: s.createdAt,
-			Labels: s.config.Labels, Annotations: s.config.Annotations,
+			Labels: s.config.Labels, Annotations: s.config.Annotations, RuntimeHandler: s.handler,
 		})
 	}
 	return out, nil

@@ -40,8 +40,9 @@ type Runtime interface {
 	Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error)
 
 	// RunPodSandbox creates and starts a sandbox (the pod's namespaces and network) and returns
-	// its ID. Sandboxes are ready once this returns.
-	RunPodSandbox(ctx context.Context, config *runtimeapi.PodSandboxConfig) (string, error)
+	// its ID. Sandboxes are ready once this returns. runtimeHandler is the pod's RuntimeClass
+	// handler, "" for the runtime's default.
+	RunPodSandbox(ctx context.Context, config *runtimeapi.PodSandboxConfig, runtimeHandler string) (string, error)
 	// StopPodSandbox stops every container of the sandbox and tears its network down; the
 	// sandbox stays listed, NOTREADY, until removed.
 	StopPodSandbox(ctx context.Context, sandboxID string) error
