@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,16 +34,25 @@ func etcdSnapshot(t *testing.T, s *apiservertest.Server) map[string]int64 {
 	return out
 }
 
-func sameSnapshot(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
+func sameSnapshot(a, b map[string]int64) bool { return len(snapshotDiff(a, b)) == 0 }
+
+// snapshotDiff names the keys added, removed or rewritten between two snapshots.
+func snapshotDiff(a, b map[string]int64) []string {
+	var diff []string
 	for k, v := range a {
-		if b[k] != v {
-			return false
+		if w, ok := b[k]; !ok {
+			diff = append(diff, "removed "+k)
+		} else if w != v {
+			diff = append(diff, "rewritten "+k)
 		}
 	}
-	return true
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			diff = append(diff, "added "+k)
+		}
+	}
+	slices.Sort(diff)
+	return diff
 }
 
 func TestBadInputGetsUpstreamsAnswerAndStoresNothing(t *testing.T) {

@@ -175,8 +175,34 @@ func (s *Server) startPriorityAndFairness(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+	// the FlowSchemas' first Dangling conditions too: written later, they would land in the
+	// middle of the first clients' requests (a writer of nothing would see etcd change)
+	if err := markDanglingStored(ctx, client); err != nil {
+		slog.Warn("priority and fairness: setting Dangling conditions failed; the controller retries", "err", err)
+	}
 	go s.runPriorityAndFairness(ctx, client)
 	return nil
+}
+
+// markDanglingStored sets the Dangling conditions of the FlowSchemas stored now.
+func markDanglingStored(ctx context.Context, client kubernetes.Interface) error {
+	fsList, err := client.FlowcontrolV1().FlowSchemas().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	plcList, err := client.FlowcontrolV1().PriorityLevelConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	fss := make([]*flowcontrolv1.FlowSchema, len(fsList.Items))
+	for i := range fsList.Items {
+		fss[i] = &fsList.Items[i]
+	}
+	plcs := make([]*flowcontrolv1.PriorityLevelConfiguration, len(plcList.Items))
+	for i := range plcList.Items {
+		plcs[i] = &plcList.Items[i]
+	}
+	return markDanglingFlowSchemas(ctx, client, fss, plcs)
 }
 
 // runPriorityAndFairness keeps the controller's configuration, the bootstrap objects and the

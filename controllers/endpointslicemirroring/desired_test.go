@@ -59,7 +59,7 @@ func TestEachAddressTypeAndPortSetGetsItsOwnSlice(t *testing.T) {
 	if got.invalid != 1 {
 		t.Errorf("invalid addresses: %d, want 1", got.invalid)
 	}
-	if s := got.slices[keyOf(discoveryv1.AddressTypeIPv6, []discoveryv1.EndpointPort{{Name: ptr.To(""), Port: ptr.To[int32](80), Protocol: ptr.To[corev1.Protocol]("")}})]; s == nil || s.endpoints[0].Addresses[0] != "fd00::1" {
+	if s := got.slices[keyOf(discoveryv1.AddressTypeIPv6, []discoveryv1.EndpointPort{{Name: ptr.To(""), Port: ptr.To[int32](80), Protocol: ptr.To(corev1.ProtocolTCP)}})]; s == nil || s.endpoints[0].Addresses[0] != "fd00::1" {
 		t.Errorf("IPv6 slice: %+v", s)
 	}
 }
