@@ -115,7 +115,7 @@ func startSampleAPIServer(t *testing.T, s *apiservertest.Server) (int32, []byte)
 		"--etcd-servers="+strings.Join(s.EtcdEndpoints, ","),
 		"--etcd-cafile="+s.EtcdCAFile, "--etcd-certfile="+s.EtcdCertFile, "--etcd-keyfile="+s.EtcdKeyFile,
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		// skiff serves no admissionregistration.k8s.io here, which these plugins watch
+		// the extension server's own admission and flow control are not what this test is about
 		"--disable-admission-plugins=MutatingAdmissionPolicy,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook",
 		"--enable-priority-and-fairness=false",
 	)
