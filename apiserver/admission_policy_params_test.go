@@ -127,6 +127,14 @@ func TestValidatingAdmissionPolicyParams(t *testing.T) {
 		if err := cs.CoreV1().ConfigMaps("default").Delete(ctx, "replica-limit", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// params come from a watch, so the deletion reaches admission a moment later
+		eventually(t, "the deletion seen", func() error {
+			_, err := cs.AppsV1().Deployments("cm-params").Create(ctx, policyDeployment("one", 1), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err == nil {
+				return fmt.Errorf("still allowed")
+			}
+			return nil
+		})
 		err = create("one", 1)
 		if want := `deployments.apps "one" is forbidden: ValidatingAdmissionPolicy 'cm-policy' with binding 'cm-binding' denied request: failed to configure binding: no params found for policy binding with ` + "`Deny`" + ` parameterNotFoundAction`; err == nil || err.Error() != want {
 			t.Errorf("missing param: %v", err)
