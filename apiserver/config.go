@@ -75,8 +75,9 @@ type Config struct {
 	MaxRequestBodyBytes int64
 	// RequestTimeout bounds non-watch requests (504 beyond it). Default 60 s.
 	RequestTimeout time.Duration
-	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent non-watch reads and
-	// writes (429 with Retry-After beyond them). Defaults 400 and 200, as upstream.
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight add up to the server's concurrency
+	// limit, the seats API priority and fairness shares among the priority levels (as
+	// upstream's flags do with APF on). Defaults 400 and 200, as upstream.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
 	// CompactionInterval is how often etcd history older than one interval is compacted.
