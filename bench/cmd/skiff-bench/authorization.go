@@ -178,9 +178,7 @@ func writePolicy(ctx context.Context, client kubernetes.Interface, bindings int)
 		}
 	}
 	bench := names[namespaces-1]
-	// the ServiceAccount admission plugin wants the pods' account; no controller makes it here
-	if _, err := client.CoreV1().ServiceAccounts(bench).Create(ctx, &corev1.ServiceAccount{
-		ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+	if err := createDefaultServiceAccount(ctx, client, bench); err != nil {
 		return "", err
 	}
 	if _, err := rbac.Roles(bench).Create(ctx, &rbacv1.Role{
