@@ -221,22 +221,32 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, err error) {
 		cp.add("kube-scheduler", p)
 	}
 	if o.Kwok {
-		// kwok's own default stages (what kwokctl configures): nodes become Ready and keep a
-		// lease, pods run at once; build.sh gathers them into one file
-		p, err := skiffproc.Run("kwok", filepath.Join(o.BinDir, "kwok"), []string{
-			"--kubeconfig=" + cp.Kubeconfig,
-			"--config=" + filepath.Join(o.BinDir, "kwok-stages.yaml"),
-			"--manage-all-nodes=true",
-			"--cidr=10.244.0.0/16", "--node-ip=127.0.0.1",
-			"--node-lease-duration-seconds=40",
-			"--server-address=", "--node-port=0",
-		}, o.Log)
+		p, err := StartKwok(o.BinDir, cp.Kubeconfig, o.Log)
 		if err != nil {
 			return nil, err
 		}
 		cp.add("kwok", p)
 	}
 	return cp, nil
+}
+
+// StartKwok runs kwok against the API server of kubeconfig (upstream's or skiff's), keeping
+// every Node with kwok's own default stages, as kwokctl configures them (build.sh gathers them
+// into one file): nodes become Ready and keep a lease, pods run at once.
+func StartKwok(binDir, kubeconfig string, log io.Writer) (*skiffproc.Process, error) {
+	for _, f := range []string{"kwok", "kwok-stages.yaml"} {
+		if _, err := os.Stat(filepath.Join(binDir, f)); err != nil {
+			return nil, fmt.Errorf("no %s in %s: run bench/upstream/build.sh", f, binDir)
+		}
+	}
+	return skiffproc.Run("kwok", filepath.Join(binDir, "kwok"), []string{
+		"--kubeconfig=" + kubeconfig,
+		"--config=" + filepath.Join(binDir, "kwok-stages.yaml"),
+		"--manage-all-nodes=true",
+		"--cidr=10.244.0.0/16", "--node-ip=127.0.0.1",
+		"--node-lease-duration-seconds=40",
+		"--server-address=", "--node-port=0",
+	}, log)
 }
 
 func (o Options) binaries() []string {
@@ -246,9 +256,6 @@ func (o Options) binaries() []string {
 	}
 	if o.Scheduler {
 		b = append(b, "kube-scheduler")
-	}
-	if o.Kwok {
-		b = append(b, "kwok", "kwok-stages.yaml")
 	}
 	return b
 }

@@ -49,6 +49,9 @@ type options struct {
 	timeout    time.Duration
 	plane      string
 	upstream   string
+	kwok       bool
+
+	jobParallelism, statefulSetReplicas int
 }
 
 func main() {
@@ -60,12 +63,15 @@ func main() {
 	flag.IntVar(&o.startup, "startup-pods", 100, "pods of the startup-latency scenario")
 	flag.IntVar(&o.startupQPS, "startup-qps", 20, "pods created per second in the startup-latency scenario")
 	flag.IntVar(&o.scale, "scale-pods", 30000, "pods of the scale scenario, in ReplicaSets of --replicas")
-	flag.StringVar(&o.scenarios, "scenarios", "startup,replicaset,deployment",
-		"comma-separated scenarios to run, in order: startup, replicaset, deployment, scale")
+	flag.StringVar(&o.scenarios, "scenarios", "startup,replicaset,deployment,job,daemonset,statefulset",
+		"comma-separated scenarios to run, in order: startup, replicaset, deployment, job, daemonset, statefulset, scale")
+	flag.IntVar(&o.jobParallelism, "job-parallelism", 100, "parallelism of the job scenario's Job (its completions are --replicas)")
+	flag.IntVar(&o.statefulSetReplicas, "statefulset-replicas", 100, "replicas of the statefulset scenario (OrderedReady)")
 	flag.StringVar(&o.logFile, "log", "", "file for the components' logs; default standard error")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff; upstream: kube-apiserver, kube-controller-manager, kube-scheduler 1.37.2 on etcd, with kwok's nodes; both: skiff then upstream, back to back, and their ratios")
 	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
+	flag.BoolVar(&o.kwok, "kwok", false, "skiff's simulated nodes are kwok's too (as upstream's always are), instead of skiff sim: the same nodes on both sides")
 	upstream.ServeEtcdIfAsked()
 	flag.Parse()
 	scenariosSet := false
@@ -116,7 +122,7 @@ type result struct {
 func run(ctx context.Context, o options) error {
 	scenarios := strings.Split(o.scenarios, ",")
 	for _, s := range scenarios {
-		if !slices.Contains([]string{"startup", "replicaset", "deployment", "scale"}, s) {
+		if !slices.Contains([]string{"startup", "replicaset", "deployment", "job", "daemonset", "statefulset", "scale"}, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 		if o.runtime == "real" && s != "startup" {
@@ -196,7 +202,7 @@ func runOne(ctx context.Context, o options, plane, bin, dir string, logOut io.Wr
 		kc, err = c.startUp(ctx, bin, dir, logOut)
 		o.nodes = 1
 	default:
-		kc, err = c.startParts(ctx, bin, dir, o.nodes, logOut)
+		kc, err = c.startParts(ctx, bin, dir, o, logOut)
 	}
 	if err != nil {
 		return r, err
@@ -222,6 +228,12 @@ func runOne(ctx context.Context, o options, plane, bin, dir string, logOut io.Wr
 			rows, err = b.replicaSetScaleUp(ctx, c)
 		case "deployment":
 			rows, err = b.deploymentRollout(ctx, c)
+		case "job":
+			rows, err = b.jobCompletions(ctx, c)
+		case "daemonset":
+			rows, err = b.daemonSetRollout(ctx, c)
+		case "statefulset":
+			rows, err = b.statefulSetOrdered(ctx, c)
 		case "scale":
 			rows, err = b.scaleHeld(ctx, c)
 		}
@@ -241,7 +253,7 @@ func runOne(ctx context.Context, o options, plane, bin, dir string, logOut io.Wr
 
 // startParts runs the API server, the controller manager, the scheduler and n simulated
 // nodes, each its own process, and returns the admin kubeconfig.
-func (c *cluster) startParts(ctx context.Context, bin, tmp string, n int, logOut io.Writer) (string, error) {
+func (c *cluster) startParts(ctx context.Context, bin, tmp string, o options, logOut io.Writer) (string, error) {
 	apiserver, err := skiffproc.Start(ctx, bin, "apiserver", "--secure-port", tmp+"/data",
 		[]string{"--bind-address", "127.0.0.1"}, logOut, nil)
 	if err != nil {
@@ -255,13 +267,24 @@ func (c *cluster) startParts(ctx context.Context, bin, tmp string, n int, logOut
 	}{
 		{"controller-manager", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", "-1"}},
 		{"scheduler", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", "0"}},
-		{"sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(n)}},
+		{"sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(o.nodes)}},
 	} {
+		if part.name == "sim" && o.kwok {
+			continue
+		}
 		p, err := skiffproc.StartClient(bin, part.name, part.args, logOut)
 		if err != nil {
 			return "", err
 		}
 		c.add(part.name, p)
+	}
+	if o.kwok {
+		p, err := upstream.StartKwok(o.upstream, kc, logOut)
+		if err != nil {
+			return "", err
+		}
+		c.add("kwok", p)
+		c.kwok = true
 	}
 	return kc, nil
 }
@@ -319,8 +342,10 @@ func printResult(w io.Writer, o options, r result) {
 		fmt.Fprintln(w, "\nskiff up: one node, real containers")
 	case r.plane == "upstream":
 		fmt.Fprintf(w, "\nupstream 1.37.2, %d kwok nodes\n", o.nodes)
+	case o.kwok:
+		fmt.Fprintf(w, "\nskiff, %d kwok nodes\n", o.nodes)
 	default:
-		fmt.Fprintf(w, "\nskiff, %d simulated nodes\n", o.nodes)
+		fmt.Fprintf(w, "\nskiff, %d simulated nodes (skiff sim)\n", o.nodes)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tpods\twall\tpods/s\tp50\tp99\t\tnote")

@@ -286,20 +286,16 @@ func (b *bench) deploymentRollout(ctx context.Context, _ *cluster) ([]row, error
 // updated and available, as `kubectl rollout status` does.
 func (b *bench) waitDeployment(ctx context.Context, name string, generation int64) error {
 	want := int32(b.o.replicas)
-	for {
+	return b.poll(ctx, func() (bool, string, error) {
 		d, err := b.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return err
+			return false, "", err
 		}
 		s := d.Status
-		if s.ObservedGeneration >= generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want {
-			return nil
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("deployment %s: %d updated, %d replicas, %d available of %d: %w",
-				name, s.UpdatedReplicas, s.Replicas, s.AvailableReplicas, want, err)
-		}
-	}
+		done := s.ObservedGeneration >= generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
+		return done, fmt.Sprintf("deployment %s: %d updated, %d replicas, %d available of %d",
+			name, s.UpdatedReplicas, s.Replicas, s.AvailableReplicas, want), nil
+	})
 }
 
 // scaleHeld runs --scale-pods pods in ReplicaSets of --replicas each and reports how long it
