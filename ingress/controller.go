@@ -260,7 +260,9 @@ func (c *Controller) ensureClass(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: c.cfg.ClassName, Labels: map[string]string{"app.kubernetes.io/managed-by": "skiff"}},
 		Spec:       networkingv1.IngressClassSpec{Controller: ControllerName},
 	}
-	if !slices.ContainsFunc(all, func(other *networkingv1.IngressClass) bool { return other.Annotations[DefaultClassAnnotation] == "true" }) {
+	if !slices.ContainsFunc(all, func(other *networkingv1.IngressClass) bool {
+		return other.Annotations[DefaultClassAnnotation] == "true"
+	}) {
 		ic.Annotations = map[string]string{DefaultClassAnnotation: "true"}
 	}
 	_, err = c.client.NetworkingV1().IngressClasses().Create(ctx, ic, metav1.CreateOptions{})
