@@ -21,9 +21,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 )
 
@@ -92,9 +94,16 @@ type running struct {
 	httpURL, httpsURL string
 }
 
-// startController runs the controller and its listeners until the test ends.
-func startController(t *testing.T, client kubernetes.Interface) *running {
+// startController runs the controller and its listeners until the test ends, as the user
+// skiff runs it as, with only what the default policy grants that user.
+func startController(t *testing.T, srv *apiservertest.Server) *running {
 	t.Helper()
+	cfg := rest.CopyConfig(srv.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: apiserver.IngressControllerUser}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := NewFactories(client, "node-1")
 	c, err := NewFromFactories(client, f, Config{NodeName: "node-1"})
 	if err != nil {
@@ -191,7 +200,7 @@ func TestIngressRoutesByHostAndPathToReadyEndpointsAndWritesStatus(t *testing.T)
 	mustCreate(t, slices.Create, slice("web-b", "web", web1, true, "127.0.0.2"))
 	mustCreate(t, slices.Create, slice("api-a", "api", api0, true, "127.0.0.1"))
 
-	r := startController(t, client)
+	r := startController(t, srv)
 
 	// the controller makes its class, the default one in a cluster that has none
 	var class *networkingv1.IngressClass
@@ -303,7 +312,7 @@ func TestIngressServesTLSFromTheSecretNamedForTheHost(t *testing.T) {
 			Rules: []networkingv1.IngressRule{rule("secure.example.com", prefixPath("/", serviceBackend("secure")))},
 		},
 	})
-	r := startController(t, client)
+	r := startController(t, srv)
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
