@@ -34,7 +34,7 @@ func TestUpRunsEachPartAsItsOwnUser(t *testing.T) {
 	for file, user := range map[string]string{
 		"scheduler.kubeconfig": "system:kube-scheduler", "controller-manager.kubeconfig": "system:kube-controller-manager",
 		"proxy.kubeconfig": "system:kube-proxy", "dns.kubeconfig": "system:skiff:dns",
-		"network-policy.kubeconfig": "system:skiff:network-policy-agent",
+		"network-policy.kubeconfig":     "system:skiff:network-policy-agent",
 		"ingress-controller.kubeconfig": "system:skiff:ingress-controller",
 	} {
 		kc, err := clientcmd.LoadFromFile(filepath.Join(dataDir, file))
