@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,22 @@ type upstream struct {
 	// why is the reason there are none, for the 503's body and the log
 	why  string
 	next *atomic.Uint64
+}
+
+// String lists the endpoints for logs, or says why there are none.
+func (u *upstream) String() string {
+	if len(u.addrs) == 0 {
+		return "no endpoints: " + u.why
+	}
+	shown := make([]string, 0, min(len(u.addrs), 8))
+	for _, a := range u.addrs[:cap(shown)] {
+		shown = append(shown, a.String())
+	}
+	out := fmt.Sprintf("%d endpoints: %s", len(u.addrs), strings.Join(shown, ","))
+	if len(u.addrs) > len(shown) {
+		out += ",..."
+	}
+	return out
 }
 
 func (u *upstream) pick() (netip.AddrPort, bool) {
@@ -292,16 +309,12 @@ func (c *Controller) syncRoutes(ctx context.Context, _ string) error {
 	}
 	next := &state{table: NewTable(ours), upstreams: map[Backend]*upstream{}, summary: map[string]string{}}
 	for _, r := range next.table.Routes() {
-		u, ok := next.upstreams[r.Backend]
-		if !ok {
-			u = c.resolve(r.Backend)
+		next.summary["route "+r.Key()] = fmt.Sprintf("ingress=%s backend=%s", r.Ingress, r.Backend)
+		if _, ok := next.upstreams[r.Backend]; !ok {
+			u := c.resolve(r.Backend)
 			next.upstreams[r.Backend] = u
+			next.summary["backend "+r.Backend.String()] = u.String()
 		}
-		line := fmt.Sprintf("ingress=%s backend=%s endpoints=%d", r.Ingress, r.Backend, len(u.addrs))
-		if u.why != "" {
-			line += " (" + u.why + ")"
-		}
-		next.summary["route "+r.Key()] = line
 	}
 	var problems map[string]string
 	next.certs, problems = c.buildCertificates(ours)
@@ -318,7 +331,8 @@ func (c *Controller) syncRoutes(ctx context.Context, _ string) error {
 	return nil
 }
 
-// logChanges logs one line per route (or TLS problem) added, changed or removed.
+// logChanges logs one line per route, backend's endpoints or TLS problem added, changed or
+// removed.
 func logChanges(prev, next *state) {
 	var before map[string]string
 	if prev != nil {
