@@ -363,3 +363,39 @@ func requestsCounted(t *testing.T, c *Controller, ingress, service, code string)
 	}
 	return 0
 }
+
+func TestIngressClassIsNotMadeDefaultBesideAnotherAndTheClassAnnotationIsHonoured(t *testing.T) {
+	srv := apiservertest.Start(t)
+	client := srv.Client
+	ctx := context.Background()
+	mustCreate(t, client.NetworkingV1().IngressClasses().Create, &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "other", Annotations: map[string]string{DefaultClassAnnotation: "true"}},
+		Spec:       networkingv1.IngressClassSpec{Controller: "example.com/other"},
+	})
+	port := backend(t, "web-0", "127.0.0.1")
+	mustCreate(t, client.CoreV1().Services("default").Create, service("web"))
+	mustCreate(t, client.DiscoveryV1().EndpointSlices("default").Create, slice("web-a", "web", port, true, "127.0.0.1"))
+	// one naming the class by the deprecated annotation, one left to the default (other)
+	for name, annotations := range map[string]map[string]string{"annotated": {ClassAnnotation: ClassName}, "defaulted": nil} {
+		mustCreate(t, client.NetworkingV1().Ingresses("default").Create, &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
+			Spec:       networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{rule(name+".example.com", prefixPath("/", serviceBackend("web")))}},
+		})
+	}
+	r := startController(t, srv)
+
+	eventually(t, "annotated.example.com answering", func() (bool, string) {
+		code, body, err := get(nil, r.httpURL, "annotated.example.com", "/")
+		return err == nil && code == 200 && strings.HasPrefix(body, "web-0"), fmt.Sprintf("%d %q %v", code, body, err)
+	})
+	class, err := client.NetworkingV1().IngressClasses().Get(ctx, ClassName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, marked := class.Annotations[DefaultClassAnnotation]; marked {
+		t.Errorf("the class was marked default beside another default class: %v", class.Annotations)
+	}
+	if code, _, err := get(nil, r.httpURL, "defaulted.example.com", "/"); err != nil || code != 404 {
+		t.Errorf("an Ingress of the other default class: want 404 here, got %d %v", code, err)
+	}
+}
