@@ -317,13 +317,22 @@ func TestIngressServesTLSFromTheSecretNamedForTheHost(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	verifying := func(serverName string) *http.Client {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
 			TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: serverName}, DisableKeepAlives: true}}
 	}
 	eventually(t, "secure.example.com answering over TLS with its Secret's certificate", func() (bool, string) {
 		code, body, err := get(verifying("secure.example.com"), r.httpsURL, "secure.example.com", "/x")
 		return err == nil && code == 200 && strings.HasPrefix(body, "secure-0 secure.example.com /x"), fmt.Sprintf("%d %q %v", code, body, err)
 	})
+	// HTTPS speaks HTTP/2 to clients that offer it
+	resp, err := verifying("secure.example.com").Get(r.httpsURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("want HTTP/2 over TLS, got %s", resp.Proto)
+	}
 	// the same route answers plain HTTP too, as Traefik's does without a redirect
 	if code, body, err := get(nil, r.httpURL, "secure.example.com", "/x"); err != nil || code != 200 || !strings.HasPrefix(body, "secure-0") {
 		t.Errorf("plain HTTP: %d %q %v", code, body, err)

@@ -92,7 +92,8 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	if !s.wroteHeader && code >= 200 {
+	// 1xx answers are interim, but 101 is the last a WebSocket upgrade gets
+	if !s.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.code, s.wroteHeader = code, true
 	}
 	s.ResponseWriter.WriteHeader(code)
