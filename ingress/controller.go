@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -507,6 +506,3 @@ func (c *Controller) publishAddress() netip.Addr {
 	}
 	return found
 }
-
-// waitTime is how long Serve lets requests in flight finish when stopping.
-const waitTime = 5 * time.Second

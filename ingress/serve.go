@@ -19,6 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// waitTime is how long Serve lets requests in flight finish when stopping.
+const waitTime = 5 * time.Second
+
 // targetKey carries the chosen endpoint from ServeHTTP to the reverse proxy's Rewrite.
 type targetKey struct{}
 
