@@ -282,6 +282,22 @@ func TestIngressRoutesByHostAndPathToReadyEndpointsAndWritesStatus(t *testing.T)
 		return len(got) == 1 && got["200 web-0"] == 10, fmt.Sprint(got)
 	})
 
+	// an endpoint that refuses connections (a pod just gone) costs no request while another answers
+	refusing, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := refusing.Addr().(*net.TCPAddr).Port
+	refusing.Close()
+	mustCreate(t, slices.Create, slice("api-gone", "api", closedPort, true, "127.0.0.3"))
+	eventually(t, "the api backend listing the gone endpoint", func() (bool, string) {
+		u := r.c.current.Load().upstreams[Backend{Namespace: "default", Service: "api", Port: networkingv1.ServiceBackendPort{Number: 80}}]
+		return len(u.addrs) == 2, u.String()
+	})
+	if got := answers(nil, r.httpURL, "www.example.com", "/api", 10); len(got) != 1 || got["200 api-0"] != 10 {
+		t.Errorf("with one endpoint refusing, want every request answered by api-0, got %v", got)
+	}
+
 	// the requests are counted
 	if n := requestsCounted(t, r.c, "site", "api", "200"); n < 1 {
 		t.Errorf("skiff_ingress_requests_total for site/api 200: want at least 1, got %v", n)

@@ -22,8 +22,12 @@ import (
 // waitTime is how long Serve lets requests in flight finish when stopping.
 const waitTime = 5 * time.Second
 
-// targetKey carries the chosen endpoint from ServeHTTP to the reverse proxy's Rewrite.
-type targetKey struct{}
+// targetKey carries the chosen endpoint from ServeHTTP to the reverse proxy's Rewrite, and
+// upstreamKey the backend's endpoints to the transport, for another try.
+type (
+	targetKey   struct{}
+	upstreamKey struct{}
+)
 
 // ServeHTTP routes one request by its Host and URL path to a ready endpoint of the backend:
 // 404 when no route matches, 503 when the backend has no ready endpoint (or is a resource
@@ -56,7 +60,8 @@ func (c *Controller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, fmt.Sprintf("503 Service Unavailable: %s: %s", route.Backend, why), http.StatusServiceUnavailable)
 		return
 	}
-	c.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), targetKey{}, target)))
+	ctx := context.WithValue(context.WithValue(r.Context(), targetKey{}, target), upstreamKey{}, st.upstreams[route.Backend])
+	c.proxy.ServeHTTP(rec, r.WithContext(ctx))
 }
 
 func splitKey(key string) (namespace, name string) {
@@ -77,13 +82,40 @@ func (c *Controller) newReverseProxy() http.Handler {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
-		Transport: transport,
+		Transport: otherEndpointOnRefusal{transport},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			target, _ := r.Context().Value(targetKey{}).(netip.AddrPort)
 			slog.Debug("ingress: endpoint did not answer", "endpoint", target, "host", r.Host, "path", r.URL.Path, "err", err)
 			http.Error(w, "502 Bad Gateway: the endpoint did not answer", http.StatusBadGateway)
 		},
 	}
+}
+
+// otherEndpointOnRefusal tries the backend's other endpoints when one cannot be connected to:
+// a pod that has just gone stays in its EndpointSlice until its kubelet says so, and its
+// share of requests should not fail meanwhile. Only a request without a body is tried again
+// (a body is consumed by the first try); nothing of it reached the endpoint that refused.
+type otherEndpointOnRefusal struct{ next http.RoundTripper }
+
+func (t otherEndpointOnRefusal) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	u, _ := req.Context().Value(upstreamKey{}).(*upstream)
+	if u == nil || (req.Body != nil && req.Body != http.NoBody) {
+		return resp, err
+	}
+	for tries := 1; err != nil && isDialError(err) && tries < len(u.addrs); tries++ {
+		target, _ := u.pick()
+		slog.Debug("ingress: endpoint refused, trying another", "endpoint", req.URL.Host, "next", target, "err", err)
+		again := req.Clone(req.Context())
+		again.URL.Host = target.String()
+		resp, err = t.next.RoundTrip(again)
+	}
+	return resp, err
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // statusRecorder notes the status code written, for metrics; Unwrap lets the reverse proxy
