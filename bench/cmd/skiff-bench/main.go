@@ -54,7 +54,7 @@ func main() {
 	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
-	flag.IntVar(&o.rounds, "rounds", 2, "with --scenario authorization: servers started per authorization mode")
+	flag.IntVar(&o.rounds, "rounds", 8, "with --scenario authorization: rounds of --pods creates and gets per authorization mode, alternating between the modes' servers")
 	flag.Parse()
 	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook or authorization")
