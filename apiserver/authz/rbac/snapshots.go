@@ -202,23 +202,25 @@ func indexBySubject[B any](items []B, namespace string, subjects func(B) []rbacv
 // account's user name, the account, in their order in the list. A user found under one key
 // only (the common case) costs no allocation.
 func (x bySubject[B]) of(user authn.User) []B {
-	var found []positions[B]
-	add := func(key subjectKey) {
-		if p, ok := x[key]; ok {
-			found = append(found, p)
-		}
-	}
-	add(subjectKey{kind: rbacv1.UserKind, name: user.Name})
+	var keys [8]subjectKey
+	candidates := append(keys[:0], subjectKey{kind: rbacv1.UserKind, name: user.Name})
 	for _, g := range user.Groups {
-		add(subjectKey{kind: rbacv1.GroupKind, name: g})
+		candidates = append(candidates, subjectKey{kind: rbacv1.GroupKind, name: g})
 	}
 	if rest, ok := strings.CutPrefix(user.Name, serviceAccountUsernamePrefix); ok {
 		// system:serviceaccount:NS:NAME; every ':' may end NS, as subjectIsUser compares
 		// the whole string
 		for i := range len(rest) {
 			if rest[i] == ':' {
-				add(subjectKey{kind: rbacv1.ServiceAccountKind, namespace: rest[:i], name: rest[i+1:]})
+				candidates = append(candidates, subjectKey{kind: rbacv1.ServiceAccountKind, namespace: rest[:i], name: rest[i+1:]})
 			}
+		}
+	}
+	var hits [4]positions[B]
+	found := hits[:0]
+	for _, key := range candidates {
+		if p, ok := x[key]; ok {
+			found = append(found, p)
 		}
 	}
 	switch len(found) {
