@@ -83,8 +83,8 @@ type Config struct {
 	// CompactionInterval is how often etcd history older than one interval is compacted.
 	// Default 5 minutes; negative disables compaction.
 	CompactionInterval time.Duration
-	// ServiceClusterIPRange is the CIDR cluster IPs are allocated from (default 10.96.0.0/12;
-	// its first address is the kubernetes Service's).
+	// ServiceClusterIPRange is the CIDR cluster IPs are allocated from (default
+	// DefaultServiceClusterIPRange; its first address is the kubernetes Service's).
 	ServiceClusterIPRange string
 	// ServiceNodePortRange is the range node ports are allocated from (default 30000-32767).
 	ServiceNodePortRange string

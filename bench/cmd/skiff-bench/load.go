@@ -42,6 +42,8 @@ type load struct {
 	res      *results
 	// createdCRDs are the definitions the customresources scenario made, for cleanup
 	createdCRDs []string
+	// prefix goes before the created pods' names, for a scenario that creates pods in rounds
+	prefix string
 }
 
 func (l *load) run(ctx context.Context) error {
@@ -90,7 +92,7 @@ func (l *load) creates(ctx context.Context) []string {
 	lat, errs, wall := l.parallel(ctx, "create", l.opts.pods, func(ctx context.Context, i int) error {
 		_, err := pods.Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:   podName(i),
+				Name:   l.prefix + podName(i),
 				Labels: map[string]string{"app": "skiff-bench", "shard": strconv.Itoa(i % 16)},
 			},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{
@@ -106,7 +108,7 @@ func (l *load) creates(ctx context.Context) []string {
 	var names []string
 	for i, done := range ok {
 		if done {
-			names = append(names, podName(i))
+			names = append(names, l.prefix+podName(i))
 		}
 	}
 	return names

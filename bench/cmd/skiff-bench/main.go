@@ -38,8 +38,9 @@ type options struct {
 	formats     bool
 	scenario    string
 	crds        int
-	// the authorization scenario's RBAC bindings, and runs per mode
-	bindings, rounds int
+	// the authorization scenario's RBAC bindings, rounds per mode, and its two modes
+	bindings, rounds   int
+	authorizationModes string
 	// plane is skiff, upstream or both; upstream is where upstream's binaries are
 	plane, upstream string
 }
@@ -60,7 +61,8 @@ func main() {
 	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
-	flag.IntVar(&o.rounds, "rounds", 2, "with --scenario authorization: servers started per authorization mode")
+	flag.StringVar(&o.authorizationModes, "authorization-modes", defaultAuthorizationModes, "with --scenario authorization: the baseline's and the measured server's --authorization-mode, separated by ';'")
+	flag.IntVar(&o.rounds, "rounds", 8, "with --scenario authorization: rounds of --pods creates and gets per authorization mode, alternating between the modes' servers")
 	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff (skiff apiserver), upstream (kube-apiserver 1.37.2 on etcd 3.7.3) or both, back to back with their ratios")
 	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
 	upstream.ServeEtcdIfAsked()
