@@ -371,4 +371,3 @@ func forwardPortStreams(upstream httpstream.Connection, requestID string, port i
 	<-errorsDone
 	return err
 }
-
