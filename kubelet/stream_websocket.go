@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/net/websocket"
 	corev1 "k8s.io/api/core/v1"
@@ -102,8 +103,10 @@ func serveRemoteCommandWebSocket(w http.ResponseWriter, r *http.Request, target 
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	clientGone := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, streams[connectionChannel])
+		close(clientGone)
 		cancel()
 	}()
 	sizes := make(chan remotecommand.TerminalSize)
@@ -143,6 +146,12 @@ func serveRemoteCommandWebSocket(w http.ResponseWriter, r *http.Request, target 
 		err = executor.StreamWithContext(ctx, opts)
 	}
 	writeRemoteCommandStatus(streams[remotecommandconsts.StreamErr], protocol, err, command)
+	// a client closes the connection once it has the status; closing it first would cut
+	// the status short on a slow link (and log a receive error)
+	select {
+	case <-clientGone:
+	case <-time.After(time.Second):
+	}
 }
 
 func channelIf(open bool, t wsstream.ChannelType) wsstream.ChannelType {
