@@ -104,9 +104,11 @@ func TestServiceCIDRsGetFinalizerAndReadyAndFillAfterTheDefault(t *testing.T) {
 
 	// the default range's five free addresses go first, then the extra's
 	defaultRange, extra := netip.MustParsePrefix("10.0.0.0/29"), netip.MustParsePrefix("10.1.0.0/29")
+	taken := map[string]bool{}
 	for i := range 7 {
 		svc := createService(t, client, fmt.Sprintf("svc-%d", i), "")
 		ip := netip.MustParseAddr(svc.Spec.ClusterIP)
+		taken[ip.String()] = true
 		want := defaultRange
 		if i >= 5 {
 			want = extra
@@ -120,7 +122,14 @@ func TestServiceCIDRsGetFinalizerAndReadyAndFillAfterTheDefault(t *testing.T) {
 		}
 	}
 	// a cluster IP asked for in the extra range is given; one in no range is refused
-	createService(t, client, "chosen", "10.1.0.6")
+	chosen := "10.1.0.6"
+	if taken[chosen] {
+		chosen = "10.1.0.5"
+		if taken[chosen] {
+			chosen = "10.1.0.4"
+		}
+	}
+	createService(t, client, "chosen", chosen)
 	_, err := client.CoreV1().Services("default").Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "outside"},
 		Spec:       corev1.ServiceSpec{ClusterIP: "10.2.0.5", Ports: []corev1.ServicePort{{Port: 80}}},
