@@ -14,6 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/apiserver/authn"
+	"github.com/skiff-dev/skiff/apiserver/authz"
 )
 
 // What the API server passes through to a node's kubelet, as upstream: a pod's logs, exec,
@@ -46,6 +49,10 @@ var kubeletQuery = map[string][]string{
 
 func (s *Server) serveKubeletProxy(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
 	ctx := r.Context()
+	if err := s.authorizeConnectCreate(r, ri); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	var nodeName, path string
 	query := url.Values{}
 	switch ri.Resource {
@@ -109,6 +116,28 @@ func (s *Server) serveKubeletProxy(w http.ResponseWriter, r *http.Request, ri *r
 		},
 	}
 	proxy.ServeHTTP(w, r)
+}
+
+// authorizeConnectCreate asks, for exec, attach and port-forward by GET (the WebSocket
+// upgrade), whether the user may also create the subresource, as upstream's 1.35 and later
+// do (AuthorizePodWebsocketUpgradeCreatePermission): a WebSocket stream writes into the pod
+// as a POST's SPDY stream does, so "get pods/exec" alone must not open one.
+func (s *Server) authorizeConnectCreate(r *http.Request, ri *requestInfo) error {
+	if ri.Resource != "pods" || ri.Verb == "create" || s.authz == nil ||
+		(ri.Subresource != "exec" && ri.Subresource != "attach" && ri.Subresource != "portforward") {
+		return nil
+	}
+	user, _ := authn.UserFrom(r.Context())
+	create := *ri
+	create.Verb = "create"
+	decision, reason, err := s.authz.chain.Authorize(r.Context(), authorizationAttributes(user, &create, r.URL.Query().Get))
+	switch {
+	case decision == authz.DecisionAllow:
+		return nil
+	case err != nil:
+		return apierrors.NewInternalError(err)
+	}
+	return forbidden(user, &create, reason)
 }
 
 // podContainer is the container a request names, or the pod's only container; upstream's

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -93,4 +95,57 @@ func TestLogsAndExecPassThroughToTheKubelet(t *testing.T) {
 	if err != nil || line != "echo hello\n" {
 		t.Fatalf("through the upgraded connection: %q %v", line, err)
 	}
+}
+
+func TestExecByGETNeedsCreateAsWellAsGet(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, testPod("target"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "exec", Namespace: "default"},
+		Rules:      []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward"}}},
+	}
+	if _, err := s.Client.RbacV1().Roles("default").Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "exec", Namespace: "default"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "exec"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "watcher"}},
+	}
+	if _, err := s.Client.RbacV1().RoleBindings("default").Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client, _ := userClient(t, s, "watcher")
+	// get answers the Status of a GET of the subresource (what a WebSocket upgrade is)
+	get := func(subresource string) metav1.Status {
+		body, _ := client.CoreV1().RESTClient().Get().Namespace("default").Resource("pods").Name("target").SubResource(subresource).Param("command", "sh").DoRaw(ctx)
+		var status metav1.Status
+		_ = json.Unmarshal(body, &status)
+		return status
+	}
+
+	// the WebSocket upgrade is a GET: "get" lets it through authorization, "create" must too
+	for _, sub := range []string{"exec", "attach", "portforward"} {
+		want := fmt.Sprintf(`pods "target" is forbidden: User "watcher" cannot create resource "pods/%s" in API group "" in the namespace "default"`, sub)
+		eventually(t, "GET pods/"+sub+" with get alone", func() error {
+			if got := get(sub); got.Code != http.StatusForbidden || got.Message != want {
+				return fmt.Errorf("got %d %q, want %s", got.Code, got.Message, want)
+			}
+			return nil
+		})
+	}
+	role.Rules[0].Verbs = []string{"get", "create"}
+	if _, err := s.Client.RbacV1().Roles("default").Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "GET pods/exec with get and create", func() error {
+		// past authorization: the pod has no node to reach
+		if got := get("exec"); got.Code != http.StatusBadRequest || got.Message != "pod target does not have a host assigned" {
+			return fmt.Errorf("got %d %q", got.Code, got.Message)
+		}
+		return nil
+	})
 }

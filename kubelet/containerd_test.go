@@ -429,7 +429,13 @@ func kubectlPath(t *testing.T) string {
 // the test's end kills it.
 func (n *secureRealNode) startKubectl(t *testing.T, args ...string) io.Reader {
 	t.Helper()
-	cmd := exec.Command(kubectlPath(t), append([]string{"--kubeconfig", n.kubeconfig}, args...)...)
+	return n.startKubectlBinary(t, kubectlPath(t), args...)
+}
+
+// startKubectlBinary is startKubectl with the kubectl binary given.
+func (n *secureRealNode) startKubectlBinary(t *testing.T, kubectl string, args ...string) io.Reader {
+	t.Helper()
+	cmd := exec.Command(kubectl, append([]string{"--kubeconfig", n.kubeconfig}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -12,14 +12,16 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // The kubelet API's streams, as upstream's: /exec, /attach and /portForward. For each the
 // kubelet asks the runtime (CRI Exec, Attach, PortForward) for a one-time URL on the runtime's
-// own streaming server and hands the client's request to it unchanged, upgrade headers and all,
-// so that whatever the client and the runtime agree on (SPDY/3.1 or WebSocket channels) passes
-// through: the kubelet never reads the stream itself.
+// own streaming server. A SPDY request is handed to it unchanged, upgrade headers and all, and
+// the kubelet never reads that stream; a WebSocket request is answered by the kubelet itself,
+// which speaks SPDY to the runtime (stream_websocket.go).
 
 // streamFlag reads a boolean query parameter under any of its names ("input" or "stdin").
 func streamFlag(q url.Values, names ...string) bool {
@@ -80,7 +82,9 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	k.proxyStream(w, r, func(ctx context.Context) (string, error) {
+	k.proxyStream(w, r, func(w http.ResponseWriter, r *http.Request, target *url.URL) {
+		serveRemoteCommandWebSocket(w, r, target, stdio, q["command"])
+	}, func(ctx context.Context) (string, error) {
 		resp, err := k.rt.Exec(ctx, &runtimeapi.ExecRequest{
 			ContainerId: c.status.Id, Cmd: q["command"],
 			Tty: stdio.tty, Stdin: stdio.stdin, Stdout: stdio.stdout, Stderr: stdio.stderr,
@@ -101,7 +105,9 @@ func (k *Kubelet) serveAttach(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	k.proxyStream(w, r, func(ctx context.Context) (string, error) {
+	k.proxyStream(w, r, func(w http.ResponseWriter, r *http.Request, target *url.URL) {
+		serveRemoteCommandWebSocket(w, r, target, stdio, nil)
+	}, func(ctx context.Context) (string, error) {
 		resp, err := k.rt.Attach(ctx, &runtimeapi.AttachRequest{
 			ContainerId: c.status.Id,
 			Tty:         stdio.tty, Stdin: stdio.stdin, Stdout: stdio.stdout, Stderr: stdio.stderr,
@@ -145,18 +151,21 @@ func (k *Kubelet) servePortForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("pod %q has no running sandbox", ns+"/"+name), http.StatusBadRequest)
 		return
 	}
-	k.proxyStream(w, r, func(ctx context.Context) (string, error) {
+	k.proxyStream(w, r, func(w http.ResponseWriter, r *http.Request, target *url.URL) {
+		servePortForwardWebSocket(w, r, target, ports)
+	}, func(ctx context.Context) (string, error) {
 		resp, err := k.rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sandbox.Id, Port: ports})
 		return resp.GetUrl(), err
 	})
 }
 
-// proxyStream asks the runtime for a stream's URL and passes the client's request to it. The
+// proxyStream asks the runtime for a stream's URL and passes the client's SPDY request to it,
+// or gives a WebSocket request to serveWebSocket with that URL. The
 // runtime's refusal is answered in plain text, as upstream's kubelet does, with the code its
 // gRPC status suggests (404 for NotFound, 501 for a runtime without streaming) and without the
 // "rpc error: code = ..." wrapping: a client that fails to upgrade shows the body ("unable to
 // upgrade connection: the fake runtime has no streaming exec").
-func (k *Kubelet) proxyStream(w http.ResponseWriter, r *http.Request, prepare func(context.Context) (string, error)) {
+func (k *Kubelet) proxyStream(w http.ResponseWriter, r *http.Request, serveWebSocket func(http.ResponseWriter, *http.Request, *url.URL), prepare func(context.Context) (string, error)) {
 	raw, err := prepare(r.Context())
 	if err != nil {
 		code := http.StatusInternalServerError
@@ -180,6 +189,11 @@ func (k *Kubelet) proxyStream(w http.ResponseWriter, r *http.Request, prepare fu
 		http.Error(w, fmt.Sprintf("the runtime's stream URL %q names no server", raw), http.StatusInternalServerError)
 		return
 	}
+	if wsstream.IsWebSocketRequest(r) {
+		serveWebSocket(w, r, target)
+		return
+	}
+	slog.Info("stream over SPDY", "path", r.URL.Path, "protocol", strings.Join(r.Header.Values(httpstream.HeaderProtocolVersion), ","))
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = target

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -32,7 +34,8 @@ type Allocator interface {
 }
 
 // ServiceAllocator gives services cluster IPs and node ports, each reserved by creating one
-// etcd key, so two services never get the same one:
+// etcd key, so two services never get the same one. Cluster IPs come from CIDR, then from the
+// other Ready ServiceCIDRs when it is full:
 //
 //	/registry/ipaddresses/<ip>        networking.k8s.io/v1 IPAddress, as upstream's allocator
 //	/registry/servicenodeports/<port> a v1 RangeAllocation naming the owner (skiff's own)
@@ -120,18 +123,27 @@ func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Obj
 	return a.allocateHealthCheckNodePort(ctx, svc, old, dryRun)
 }
 
-// allocateIP reserves the service's requested cluster IP, or a random free one.
+// allocateIP reserves the service's requested cluster IP, or a free one: from the API
+// server's own range first, then from the other ServiceCIDRs (serviceRanges) when it is full.
 func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, dryRun bool) error {
 	fail := func(ip string, msg string) error {
 		return invalid(svc, field.Invalid(field.NewPath("spec", "clusterIPs"), []string{ip}, fmt.Sprintf("failed to allocate IP %s: %s", ip, msg)))
+	}
+	ranges, err := a.serviceRanges(ctx)
+	if err != nil {
+		return err
 	}
 	if svc.Spec.ClusterIP != "" {
 		ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
 		if err != nil {
 			return fail(svc.Spec.ClusterIP, "not a valid IP")
 		}
-		if !a.CIDR.Contains(ip) || ip == a.CIDR.Masked().Addr() || ip == lastAddr(a.CIDR) {
-			return fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, a.CIDR))
+		if !slices.ContainsFunc(ranges, func(p netip.Prefix) bool { return allocatable(p, ip) }) {
+			valid := make([]string, len(ranges))
+			for i, p := range ranges {
+				valid[i] = p.String()
+			}
+			return fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, strings.Join(valid, ",")))
 		}
 		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
 		if err != nil {
@@ -143,25 +155,101 @@ func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, 
 		svc.Spec.ClusterIP = ip.String()
 		return nil
 	}
-	size := uint64(1) << (a.CIDR.Addr().BitLen() - a.CIDR.Bits())
-	if size > 1<<20 {
-		size = 1 << 20
-	}
-	base := a.CIDR.Masked().Addr()
-	// random offsets first, as upstream spreads its allocations; the kubernetes Service's
-	// address and the network and broadcast addresses are never given out
-	for attempt := 0; attempt < 64; attempt++ {
-		ip := addrAdd(base, 2+rand.Uint64N(size-3))
-		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
+	for i, p := range ranges {
+		// the default range's second address is the kubernetes Service's, never given out
+		first := uint64(1)
+		if i == 0 {
+			first = 2
+		}
+		ip, err := a.allocateFrom(ctx, p, first, svc, dryRun)
 		if err != nil {
 			return err
 		}
-		if ok {
+		if ip.IsValid() {
 			svc.Spec.ClusterIP = ip.String()
 			return nil
 		}
 	}
 	return fail("", "range is full")
+}
+
+// serviceRanges are the ranges cluster IPs come from, read from etcd itself: the API
+// server's own (the default ServiceCIDR's) first, then, by name, every other ServiceCIDR of
+// its family that the ServiceCIDR controller marked Ready and that is not being deleted.
+func (a *ServiceAllocator) serviceRanges(ctx context.Context) ([]netip.Prefix, error) {
+	ranges := []netip.Prefix{a.CIDR.Masked()}
+	var list networkingv1.ServiceCIDRList
+	if err := a.Storage.GetList(ctx, "/registry/servicecidrs/", storage.ListOptions{Recursive: true}, &list); err != nil {
+		return nil, err
+	}
+	for _, c := range list.Items { // sorted by key, so by name
+		ready := meta.IsStatusConditionTrue(c.Status.Conditions, networkingv1.ServiceCIDRConditionReady)
+		if c.DeletionTimestamp != nil || !ready {
+			continue
+		}
+		for _, cidr := range c.Spec.CIDRs {
+			p, err := netip.ParsePrefix(cidr)
+			if err != nil || p.Addr().Is4() != a.CIDR.Addr().Is4() || slices.Contains(ranges, p.Masked()) {
+				continue
+			}
+			ranges = append(ranges, p.Masked())
+		}
+	}
+	return ranges, nil
+}
+
+// allocatable reports whether ip may be a cluster IP of range p: inside it, and neither its
+// network nor its last (broadcast) address.
+func allocatable(p netip.Prefix, ip netip.Addr) bool {
+	return p.Contains(ip) && ip != p.Masked().Addr() && ip != lastAddr(p)
+}
+
+// allocateFrom reserves a free address of p for svc, at offset first or later, and returns
+// it; the zero Addr when p is full. Random offsets first, as upstream spreads its
+// allocations; when those are taken, the addresses that no IPAddress holds, in order.
+func (a *ServiceAllocator) allocateFrom(ctx context.Context, p netip.Prefix, first uint64, svc *corev1.Service, dryRun bool) (netip.Addr, error) {
+	size := uint64(1) << 20 // a large (IPv6) range is only searched in its first addresses
+	if bits := p.Addr().BitLen() - p.Bits(); bits < 20 {
+		size = 1 << bits
+	}
+	if size <= first+1 {
+		return netip.Addr{}, nil // no address between the reserved ones
+	}
+	base := p.Masked().Addr()
+	for attempt := 0; attempt < 64; attempt++ {
+		ip := addrAdd(base, first+rand.Uint64N(size-first-1))
+		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if ok {
+			return ip, nil
+		}
+	}
+	var taken networkingv1.IPAddressList
+	if err := a.Storage.GetList(ctx, "/registry/ipaddresses/", storage.ListOptions{Recursive: true}, &taken); err != nil {
+		return netip.Addr{}, err
+	}
+	held := make(map[netip.Addr]bool, len(taken.Items))
+	for _, t := range taken.Items {
+		if ip, err := netip.ParseAddr(t.Name); err == nil {
+			held[ip] = true
+		}
+	}
+	for off := first; off < size-1; off++ {
+		ip := addrAdd(base, off)
+		if held[ip] {
+			continue
+		}
+		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if ok {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, nil
 }
 
 // reserveIP creates the IPAddress of ip for svc; false when another object holds it.

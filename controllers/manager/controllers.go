@@ -43,6 +43,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/resourcequota"
 	"github.com/skiff-dev/skiff/controllers/rootcacertpublisher"
 	"github.com/skiff-dev/skiff/controllers/serviceaccount"
+	"github.com/skiff-dev/skiff/controllers/servicecidr"
 	"github.com/skiff-dev/skiff/controllers/servicelb"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
@@ -176,6 +177,13 @@ var descriptors = []descriptor{
 			return nil, fmt.Errorf("%w: no --root-ca-file", errSkipController)
 		}
 		c, err := rootcacertpublisher.New(b.informers.Core().V1().ConfigMaps(), b.informers.Core().V1().Namespaces(), b.client, b.options.RootCA, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: servicecidr.Name, serviceAccount: "service-cidrs-controller", workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := servicecidr.New(b.informers.Networking().V1().ServiceCIDRs(), b.informers.Networking().V1().IPAddresses(), b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
