@@ -262,8 +262,12 @@ var descriptors = []descriptor{
 		return c.Run, nil
 	}},
 	{name: "resourcequota-controller", serviceAccount: "resourcequota-controller", aliases: []string{"resourcequota"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
+		md, err := metadata.NewForConfig(b.config)
+		if err != nil {
+			return nil, err
+		}
 		c, err := resourcequota.New(b.informers.Core().V1().ResourceQuotas(), b.informers.Core().V1().Pods(), b.client, b.dynamic,
-			b.restMapper(), resourcequota.DefaultResyncPeriod, b.reporting)
+			md, b.restMapper(), resourcequota.DefaultResyncPeriod, b.reporting)
 		if err != nil {
 			return nil, err
 		}

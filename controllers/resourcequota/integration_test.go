@@ -2,6 +2,7 @@ package resourcequota_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -28,13 +30,23 @@ import (
 
 func startController(t *testing.T, s *apiservertest.Server) {
 	t.Helper()
+	startControllerResyncing(t, s, time.Second)
+}
+
+// startControllerResyncing starts the controller with a full recount every resync.
+func startControllerResyncing(t *testing.T, s *apiservertest.Server, resync time.Duration) {
+	t.Helper()
 	factory := informers.NewSharedInformerFactory(s.Client, 0)
 	dyn, err := dynamic.NewForConfig(s.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
+	md, err := metadata.NewForConfig(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(s.Client.Discovery()))
-	c, err := resourcequota.New(factory.Core().V1().ResourceQuotas(), factory.Core().V1().Pods(), s.Client, dyn, mapper, time.Second, controllers.Reporting{})
+	c, err := resourcequota.New(factory.Core().V1().ResourceQuotas(), factory.Core().V1().Pods(), s.Client, dyn, md, mapper, resync, controllers.Reporting{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,4 +286,44 @@ func TestAnInvalidObjectIsNeverCharged(t *testing.T) {
 	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, pod("good", nil, nil), metav1.CreateOptions{}); err != nil {
 		t.Errorf("the one pod the quota allows, after an invalid one: %v", err)
 	}
+}
+
+// What a deleted object used comes back at once, not at the next full recount (upstream's
+// conformance spec "capture the life of a configMap" waits for it less than the 5 minutes
+// between recounts).
+func TestADeletedObjectsUsageIsGivenBackBeforeTheResync(t *testing.T) {
+	s := apiservertest.Start(t)
+	startControllerResyncing(t, s, time.Hour)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().ResourceQuotas("default").Create(ctx, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "q"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
+			corev1.ResourceConfigMaps: resource.MustParse("5"), "count/replicasets.apps": resource.MustParse("5"),
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, s.Client, "q", "count/replicasets.apps", "0")
+	if _, err := s.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "r"}, Spec: appsv1.ReplicaSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
+	}}
+	if _, err := s.Client.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, s.Client, "q", "count/replicasets.apps", "1")
+	cms, _ := s.Client.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+	waitUsed(t, s.Client, "q", corev1.ResourceConfigMaps, fmt.Sprint(len(cms.Items)))
+	if err := s.Client.CoreV1().ConfigMaps("default").Delete(ctx, "c", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client.AppsV1().ReplicaSets("default").Delete(ctx, "r", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, s.Client, "q", corev1.ResourceConfigMaps, fmt.Sprint(len(cms.Items)-1))
+	waitUsed(t, s.Client, "q", "count/replicasets.apps", "0")
 }

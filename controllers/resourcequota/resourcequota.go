@@ -2,7 +2,8 @@
 // status (hard as the spec says, used as counted) true to what its namespace holds, as
 // upstream's. Pods are counted from the shared cache, and every change of a pod recounts the
 // quotas of its namespace, so that what a deleted or finished pod held comes back at once;
-// other kinds are listed through the dynamic client and recounted every resync period. What
+// other kinds are listed through the dynamic client, recounted when one of them is deleted
+// (a metadata watch per kind that quotas name) and every resync period. What
 // an object uses is apis/quota's, which the ResourceQuota admission plugin charges with. It
 // must never write anything but quotas' status.
 package resourcequota
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -51,13 +53,15 @@ type Controller struct {
 	metrics     *controllers.Metrics
 	resync      time.Duration
 	now         func() time.Time
+	replenish   *replenisher // nil: other kinds are recounted at resyncs only
 }
 
 // New makes a quota controller on shared informers of quotas and pods. dyn and mapper list
-// the other kinds quotas count (count/deployments.apps, services, ...); resync is how often a
-// quota is recounted without a pod change (DefaultResyncPeriod when 0).
+// the other kinds quotas count (count/deployments.apps, services, ...), and md, when not nil,
+// watches their metadata so that a deletion is recounted at once; resync is how often a quota
+// is recounted in full (DefaultResyncPeriod when 0).
 func New(quotaInformer coreinformers.ResourceQuotaInformer, podInformer coreinformers.PodInformer, client kubernetes.Interface,
-	dyn dynamic.Interface, mapper meta.RESTMapper, resync time.Duration, r controllers.Reporting) (*Controller, error) {
+	dyn dynamic.Interface, md metadata.Interface, mapper meta.RESTMapper, resync time.Duration, r controllers.Reporting) (*Controller, error) {
 	if resync <= 0 {
 		resync = DefaultResyncPeriod
 	}
@@ -66,6 +70,9 @@ func New(quotaInformer coreinformers.ResourceQuotaInformer, podInformer coreinfo
 		quotaLister: quotaInformer.Lister(), podLister: podInformer.Lister(),
 		synced: []cache.InformerSynced{quotaInformer.Informer().HasSynced, podInformer.Informer().HasSynced},
 		queue:  controllers.NewQueue(Name, r), metrics: r.Metrics, resync: resync, now: time.Now,
+	}
+	if md != nil {
+		c.replenish = newReplenisher(md, mapper, c.namespaceChanged)
 	}
 	if _, err := quotaInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
@@ -96,6 +103,9 @@ func New(quotaInformer coreinformers.ResourceQuotaInformer, podInformer coreinfo
 
 // Run syncs quotas with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	if c.replenish != nil {
+		c.replenish.start(ctx)
+	}
 	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.metrics, Synced: c.synced}.Run(ctx, workers)
 }
 
@@ -117,7 +127,12 @@ func (c *Controller) podChanged(obj any) {
 			return
 		}
 	}
-	quotas, err := c.quotaLister.ResourceQuotas(pod.Namespace).List(labels.Everything())
+	c.namespaceChanged(pod.Namespace)
+}
+
+// namespaceChanged recounts the quotas of namespace.
+func (c *Controller) namespaceChanged(namespace string) {
+	quotas, err := c.quotaLister.ResourceQuotas(namespace).List(labels.Everything())
 	if err != nil {
 		return
 	}
@@ -180,6 +195,11 @@ func (c *Controller) usage(ctx context.Context, q *corev1.ResourceQuota) (corev1
 	now := c.now()
 	sum := corev1.ResourceList{}
 	for gr := range kinds {
+		if c.replenish != nil {
+			if err := c.replenish.watch(gr); err != nil {
+				return nil, err
+			}
+		}
 		objs, err := c.objects(ctx, q.Namespace, gr)
 		if err != nil {
 			return nil, err

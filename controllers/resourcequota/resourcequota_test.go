@@ -43,7 +43,7 @@ func TestSyncCountsPodsAndObjectsTheQuotaSelects(t *testing.T) {
 	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
 	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "Service"}, meta.RESTScopeNamespace)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(factory.Core().V1().ResourceQuotas(), factory.Core().V1().Pods(), client, dyn, mapper, time.Minute, controllers.Reporting{})
+	c, err := New(factory.Core().V1().ResourceQuotas(), factory.Core().V1().Pods(), client, dyn, nil, mapper, time.Minute, controllers.Reporting{})
 	if err != nil {
 		t.Fatal(err)
 	}
