@@ -53,6 +53,10 @@ func (s *Server) serveKubeletProxy(w http.ResponseWriter, r *http.Request, ri *r
 		writeError(w, r, err)
 		return
 	}
+	if err := s.admitConnect(r, ri); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	var nodeName, path string
 	query := url.Values{}
 	switch ri.Resource {
