@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -17,35 +16,33 @@ import (
 )
 
 // The server's side of MutatingAdmissionPolicies: they run in a store's Mutate, before the
-// mutating webhooks, on the object in the version the client wrote. Upstream's admission
-// chain runs once more when the first pass changed the object; here that second pass
-// reinvokes the IfNeeded policies whose input changed since they ran (the webhooks
-// reinvoke among themselves inside their own pass).
+// mutating webhooks, on the object in the version the client wrote. As upstream's admission
+// chain, both run once more when the first pass changed the object: the policies and the
+// webhooks with reinvocationPolicy IfNeeded whose input changed since they ran.
 
-// mutateWithPoliciesAndWebhooks runs the mutating policies, the webhooks (when any), and
-// the policies' reinvocation.
+// mutateWithPoliciesAndWebhooks runs the mutating policies and then the webhooks (when
+// any), and when either changed the object, both once more for what needs reinvoking.
 func (s *Server) mutateWithPoliciesAndWebhooks(ctx context.Context, a *webhook.Request, hooks bool) (runtime.Object, error) {
-	re := &admissionpolicy.Reinvocation{}
-	obj, err := s.policies.Mutate(ctx, policyAttributes(ctx, a), re)
-	if err != nil {
-		return nil, err
-	}
-	if hooks {
-		a.Object = obj
-		out, err := s.webhooks.Mutate(ctx, a)
+	policies, webhooks := &admissionpolicy.Reinvocation{}, &webhook.Reinvocation{}
+	for pass := 0; pass < 2; pass++ {
+		obj, err := s.policies.Mutate(ctx, policyAttributes(ctx, a), policies)
 		if err != nil {
 			return nil, err
 		}
-		if !apiequality.Semantic.DeepEqual(out, obj) {
-			re.Changed()
+		a.Object = obj
+		if hooks {
+			if a.Object, err = s.webhooks.MutatePass(ctx, a, webhooks); err != nil {
+				return nil, err
+			}
+			if webhooks.Changed() {
+				policies.Changed()
+			}
 		}
-		obj = out
+		if !policies.ShouldReinvoke() {
+			break
+		}
 	}
-	if !re.ShouldReinvoke() {
-		return obj, nil
-	}
-	a.Object = obj
-	return s.policies.Mutate(ctx, policyAttributes(ctx, a), re)
+	return a.Object, nil
 }
 
 // policyAttributes are a webhook request's admission attributes, as policies read them.

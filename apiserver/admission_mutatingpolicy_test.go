@@ -2,6 +2,8 @@ package apiserver_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -9,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 )
@@ -337,4 +341,84 @@ func TestMutatingAdmissionPolicyBadInput(t *testing.T) {
 	if want := `MutatingAdmissionPolicyBinding.admissionregistration.k8s.io "b" is invalid: spec.paramRef.parameterNotFoundAction: Required value`; err == nil || err.Error() != want {
 		t.Errorf("binding: %v", err)
 	}
+}
+
+// policyWatcher is a controller-runtime mutating webhook that labels a ConfigMap with what
+// it saw of the policy's label: webhook=saw-<value>.
+func policyWatcher() http.Handler {
+	return &crwebhook.Webhook{Handler: crwebhook.HandlerFunc(func(_ context.Context, req crwebhook.Request) crwebhook.Response {
+		var cm corev1.ConfigMap
+		if err := json.Unmarshal(req.Object.Raw, &cm); err != nil {
+			return crwebhook.Errored(http.StatusBadRequest, err)
+		}
+		if cm.Labels == nil {
+			cm.Labels = map[string]string{}
+		}
+		cm.Labels["webhook"] = "saw-" + cm.Labels["policy"]
+		out, _ := json.Marshal(&cm)
+		return crwebhook.PatchResponseFromRaw(req.Object.Raw, out)
+	})}
+}
+
+// Upstream's order and reinvocation: the policies run before the webhooks, and a policy with
+// reinvocationPolicy IfNeeded runs again when a webhook changed the object after it.
+func TestMutatingPoliciesRunBeforeWebhooksAndAgainAfterTheirChanges(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	cs := s.Client
+	ns := webhookNamespace(t, cs, "mutating-order")
+	url, ca := webhookServer(t, policyWatcher())
+	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "policy-watcher"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:         "watcher.skiff.test",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+			}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"webhook-test": ns}},
+			SideEffects:             ptrTo(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+		}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "label-and-record.example.com"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+				}}},
+			},
+			Variables: []admissionregistrationv1.Variable{{Name: "webhookLabel", Expression: `object.metadata.?labels.?webhook.orValue("none")`}},
+			Mutations: []admissionregistrationv1.Mutation{applyConfiguration(`Object{
+				metadata: Object.metadata{labels: {"policy": "ran"}},
+				data: {"webhook-label": variables.webhookLabel}}`)},
+		},
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx,
+		mutatingBinding("label-and-record-binding.example.com", policy.Name, "policies-here"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(`{"metadata":{"labels":{"policies-here":"true"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both ran, the policy twice", func() error {
+		cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, configMap(nil), metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		_ = cs.CoreV1().ConfigMaps(ns).Delete(ctx, cm.Name, metav1.DeleteOptions{})
+		// the webhook saw the policy's label; the policy, run again, saw the webhook's
+		if cm.Labels["policy"] != "ran" || cm.Labels["webhook"] != "saw-ran" || cm.Data["webhook-label"] != "saw-ran" {
+			return errorf("labels %v, data %v", cm.Labels, cm.Data)
+		}
+		return nil
+	})
 }

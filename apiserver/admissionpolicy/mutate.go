@@ -174,13 +174,13 @@ func (p *Policies) MutatingActive() bool { return len(p.currentMutating()) > 0 }
 // request as upstream words it.
 func (p *Policies) Mutate(ctx context.Context, a admission.Attributes, re *Reinvocation) (runtime.Object, error) {
 	obj := a.GetObject()
+	reinvoking := re.passes > 0
+	re.passes++
 	bound := p.currentMutating()
 	r := &request{Attributes: a, cfg: &p.cfg}
 	if len(bound) == 0 || obj == nil || r.exempt() || (a.GetOperation() != admission.Create && a.GetOperation() != admission.Update) {
 		return obj, nil
 	}
-	reinvoking := re.passes > 0
-	re.passes++
 	if reinvoking {
 		if !re.should {
 			return obj, nil
