@@ -170,6 +170,39 @@ func TestKubectlAppliesUpstreamsMutatingPolicyExampleAndPodsGetTheSidecar(t *tes
 		}
 		return nil
 	})
+	// custom resources merge by their definition's schema: a policy pins the sidecar image
+	pin := &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "pin-image.example.com"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"mutations.example.com"}, APIVersions: []string{"v1"}, Resources: []string{"sidecars"}},
+				}}},
+			},
+			Mutations: []admissionregistrationv1.Mutation{applyConfiguration(`Object{spec: Object.spec{image: "mesh-proxy/v2.0.0"}}`)},
+		},
+	}
+	if _, err := s.Client.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, pin, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "pin-image-binding.example.com"},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: pin.Name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the sidecar's image pinned", func() error {
+		defer func() { _, _ = kubectl("delete", "sidecar", "pinned", "--ignore-not-found") }()
+		out := applyManifest(t, run, dir, "pinned", strings.Replace(strings.SplitN(sidecarBinding, "---", 2)[0], "meshproxy-sidecar", "pinned", 1))
+		if !strings.Contains(out, "sidecar.mutations.example.com/pinned created") {
+			return errorf("apply:\n%s", out)
+		}
+		if image := run("get", "sidecar", "pinned", "-o", "jsonpath={.spec.image} {.spec.name}"); image != "mesh-proxy/v2.0.0 mesh-proxy" {
+			return errorf("spec.image, spec.name: %q", image)
+		}
+		return nil
+	})
 	// without its param, the binding refuses pods, as parameterNotFoundAction Deny says
 	run("delete", "sidecar", "meshproxy-sidecar")
 	eventually(t, "refused without the param", func() error {
