@@ -1,18 +1,15 @@
 package apis
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -37,35 +34,13 @@ var ValidatingAdmissionPolicyStrategy, ValidatingAdmissionPolicyStatusStrategy =
 
 // ValidatingAdmissionPolicyBindingStrategy is the strategy of
 // validatingadmissionpolicybindings: a spec only, its generation counting the spec's changes.
-var ValidatingAdmissionPolicyBindingStrategy Strategy = policyBindingStrategy{}
-
-type policyBindingStrategy struct{}
-
-var _ Strategy = policyBindingStrategy{}
-
-func (policyBindingStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	obj.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding).Generation = 1
+var ValidatingAdmissionPolicyBindingStrategy Strategy = specGeneration[*admissionregistrationv1.ValidatingAdmissionPolicyBinding]{
+	validate: ValidateValidatingAdmissionPolicyBinding,
+	validateUpdate: func(b, old *admissionregistrationv1.ValidatingAdmissionPolicyBinding) field.ErrorList {
+		allErrs := ValidateObjectMetaUpdate(&b.ObjectMeta, &old.ObjectMeta, metadataPath)
+		return append(allErrs, validateValidatingAdmissionPolicyBindingSpec(&b.Spec, field.NewPath("spec"))...)
+	},
 }
-
-func (policyBindingStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return ValidateValidatingAdmissionPolicyBinding(obj.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding))
-}
-
-func (policyBindingStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
-	b, o := obj.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding), old.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding)
-	if !apiequality.Semantic.DeepEqual(b.Spec, o.Spec) {
-		b.Generation = o.Generation + 1
-	}
-}
-
-func (policyBindingStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	b, o := obj.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding), old.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding)
-	allErrs := ValidateObjectMetaUpdate(&b.ObjectMeta, &o.ObjectMeta, metadataPath)
-	return append(allErrs, validateValidatingAdmissionPolicyBindingSpec(&b.Spec, field.NewPath("spec"))...)
-}
-
-func (policyBindingStrategy) AllowCreateOnUpdate() bool      { return false }
-func (policyBindingStrategy) AllowUnconditionalUpdate() bool { return true }
 
 // DefaultValidatingAdmissionPolicy fills in what upstream's v1 defaulting does: failurePolicy
 // Fail, and the match constraints' defaults.
@@ -211,19 +186,7 @@ func validatePolicySpec(p *admissionregistrationv1.ValidatingAdmissionPolicy, st
 		}
 	}
 	allErrs = append(allErrs, validatePolicyMatchConditions(c, spec.MatchConditions, fldPath.Child("matchConditions"))...)
-	for i, v := range spec.Variables {
-		p := fldPath.Child("variables").Index(i)
-		if strings.TrimSpace(v.Name) == "" {
-			allErrs = append(allErrs, field.Required(p.Child("name"), "name is not specified"))
-		} else if !isCELIdentifier(v.Name) {
-			allErrs = append(allErrs, field.Invalid(p.Child("name"), v.Name, "name is not a valid CEL identifier"))
-		}
-		if strings.TrimSpace(v.Expression) == "" {
-			allErrs = append(allErrs, field.Required(p.Child("expression"), "expression is not specified"))
-		} else if err := c.compile(p.Child("expression"), &PolicyExpression{Name: v.Name, Expression: v.Expression, Types: VariableExpression}, true); err != nil {
-			allErrs = append(allErrs, err)
-		}
-	}
+	allErrs = append(allErrs, validatePolicyVariables(c, spec.Variables, fldPath.Child("variables"))...)
 	if len(spec.Validations) == 0 && len(spec.AuditAnnotations) == 0 {
 		allErrs = append(allErrs,
 			field.Required(fldPath.Child("validations"), "validations or auditAnnotations must contain at least one item"),
@@ -244,6 +207,26 @@ func validatePolicySpec(p *admissionregistrationv1.ValidatingAdmissionPolicy, st
 			allErrs = append(allErrs, field.Duplicate(p.Child("key"), a.Key))
 		}
 		keys.Insert(a.Key)
+	}
+	return allErrs
+}
+
+// validatePolicyVariables checks a policy's variables in order, compiling each into c so that
+// the expressions after it may use it.
+func validatePolicyVariables(c *policyCompiler, vars []admissionregistrationv1.Variable, fldPath *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	for i, v := range vars {
+		p := fldPath.Index(i)
+		if strings.TrimSpace(v.Name) == "" {
+			allErrs = append(allErrs, field.Required(p.Child("name"), "name is not specified"))
+		} else if !isCELIdentifier(v.Name) {
+			allErrs = append(allErrs, field.Invalid(p.Child("name"), v.Name, "must be a valid CEL identifier"))
+		}
+		if strings.TrimSpace(v.Expression) == "" {
+			allErrs = append(allErrs, field.Required(p.Child("expression"), "expression is not specified"))
+		} else if err := c.compile(p.Child("expression"), &PolicyExpression{Name: v.Name, Expression: v.Expression, Types: VariableExpression}, true); err != nil {
+			allErrs = append(allErrs, err)
+		}
 	}
 	return allErrs
 }
@@ -547,25 +530,32 @@ var (
 )
 
 func validatingAdmissionPolicyRow(p *admissionregistrationv1.ValidatingAdmissionPolicy) metav1.TableRow {
-	paramKind := "<unset>"
-	if pk := p.Spec.ParamKind; pk != nil {
-		paramKind = pk.APIVersion + "/" + pk.Kind
-	}
-	return cells(p.Name, int64(len(p.Spec.Validations)), paramKind, translateTimestampSince(p.CreationTimestamp))
+	return cells(p.Name, int64(len(p.Spec.Validations)), paramKindCell(p.Spec.ParamKind), translateTimestampSince(p.CreationTimestamp))
 }
 
 func validatingAdmissionPolicyBindingRow(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) metav1.TableRow {
-	param := "<unset>"
-	if pr := b.Spec.ParamRef; pr != nil {
-		switch {
-		case pr.Name != "" && pr.Namespace != "":
-			param = pr.Namespace + "/" + pr.Name
-		case pr.Name != "":
-			// the param may be cluster-scoped or in the request's namespace: upstream prints *
-			param = "*/" + pr.Name
-		case pr.Selector != nil:
-			param = pr.Selector.String()
-		}
+	return cells(b.Name, b.Spec.PolicyName, paramRefCell(b.Spec.ParamRef), translateTimestampSince(b.CreationTimestamp))
+}
+
+// paramKindCell and paramRefCell print a policy's paramKind and a binding's paramRef as
+// upstream's columns do.
+func paramKindCell(pk *admissionregistrationv1.ParamKind) string {
+	if pk == nil {
+		return "<unset>"
 	}
-	return cells(b.Name, b.Spec.PolicyName, param, translateTimestampSince(b.CreationTimestamp))
+	return pk.APIVersion + "/" + pk.Kind
+}
+
+func paramRefCell(pr *admissionregistrationv1.ParamRef) string {
+	switch {
+	case pr == nil:
+	case pr.Name != "" && pr.Namespace != "":
+		return pr.Namespace + "/" + pr.Name
+	case pr.Name != "":
+		// the param may be cluster-scoped or in the request's namespace: upstream prints *
+		return "*/" + pr.Name
+	case pr.Selector != nil:
+		return pr.Selector.String()
+	}
+	return "<unset>"
 }

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/google/cel-go/cel"
+	celtypes "github.com/google/cel-go/common/types"
 	plugincel "k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
 )
@@ -34,7 +35,21 @@ var (
 	// an audit annotation's value may be null: no annotation
 	AuditAnnotationExpression = []*cel.Type{cel.StringType, cel.NullType}
 	VariableExpression        = []*cel.Type{cel.AnyType, cel.DynType}
+	// a mutating policy's mutations: an Object{...} merged into the object, or a list of
+	// JSONPatch{...} operations
+	ApplyConfigurationExpression = []*cel.Type{celtypes.NewObjectType("Object")}
+	JSONPatchExpression          = []*cel.Type{cel.ListType(celtypes.NewObjectType("JSONPatch"))}
 )
+
+// celType is a CEL type, as expressions declare what they return.
+type celType = cel.Type
+
+// MutationDeclarations are the variables and types a mutation's expression sees: the
+// authorizer, params when the policy has a paramKind, and the patch types (Object{...},
+// JSONPatch{...}) that only mutations may construct.
+func MutationDeclarations(hasParams bool) plugincel.OptionalVariableDeclarations {
+	return plugincel.OptionalVariableDeclarations{HasParams: hasParams, HasAuthorizer: true, HasPatchTypes: true}
+}
 
 var (
 	policyEnvOnce sync.Once

@@ -587,6 +587,20 @@ var builtin = []*Resource{
 		Table: webhookConfigurationTable(func(c *admissionregistrationv1.MutatingWebhookConfiguration) int { return len(c.Webhooks) }),
 	},
 	{
+		GroupVersion: admissionregistrationV1, Name: "mutatingadmissionpolicies", SingularName: "mutatingadmissionpolicy", Kind: "MutatingAdmissionPolicy",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "mutatingadmissionpolicies", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultMutatingAdmissionPolicy), Strategy: MutatingAdmissionPolicyStrategy,
+		Table: Columns(mutatingAdmissionPolicyColumns, mutatingAdmissionPolicyRow),
+	},
+	{
+		GroupVersion: admissionregistrationV1, Name: "mutatingadmissionpolicybindings", SingularName: "mutatingadmissionpolicybinding", Kind: "MutatingAdmissionPolicyBinding",
+		Verbs: verbsAll, Categories: []string{"api-extensions"},
+		StorageKey: "mutatingadmissionpolicybindings", StorageVersion: admissionregistrationV1, Fields: objectMetaFields,
+		Default: Defaulter(DefaultMutatingAdmissionPolicyBinding), Strategy: MutatingAdmissionPolicyBindingStrategy,
+		Table: Columns(mutatingAdmissionPolicyBindingColumns, mutatingAdmissionPolicyBindingRow),
+	},
+	{
 		GroupVersion: admissionregistrationV1, Name: "validatingadmissionpolicies", SingularName: "validatingadmissionpolicy", Kind: "ValidatingAdmissionPolicy",
 		Verbs: verbsAll, Categories: []string{"api-extensions"},
 		Subresources: []Subresource{{Name: "status", Kind: "ValidatingAdmissionPolicy", Verbs: verbsGetPatchUp, Strategy: ValidatingAdmissionPolicyStatusStrategy}},

@@ -68,9 +68,11 @@ func (s *Server) newAdmissionPolicies() *admissionpolicy.Policies {
 			}
 			return out
 		},
-		Convert:    convertForPolicy,
-		Authorizer: policyAuthorizer{s},
-		Warn:       addWarning,
+		Convert:          convertForPolicy,
+		TypeConverter:    s.policyTypeConverter,
+		FromUnstructured: s.policyFromUnstructured,
+		Authorizer:       policyAuthorizer{s},
+		Warn:             addWarning,
 		Annotate: func(ctx context.Context, key, value string) {
 			if ev := auditEventFrom(ctx); ev != nil {
 				if ev.Annotations == nil {
@@ -250,7 +252,7 @@ func cachedThenConsistentGet(ctx context.Context, store *registry.Store, ns, nam
 	return obj, err
 }
 
-// startAdmissionPolicies loads the policies and bindings stored now, so that the server
+// startAdmissionPolicies loads the policies and bindings (validating and mutating) stored now, so that the server
 // enforces them from its first request, then follows their changes until ctx is done.
 func (s *Server) startAdmissionPolicies(ctx context.Context) error {
 	gv := admissionregistrationv1.SchemeGroupVersion
@@ -270,17 +272,31 @@ func (s *Server) startAdmissionPolicies(ctx context.Context) error {
 			} else {
 				s.policies.SetBinding(o)
 			}
+		case *admissionregistrationv1.MutatingAdmissionPolicy:
+			if ev == watch.Deleted {
+				s.policies.RemoveMutatingPolicy(o.Name)
+			} else {
+				s.policies.SetMutatingPolicy(o)
+			}
+		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+			if ev == watch.Deleted {
+				s.policies.RemoveMutatingBinding(o.Name)
+			} else {
+				s.policies.SetMutatingBinding(o)
+			}
 		}
 	}
+	stores := []*registry.Store{policies, bindings,
+		s.builtinStore(gv, "mutatingadmissionpolicies"), s.builtinStore(gv, "mutatingadmissionpolicybindings")}
 	var revisions []string
-	for _, store := range []*registry.Store{policies, bindings} {
+	for _, store := range stores {
 		rv, err := s.loadPolicyObjects(ctx, store, feed)
 		if err != nil {
 			return err
 		}
 		revisions = append(revisions, rv)
 	}
-	for i, store := range []*registry.Store{policies, bindings} {
+	for i, store := range stores {
 		go s.followPolicyObjects(ctx, store, revisions[i], feed)
 	}
 	return nil

@@ -61,7 +61,7 @@ ERROR: <input>:1:20: Syntax error: mismatched input '<EOF>' expecting {'[', '{',
 			p.Spec.Variables = []admissionregistrationv1.Variable{{Name: "a-b", Expression: "1"}}
 			p.Spec.Validations[0].MessageExpression = "1 + 1"
 		},
-		want: `ValidatingAdmissionPolicy.admissionregistration.k8s.io "bad" is invalid: [spec.variables[0].name: Invalid value: "a-b": name is not a valid CEL identifier, spec.validations[0].messageExpression: Invalid value: "1 + 1": must evaluate to string but got int]`,
+		want: `ValidatingAdmissionPolicy.admissionregistration.k8s.io "bad" is invalid: [spec.variables[0].name: Invalid value: "a-b": must be a valid CEL identifier, spec.validations[0].messageExpression: Invalid value: "1 + 1": must evaluate to string but got int]`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := configMapPolicy("bad", admissionregistrationv1.Validation{Expression: "true"})

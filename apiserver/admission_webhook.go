@@ -268,15 +268,22 @@ func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, ol
 	return a
 }
 
-// mutateWithWebhooks is a store's Mutate: the mutating webhooks on the served object.
+// mutateWithWebhooks is a store's Mutate: the mutating admission policies and then the
+// mutating webhooks on the served object (admission_mutatingpolicy.go), as upstream orders
+// its MutatingAdmissionPolicy and MutatingAdmissionWebhook plugins.
 func (s *Server) mutateWithWebhooks(res *apis.Resource) func(ctx context.Context, obj, old runtime.Object) (runtime.Object, error) {
 	return func(ctx context.Context, obj, old runtime.Object) (runtime.Object, error) {
-		if s.webhooks == nil || !s.webhooks.HasWebhooks(true) {
+		policies := s.policies != nil && s.policies.MutatingActive()
+		hooks := s.webhooks != nil && s.webhooks.HasWebhooks(true)
+		if !policies && !hooks {
 			return obj, nil
 		}
 		a := s.webhookRequest(ctx, res, obj, old, "")
 		if a == nil {
 			return obj, nil
+		}
+		if policies {
+			return s.mutateWithPoliciesAndWebhooks(ctx, a, hooks)
 		}
 		return s.webhooks.Mutate(ctx, a)
 	}

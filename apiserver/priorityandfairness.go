@@ -69,7 +69,7 @@ func (s *Server) withPriorityAndFairness(next http.Handler) http.Handler {
 		w.Header().Set(flowSchemaUIDHeader, string(ticket.FlowSchema.UID))
 		w.Header().Set(priorityLevelUIDHeader, string(ticket.PriorityLevel.UID))
 		if errors.Is(err, flowcontrol.ErrRejected) {
-			tooManyRequests(w)
+			tooManyRequests(w, s.apf.RetryAfter(ticket.PriorityLevel.Name))
 			return
 		}
 		if !isWatch {
@@ -87,9 +87,9 @@ func (s *Server) withPriorityAndFairness(next http.Handler) http.Handler {
 }
 
 // tooManyRequests answers as upstream's priority-and-fairness filter does: plain text, and
-// Retry-After.
-func tooManyRequests(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "1")
+// a Retry-After that rises while the level keeps rejecting.
+func tooManyRequests(w http.ResponseWriter, retryAfter int64) {
+	w.Header().Set("Retry-After", strconv.FormatInt(retryAfter, 10))
 	http.Error(w, "Too many requests, please try again later.", http.StatusTooManyRequests)
 }
 
@@ -181,6 +181,8 @@ func (s *Server) startPriorityAndFairness(ctx context.Context) error {
 		slog.Warn("priority and fairness: setting Dangling conditions failed; the controller retries", "err", err)
 	}
 	go s.runPriorityAndFairness(ctx, client)
+	// the levels lend and borrow seats by their demand, recomputed every ten seconds
+	go s.apf.RunBorrowing(ctx)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,7 +250,8 @@ func TestAFloodFromOneUserDoesNotStarveAnotherUserOrTheNodes(t *testing.T) {
 	})
 
 	floodCtx, stopFlood := context.WithCancel(ctx)
-	var rejected atomic.Int64
+	var rejected, highestRetryAfter atomic.Int64
+	var badRetryAfter atomic.Value
 	firstRejection := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -258,10 +260,21 @@ func TestAFloodFromOneUserDoesNotStarveAnotherUserOrTheNodes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for floodCtx.Err() == nil {
-				code, err := get(flooder, "/api/v1/namespaces/default/configmaps")
-				if err == nil && code == http.StatusTooManyRequests {
+				resp, err := flooder.Get(s.URL + "/api/v1/namespaces/default/configmaps")
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests {
 					rejected.Add(1)
 					once.Do(func() { close(firstRejection) })
+					v, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+					if err != nil || v < 1 || v > 32 {
+						badRetryAfter.Store(resp.Header.Get("Retry-After"))
+					}
+					for h := highestRetryAfter.Load(); v > h && !highestRetryAfter.CompareAndSwap(h, v); h = highestRetryAfter.Load() {
+					}
 				}
 			}
 		}()
@@ -281,9 +294,19 @@ func TestAFloodFromOneUserDoesNotStarveAnotherUserOrTheNodes(t *testing.T) {
 			t.Fatalf("node's get %d during the flood: %d %v", i, code, err)
 		}
 	}
+	// a level that keeps rejecting asks for longer waits, as upstream's
+	eventually(t, "a rising Retry-After", func() error {
+		if h := highestRetryAfter.Load(); h < 2 {
+			return fmt.Errorf("highest Retry-After so far %d", h)
+		}
+		return nil
+	})
+	if bad := badRetryAfter.Load(); bad != nil {
+		t.Errorf("a 429 with Retry-After %q", bad)
+	}
 	stopFlood()
 	wg.Wait()
-	t.Logf("flooder's requests rejected: %d", rejected.Load())
+	t.Logf("flooder's requests rejected: %d, highest Retry-After %d", rejected.Load(), highestRetryAfter.Load())
 }
 
 // bindClusterAdmin makes users cluster admins by RBAC: allowed everything, yet not in

@@ -29,6 +29,9 @@ type compiledPolicy struct {
 	auditAnnotations plugincel.ConditionEvaluator
 }
 
+func (c *compiledPolicy) policyName() string       { return c.name }
+func (c *compiledPolicy) held() (types.UID, int64) { return c.uid, c.generation }
+
 // compilePolicy compiles a policy's variables, match conditions, validations, message
 // expressions and audit annotations. Stored policies compile in the stored-expressions
 // environment, as upstream runs them.

@@ -134,15 +134,15 @@ func TestExcludedResourcesScopesAndSelectorsLeaveARequestAlone(t *testing.T) {
 
 func TestAPolicyIsCompiledOncePerGeneration(t *testing.T) {
 	ps := policies(t, equivalentDeployments(), nil)
-	first := ps.policies["p"]
+	first := ps.validating.policies["p"]
 	p := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "1", Generation: 1}, Spec: *first.spec}
 	ps.SetPolicy(p)
-	if ps.policies["p"] != first {
+	if ps.validating.policies["p"] != first {
 		t.Errorf("the same generation was compiled again")
 	}
 	p.Generation = 2
 	ps.SetPolicy(p)
-	if ps.policies["p"] == first {
+	if ps.validating.policies["p"] == first {
 		t.Errorf("a new generation was not compiled")
 	}
 }

@@ -25,8 +25,7 @@ var errParamsNotFound = errors.New("no params found for policy binding with `Den
 // params returns the objects a binding evaluates its policy with, each once: nil (one
 // evaluation with params null) when the policy has no paramKind or the binding no paramRef;
 // none when the params are missing and parameterNotFoundAction is Allow.
-func (p *Policies) params(ctx context.Context, policy *compiledPolicy, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding, requestNamespace string) ([]runtime.Object, error) {
-	pk, ref := policy.spec.ParamKind, b.Spec.ParamRef
+func (p *Policies) params(ctx context.Context, pk *admissionregistrationv1.ParamKind, ref *admissionregistrationv1.ParamRef, requestNamespace string) ([]runtime.Object, error) {
 	if pk == nil || ref == nil {
 		return []runtime.Object{nil}, nil
 	}

@@ -1,9 +1,11 @@
-// Package admissionpolicy enforces admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies
-// and their bindings: for each write it finds the policies and bindings that match it
-// (matchConstraints, a binding's matchResources, matchConditions), resolves each binding's
-// params, evaluates the policy's CEL validations and audit annotations, and turns failures
-// into what the binding's validationActions ask for: a denial in upstream's words, a warning,
-// an audit annotation.
+// Package admissionpolicy enforces admissionregistration.k8s.io/v1 admission policies and
+// their bindings, validating and mutating: for each write it finds the policies and bindings
+// that match it (matchConstraints, a binding's matchResources, matchConditions) and resolves
+// each binding's params, the same way for both kinds. ValidatingAdmissionPolicies' CEL
+// validations and audit annotations turn into what the binding's validationActions ask for
+// (a denial in upstream's words, a warning, an audit annotation); MutatingAdmissionPolicies'
+// mutations change the object, an Object{...} merged with server-side apply's rules or a list
+// of JSONPatch{...} operations.
 //
 // Policies are compiled once per generation, as they arrive from the server's watch, and kept
 // in memory; a request never reads or compiles a policy. CEL compilation, cost limits and
@@ -22,10 +24,12 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 )
 
@@ -41,6 +45,12 @@ type Config struct {
 	// Convert returns obj (of the request's kind) in the version of kind, for a policy that
 	// matched an equivalent resource; obj must not be changed.
 	Convert func(obj runtime.Object, kind schema.GroupVersionKind) (runtime.Object, error)
+	// TypeConverter gives a kind's structured-merge-diff schema, which ApplyConfiguration
+	// mutations merge by; nil when the kind has none (yet).
+	TypeConverter func(gvk schema.GroupVersionKind) managedfields.TypeConverter
+	// FromUnstructured turns a mutated object back into its kind's Go type (unchanged for
+	// custom resources) with the kind's defaults applied.
+	FromUnstructured func(u *unstructured.Unstructured, kind schema.GroupVersionKind) (runtime.Object, error)
 	// Authorizer answers the authorizer variable's checks.
 	Authorizer authorizer.UnconditionalAuthorizer
 	// Warn adds a warning to the request's answer.
@@ -69,106 +79,184 @@ type ParamSource interface {
 type Policies struct {
 	cfg Config
 
-	mu       sync.RWMutex
-	policies map[string]*compiledPolicy // by name
-	bindings map[string]*admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	// order is the policies with their bindings, sorted by name, rebuilt on each change so
-	// that a request reads it without sorting
-	order []boundPolicy
+	mu         sync.RWMutex
+	validating policySet[*compiledPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding]
+	mutating   policySet[*compiledMutatingPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding]
 }
 
-// boundPolicy is a policy with the bindings that name it.
-type boundPolicy struct {
-	policy   *compiledPolicy
-	bindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+// heldPolicy is a compiled policy of either kind.
+type heldPolicy interface {
+	policyName() string
+	held() (types.UID, int64)
+}
+
+// policyBinding is a binding of either kind.
+type policyBinding interface {
+	*admissionregistrationv1.ValidatingAdmissionPolicyBinding | *admissionregistrationv1.MutatingAdmissionPolicyBinding
+	GetName() string
+}
+
+// policySet holds the policies of one kind and their bindings.
+type policySet[P heldPolicy, B policyBinding] struct {
+	policyOf func(B) string // the name of the policy a binding binds
+	policies map[string]P   // by name
+	bindings map[string]B
+	// order is the policies with their bindings, sorted by name, rebuilt on each change so
+	// that a request reads it without sorting
+	order []bound[P, B]
+}
+
+// bound is a policy with the bindings that name it.
+type bound[P heldPolicy, B policyBinding] struct {
+	policy   P
+	bindings []B
+}
+
+func newPolicySet[P heldPolicy, B policyBinding](policyOf func(B) string) policySet[P, B] {
+	return policySet[P, B]{policyOf: policyOf, policies: map[string]P{}, bindings: map[string]B{}}
+}
+
+// reorder rebuilds order; the Policies' lock is held.
+func (s *policySet[P, B]) reorder() {
+	byPolicy := map[string][]B{}
+	for _, b := range s.bindings {
+		byPolicy[s.policyOf(b)] = append(byPolicy[s.policyOf(b)], b)
+	}
+	order := make([]bound[P, B], 0, len(s.policies))
+	for name, c := range s.policies {
+		bs := byPolicy[name]
+		if len(bs) == 0 {
+			continue // a policy does nothing until a binding names it
+		}
+		sort.Slice(bs, func(i, j int) bool { return bs[i].GetName() < bs[j].GetName() })
+		order = append(order, bound[P, B]{policy: c, bindings: bs})
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i].policy.policyName() < order[j].policy.policyName() })
+	s.order = order
+}
+
+// isHeld says whether the same generation of the same policy is held already.
+func (s *policySet[P, B]) isHeld(name string, uid types.UID, generation int64) bool {
+	held, ok := s.policies[name]
+	if !ok {
+		return false
+	}
+	u, g := held.held()
+	return u == uid && g == generation
+}
+
+// retain forgets the policies (or bindings) not named in keep.
+func retain[V any](m map[string]V, keep map[string]bool) {
+	for n := range m {
+		if !keep[n] {
+			delete(m, n)
+		}
+	}
 }
 
 // New returns an empty set of policies reading what it needs through cfg.
 func New(cfg Config) *Policies {
-	return &Policies{cfg: cfg, policies: map[string]*compiledPolicy{},
-		bindings: map[string]*admissionregistrationv1.ValidatingAdmissionPolicyBinding{}}
+	return &Policies{cfg: cfg,
+		validating: newPolicySet[*compiledPolicy](func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) string { return b.Spec.PolicyName }),
+		mutating:   newPolicySet[*compiledMutatingPolicy](func(b *admissionregistrationv1.MutatingAdmissionPolicyBinding) string { return b.Spec.PolicyName }),
+	}
 }
 
-// SetPolicy adds or replaces a policy. It is compiled unless the same generation of the same
-// object is already held.
+// SetPolicy adds or replaces a validating policy. It is compiled unless the same generation
+// of the same object is already held.
 func (p *Policies) SetPolicy(vap *admissionregistrationv1.ValidatingAdmissionPolicy) {
 	p.mu.RLock()
-	held := p.policies[vap.Name]
+	held := p.validating.isHeld(vap.Name, vap.UID, vap.Generation)
 	p.mu.RUnlock()
-	if held != nil && held.uid == vap.UID && held.generation == vap.Generation {
+	if held {
 		return
 	}
 	compiled := compilePolicy(vap.DeepCopy())
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.policies[vap.Name] = compiled
-	p.reorder()
+	p.validating.policies[vap.Name] = compiled
+	p.validating.reorder()
 }
 
-// RemovePolicy forgets the named policy.
+// RemovePolicy forgets the named validating policy.
 func (p *Policies) RemovePolicy(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.policies, name)
-	p.reorder()
+	delete(p.validating.policies, name)
+	p.validating.reorder()
 }
 
-// SetBinding adds or replaces a binding.
+// SetBinding adds or replaces a validating policy's binding.
 func (p *Policies) SetBinding(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.bindings[b.Name] = b.DeepCopy()
-	p.reorder()
+	p.validating.bindings[b.Name] = b.DeepCopy()
+	p.validating.reorder()
 }
 
-// RemoveBinding forgets the named binding.
+// RemoveBinding forgets the named validating policy's binding.
 func (p *Policies) RemoveBinding(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.bindings, name)
-	p.reorder()
+	delete(p.validating.bindings, name)
+	p.validating.reorder()
 }
 
-// Held reports the uid and generation of the held policy of that name, for the server's
-// follower to know what it has already fed.
-func (p *Policies) Held(name string) (types.UID, int64, bool) {
+// SetMutatingPolicy adds or replaces a mutating policy, compiled unless the same generation
+// of the same object is already held.
+func (p *Policies) SetMutatingPolicy(mp *admissionregistrationv1.MutatingAdmissionPolicy) {
+	p.mu.RLock()
+	held := p.mutating.isHeld(mp.Name, mp.UID, mp.Generation)
+	p.mu.RUnlock()
+	if held {
+		return
+	}
+	compiled := compileMutatingPolicy(mp.DeepCopy())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mutating.policies[mp.Name] = compiled
+	p.mutating.reorder()
+}
+
+// RemoveMutatingPolicy forgets the named mutating policy.
+func (p *Policies) RemoveMutatingPolicy(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.mutating.policies, name)
+	p.mutating.reorder()
+}
+
+// SetMutatingBinding adds or replaces a mutating policy's binding.
+func (p *Policies) SetMutatingBinding(b *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mutating.bindings[b.Name] = b.DeepCopy()
+	p.mutating.reorder()
+}
+
+// RemoveMutatingBinding forgets the named mutating policy's binding.
+func (p *Policies) RemoveMutatingBinding(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.mutating.bindings, name)
+	p.mutating.reorder()
+}
+
+func (p *Policies) currentValidating() []bound[*compiledPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding] {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	c, ok := p.policies[name]
-	if !ok {
-		return "", 0, false
-	}
-	return c.uid, c.generation, true
+	return p.validating.order
 }
 
-// reorder rebuilds order; p.mu is held.
-func (p *Policies) reorder() {
-	byPolicy := map[string][]*admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
-	for _, b := range p.bindings {
-		byPolicy[b.Spec.PolicyName] = append(byPolicy[b.Spec.PolicyName], b)
-	}
-	order := make([]boundPolicy, 0, len(p.policies))
-	for name, c := range p.policies {
-		bs := byPolicy[name]
-		if len(bs) == 0 {
-			continue // a policy does nothing until a binding names it
-		}
-		sort.Slice(bs, func(i, j int) bool { return bs[i].Name < bs[j].Name })
-		order = append(order, boundPolicy{policy: c, bindings: bs})
-	}
-	sort.Slice(order, func(i, j int) bool { return order[i].policy.name < order[j].policy.name })
-	p.order = order
-}
-
-func (p *Policies) current() []boundPolicy {
+func (p *Policies) currentMutating() []bound[*compiledMutatingPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding] {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.order
+	return p.mutating.order
 }
 
-// Retain forgets the policies (kind ValidatingAdmissionPolicy) or bindings (kind
-// ValidatingAdmissionPolicyBinding) not named in keep: what a fresh list of them no longer
-// holds.
+// Retain forgets the policies or bindings of kind (ValidatingAdmissionPolicy,
+// ValidatingAdmissionPolicyBinding, MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding)
+// not named in keep: what a fresh list of them no longer holds.
 func (p *Policies) Retain(kind string, keep []string) {
 	names := make(map[string]bool, len(keep))
 	for _, n := range keep {
@@ -178,17 +266,14 @@ func (p *Policies) Retain(kind string, keep []string) {
 	defer p.mu.Unlock()
 	switch kind {
 	case "ValidatingAdmissionPolicy":
-		for n := range p.policies {
-			if !names[n] {
-				delete(p.policies, n)
-			}
-		}
+		retain(p.validating.policies, names)
 	case "ValidatingAdmissionPolicyBinding":
-		for n := range p.bindings {
-			if !names[n] {
-				delete(p.bindings, n)
-			}
-		}
+		retain(p.validating.bindings, names)
+	case "MutatingAdmissionPolicy":
+		retain(p.mutating.policies, names)
+	case "MutatingAdmissionPolicyBinding":
+		retain(p.mutating.bindings, names)
 	}
-	p.reorder()
+	p.validating.reorder()
+	p.mutating.reorder()
 }

@@ -33,7 +33,7 @@ const (
 )
 
 // Active says whether any policy is bound, so that a write can skip preparing itself.
-func (p *Policies) Active() bool { return len(p.current()) > 0 }
+func (p *Policies) Active() bool { return len(p.currentValidating()) > 0 }
 
 // failure is a validation that did not pass (or could not be evaluated under failurePolicy
 // Fail), to be reported as the binding's validationActions say.
@@ -63,7 +63,7 @@ type validationFailure struct {
 // matches it. It returns the denial as upstream words it, or nil; warnings and audit
 // annotations go through Config.Warn and Config.Annotate.
 func (p *Policies) Validate(ctx context.Context, a admission.Attributes) error {
-	bound := p.current()
+	bound := p.currentValidating()
 	r := &request{Attributes: a, cfg: &p.cfg}
 	if len(bound) == 0 || r.exempt() {
 		return nil
@@ -97,81 +97,50 @@ func (p *Policies) Validate(ctx context.Context, a admission.Attributes) error {
 	}
 	for _, bp := range bound {
 		pol := bp.policy
-		if pol.err != nil {
-			configError(pol, "", pol.err)
-			continue
+		heads := make([]bindingHead, len(bp.bindings))
+		for i, b := range bp.bindings {
+			heads[i] = bindingHead{name: b.Name, match: b.Spec.MatchResources, paramRef: b.Spec.ParamRef}
 		}
-		if pol.spec.MatchConstraints == nil {
-			configError(pol, "", errNoMatchConstraints)
-			continue
-		}
-		matched, as, err := r.matchResources(ctx, pol.spec.MatchConstraints)
-		if apierrors.IsNotFound(err) {
-			return err // the namespace is missing: the request cannot go on, as upstream
-		}
+		head := policyHead{name: pol.name, failurePolicy: pol.failurePolicy(), constraints: pol.spec.MatchConstraints,
+			paramKind: pol.spec.ParamKind, err: pol.err}
+		invocations, err := p.invocations(ctx, r, head, heads, func(binding string, err error) { configError(pol, binding, err) })
 		if err != nil {
-			configError(pol, "", err)
-			continue
-		}
-		if !matched {
-			continue
-		}
-		if pk := pol.spec.ParamKind; pk != nil {
-			// a paramKind nothing serves fails the policy, whichever binding would use it
-			if _, ok := p.cfg.Params(paramKindGVK(pk)); !ok {
-				configError(pol, "", paramKindError(pk))
-				continue
-			}
+			return err
 		}
 		annotations := map[string][]string{}
-		for _, b := range bp.bindings {
-			if ok, _, err := r.matchResources(ctx, b.Spec.MatchResources); err != nil {
-				configError(pol, b.Name, err)
-				continue
-			} else if !ok {
-				continue
-			}
-			params, err := p.params(ctx, pol, b, r.namespaceName())
-			if err != nil {
-				configError(pol, b.Name, err)
-				continue
-			}
-			if len(params) == 0 {
-				continue // missing params, parameterNotFoundAction Allow
-			}
-			va := versioned[as.Kind]
+		for _, inv := range invocations {
+			b := bp.bindings[inv.binding]
+			va := versioned[inv.as.Kind]
 			if va == nil {
-				if va, err = p.versionedAttributes(a, as.Kind); err != nil {
+				if va, err = p.versionedAttributes(a, inv.as.Kind); err != nil {
 					configError(pol, b.Name, fmt.Errorf("failed to convert object version: %w", err))
 					continue
 				}
-				versioned[as.Kind] = va
+				versioned[inv.as.Kind] = va
 			}
 			ns, err := r.namespace(ctx)
 			if err != nil {
 				return err
 			}
-			for _, param := range params {
-				failures, values := p.evaluate(ctx, pol, va, as.Resource, param, ns, authz)
-				for _, f := range failures {
-					for _, action := range b.Spec.ValidationActions {
-						switch action {
-						case admissionregistrationv1.Deny:
-							deny(denial{policy: pol.name, binding: b.Name, failure: f})
-						case admissionregistrationv1.Warn:
-							if p.cfg.Warn != nil {
-								p.cfg.Warn(ctx, fmt.Sprintf("Validation failed for ValidatingAdmissionPolicy '%s' with binding '%s': %s", pol.name, b.Name, f.message))
-							}
-						case admissionregistrationv1.Audit:
-							audited = append(audited, validationFailure{Message: f.message, Policy: pol.name, Binding: b.Name,
-								ExpressionIndex: f.index, ValidationActions: b.Spec.ValidationActions})
+			failures, values := p.evaluate(ctx, pol, va, inv.as.Resource, inv.param, ns, authz)
+			for _, f := range failures {
+				for _, action := range b.Spec.ValidationActions {
+					switch action {
+					case admissionregistrationv1.Deny:
+						deny(denial{policy: pol.name, binding: b.Name, failure: f})
+					case admissionregistrationv1.Warn:
+						if p.cfg.Warn != nil {
+							p.cfg.Warn(ctx, fmt.Sprintf("Validation failed for ValidatingAdmissionPolicy '%s' with binding '%s': %s", pol.name, b.Name, f.message))
 						}
+					case admissionregistrationv1.Audit:
+						audited = append(audited, validationFailure{Message: f.message, Policy: pol.name, Binding: b.Name,
+							ExpressionIndex: f.index, ValidationActions: b.Spec.ValidationActions})
 					}
 				}
-				for _, kv := range values {
-					if !contains(annotations[kv[0]], kv[1]) {
-						annotations[kv[0]] = append(annotations[kv[0]], kv[1])
-					}
+			}
+			for _, kv := range values {
+				if !contains(annotations[kv[0]], kv[1]) {
+					annotations[kv[0]] = append(annotations[kv[0]], kv[1])
 				}
 			}
 		}
@@ -288,22 +257,10 @@ func (p *Policies) evaluate(ctx context.Context, pol *compiledPolicy, va *admiss
 	request := plugincel.CreateAdmissionRequest(va.Attributes, metav1.GroupVersionResource(gvr), metav1.GroupVersionKind(va.VersionedKind))
 	namespace := plugincel.CreateNamespaceObject(ns)
 	vars := plugincel.OptionalVariableBindings{VersionedParams: param, Authorizer: authz}
-	if pol.matchConditions != nil {
-		results, _, err := pol.matchConditions.ForInput(ctx, va, request, vars, namespace, celconfig.RuntimeCELCostBudgetMatchConditions)
-		if err != nil {
-			return onError(err.Error(), 0), nil
-		}
-		var errs []string
-		for _, res := range results {
-			if res.Error != nil {
-				errs = append(errs, res.Error.Error())
-			} else if res.EvalResult == celtypes.False {
-				return nil, nil // a condition is false: the policy does not apply
-			}
-		}
-		if len(errs) > 0 {
-			return onError(joinErrors(errs), 0), nil
-		}
+	if matches, err := matchConditions(ctx, pol.matchConditions, va, request, vars, namespace); err != nil {
+		return onError(err.Error(), 0), nil
+	} else if !matches {
+		return nil, nil
 	}
 	results, remaining, err := pol.validations.ForInput(ctx, va, request, vars, namespace, celconfig.RuntimeCELCostBudget)
 	if err != nil {

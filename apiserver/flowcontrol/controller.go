@@ -21,16 +21,21 @@ const DefaultQueueWaitLimit = 15 * time.Second
 // queues. Its methods are safe for concurrent use.
 type Controller struct {
 	serverConcurrency int
+	now               func() time.Time // time.Now but in tests
+	rejections        *rejections
 
 	mu      sync.Mutex
 	schemas []*flowcontrolv1.FlowSchema // by matching precedence, then name
 	levels  map[string]*priorityLevel
+	// nominalSum is the sum of the levels' nominal limits: the seats borrowing shares out
+	nominalSum int
 }
 
 // NewController returns a controller that shares serverConcurrency seats among the limited
 // priority levels, configured with upstream's mandatory objects until Update says otherwise.
 func NewController(serverConcurrency int) *Controller {
-	c := &Controller{serverConcurrency: serverConcurrency, levels: map[string]*priorityLevel{}}
+	c := &Controller{serverConcurrency: serverConcurrency, now: time.Now, levels: map[string]*priorityLevel{}}
+	c.rejections = newRejections(func() time.Time { return c.now() })
 	c.Update(nil, nil)
 	return c
 }
@@ -57,16 +62,36 @@ func (c *Controller) Update(schemas []*flowcontrolv1.FlowSchema, levels []*flowc
 		shares += float64(nominalShares(plc))
 	}
 	next := map[string]*priorityLevel{}
+	now := c.now()
+	c.nominalSum = 0
 	for _, plc := range levels {
 		pl := c.levels[plc.Name]
-		if pl == nil {
+		fresh := pl == nil
+		if fresh {
 			pl = &priorityLevel{name: plc.Name}
+			pl.demand.reset(now)
 		}
-		limit := 0
+		nominal := 0
 		if shares > 0 {
-			limit = int(math.Ceil(float64(c.serverConcurrency) * float64(nominalShares(plc)) / shares))
+			// rounded up, so the levels' seats may sum to a little more than the server's
+			nominal = int(math.Ceil(float64(c.serverConcurrency) * float64(nominalShares(plc)) / shares))
 		}
-		pl.configure(plc, limit)
+		lendable, borrowing := 0, c.serverConcurrency // no borrowing limit: the whole server
+		if p := lendablePercent(plc); p != nil {
+			lendable = int(math.Round(float64(nominal) * float64(*p) / 100))
+		}
+		if plc.Spec.Limited != nil && plc.Spec.Limited.BorrowingLimitPercent != nil {
+			borrowing = int(math.Round(float64(nominal) * float64(*plc.Spec.Limited.BorrowingLimitPercent) / 100))
+		}
+		pl.nominal, pl.minLimit, pl.maxLimit = nominal, nominal-lendable, nominal+borrowing
+		if fresh {
+			// a new level starts lending half of what it may
+			pl.limit = nominal - lendable/2
+		}
+		c.nominalSum += nominal
+		pl.now = now
+		pl.configure(plc)
+		metrics.nominal(pl.name, nominal, pl.minLimit, pl.maxLimit)
 		next[plc.Name] = pl
 	}
 	for name, pl := range c.levels {
@@ -76,6 +101,8 @@ func (c *Controller) Update(schemas []*flowcontrolv1.FlowSchema, levels []*flowc
 		}
 	}
 	c.levels = next
+	// the new levels' limits are shared out at once, as upstream's
+	c.adjustBorrowingLocked(now)
 }
 
 func nominalShares(plc *flowcontrolv1.PriorityLevelConfiguration) int32 {
@@ -88,6 +115,16 @@ func nominalShares(plc *flowcontrolv1.PriorityLevelConfiguration) int32 {
 		return *plc.Spec.Exempt.NominalConcurrencyShares
 	}
 	return 0
+}
+
+func lendablePercent(plc *flowcontrolv1.PriorityLevelConfiguration) *int32 {
+	switch {
+	case plc.Spec.Limited != nil:
+		return plc.Spec.Limited.LendablePercent
+	case plc.Spec.Exempt != nil:
+		return plc.Spec.Exempt.LendablePercent
+	}
+	return nil
 }
 
 func withMandatorySchemas(in []*flowcontrolv1.FlowSchema) []*flowcontrolv1.FlowSchema {
@@ -172,11 +209,13 @@ func (c *Controller) Admit(ctx context.Context, d RequestDigest, seats int) (*Ti
 	t := &Ticket{Classification: cl}
 	if pl.exempt {
 		pl.executing += seats
+		pl.observe(c.now())
 		metrics.executing(pl.name, cl.FlowSchema.Name, seats)
 		c.mu.Unlock()
 		t.Finish = func() {
 			c.mu.Lock()
 			pl.executing -= seats
+			pl.observe(c.now())
 			c.mu.Unlock()
 			metrics.executing(pl.name, cl.FlowSchema.Name, -seats)
 		}
@@ -185,11 +224,12 @@ func (c *Controller) Admit(ctx context.Context, d RequestDigest, seats int) (*Ti
 	}
 	seats = max(1, min(seats, pl.limit))
 	r := &request{seats: seats, flowSchema: cl.FlowSchema.Name, ready: make(chan struct{}), arrived: time.Now()}
+	pl.now = c.now()
 	if pl.queues == nil {
-		// a Reject level: run now or never
-		if pl.executing+seats > pl.limit {
+		// a Reject level: run now or never (an idle level runs one, whatever its limit)
+		if pl.executing > 0 && pl.executing+seats > pl.limit {
 			c.mu.Unlock()
-			metrics.rejected(pl.name, cl.FlowSchema.Name, "concurrency-limit")
+			c.reject(pl.name, cl.FlowSchema.Name, "concurrency-limit")
 			return t, ErrRejected
 		}
 		pl.start(r, nil)
@@ -202,7 +242,7 @@ func (c *Controller) Admit(ctx context.Context, d RequestDigest, seats int) (*Ti
 	q := pl.chooseQueue(cl.FlowSchema.Name, cl.Flow)
 	if len(q.waiting) >= pl.queueLengthLimit {
 		c.mu.Unlock()
-		metrics.rejected(pl.name, cl.FlowSchema.Name, "queue-full")
+		c.reject(pl.name, cl.FlowSchema.Name, "queue-full")
 		return t, ErrRejected
 	}
 	pl.enqueue(q, r)
@@ -223,6 +263,7 @@ func (c *Controller) Admit(ctx context.Context, d RequestDigest, seats int) (*Ti
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	pl.now = c.now()
 	if r.started {
 		t.Finish = c.finisher(pl, r)
 		return t, nil
@@ -237,9 +278,19 @@ func (c *Controller) Admit(ctx context.Context, d RequestDigest, seats int) (*Ti
 	if ctx.Err() != nil {
 		reason = "cancelled"
 	}
-	metrics.rejected(pl.name, cl.FlowSchema.Name, reason)
+	c.reject(pl.name, cl.FlowSchema.Name, reason)
 	return t, ErrRejected
 }
+
+// reject counts a rejection of the level's request, which raises the level's Retry-After.
+func (c *Controller) reject(level, flowSchema, reason string) {
+	metrics.rejected(level, flowSchema, reason)
+	c.rejections.record(level)
+}
+
+// RetryAfter is the Retry-After, in seconds, of a request the level rejects: 1, rising while
+// the level keeps rejecting, as upstream's.
+func (c *Controller) RetryAfter(level string) int64 { return c.rejections.retryAfter(level) }
 
 // waitLimit is a quarter of the time the request has left, or DefaultQueueWaitLimit without a
 // deadline, never more than a minute, as upstream's getRequestWaitContext.
@@ -257,6 +308,7 @@ func (c *Controller) finisher(pl *priorityLevel, r *request) func() {
 		once.Do(func() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
+			pl.now = c.now()
 			pl.finish(r)
 		})
 	}
@@ -268,16 +320,26 @@ type priorityLevel struct {
 	config *flowcontrolv1.PriorityLevelConfiguration
 	exempt bool
 
-	limit            int // seats
-	executing        int // seats in use
-	queues           []*queue
-	handSize         int
-	queueLengthLimit int
+	// nominal is the level's share of the server's seats; minLimit and maxLimit bound what
+	// lending and borrowing make of its limit, the seats it has now
+	nominal, minLimit, maxLimit int
+	limit                       int
+	executing                   int // seats in use
+	waiting                     int // seats of queued requests
+	queues                      []*queue
+	handSize                    int
+	queueLengthLimit            int
 
 	// virtualTime is the start tag of the last request dispatched: start-time fair queuing
 	// serves the queue whose head started earliest in this virtual time, so a queue's share
 	// is the same however many requests it holds.
 	virtualTime float64
+
+	// demand integrates the seats the level's requests want (executing and waiting) over
+	// time, for borrowing; now is the time of the change being made
+	demand demandIntegrator
+	stats  demandStats
+	now    time.Time
 }
 
 type queue struct {
@@ -296,10 +358,9 @@ type request struct {
 	released   bool
 }
 
-func (pl *priorityLevel) configure(plc *flowcontrolv1.PriorityLevelConfiguration, limit int) {
+func (pl *priorityLevel) configure(plc *flowcontrolv1.PriorityLevelConfiguration) {
 	pl.config = plc
 	pl.exempt = plc.Spec.Type == flowcontrolv1.PriorityLevelEnablementExempt
-	pl.limit = max(limit, 1)
 	pl.handSize, pl.queueLengthLimit = 0, 0
 	var queuing *flowcontrolv1.QueuingConfiguration
 	if plc.Spec.Limited != nil && plc.Spec.Limited.LimitResponse.Type == flowcontrolv1.LimitResponseTypeQueue {
@@ -313,7 +374,6 @@ func (pl *priorityLevel) configure(plc *flowcontrolv1.PriorityLevelConfiguration
 		old := pl.queues
 		pl.queues = nil
 		pl.releaseQueued(old, pl.name)
-		metrics.limit(pl.name, pl.limit)
 		return
 	}
 	pl.handSize = int(queuing.HandSize)
@@ -327,7 +387,6 @@ func (pl *priorityLevel) configure(plc *flowcontrolv1.PriorityLevelConfiguration
 		}
 		pl.releaseQueued(old, pl.name)
 	}
-	metrics.limit(pl.name, pl.limit)
 	pl.dispatch()
 }
 
@@ -339,6 +398,7 @@ func (pl *priorityLevel) releaseQueued(old []*queue, name string) {
 			if len(pl.queues) == 0 {
 				r.released = true
 				close(r.ready)
+				pl.waiting -= r.seats
 				metrics.inqueue(name, r.flowSchema, -1)
 				continue
 			}
@@ -356,6 +416,7 @@ func (pl *priorityLevel) drain() {
 		for _, r := range q.waiting {
 			r.released = true
 			close(r.ready)
+			pl.waiting -= r.seats
 			metrics.inqueue(pl.name, r.flowSchema, -1)
 		}
 		q.waiting = nil
@@ -427,6 +488,8 @@ func (pl *priorityLevel) enqueue(q *queue, r *request) {
 	}
 	r.queue = q
 	q.waiting = append(q.waiting, r)
+	pl.waiting += r.seats
+	pl.observe(pl.now)
 	metrics.inqueue(pl.name, r.flowSchema, 1)
 }
 
@@ -435,6 +498,8 @@ func (pl *priorityLevel) dequeue(r *request) {
 	for i, w := range q.waiting {
 		if w == r {
 			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			pl.waiting -= r.seats
+			pl.observe(pl.now)
 			metrics.inqueue(pl.name, r.flowSchema, -1)
 			break
 		}
@@ -462,6 +527,7 @@ func (pl *priorityLevel) dispatch() {
 			return
 		}
 		next.waiting = next.waiting[1:]
+		pl.waiting -= r.seats
 		metrics.inqueue(pl.name, r.flowSchema, -1)
 		pl.virtualTime = next.virtualStart
 		next.virtualStart += float64(r.seats)
@@ -477,6 +543,7 @@ func (pl *priorityLevel) start(r *request, q *queue) {
 	if q != nil {
 		q.executing += r.seats
 	}
+	pl.observe(pl.now)
 	metrics.executing(pl.name, r.flowSchema, r.seats)
 	metrics.dispatched(pl.name, r.flowSchema, time.Since(r.arrived))
 }
@@ -486,6 +553,7 @@ func (pl *priorityLevel) finish(r *request) {
 	if r.queue != nil {
 		r.queue.executing -= r.seats
 	}
+	pl.observe(pl.now)
 	metrics.executing(pl.name, r.flowSchema, -r.seats)
 	pl.dispatch()
 }

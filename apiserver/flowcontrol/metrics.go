@@ -33,11 +33,24 @@ var (
 		Name: "apiserver_flowcontrol_nominal_limit_seats",
 		Help: "Nominal number of execution seats configured for each priority level",
 	}, []string{"priority_level"})
+	lowerLimitSeats = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "apiserver_flowcontrol_lower_limit_seats",
+		Help: "Configured lower bound on number of execution seats available to each priority level",
+	}, []string{"priority_level"})
+	upperLimitSeats = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "apiserver_flowcontrol_upper_limit_seats",
+		Help: "Configured upper bound on number of execution seats available to each priority level",
+	}, []string{"priority_level"})
+	currentLimitSeats = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "apiserver_flowcontrol_current_limit_seats",
+		Help: "current derived number of execution seats available to each priority level",
+	}, []string{"priority_level"})
 )
 
 // Collectors are the metrics to register with the server's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{inqueueRequests, executingSeats, rejectedRequests, dispatchedRequests, requestWait, nominalLimitSeats}
+	return []prometheus.Collector{inqueueRequests, executingSeats, rejectedRequests, dispatchedRequests, requestWait,
+		nominalLimitSeats, lowerLimitSeats, upperLimitSeats, currentLimitSeats}
 }
 
 type recorder struct{}
@@ -62,6 +75,12 @@ func (recorder) rejected(level, schema, reason string) {
 	requestWait.WithLabelValues(level, schema, "false").Observe(0)
 }
 
+func (recorder) nominal(level string, nominal, lower, upper int) {
+	nominalLimitSeats.WithLabelValues(level).Set(float64(nominal))
+	lowerLimitSeats.WithLabelValues(level).Set(float64(lower))
+	upperLimitSeats.WithLabelValues(level).Set(float64(upper))
+}
+
 func (recorder) limit(level string, seats int) {
-	nominalLimitSeats.WithLabelValues(level).Set(float64(seats))
+	currentLimitSeats.WithLabelValues(level).Set(float64(seats))
 }

@@ -175,37 +175,68 @@ func (d *Dispatcher) HasWebhooks(mutating bool) bool {
 // reinvocationPolicy IfNeeded that saw an object changed after them. It returns the object
 // as they leave it, in a.Kind.
 func (d *Dispatcher) Mutate(ctx context.Context, a *Request) (runtime.Object, error) {
+	r := &Reinvocation{}
+	out, err := d.MutatePass(ctx, a, r)
+	if err != nil || !r.Changed() {
+		return out, err
+	}
+	a.Object = out
+	return d.MutatePass(ctx, a, r)
+}
+
+// Reinvocation is what a request's mutating webhooks keep between the admission chain's
+// first pass and its reinvocation, so that a caller running other mutations between them
+// (the mutating admission policies) reinvokes the webhooks as upstream's chain does. The
+// zero value is a request's first pass.
+type Reinvocation struct {
+	passes  int
+	uid     types.UID
+	version int           // bumped at each change of the object
+	seen    map[*hook]int // the version each called webhook left
+	last    runtime.Object
+	changed bool
+}
+
+// Changed says whether the webhooks changed the object in the first pass.
+func (r *Reinvocation) Changed() bool { return r.changed }
+
+// MutatePass runs one pass of the admission chain's mutating webhooks: the first calls each
+// that matches; the second (the reinvocation) only those with reinvocationPolicy IfNeeded
+// that were called and saw an object changed after them, by a webhook or by anything else
+// between the passes. It returns the object as they leave it.
+func (d *Dispatcher) MutatePass(ctx context.Context, a *Request, r *Reinvocation) (runtime.Object, error) {
+	round := r.passes
+	r.passes++
 	hooks := d.mutatingHooks()
-	if len(hooks) == 0 || exempt(a.Resource) {
+	if len(hooks) == 0 || exempt(a.Resource) || round > 1 {
 		return a.Object, nil
 	}
-	uid := types.UID(uuid.NewString())
-	version := 0            // bumped at each change of the object
-	seen := map[*hook]int{} // the version each called webhook left
-	for round := 0; round < 2; round++ {
-		for _, h := range hooks {
-			if round == 1 {
-				v, called := seen[h]
-				if !called || !h.reinvokeIfNeeded || v == version {
-					continue
-				}
-			}
-			out, called, changed, err := d.callMutating(ctx, h, a, uid, round)
-			if err != nil {
-				return nil, err
-			}
-			if changed {
-				a.Object = out
-				version++
-			}
-			if called {
-				seen[h] = version
+	if round == 0 {
+		r.uid, r.seen = types.UID(uuid.NewString()), map[*hook]int{}
+	} else if !apiequality.Semantic.DeepEqual(a.Object, r.last) {
+		r.version++ // changed between the passes
+	}
+	for _, h := range hooks {
+		if round == 1 {
+			v, called := r.seen[h]
+			if !called || !h.reinvokeIfNeeded || v == r.version {
+				continue
 			}
 		}
-		if round == 0 && version == 0 {
-			break // nothing changed: nobody needs to see it again
+		out, called, changed, err := d.callMutating(ctx, h, a, r.uid, round)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			a.Object = out
+			r.version++
+			r.changed = r.changed || round == 0
+		}
+		if called {
+			r.seen[h] = r.version
 		}
 	}
+	r.last = a.Object
 	return a.Object, nil
 }
 
