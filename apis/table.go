@@ -243,6 +243,8 @@ var builtin = []*Resource{
 			{Name: "proxy", Kind: "PodProxyOptions", Verbs: verbsProxy},
 			{Name: "ephemeralcontainers", Kind: "Pod", Verbs: verbsGetPatchUp, Strategy: PodEphemeralContainersStrategy,
 				ResetFields: []string{"status"}},
+			{Name: "resize", Kind: "Pod", Verbs: verbsGetPatchUp, Strategy: PodResizeStrategy,
+				ResetFields: []string{"status"}},
 		},
 		StorageKey: "pods", StorageVersion: coreV1, Fields: podFields, IndexedField: "spec.nodeName",
 		Default: Defaulter(DefaultPod), Strategy: PodStrategy, ReturnDeletedObject: true, Table: podTable(),

@@ -39,7 +39,7 @@ type admission struct {
 // AdmissionPlugins are the upstream admission plugins skiff implements, by upstream's names, in
 // the order they run. All are on unless Config.DisableAdmissionPlugins names them.
 var AdmissionPlugins = []string{"NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority", "TaintNodesByCondition",
-	"DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "DefaultIngressClass", "CertificateApproval",
+	"DefaultStorageClass", "StorageObjectInUseProtection", "PersistentVolumeClaimResize", "RuntimeClass", "DefaultIngressClass", "CertificateApproval",
 	"CertificateSigning", "CertificateSubjectRestriction", "ResourceQuota"}
 
 // disabledPlugins checks names against AdmissionPlugins and returns them as a set.

@@ -131,7 +131,7 @@ func (s *Server) withAdmissionPolicies(res *apis.Resource, next func(ctx context
 // (or, for scale, of its Scale), as upstream's admission shows them. Writes of pods/binding
 // and pods/eviction show upstream's policies a Binding or an Eviction, which this hook does
 // not have: policies do not judge them yet.
-var judgedHere = map[string]bool{"": true, "status": true, "scale": true, "finalize": true, "ephemeralcontainers": true}
+var judgedHere = map[string]bool{"": true, "status": true, "scale": true, "finalize": true, "ephemeralcontainers": true, "resize": true}
 
 // scalesOf are the Scales of the new and old objects of a scale write.
 func scalesOf(res *apis.Resource, obj, old runtime.Object) (runtime.Object, runtime.Object, error) {

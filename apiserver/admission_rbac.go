@@ -19,6 +19,9 @@ func (s *Server) validateWrite(ctx context.Context, obj, old runtime.Object) err
 	if err := s.authorizeCSRWrite(ctx, obj, old); err != nil {
 		return err
 	}
+	if err := s.admission.admitClaimResize(ctx, obj, old); err != nil {
+		return err
+	}
 	return s.admission.admitNodeWrite(ctx, obj, old)
 }
 

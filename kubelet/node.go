@@ -200,6 +200,7 @@ func (k *Kubelet) nodeStatus(ctx context.Context, version *runtimeapi.VersionRes
 	return v1.NodeStatus{
 		Capacity:        capacity,
 		Allocatable:     allocatable,
+		VolumesInUse:    k.volumes.volumesInUse(),
 		Phase:           "",
 		Conditions:      conditions,
 		Addresses:       addresses,
@@ -256,9 +257,10 @@ func (k *Kubelet) mergeHeartbeat(old, next v1.NodeStatus, beat bool) v1.NodeStat
 			}
 		}
 	}
-	// what others write into status (images, volumes, runtime handlers) stays theirs
+	// what others write into status (images, attached volumes, runtime handlers) stays
+	// theirs; volumesInUse is the kubelet's own (the attach/detach controller writes
+	// volumesAttached, as upstream's kubelet leaves it to with controller-managed attach-detach)
 	next.Images = old.Images
-	next.VolumesInUse = old.VolumesInUse
 	next.VolumesAttached = old.VolumesAttached
 	next.RuntimeHandlers = old.RuntimeHandlers
 	next.Features = old.Features
@@ -266,9 +268,21 @@ func (k *Kubelet) mergeHeartbeat(old, next v1.NodeStatus, beat bool) v1.NodeStat
 	return next
 }
 
-// postNodeStatus writes status to nodes/status.
+// postNodeStatus writes status to nodes/status. An empty volumesInUse is written as null, so
+// that the last volume the node stops using leaves the list.
 func (k *Kubelet) postNodeStatus(ctx context.Context, node *v1.Node, status v1.NodeStatus) error {
-	patch, err := json.Marshal(map[string]any{"status": status})
+	raw, err := json.Marshal(status)
+	if err != nil {
+		return err
+	}
+	fields := map[string]any{}
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return err
+	}
+	if len(status.VolumesInUse) == 0 {
+		fields["volumesInUse"] = nil
+	}
+	patch, err := json.Marshal(map[string]any{"status": fields})
 	if err != nil {
 		return err
 	}

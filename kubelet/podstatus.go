@@ -65,6 +65,7 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 		containersReadyCondition(&pod.Spec, allStatuses, s.Phase),
 		v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionTrue},
 	)
+	s.Conditions = append(s.Conditions, resizeConditions(state)...)
 	for i := range s.Conditions {
 		c := &s.Conditions[i]
 		if !kubeletOwnsCondition(c.Type) {
@@ -100,7 +101,8 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 // kubeletOwnsCondition is upstream's PodConditionByKubelet.
 func kubeletOwnsCondition(t v1.PodConditionType) bool {
 	switch t {
-	case v1.PodScheduled, v1.PodReady, v1.PodInitialized, v1.ContainersReady, v1.PodReadyToStartContainers:
+	case v1.PodScheduled, v1.PodReady, v1.PodInitialized, v1.ContainersReady, v1.PodReadyToStartContainers,
+		v1.PodResizePending, v1.PodResizeInProgress:
 		return true
 	}
 	return false
@@ -153,6 +155,9 @@ func (k *Kubelet) containerStatuses(pod *v1.Pod, rs *podRuntime, state *podState
 					cs.RestartCount = o.RestartCount
 				}
 			}
+		}
+		if allocated, ok := state.allocatedResources(pod, spec.Name); ok {
+			statusResources(&cs, allocated, latest != nil && latest.running())
 		}
 		if w, ok := state.waiting[spec.Name]; ok && (latest == nil || !latest.running()) {
 			if latest != nil && latest.exited() {

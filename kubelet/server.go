@@ -110,7 +110,7 @@ func (k *Kubelet) Serve(ctx context.Context, cfg ServerConfig, ready func(addr s
 }
 
 // Handler is the kubelet API's routes, as upstream's on port 10250: /healthz, /pods, /metrics,
-// /metrics/resource, /containerLogs/{namespace}/{pod}/{container}, and the streams /exec and
+// /metrics/resource, /stats/summary, /containerLogs/{namespace}/{pod}/{container}, and the streams /exec and
 // /attach/{namespace}/{pod}[/{uid}]/{container} and /portForward/{namespace}/{pod}[/{uid}]
 // (stream.go). It authenticates and authorizes nothing: Serve puts withAuth in front.
 func (k *Kubelet) Handler() http.Handler {
@@ -119,6 +119,7 @@ func (k *Kubelet) Handler() http.Handler {
 	mux.HandleFunc("GET /pods", k.servePods)
 	mux.Handle("GET /metrics", k.metricsHandler())
 	mux.Handle("GET /metrics/resource", k.resourceMetricsHandler())
+	mux.HandleFunc("GET /stats/summary", k.serveStatsSummary)
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", k.serveContainerLogs)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		mux.HandleFunc(method+" /exec/{namespace}/{pod}/{container}", k.serveExec)
@@ -202,6 +203,7 @@ func (k *Kubelet) metricsHandler() http.Handler {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kubelet_node_name", Help: "The node's name. The count is always 1.", ConstLabels: prometheus.Labels{"node": k.cfg.NodeName},
 	}, func() float64 { return 1 }))
+	reg.MustRegister(volumeStatsCollector{k})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -3,6 +3,7 @@ package kubelet_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/localpath"
@@ -131,4 +134,152 @@ func TestRealPodWritesThroughItsClaimToTheNodesDirectoryAndTheNextPodReadsIt(t *
 	if _, err := os.Stat(filepath.Dir(matches[0])); !os.IsNotExist(err) {
 		t.Errorf("the volume's directory is still on the node: %v", err)
 	}
+}
+
+// bindClaimToNode writes what the scheduler writes when it binds the first pod of a
+// WaitForFirstConsumer claim, so that the local-path provisioner makes its volume on node-real.
+func bindClaimToNode(t *testing.T, client kubernetes.Interface, name string) {
+	t.Helper()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{persistentvolume.AnnSelectedNode: "node-real"}}})
+	if _, err := client.CoreV1().PersistentVolumeClaims("default").Patch(context.Background(), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test with what it last saw.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		var ok bool
+		ok, last = cond()
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s never happened; last seen:\n%s", what, last)
+	}
+}
+
+// claimVolumeStats is the "data" volume of the pod in the kubelet's /stats/summary.
+func claimVolumeStats(t *testing.T, n *kubelettest.Node, pod string) (*statsapi.VolumeStats, string) {
+	t.Helper()
+	code, body := n.KubeletGet("/stats/summary")
+	if code != 200 {
+		t.Fatalf("/stats/summary: %d %s", code, body)
+	}
+	var summary statsapi.Summary
+	if err := json.Unmarshal([]byte(body), &summary); err != nil {
+		t.Fatalf("/stats/summary: %v\n%s", err, body)
+	}
+	for _, p := range summary.Pods {
+		if p.PodRef.Name != pod {
+			continue
+		}
+		for i := range p.VolumeStats {
+			if p.VolumeStats[i].Name == "data" {
+				return &p.VolumeStats[i], body
+			}
+		}
+	}
+	return nil, body
+}
+
+func TestRealPodsClaimIsInTheVolumeStatsWhileItRunsAndAnAttachableVolumeIsInUse(t *testing.T) {
+	s, n := newRealNode(t)
+	ctx := context.Background()
+	startStorageControllers(t, s.Client)
+	claim := &v1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"},
+		Spec: v1.PersistentVolumeClaimSpec{
+			AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			Resources:   v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("64Mi")}},
+		},
+	}
+	if _, err := s.Client.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bindClaimToNode(t, s.Client, "data")
+	// a CSI volume whose driver has no CSIDriver object needs attaching: in use while a pod wants it
+	csiPV := &v1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "attached"},
+		Spec: v1.PersistentVolumeSpec{
+			Capacity:               v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:            []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			PersistentVolumeSource: v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: "disk.example.com", VolumeHandle: "vol-7"}},
+			ClaimRef:               &v1.ObjectReference{Namespace: "default", Name: "attached"},
+			StorageClassName:       "",
+		},
+	}
+	if _, err := s.Client.CoreV1().PersistentVolumes().Create(ctx, csiPV, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	csiClaim := &v1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "attached", Namespace: "default"},
+		Spec: v1.PersistentVolumeClaimSpec{
+			AccessModes:      []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			Resources:        v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")}},
+			StorageClassName: ptr.To(""),
+			VolumeName:       "attached",
+		},
+	}
+	if _, err := s.Client.CoreV1().PersistentVolumeClaims("default").Create(ctx, csiClaim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	runner := n.CreatePod(claimPod("runner", "echo hello > /data/greeting; sleep 3600"))
+	n.WaitPod(runner, "running", kubelettest.PodReady)
+	waiter := claimPod("waiter", "sleep 3600")
+	waiter.Spec.Volumes[0].PersistentVolumeClaim.ClaimName = "attached"
+	waiter = n.CreatePod(waiter)
+	n.WaitEvent(waiter, `Warning FailedMount MountVolume.SetUp failed for volume "data" : volume "attached": only local and hostPath volumes can be mounted on skiff nodes`)
+
+	// the node reports the CSI volume in use, and not the local one: local volumes are not attachable
+	inUse := func() (bool, string) {
+		node, err := s.Client.CoreV1().Nodes().Get(ctx, "node-real", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		got := fmt.Sprint(node.Status.VolumesInUse)
+		return got == "[kubernetes.io/csi/disk.example.com^vol-7]", got
+	}
+	waitFor(t, "the CSI volume in the node's volumesInUse", inUse)
+
+	// the running pod's claim is in /stats/summary and on /metrics
+	vs, body := claimVolumeStats(t, n, "runner")
+	if vs == nil {
+		t.Fatalf("no volume data for the running pod in /stats/summary:\n%s", body)
+	}
+	if vs.PVCRef == nil || *vs.PVCRef != (statsapi.PVCReference{Name: "data", Namespace: "default"}) {
+		t.Errorf("pvcRef %+v", vs.PVCRef)
+	}
+	if *vs.CapacityBytes == 0 || *vs.UsedBytes == 0 || *vs.Inodes == 0 || *vs.AvailableBytes > *vs.CapacityBytes {
+		t.Errorf("the claim's volume measures capacity %d, available %d, used %d, inodes %d",
+			*vs.CapacityBytes, *vs.AvailableBytes, *vs.UsedBytes, *vs.Inodes)
+	}
+	_, metrics := n.KubeletGet("/metrics")
+	for _, name := range []string{"capacity_bytes", "available_bytes", "used_bytes", "inodes", "inodes_free", "inodes_used"} {
+		series := `kubelet_volume_stats_` + name + `{namespace="default",persistentvolumeclaim="data"} `
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if strings.Contains(metrics, `persistentvolumeclaim="attached"`) {
+		t.Errorf("/metrics has stats of a volume that was never mounted")
+	}
+
+	// once the pods are gone, so are their volumes from the stats and the node's status
+	for _, name := range []string{"runner", "waiter"} {
+		if err := s.Client.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "an empty volumesInUse", func() (bool, string) {
+		ok, got := inUse()
+		return !ok && got == "[]", got
+	})
+	waitFor(t, "the claim gone from /stats/summary and /metrics", func() (bool, string) {
+		vs, body := claimVolumeStats(t, n, "runner")
+		_, metrics := n.KubeletGet("/metrics")
+		return vs == nil && !strings.Contains(metrics, "kubelet_volume_stats_capacity_bytes{"), body
+	})
 }

@@ -33,6 +33,10 @@ type podState struct {
 	admitted bool
 	// rejection is why admission refused the pod; nothing of it ever runs.
 	rejection *admissionVerdict
+	// allocated are the resources allocated to each container by name (resize.go).
+	allocated map[string]v1.ResourceRequirements
+	// resize is the pod's PodResizePending or PodResizeInProgress condition, nil for none.
+	resize *resizeCondition
 }
 
 type waitingReason struct{ reason, message string }
@@ -466,6 +470,9 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 
 	var requeue time.Duration
 	note := func(d time.Duration) { requeue = nonZeroMin(requeue, d) }
+	note(k.resizePod(ctx, pod, current, state))
+	// containers start with what is allocated, which a pending resize has not changed yet
+	pod = podWithAllocatedResources(pod, state)
 
 	// init containers, in order
 	for i := range pod.Spec.InitContainers {

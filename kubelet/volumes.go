@@ -27,14 +27,15 @@ import (
 // container never sees half an update. Without a RootDir (simulated nodes) it does nothing.
 type volumeManager struct {
 	k *Kubelet
-	// claimPaths are where each pod's persistentVolumeClaim volumes are on this node (the
-	// bound volume's local or hostPath path), by pod and volume name, as setUp found them.
-	claimMu    sync.Mutex
-	claimPaths map[types.UID]map[string]string
+	// mounted are the volumes setUp has seen for each pod still on the node, by pod UID and
+	// volume name, until cleanup: where they are, how their usage is measured, and what they
+	// are reported in use as. The node status, /stats/summary and /metrics read it.
+	mu      sync.Mutex
+	mounted map[types.UID]*podVolumes
 }
 
 func newVolumeManager(k *Kubelet) *volumeManager {
-	return &volumeManager{k: k, claimPaths: map[types.UID]map[string]string{}}
+	return &volumeManager{k: k, mounted: map[types.UID]*podVolumes{}}
 }
 
 func (m *volumeManager) enabled() bool { return m.k.cfg.RootDir != "" }
@@ -77,20 +78,18 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 	dir := m.volumeDir(pod.UID, v)
 	switch {
 	case v.HostPath != nil:
+		// upstream's hostPath plugin measures nothing (MetricsNil)
+		m.record(pod, v.Name, mountedVolume{path: v.HostPath.Path})
 		return setUpHostPath(v.HostPath)
 	case v.PersistentVolumeClaim != nil:
-		path, err := m.setUpClaim(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
-		if err != nil {
-			return err
+		claim, err := m.setUpClaim(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
+		if claim.inUse != "" || err == nil {
+			// an attachable volume is in use from the moment the pod wants it, mounted or not
+			m.record(pod, v.Name, claim)
 		}
-		m.claimMu.Lock()
-		defer m.claimMu.Unlock()
-		if m.claimPaths[pod.UID] == nil {
-			m.claimPaths[pod.UID] = map[string]string{}
-		}
-		m.claimPaths[pod.UID][v.Name] = path
-		return nil
+		return err
 	case v.EmptyDir != nil:
+		m.record(pod, v.Name, mountedVolume{path: dir, usage: usageDu})
 		if _, err := os.Stat(dir); err == nil {
 			return nil
 		}
@@ -111,6 +110,7 @@ func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volu
 		}
 		return setVolumeOwnership(dir, podFSGroup(pod), false)
 	case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
+		m.record(pod, v.Name, mountedVolume{path: dir, usage: usageDu})
 		files, err := m.volumeFiles(ctx, pod, v)
 		if err != nil {
 			return err
@@ -497,9 +497,7 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime, 
 			host = vol.HostPath.Path
 		}
 		if vol.PersistentVolumeClaim != nil {
-			m.claimMu.Lock()
-			host = m.claimPaths[pod.UID][vol.Name]
-			m.claimMu.Unlock()
+			host = m.mountedPath(pod.UID, vol.Name)
 			if host == "" {
 				return nil, fmt.Errorf("volume %q of container %q is not set up", vm.Name, spec.Name)
 			}
@@ -685,9 +683,9 @@ func (m *volumeManager) cleanup(uid types.UID) {
 	if !m.enabled() {
 		return
 	}
-	m.claimMu.Lock()
-	delete(m.claimPaths, uid)
-	m.claimMu.Unlock()
+	m.mu.Lock()
+	delete(m.mounted, uid)
+	m.mu.Unlock()
 	dir := m.podDir(uid)
 	var mounts []string
 	_ = filepath.WalkDir(filepath.Join(dir, "volumes"), func(p string, d os.DirEntry, err error) error {
@@ -706,33 +704,42 @@ func (m *volumeManager) cleanup(uid types.UID) {
 // setUpClaim resolves a claim to the directory of its volume on this node: the claim must be
 // bound, and its volume a local or hostPath one bound to it. Until the PV controller has bound
 // the claim this fails, and the pod worker tries again: the kubelet waits for the binding.
-func (m *volumeManager) setUpClaim(ctx context.Context, namespace, name string) (string, error) {
+// What it returns names the claim, and, for an attachable volume it cannot mount, the name the
+// volume is in use by.
+func (m *volumeManager) setUpClaim(ctx context.Context, namespace, name string) (mountedVolume, error) {
+	vol := mountedVolume{claim: name}
 	pvc, err := m.k.cfg.Client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("error processing PVC %s/%s: %v", namespace, name, err)
+		return vol, fmt.Errorf("error processing PVC %s/%s: %v", namespace, name, err)
 	}
 	if pvc.Status.Phase != v1.ClaimBound || pvc.Spec.VolumeName == "" {
-		return "", fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q)", namespace, name, pvc.Status.Phase, pvc.Spec.VolumeName)
+		return vol, fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q)", namespace, name, pvc.Status.Phase, pvc.Spec.VolumeName)
 	}
 	pv, err := m.k.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("error processing PVC %s/%s: %v", namespace, name, err)
+		return vol, fmt.Errorf("error processing PVC %s/%s: %v", namespace, name, err)
 	}
 	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
-		return "", fmt.Errorf("found PV object %q but its ClaimRef does not name claim %s/%s (UID %v)", pv.Name, namespace, name, pvc.UID)
+		return vol, fmt.Errorf("found PV object %q but its ClaimRef does not name claim %s/%s (UID %v)", pv.Name, namespace, name, pvc.UID)
 	}
 	switch {
 	case pv.Spec.Local != nil:
 		st, err := os.Stat(pv.Spec.Local.Path)
 		if err != nil {
-			return "", fmt.Errorf("local volume %q: %v", pv.Name, err)
+			return vol, fmt.Errorf("local volume %q: %v", pv.Name, err)
 		}
 		if !st.IsDir() {
-			return "", fmt.Errorf("local volume %q: %s is not a directory", pv.Name, pv.Spec.Local.Path)
+			return vol, fmt.Errorf("local volume %q: %s is not a directory", pv.Name, pv.Spec.Local.Path)
 		}
-		return pv.Spec.Local.Path, nil
+		// upstream's local plugin measures the filesystem the volume is on (statfs)
+		vol.path, vol.usage = pv.Spec.Local.Path, usageStatFS
+		return vol, nil
 	case pv.Spec.HostPath != nil:
-		return pv.Spec.HostPath.Path, setUpHostPath(pv.Spec.HostPath)
+		vol.path = pv.Spec.HostPath.Path
+		return vol, setUpHostPath(pv.Spec.HostPath)
 	}
-	return "", fmt.Errorf("volume %q: only local and hostPath volumes can be mounted on skiff nodes", pv.Name)
+	if vol.inUse, err = m.attachableName(ctx, pv); err != nil {
+		return vol, fmt.Errorf("volume %q: %v", pv.Name, err)
+	}
+	return vol, fmt.Errorf("volume %q: only local and hostPath volumes can be mounted on skiff nodes", pv.Name)
 }

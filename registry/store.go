@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,6 +54,9 @@ type Store struct {
 	// ConvertCustomResource, when set, converts a custom resource to another version of its
 	// kind (a conversion webhook); unset, versions differ only in apiVersion.
 	ConvertCustomResource func(ctx context.Context, obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error)
+
+	contentFieldsOnce sync.Once
+	contentFields     bool // see selectsByContent
 }
 
 // NewStore builds the store of a served resource on the given storage.
@@ -205,7 +210,18 @@ func (s *Store) fromStorageList(list runtime.Object) (runtime.Object, error) {
 // attrs returns labels and selectable fields of a stored object, for predicates.
 func (s *Store) attrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	if s.Resource.Unstructured {
-		// a custom resource selects the same in every version: no copy is needed
+		// With conversion None a custom resource's versions differ only in apiVersion and it
+		// selects the same in each: no copy is needed. A conversion webhook may move fields,
+		// so the version's selectableFields are read from the object converted to it, as
+		// upstream's storage of each version decodes it.
+		if u, ok := obj.(*unstructured.Unstructured); ok && s.ConvertCustomResource != nil &&
+			u.GroupVersionKind() != s.Resource.GroupVersionKind() && s.selectsByContent() {
+			served, err := s.ConvertCustomResource(context.Background(), u, s.Resource.GroupVersion)
+			if err != nil {
+				return nil, nil, err
+			}
+			obj = served
+		}
 		m, err := meta.Accessor(obj)
 		if err != nil {
 			return nil, nil, err
@@ -221,6 +237,19 @@ func (s *Store) attrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 		return nil, nil, err
 	}
 	return labels.Set(m.GetLabels()), s.Resource.SelectableFields(served), nil
+}
+
+// selectsByContent says whether the resource has field labels beyond metadata's: the
+// selectableFields of a custom resource's version.
+func (s *Store) selectsByContent() bool {
+	s.contentFieldsOnce.Do(func() {
+		for label := range s.Resource.FieldLabels() {
+			if !strings.HasPrefix(label, "metadata.") {
+				s.contentFields = true
+			}
+		}
+	})
+	return s.contentFields
 }
 
 // Get returns one object.

@@ -216,6 +216,13 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*runtimeapi.C
 	return resp.Status, nil
 }
 
+func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, resources *runtimeapi.LinuxContainerResources) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.rt.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: resources})
+	return notFound(err)
+}
+
 func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout+timeout)
 	defer cancel()

@@ -89,6 +89,8 @@ type container struct {
 	exited chan struct{}
 	probes map[runtime.ProbeKind]bool
 	log    []byte
+	// resources are the container's cgroup limits: its config's, then what resizes set.
+	resources *runtimeapi.LinuxContainerResources
 }
 
 // script is a container's parsed annotation.
@@ -249,6 +251,7 @@ func (r *Runtime) CreateContainer(_ context.Context, sandboxID string, config *r
 		id: r.newID("container"), sandboxID: sandboxID, config: config, script: sc,
 		state: runtimeapi.ContainerState_CONTAINER_CREATED, createdAt: r.now().UnixNano(),
 		exited: make(chan struct{}), probes: map[runtime.ProbeKind]bool{},
+		resources: config.GetLinux().GetResources(),
 	}
 	r.containers[c.id] = c
 	return c.id, nil
@@ -426,7 +429,23 @@ func (r *Runtime) ContainerStatus(_ context.Context, id string) (*runtimeapi.Con
 		StartedAt: c.startedAt, FinishedAt: c.finished, ExitCode: c.exitCode, Reason: c.reason,
 		Image: c.config.Image, ImageRef: imageRef(c.config.GetImage().GetImage()),
 		Labels: c.config.Labels, Annotations: c.config.Annotations, LogPath: c.config.LogPath,
+		Resources: &runtimeapi.ContainerResources{Linux: c.resources},
 	}, nil
+}
+
+// UpdateContainerResources records a running container's new limits, as a resize sets them.
+func (r *Runtime) UpdateContainerResources(_ context.Context, id string, resources *runtimeapi.LinuxContainerResources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.containers[id]
+	if !ok {
+		return notFound("container", id)
+	}
+	if c.state != runtimeapi.ContainerState_CONTAINER_RUNNING && c.state != runtimeapi.ContainerState_CONTAINER_CREATED {
+		return fmt.Errorf("container %q is not running", id)
+	}
+	c.resources = resources
+	return nil
 }
 
 func (r *Runtime) ExecSync(_ context.Context, id string, cmd []string, _ time.Duration) ([]byte, []byte, int32, error) {

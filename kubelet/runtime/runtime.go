@@ -66,6 +66,9 @@ type Runtime interface {
 	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
 	// ContainerStatus is the container's state, exit code, reason and times.
 	ContainerStatus(ctx context.Context, containerID string) (*runtimeapi.ContainerStatus, error)
+	// UpdateContainerResources changes a running container's cgroup limits in place (an
+	// in-place pod resize).
+	UpdateContainerResources(ctx context.Context, containerID string, resources *runtimeapi.LinuxContainerResources) error
 
 	// ExecSync runs cmd in the container and waits at most timeout (0: no limit) for it.
 	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (stdout, stderr []byte, exitCode int32, err error)
