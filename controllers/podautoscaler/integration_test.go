@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/scale"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -104,7 +103,7 @@ func TestTheAutoscalerScalesADeploymentByItsPodsCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := metricsclient.NewForConfig(s.Config)
+	metrics, err := podautoscaler.MetricsClientsForConfig(s.Config, mapper)
 	if err != nil {
 		t.Fatal(err)
 	}
