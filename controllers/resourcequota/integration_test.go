@@ -2,6 +2,7 @@ package resourcequota_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,4 +275,41 @@ func TestAnInvalidObjectIsNeverCharged(t *testing.T) {
 	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, pod("good", nil, nil), metav1.CreateOptions{}); err != nil {
 		t.Errorf("the one pod the quota allows, after an invalid one: %v", err)
 	}
+}
+
+func TestConcurrentCreatesFillAQuotaExactlyWithoutConflicts(t *testing.T) {
+	s := apiservertest.Start(t)
+	startController(t, s)
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().ResourceQuotas("default").Create(ctx, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "ten"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10")}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, s.Client, "ten", corev1.ResourcePods, "0")
+
+	// 40 creates at once, all charged against the one quota: 10 fit, and the others are
+	// refused for the quota, never for a conflict over it
+	errs := make(chan error, 40)
+	for i := range 40 {
+		go func() {
+			_, err := s.Client.CoreV1().Pods("default").Create(ctx, pod(fmt.Sprintf("p%02d", i), nil, nil), metav1.CreateOptions{})
+			errs <- err
+		}()
+	}
+	created := 0
+	for range 40 {
+		err := <-errs
+		switch {
+		case err == nil:
+			created++
+		case !strings.Contains(err.Error(), "is forbidden: exceeded quota: ten, requested: pods=1, used: pods=10, limited: pods=10"):
+			t.Errorf("a create failed otherwise: %v", err)
+		}
+	}
+	if created != 10 {
+		t.Errorf("%d pods were created under a quota of 10", created)
+	}
+	waitUsed(t, s.Client, "ten", corev1.ResourcePods, "10")
 }
