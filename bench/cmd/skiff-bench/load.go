@@ -42,6 +42,8 @@ type load struct {
 	res      *results
 	// createdCRDs are the definitions the customresources scenario made, for cleanup
 	createdCRDs []string
+	// pid is the server's process, 0 when unknown; the quota scenario measures its CPU
+	pid int
 }
 
 func (l *load) run(ctx context.Context) error {
@@ -58,6 +60,9 @@ func (l *load) run(ctx context.Context) error {
 	}
 	if l.opts.scenario == "webhook" {
 		return l.webhookScenario(ctx)
+	}
+	if l.opts.scenario == "quota" {
+		return l.quotaScenario(ctx)
 	}
 
 	created := l.creates(ctx)

@@ -51,13 +51,13 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
 	flag.StringVar(&o.contentType, "content-type", "json", "what the client sends and asks for: json or protobuf")
 	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
-	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
+	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) webhook (ConfigMap creates without and with one no-op validating webhook) or quota (pod creates without and with a ResourceQuota, --rounds rounds)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
-	flag.IntVar(&o.rounds, "rounds", 2, "with --scenario authorization: servers started per authorization mode")
+	flag.IntVar(&o.rounds, "rounds", 2, "with --scenario authorization: servers started per authorization mode; with --scenario quota: rounds of creates in each namespace")
 	flag.Parse()
-	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" {
-		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook or authorization")
+	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" && o.scenario != "quota" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook, authorization or quota")
 		os.Exit(2)
 	}
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
@@ -86,6 +86,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if o.scenario == "customresources" {
 		res.CRDs = o.crds
+	}
+	if o.scenario == "quota" {
+		res.Rounds = o.rounds
 	}
 	if o.scenario == "authorization" {
 		if o.kubeconfig != "" {
@@ -154,7 +157,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
-	l := &load{client: client, config: cfg, opts: o, progress: progress, res: res}
+	l := &load{client: client, config: cfg, opts: o, progress: progress, res: res, pid: pid}
 	loadErr := l.run(ctx)
 	if pid > 0 {
 		if res.RSSMiB, res.PeakRSSMiB, err = skiffproc.ReadRSS(pid); err != nil {
