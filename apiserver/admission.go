@@ -33,6 +33,7 @@ type admission struct {
 	runtimeClasses  *registry.Store
 	limitRanges     *registry.Store
 	resourceQuotas  *registry.Store
+	quotaBatches    *quotaBatches
 	disabled        sets.Set[string]
 }
 

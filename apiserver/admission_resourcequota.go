@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,10 +17,9 @@ import (
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apis/quota"
-	"github.com/skiff-dev/skiff/registry"
 )
 
-// quotaConflictRetries bounds how often a create re-counts against quotas another write
+// quotaConflictRetries bounds how often a batch re-counts against quotas another write
 // changed meanwhile.
 const quotaConflictRetries = 5
 
@@ -29,47 +29,58 @@ const quotaConflictRetries = 5
 // refused in upstream's 403 words; otherwise the object's usage is charged to status.used at
 // once (compare-and-swap), so that concurrent creates cannot together overshoot. The quota
 // controller later recounts, returning what deleted or refused objects held.
+//
+// The creates of a namespace are charged in batches (quotaBatches), as upstream's quota
+// evaluator charges them: one read and one write of each quota for all the creates that
+// arrived while the previous batch was being written.
 func (a admission) admitResourceQuota(ctx context.Context, res *apis.Resource, ns string, obj runtime.Object, dryRun bool) error {
 	if !res.Namespaced || ns == "" || a.resourceQuotas == nil || !a.enabled("ResourceQuota") {
 		return nil
 	}
 	gr := res.GroupVersionResource().GroupResource()
-	usage := quota.Usage(gr, obj, time.Now())
-	name := ""
+	c := &quotaCharge{gr: gr, obj: obj, usage: quota.Usage(gr, obj, time.Now()), done: make(chan error, 1),
+		dryRun: dryRun || !wouldValidate(ctx, res, ns, obj)}
 	if m, ok := obj.(metav1.Object); ok {
-		name = m.GetName()
+		c.name = m.GetName()
 	}
-	for attempt := 0; ; attempt++ {
-		// the watch cache first; after a conflict, what etcd holds
-		opts := registry.ListOptions{ResourceVersion: "0"}
-		if attempt > 0 {
-			opts.ResourceVersion = ""
-		}
-		list, err := a.resourceQuotas.List(ctx, ns, opts)
-		if err != nil {
-			return err
-		}
-		quotas := list.(*corev1.ResourceQuotaList).Items
-		sort.Slice(quotas, func(i, j int) bool { return quotas[i].Name < quotas[j].Name })
-		err = a.chargeQuotas(ctx, quotas, gr, name, obj, usage, dryRun || !wouldValidate(ctx, res, ns, obj))
-		if apierrors.IsConflict(err) && attempt < quotaConflictRetries {
-			continue
-		}
+	a.quotaBatches.add(ns, c, func(batch []*quotaCharge) {
+		// the batch is its requests', not one of theirs: a client that goes away must not
+		// leave the others' charges half written
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		a.chargeBatch(bctx, ns, batch)
+	})
+	select {
+	case err := <-c.done:
 		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// chargeQuotas checks every quota and then charges them, one after the other.
-func (a admission) chargeQuotas(ctx context.Context, quotas []corev1.ResourceQuota, gr schema.GroupResource, name string, obj runtime.Object, usage corev1.ResourceList, dryRun bool) error {
-	var charged []*corev1.ResourceQuota
+// quotaCharge is one object's admission against its namespace's quotas.
+type quotaCharge struct {
+	gr     schema.GroupResource
+	name   string
+	obj    runtime.Object
+	usage  corev1.ResourceList
+	dryRun bool
+	// done receives the answer, once
+	done chan error
+}
+
+// check says whether c fits the quotas, with used the totals so far of each (by index), and
+// which quotas it is to be charged to. Quotas settled for the batch already are skipped.
+func (c *quotaCharge) check(quotas []corev1.ResourceQuota, used []corev1.ResourceList, settled map[string]bool) ([]int, error) {
+	var charged []int
 	for i := range quotas {
 		q := &quotas[i]
-		if !quota.Matches(q, obj) {
+		if settled[q.Name] || !quota.Matches(q, c.obj) {
 			continue
 		}
 		var tracked []corev1.ResourceName
 		for k := range q.Status.Hard {
-			if _, ok := usage[k]; ok {
+			if _, ok := c.usage[k]; ok {
 				tracked = append(tracked, k)
 			}
 		}
@@ -77,8 +88,8 @@ func (a admission) chargeQuotas(ctx context.Context, quotas []corev1.ResourceQuo
 			continue
 		}
 		sort.Slice(tracked, func(i, j int) bool { return tracked[i] < tracked[j] })
-		if err := quota.Constraints(resourceNames(q.Status.Hard), obj); err != nil {
-			return apierrors.NewForbidden(gr, name, fmt.Errorf("failed quota: %s: %v", q.Name, err))
+		if err := quota.Constraints(resourceNames(q.Status.Hard), c.obj); err != nil {
+			return nil, apierrors.NewForbidden(c.gr, c.name, fmt.Errorf("failed quota: %s: %v", q.Name, err))
 		}
 		var unknown []string
 		for _, k := range tracked {
@@ -87,31 +98,85 @@ func (a admission) chargeQuotas(ctx context.Context, quotas []corev1.ResourceQuo
 			}
 		}
 		if len(unknown) > 0 {
-			return apierrors.NewForbidden(gr, name, fmt.Errorf("status unknown for quota: %s, resources: %s", q.Name, strings.Join(unknown, ",")))
+			return nil, apierrors.NewForbidden(c.gr, c.name, fmt.Errorf("status unknown for quota: %s, resources: %s", q.Name, strings.Join(unknown, ",")))
 		}
-		requested, used, limited := corev1.ResourceList{}, corev1.ResourceList{}, corev1.ResourceList{}
+		requested, current, limited := corev1.ResourceList{}, corev1.ResourceList{}, corev1.ResourceList{}
 		for _, k := range tracked {
-			next := q.Status.Used[k].DeepCopy()
-			next.Add(usage[k])
+			next := used[i][k].DeepCopy()
+			next.Add(c.usage[k])
 			if next.Cmp(q.Status.Hard[k]) > 0 {
-				requested[k], used[k], limited[k] = usage[k], q.Status.Used[k], q.Status.Hard[k]
+				requested[k], current[k], limited[k] = c.usage[k], used[i][k], q.Status.Hard[k]
 			}
 		}
 		if len(limited) > 0 {
-			return apierrors.NewForbidden(gr, name, fmt.Errorf("exceeded quota: %s, requested: %s, used: %s, limited: %s",
-				q.Name, prettyResources(requested), prettyResources(used), prettyResources(limited)))
+			return nil, apierrors.NewForbidden(c.gr, c.name, fmt.Errorf("exceeded quota: %s, requested: %s, used: %s, limited: %s",
+				q.Name, prettyResources(requested), prettyResources(current), prettyResources(limited)))
 		}
-		charged = append(charged, q)
+		charged = append(charged, i)
 	}
-	if dryRun {
-		return nil
-	}
-	for _, q := range charged {
-		if err := a.charge(ctx, q, usage); err != nil {
-			return err
+	return charged, nil
+}
+
+// chargeBatch checks the batch's objects one after the other against the namespace's quotas,
+// each counting what those before it were granted, writes each quota's new total once, and
+// answers every object. A quota another write changed meanwhile is read again from etcd and
+// the batch re-counted; a quota written already stays written (settled), so that nothing is
+// charged twice.
+func (a admission) chargeBatch(ctx context.Context, ns string, batch []*quotaCharge) {
+	settled := map[string]bool{}
+	answer := func(errs []error) {
+		for i, c := range batch {
+			c.done <- errs[i]
 		}
 	}
-	return nil
+	for attempt := 0; ; attempt++ {
+		quotas, err := a.quotaBatches.quotas(ctx, a.resourceQuotas, ns, attempt > 0)
+		if err != nil {
+			answer(slices.Repeat([]error{err}, len(batch)))
+			return
+		}
+		used := make([]corev1.ResourceList, len(quotas))
+		for i := range quotas {
+			used[i] = quotas[i].Status.Used.DeepCopy()
+		}
+		changed := make([]bool, len(quotas))
+		errs := make([]error, len(batch))
+		for j, c := range batch {
+			charged, err := c.check(quotas, used, settled)
+			if errs[j] = err; err != nil || c.dryRun {
+				continue
+			}
+			for _, i := range charged {
+				for k := range quotas[i].Status.Hard {
+					if u, ok := c.usage[k]; ok {
+						next := used[i][k].DeepCopy()
+						next.Add(u)
+						used[i][k] = next
+						changed[i] = true
+					}
+				}
+			}
+		}
+		var conflict error
+		for i := range quotas {
+			if !changed[i] {
+				continue
+			}
+			if err := a.writeQuotaUsed(ctx, &quotas[i], used[i]); err != nil {
+				if apierrors.IsConflict(err) && attempt < quotaConflictRetries {
+					conflict = err
+					break
+				}
+				answer(slices.Repeat([]error{err}, len(batch)))
+				return
+			}
+			settled[quotas[i].Name] = true
+		}
+		if conflict == nil {
+			answer(errs)
+			return
+		}
+	}
 }
 
 var errQuotaChanged = errors.New("quota changed since it was read")
@@ -138,9 +203,10 @@ func wouldValidate(ctx context.Context, res *apis.Resource, ns string, obj runti
 	return len(res.Strategy.Validate(ctx, cp)) == 0
 }
 
-// charge adds usage to the quota's status.used, provided the quota is still as it was read.
-func (a admission) charge(ctx context.Context, q *corev1.ResourceQuota, usage corev1.ResourceList) error {
-	_, _, err := a.resourceQuotas.Update(ctx, q.Namespace, q.Name, apis.ResourceQuotaStatusStrategy, func(_ context.Context, current runtime.Object) (runtime.Object, error) {
+// writeQuotaUsed sets the quota's status.used to used, provided the quota is still as it was
+// read, and remembers what it wrote.
+func (a admission) writeQuotaUsed(ctx context.Context, q *corev1.ResourceQuota, used corev1.ResourceList) error {
+	out, _, err := a.resourceQuotas.Update(ctx, q.Namespace, q.Name, apis.ResourceQuotaStatusStrategy, func(_ context.Context, current runtime.Object) (runtime.Object, error) {
 		if current == nil {
 			return nil, apierrors.NewNotFound(a.resourceQuotas.GroupResource(), q.Name)
 		}
@@ -149,14 +215,15 @@ func (a admission) charge(ctx context.Context, q *corev1.ResourceQuota, usage co
 			return nil, apierrors.NewConflict(a.resourceQuotas.GroupResource(), q.Name, errQuotaChanged)
 		}
 		for k := range cur.Status.Hard {
-			if u, ok := usage[k]; ok {
-				next := cur.Status.Used[k].DeepCopy()
-				next.Add(u)
-				cur.Status.Used[k] = next
+			if u, ok := used[k]; ok {
+				cur.Status.Used[k] = u
 			}
 		}
 		return cur, nil
 	}, false)
+	if err == nil {
+		a.quotaBatches.remember(out.(*corev1.ResourceQuota))
+	}
 	return err
 }
 

@@ -209,6 +209,7 @@ func (s *Server) buildResources(ctx context.Context, disabled sets.Set[string]) 
 	s.admission.runtimeClasses = s.builtinStore(nodev1.SchemeGroupVersion, "runtimeclasses")
 	s.admission.limitRanges = s.builtinStore(corev1.SchemeGroupVersion, "limitranges")
 	s.admission.resourceQuotas = s.builtinStore(corev1.SchemeGroupVersion, "resourcequotas")
+	s.admission.quotaBatches = newQuotaBatches()
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
 	"slices"
 	"sort"
 	"strings"
@@ -250,7 +249,7 @@ var descriptors = []descriptor{
 		if err != nil {
 			return nil, err
 		}
-		metrics, err := metricsclient.NewForConfig(b.config)
+		metrics, err := podautoscaler.MetricsClientsForConfig(b.config, mapper)
 		if err != nil {
 			return nil, err
 		}

@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/scale"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -70,53 +70,8 @@ func TestTheAutoscalerScalesADeploymentByItsPodsCPU(t *testing.T) {
 	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	labels := map[string]string{"app": "web"}
-	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox",
-			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}}}
-	if _, err := client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// its pods, running and ready for an hour (no deployment controller runs here)
-	started := metav1.NewTime(time.Now().Add(-time.Hour))
-	for _, name := range []string{"web-a", "web-b"} {
-		spec := *template.Spec.DeepCopy()
-		spec.NodeName = "n1"
-		pod, err := client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-			Spec: spec}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &started,
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: started}}}
-		if _, err := client.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	factory := informers.NewSharedInformerFactory(client, 0)
-	cached := memory.NewMemCacheClient(client.Discovery())
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
-	scales, err := scale.NewForConfig(s.Config, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(cached))
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, err := metricsclient.NewForConfig(s.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := podautoscaler.New(factory.Autoscaling().V2().HorizontalPodAutoscalers(), factory.Core().V1().Pods(), client, metrics, scales, mapper, controllers.Reporting{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	factory.Start(runCtx.Done())
-	go func() { defer close(done); c.Run(runCtx, 1) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	webDeployment(t, client, "n1", "web-a", "web-b")
+	startAutoscaler(t, s)
 
 	target := int32(50)
 	if _, err := client.AutoscalingV2().HorizontalPodAutoscalers("default").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
@@ -151,4 +106,68 @@ func TestTheAutoscalerScalesADeploymentByItsPodsCPU(t *testing.T) {
 			t.Errorf("ScalingLimited: %+v", cond)
 		}
 	}
+}
+
+// webDeployment makes the Deployment web of 2 replicas (in its status too) whose pods (app=web, one container
+// "c" requesting 100m of CPU) are pods, made here on node, running and ready for an hour:
+// no deployment controller runs in these tests.
+func webDeployment(t *testing.T, client kubernetes.Interface, node string, pods ...string) {
+	t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{"app": "web"}
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}}}
+	d, err := client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Status = appsv1.DeploymentStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 2}
+	if _, err := client.AppsV1().Deployments("default").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	started := metav1.NewTime(time.Now().Add(-time.Hour))
+	for _, name := range pods {
+		spec := *template.Spec.DeepCopy()
+		spec.NodeName = node
+		pod, err := client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Spec: spec}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &started,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: started}}}
+		if _, err := client.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startAutoscaler runs the controller against s, as the controller manager wires it, until
+// the test ends.
+func startAutoscaler(t *testing.T, s *apiservertest.Server) {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(s.Client, 0)
+	cached := memory.NewMemCacheClient(s.Client.Discovery())
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+	scales, err := scale.NewForConfig(s.Config, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(cached))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := podautoscaler.MetricsClientsForConfig(s.Config, mapper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := podautoscaler.New(factory.Autoscaling().V2().HorizontalPodAutoscalers(), factory.Core().V1().Pods(), s.Client, metrics, scales, mapper, controllers.Reporting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	factory.Start(ctx.Done())
+	go func() { defer close(done); c.Run(ctx, 1) }()
+	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 }

@@ -1,13 +1,14 @@
 // Package podautoscaler is the horizontal pod autoscaler controller: every SyncPeriod it
 // reads each HorizontalPodAutoscaler's target through its scale subresource (any kind that
-// has one, custom resources included), computes the replica count its Resource metrics (cpu,
-// memory: average utilization of requests or average value, from the metrics API) ask for,
-// within upstream's tolerance, range and v2 behavior (stabilization windows, scale-up and
-// scale-down policies, selectPolicy), writes it to the scale subresource, and reports it in
-// the autoscaler's status with upstream's conditions (AbleToScale, ScalingActive,
-// ScalingLimited) and events. It must never write anything but scale subresources and
-// autoscalers' status. Pods, Object and External metrics (custom and external metrics APIs)
-// are not read: such a metric is reported invalid.
+// has one, custom resources included), computes the replica count its metrics ask for, within
+// upstream's tolerance, range and v2 behavior (stabilization windows, scale-up and scale-down
+// policies, selectPolicy), writes it to the scale subresource, and reports it in the
+// autoscaler's status with upstream's conditions (AbleToScale, ScalingActive, ScalingLimited)
+// and events. Its metrics are all of autoscaling/v2's: Resource and ContainerResource (cpu,
+// memory: average utilization of requests or average value, from metrics.k8s.io), Pods and
+// Object (from custom.metrics.k8s.io) and External (from external.metrics.k8s.io), the last
+// two served by extension API servers registered through APIService aggregation. It must
+// never write anything but scale subresources and autoscalers' status.
 package podautoscaler
 
 import (
@@ -23,9 +24,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	autoscalinginformers "k8s.io/client-go/informers/autoscaling/v2"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -35,7 +34,7 @@ import (
 	"k8s.io/client-go/scale"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
+	custommetrics "k8s.io/metrics/pkg/client/custom_metrics"
 
 	"github.com/skiff-dev/skiff/controllers"
 )
@@ -53,7 +52,7 @@ const (
 // Controller is the horizontal pod autoscaler controller.
 type Controller struct {
 	client    kubernetes.Interface
-	metrics   metricsclient.PodMetricsesGetter
+	metrics   MetricsClients
 	hpaLister autoscalinglisters.HorizontalPodAutoscalerLister
 	podLister corelisters.PodLister
 	scales    scale.ScalesGetter
@@ -69,11 +68,11 @@ type Controller struct {
 	scaleUps, scaleDowns map[string][]scaleEvent
 }
 
-// New makes the controller on shared informers. metrics reads the metrics API; scales and
-// mapper reach the targets' scale subresources (mapper must find kinds added after it was
-// made).
+// New makes the controller on shared informers. metrics reads the metrics APIs
+// (MetricsClientsForConfig); scales and mapper reach the targets' scale subresources (mapper
+// must find kinds added after it was made).
 func New(hpaInformer autoscalinginformers.HorizontalPodAutoscalerInformer, podInformer coreinformers.PodInformer,
-	client kubernetes.Interface, metrics metricsclient.PodMetricsesGetter, scales scale.ScalesGetter, mapper meta.RESTMapper,
+	client kubernetes.Interface, metrics MetricsClients, scales scale.ScalesGetter, mapper meta.RESTMapper,
 	r controllers.Reporting) (*Controller, error) {
 	c := &Controller{
 		client: client, metrics: metrics,
@@ -104,6 +103,9 @@ func New(hpaInformer autoscalinginformers.HorizontalPodAutoscalerInformer, podIn
 
 // Run reconciles autoscalers with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	if v := c.metrics.CustomVersions; v != nil {
+		go custommetrics.PeriodicallyInvalidate(v, SyncPeriod, ctx.Done())
+	}
 	controllers.Workers{Name: Name, Queue: c.queue, Sync: c.sync, Metrics: c.reporting, Synced: c.synced}.Run(ctx, workers)
 }
 
@@ -168,6 +170,7 @@ func (c *Controller) reconcile(ctx context.Context, key string, hpa *autoscaling
 		desired       int32
 		rescaleReason string
 		statuses      []autoscalingv2.MetricStatus
+		metricsErr    error
 	)
 	rescale := true
 	switch {
@@ -190,6 +193,8 @@ func (c *Controller) reconcile(ctx context.Context, key string, hpa *autoscaling
 			c.recorder.Event(hpa, corev1.EventTypeWarning, "FailedComputeMetricsReplicas", err.Error())
 			return fmt.Errorf("failed to compute desired number of replicas based on listed metrics for %s: %v", reference, err)
 		}
+		// some metrics failed, the others scale: scale, and say so
+		metricsErr = err
 		rescaleMetric := ""
 		if metricDesired > current {
 			rescaleMetric = metricName
@@ -229,7 +234,7 @@ func (c *Controller) reconcile(ctx context.Context, key string, hpa *autoscaling
 	hpa.Status.DesiredReplicas = desired
 	hpa.Status.CurrentMetrics = statuses
 	c.updateStatusIfNeeded(ctx, old, hpa)
-	return nil
+	return metricsErr
 }
 
 // scaleOf reads the target's scale subresource, trying each resource its kind maps to.
@@ -258,124 +263,6 @@ func (c *Controller) scaleOf(ctx context.Context, hpa *autoscalingv2.HorizontalP
 		firstErr = fmt.Errorf("unrecognized resource")
 	}
 	return nil, schema.GroupResource{}, firstErr
-}
-
-// replicasForMetrics is the largest replica count the metrics ask for, the name of the
-// metric that asked for it, and every metric's status. It is -1 with an error when no metric
-// could be computed, or when some could not and the others would scale down.
-func (c *Controller) replicasForMetrics(ctx context.Context, hpa *autoscalingv2.HorizontalPodAutoscaler, sc *autoscalingv1.Scale) (int32, string, []autoscalingv2.MetricStatus, error) {
-	selector, err := labels.Parse(sc.Status.Selector)
-	if sc.Status.Selector == "" || err != nil {
-		msg := "the HPA target's scale is missing a selector"
-		reason := "InvalidSelector"
-		if err != nil {
-			msg = fmt.Sprintf("couldn't convert selector into a corresponding internal selector object: %v", err)
-		}
-		c.recorder.Event(hpa, corev1.EventTypeWarning, "SelectorRequired", msg)
-		c.setCondition(hpa, autoscalingv2.ScalingActive, corev1.ConditionFalse, reason, "%s", msg)
-		return -1, "", nil, errors.New(msg)
-	}
-	statuses := make([]autoscalingv2.MetricStatus, len(hpa.Spec.Metrics))
-	replicas := int32(0)
-	var name string
-	var invalid int
-	var firstErr error
-	for i, spec := range hpa.Spec.Metrics {
-		r, n, status, reason, err := c.replicasForMetric(ctx, hpa, spec, sc.Spec.Replicas, selector)
-		if err != nil {
-			if invalid == 0 {
-				firstErr = err
-			}
-			invalid++
-			c.recorder.Event(hpa, corev1.EventTypeWarning, reason, err.Error())
-			c.setCondition(hpa, autoscalingv2.ScalingActive, corev1.ConditionFalse, reason, "the HPA was unable to compute the replica count: %v", err)
-			continue
-		}
-		statuses[i] = status
-		if replicas == 0 || r > replicas {
-			replicas, name = r, n
-		}
-	}
-	if invalid >= len(hpa.Spec.Metrics) || (invalid > 0 && replicas < sc.Spec.Replicas) {
-		return -1, "", statuses, fmt.Errorf("invalid metrics (%v invalid out of %v), first error is: %v", invalid, len(hpa.Spec.Metrics), firstErr)
-	}
-	c.setCondition(hpa, autoscalingv2.ScalingActive, corev1.ConditionTrue, "ValidMetricFound", "the HPA was able to successfully calculate a replica count from %s", name)
-	return replicas, name, statuses, nil
-}
-
-// replicasForMetric computes one metric: the replica count, the metric's name in messages,
-// its status, and on error the reason of the condition and event.
-func (c *Controller) replicasForMetric(ctx context.Context, hpa *autoscalingv2.HorizontalPodAutoscaler, spec autoscalingv2.MetricSpec,
-	current int32, selector labels.Selector) (int32, string, autoscalingv2.MetricStatus, string, error) {
-	if spec.Type != autoscalingv2.ResourceMetricSourceType || spec.Resource == nil {
-		return 0, "", autoscalingv2.MetricStatus{}, "FailedGetMetric", fmt.Errorf("unable to get metric %s: only Resource metrics are served by this cluster", spec.Type)
-	}
-	res := spec.Resource.Name
-	metrics, err := c.podMetrics(ctx, hpa.Namespace, res, selector)
-	if err != nil {
-		return 0, "", autoscalingv2.MetricStatus{}, "FailedGetResourceMetric", fmt.Errorf("failed to get %s utilization: %v", res, err)
-	}
-	pods, err := c.podLister.Pods(hpa.Namespace).List(selector)
-	if err != nil {
-		return 0, "", autoscalingv2.MetricStatus{}, "FailedGetResourceMetric", err
-	}
-	if len(pods) == 0 {
-		return 0, "", autoscalingv2.MetricStatus{}, "FailedGetResourceMetric", fmt.Errorf("failed to get %s utilization: no pods returned by selector while calculating replica count", res)
-	}
-	calc := replicaCalculator{now: c.now}
-	target := spec.Resource.Target
-	if target.AverageValue != nil {
-		replicas, average, err := calc.resourceAverageValueReplicas(current, target.AverageValue.MilliValue(), res, pods, metrics)
-		if err != nil {
-			return 0, "", autoscalingv2.MetricStatus{}, "FailedGetResourceMetric", fmt.Errorf("failed to get %s usage: %v", res, err)
-		}
-		return replicas, fmt.Sprintf("%s resource", res), autoscalingv2.MetricStatus{
-			Type: autoscalingv2.ResourceMetricSourceType,
-			Resource: &autoscalingv2.ResourceMetricStatus{Name: res,
-				Current: autoscalingv2.MetricValueStatus{AverageValue: resource.NewMilliQuantity(average, resource.DecimalSI)}},
-		}, "", nil
-	}
-	if target.AverageUtilization == nil {
-		return 0, "", autoscalingv2.MetricStatus{}, "FailedGetResourceMetric", fmt.Errorf("invalid resource metric source: neither an average utilization target nor an average value (usage) target was set")
-	}
-	replicas, utilization, raw, err := calc.resourceUtilizationReplicas(current, *target.AverageUtilization, res, pods, metrics)
-	if err != nil {
-		return 0, "", autoscalingv2.MetricStatus{}, "FailedGetResourceMetric", fmt.Errorf("failed to get %s utilization: %v", res, err)
-	}
-	return replicas, fmt.Sprintf("%s resource utilization (percentage of request)", res), autoscalingv2.MetricStatus{
-		Type: autoscalingv2.ResourceMetricSourceType,
-		Resource: &autoscalingv2.ResourceMetricStatus{Name: res, Current: autoscalingv2.MetricValueStatus{
-			AverageUtilization: &utilization, AverageValue: resource.NewMilliQuantity(raw, resource.DecimalSI)}},
-	}, "", nil
-}
-
-// podMetrics are the selected pods' use of res (milli, summed over containers) from the
-// metrics API.
-func (c *Controller) podMetrics(ctx context.Context, ns string, res corev1.ResourceName, selector labels.Selector) (podMetrics, error) {
-	list, err := c.metrics.PodMetricses(ns).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
-	if err != nil {
-		return nil, fmt.Errorf("unable to get metrics for resource %s: unable to fetch metrics from resource metrics API: %v", res, err)
-	}
-	if len(list.Items) == 0 {
-		return nil, fmt.Errorf("unable to get metrics for resource %s: no metrics returned from resource metrics API", res)
-	}
-	out := podMetrics{}
-	for _, m := range list.Items {
-		var sum int64
-		complete := len(m.Containers) > 0
-		for _, ctr := range m.Containers {
-			q, ok := ctr.Usage[res]
-			if !ok {
-				complete = false
-				break
-			}
-			sum += q.MilliValue()
-		}
-		if complete {
-			out[m.Name] = podMetric{Value: sum, Timestamp: m.Timestamp.Time, Window: m.Window.Duration}
-		}
-	}
-	return out, nil
 }
 
 // normalize applies the stabilization and limits of an autoscaler without a behavior.

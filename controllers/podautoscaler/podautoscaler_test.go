@@ -63,7 +63,7 @@ func newFixture(t *testing.T, replicas int32, hpa *autoscalingv2.HorizontalPodAu
 	// the fake's tracker names PodMetrics' resource podmetricses; the API names it pods
 	metrics := metricsfake.NewSimpleClientset()
 	metrics.PrependReactor("list", "pods", func(core.Action) (bool, runtime.Object, error) { return true, list.DeepCopy(), nil })
-	c, err := New(factory.Autoscaling().V2().HorizontalPodAutoscalers(), factory.Core().V1().Pods(), f.client, metrics.MetricsV1beta1(),
+	c, err := New(factory.Autoscaling().V2().HorizontalPodAutoscalers(), factory.Core().V1().Pods(), f.client, MetricsClients{Resource: metrics.MetricsV1beta1()},
 		scales, mapper, controllers.Reporting{Recorder: func(string) record.EventRecorder { return f.events }})
 	if err != nil {
 		t.Fatal(err)
@@ -186,10 +186,11 @@ func TestMaxReplicasAndPoliciesLimitTheScaleUp(t *testing.T) {
 func TestNoMetricsMakesScalingInactive(t *testing.T) {
 	f := newFixture(t, 2, cpuAutoscaler(50, nil), []*corev1.Pod{readyPod("a", "100m")}, nil)
 	st, err := f.sync()
-	if err == nil || !strings.Contains(err.Error(), "invalid metrics (1 invalid out of 1), first error is: failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned from resource metrics API") {
+	if err == nil || !strings.Contains(err.Error(), "invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned from resource metrics API") {
 		t.Errorf("error: %v", err)
 	}
-	if c := condition(st, autoscalingv2.ScalingActive); c.Status != corev1.ConditionFalse || c.Reason != "FailedGetResourceMetric" {
+	if c := condition(st, autoscalingv2.ScalingActive); c.Status != corev1.ConditionFalse || c.Reason != "FailedGetResourceMetric" ||
+		c.Message != "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned from resource metrics API" {
 		t.Errorf("ScalingActive: %+v", c)
 	}
 	if f.scaledTo != -1 {

@@ -31,7 +31,7 @@ func sample(milli int64) podMetric {
 }
 
 func TestUtilizationReplicas(t *testing.T) {
-	calc := replicaCalculator{now: func() time.Time { return epoch }}
+	calc := replicaCalculator{now: func() time.Time { return epoch }, tolerances: defaultTolerances}
 	pods := []*corev1.Pod{readyPod("a", "100m"), readyPod("b", "100m")}
 	for _, tc := range []struct {
 		name       string
@@ -45,7 +45,7 @@ func TestUtilizationReplicas(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			metrics := podMetrics{"a": sample(tc.used[0]), "b": sample(tc.used[1])}
-			got, util, _, err := calc.resourceUtilizationReplicas(2, tc.target, corev1.ResourceCPU, pods, metrics)
+			got, util, _, err := calc.resourceUtilizationReplicas(2, tc.target, corev1.ResourceCPU, "", pods, metrics)
 			if err != nil || got != tc.want || util != tc.util {
 				t.Errorf("replicas %d utilization %d (%v), want %d %d", got, util, err, tc.want, tc.util)
 			}
@@ -54,38 +54,38 @@ func TestUtilizationReplicas(t *testing.T) {
 }
 
 func TestMissingAndUnreadyPodsDampTheChange(t *testing.T) {
-	calc := replicaCalculator{now: func() time.Time { return epoch }}
+	calc := replicaCalculator{now: func() time.Time { return epoch }, tolerances: defaultTolerances}
 	pending := readyPod("c", "100m")
 	pending.Status.Phase = corev1.PodPending
 	pods := []*corev1.Pod{readyPod("a", "100m"), readyPod("b", "100m"), pending}
 	// two ready pods at 100% of a 50% target would make 4; the pending one counts as idle
-	got, _, _, err := calc.resourceUtilizationReplicas(3, 50, corev1.ResourceCPU, pods, podMetrics{"a": sample(100), "b": sample(100)})
+	got, _, _, err := calc.resourceUtilizationReplicas(3, 50, corev1.ResourceCPU, "", pods, podMetrics{"a": sample(100), "b": sample(100)})
 	if err != nil || got != 4 {
 		t.Errorf("with a pending pod: %d (%v)", got, err)
 	}
 	// scaling down, a pod without metrics counts as using all it requests: 0+0+100 of 300
 	// is 33% of a 50% target
-	got, _, _, err = calc.resourceUtilizationReplicas(3, 50, corev1.ResourceCPU, []*corev1.Pod{readyPod("a", "100m"), readyPod("b", "100m"), readyPod("m", "100m")},
+	got, _, _, err = calc.resourceUtilizationReplicas(3, 50, corev1.ResourceCPU, "", []*corev1.Pod{readyPod("a", "100m"), readyPod("b", "100m"), readyPod("m", "100m")},
 		podMetrics{"a": sample(0), "b": sample(0)})
 	if err != nil || got != 2 {
 		t.Errorf("with a pod without metrics: %d (%v)", got, err)
 	}
-	if _, _, _, err := calc.resourceUtilizationReplicas(1, 50, corev1.ResourceCPU, []*corev1.Pod{pending}, podMetrics{}); err == nil ||
+	if _, _, _, err := calc.resourceUtilizationReplicas(1, 50, corev1.ResourceCPU, "", []*corev1.Pod{pending}, podMetrics{}); err == nil ||
 		err.Error() != "did not receive metrics for targeted pods (pods might be unready)" {
 		t.Errorf("no ready pods: %v", err)
 	}
 	noRequest := readyPod("a", "100m")
 	noRequest.Spec.Containers[0].Resources.Requests = nil
-	if _, _, _, err := calc.resourceUtilizationReplicas(1, 50, corev1.ResourceCPU, []*corev1.Pod{noRequest}, podMetrics{"a": sample(10)}); err == nil ||
+	if _, _, _, err := calc.resourceUtilizationReplicas(1, 50, corev1.ResourceCPU, "", []*corev1.Pod{noRequest}, podMetrics{"a": sample(10)}); err == nil ||
 		err.Error() != "missing request for cpu in container c of Pod a" {
 		t.Errorf("no request: %v", err)
 	}
 }
 
 func TestAverageValueReplicas(t *testing.T) {
-	calc := replicaCalculator{now: func() time.Time { return epoch }}
+	calc := replicaCalculator{now: func() time.Time { return epoch }, tolerances: defaultTolerances}
 	pods := []*corev1.Pod{readyPod("a", "100m"), readyPod("b", "100m")}
-	got, avg, err := calc.resourceAverageValueReplicas(2, 200_000, corev1.ResourceMemory, pods, podMetrics{"a": sample(300_000), "b": sample(300_000)})
+	got, avg, err := calc.averageValueReplicas(2, 200_000, corev1.ResourceMemory, pods, podMetrics{"a": sample(300_000), "b": sample(300_000)})
 	if err != nil || got != 3 || avg != 300_000 {
 		t.Errorf("replicas %d average %d (%v)", got, avg, err)
 	}

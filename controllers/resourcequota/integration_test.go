@@ -327,3 +327,52 @@ func TestADeletedObjectsUsageIsGivenBackBeforeTheResync(t *testing.T) {
 	waitUsed(t, s.Client, "q", corev1.ResourceConfigMaps, fmt.Sprint(len(cms.Items)-1))
 	waitUsed(t, s.Client, "q", "count/replicasets.apps", "0")
 }
+
+func TestConcurrentCreatesFillAQuotaExactlyWithoutConflicts(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	// no controller: its recount, which sees only stored pods, must not race the charges;
+	// the test writes the first status as it would
+	hard := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10")}
+	q, err := s.Client.CoreV1().ResourceQuotas("default").Create(ctx, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "ten"}, Spec: corev1.ResourceQuotaSpec{Hard: hard},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Status = corev1.ResourceQuotaStatus{Hard: hard, Used: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}
+	if _, err := s.Client.CoreV1().ResourceQuotas("default").UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// the first pod goes in once the server's cache has that status
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := s.Client.CoreV1().Pods("default").Create(ctx, pod("first", nil, nil), metav1.CreateOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal("no pod could be created under the quota")
+	}
+
+	// 40 creates at once, all charged against the one quota: 9 more fit, and the others
+	// are refused for the quota, never for a conflict over it
+	errs := make(chan error, 40)
+	for i := range 40 {
+		go func() {
+			_, err := s.Client.CoreV1().Pods("default").Create(ctx, pod(fmt.Sprintf("p%02d", i), nil, nil), metav1.CreateOptions{})
+			errs <- err
+		}()
+	}
+	created := 0
+	for range 40 {
+		err := <-errs
+		switch {
+		case err == nil:
+			created++
+		case !strings.Contains(err.Error(), "is forbidden: exceeded quota: ten, requested: pods=1, used: pods=10, limited: pods=10"):
+			t.Errorf("a create failed otherwise: %v", err)
+		}
+	}
+	if created != 9 {
+		t.Errorf("%d pods were created beside the first under a quota of 10", created)
+	}
+	waitUsed(t, s.Client, "ten", corev1.ResourcePods, "10")
+}

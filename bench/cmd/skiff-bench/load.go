@@ -44,6 +44,8 @@ type load struct {
 	createdCRDs []string
 	// prefix goes before the created pods' names, for a scenario that creates pods in rounds
 	prefix string
+	// pid is the server's process, 0 when unknown; the quota scenario measures its CPU
+	pid int
 }
 
 func (l *load) run(ctx context.Context) error {
@@ -63,6 +65,9 @@ func (l *load) run(ctx context.Context) error {
 	}
 	if l.opts.scenario == "webhook" {
 		return l.webhookScenario(ctx)
+	}
+	if l.opts.scenario == "quota" {
+		return l.quotaScenario(ctx)
 	}
 
 	created := l.creates(ctx)

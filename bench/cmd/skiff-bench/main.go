@@ -58,11 +58,11 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
 	flag.StringVar(&o.contentType, "content-type", "json", "what the client sends and asks for: json or protobuf")
 	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
-	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
+	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) webhook (ConfigMap creates without and with one no-op validating webhook) or quota (pod creates without and with a ResourceQuota, --rounds rounds)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
 	flag.StringVar(&o.authorizationModes, "authorization-modes", defaultAuthorizationModes, "with --scenario authorization: the baseline's and the measured server's --authorization-mode, separated by ';'")
-	flag.IntVar(&o.rounds, "rounds", 8, "with --scenario authorization: rounds of --pods creates and gets per authorization mode, alternating between the modes' servers")
+	flag.IntVar(&o.rounds, "rounds", 8, "with --scenario authorization: rounds of --pods creates and gets per authorization mode, alternating between the modes' servers; with --scenario quota: rounds of creates in each namespace")
 	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff (skiff apiserver), upstream (kube-apiserver 1.37.2 on etcd 3.7.3) or both, back to back with their ratios")
 	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
 	upstream.ServeEtcdIfAsked()
@@ -75,8 +75,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane upstream or both starts its own servers, for --scenario pods")
 		os.Exit(2)
 	}
-	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" {
-		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook or authorization")
+	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" && o.scenario != "quota" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook, authorization or quota")
 		os.Exit(2)
 	}
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
@@ -104,6 +104,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if o.scenario == "customresources" {
 		res.CRDs = o.crds
+	}
+	if o.scenario == "quota" {
+		res.Rounds = o.rounds
 	}
 	if o.scenario == "authorization" {
 		if o.kubeconfig != "" {
@@ -199,6 +202,9 @@ func runPlane(ctx context.Context, o options, plane string, res *results) (err e
 	}
 
 	l := &load{client: client, config: cfg, opts: o, progress: progress, res: res}
+	if len(pids) > 0 {
+		l.pid = pids[0] // the API server's own process
+	}
 	loadErr := l.run(ctx)
 	if len(pids) > 0 {
 		if res.RSSMiB, res.PeakRSSMiB, err = readRSS(pids); err != nil {

@@ -86,6 +86,9 @@ func (r *results) printTable(w io.Writer) {
 		fmt.Fprintf(w, "\nskiff-bench authorization: %d pod creates and gets per round as an ordinary user, %d workers, %s, %d RBAC bindings, %d rounds per mode alternating between the two servers, against %s\n",
 			r.Pods, r.Workers, r.ContentType, r.Bindings, r.Rounds, r.Server)
 		fmt.Fprintf(w, "(p50 and p99 are medians of the rounds' percentiles, max ms the highest round p99)\n\n")
+	} else if r.Scenario == "quota" {
+		fmt.Fprintf(w, "\nskiff-bench quota: %d pod creates per namespace per round, %d rounds, %d workers, %s, against %s\n\n",
+			r.Pods, r.Rounds, r.Workers, r.ContentType, r.Server)
 	} else if r.Scenario == "customresources" {
 		fmt.Fprintf(w, "\nskiff-bench customresources: %d CRDs, %d ConfigMaps and %d custom resources, %d workers, %s, against %s\n\n",
 			r.CRDs, r.Pods, r.Pods, r.Workers, r.ContentType, r.Server)
