@@ -3,7 +3,9 @@
 // system:node:NAME in system:nodes) when a SubjectAccessReview says its requester may create
 // certificatesigningrequests/selfnodeclient (a node renewing its own certificate) or
 // certificatesigningrequests/nodeclient (a bootstrap token asking for a new node), as
-// upstream's csrapproving controller.
+// upstream's csrapproving controller; and, skiff's own, a node's request for its kube-proxy's
+// certificate (CN system:kube-proxy, signer kube-apiserver-client) when its requester may
+// create certificatesigningrequests/nodeproxyclient.
 //
 // It never denies and never approves anything else: other requests wait for a person or
 // another approver.
@@ -14,6 +16,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -45,6 +48,37 @@ type recognizer struct {
 var recognizers = []recognizer{
 	{isSelfNodeClientCert, "selfnodeclient", "Auto approving self kubelet client certificate after SubjectAccessReview."},
 	{isNodeClientCert, "nodeclient", "Auto approving kubelet client certificate after SubjectAccessReview."},
+	{isNodeProxyClientCert, "nodeproxyclient", "Auto approving kube-proxy client certificate of a node after SubjectAccessReview."},
+}
+
+// ProxyUser is the user a node's kube-proxy authenticates as, the one upstream's default
+// policy binds to system:node-proxier.
+const ProxyUser = "system:kube-proxy"
+
+// isNodeProxyClientCert recognizes a skiff agent asking, as its node, for its kube-proxy's
+// client certificate: signer kube-apiserver-client, subject exactly CN system:kube-proxy, no
+// names, client usages. The identity is shared by every node's proxy, as k3s's agents share
+// it and kubeadm's kube-proxy pods share their ServiceAccount.
+func isNodeProxyClientCert(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
+	if csr.Spec.SignerName != certificatesv1.KubeAPIServerClientSignerName || !slices.Contains(csr.Spec.Groups, "system:nodes") {
+		return false
+	}
+	s := req.Subject
+	if s.CommonName != ProxyUser || len(s.Organization) > 0 || len(s.OrganizationalUnit) > 0 ||
+		len(req.DNSNames) > 0 || len(req.EmailAddresses) > 0 || len(req.IPAddresses) > 0 || len(req.URIs) > 0 {
+		return false
+	}
+	client := false
+	for _, u := range csr.Spec.Usages {
+		switch u {
+		case certificatesv1.UsageClientAuth:
+			client = true
+		case certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment:
+		default:
+			return false
+		}
+	}
+	return client
 }
 
 func isNodeClientCert(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {

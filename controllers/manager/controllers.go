@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/admissionpolicystatus"
+	"github.com/skiff-dev/skiff/controllers/bootstrapsigner"
 	"github.com/skiff-dev/skiff/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/controllers/cronjob"
 	"github.com/skiff-dev/skiff/controllers/csrapproving"
@@ -278,6 +279,15 @@ var descriptors = []descriptor{
 	}},
 	{name: "certificatesigningrequest-approving-controller", serviceAccount: "certificate-controller", aliases: []string{"csrapproving"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := csrapproving.New(b.informers.Certificates().V1().CertificateSigningRequests(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	// on by default, where upstream leaves it to kubeadm's --controllers=*,bootstrapsigner:
+	// skiff's installer always hands out join tokens (skiff token create)
+	{name: "bootstrap-signer-controller", serviceAccount: "bootstrap-signer", aliases: []string{"bootstrapsigner"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := bootstrapsigner.New(b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
