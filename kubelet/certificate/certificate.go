@@ -126,7 +126,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	slog.Info("requesting the kubelet's client certificate with the bootstrap credentials", "node", cfg.NodeName)
+	subject := "system:node:" + cfg.NodeName
+	if cfg.Identity != nil {
+		subject = cfg.Identity.CommonName
+	}
+	slog.Info("requesting a client certificate with the bootstrap credentials", "node", cfg.NodeName, "subject", subject)
 	if err := m.request(ctx, client); err != nil {
 		return nil, fmt.Errorf("bootstrap client certificate: %w", err)
 	}
