@@ -47,6 +47,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/servicelb"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
+	"github.com/skiff-dev/skiff/controllers/tokencleaner"
 	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
 )
 
@@ -284,10 +285,18 @@ var descriptors = []descriptor{
 		}
 		return c.Run, nil
 	}},
-	// on by default, where upstream leaves it to kubeadm's --controllers=*,bootstrapsigner:
-	// skiff's installer always hands out join tokens (skiff token create)
+	// this and the token cleaner are on by default, where upstream leaves them to kubeadm's
+	// --controllers=*,bootstrapsigner,tokencleaner: skiff always hands out join tokens
+	// (skiff token create)
 	{name: "bootstrap-signer-controller", serviceAccount: "bootstrap-signer", aliases: []string{"bootstrapsigner"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := bootstrapsigner.New(b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "token-cleaner-controller", serviceAccount: "token-cleaner", aliases: []string{"tokencleaner"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := tokencleaner.New(b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}
