@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -45,9 +46,9 @@ func newAgentCommand(g *globalOptions) *cobra.Command {
 prints the command). It reads kube-public/cluster-info, trusts the CA in it only if the
 token's signature checks out and the CA's key has the --ca-cert-hash, asks for the kubelet's
 client certificate by CertificateSigningRequest with the token (approved automatically) and
-for its proxy's (system:kube-proxy) with the node's, and then runs the kubelet on a
-containerd of its own (DATA_DIR/containerd) and the service proxy, which also routes pod
-traffic to the other nodes. Run it as root. Restarted on the same data directory it keeps its
+for its proxy's (system:kube-proxy) and NetworkPolicy agent's with the node's, and then runs
+the kubelet on a containerd of its own (DATA_DIR/containerd), the service proxy, which also
+routes pod traffic to the other nodes, and the NetworkPolicy agent. Run it as root. Restarted on the same data directory it keeps its
 certificates and needs no valid token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -136,7 +137,11 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	if err != nil {
 		return err
 	}
-	proxyConfig, renewProxy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig)
+	proxyConfig, renewProxy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig, csrapproving.ProxyUser, "kube-proxy")
+	if err != nil {
+		return err
+	}
+	policyConfig, renewPolicy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig, csrapproving.NetworkPolicyAgentUser, "network-policy")
 	if err != nil {
 		return err
 	}
@@ -152,8 +157,14 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 		{"proxy", func(ctx context.Context) error {
 			return runProxy(ctx, proxyConfig, &proxyOptions{hostnameOverride: name})
 		}},
-		{"proxy-certificate", func(ctx context.Context) error {
-			renewProxy(ctx, nodeClient)
+		{"network-policy", func(ctx context.Context) error {
+			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name})
+		}},
+		{"proxy-certificates", func(ctx context.Context) error {
+			var wg sync.WaitGroup
+			wg.Go(func() { renewProxy(ctx, nodeClient) })
+			renewPolicy(ctx, nodeClient)
+			wg.Wait()
 			return nil
 		}},
 	})
@@ -186,17 +197,17 @@ func (o *agentOptions) clusterCA(ctx context.Context, caFile string) ([]byte, er
 	return caPEM, nil
 }
 
-// proxyCredentials are the proxy's own client certificate (system:kube-proxy), asked for
-// with the node's credentials and kept in the proxy's certificate directory, and the loop
-// that renews it with them.
-func (o *agentOptions) proxyCredentials(ctx context.Context, node string, caPEM []byte, nodeConfig *rest.Config) (*rest.Config, func(context.Context, kubernetes.Interface), error) {
+// proxyCredentials are a client certificate of user's own (the proxy's system:kube-proxy, the
+// NetworkPolicy agent's), asked for with the node's credentials and kept in
+// DATA_DIR/proxy/pki/<file>-client-current.pem, and the loop that renews it with them.
+func (o *agentOptions) proxyCredentials(ctx context.Context, node string, caPEM []byte, nodeConfig *rest.Config, user, file string) (*rest.Config, func(context.Context, kubernetes.Interface), error) {
 	m, err := certificate.New(ctx, certificate.Config{
-		NodeName: node, CertDir: filepath.Join(o.dataDir, "proxy", "pki"), FileName: "kube-proxy-client-current.pem",
+		NodeName: node, CertDir: filepath.Join(o.dataDir, "proxy", "pki"), FileName: file + "-client-current.pem",
 		Server: &rest.Config{Host: o.server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}, Bootstrap: nodeConfig,
-		Identity: &pkix.Name{CommonName: csrapproving.ProxyUser},
+		Identity: &pkix.Name{CommonName: user},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("the proxy's client certificate: %w", err)
+		return nil, nil, fmt.Errorf("the client certificate of %s: %w", user, err)
 	}
 	cfg, err := m.RESTConfig()
 	if err != nil {

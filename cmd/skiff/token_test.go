@@ -25,7 +25,7 @@ import (
 // bootstrap signer, and what an agent then does with the printed command: discover and pin
 // the CA anonymously, bootstrap a node certificate with the token, and get its proxy a
 // system:kube-proxy certificate with the node's.
-func TestTokenCreatePrintsAJoinCommandThatDiscoversThePinnedCAAndBootstrapsANodeAndItsProxy(t *testing.T) {
+func TestTokenCreatePrintsAJoinCommandThatDiscoversThePinnedCAAndBootstrapsANodeAndItsProxies(t *testing.T) {
 	s := apiservertest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	managerDone := make(chan error, 1)
@@ -106,7 +106,7 @@ func TestTokenCreatePrintsAJoinCommandThatDiscoversThePinnedCAAndBootstrapsANode
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", ca, nodeConfig)
+	proxyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", ca, nodeConfig, "system:kube-proxy", "kube-proxy")
 	if err != nil {
 		t.Fatalf("the proxy's certificate with the node's credentials: %v", err)
 	}
@@ -125,5 +125,17 @@ func TestTokenCreatePrintsAJoinCommandThatDiscoversThePinnedCAAndBootstrapsANode
 	}
 	if _, err := proxyClient.DiscoveryV1().EndpointSlices("").List(bootCtx, metav1.ListOptions{}); err != nil {
 		t.Errorf("the proxy's identity cannot list EndpointSlices: %v", err)
+	}
+	// and the NetworkPolicy agent's what it reads
+	policyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", ca, nodeConfig, "system:skiff:network-policy-agent", "network-policy")
+	if err != nil {
+		t.Fatalf("the NetworkPolicy agent's certificate with the node's credentials: %v", err)
+	}
+	policyClient, err := kubernetes.NewForConfig(policyConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policyClient.NetworkingV1().NetworkPolicies("").List(bootCtx, metav1.ListOptions{}); err != nil {
+		t.Errorf("the NetworkPolicy agent's identity cannot list NetworkPolicies: %v", err)
 	}
 }

@@ -126,19 +126,22 @@ func proxyRequest(t *testing.T, name string, subject pkix.Name, groups []string,
 	}
 }
 
-func TestApprovesANodesKubeProxyClientRequestOnlyForExactlyThatIdentity(t *testing.T) {
+func TestApprovesANodesProxyClientRequestsOnlyForExactlyThoseIdentities(t *testing.T) {
 	client := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
 	nodes := []string{"system:nodes", "system:authenticated"}
 	proxy := pkix.Name{CommonName: "system:kube-proxy"}
 	got := approvingWith(t, map[string]bool{"nodeproxyclient": true},
 		proxyRequest(t, "proxy", proxy, nodes, client...),
+		proxyRequest(t, "network-policy", pkix.Name{CommonName: "system:skiff:network-policy-agent"}, nodes, client...),
 		proxyRequest(t, "masters", pkix.Name{CommonName: "system:kube-proxy", Organization: []string{"system:masters"}}, nodes, client...),
 		proxyRequest(t, "admin", pkix.Name{CommonName: "admin"}, nodes, client...),
 		proxyRequest(t, "not-a-node", proxy, []string{"system:authenticated"}, client...),
 		proxyRequest(t, "serving", proxy, nodes, certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth),
 	)
-	if m := approvalMessage(got["proxy"]); m != "Auto approving kube-proxy client certificate of a node after SubjectAccessReview." {
-		t.Errorf("a node's kube-proxy request: %q", m)
+	for _, name := range []string{"proxy", "network-policy"} {
+		if m := approvalMessage(got[name]); m != "Auto approving proxy client certificate of a node after SubjectAccessReview." {
+			t.Errorf("a node's %s request: %q", name, m)
+		}
 	}
 	for _, name := range []string{"masters", "admin", "not-a-node", "serving"} {
 		if c := got[name].Status.Conditions; len(c) != 0 {

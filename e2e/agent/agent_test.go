@@ -311,14 +311,16 @@ exit 1`, web.Status.PodIP, svc.Spec.ClusterIP)
 		t.Errorf("the agent's pod has IP %s, outside its node's podCIDR %s", done.Status.PodIP, node.Spec.PodCIDR)
 	}
 
-	// the proxy's own identity, not the node's: its certificate was issued for system:kube-proxy
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "agent", "proxy", "pki", "kube-proxy-client-current.pem"),
-		filepath.Join(dir, "agent", "proxy", "pki", "kube-proxy-client-current.pem"))
-	if err != nil {
-		t.Fatalf("the agent's proxy has no certificate of its own: %v", err)
-	}
-	if cn := pair.Leaf.Subject.CommonName; cn != "system:kube-proxy" {
-		t.Errorf("the agent's proxy authenticates as %q, want system:kube-proxy", cn)
+	// the proxy's and the NetworkPolicy agent's own identities, not the node's
+	for file, user := range map[string]string{"kube-proxy": "system:kube-proxy", "network-policy": "system:skiff:network-policy-agent"} {
+		path := filepath.Join(dir, "agent", "proxy", "pki", file+"-client-current.pem")
+		pair, err := tls.LoadX509KeyPair(path, path)
+		if err != nil {
+			t.Fatalf("the agent's %s has no certificate of its own: %v", file, err)
+		}
+		if cn := pair.Leaf.Subject.CommonName; cn != user {
+			t.Errorf("the agent's %s authenticates as %q, want %s", file, cn, user)
+		}
 	}
 }
 

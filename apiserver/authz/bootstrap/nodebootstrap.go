@@ -24,9 +24,10 @@ func NodeBootstrapBindings() []rbacv1.ClusterRoleBinding {
 	}
 }
 
-// The roles of a skiff agent's kube-proxy identity (not upstream's, which runs kube-proxy as
+// The roles of a skiff agent's proxy identities (not upstream's, which runs kube-proxy as
 // a DaemonSet with a ServiceAccount; k3s hands every agent a system:kube-proxy certificate):
-// a node may have a client certificate for system:kube-proxy approved automatically
+// a node may have a client certificate for system:kube-proxy or skiff's NetworkPolicy agent
+// approved automatically
 // (certificatesigningrequests/nodeproxyclient, csrapproving), and the approving controller may
 // approve requests to the kube-apiserver-client signer, whose other requests it leaves alone.
 const (
