@@ -1,7 +1,7 @@
 # The one command that runs every test: `make test`. CI (.ci/run) calls exactly this.
 GO ?= go
 
-.PHONY: test build vet fmt-check bench kubectl conformance upstream-conformance sample-apiserver
+.PHONY: test build vet fmt-check bench bench-side-by-side kubectl conformance upstream-conformance sample-apiserver
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -32,6 +32,17 @@ bin/sample-apiserver: tools/sample-apiserver/go.mod tools/sample-apiserver/go.su
 # The load benchmark against a fresh `skiff up`; figures go into bench/README.md.
 bench: build
 	$(GO) run ./bench/cmd/skiff-bench --skiff bin/skiff
+
+# skiff beside upstream 1.37.2 on the same machine, back to back, with the ratios: the API load
+# (skiff apiserver against kube-apiserver on etcd), then the whole cluster on 100 simulated nodes
+# (skiff's parts against kube-apiserver, kube-controller-manager and kube-scheduler, kwok's
+# nodes on both sides). Upstream's binaries are built once into ~/.cache/upstream-bench (bench/upstream).
+# SIDE_BY_SIDE_ARGS adds flags to the cluster bench, e.g. '--nodes 1000 --scenarios scale'.
+SIDE_BY_SIDE_ARGS ?=
+bench-side-by-side: build
+	bash bench/upstream/build.sh
+	$(GO) run ./bench/cmd/skiff-bench --skiff bin/skiff --control-plane both
+	$(GO) run ./bench/cmd/skiff-cluster-bench --skiff bin/skiff --control-plane both --kwok --log /tmp/skiff-cluster-bench.log $(SIDE_BY_SIDE_ARGS)
 
 # The conformance suite (conformance/README.md): against a fresh `skiff up` it starts itself, or
 # the cluster of CONFORMANCE_ARGS='--kubeconfig=PATH'. Ends with passed/failed/skipped by area,

@@ -26,6 +26,11 @@ const LocalPathProvisionerUser = "system:skiff:local-path-provisioner"
 // Namespace and NetworkPolicy to program its node's nftables, and writes nothing.
 const NetworkPolicyAgentUser = "system:skiff:network-policy-agent"
 
+// IngressControllerUser is the user skiff's ingress controller runs as: it reads Ingresses,
+// the Services, EndpointSlices and TLS Secrets they name and its Node, makes its
+// IngressClass and writes ingresses/status.
+const IngressControllerUser = "system:skiff:ingress-controller"
+
 const skiffPolicyLabel = "skiff.dev/bootstrapping"
 
 func skiffMeta(name, namespace string) metav1.ObjectMeta {
@@ -60,6 +65,17 @@ func componentClusterRoles() []rbacv1.ClusterRole {
 			},
 		},
 		{
+			// the ingress controller routes by Ingresses to endpoints, with Secrets' certificates
+			ObjectMeta: skiffMeta(IngressControllerUser, ""),
+			Rules: []rbacv1.PolicyRule{
+				{Verbs: read, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}},
+				{Verbs: []string{"update", "patch"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}},
+				{Verbs: []string{"get", "list", "watch", "create"}, APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingressclasses"}},
+				{Verbs: []string{"list", "watch"}, APIGroups: []string{""}, Resources: []string{"services", "secrets", "nodes"}},
+				{Verbs: []string{"list", "watch"}, APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}},
+			},
+		},
+		{
 			// the local-path provisioner makes the default StorageClass, and volumes for claims
 			ObjectMeta: skiffMeta(LocalPathProvisionerUser, ""),
 			Rules: []rbacv1.PolicyRule{
@@ -88,6 +104,7 @@ func componentClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		bind(DNSUser, DNSUser),
 		bind(LocalPathProvisionerUser, LocalPathProvisionerUser),
 		bind(NetworkPolicyAgentUser, NetworkPolicyAgentUser),
+		bind(IngressControllerUser, IngressControllerUser),
 		endpoints,
 	}
 }

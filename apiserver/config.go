@@ -75,15 +75,16 @@ type Config struct {
 	MaxRequestBodyBytes int64
 	// RequestTimeout bounds non-watch requests (504 beyond it). Default 60 s.
 	RequestTimeout time.Duration
-	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent non-watch reads and
-	// writes (429 with Retry-After beyond them). Defaults 400 and 200, as upstream.
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight add up to the server's concurrency
+	// limit, the seats API priority and fairness shares among the priority levels (as
+	// upstream's flags do with APF on). Defaults 400 and 200, as upstream.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
 	// CompactionInterval is how often etcd history older than one interval is compacted.
 	// Default 5 minutes; negative disables compaction.
 	CompactionInterval time.Duration
-	// ServiceClusterIPRange is the CIDR cluster IPs are allocated from (default 10.96.0.0/12;
-	// its first address is the kubernetes Service's).
+	// ServiceClusterIPRange is the CIDR cluster IPs are allocated from (default
+	// DefaultServiceClusterIPRange; its first address is the kubernetes Service's).
 	ServiceClusterIPRange string
 	// ServiceNodePortRange is the range node ports are allocated from (default 30000-32767).
 	ServiceNodePortRange string

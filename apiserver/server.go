@@ -103,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxMutatingRequestsInFlight = 200
 	}
 	if cfg.ServiceClusterIPRange == "" {
-		cfg.ServiceClusterIPRange = "10.96.0.0/12"
+		cfg.ServiceClusterIPRange = DefaultServiceClusterIPRange
 	}
 	if cfg.ServiceNodePortRange == "" {
 		cfg.ServiceNodePortRange = "30000-32767"

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,6 +27,24 @@ import (
 // clients at the API server (with its Endpoints and EndpointSlice, kept in step as upstream's
 // endpoint reconciler does), and the repair loop that frees cluster IPs and node ports a crash
 // left reserved by no service.
+
+// DefaultServiceClusterIPRange is the range cluster IPs come from when Config gives none
+// (kubeadm's default).
+const DefaultServiceClusterIPRange = "10.96.0.0/12"
+
+// KubernetesServiceIP is the kubernetes Service's cluster IP for a service cluster IP range
+// ("" for the default): in-cluster clients reach the server at this address
+// (KUBERNETES_SERVICE_HOST), so the serving certificate must name it, as kube-apiserver's does.
+func KubernetesServiceIP(serviceClusterIPRange string) (netip.Addr, error) {
+	if serviceClusterIPRange == "" {
+		serviceClusterIPRange = DefaultServiceClusterIPRange
+	}
+	cidr, err := netip.ParsePrefix(serviceClusterIPRange)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("service cluster IP range: %w", err)
+	}
+	return registry.KubernetesServiceIP(cidr), nil
+}
 
 // advertisedIP is the address the kubernetes Service's endpoints name: the configured one, or
 // the host's first global unicast IPv4 address, or loopback.

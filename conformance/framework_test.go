@@ -43,11 +43,17 @@ var (
 
 // Images the specs run. pauseImage only has to start and keep running; busyboxImage runs
 // shell commands in specs that need a real container runtime. Against skiff up the suite
-// builds both here (buildImages); another cluster pulls them from their registries.
+// builds them here (buildImages); another cluster pulls the first two from their registries.
 const (
 	pauseImage   = "registry.k8s.io/pause:3.10"
 	busyboxImage = "docker.io/library/busybox:1.36"
+	// inClusterClientImage is busybox with conformance/inclusterclient, built for the skiff up
+	// the suite starts; no registry has it, so its spec skips on another cluster.
+	inClusterClientImage = "skiff.local/conformance/inclusterclient:1"
 )
+
+// inClusterClientBuilt says the suite built inClusterClientImage for its skiff up.
+var inClusterClientBuilt bool
 
 // Generous bounds: the suite asserts behaviour, never speed.
 const (
@@ -138,7 +144,7 @@ func startSkiffUp(ctx context.Context) *skiffUp {
 	} else {
 		imageDir := filepath.Join(dir, "images")
 		By("building the specs' images into " + imageDir)
-		Expect(buildImages(imageDir)).To(Succeed())
+		Expect(buildImages(ctx, imageDir)).To(Succeed())
 		args = append(args, "--image-dir", imageDir)
 	}
 	By("starting skiff " + strings.Join(args, " "))
@@ -208,10 +214,10 @@ func realContainersMissing() string {
 	return ""
 }
 
-// buildImages writes pauseImage and busyboxImage as OCI tarballs into dir, both from this
-// host's busybox-static. The pause image's shell exits on SIGTERM, as the real pause does, so
-// that deleting a pod does not wait out its grace period.
-func buildImages(dir string) error {
+// buildImages writes pauseImage, busyboxImage and inClusterClientImage as OCI tarballs into
+// dir, all from this host's busybox-static. The pause image's shell exits on SIGTERM, as the
+// real pause does, so that deleting a pod does not wait out its grace period.
+func buildImages(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -223,12 +229,42 @@ func buildImages(dir string) error {
 	if err != nil {
 		return err
 	}
-	for file, img := range map[string]*ociimage.Image{"pause.tar": pause, "busybox.tar": busybox} {
+	client, err := inClusterClient(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for file, img := range map[string]*ociimage.Image{"pause.tar": pause, "busybox.tar": busybox, "inclusterclient.tar": client} {
 		if err := img.WriteFile(filepath.Join(dir, file)); err != nil {
 			return fmt.Errorf("%s: %w", img.Name, err)
 		}
 	}
+	inClusterClientBuilt = true
 	return nil
+}
+
+// inClusterClient builds conformance/inclusterclient as a static program (no cgo: the image
+// has no C library) and makes inClusterClientImage of it, with the program as entrypoint.
+func inClusterClient(ctx context.Context, dir string) (*ociimage.Image, error) {
+	bin := filepath.Join(dir, "inclusterclient")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/skiff-dev/skiff/conformance/inclusterclient")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build inclusterclient: %w: %s", err, out)
+	}
+	defer os.Remove(bin) // the image holds it; skiff up imports every file of --image-dir
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ociimage.Busybox(inClusterClientImage)
+	if err != nil {
+		return nil, err
+	}
+	img.Entrypoint, img.Cmd = []string{"/usr/local/bin/inclusterclient"}, nil
+	if err := img.Add("usr/local/bin/inclusterclient", ociimage.File{Data: data, Mode: 0o755}); err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // stop interrupts skiff up, waits for it to exit and removes its dir; after a failed suite it

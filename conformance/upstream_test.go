@@ -23,7 +23,8 @@ var upstreamMirrors = map[string]string{
 	"[sig-api-machinery] API priority and fairness should support PriorityLevelConfiguration API operations": "[sig-api-machinery] API priority and fairness should support PriorityLevelConfiguration API operations [Conformance]",
 
 	// auth
-	"[sig-auth] Certificates API should support CSR API operations": "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
+	"[sig-auth] Certificates API should support CSR API operations":                                               "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
+	"[sig-auth] ServiceAccounts should give a pod's in-cluster client only what its ServiceAccount's Role allows": "none in conformance: [sig-auth] ServiceAccounts should mount an API token into pods [Conformance] checks the token's files; [sig-auth] ServiceAccountIssuerDiscovery should support OIDC discovery of service account issuer [Conformance] runs an in-cluster client",
 
 	// api-machinery
 	"[sig-api-machinery] ConfigMap should run the lifecycle of a ConfigMap and observe it on a watch":                                         "[sig-node] ConfigMap should run through a ConfigMap lifecycle [Conformance]",

@@ -46,7 +46,11 @@ type ServiceAllocator struct {
 var _ Allocator = &ServiceAllocator{}
 
 // KubernetesServiceIP is the first address of the range, the kubernetes Service's.
-func (a *ServiceAllocator) KubernetesServiceIP() netip.Addr { return a.CIDR.Masked().Addr().Next() }
+func (a *ServiceAllocator) KubernetesServiceIP() netip.Addr { return KubernetesServiceIP(a.CIDR) }
+
+// KubernetesServiceIP is the kubernetes Service's cluster IP in the service range cidr: its
+// first address, as upstream's.
+func KubernetesServiceIP(cidr netip.Prefix) netip.Addr { return cidr.Masked().Addr().Next() }
 
 func ipKey(ip netip.Addr) string { return "/registry/ipaddresses/" + ip.String() }
 func portKey(port int) string    { return "/registry/servicenodeports/" + strconv.Itoa(port) }

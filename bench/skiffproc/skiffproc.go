@@ -48,6 +48,9 @@ type Process struct {
 	exited     chan struct{}
 	waitErr    error
 
+	// foreign is a program that is not skiff: stopped with SIGTERM, its exit status not judged
+	foreign bool
+
 	mu       sync.Mutex
 	ready    chan struct{}
 	isReady  bool
@@ -68,17 +71,10 @@ func Start(ctx context.Context, bin, command, portFlag, dataDir string, extra []
 		return nil, err
 	}
 	p.Kubeconfig = filepath.Join(dataDir, "kubeconfig")
-	select {
-	case <-p.ready:
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
-	case <-time.After(2 * time.Minute):
-		err = fmt.Errorf("%s was not ready within 2 minutes", p.name)
-	case <-ctx.Done():
-		err = ctx.Err()
+	if err := p.WaitReady(ctx, 2*time.Minute); err != nil {
+		return nil, errors.Join(err, p.Stop(progress))
 	}
-	return nil, errors.Join(err, p.Stop(progress))
+	return p, nil
 }
 
 // StartClient runs `skiff <command> <args...>` for a command that prints no ready line (the
@@ -87,22 +83,36 @@ func StartClient(bin, command string, args []string, progress io.Writer) (*Proce
 	return spawn(bin, command, args, progress, nil)
 }
 
+// Run runs any program (upstream's components for the side-by-side benches) as a child process
+// named name, the way the skiff commands run, and returns as soon as it started. Stop sends it
+// SIGTERM, and how it exits is not reported: that is the program's own business.
+func Run(name, path string, args []string, progress io.Writer) (*Process, error) {
+	p, err := start(name, exec.Command(path, args...), progress, nil)
+	if p != nil {
+		p.foreign = true
+	}
+	return p, err
+}
+
 func spawn(bin, command string, args []string, progress io.Writer, onStderr func(string)) (*Process, error) {
+	return start("skiff "+command, exec.Command(bin, append([]string{command}, args...)...), progress, onStderr)
+}
+
+func start(name string, cmd *exec.Cmd, progress io.Writer, onStderr func(string)) (*Process, error) {
 	p := &Process{
-		name:     "skiff " + command,
+		name:     name,
+		Cmd:      cmd,
 		exited:   make(chan struct{}),
 		ready:    make(chan struct{}),
 		onStderr: onStderr,
 	}
-	args = append([]string{command}, args...)
-	p.Cmd = exec.Command(bin, args...)
 	prefix := strings.ReplaceAll(p.name, " ", "-") + "| "
 	p.Cmd.Stdout = &lineWriter{out: progress, prefix: prefix, onLine: p.stdoutLine}
 	p.Cmd.Stderr = &lineWriter{out: progress, prefix: prefix, onLine: p.stderrLine}
 	// its own process group, so that a Ctrl-C reaches only us and we stop it in order; and
 	// stopped should we die first
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	fmt.Fprintf(progress, "starting %s %s\n", bin, strings.Join(args, " "))
+	fmt.Fprintf(progress, "starting %s\n", strings.Join(p.Cmd.Args, " "))
 	if err := p.Cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -111,6 +121,26 @@ func spawn(bin, command string, args []string, progress io.Writer, onStderr func
 		close(p.exited)
 	}()
 	return p, nil
+}
+
+// Named is a running process and the name its figures are printed under.
+type Named struct {
+	Name string
+	P    *Process
+}
+
+// WaitReady waits until the process has printed a line with "ready" on its standard output.
+func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
+	select {
+	case <-p.ready:
+		return nil
+	case <-p.exited:
+		return fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
+	case <-time.After(timeout):
+		return fmt.Errorf("%s was not ready within %s", p.name, timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Exited is closed once the process has exited.
@@ -130,6 +160,14 @@ func (p *Process) stderrLine(line string) {
 	if p.onStderr != nil {
 		p.onStderr(line)
 	}
+	if klogIssue(line) {
+		p.mu.Lock()
+		if len(p.logIssue) < 20 {
+			p.logIssue = append(p.logIssue, line)
+		}
+		p.mu.Unlock()
+		return
+	}
 	lower := strings.ToLower(line)
 	for _, level := range []string{"level=warn", "level=error", `"level":"warn"`, `"level":"error"`, "panic"} {
 		if strings.Contains(lower, level) {
@@ -141,6 +179,20 @@ func (p *Process) stderrLine(line string) {
 			return
 		}
 	}
+}
+
+// klogIssue says whether line is a warning or an error in klog's format (upstream's
+// components): "E1207 06:52:14.123456 ..." or "W1207 ...".
+func klogIssue(line string) bool {
+	if len(line) < 6 || (line[0] != 'E' && line[0] != 'W') {
+		return false
+	}
+	for _, c := range line[1:5] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return line[5] == ' '
 }
 
 // Problems are the first warnings and errors the process logged.
@@ -158,18 +210,25 @@ func (p *Process) Stop(progress io.Writer) error {
 	default:
 	}
 	fmt.Fprintln(progress, "stopping", p.name)
-	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
+	sig := os.Interrupt
+	if p.foreign {
+		sig = syscall.SIGTERM
+	}
+	if err := p.Cmd.Process.Signal(sig); err != nil {
 		return err
 	}
 	select {
 	case <-p.exited:
-		if p.waitErr != nil {
+		if p.waitErr != nil && !p.foreign {
 			return fmt.Errorf("%s after SIGINT: %w", p.name, p.waitErr)
 		}
 		return nil
 	case <-time.After(30 * time.Second):
 		p.Cmd.Process.Kill()
 		<-p.exited
+		if p.foreign {
+			return nil
+		}
 		return fmt.Errorf("%s did not stop within 30s of SIGINT; killed it", p.name)
 	}
 }

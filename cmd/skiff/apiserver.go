@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -208,13 +209,18 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 }
 
 // prepareDataDir makes the data directory (private to its owner), the PKI in it and the admin
-// kubeconfig at DATA/kubeconfig for server.
+// kubeconfig at DATA/kubeconfig for server. The serving certificate names extraSANs and the
+// kubernetes Service's cluster IP, where in-cluster clients reach the server.
 func prepareDataDir(dataDir, server string, extraSANs []string) (*certs.PKI, string, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("creating data directory: %w", err)
 	}
+	serviceIP, err := apiserver.KubernetesServiceIP("")
+	if err != nil {
+		return nil, "", err
+	}
 	pkiDir := filepath.Join(dataDir, "pki")
-	pki, err := certs.Ensure(pkiDir, extraSANs...)
+	pki, err := certs.Ensure(pkiDir, append(slices.Clone(extraSANs), serviceIP.String())...)
 	if err != nil {
 		return nil, "", fmt.Errorf("certificates in %s: %w", pkiDir, err)
 	}

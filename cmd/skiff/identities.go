@@ -32,6 +32,7 @@ var (
 	dnsIdentity               = identity{file: "dns.kubeconfig", user: apiserver.DNSUser}
 	localPathIdentity         = identity{file: "local-path-provisioner.kubeconfig", user: apiserver.LocalPathProvisionerUser}
 	networkPolicyIdentity     = identity{file: "network-policy.kubeconfig", user: apiserver.NetworkPolicyAgentUser}
+	ingressIdentity           = identity{file: "ingress-controller.kubeconfig", user: apiserver.IngressControllerUser}
 )
 
 // kubeletIdentity is the identity of the kubelet of node: system:node:NAME in system:nodes.
@@ -61,7 +62,7 @@ func writeComponentKubeconfigs(pki *certs.PKI, dataDir, server string) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range []identity{schedulerIdentity, controllerManagerIdentity, proxyIdentity, dnsIdentity, localPathIdentity, networkPolicyIdentity, kubeletIdentity(node)} {
+	for _, id := range []identity{schedulerIdentity, controllerManagerIdentity, proxyIdentity, dnsIdentity, localPathIdentity, networkPolicyIdentity, ingressIdentity, kubeletIdentity(node)} {
 		path := filepath.Join(dataDir, id.file)
 		if err := pki.WriteUserKubeconfig(path, server, id.user, id.groups...); err != nil {
 			return fmt.Errorf("kubeconfig of %s: %w", id.user, err)

@@ -34,7 +34,8 @@ func TestUpRunsEachPartAsItsOwnUser(t *testing.T) {
 	for file, user := range map[string]string{
 		"scheduler.kubeconfig": "system:kube-scheduler", "controller-manager.kubeconfig": "system:kube-controller-manager",
 		"proxy.kubeconfig": "system:kube-proxy", "dns.kubeconfig": "system:skiff:dns",
-		"network-policy.kubeconfig": "system:skiff:network-policy-agent",
+		"network-policy.kubeconfig":     "system:skiff:network-policy-agent",
+		"ingress-controller.kubeconfig": "system:skiff:ingress-controller",
 	} {
 		kc, err := clientcmd.LoadFromFile(filepath.Join(dataDir, file))
 		if err != nil {
@@ -92,6 +93,8 @@ func TestUpRunsEachPartAsItsOwnUser(t *testing.T) {
 		{"system:skiff:network-policy-agent", nil, "watch", "networkpolicies", true},
 		{"system:skiff:network-policy-agent", nil, "list", "pods", true},
 		{"system:skiff:network-policy-agent", nil, "update", "networkpolicies", false},
+		{"system:skiff:ingress-controller", nil, "update", "ingresses/status", true},
+		{"system:skiff:ingress-controller", nil, "update", "ingresses", false},
 		{"system:node:" + node, []string{"system:nodes"}, "list", "secrets", false},
 	} {
 		res, sub, _ := strings.Cut(c.resource, "/")
@@ -99,7 +102,7 @@ func TestUpRunsEachPartAsItsOwnUser(t *testing.T) {
 		if res == "endpointslices" {
 			group = "discovery.k8s.io"
 		}
-		if res == "networkpolicies" {
+		if res == "networkpolicies" || res == "ingresses" {
 			group = "networking.k8s.io"
 		}
 		sar, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{

@@ -47,6 +47,7 @@ func newRootCommand() *cobra.Command {
 		newSimCommand(g),
 		newProxyCommand(g),
 		newNetworkPolicyCommand(g),
+		newIngressCommand(g),
 		newDNSCommand(g),
 		newSchedulerCommand(g),
 		newControllerManagerCommand(g),

@@ -45,6 +45,8 @@ type upOptions struct {
 	// advertiseAddress is the address joining nodes reach the API server at, published in
 	// cluster-info; "" is this host's node address.
 	advertiseAddress string
+	// disableIngress leaves the built-in ingress controller out, as k3s's --disable traefik
+	disableIngress bool
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
 }
@@ -83,6 +85,7 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.advertiseAddress, "advertise-address", "",
 		"address nodes that join ('skiff agent') reach the API server at, published in kube-public/cluster-info; default: this host's address of the default route")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
+	f.BoolVar(&o.disableIngress, "disable-ingress", false, "do not run the built-in ingress controller (IngressClass skiff, on ports 80 and 443)")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil,
 		`REGISTRY=URL: up's own containerd pulls images of REGISTRY (a host such as docker.io, or * for every registry) from the mirror at URL first (repeatable)`)
 }
@@ -170,7 +173,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 	configs := map[string]*rest.Config{} // by user
-	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity, localPathIdentity, networkPolicyIdentity} {
+	for _, id := range []identity{kubeletIdentity(node), proxyIdentity, dnsIdentity, schedulerIdentity, controllerManagerIdentity, localPathIdentity, networkPolicyIdentity, ingressIdentity} {
 		if configs[id.user], err = componentConfig(o.dataDir, id); err != nil {
 			return err
 		}
@@ -184,6 +187,9 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
 		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user])},
+	}
+	if !o.disableIngress {
+		components = append(components, component{"ingress-controller", upIngress(configs[ingressIdentity.user])})
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

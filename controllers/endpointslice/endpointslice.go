@@ -15,8 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -68,7 +66,7 @@ type Controller struct {
 	metrics        *controllers.Metrics
 	// written remembers the slices this controller wrote, so that a sync on a cache that has
 	// not seen its own writes yet waits instead of creating duplicates.
-	written *sliceTracker
+	written *controllers.WriteTracker[*discoveryv1.EndpointSlice]
 	// maxPerSlice bounds a slice's endpoints; MaxEndpointsPerSlice except in tests.
 	maxPerSlice int
 }
@@ -89,7 +87,7 @@ func New(pods coreinformers.PodInformer, services coreinformers.ServiceInformer,
 			nodes.Informer().HasSynced, slices.Informer().HasSynced, endpoints.Informer().HasSynced},
 		queue:       controllers.NewQueue(Name, r),
 		metrics:     r.Metrics,
-		written:     newSliceTracker(),
+		written:     controllers.NewWriteTracker[*discoveryv1.EndpointSlice]("EndpointSlice"),
 		maxPerSlice: MaxEndpointsPerSlice,
 	}
 	handlers := []struct {
@@ -224,7 +222,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.written.check(key, slices); err != nil {
+	if err := c.written.Check(key, slices); err != nil {
 		return err
 	}
 
@@ -241,7 +239,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if svc == nil {
 			errs = append(errs, c.deleteEndpoints(ctx, namespace, name))
 			if errors.Join(errs...) == nil {
-				c.written.forget(key)
+				c.written.Forget(key)
 			}
 		}
 		return errors.Join(errs...)
@@ -281,76 +279,4 @@ func (c *Controller) deleteEndpoints(ctx context.Context, namespace, name string
 		return nil
 	}
 	return err
-}
-
-// sliceTracker remembers the resourceVersion of each slice this controller wrote (0 for one it
-// deleted), per Service, until the informer's cache shows it. resourceVersion is the etcd
-// revision in skiff, so versions compare as numbers.
-type sliceTracker struct {
-	mu      sync.Mutex
-	written map[string]map[string]uint64
-}
-
-func newSliceTracker() *sliceTracker {
-	return &sliceTracker{written: map[string]map[string]uint64{}}
-}
-
-var errStaleCache = errors.New("the EndpointSlice cache has not caught up with this controller's writes yet")
-
-// check reports errStaleCache when the cache lacks one of the Service's writes, and forgets
-// the writes it shows.
-func (t *sliceTracker) check(key string, cached []*discoveryv1.EndpointSlice) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	want := t.written[key]
-	if len(want) == 0 {
-		return nil
-	}
-	seen := map[string]uint64{}
-	for _, s := range cached {
-		rv, _ := strconv.ParseUint(s.ResourceVersion, 10, 64)
-		seen[s.Name] = rv
-	}
-	stale := false
-	for name, rv := range want {
-		got, ok := seen[name]
-		switch {
-		case rv == 0 && !ok, rv > 0 && ok && got >= rv:
-			delete(want, name)
-		default:
-			stale = true
-		}
-	}
-	if len(want) == 0 {
-		delete(t.written, key)
-	}
-	if stale {
-		return errStaleCache
-	}
-	return nil
-}
-
-func (t *sliceTracker) wrote(key string, s *discoveryv1.EndpointSlice) {
-	rv, _ := strconv.ParseUint(s.ResourceVersion, 10, 64)
-	if rv == 0 {
-		return // not a number: nothing to wait for
-	}
-	t.set(key, s.Name, rv)
-}
-
-func (t *sliceTracker) deleted(key, name string) { t.set(key, name, 0) }
-
-func (t *sliceTracker) set(key, name string, rv uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.written[key] == nil {
-		t.written[key] = map[string]uint64{}
-	}
-	t.written[key][name] = rv
-}
-
-func (t *sliceTracker) forget(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.written, key)
 }

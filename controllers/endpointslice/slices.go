@@ -234,7 +234,7 @@ func (c *Controller) createSlice(ctx context.Context, key string, svc *corev1.Se
 		}
 		return err
 	}
-	c.written.wrote(key, created)
+	c.written.Wrote(key, created)
 	return nil
 }
 
@@ -251,7 +251,7 @@ func (c *Controller) updateSlice(ctx context.Context, key string, cur *discovery
 	if err != nil {
 		return err
 	}
-	c.written.wrote(key, updated)
+	c.written.Wrote(key, updated)
 	return nil
 }
 
@@ -262,6 +262,6 @@ func (c *Controller) deleteSlice(ctx context.Context, key string, s *discoveryv1
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return err
 	}
-	c.written.deleted(key, s.Name)
+	c.written.Deleted(key, s.Name)
 	return nil
 }

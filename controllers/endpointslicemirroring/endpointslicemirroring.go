@@ -21,8 +21,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -71,7 +69,7 @@ type Controller struct {
 	queue           controllers.Queue
 	metrics         *controllers.Metrics
 	recorder        record.EventRecorder
-	written         *writeTracker
+	written         *controllers.WriteTracker[*discoveryv1.EndpointSlice]
 	// maxPerSubset bounds the addresses mirrored per subset; MaxEndpointsPerSubset but in tests.
 	maxPerSubset int
 }
@@ -90,7 +88,7 @@ func New(services coreinformers.ServiceInformer, endpoints coreinformers.Endpoin
 		queue:        controllers.NewQueue(Name, r),
 		metrics:      r.Metrics,
 		recorder:     r.EventRecorder(component),
-		written:      newWriteTracker(),
+		written:      controllers.NewWriteTracker[*discoveryv1.EndpointSlice]("EndpointSlice"),
 		maxPerSubset: MaxEndpointsPerSubset,
 	}
 	handlers := []struct {
@@ -185,7 +183,7 @@ func (c *Controller) sliceDeleted(obj any) {
 		obj = t.Obj
 	}
 	if s, ok := obj.(*discoveryv1.EndpointSlice); ok && s.Labels[discoveryv1.LabelManagedBy] == ManagedBy {
-		c.written.gone(s.Namespace+"/"+s.Labels[discoveryv1.LabelServiceName], s.Name)
+		c.written.Gone(s.Namespace+"/"+s.Labels[discoveryv1.LabelServiceName], s.Name)
 	}
 }
 
@@ -213,7 +211,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.written.check(key, existing); err != nil {
+	if err := c.written.Check(key, existing); err != nil {
 		return err
 	}
 
@@ -391,7 +389,7 @@ func (c *Controller) createSlice(ctx context.Context, key string, s *discoveryv1
 		}
 		return fmt.Errorf("failed to create EndpointSlice for Endpoints %s: %w", key, err)
 	}
-	c.written.wrote(key, created)
+	c.written.Wrote(key, created)
 	return nil
 }
 
@@ -400,7 +398,7 @@ func (c *Controller) updateSlice(ctx context.Context, key string, s *discoveryv1
 	if err != nil {
 		return fmt.Errorf("failed to update %s EndpointSlice for Endpoints %s: %w", s.Name, key, err)
 	}
-	c.written.wrote(key, updated)
+	c.written.Wrote(key, updated)
 	return nil
 }
 
@@ -411,78 +409,6 @@ func (c *Controller) deleteSlice(ctx context.Context, key string, s *discoveryv1
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("failed to delete %s EndpointSlice for Endpoints %s: %w", s.Name, key, err)
 	}
-	c.written.deleted(key, s.Name)
+	c.written.Deleted(key, s.Name)
 	return nil
-}
-
-// writeTracker remembers the resourceVersion of each slice this controller wrote (0 for one
-// it deleted), per Endpoints key, until the informer's cache shows it: a sync on a cache that
-// has not seen its own writes yet retries instead of creating duplicates. resourceVersion is
-// the etcd revision in skiff, so versions compare as numbers.
-type writeTracker struct {
-	mu      sync.Mutex
-	written map[string]map[string]uint64
-}
-
-func newWriteTracker() *writeTracker {
-	return &writeTracker{written: map[string]map[string]uint64{}}
-}
-
-var errStaleCache = errors.New("the EndpointSlice cache has not caught up with this controller's writes yet")
-
-// check reports errStaleCache when the cache lacks one of the key's writes, and forgets the
-// writes it shows.
-func (t *writeTracker) check(key string, cached []*discoveryv1.EndpointSlice) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	want := t.written[key]
-	if len(want) == 0 {
-		return nil
-	}
-	seen := map[string]uint64{}
-	for _, s := range cached {
-		rv, _ := strconv.ParseUint(s.ResourceVersion, 10, 64)
-		seen[s.Name] = rv
-	}
-	stale := false
-	for name, rv := range want {
-		got, ok := seen[name]
-		switch {
-		case rv == 0 && !ok, rv > 0 && ok && got >= rv:
-			delete(want, name)
-		default:
-			stale = true
-		}
-	}
-	if len(want) == 0 {
-		delete(t.written, key)
-	}
-	if stale {
-		return errStaleCache
-	}
-	return nil
-}
-
-func (t *writeTracker) wrote(key string, s *discoveryv1.EndpointSlice) {
-	if rv, _ := strconv.ParseUint(s.ResourceVersion, 10, 64); rv > 0 {
-		t.set(key, s.Name, rv)
-	}
-}
-
-func (t *writeTracker) deleted(key, name string) { t.set(key, name, 0) }
-
-// gone forgets what was written to a slice the cache saw deleted.
-func (t *writeTracker) gone(key, name string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.written[key], name)
-}
-
-func (t *writeTracker) set(key, name string, rv uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.written[key] == nil {
-		t.written[key] = map[string]uint64{}
-	}
-	t.written[key][name] = rv
 }

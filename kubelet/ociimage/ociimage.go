@@ -1,7 +1,8 @@
 // Package ociimage builds container images as OCI image layout tarballs (oci-layout,
 // index.json, blobs/sha256/...), the form containerd imports without a registry. Its one
 // rootfs is a static busybox with every applet linked, which is all the kubelet's tests and
-// `skiff up`'s pause image need. Registry serves such tarballs to pulls, as a registry mirror.
+// `skiff up`'s pause image need; Add puts more files in, such as a test's own static
+// program. Registry serves such tarballs to pulls, as a registry mirror.
 //
 // It must never reach a network: images are built from files on this host, and the Registry
 // only answers.
@@ -85,6 +86,27 @@ func Busybox(name string, cmd ...string) (*Image, error) {
 		Name: name, Files: files, Cmd: cmd,
 		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 	}, nil
+}
+
+// Add puts f at p (a path in the image, relative or absolute) and makes any parent directory
+// p lacks, 0755 as Busybox's. A file already at p is replaced.
+func (img *Image) Add(p string, f File) error {
+	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	if p == "" {
+		return errors.New("cannot add the image's root")
+	}
+	if img.Files == nil {
+		img.Files = map[string]File{}
+	}
+	for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+		if parent, ok := img.Files[dir]; ok && !parent.Dir {
+			return fmt.Errorf("adding %s: %s is not a directory", p, dir)
+		} else if !ok {
+			img.Files[dir] = File{Dir: true, Mode: 0o755}
+		}
+	}
+	img.Files[p] = f
+	return nil
 }
 
 // digest is the sha256 digest string of b.

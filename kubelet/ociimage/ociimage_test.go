@@ -81,6 +81,27 @@ func TestBusyboxImageLinksEveryApplet(t *testing.T) {
 	}
 }
 
+func TestAddPutsAFileWithItsParentDirectories(t *testing.T) {
+	img := &Image{Name: "skiff.local/test:4", Files: map[string]File{"usr": {Dir: true, Mode: 0o700}}}
+	if err := img.Add("/usr/local/bin/client", File{Data: []byte("\x7fELF"), Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	if f := img.Files["usr/local/bin/client"]; string(f.Data) != "\x7fELF" || f.Mode != 0o755 {
+		t.Errorf("the file is %+v", f)
+	}
+	for _, dir := range []string{"usr/local", "usr/local/bin"} {
+		if f := img.Files[dir]; !f.Dir || f.Mode != 0o755 {
+			t.Errorf("%s is %+v, want a 0755 directory", dir, f)
+		}
+	}
+	if f := img.Files["usr"]; f.Mode != 0o700 {
+		t.Errorf("the existing usr became %+v", f)
+	}
+	if err := img.Add("usr/local/bin/client/x", File{}); err == nil {
+		t.Error("a file was added under a regular file")
+	}
+}
+
 func TestWriteDockerIsADockerSaveArchiveNamingTheImage(t *testing.T) {
 	img := &Image{Name: "skiff.local/test:3", Cmd: []string{"/hello"}, Files: map[string]File{
 		"hello": {Data: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755},

@@ -12,6 +12,7 @@ package rbac
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -121,7 +122,16 @@ func (r *Authorizer) RoleRefRules(ref rbacv1.RoleRef, bindingNamespace string) (
 // visitRules calls visit with each rule bound to user, from ClusterRoleBindings and then from
 // RoleBindings in namespace, and with each error met on the way, until visit returns false.
 func (r *Authorizer) visitRules(user authn.User, namespace string, visit func(source fmt.Stringer, rule *rbacv1.PolicyRule, err error) bool) {
-	clusterBindings, err := r.source.ListClusterRoleBindings()
+	// a source with an index of its bindings by subject gives only those that may name the
+	// user; appliesTo below still decides, as for a source that lists them all
+	indexed, isIndexed := r.source.(subjectIndexed)
+	var clusterBindings []*rbacv1.ClusterRoleBinding
+	var err error
+	if isIndexed {
+		clusterBindings, err = indexed.ClusterRoleBindingsFor(user)
+	} else {
+		clusterBindings, err = r.source.ListClusterRoleBindings()
+	}
 	if err != nil {
 		if !visit(nil, nil, err) {
 			return
@@ -149,7 +159,12 @@ func (r *Authorizer) visitRules(user authn.User, namespace string, visit func(so
 	if namespace == "" {
 		return
 	}
-	bindings, err := r.source.ListRoleBindings(namespace)
+	var bindings []*rbacv1.RoleBinding
+	if isIndexed {
+		bindings, err = indexed.RoleBindingsFor(user, namespace)
+	} else {
+		bindings, err = r.source.ListRoleBindings(namespace)
+	}
 	if err != nil {
 		visit(nil, nil, err)
 		return
@@ -220,9 +235,11 @@ type clusterBindingSource struct {
 	subject *rbacv1.Subject
 }
 
+// String is `ClusterRoleBinding "name" of ClusterRole "role" to User "alice"`, as upstream's
+// %q formatting words it. Every allowed request words its reason, so it is appended into one
+// buffer rather than formatted.
 func (d clusterBindingSource) String() string {
-	return fmt.Sprintf("ClusterRoleBinding %q of %s %q to %s",
-		d.binding.Name, d.binding.RoleRef.Kind, d.binding.RoleRef.Name, describeSubject(d.subject, ""))
+	return describeBinding("ClusterRoleBinding ", d.binding.Name, "", d.binding.RoleRef, d.subject, "")
 }
 
 // bindingSource names the RoleBinding that allowed a request, as "name/namespace" like upstream.
@@ -232,8 +249,26 @@ type bindingSource struct {
 }
 
 func (d bindingSource) String() string {
-	return fmt.Sprintf("RoleBinding %q of %s %q to %s",
-		d.binding.Name+"/"+d.binding.Namespace, d.binding.RoleRef.Kind, d.binding.RoleRef.Name, describeSubject(d.subject, d.binding.Namespace))
+	return describeBinding("RoleBinding ", d.binding.Name, d.binding.Namespace, d.binding.RoleRef, d.subject, d.binding.Namespace)
+}
+
+// describeBinding words a binding (name, and "/namespace" when namespace is not empty), its
+// role and the subject that named the user.
+func describeBinding(kind, name, namespace string, ref rbacv1.RoleRef, s *rbacv1.Subject, bindingNamespace string) string {
+	b := make([]byte, 0, 64+len(name)+len(namespace)+len(ref.Name)+len(s.Name)+len(s.Namespace))
+	b = append(b, kind...)
+	if namespace != "" {
+		b = strconv.AppendQuote(b, name+"/"+namespace)
+	} else {
+		b = strconv.AppendQuote(b, name)
+	}
+	b = append(b, " of "...)
+	b = append(b, ref.Kind...)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, ref.Name)
+	b = append(b, " to "...)
+	b = append(b, describeSubject(s, bindingNamespace)...)
+	return string(b)
 }
 
 func describeSubject(s *rbacv1.Subject, bindingNamespace string) string {
@@ -242,7 +277,7 @@ func describeSubject(s *rbacv1.Subject, bindingNamespace string) string {
 		if ns == "" {
 			ns = bindingNamespace
 		}
-		return fmt.Sprintf("%s %q", s.Kind, s.Name+"/"+ns)
+		return s.Kind + " " + strconv.Quote(s.Name+"/"+ns)
 	}
-	return fmt.Sprintf("%s %q", s.Kind, s.Name)
+	return s.Kind + " " + strconv.Quote(s.Name)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,13 +29,31 @@ import (
 // against a server run with --authorization-mode AlwaysAllow and one run with Node,RBAC.
 // Both servers hold the same --bindings RoleBindings and ClusterRoleBindings of other
 // subjects, so RBAC looks through a realistic policy before it finds the user's own
-// RoleBinding. Modes alternate (AlwaysAllow, Node,RBAC, Node,RBAC, AlwaysAllow, ...) over
-// --rounds, so a drift of the machine falls on both alike.
+// RoleBinding.
+//
+// On a shared machine the throughput of one run says as much about the neighbours as about
+// the server, so both servers run side by side and the bench alternates short rounds between
+// them (A B, B A, A B, ...): a drift of the machine falls on both modes alike, and the figures
+// are medians over the rounds with their spread. Each round also reads the server's own CPU
+// time (utime + stime) before and after, which a busy neighbour slows but does not inflate:
+// CPU per request is the steadier measure of what authorization adds.
 
-var authorizationModes = []string{"AlwaysAllow", "Node,RBAC"}
+// defaultAuthorizationModes are --authorization-modes' default: the baseline, then the
+// measured. The same mode twice (AlwaysAllow;AlwaysAllow) measures the bench's own noise.
+const defaultAuthorizationModes = "AlwaysAllow;Node,RBAC"
 
 // benchUser is the ordinary user whose requests are measured.
 const benchUser = "skiff-bench-user"
+
+// authzServer is one mode's server, its policy written and its user's client made.
+type authzServer struct {
+	mode   string
+	server *skiffproc.Process
+	load   *load
+	// per round, per phase: requests per second, server CPU µs per request, and the
+	// round's latency percentiles
+	rates, cpu, p50, p99 map[string][]float64
+}
 
 func runAuthorization(ctx context.Context, o options, res *results) (err error) {
 	progress := os.Stderr
@@ -49,84 +69,105 @@ func runAuthorization(ctx context.Context, o options, res *results) (err error) 
 		}
 	}
 	res.Server = "skiff apiserver (" + bin + ")"
-	perMode := map[string][]row{}
-	for round := range o.rounds {
-		for i := range authorizationModes {
-			mode := authorizationModes[i]
-			if round%2 == 1 {
-				mode = authorizationModes[len(authorizationModes)-1-i]
-			}
-			rows, err := authorizationRun(ctx, o, bin, filepath.Join(tmp, fmt.Sprintf("data-%d-%d", round, i)), mode, res)
-			if err != nil {
-				return fmt.Errorf("%s: %w", mode, err)
-			}
-			perMode[mode] = append(perMode[mode], rows...)
+	var servers []*authzServer
+	defer func() {
+		for _, s := range servers {
+			res.ServerLog = append(res.ServerLog, s.server.Problems()...)
+			err = errors.Join(err, s.server.Stop(progress))
+		}
+	}()
+	modes := strings.Split(o.authorizationModes, ";")
+	if len(modes) != 2 {
+		return fmt.Errorf("--authorization-modes %q: want two modes separated by ';'", o.authorizationModes)
+	}
+	for i, mode := range modes {
+		s, err := startAuthzServer(ctx, o, bin, filepath.Join(tmp, fmt.Sprintf("data-%d", i)), mode)
+		if s != nil && modes[0] == modes[1] {
+			s.mode += fmt.Sprintf(" #%d", i+1)
+		}
+		if s != nil {
+			servers = append(servers, s)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", mode, err)
 		}
 	}
-	// the cost: RBAC's mean throughput as a share of AlwaysAllow's, per phase
-	for _, phase := range []string{"create", "get"} {
-		allow, rbac := meanRate(perMode["AlwaysAllow"], phase), meanRate(perMode["Node,RBAC"], phase)
-		if allow > 0 {
-			res.Rows = append(res.Rows, row{Phase: phase + " Node,RBAC / AlwaysAllow", OpsPerSec: math.Round(rbac*10) / 10,
-				Note: fmt.Sprintf("%.1f %% of AlwaysAllow's %.0f/s (means of %d runs each)", 100*rbac/allow, allow, o.rounds)})
+	for round := range o.rounds {
+		for i := range servers {
+			s := servers[i]
+			if round%2 == 1 {
+				s = servers[len(servers)-1-i]
+			}
+			// what the previous round left running (the Node authorizer's graph catching up
+			// on the pods, watch fan-out) settles first, on both servers
+			for _, other := range servers {
+				settle(ctx, other.server.Cmd.Process.Pid)
+			}
+			if err := s.round(ctx, round); err != nil {
+				return fmt.Errorf("%s, round %d: %w", s.mode, round, err)
+			}
 		}
+	}
+	base, measured := servers[0], servers[1]
+	for _, s := range servers {
+		res.ErrorGroups = append(res.ErrorGroups, s.load.res.ErrorGroups...)
+		for _, phase := range []string{"create", "get"} {
+			res.Rows = append(res.Rows, row{Phase: fmt.Sprintf("%s (%s)", phase, s.mode), Ops: o.pods * o.rounds,
+				OpsPerSec: median(s.rates[phase]), P50Ms: median(s.p50[phase]), P99Ms: median(s.p99[phase]), MaxMs: slices.Max(s.p99[phase]),
+				Note: fmt.Sprintf("medians of %d rounds (ops/s %s); server CPU %.0f µs/request (%s)",
+					o.rounds, spread(s.rates[phase], "%.0f"), median(s.cpu[phase]), spread(s.cpu[phase], "%.0f"))})
+		}
+	}
+	for _, phase := range []string{"create", "get"} {
+		// each round's figure of the measured mode over the baseline's of the same round, the
+		// two runs nearest in time
+		ratios, cpuRatios := make([]float64, o.rounds), make([]float64, o.rounds)
+		for r := range o.rounds {
+			ratios[r] = 100 * measured.rates[phase][r] / base.rates[phase][r]
+			cpuRatios[r] = 100 * measured.cpu[phase][r] / base.cpu[phase][r]
+		}
+		res.Rows = append(res.Rows, row{Phase: phase + " " + measured.mode + " / " + base.mode,
+			Note: fmt.Sprintf("throughput %.1f %% (median of rounds, %s), server CPU per request %.1f %% (%s)",
+				median(ratios), spread(ratios, "%.1f"), median(cpuRatios), spread(cpuRatios, "%.1f"))})
 	}
 	return nil
 }
 
-func meanRate(rows []row, phase string) float64 {
-	var sum float64
-	var n int
-	for _, r := range rows {
-		if strings.HasPrefix(r.Phase, phase+" ") {
-			sum += r.OpsPerSec
-			n++
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	return sum / float64(n)
-}
-
-// authorizationRun starts a server in mode on a fresh data dir, writes the policy, and runs
-// the creates and gets as benchUser; it returns their rows, which it also adds to res.
-func authorizationRun(ctx context.Context, o options, bin, dataDir, mode string, res *results) (rows []row, err error) {
+// startAuthzServer starts a server in mode on a fresh data dir, writes the policy and makes
+// benchUser's client. A server that started is returned even with an error, to be stopped.
+func startAuthzServer(ctx context.Context, o options, bin, dataDir, mode string) (*authzServer, error) {
 	progress := os.Stderr
 	server, err := skiffproc.Start(ctx, bin, "apiserver", "--secure-port", dataDir,
 		[]string{"--bind-address", "127.0.0.1", "--authorization-mode", mode}, progress, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		res.ServerLog = append(res.ServerLog, server.Problems()...)
-		err = errors.Join(err, server.Stop(progress))
-	}()
+	s := &authzServer{mode: mode, server: server,
+		rates: map[string][]float64{}, cpu: map[string][]float64{}, p50: map[string][]float64{}, p99: map[string][]float64{}}
 	admin, err := clientcmd.BuildConfigFromFlags("", server.Kubeconfig)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	admin.QPS, admin.Burst = -1, 0
 	adminClient, err := kubernetes.NewForConfig(admin)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	ns, err := writePolicy(ctx, adminClient, o.bindings)
 	if err != nil {
-		return nil, fmt.Errorf("writing the RBAC policy: %w", err)
+		return s, fmt.Errorf("writing the RBAC policy: %w", err)
 	}
-
 	// RBAC reads the server's caches: wait until they hold the user's binding
 	if err := waitAllowed(ctx, adminClient, ns); err != nil {
-		return nil, err
+		return s, err
 	}
 	pki, err := certs.Ensure(filepath.Join(dataDir, "pki"))
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	certPEM, keyPEM, err := pki.ClientCertificate(benchUser)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	user := rest.CopyConfig(admin)
 	user.CertFile, user.KeyFile = "", ""
@@ -134,22 +175,116 @@ func authorizationRun(ctx context.Context, o options, bin, dataDir, mode string,
 	user.UserAgent = "skiff-bench"
 	client, err := kubernetes.NewForConfig(user)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
+	s.load = &load{client: client, config: user, opts: o, progress: progress, ns: ns, res: &results{}}
+	return s, nil
+}
 
-	l := &load{client: client, config: user, opts: o, progress: progress, ns: ns, res: &results{}}
-	created := l.creates(ctx)
+// round runs --pods creates of new pods and as many gets as benchUser, and records their
+// throughput and the server's CPU per request.
+func (s *authzServer) round(ctx context.Context, round int) error {
+	pid := s.server.Cmd.Process.Pid
+	fmt.Fprintf(s.load.progress, "round %d, %s\n", round, s.mode)
+	s.load.prefix = fmt.Sprintf("r%02d-", round)
+	before := s.load.res.Rows
+	cpu0, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	created := s.load.creates(ctx)
 	if len(created) == 0 {
-		return nil, fmt.Errorf("no pod could be created as %s: %v", benchUser, l.res.ErrorGroups)
+		return fmt.Errorf("no pod could be created as %s: %v", benchUser, s.load.res.ErrorGroups)
 	}
-	l.gets(ctx, created)
-	for _, r := range l.res.Rows {
-		r.Phase += " (" + mode + ")"
-		rows = append(rows, r)
+	// the work the creates leave running (the Node authorizer's graph of pods, watch caches)
+	// is theirs, not the gets'
+	settle(ctx, pid)
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return err
 	}
-	res.Rows = append(res.Rows, rows...)
-	res.ErrorGroups = append(res.ErrorGroups, l.res.ErrorGroups...)
-	return rows, nil
+	s.load.gets(ctx, created)
+	cpu2, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rows := s.load.res.Rows[len(before):]
+	for i, phase := range []string{"create", "get"} {
+		s.rates[phase] = append(s.rates[phase], rows[i].OpsPerSec)
+		s.p50[phase] = append(s.p50[phase], rows[i].P50Ms)
+		s.p99[phase] = append(s.p99[phase], rows[i].P99Ms)
+	}
+	s.cpu["create"] = append(s.cpu["create"], float64((cpu1-cpu0).Microseconds())/float64(rows[0].Ops))
+	s.cpu["get"] = append(s.cpu["get"], float64((cpu2-cpu1).Microseconds())/float64(rows[1].Ops))
+	return nil
+}
+
+// cpuTime is the CPU time process pid has used so far: the sum of its threads' run times in
+// /proc/<pid>/task/*/schedstat, in nanoseconds where /proc/<pid>/stat counts 10 ms ticks (a
+// thousand gets are about a tenth of a second). A Go process keeps its threads, so none of
+// its time leaves with an exited thread.
+func cpuTime(pid int) (time.Duration, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread has just exited
+		}
+		if err != nil {
+			return 0, err
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: %w", pid, t.Name(), err)
+		}
+		total += time.Duration(ns)
+	}
+	return total, nil
+}
+
+// settle waits, at most 10 s, until process pid uses less than a tenth of a core over half a
+// second.
+func settle(ctx context.Context, pid int) {
+	const window = 500 * time.Millisecond
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		t0, err := cpuTime(pid)
+		if err != nil {
+			return
+		}
+		time.Sleep(window)
+		t1, err := cpuTime(pid)
+		if err != nil || t1-t0 < window/10 {
+			return
+		}
+	}
+}
+
+// median is the middle of xs (the mean of the two middle ones for an even count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread is "min–max" of xs in format f.
+func spread(xs []float64, f string) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(f+"–"+f, slices.Min(xs), slices.Max(xs))
 }
 
 // writePolicy makes the bench's namespace, a Role there that lets benchUser create and get
@@ -178,9 +313,7 @@ func writePolicy(ctx context.Context, client kubernetes.Interface, bindings int)
 		}
 	}
 	bench := names[namespaces-1]
-	// the ServiceAccount admission plugin wants the pods' account; no controller makes it here
-	if _, err := client.CoreV1().ServiceAccounts(bench).Create(ctx, &corev1.ServiceAccount{
-		ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+	if err := createDefaultServiceAccount(ctx, client, bench); err != nil {
 		return "", err
 	}
 	if _, err := rbac.Roles(bench).Create(ctx, &rbacv1.Role{

@@ -42,6 +42,8 @@ type load struct {
 	res      *results
 	// createdCRDs are the definitions the customresources scenario made, for cleanup
 	createdCRDs []string
+	// prefix goes before the created pods' names, for a scenario that creates pods in rounds
+	prefix string
 }
 
 func (l *load) run(ctx context.Context) error {
@@ -53,6 +55,9 @@ func (l *load) run(ctx context.Context) error {
 	}
 	l.ns, l.res.Namespace = ns.Name, ns.Name
 	fmt.Fprintf(l.progress, "namespace %s\n", l.ns)
+	if err := createDefaultServiceAccount(ctx, l.client, l.ns); err != nil {
+		return err
+	}
 	if l.opts.scenario == "customresources" {
 		return l.customResources(ctx)
 	}
@@ -87,7 +92,7 @@ func (l *load) creates(ctx context.Context) []string {
 	lat, errs, wall := l.parallel(ctx, "create", l.opts.pods, func(ctx context.Context, i int) error {
 		_, err := pods.Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:   podName(i),
+				Name:   l.prefix + podName(i),
 				Labels: map[string]string{"app": "skiff-bench", "shard": strconv.Itoa(i % 16)},
 			},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{
@@ -103,7 +108,7 @@ func (l *load) creates(ctx context.Context) []string {
 	var names []string
 	for i, done := range ok {
 		if done {
-			names = append(names, podName(i))
+			names = append(names, l.prefix+podName(i))
 		}
 	}
 	return names
@@ -122,9 +127,15 @@ func (l *load) gets(ctx context.Context, names []string) {
 // lists lists the namespace's pods, from etcd (resourceVersion unset) and from the server's
 // cache (resourceVersion "0"), one request at a time. The latency is until the whole body has
 // arrived; decoding it is timed apart, as the client's cost.
+// The phases of the two LIST modes.
+const (
+	listConsistent = `list rv=""`
+	listAny        = `list rv="0"`
+)
+
 func (l *load) lists(ctx context.Context, want int) {
 	l.res.ListItems = map[string][]int{}
-	for _, mode := range []struct{ name, rv string }{{`list rv=""`, ""}, {`list rv="0"`, "0"}} {
+	for _, mode := range []struct{ name, rv string }{{listConsistent, ""}, {listAny, "0"}} {
 		errs := newErrorTally(mode.name)
 		var lat, decode []time.Duration
 		var wrong []int
@@ -417,4 +428,16 @@ func deleteNamespace(ctx context.Context, client kubernetes.Interface, ns string
 		return err
 	}
 	return client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+}
+
+// createDefaultServiceAccount makes the namespace's default ServiceAccount, which the
+// ServiceAccount admission plugin wants for every pod: an API server benched alone has no
+// controller to make it (one that does may have made it first).
+func createDefaultServiceAccount(ctx context.Context, client kubernetes.Interface, ns string) error {
+	_, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the default ServiceAccount of %s: %w", ns, err)
+	}
+	return nil
 }

@@ -10,10 +10,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/bench/skiffproc"
+	"github.com/skiff-dev/skiff/bench/upstream"
 )
 
 type options struct {
@@ -34,8 +38,11 @@ type options struct {
 	formats     bool
 	scenario    string
 	crds        int
-	// the authorization scenario's RBAC bindings, and runs per mode
-	bindings, rounds int
+	// the authorization scenario's RBAC bindings, rounds per mode, and its two modes
+	bindings, rounds   int
+	authorizationModes string
+	// plane is skiff, upstream or both; upstream is where upstream's binaries are
+	plane, upstream string
 }
 
 func main() {
@@ -54,8 +61,20 @@ func main() {
 	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) or webhook (ConfigMap creates without and with one no-op validating webhook)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
-	flag.IntVar(&o.rounds, "rounds", 2, "with --scenario authorization: servers started per authorization mode")
+	flag.StringVar(&o.authorizationModes, "authorization-modes", defaultAuthorizationModes, "with --scenario authorization: the baseline's and the measured server's --authorization-mode, separated by ';'")
+	flag.IntVar(&o.rounds, "rounds", 8, "with --scenario authorization: rounds of --pods creates and gets per authorization mode, alternating between the modes' servers")
+	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff (skiff apiserver), upstream (kube-apiserver 1.37.2 on etcd 3.7.3) or both, back to back with their ratios")
+	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
+	upstream.ServeEtcdIfAsked()
 	flag.Parse()
+	if o.plane != "skiff" && o.plane != "upstream" && o.plane != "both" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane is skiff, upstream or both")
+		os.Exit(2)
+	}
+	if o.plane != "skiff" && (o.kubeconfig != "" || o.scenario != "pods") {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane upstream or both starts its own servers, for --scenario pods")
+		os.Exit(2)
+	}
 	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook or authorization")
 		os.Exit(2)
@@ -79,7 +98,6 @@ func main() {
 
 // run starts the server unless told of one, loads it, and prints the results.
 func run(ctx context.Context, o options) (err error) {
-	progress := os.Stderr
 	res := &results{
 		ContentType: o.contentType, Pods: o.pods, Workers: o.workers, Watchers: o.watchers,
 		Updates: o.updates, ListRepeats: o.listRepeats, Scenario: o.scenario,
@@ -93,42 +111,68 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		res.Bindings, res.Rounds = o.bindings, o.rounds
 		loadErr := runAuthorization(ctx, o, res)
-		if len(res.Rows) > 0 {
-			if o.json {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return errors.Join(loadErr, err)
-				}
-			} else {
-				res.printTable(os.Stdout)
-			}
-		}
-		return loadErr
+		return errors.Join(loadErr, res.print(os.Stdout, o.json))
 	}
-	kubeconfig, pid := o.kubeconfig, o.pid
-	var server *skiffproc.Process
+	planes := map[string][]string{"skiff": {"skiff"}, "upstream": {"upstream"}, "both": {"skiff", "upstream"}}[o.plane]
+	var all []*results
+	for _, plane := range planes {
+		r := *res
+		if err := runPlane(ctx, o, plane, &r); err != nil {
+			return fmt.Errorf("%s: %w", plane, err)
+		}
+		all = append(all, &r)
+	}
+	if len(all) == 2 && !o.json {
+		printSideBySide(os.Stdout, all[0], all[1])
+	}
+	return nil
+}
+
+// runPlane starts a server of plane unless told of one, loads it, and prints the results.
+func runPlane(ctx context.Context, o options, plane string, res *results) (err error) {
+	progress := os.Stderr
+	kubeconfig := o.kubeconfig
+	var pids []int
+	if o.pid > 0 {
+		pids = []int{o.pid}
+	}
+	var servers []skiffproc.Named
 	if kubeconfig == "" {
 		tmp, err := os.MkdirTemp("", "skiff-bench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		bin := o.skiff
-		if bin == "" {
-			if bin, err = skiffproc.Build(ctx, tmp, progress); err != nil {
+		if plane == "upstream" {
+			// kube-apiserver alone on its etcd; both processes' memory counts, as skiff's
+			// API server holds its etcd inside
+			cp, err := upstream.Start(ctx, upstream.Options{BinDir: o.upstream, Dir: tmp, Log: progress})
+			if err != nil {
 				return err
 			}
+			defer func() { err = errors.Join(err, cp.Stop(progress)) }()
+			servers, kubeconfig = cp.Processes, cp.Kubeconfig
+			res.Server = "kube-apiserver 1.37.2 and etcd 3.7.3 (" + o.upstream + ")"
+		} else {
+			bin := o.skiff
+			if bin == "" {
+				if bin, err = skiffproc.Build(ctx, tmp, progress); err != nil {
+					return err
+				}
+			}
+			// the API server alone on embedded etcd, as the upstream figures were measured
+			server, err := skiffproc.Start(ctx, bin, "apiserver", "--secure-port", filepath.Join(tmp, "data"),
+				[]string{"--bind-address", "127.0.0.1"}, progress, nil)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, server.Stop(progress)) }()
+			servers, kubeconfig = []skiffproc.Named{{Name: "apiserver", P: server}}, server.Kubeconfig
+			res.Server = "skiff apiserver (" + bin + ")"
 		}
-		// the API server alone on embedded etcd, as the upstream figures were measured
-		server, err = skiffproc.Start(ctx, bin, "apiserver", "--secure-port", filepath.Join(tmp, "data"),
-			[]string{"--bind-address", "127.0.0.1"}, progress, nil)
-		if err != nil {
-			return err
+		for _, s := range servers {
+			pids = append(pids, s.P.Cmd.Process.Pid)
 		}
-		defer func() { err = errors.Join(err, server.Stop(progress)) }()
-		kubeconfig, pid = server.Kubeconfig, server.Cmd.Process.Pid
-		res.Server = "skiff apiserver (" + bin + ")"
 	}
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -148,20 +192,20 @@ func run(ctx context.Context, o options) (err error) {
 	if res.Server == "" {
 		res.Server = cfg.Host
 	}
-	if pid > 0 {
-		if res.IdleRSSMiB, _, err = skiffproc.ReadRSS(pid); err != nil {
+	if len(pids) > 0 {
+		if res.IdleRSSMiB, _, err = readRSS(pids); err != nil {
 			return err
 		}
 	}
 
 	l := &load{client: client, config: cfg, opts: o, progress: progress, res: res}
 	loadErr := l.run(ctx)
-	if pid > 0 {
-		if res.RSSMiB, res.PeakRSSMiB, err = skiffproc.ReadRSS(pid); err != nil {
+	if len(pids) > 0 {
+		if res.RSSMiB, res.PeakRSSMiB, err = readRSS(pids); err != nil {
 			return errors.Join(loadErr, err)
 		}
 	}
-	if server == nil && l.ns != "" {
+	if servers == nil && l.ns != "" {
 		// An existing cluster keeps running: take the pods and the namespace away.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -172,19 +216,76 @@ func run(ctx context.Context, o options) (err error) {
 			fmt.Fprintf(progress, "warning: deleting the bench's CustomResourceDefinitions: %v\n", err)
 		}
 	}
-	if server != nil {
-		res.ServerLog = server.Problems()
+	for _, s := range servers {
+		res.ServerLog = append(res.ServerLog, s.P.Problems()...)
 	}
-	if len(res.Rows) > 0 {
-		if o.json {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(res); err != nil {
-				return err
+	return errors.Join(loadErr, res.print(os.Stdout, o.json))
+}
+
+// print writes the results, if any, as a table or as JSON.
+func (r *results) print(w io.Writer, asJSON bool) error {
+	if len(r.Rows) == 0 {
+		return nil
+	}
+	if !asJSON {
+		r.printTable(w)
+		return nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// readRSS sums the resident memory of the server's processes, and their peaks, in MiB.
+func readRSS(pids []int) (rss, peak float64, err error) {
+	for _, pid := range pids {
+		r, p, err := skiffproc.ReadRSS(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		rss, peak = rss+r, peak+p
+	}
+	return rss, peak, nil
+}
+
+// printSideBySide puts skiff's figures beside upstream's from the same load, back to back:
+// the ratio is skiff's advantage (above 1: skiff is faster or smaller).
+func printSideBySide(w io.Writer, skiff, up *results) {
+	fmt.Fprintln(w, "\nside by side (ratio above 1: skiff is faster or smaller)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tskiff\tupstream\tratio\t")
+	find := func(r *results, phase string) (row, bool) {
+		for _, x := range r.Rows {
+			if x.Phase == phase {
+				return x, true
 			}
-		} else {
-			res.printTable(os.Stdout)
+		}
+		return row{}, false
+	}
+	for _, phase := range []string{"create", "get"} {
+		if s, ok := find(skiff, phase); ok {
+			if u, ok := find(up, phase); ok && u.OpsPerSec > 0 {
+				fmt.Fprintf(tw, "%ss/s\t%.0f\t%.0f\t%.2f\t\n", phase, s.OpsPerSec, u.OpsPerSec, s.OpsPerSec/u.OpsPerSec)
+			}
 		}
 	}
-	return loadErr
+	for _, x := range []struct{ phase, what string }{
+		{listConsistent, "LIST p50 ms"}, {listAny, "LIST p50 ms"}, {"watch delivery", "p99 ms"},
+	} {
+		s, ok1 := find(skiff, x.phase)
+		u, ok2 := find(up, x.phase)
+		value := func(r row) float64 {
+			if strings.HasSuffix(x.what, "p99 ms") {
+				return r.P99Ms
+			}
+			return r.P50Ms
+		}
+		if ok1 && ok2 && value(s) > 0 {
+			fmt.Fprintf(tw, "%s %s\t%.1f\t%.1f\t%.2f\t\n", x.phase, x.what, value(s), value(u), value(u)/value(s))
+		}
+	}
+	if skiff.RSSMiB > 0 && up.RSSMiB > 0 {
+		fmt.Fprintf(tw, "RSS after the load, MiB\t%.0f\t%.0f\t%.2f\t\n", skiff.RSSMiB, up.RSSMiB, up.RSSMiB/skiff.RSSMiB)
+	}
+	tw.Flush()
 }

@@ -83,8 +83,9 @@ type results struct {
 
 func (r *results) printTable(w io.Writer) {
 	if r.Scenario == "authorization" {
-		fmt.Fprintf(w, "\nskiff-bench authorization: %d pod creates and gets per run as an ordinary user, %d workers, %s, %d RBAC bindings, %d runs per mode, against %s\n\n",
+		fmt.Fprintf(w, "\nskiff-bench authorization: %d pod creates and gets per round as an ordinary user, %d workers, %s, %d RBAC bindings, %d rounds per mode alternating between the two servers, against %s\n",
 			r.Pods, r.Workers, r.ContentType, r.Bindings, r.Rounds, r.Server)
+		fmt.Fprintf(w, "(p50 and p99 are medians of the rounds' percentiles, max ms the highest round p99)\n\n")
 	} else if r.Scenario == "customresources" {
 		fmt.Fprintf(w, "\nskiff-bench customresources: %d CRDs, %d ConfigMaps and %d custom resources, %d workers, %s, against %s\n\n",
 			r.CRDs, r.Pods, r.Pods, r.Workers, r.ContentType, r.Server)
@@ -103,14 +104,14 @@ func (r *results) printTable(w io.Writer) {
 			x.Phase, x.Ops, x.Errors, rate, x.P50Ms, x.P99Ms, x.MaxMs, x.Note)
 	}
 	tw.Flush()
-	if r.Scenario != "customresources" {
+	if r.Scenario != "customresources" && r.Scenario != "authorization" {
 		fmt.Fprintf(w, "\nwatch deliveries: %d, missed: %d\n", r.WatchDeliveries, r.WatchMissed)
 	} else {
 		fmt.Fprintln(w)
 	}
 	if r.RSSMiB > 0 {
 		fmt.Fprintf(w, "server RSS: %.0f MiB after the load (idle %.0f MiB, peak %.0f MiB)\n", r.RSSMiB, r.IdleRSSMiB, r.PeakRSSMiB)
-	} else {
+	} else if r.Scenario != "authorization" {
 		fmt.Fprintln(w, "server RSS: not measured (no --pid)")
 	}
 	if len(r.ErrorGroups) > 0 {

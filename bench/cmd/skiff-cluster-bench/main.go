@@ -8,7 +8,11 @@
 // N nodes to be Ready and schedulable, runs the scenarios, prints the results and stops
 // everything. With --runtime=real it runs `skiff up` instead (one node, real containers in
 // its own containerd, a busybox image built here and imported with --image-dir) for the
-// startup scenario. The figures and the machine go into bench/README.md.
+// startup scenario. With --control-plane=upstream it runs upstream's kube-apiserver,
+// kube-controller-manager and kube-scheduler 1.37.2 instead, with kwok keeping the simulated
+// nodes (bench/upstream); with --control-plane=both, skiff and then upstream, back to back on
+// the same scenarios, and prints their ratios. The figures and the machine go into
+// bench/README.md.
 package main
 
 import (
@@ -27,6 +31,7 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/bench/skiffproc"
+	"github.com/skiff-dev/skiff/bench/upstream"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 	"github.com/skiff-dev/skiff/kubelet/ociimage"
 )
@@ -42,6 +47,11 @@ type options struct {
 	scenarios  string
 	logFile    string
 	timeout    time.Duration
+	plane      string
+	upstream   string
+	kwok       bool
+
+	jobParallelism, statefulSetReplicas int
 }
 
 func main() {
@@ -53,10 +63,16 @@ func main() {
 	flag.IntVar(&o.startup, "startup-pods", 100, "pods of the startup-latency scenario")
 	flag.IntVar(&o.startupQPS, "startup-qps", 20, "pods created per second in the startup-latency scenario")
 	flag.IntVar(&o.scale, "scale-pods", 30000, "pods of the scale scenario, in ReplicaSets of --replicas")
-	flag.StringVar(&o.scenarios, "scenarios", "startup,replicaset,deployment",
-		"comma-separated scenarios to run, in order: startup, replicaset, deployment, scale")
+	flag.StringVar(&o.scenarios, "scenarios", "startup,replicaset,deployment,job,daemonset,statefulset",
+		"comma-separated scenarios to run, in order: startup, replicaset, deployment, job, daemonset, statefulset, scale")
+	flag.IntVar(&o.jobParallelism, "job-parallelism", 100, "parallelism of the job scenario's Job (its completions are --replicas)")
+	flag.IntVar(&o.statefulSetReplicas, "statefulset-replicas", 100, "replicas of the statefulset scenario (OrderedReady)")
 	flag.StringVar(&o.logFile, "log", "", "file for the components' logs; default standard error")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff; upstream: kube-apiserver, kube-controller-manager, kube-scheduler 1.37.2 on etcd, with kwok's nodes; both: skiff then upstream, back to back, and their ratios")
+	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
+	flag.BoolVar(&o.kwok, "kwok", false, "skiff's simulated nodes are kwok's too (as upstream's always are), instead of skiff sim: the same nodes on both sides")
+	upstream.ServeEtcdIfAsked()
 	flag.Parse()
 	scenariosSet := false
 	flag.Visit(func(f *flag.Flag) { scenariosSet = scenariosSet || f.Name == "scenarios" })
@@ -72,34 +88,41 @@ func main() {
 	}
 }
 
-// cluster is the set of skiff processes under test: the parts on their own over simulated
-// nodes, or skiff up alone.
+// cluster is the set of processes under test: skiff's parts on their own over simulated
+// nodes, skiff up alone, or upstream's control plane with kwok's nodes.
 type cluster struct {
-	apiserver, controllers, scheduler, sim *skiffproc.Process
-	up                                     *skiffproc.Process
+	name  string
+	procs []skiffproc.Named
+	// kwok says the bench creates the Nodes (kwok only keeps them), where skiff sim registers
+	// its own
+	kwok bool
 }
 
-// processes are the running parts by name, in the order they started.
-func (c *cluster) processes() []namedProcess {
-	var out []namedProcess
-	for _, p := range []namedProcess{{"apiserver", c.apiserver}, {"controller-manager", c.controllers},
-		{"scheduler", c.scheduler}, {"sim", c.sim}, {"up", c.up}} {
-		if p.p != nil {
-			out = append(out, p)
-		}
+func (c *cluster) add(name string, p *skiffproc.Process) {
+	c.procs = append(c.procs, skiffproc.Named{Name: name, P: p})
+}
+
+// stop stops the processes in the reverse order of start: the nodes first, the API server last.
+func (c *cluster) stop(logOut io.Writer) error {
+	var errs []error
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		errs = append(errs, c.procs[i].P.Stop(logOut))
 	}
-	return out
+	c.procs = nil
+	return errors.Join(errs...)
 }
 
-type namedProcess struct {
-	name string
-	p    *skiffproc.Process
+// result is what one run measured.
+type result struct {
+	plane  string
+	rows   []row
+	memory []memory
 }
 
-func run(ctx context.Context, o options) (err error) {
+func run(ctx context.Context, o options) error {
 	scenarios := strings.Split(o.scenarios, ",")
 	for _, s := range scenarios {
-		if !slices.Contains([]string{"startup", "replicaset", "deployment", "scale"}, s) {
+		if !slices.Contains([]string{"startup", "replicaset", "deployment", "job", "daemonset", "statefulset", "scale"}, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 		if o.runtime == "real" && s != "startup" {
@@ -108,6 +131,13 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if o.runtime != "sim" && o.runtime != "real" {
 		return fmt.Errorf("--runtime is sim or real, not %q", o.runtime)
+	}
+	planes := map[string][]string{"skiff": {"skiff"}, "upstream": {"upstream"}, "both": {"skiff", "upstream"}}[o.plane]
+	if planes == nil {
+		return fmt.Errorf("--control-plane is skiff, upstream or both, not %q", o.plane)
+	}
+	if o.runtime == "real" && o.plane != "skiff" {
+		return fmt.Errorf("--runtime=real runs skiff up; upstream's control plane runs on kwok's simulated nodes only")
 	}
 	if o.startupQPS <= 0 {
 		return fmt.Errorf("--startup-qps must be positive")
@@ -130,94 +160,146 @@ func run(ctx context.Context, o options) (err error) {
 		logOut = f
 	}
 	bin := o.skiff
-	if bin == "" {
+	if bin == "" && slices.Contains(planes, "skiff") {
 		if bin, err = skiffproc.Build(ctx, tmp, os.Stderr); err != nil {
 			return err
 		}
 	}
-
-	c := &cluster{}
-	defer func() {
-		// stop in the reverse order of start: the nodes first, the API server last
-		procs := c.processes()
-		for i := len(procs) - 1; i >= 0; i-- {
-			if stopErr := procs[i].p.Stop(logOut); stopErr != nil {
-				err = errors.Join(err, stopErr)
-			}
-		}
-	}()
-	var kc string
-	if o.runtime == "real" {
-		if kc, err = c.startUp(ctx, bin, tmp, logOut); err != nil {
-			return err
-		}
-		o.nodes = 1
-	} else if kc, err = c.startParts(ctx, bin, tmp, o.nodes, logOut); err != nil {
-		return err
-	}
-
-	b, err := newBench(kc, o)
-	if err != nil {
-		return err
-	}
-	started := time.Now()
-	if err := b.waitNodes(ctx, c); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "%d nodes Ready and schedulable after %s\n", o.nodes, time.Since(started).Round(time.Millisecond))
-
-	var rows []row
-	for _, s := range scenarios {
-		fmt.Fprintf(os.Stderr, "== %s\n", s)
-		var r []row
-		switch s {
-		case "startup":
-			r, err = b.startupLatency(ctx, c)
-		case "replicaset":
-			r, err = b.replicaSetScaleUp(ctx, c)
-		case "deployment":
-			r, err = b.deploymentRollout(ctx, c)
-		case "scale":
-			r, err = b.scaleHeld(ctx, c)
-		}
-		rows = append(rows, r...)
+	var results []result
+	for _, plane := range planes {
+		fmt.Fprintf(os.Stderr, "==== %s\n", plane)
+		r, err := runOne(ctx, o, plane, bin, filepath.Join(tmp, plane), logOut, scenarios)
+		printResult(os.Stdout, o, r)
 		if err != nil {
-			printRows(os.Stdout, o, rows)
-			return fmt.Errorf("%s: %w", s, err)
+			return fmt.Errorf("%s: %w", plane, err)
 		}
+		results = append(results, r)
 	}
-	printRows(os.Stdout, o, rows)
-	printMemory(os.Stdout, c)
-	for _, p := range c.processes() {
-		if issues := p.p.Problems(); len(issues) > 0 {
-			fmt.Printf("\n%s logged %d warnings or errors; the first:\n  %s\n", p.name, len(issues), strings.Join(issues, "\n  "))
-		}
+	if len(results) == 2 {
+		printRatios(os.Stdout, results[0], results[1])
 	}
 	return nil
 }
 
+// runOne starts one control plane and its nodes, runs the scenarios on it, measures its
+// memory and stops it.
+func runOne(ctx context.Context, o options, plane, bin, dir string, logOut io.Writer, scenarios []string) (r result, err error) {
+	r.plane = plane
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return r, err
+	}
+	c := &cluster{name: plane}
+	defer func() {
+		if stopErr := c.stop(logOut); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+	var kc string
+	switch {
+	case plane == "upstream":
+		kc, err = c.startUpstream(ctx, o.upstream, dir, logOut)
+	case o.runtime == "real":
+		kc, err = c.startUp(ctx, bin, dir, logOut)
+		o.nodes = 1
+	default:
+		kc, err = c.startParts(ctx, bin, dir, o, logOut)
+	}
+	if err != nil {
+		return r, err
+	}
+
+	b, err := newBench(kc, o)
+	if err != nil {
+		return r, err
+	}
+	started := time.Now()
+	if err := b.waitNodes(ctx, c); err != nil {
+		return r, err
+	}
+	fmt.Fprintf(os.Stderr, "%d nodes Ready and schedulable after %s\n", o.nodes, time.Since(started).Round(time.Millisecond))
+
+	for _, s := range scenarios {
+		fmt.Fprintf(os.Stderr, "== %s\n", s)
+		var rows []row
+		switch s {
+		case "startup":
+			rows, err = b.startupLatency(ctx, c)
+		case "replicaset":
+			rows, err = b.replicaSetScaleUp(ctx, c)
+		case "deployment":
+			rows, err = b.deploymentRollout(ctx, c)
+		case "job":
+			rows, err = b.jobCompletions(ctx, c)
+		case "daemonset":
+			rows, err = b.daemonSetRollout(ctx, c)
+		case "statefulset":
+			rows, err = b.statefulSetOrdered(ctx, c)
+		case "scale":
+			rows, err = b.scaleHeld(ctx, c)
+		}
+		r.rows = append(r.rows, rows...)
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	r.memory = measureMemory(c)
+	for _, p := range c.procs {
+		if issues := p.P.Problems(); len(issues) > 0 {
+			fmt.Fprintf(os.Stderr, "\n%s logged %d warnings or errors; the first:\n  %s\n", p.Name, len(issues), strings.Join(issues, "\n  "))
+		}
+	}
+	return r, nil
+}
+
 // startParts runs the API server, the controller manager, the scheduler and n simulated
 // nodes, each its own process, and returns the admin kubeconfig.
-func (c *cluster) startParts(ctx context.Context, bin, tmp string, n int, logOut io.Writer) (string, error) {
-	var err error
-	c.apiserver, err = skiffproc.Start(ctx, bin, "apiserver", "--secure-port", tmp+"/data",
+func (c *cluster) startParts(ctx context.Context, bin, tmp string, o options, logOut io.Writer) (string, error) {
+	apiserver, err := skiffproc.Start(ctx, bin, "apiserver", "--secure-port", tmp+"/data",
 		[]string{"--bind-address", "127.0.0.1"}, logOut, nil)
 	if err != nil {
 		return "", err
 	}
-	kc := c.apiserver.Kubeconfig
-	if c.controllers, err = skiffproc.StartClient(bin, "controller-manager",
-		[]string{"--kubeconfig", kc, "--leader-elect=false", "--port", "-1"}, logOut); err != nil {
-		return "", err
+	c.add("apiserver", apiserver)
+	kc := apiserver.Kubeconfig
+	for _, part := range []struct {
+		name string
+		args []string
+	}{
+		{"controller-manager", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", "-1"}},
+		{"scheduler", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", "0"}},
+		{"sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(o.nodes)}},
+	} {
+		if part.name == "sim" && o.kwok {
+			continue
+		}
+		p, err := skiffproc.StartClient(bin, part.name, part.args, logOut)
+		if err != nil {
+			return "", err
+		}
+		c.add(part.name, p)
 	}
-	if c.scheduler, err = skiffproc.StartClient(bin, "scheduler",
-		[]string{"--kubeconfig", kc, "--leader-elect=false", "--port", "0"}, logOut); err != nil {
-		return "", err
-	}
-	if c.sim, err = skiffproc.StartClient(bin, "sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(n)}, logOut); err != nil {
-		return "", err
+	if o.kwok {
+		p, err := upstream.StartKwok(o.upstream, kc, logOut)
+		if err != nil {
+			return "", err
+		}
+		c.add("kwok", p)
+		c.kwok = true
 	}
 	return kc, nil
+}
+
+// startUpstream runs upstream's control plane with kwok for the nodes the bench creates, and
+// returns the admin kubeconfig.
+func (c *cluster) startUpstream(ctx context.Context, binDir, dir string, logOut io.Writer) (string, error) {
+	cp, err := upstream.Start(ctx, upstream.Options{BinDir: binDir, Dir: dir, Log: logOut,
+		ControllerManager: true, Scheduler: true, Kwok: true})
+	if err != nil {
+		return "", err
+	}
+	c.procs = append(c.procs, cp.Processes...)
+	c.kwok = true
+	return cp.Kubeconfig, nil
 }
 
 // startUp runs skiff up with its own containerd and the bench's image imported, and returns
@@ -237,11 +319,12 @@ func (c *cluster) startUp(ctx context.Context, bin, tmp string, logOut io.Writer
 	if err := img.WriteFile(filepath.Join(images, "bench.tar")); err != nil {
 		return "", err
 	}
-	c.up, err = skiffproc.Start(ctx, bin, "up", "--port", tmp+"/data", []string{"--image-dir", images}, logOut, nil)
+	up, err := skiffproc.Start(ctx, bin, "up", "--port", tmp+"/data", []string{"--image-dir", images}, logOut, nil)
 	if err != nil {
 		return "", err
 	}
-	return c.up.Kubeconfig, nil
+	c.add("up", up)
+	return up.Kubeconfig, nil
 }
 
 // row is one line of the results.
@@ -253,15 +336,20 @@ type row struct {
 	note     string
 }
 
-func printRows(w io.Writer, o options, rows []row) {
-	if o.runtime == "real" {
+func printResult(w io.Writer, o options, r result) {
+	switch {
+	case o.runtime == "real":
 		fmt.Fprintln(w, "\nskiff up: one node, real containers")
-	} else {
-		fmt.Fprintf(w, "\n%d simulated nodes\n", o.nodes)
+	case r.plane == "upstream":
+		fmt.Fprintf(w, "\nupstream 1.37.2, %d kwok nodes\n", o.nodes)
+	case o.kwok:
+		fmt.Fprintf(w, "\nskiff, %d kwok nodes\n", o.nodes)
+	default:
+		fmt.Fprintf(w, "\nskiff, %d simulated nodes (skiff sim)\n", o.nodes)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tpods\twall\tpods/s\tp50\tp99\t\tnote")
-	for _, r := range rows {
+	for _, r := range r.rows {
 		rate := "-"
 		if r.wall > 0 {
 			rate = fmt.Sprintf("%.0f", float64(r.count)/r.wall.Seconds())
@@ -269,19 +357,77 @@ func printRows(w io.Writer, o options, rows []row) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\t%s\n", r.scenario, r.count, round(r.wall), rate, round(r.p50), round(r.p99), r.note)
 	}
 	tw.Flush()
-}
-
-func printMemory(w io.Writer, c *cluster) {
+	if len(r.memory) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "\nmemory (MiB)")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tRSS\tpeak\t")
-	for _, p := range c.processes() {
-		rss, peak, err := skiffproc.ReadRSS(p.p.Cmd.Process.Pid)
-		if err != nil {
-			fmt.Fprintf(tw, "%s\t%v\t\t\n", p.name, err)
+	for _, m := range r.memory {
+		if m.err != nil {
+			fmt.Fprintf(tw, "%s\t%v\t\t\n", m.name, m.err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t\n", p.name, rss, peak)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t\n", m.name, m.rss, m.peak)
+	}
+	tw.Flush()
+}
+
+// memory is one process's resident memory at the end of a run.
+type memory struct {
+	name      string
+	rss, peak float64
+	err       error
+}
+
+func measureMemory(c *cluster) []memory {
+	var out []memory
+	for _, p := range c.procs {
+		m := memory{name: p.Name}
+		m.rss, m.peak, m.err = skiffproc.ReadRSS(p.P.Cmd.Process.Pid)
+		out = append(out, m)
+	}
+	return out
+}
+
+// nodeSide names the processes that stand in for the nodes, not part of the control plane.
+var nodeSide = []string{"sim", "kwok"}
+
+// controlPlaneRSS is the summed RSS of a run's control-plane processes (etcd included: skiff
+// embeds it in its API server).
+func controlPlaneRSS(r result) float64 {
+	var sum float64
+	for _, m := range r.memory {
+		if !slices.Contains(nodeSide, m.name) {
+			sum += m.rss
+		}
+	}
+	return sum
+}
+
+// printRatios puts the two runs side by side: each scenario's wall time and the control
+// plane's memory, with upstream's over skiff's (above 1: skiff is faster or smaller).
+func printRatios(w io.Writer, skiff, up result) {
+	fmt.Fprintln(w, "\nside by side (upstream / skiff: above 1 means skiff is faster or smaller)")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tskiff\tupstream\tratio\t")
+	for _, s := range skiff.rows {
+		for _, u := range up.rows {
+			if u.scenario != s.scenario {
+				continue
+			}
+			if s.p99 == 0 || u.p99 == 0 {
+				fmt.Fprintf(tw, "%s wall\t%s\t%s\t%.2f\t\n", s.scenario, round(s.wall), round(u.wall), u.wall.Seconds()/s.wall.Seconds())
+				continue
+			}
+			// a paced scenario: its wall time is the pace's, its latencies are what differs
+			fmt.Fprintf(tw, "%s p50\t%s\t%s\t%.2f\t\n", s.scenario, round(s.p50), round(u.p50), u.p50.Seconds()/s.p50.Seconds())
+			fmt.Fprintf(tw, "%s p99\t%s\t%s\t%.2f\t\n", s.scenario, round(s.p99), round(u.p99), u.p99.Seconds()/s.p99.Seconds())
+		}
+	}
+	sm, um := controlPlaneRSS(skiff), controlPlaneRSS(up)
+	if sm > 0 && um > 0 {
+		fmt.Fprintf(tw, "control plane RSS (MiB)\t%.0f\t%.0f\t%.2f\t\n", sm, um, um/sm)
 	}
 	tw.Flush()
 }

@@ -49,6 +49,11 @@ func newBench(kubeconfig string, o options) (*bench, error) {
 // Ready), then makes the namespace, waits for its default ServiceAccount and starts the pod
 // informer.
 func (b *bench) waitNodes(ctx context.Context, c *cluster) error {
+	if c.kwok {
+		if err := b.createKwokNodes(ctx); err != nil {
+			return err
+		}
+	}
 	last := -1
 	for {
 		nodes, err := b.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
@@ -93,12 +98,37 @@ func (b *bench) waitNodes(ctx context.Context, c *cluster) error {
 	return nil
 }
 
+// createKwokNodes registers --nodes Nodes for kwok to keep Ready, with the capacity `skiff
+// sim` gives its nodes, as a kubelet registers itself (kwok does not create Nodes).
+func (b *bench) createKwokNodes(ctx context.Context) error {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+	}
+	for i := range b.o.nodes {
+		name := fmt.Sprintf("kwok-node-%d", i)
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        name,
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+				Labels: map[string]string{corev1.LabelHostname: name, corev1.LabelOSStable: "linux",
+					corev1.LabelArchStable: "amd64", "type": "kwok"},
+			},
+			Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+		}
+		if _, err := b.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating node %s for kwok: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // checkRunning reports a component that has exited.
 func (c *cluster) checkRunning() error {
-	for _, p := range c.processes() {
+	for _, p := range c.procs {
 		select {
-		case <-p.p.Exited():
-			return fmt.Errorf("%s exited", p.name)
+		case <-p.P.Exited():
+			return fmt.Errorf("%s exited", p.Name)
 		default:
 		}
 	}
@@ -256,20 +286,16 @@ func (b *bench) deploymentRollout(ctx context.Context, _ *cluster) ([]row, error
 // updated and available, as `kubectl rollout status` does.
 func (b *bench) waitDeployment(ctx context.Context, name string, generation int64) error {
 	want := int32(b.o.replicas)
-	for {
+	return b.poll(ctx, func() (bool, string, error) {
 		d, err := b.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return err
+			return false, "", err
 		}
 		s := d.Status
-		if s.ObservedGeneration >= generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want {
-			return nil
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("deployment %s: %d updated, %d replicas, %d available of %d: %w",
-				name, s.UpdatedReplicas, s.Replicas, s.AvailableReplicas, want, err)
-		}
-	}
+		done := s.ObservedGeneration >= generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
+		return done, fmt.Sprintf("deployment %s: %d updated, %d replicas, %d available of %d",
+			name, s.UpdatedReplicas, s.Replicas, s.AvailableReplicas, want), nil
+	})
 }
 
 // scaleHeld runs --scale-pods pods in ReplicaSets of --replicas each and reports how long it
