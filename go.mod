@@ -32,7 +32,11 @@ require (
 	sigs.k8s.io/controller-runtime v0.25.3
 )
 
-require github.com/mxk/go-flowrate v0.0.0-20140419014527-cca7078d478f // indirect
+require (
+	github.com/mxk/go-flowrate v0.0.0-20140419014527-cca7078d478f // indirect
+	gopkg.in/go-jose/go-jose.v2 v2.6.3 // indirect
+	k8s.io/cluster-bootstrap v0.37.2
+)
 
 require (
 	github.com/google/nftables v0.3.0

@@ -63,8 +63,12 @@ func withRequestInfoParsed(next http.Handler) http.Handler {
 }
 
 // publicPaths are the only paths a request without credentials may reach; there it is
-// system:anonymous, whom the default policy's system:public-info-viewer allows them.
-var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true}
+// system:anonymous, whom the default policy's system:public-info-viewer allows them. The
+// cluster-info ConfigMap is how a joining node finds the cluster's CA before it trusts it
+// (kubeadm's token discovery); RBAC still decides, and only a Role the installer makes
+// (kubeadm:bootstrap-signer-clusterinfo) lets system:anonymous read it.
+var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true,
+	"/api/v1/namespaces/kube-public/configmaps/cluster-info": true}
 
 func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

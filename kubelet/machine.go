@@ -157,3 +157,7 @@ func firstIPv4(ifc *net.Interface) net.IP {
 	}
 	return nil
 }
+
+// DefaultNodeIP is the address a kubelet without --node-ip reports as its node's InternalIP:
+// that of the default route's interface, else the first non-loopback one, else 127.0.0.1.
+func DefaultNodeIP() net.IP { return defaultNodeIP() }

@@ -369,7 +369,7 @@ const (
 )
 
 func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
-	return func(ctx context.Context) (err error) {
+	return func(ctx context.Context) error {
 		o := &kubeletOptions{
 			runtimeEndpoint: up.runtimeEndpoint,
 			imageDir:        up.imageDir,
@@ -392,33 +392,46 @@ func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd
 			authorizationMode: "Webhook",
 			tokenWebhook:      true,
 		}
-		if o.runtimeEndpoint == "" {
-			if missing := ownContainerdMissing(); missing != "" {
-				slog.Warn("containerd cannot run here: " + missing + "; until then pods run on the in-memory fake runtime, " +
-					"where no container really starts (--container-runtime-endpoint=fake chooses it without this warning)")
-				o.runtimeEndpoint = fakeRuntimeEndpoint
-			} else {
-				d, err := localcontainerd.Start(ctx, filepath.Join(up.dataDir, "containerd"), mirrors...)
-				if err != nil {
-					return fmt.Errorf("start containerd: %w; --container-runtime-endpoint=fake runs pods without it", err)
-				}
-				slog.Info("containerd started", "socket", d.Socket, "log", filepath.Join(d.Dir, "containerd.log"))
-				// deferred before the kubelet's run: the kubelet stops first, then its pods
-				defer func() { err = errors.Join(err, stopOwnContainerd(d, up.dataDir)) }()
-				o.runtimeEndpoint, o.cniConfDir = d.Endpoint(), d.CNIConfDir
-				// the pod network's config now, not when the kubelet learns the Node's
-				// podCIDR: the runtime's network is ready by the time the Node registers
+		return runOwnKubelet(ctx, o, up.dataDir, mirrors, restConfig, nil)
+	}
+}
+
+// runOwnKubelet runs the kubelet o describes with restConfig (and renew, when set, keeping
+// its client certificate) until ctx is done. Without o.runtimeEndpoint it runs on a containerd
+// of its own under dataDir/containerd, started here and stopped when ctx ends, its pods'
+// containers first; without what that containerd needs, on the in-memory runtime.
+func runOwnKubelet(ctx context.Context, o *kubeletOptions, dataDir string, mirrors []localcontainerd.RegistryMirror,
+	restConfig *rest.Config, renew func(context.Context, kubernetes.Interface)) (err error) {
+	if o.runtimeEndpoint == "" {
+		if missing := ownContainerdMissing(); missing != "" {
+			slog.Warn("containerd cannot run here: " + missing + "; until then pods run on the in-memory fake runtime, " +
+				"where no container really starts (--container-runtime-endpoint=fake chooses it without this warning)")
+			o.runtimeEndpoint = fakeRuntimeEndpoint
+		} else {
+			d, err := localcontainerd.Start(ctx, filepath.Join(dataDir, "containerd"), mirrors...)
+			if err != nil {
+				return fmt.Errorf("start containerd: %w; --container-runtime-endpoint=fake runs pods without it", err)
+			}
+			slog.Info("containerd started", "socket", d.Socket, "log", filepath.Join(d.Dir, "containerd.log"))
+			// deferred before the kubelet's run: the kubelet stops first, then its pods
+			defer func() { err = errors.Join(err, stopOwnContainerd(d, dataDir)) }()
+			o.runtimeEndpoint, o.cniConfDir = d.Endpoint(), d.CNIConfDir
+			// the pod network's config now, not when the kubelet learns the Node's podCIDR:
+			// the runtime's network is ready by the time the Node registers. A node whose
+			// podCIDR comes from the controller manager (skiff agent) writes it when it does.
+			if o.podCIDR != "" {
 				if err := cri.WriteCNIConfig(d.CNIConfDir, o.podCIDR); err != nil {
 					return err
 				}
 			}
 		}
-		setup, err := o.setUp(ctx, restConfig)
-		if err != nil {
-			return err
-		}
-		return setup.run(ctx, true)
 	}
+	setup, err := o.setUp(ctx, restConfig)
+	if err != nil {
+		return err
+	}
+	setup.renewClientCertificate = renew
+	return setup.run(ctx, true)
 }
 
 // ownContainerdMissing says what skiff up's own containerd lacks here, "" when nothing.

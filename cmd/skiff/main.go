@@ -52,6 +52,8 @@ func newRootCommand() *cobra.Command {
 		newSchedulerCommand(g),
 		newControllerManagerCommand(g),
 		newImagesCommand(),
+		newTokenCommand(),
+		newAgentCommand(g),
 	)
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/apiserver"
+	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 )
 
@@ -40,6 +42,9 @@ type upOptions struct {
 	// makes one in the data dir
 	encryptionProviderConfig string
 	secretsEncryption        bool
+	// advertiseAddress is the address joining nodes reach the API server at, published in
+	// cluster-info; "" is this host's node address.
+	advertiseAddress string
 	// disableIngress leaves the built-in ingress controller out, as k3s's --disable traefik
 	disableIngress bool
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
@@ -77,6 +82,8 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 		"apiserver.config.k8s.io/v1 EncryptionConfiguration for the API server (overrides --secrets-encryption)")
 	f.BoolVar(&o.secretsEncryption, "secrets-encryption", true,
 		"encrypt Secrets in etcd with an aescbc key made once in DATA_DIR/"+secretsEncryptionConfigFile+" (keep that file: without it the secrets are lost)")
+	f.StringVar(&o.advertiseAddress, "advertise-address", "",
+		"address nodes that join ('skiff agent') reach the API server at, published in kube-public/cluster-info; default: this host's address of the default route")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.BoolVar(&o.disableIngress, "disable-ingress", false, "do not run the built-in ingress controller (IngressClass skiff, on ports 80 and 443)")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil,
@@ -131,7 +138,11 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	defer func() { err = errors.Join(err, etcd.close()) }()
 
 	server := "https://127.0.0.1:" + strconv.Itoa(o.port)
-	pki, kubeconfig, err := prepareDataDir(o.dataDir, server, nil)
+	var sans []string
+	if o.advertiseAddress != "" {
+		sans = append(sans, o.advertiseAddress) // joining nodes verify the server by it
+	}
+	pki, kubeconfig, err := prepareDataDir(o.dataDir, server, sans)
 	if err != nil {
 		return err
 	}
@@ -196,6 +207,10 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			return
 		}
+		if err := ensureClusterInfo(ctx, restConfig, o.advertisedURL(), pki.CAPEM); err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("%w: %v", errNotReady, err))
+			return
+		}
 		if err := waitClusterUsable(ctx, restConfig, node); err != nil {
 			return // stopping
 		}
@@ -213,6 +228,15 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 }
 
 var errNotReady = errors.New("API server did not become ready")
+
+// advertisedURL is the API server's URL for nodes on other machines.
+func (o *upOptions) advertisedURL() string {
+	host := o.advertiseAddress
+	if host == "" {
+		host = kubelet.DefaultNodeIP().String()
+	}
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(o.port))
+}
 
 // runComponents runs every component until ctx is done, or until one of them stops on its own,
 // which stops the others too. It returns when all have returned: nil when they stopped because

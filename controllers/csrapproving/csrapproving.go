@@ -3,7 +3,10 @@
 // system:node:NAME in system:nodes) when a SubjectAccessReview says its requester may create
 // certificatesigningrequests/selfnodeclient (a node renewing its own certificate) or
 // certificatesigningrequests/nodeclient (a bootstrap token asking for a new node), as
-// upstream's csrapproving controller.
+// upstream's csrapproving controller; and, skiff's own, a node's request for its proxy's or
+// NetworkPolicy agent's certificate (CN system:kube-proxy or system:skiff:network-policy-agent,
+// signer kube-apiserver-client) when its requester may create
+// certificatesigningrequests/nodeproxyclient.
 //
 // It never denies and never approves anything else: other requests wait for a person or
 // another approver.
@@ -14,6 +17,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -45,6 +49,42 @@ type recognizer struct {
 var recognizers = []recognizer{
 	{isSelfNodeClientCert, "selfnodeclient", "Auto approving self kubelet client certificate after SubjectAccessReview."},
 	{isNodeClientCert, "nodeclient", "Auto approving kubelet client certificate after SubjectAccessReview."},
+	{isNodeProxyClientCert, "nodeproxyclient", "Auto approving proxy client certificate of a node after SubjectAccessReview."},
+}
+
+// The users a node's proxies authenticate as: ProxyUser, the service proxy, is the one
+// upstream's default policy binds to system:node-proxier; NetworkPolicyAgentUser is skiff's
+// NetworkPolicy agent (read-only, apiserver's component policy).
+const (
+	ProxyUser              = "system:kube-proxy"
+	NetworkPolicyAgentUser = "system:skiff:network-policy-agent"
+)
+
+// isNodeProxyClientCert recognizes a skiff agent asking, as its node, for the client
+// certificate of its service proxy or NetworkPolicy agent: signer kube-apiserver-client,
+// subject exactly CN ProxyUser or NetworkPolicyAgentUser, no names, client usages. Each
+// identity is shared by every node's instance, as k3s's agents share system:kube-proxy and
+// kubeadm's kube-proxy pods share their ServiceAccount.
+func isNodeProxyClientCert(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
+	if csr.Spec.SignerName != certificatesv1.KubeAPIServerClientSignerName || !slices.Contains(csr.Spec.Groups, "system:nodes") {
+		return false
+	}
+	s := req.Subject
+	if (s.CommonName != ProxyUser && s.CommonName != NetworkPolicyAgentUser) || len(s.Organization) > 0 || len(s.OrganizationalUnit) > 0 ||
+		len(req.DNSNames) > 0 || len(req.EmailAddresses) > 0 || len(req.IPAddresses) > 0 || len(req.URIs) > 0 {
+		return false
+	}
+	client := false
+	for _, u := range csr.Spec.Usages {
+		switch u {
+		case certificatesv1.UsageClientAuth:
+			client = true
+		case certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment:
+		default:
+			return false
+		}
+	}
+	return client
 }
 
 func isNodeClientCert(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {

@@ -107,3 +107,49 @@ func TestApprovesKubeletClientRequestsOnlyWhenTheRequesterMay(t *testing.T) {
 		t.Errorf("approved without permission: %v", c)
 	}
 }
+
+// proxyRequest is a node's request for a client certificate of subject, to the
+// kube-apiserver-client signer.
+func proxyRequest(t *testing.T, name string, subject pkix.Name, groups []string, usages ...certificatesv1.KeyUsage) *certificatesv1.CertificateSigningRequest {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &certificatesv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			SignerName: certificatesv1.KubeAPIServerClientSignerName, Username: "system:node:n1", Groups: groups, Usages: usages,
+		},
+	}
+}
+
+func TestApprovesANodesProxyClientRequestsOnlyForExactlyThoseIdentities(t *testing.T) {
+	client := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	nodes := []string{"system:nodes", "system:authenticated"}
+	proxy := pkix.Name{CommonName: "system:kube-proxy"}
+	got := approvingWith(t, map[string]bool{"nodeproxyclient": true},
+		proxyRequest(t, "proxy", proxy, nodes, client...),
+		proxyRequest(t, "network-policy", pkix.Name{CommonName: "system:skiff:network-policy-agent"}, nodes, client...),
+		proxyRequest(t, "masters", pkix.Name{CommonName: "system:kube-proxy", Organization: []string{"system:masters"}}, nodes, client...),
+		proxyRequest(t, "admin", pkix.Name{CommonName: "admin"}, nodes, client...),
+		proxyRequest(t, "not-a-node", proxy, []string{"system:authenticated"}, client...),
+		proxyRequest(t, "serving", proxy, nodes, certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth),
+	)
+	for _, name := range []string{"proxy", "network-policy"} {
+		if m := approvalMessage(got[name]); m != "Auto approving proxy client certificate of a node after SubjectAccessReview." {
+			t.Errorf("a node's %s request: %q", name, m)
+		}
+	}
+	for _, name := range []string{"masters", "admin", "not-a-node", "serving"} {
+		if c := got[name].Status.Conditions; len(c) != 0 {
+			t.Errorf("%s: decided, want left for a person: %v", name, c)
+		}
+	}
+	got = approvingWith(t, map[string]bool{}, proxyRequest(t, "not-allowed", proxy, nodes, client...))
+	if c := got["not-allowed"].Status.Conditions; len(c) != 0 {
+		t.Errorf("approved without permission: %v", c)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/admissionpolicystatus"
+	"github.com/skiff-dev/skiff/controllers/bootstrapsigner"
 	"github.com/skiff-dev/skiff/controllers/clusterroleaggregation"
 	"github.com/skiff-dev/skiff/controllers/cronjob"
 	"github.com/skiff-dev/skiff/controllers/csrapproving"
@@ -46,6 +47,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/servicelb"
 	"github.com/skiff-dev/skiff/controllers/statefulset"
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
+	"github.com/skiff-dev/skiff/controllers/tokencleaner"
 	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
 )
 
@@ -289,6 +291,23 @@ var descriptors = []descriptor{
 	}},
 	{name: "certificatesigningrequest-approving-controller", serviceAccount: "certificate-controller", aliases: []string{"csrapproving"}, workers: 5, build: func(b *builder) (func(context.Context, int), error) {
 		c, err := csrapproving.New(b.informers.Certificates().V1().CertificateSigningRequests(), b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	// this and the token cleaner are on by default, where upstream leaves them to kubeadm's
+	// --controllers=*,bootstrapsigner,tokencleaner: skiff always hands out join tokens
+	// (skiff token create)
+	{name: "bootstrap-signer-controller", serviceAccount: "bootstrap-signer", aliases: []string{"bootstrapsigner"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := bootstrapsigner.New(b.client, b.reporting)
+		if err != nil {
+			return nil, err
+		}
+		return c.Run, nil
+	}},
+	{name: "token-cleaner-controller", serviceAccount: "token-cleaner", aliases: []string{"tokencleaner"}, workers: 1, build: func(b *builder) (func(context.Context, int), error) {
+		c, err := tokencleaner.New(b.client, b.reporting)
 		if err != nil {
 			return nil, err
 		}

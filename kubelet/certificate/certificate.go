@@ -75,6 +75,21 @@ type Config struct {
 	// RenewAt returns when within [notBefore, notAfter] a certificate is renewed; nil for
 	// upstream's jittered 70–90% of its life.
 	RenewAt func(notBefore, notAfter time.Time) time.Time
+	// Identity, when set, makes the certificate a client one for this subject instead of the
+	// node's, from the kube-apiserver-client signer, kept in FileName: a node's kube-proxy
+	// (CN system:kube-proxy), asked for and renewed with the node's own credentials.
+	Identity *pkix.Name
+	// FileName is the file in CertDir holding the certificate; CurrentFileName when empty
+	// (ServingFileName for NewServing).
+	FileName string
+}
+
+// fileName is cfg.FileName or def.
+func (cfg Config) fileName(def string) string {
+	if cfg.FileName != "" {
+		return cfg.FileName
+	}
+	return def
 }
 
 // Manager holds the current certificate and renews it.
@@ -96,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.RenewAt == nil {
 		cfg.RenewAt = jitteredRenewal
 	}
-	m := &Manager{cfg: cfg, path: filepath.Join(cfg.CertDir, CurrentFileName)}
+	m := &Manager{cfg: cfg, path: filepath.Join(cfg.CertDir, cfg.fileName(CurrentFileName))}
 	m.conns = connrotation.NewDialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
 	if c, err := loadPair(m.path); err == nil && time.Now().Before(c.Leaf.NotAfter) {
 		m.current = c
@@ -111,7 +126,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	slog.Info("requesting the kubelet's client certificate with the bootstrap credentials", "node", cfg.NodeName)
+	subject := "system:node:" + cfg.NodeName
+	if cfg.Identity != nil {
+		subject = cfg.Identity.CommonName
+	}
+	slog.Info("requesting a client certificate with the bootstrap credentials", "node", cfg.NodeName, "subject", subject)
 	if err := m.request(ctx, client); err != nil {
 		return nil, fmt.Errorf("bootstrap client certificate: %w", err)
 	}
@@ -128,7 +147,7 @@ func NewServing(cfg Config) *Manager {
 	if cfg.Serving == nil {
 		cfg.Serving = &Serving{}
 	}
-	m := &Manager{cfg: cfg, path: filepath.Join(cfg.CertDir, ServingFileName)}
+	m := &Manager{cfg: cfg, path: filepath.Join(cfg.CertDir, cfg.fileName(ServingFileName))}
 	m.conns = connrotation.NewDialer((&net.Dialer{}).DialContext)
 	if c, err := loadPair(m.path); err == nil && time.Now().Before(c.Leaf.NotAfter) {
 		m.current = c
@@ -250,6 +269,9 @@ func (m *Manager) request(ctx context.Context, client kubernetes.Interface) erro
 	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
 	var dnsNames []string
 	var ips []net.IP
+	if id := m.cfg.Identity; id != nil {
+		subject, signer = id, certificatesv1.KubeAPIServerClientSignerName
+	}
 	if s := m.cfg.Serving; s != nil {
 		signer, dnsNames, ips = certificatesv1.KubeletServingSignerName, s.DNSNames, s.IPAddresses
 		usages = []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}

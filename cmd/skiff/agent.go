@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/skiff-dev/skiff/controllers/csrapproving"
+	"github.com/skiff-dev/skiff/join"
+	"github.com/skiff-dev/skiff/kubelet/certificate"
+)
+
+// agentOptions are the flags of `skiff agent`, named as k3s's and kubeadm join's.
+type agentOptions struct {
+	server                   string
+	token                    string
+	caCertHashes             []string
+	unsafeSkipCAVerification bool
+	dataDir                  string
+	nodeName                 string
+	nodeIPs                  []string
+	kubeletPort              int
+	runtimeEndpoint          string
+	imageDir                 string
+	registryMirrors          []string
+}
+
+func newAgentCommand(g *globalOptions) *cobra.Command {
+	o := &agentOptions{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Join this machine to a cluster as a node, with a bootstrap token",
+		Long: `Join this machine to the cluster at --server as a node ('skiff token create' on the server
+prints the command). It reads kube-public/cluster-info, trusts the CA in it only if the
+token's signature checks out and the CA's key has the --ca-cert-hash, asks for the kubelet's
+client certificate by CertificateSigningRequest with the token (approved automatically) and
+for its proxy's (system:kube-proxy) and NetworkPolicy agent's with the node's, and then runs
+the kubelet on a containerd of its own (DATA_DIR/containerd), the service proxy, which also
+routes pod traffic to the other nodes, and the NetworkPolicy agent. Run it as root. Restarted on the same data directory it keeps its
+certificates and needs no valid token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return runAgent(ctx, o)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *agentOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.server, "server", "", "the API server's URL, https://HOST:6443")
+	f.StringVar(&o.token, "token", "", "bootstrap token ID.SECRET ('skiff token create')")
+	f.StringSliceVar(&o.caCertHashes, "ca-cert-hash", nil, "sha256:HEX pin of the cluster CA's public key (repeatable)")
+	f.BoolVar(&o.unsafeSkipCAVerification, "discovery-token-unsafe-skip-ca-verification", false,
+		"trust whichever CA cluster-info names if the token signed it, without a --ca-cert-hash")
+	f.StringVar(&o.dataDir, "data-dir", filepath.Join(defaultDataDir(), "agent"), "where the node's certificates, containerd and pods' data live")
+	f.StringVar(&o.nodeName, "node-name", "", "the Node's name; default the host name")
+	f.StringSliceVar(&o.nodeIPs, "node-ip", nil, "the Node's addresses; default: the address of the default route")
+	f.IntVar(&o.kubeletPort, "kubelet-port", 10250, "port the kubelet API serves HTTPS on")
+	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "",
+		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of the agent's own in DATA_DIR/containerd`)
+	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
+	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "REGISTRY=URL: pull images of REGISTRY (or * for every one) from the mirror at URL first (repeatable)")
+}
+
+// runAgent joins and runs the node until ctx is done.
+func runAgent(ctx context.Context, o *agentOptions) error {
+	if o.server == "" {
+		return errors.New("--server is required")
+	}
+	mirrors, err := (&upOptions{registryMirrors: o.registryMirrors}).mirrors()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return err
+	}
+	caFile := filepath.Join(o.dataDir, "pki", "ca.crt")
+	caPEM, err := o.clusterCA(ctx, caFile)
+	if err != nil {
+		return err
+	}
+	bootstrapKubeconfig := filepath.Join(o.dataDir, "bootstrap-kubelet.kubeconfig")
+	if o.token != "" {
+		if err := writeBootstrapKubeconfig(bootstrapKubeconfig, o.server, caPEM, o.token); err != nil {
+			return err
+		}
+	}
+	k := &kubeletOptions{
+		kubeconfig:          filepath.Join(o.dataDir, "kubelet.kubeconfig"),
+		bootstrapKubeconfig: bootstrapKubeconfig,
+		certDir:             filepath.Join(o.dataDir, "kubelet", "pki"),
+		rotateCertificates:  true,
+		// the API server checks kubelets' serving certificates against the cluster CA: one
+		// is asked for by kubelet-serving CSR, which a person approves (as upstream)
+		rotateServerCertificates: true,
+		hostnameOverride:         o.nodeName,
+		nodeIPs:                  o.nodeIPs,
+		runtimeEndpoint:          o.runtimeEndpoint,
+		imageDir:                 o.imageDir,
+		rootDir:                  filepath.Join(o.dataDir, "kubelet"),
+		podLogsDir:               filepath.Join(o.dataDir, "kubelet", "logs"),
+		port:                     o.kubeletPort,
+		address:                  "0.0.0.0",
+		maxPods:                  110,
+		kubeAPIQPS:               defaultKubeletAPIQPS,
+		kubeAPIBurst:             defaultKubeletAPIBurst,
+		cniConfDir:               "/etc/cni/net.d",
+		clusterDomain:            "cluster.local",
+		clusterDNS:               []string{"10.96.0.10"}, // the server's DNS, through its Service
+		clientCAFile:             caFile,
+		authorizationMode:        "Webhook",
+		tokenWebhook:             true,
+	}
+	name, err := k.nodeName()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(k.kubeconfig); err != nil && o.token == "" {
+		return errors.New("--token is required to join: this data directory has no node credentials yet")
+	}
+	nodeConfig, renewNode, err := k.bootstrapClient(ctx, name)
+	if err != nil {
+		return err
+	}
+	proxyConfig, renewProxy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig, csrapproving.ProxyUser, "kube-proxy")
+	if err != nil {
+		return err
+	}
+	policyConfig, renewPolicy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig, csrapproving.NetworkPolicyAgentUser, "network-policy")
+	if err != nil {
+		return err
+	}
+	nodeClient, err := kubernetes.NewForConfig(nodeConfig)
+	if err != nil {
+		return err
+	}
+	slog.Info("joined", "node", name, "server", o.server)
+	return runComponents(ctx, []component{
+		{"kubelet", func(ctx context.Context) error {
+			return runOwnKubelet(ctx, k, o.dataDir, mirrors, nodeConfig, renewNode)
+		}},
+		{"proxy", func(ctx context.Context) error {
+			return runProxy(ctx, proxyConfig, &proxyOptions{hostnameOverride: name})
+		}},
+		{"network-policy", func(ctx context.Context) error {
+			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name})
+		}},
+		{"proxy-certificates", func(ctx context.Context) error {
+			var wg sync.WaitGroup
+			wg.Go(func() { renewProxy(ctx, nodeClient) })
+			renewPolicy(ctx, nodeClient)
+			wg.Wait()
+			return nil
+		}},
+	})
+}
+
+// clusterCA is the CA this node trusts: the one pinned when it first joined (in caFile), else
+// the one token discovery finds, then kept in caFile.
+func (o *agentOptions) clusterCA(ctx context.Context, caFile string) ([]byte, error) {
+	if b, err := os.ReadFile(caFile); err == nil {
+		slog.Info("using the cluster CA pinned when this node joined", "file", caFile)
+		return b, nil
+	}
+	if o.token == "" {
+		return nil, errors.New("--token is required to join")
+	}
+	caPEM, err := join.Discovery{
+		Server: o.server, Token: o.token,
+		CACertHashes: o.caCertHashes, UnsafeSkipCAVerification: o.unsafeSkipCAVerification,
+	}.Discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(caFile), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		return nil, err
+	}
+	slog.Info("cluster CA discovered and pinned", "server", o.server, "file", caFile)
+	return caPEM, nil
+}
+
+// proxyCredentials are a client certificate of user's own (the proxy's system:kube-proxy, the
+// NetworkPolicy agent's), asked for with the node's credentials and kept in
+// DATA_DIR/proxy/pki/<file>-client-current.pem, and the loop that renews it with them.
+func (o *agentOptions) proxyCredentials(ctx context.Context, node string, caPEM []byte, nodeConfig *rest.Config, user, file string) (*rest.Config, func(context.Context, kubernetes.Interface), error) {
+	m, err := certificate.New(ctx, certificate.Config{
+		NodeName: node, CertDir: filepath.Join(o.dataDir, "proxy", "pki"), FileName: file + "-client-current.pem",
+		Server: &rest.Config{Host: o.server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}, Bootstrap: nodeConfig,
+		Identity: &pkix.Name{CommonName: user},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("the client certificate of %s: %w", user, err)
+	}
+	cfg, err := m.RESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, m.Run, nil
+}
+
+// writeBootstrapKubeconfig writes the kubelet's --bootstrap-kubeconfig: server, the pinned CA
+// and the token.
+func writeBootstrapKubeconfig(path, server string, caPEM []byte, token string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["default-cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos["tls-bootstrap-token-user"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["tls-bootstrap-token-user@default-cluster"] = &clientcmdapi.Context{Cluster: "default-cluster", AuthInfo: "tls-bootstrap-token-user"}
+	cfg.CurrentContext = "tls-bootstrap-token-user@default-cluster"
+	return clientcmd.WriteToFile(*cfg, path)
+}
