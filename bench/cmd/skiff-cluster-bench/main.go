@@ -417,7 +417,11 @@ func printRatios(w io.Writer, skiff, up result) {
 				continue
 			}
 			if s.p99 == 0 || u.p99 == 0 {
-				fmt.Fprintf(tw, "%s wall\t%s\t%s\t%.2f\t\n", s.scenario, round(s.wall), round(u.wall), u.wall.Seconds()/s.wall.Seconds())
+				ratio := "-" // one side did not finish
+				if s.wall > 0 && u.wall > 0 {
+					ratio = fmt.Sprintf("%.2f", u.wall.Seconds()/s.wall.Seconds())
+				}
+				fmt.Fprintf(tw, "%s wall\t%s\t%s\t%s\t\n", s.scenario, round(s.wall), round(u.wall), ratio)
 				continue
 			}
 			// a paced scenario: its wall time is the pace's, its latencies are what differs

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -98,16 +99,28 @@ func (b *bench) daemonSetRollout(ctx context.Context, _ *cluster) ([]row, error)
 	if err != nil {
 		return rows, err
 	}
-	if err := b.waitDaemonSet(ctx, updated.Name, updated.Generation); err != nil {
+	// a rollout that stalls is a finding, not the end of the run: it is reported as such
+	rolloutCtx, cancel := context.WithTimeout(ctx, rolloutBound)
+	err = b.waitDaemonSet(rolloutCtx, updated.Name, updated.Generation)
+	cancel()
+	switch {
+	case err == nil:
+		rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes, wall: time.Since(start),
+			note: "template change to every node's pod updated and ready (maxUnavailable 10%)"})
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes,
+			note: fmt.Sprintf("STALLED: not complete after %s (%v)", rolloutBound, err)})
+	default:
 		return rows, err
 	}
-	rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes, wall: time.Since(start),
-		note: "template change to every node's pod updated and ready (maxUnavailable 10%)"})
 	if err := b.client.AppsV1().DaemonSets(namespace).Delete(ctx, ds.Name, metav1.DeleteOptions{}); err != nil {
 		return rows, err
 	}
 	return rows, b.deleteAll(ctx, "scenario", "daemonset")
 }
+
+// rolloutBound is how long a DaemonSet rollout may take before it is reported as stalled.
+const rolloutBound = 5 * time.Minute
 
 // waitDaemonSet waits as `kubectl rollout status daemonset` does: the generation observed,
 // every node's pod updated and available.
