@@ -51,6 +51,7 @@ func newRootCommand() *cobra.Command {
 		newSchedulerCommand(g),
 		newControllerManagerCommand(g),
 		newImagesCommand(),
+		newResetCommand(),
 	)
 	return root
 }

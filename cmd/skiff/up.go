@@ -121,6 +121,13 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 
+	// one skiff up per data dir, and no skiff reset under it (reset.go)
+	unlock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
 	etcd, err := startEmbeddedEtcd(ctx, filepath.Join(o.dataDir, "etcd"))
 	if err != nil {
 		return err
