@@ -104,6 +104,7 @@ type component struct {
 // runUp runs the cluster until ctx is done, then stops every part of it and returns nil; it
 // returns an error when a part could not start or failed on its own.
 func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (err error) {
+	started := time.Now()
 	serverOpts := &apiServerOptions{
 		dataDir:                     o.dataDir,
 		bindAddress:                 "0.0.0.0",
@@ -197,7 +198,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			return
 		}
-		if err := waitClusterUsable(ctx, restConfig, node); err != nil {
+		if err := waitClusterUsable(ctx, restConfig, node, started); err != nil {
 			return // stopping
 		}
 		slog.Info("ready", "server", server)
