@@ -1,7 +1,7 @@
 # The one command that runs every test: `make test`. CI (.ci/run) calls exactly this.
 GO ?= go
 
-.PHONY: test build vet fmt-check bench bench-side-by-side kubectl conformance upstream-conformance sample-apiserver
+.PHONY: test build vet fmt-check bench bench-side-by-side kubectl conformance upstream-conformance sample-apiserver crash-safety chaos fuzz
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -56,3 +56,21 @@ conformance:
 # conformance/UPSTREAM.md. 20-60 minutes: not part of `make test`. FOCUS='Pods should' runs a part.
 upstream-conformance: build
 	bash conformance/upstream/run.sh bin/skiff
+
+# kill -9 of skiff up with the issue's 20 running pods, restart, clean stop and skiff reset
+# (e2e/crashsafety; `make test` runs it with 3 pods).
+crash-safety:
+	SKIFF_CRASH_PODS=20 $(GO) test -count=1 -timeout 40m -v ./e2e/crashsafety
+
+# The chaos test with 20 kill -9s of skiff up under a mixed client-go load (`make test` runs 3).
+chaos:
+	SKIFF_CHAOS_KILLS=20 $(GO) test -count=1 -timeout 60m -v -run TestAcknowledgedWritesSurviveKill9OfSkiffUp ./e2e/crashsafety
+
+# Every fuzz target for FUZZTIME each, one after another (`make test` runs their seed corpora).
+FUZZTIME ?= 10m
+FUZZ_TARGETS := ./apiserver:FuzzDecodeBody ./apiserver:FuzzPatch ./apiserver:FuzzListOptions \
+	./registry/storage:FuzzDecodeContinue ./registry/storage:FuzzContinueRoundTrip ./registry/storage:FuzzParseResourceVersion
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done

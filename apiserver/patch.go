@@ -257,7 +257,7 @@ func (p *patchRequest) applyJSONPatch(doc []byte) ([]byte, []error, error) {
 			return nil, nil, apierrors.NewRequestEntityTooLargeError(
 				fmt.Sprintf("The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(ops)))
 		}
-		patched, err := ops.Apply(doc)
+		patched, err := applyJSONPatchOperations(ops, doc)
 		if err != nil {
 			return nil, nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 		}
@@ -280,6 +280,18 @@ func (p *patchRequest) applyJSONPatch(doc []byte) ([]byte, []error, error) {
 		}
 		return patched, strictErrs, nil
 	}
+}
+
+// applyJSONPatchOperations applies ops to doc. The library panics on some malformed
+// operations (FuzzPatch found a "test" of the root with no value); that is the client's
+// mistake, answered as any operation that does not apply (422), not a server error.
+func applyJSONPatchOperations(ops jsonpatch.Patch, doc []byte) (patched []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			patched, err = nil, fmt.Errorf("the JSON patch has an operation that cannot be applied: %v", r)
+		}
+	}()
+	return ops.Apply(doc)
 }
 
 // strategicMergePatch applies a strategic merge patch to the current object's fields, as

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiff-dev/skiff/kubelet/podcgroups"
 	"github.com/skiff-dev/skiff/kubelet/runtime"
 )
 
@@ -146,17 +147,9 @@ func anyPrivileged(pod *v1.Pod) bool {
 	return false
 }
 
-// cgroupParent is the pod's cgroup under upstream's cgroupfs layout: /kubepods for
-// Guaranteed pods, /kubepods/burstable and /kubepods/besteffort for the others.
+// cgroupParent is the pod's cgroup under upstream's cgroupfs layout (podcgroups.Parent).
 func cgroupParent(pod *v1.Pod) string {
-	switch qosClass(pod) {
-	case v1.PodQOSGuaranteed:
-		return "/kubepods/pod" + string(pod.UID)
-	case v1.PodQOSBurstable:
-		return "/kubepods/burstable/pod" + string(pod.UID)
-	default:
-		return "/kubepods/besteffort/pod" + string(pod.UID)
-	}
+	return podcgroups.Parent(qosClass(pod), pod.UID)
 }
 
 // dnsConfig is the pod's resolv.conf as its dnsPolicy says: the cluster's DNS when one is

@@ -386,8 +386,10 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 		k.killSandbox(ctx, s.Id, 1)
 		if err := k.rt.RemovePodSandbox(ctx, s.Id); err != nil {
 			k.log.Warn("remove orphan sandbox", "sandbox", s.Id, "err", err)
+			continue
 		}
 		k.volumes.cleanup(uid)
+		k.removePodCgroups(uid)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-dev/skiff/kubelet/podcgroups"
 )
 
 // podState is what a pod's worker remembers between passes; nothing in it is needed to rebuild
@@ -389,6 +391,18 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID) {
 	k.imagePull.Forget(string(uid))
 	k.statuses.forget(uid)
 	k.volumes.cleanup(uid)
+	k.removePodCgroups(uid)
+}
+
+// removePodCgroups removes the cgroup the runtime made for the pod's sandboxes, once they are
+// gone (runc removes only its containers' cgroups), on nodes whose containers are real.
+func (k *Kubelet) removePodCgroups(uid types.UID) {
+	if k.cfg.RootDir == "" {
+		return
+	}
+	if err := podcgroups.Remove(uid); err != nil {
+		k.log.Warn("remove the pod's cgroup", "uid", uid, "err", err)
+	}
 }
 
 // containerSpec finds a container of the pod by name and says where it is in the spec

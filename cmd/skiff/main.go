@@ -54,6 +54,7 @@ func newRootCommand() *cobra.Command {
 		newImagesCommand(),
 		newTokenCommand(),
 		newAgentCommand(g),
+		newResetCommand(),
 	)
 	return root
 }

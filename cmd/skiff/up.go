@@ -114,6 +114,7 @@ type component struct {
 // runUp runs the cluster until ctx is done, then stops every part of it and returns nil; it
 // returns an error when a part could not start or failed on its own.
 func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (err error) {
+	started := time.Now()
 	serverOpts := &apiServerOptions{
 		dataDir:                     o.dataDir,
 		bindAddress:                 "0.0.0.0",
@@ -130,6 +131,13 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	if err != nil {
 		return err
 	}
+
+	// one skiff up per data dir, and no skiff reset under it (reset.go)
+	unlock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	etcd, err := startEmbeddedEtcd(ctx, filepath.Join(o.dataDir, "etcd"))
 	if err != nil {
@@ -211,7 +219,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			return
 		}
-		if err := waitClusterUsable(ctx, restConfig, node); err != nil {
+		if err := waitClusterUsable(ctx, restConfig, node, started); err != nil {
 			return // stopping
 		}
 		slog.Info("ready", "server", server)

@@ -34,9 +34,11 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/kubelet/ociimage"
+	"github.com/skiff-dev/skiff/kubelet/podcgroups"
 )
 
 // PauseImage is the sandbox image the daemon is configured with; Start builds it from
@@ -334,8 +336,8 @@ func (d *Daemon) Stop() error {
 }
 
 // RemovePods stops and removes every pod sandbox the daemon holds, with their containers,
-// through CRI: what a node's shutdown does to its pods. After it the daemon has no shims and
-// no container mounts left, and Stop leaves nothing behind.
+// through CRI, and their pods' cgroups: what a node's shutdown does to its pods. After it the
+// daemon has no shims and no container mounts left, and Stop leaves nothing behind.
 func (d *Daemon) RemovePods(ctx context.Context) error {
 	conn, err := grpc.NewClient(d.Endpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -355,6 +357,13 @@ func (d *Daemon) RemovePods(ctx context.Context) error {
 		}
 		if _, err := rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
 			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", s.Id, err))
+			continue
+		}
+		// the pod's cgroup is the kubelet's, which is not there to remove it
+		if uid := s.GetMetadata().GetUid(); uid != "" {
+			if err := podcgroups.Remove(types.UID(uid)); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
