@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,10 +38,13 @@ type Allocator interface {
 //	/registry/ipaddresses/<ip>        networking.k8s.io/v1 IPAddress, as upstream's allocator
 //	/registry/servicenodeports/<port> a v1 RangeAllocation naming the owner (skiff's own)
 type ServiceAllocator struct {
-	Storage   storage.Interface // etcd itself, not a cache: reservations must be exact
-	CIDR      netip.Prefix
-	PortBase  int
-	PortCount int
+	Storage storage.Interface // etcd itself, not a cache: reservations must be exact
+	// CIDR is the primary range: its family is the one a Service gets when it names none.
+	CIDR netip.Prefix
+	// SecondaryCIDR, of the other family, makes the cluster dual-stack; zero when it is not.
+	SecondaryCIDR netip.Prefix
+	PortBase      int
+	PortCount     int
 }
 
 var _ Allocator = &ServiceAllocator{}
@@ -80,26 +84,18 @@ func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Obj
 	if oldObj != nil {
 		old = oldObj.(*corev1.Service)
 	}
-	if needsClusterIP(svc) {
-		if err := a.allocateIP(ctx, svc, dryRun); err != nil {
-			return err
-		}
-		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
-		family := corev1.IPv4Protocol
-		if a.CIDR.Addr().Is6() {
-			family = corev1.IPv6Protocol
-		}
-		svc.Spec.IPFamilies = []corev1.IPFamily{family}
-		single := corev1.IPFamilyPolicySingleStack
-		svc.Spec.IPFamilyPolicy = &single
-	} else if svc.Spec.Type == corev1.ServiceTypeExternalName {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs, svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = "", nil, nil, nil
 	} else {
-		svc.Spec.ClusterIPs = []string{corev1.ClusterIPNone}
-		if svc.Spec.IPFamilyPolicy == nil {
-			single := corev1.IPFamilyPolicySingleStack
-			svc.Spec.IPFamilyPolicy = &single
-			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+		if err := a.initIPFamilies(svc, old); err != nil {
+			return err
+		}
+		if needsClusterIP(svc) {
+			if err := a.allocateIPs(ctx, svc, old, dryRun); err != nil {
+				return err
+			}
+		} else {
+			svc.Spec.ClusterIPs = []string{corev1.ClusterIPNone}
 		}
 	}
 	if needsNodePorts(svc) {
@@ -116,48 +112,79 @@ func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Obj
 	return a.allocateHealthCheckNodePort(ctx, svc, old, dryRun)
 }
 
-// allocateIP reserves the service's requested cluster IP, or a random free one.
-func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, dryRun bool) error {
-	fail := func(ip string, msg string) error {
-		return invalid(svc, field.Invalid(field.NewPath("spec", "clusterIPs"), []string{ip}, fmt.Sprintf("failed to allocate IP %s: %s", ip, msg)))
-	}
-	if svc.Spec.ClusterIP != "" {
-		ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+// allocateIPs reserves a cluster IP of each of the service's families: the one requested at
+// the same index of clusterIPs, or a random free one of that family's range. What it reserved
+// goes back when a later family fails, unless old holds it.
+func (a *ServiceAllocator) allocateIPs(ctx context.Context, svc, old *corev1.Service, dryRun bool) error {
+	ips := make([]string, len(svc.Spec.IPFamilies))
+	copy(ips, svc.Spec.ClusterIPs)
+	svc.Spec.ClusterIPs = ips
+	var taken []netip.Addr
+	for i, family := range svc.Spec.IPFamilies {
+		cidr, _ := a.cidrOf(family) // initIPFamilies refused the families the cluster lacks
+		ip, err := a.allocateIP(ctx, svc, cidr, ips[i], dryRun)
 		if err != nil {
-			return fail(svc.Spec.ClusterIP, "not a valid IP")
+			if !dryRun {
+				for _, ip := range taken {
+					if old == nil || !slices.Contains(old.Spec.ClusterIPs, ip.String()) {
+						a.releaseIP(ctx, ip, svc)
+					}
+				}
+			}
+			return err
 		}
-		if !a.CIDR.Contains(ip) || ip == a.CIDR.Masked().Addr() || ip == lastAddr(a.CIDR) {
-			return fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, a.CIDR))
+		taken = append(taken, ip)
+		ips[i] = ip.String()
+	}
+	if len(ips) > 0 {
+		svc.Spec.ClusterIP = ips[0]
+	}
+	return nil
+}
+
+// allocateIP reserves the requested cluster IP in cidr, or a random free one there.
+func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, cidr netip.Prefix, requested string, dryRun bool) (netip.Addr, error) {
+	fail := func(ip string, msg string) error {
+		return invalid(svc, field.Invalid(field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIPs, fmt.Sprintf("failed to allocate IP %s: %s", ip, msg)))
+	}
+	if requested != "" {
+		ip, err := netip.ParseAddr(requested)
+		if err != nil {
+			return netip.Addr{}, fail(requested, "not a valid IP")
+		}
+		if !cidr.Contains(ip) || ip == cidr.Masked().Addr() || ip == lastAddr(cidr) {
+			return netip.Addr{}, fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, cidr))
 		}
 		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
 		if err != nil {
-			return err
+			return netip.Addr{}, err
 		}
 		if !ok {
-			return fail(ip.String(), "provided IP is already allocated")
+			return netip.Addr{}, fail(ip.String(), "provided IP is already allocated")
 		}
-		svc.Spec.ClusterIP = ip.String()
-		return nil
+		return ip, nil
 	}
-	size := uint64(1) << (a.CIDR.Addr().BitLen() - a.CIDR.Bits())
-	if size > 1<<20 {
-		size = 1 << 20
+	// an IPv6 range may hold more addresses than a uint64 counts: the random offsets come
+	// from its first 2^20
+	hostBits := cidr.Addr().BitLen() - cidr.Bits()
+	size := uint64(1) << min(hostBits, 20)
+	if size < 4 {
+		return netip.Addr{}, fail("", "range is full")
 	}
-	base := a.CIDR.Masked().Addr()
+	base := cidr.Masked().Addr()
 	// random offsets first, as upstream spreads its allocations; the kubernetes Service's
 	// address and the network and broadcast addresses are never given out
 	for attempt := 0; attempt < 64; attempt++ {
 		ip := addrAdd(base, 2+rand.Uint64N(size-3))
 		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
 		if err != nil {
-			return err
+			return netip.Addr{}, err
 		}
 		if ok {
-			svc.Spec.ClusterIP = ip.String()
-			return nil
+			return ip, nil
 		}
 	}
-	return fail("", "range is full")
+	return netip.Addr{}, fail("", "range is full")
 }
 
 // reserveIP creates the IPAddress of ip for svc; false when another object holds it.
@@ -277,11 +304,12 @@ func (a *ServiceAllocator) Release(ctx context.Context, keepObj, freeObj runtime
 	if keepObj != nil {
 		keep = keepObj.(*corev1.Service)
 	}
-	if ip, err := netip.ParseAddr(free.Spec.ClusterIP); err == nil && (keep == nil || keep.Spec.ClusterIP != free.Spec.ClusterIP) {
-		a.releaseKey(ctx, ipKey(ip), &networkingv1.IPAddress{}, func(o runtime.Object) bool {
-			ref := o.(*networkingv1.IPAddress).Spec.ParentRef
-			return ref != nil && ref.Namespace == free.Namespace && ref.Name == free.Name
-		})
+	for _, s := range append([]string{free.Spec.ClusterIP}, free.Spec.ClusterIPs...) {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || (keep != nil && (keep.Spec.ClusterIP == s || slices.Contains(keep.Spec.ClusterIPs, s))) {
+			continue
+		}
+		a.releaseIP(ctx, ip, free)
 	}
 	kept := map[int32]bool{}
 	if keep != nil {
@@ -298,6 +326,14 @@ func (a *ServiceAllocator) Release(ctx context.Context, keepObj, freeObj runtime
 			})
 		}
 	}
+}
+
+// releaseIP deletes ip's IPAddress if svc still holds it.
+func (a *ServiceAllocator) releaseIP(ctx context.Context, ip netip.Addr, svc *corev1.Service) {
+	a.releaseKey(ctx, ipKey(ip), &networkingv1.IPAddress{}, func(o runtime.Object) bool {
+		ref := o.(*networkingv1.IPAddress).Spec.ParentRef
+		return ref != nil && ref.Namespace == svc.Namespace && ref.Name == svc.Name
+	})
 }
 
 // releaseKey deletes key if it still belongs to the owner mine recognises.
