@@ -169,7 +169,9 @@ func TestServiceIPFamilyFieldsAreValidatedWithUpstreamsWords(t *testing.T) {
 		want: `Service "twofamilies" is invalid: spec.ipFamilyPolicy: Invalid value: "SingleStack": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified`,
 	}, {
 		name: "duplicate", server: dual,
-		svc:  func(s *corev1.Service) { s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv4Protocol} },
+		svc: func(s *corev1.Service) {
+			s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv4Protocol}
+		},
 		want: `Service "duplicate" is invalid: spec.ipFamilies[1]: Duplicate value: "IPv4"`,
 	}, {
 		name: "badpolicy", server: dual,
