@@ -70,10 +70,7 @@ func ValidateService(svc *corev1.Service) field.ErrorList {
 // service becomes an ExternalName.
 func ValidateServiceUpdate(svc, old *corev1.Service) field.ErrorList {
 	allErrs := ValidateObjectMetaUpdate(&svc.ObjectMeta, &old.ObjectMeta, metadataPath)
-	if svc.Spec.Type != corev1.ServiceTypeExternalName && old.Spec.Type != corev1.ServiceTypeExternalName &&
-		old.Spec.ClusterIP != "" && svc.Spec.ClusterIP != old.Spec.ClusterIP {
-		allErrs = append(allErrs, field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, "may not change once set"))
-	}
+	allErrs = append(allErrs, validateServiceIPFamilyUpdate(svc, old)...)
 	return append(allErrs, validateServiceSpec(svc)...)
 }
 
@@ -162,15 +159,7 @@ func validateServiceSpec(svc *corev1.Service) field.ErrorList {
 		}
 		seen[k] = true
 	}
-	if spec.ClusterIP != "" && spec.ClusterIP != corev1.ClusterIPNone {
-		if _, err := netip.ParseAddr(spec.ClusterIP); err != nil {
-			allErrs = append(allErrs, field.Invalid(specPath.Child("clusterIPs").Index(0), spec.ClusterIP,
-				"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
-		}
-	}
-	if len(spec.ClusterIPs) > 0 && spec.ClusterIPs[0] != spec.ClusterIP {
-		allErrs = append(allErrs, field.Invalid(specPath.Child("clusterIPs").Index(0), spec.ClusterIPs, "must match `clusterIP`"))
-	}
+	allErrs = append(allErrs, validateServiceIPFamilyFields(svc)...)
 	if !supportedSessionAffinity.Has(spec.SessionAffinity) {
 		allErrs = append(allErrs, field.NotSupported(specPath.Child("sessionAffinity"), spec.SessionAffinity, sets.List(supportedSessionAffinity)))
 	}

@@ -23,7 +23,9 @@ var ServiceStrategy = serviceStrategy{}
 var _ Strategy = serviceStrategy{}
 
 func (serviceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	obj.(*corev1.Service).Status = corev1.ServiceStatus{}
+	svc := obj.(*corev1.Service)
+	svc.Status = corev1.ServiceStatus{}
+	normalizeClusterIPs(svc, nil)
 }
 
 func (serviceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
@@ -33,6 +35,7 @@ func (serviceStrategy) Validate(_ context.Context, obj runtime.Object) field.Err
 func (serviceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	svc, oldSvc := obj.(*corev1.Service), old.(*corev1.Service)
 	svc.Status = oldSvc.Status
+	normalizeClusterIPs(svc, oldSvc)
 	dropTypeDependentFields(svc, oldSvc)
 	keepAllocated(svc, oldSvc)
 }
@@ -110,10 +113,16 @@ func keepAllocated(svc, old *corev1.Service) {
 	stillClusterIP := svc.Spec.Type != corev1.ServiceTypeExternalName && old.Spec.Type != corev1.ServiceTypeExternalName
 	if stillClusterIP && svc.Spec.ClusterIP == "" {
 		svc.Spec.ClusterIP = old.Spec.ClusterIP
+	}
+	if stillClusterIP && len(svc.Spec.ClusterIPs) == 0 {
 		svc.Spec.ClusterIPs = old.Spec.ClusterIPs
 	}
+	// the families and policy an update leaves out are the stored ones; a policy the update
+	// names is kept (a downgrade to SingleStack names only the policy)
 	if stillClusterIP && len(svc.Spec.IPFamilies) == 0 {
 		svc.Spec.IPFamilies = old.Spec.IPFamilies
+	}
+	if stillClusterIP && svc.Spec.IPFamilyPolicy == nil {
 		svc.Spec.IPFamilyPolicy = old.Spec.IPFamilyPolicy
 	}
 	if svc.Spec.Type == old.Spec.Type && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {

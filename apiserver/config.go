@@ -84,7 +84,9 @@ type Config struct {
 	// Default 5 minutes; negative disables compaction.
 	CompactionInterval time.Duration
 	// ServiceClusterIPRange is the CIDR cluster IPs are allocated from (default
-	// DefaultServiceClusterIPRange; its first address is the kubernetes Service's).
+	// DefaultServiceClusterIPRange; its first address is the kubernetes Service's). Two
+	// comma-separated CIDRs, one of each IP family, make Services dual-stack; the first is the
+	// primary family.
 	ServiceClusterIPRange string
 	// ServiceNodePortRange is the range node ports are allocated from (default 30000-32767).
 	ServiceNodePortRange string

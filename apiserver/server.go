@@ -108,9 +108,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ServiceNodePortRange == "" {
 		cfg.ServiceNodePortRange = "30000-32767"
 	}
-	cidr, err := netip.ParsePrefix(cfg.ServiceClusterIPRange)
+	cidr, secondaryCIDR, err := registry.ParseServiceCIDRs(cfg.ServiceClusterIPRange)
 	if err != nil {
-		return nil, fmt.Errorf("service cluster IP range: %w", err)
+		return nil, err
 	}
 	portBase, portCount, err := registry.ParseNodePortRange(cfg.ServiceNodePortRange)
 	if err != nil {
@@ -134,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 		endpointIP:        advertisedIP(cfg.AdvertiseAddress),
 		kubeletTransport:  newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
 		endpointTransport: newEndpointTransport(),
-		allocator:         &registry.ServiceAllocator{CIDR: cidr, PortBase: portBase, PortCount: portCount},
+		allocator:         &registry.ServiceAllocator{CIDR: cidr, SecondaryCIDR: secondaryCIDR, PortBase: portBase, PortCount: portCount},
 		ctx:               ctx,
 		cancel:            cancel,
 	}

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,7 +22,7 @@ func (s *Server) ensureDefaultServiceCIDR(ctx context.Context) error {
 	store := s.builtinStore(networkingv1.SchemeGroupVersion, "servicecidrs")
 	obj := &networkingv1.ServiceCIDR{
 		ObjectMeta: metav1.ObjectMeta{Name: apis.DefaultServiceCIDRName},
-		Spec:       networkingv1.ServiceCIDRSpec{CIDRs: []string{s.allocator.CIDR.Masked().String()}},
+		Spec:       networkingv1.ServiceCIDRSpec{CIDRs: serviceCIDRStrings(s.allocator.CIDRs())},
 	}
 	if _, err := store.Create(ctx, "", obj, false); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the default ServiceCIDR: %w", err)
@@ -43,4 +44,12 @@ func (s *Server) ensureDefaultServiceCIDR(ctx context.Context) error {
 		return fmt.Errorf("mark the default ServiceCIDR ready: %w", err)
 	}
 	return nil
+}
+
+func serviceCIDRStrings(cidrs []netip.Prefix) []string {
+	out := make([]string, len(cidrs))
+	for i, c := range cidrs {
+		out[i] = c.Masked().String()
+	}
+	return out
 }

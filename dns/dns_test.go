@@ -52,9 +52,9 @@ type cluster struct {
 }
 
 // startDNS serves cluster DNS on a loopback port from a real API server.
-func startDNS(t *testing.T) *cluster {
+func startDNS(t *testing.T, opts ...apiservertest.Option) *cluster {
 	t.Helper()
-	srv := apiservertest.Start(t)
+	srv := apiservertest.Start(t, opts...)
 	factory := informers.NewSharedInformerFactory(srv.Client, 0)
 	s, err := New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), Config{
 		ClusterDomain: "cluster.local", Upstreams: []string{fakeUpstream(t)}})

@@ -95,9 +95,9 @@ func servicePorts(svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice, ho
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		return nil
 	}
-	clusterIP, err := netip.ParseAddr(svc.Spec.ClusterIP)
-	if err != nil || !clusterIP.Is4() {
-		return nil // headless, unallocated, or IPv6 (this proxy programs IPv4 only)
+	clusterIP, ok := ipv4ClusterIP(svc)
+	if !ok {
+		return nil // headless, unallocated, or IPv6 only (this proxy programs IPv4 only)
 	}
 	var external []netip.Addr
 	for _, s := range svc.Spec.ExternalIPs {
@@ -186,4 +186,19 @@ func sliceEndpoints(epSlices []*discoveryv1.EndpointSlice, portName string, prot
 		return out[i].port < out[j].port
 	})
 	return slices.Clip(out)
+}
+
+// ipv4ClusterIP is a Service's IPv4 cluster IP: the primary one, or the secondary of a
+// dual-stack Service whose primary family is IPv6.
+func ipv4ClusterIP(svc *corev1.Service) (netip.Addr, bool) {
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	for _, s := range ips {
+		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
 }

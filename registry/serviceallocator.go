@@ -34,16 +34,20 @@ type Allocator interface {
 }
 
 // ServiceAllocator gives services cluster IPs and node ports, each reserved by creating one
-// etcd key, so two services never get the same one. Cluster IPs come from CIDR, then from the
-// other Ready ServiceCIDRs when it is full:
+// etcd key, so two services never get the same one. Cluster IPs of a family come from its
+// range (CIDR or SecondaryCIDR), then from the other Ready ServiceCIDRs of the family when it
+// is full:
 //
 //	/registry/ipaddresses/<ip>        networking.k8s.io/v1 IPAddress, as upstream's allocator
 //	/registry/servicenodeports/<port> a v1 RangeAllocation naming the owner (skiff's own)
 type ServiceAllocator struct {
-	Storage   storage.Interface // etcd itself, not a cache: reservations must be exact
-	CIDR      netip.Prefix
-	PortBase  int
-	PortCount int
+	Storage storage.Interface // etcd itself, not a cache: reservations must be exact
+	// CIDR is the primary range: its family is the one a Service gets when it names none.
+	CIDR netip.Prefix
+	// SecondaryCIDR, of the other family, makes the cluster dual-stack; zero when it is not.
+	SecondaryCIDR netip.Prefix
+	PortBase      int
+	PortCount     int
 }
 
 var _ Allocator = &ServiceAllocator{}
@@ -87,26 +91,18 @@ func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Obj
 	if oldObj != nil {
 		old = oldObj.(*corev1.Service)
 	}
-	if needsClusterIP(svc) {
-		if err := a.allocateIP(ctx, svc, dryRun); err != nil {
-			return err
-		}
-		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
-		family := corev1.IPv4Protocol
-		if a.CIDR.Addr().Is6() {
-			family = corev1.IPv6Protocol
-		}
-		svc.Spec.IPFamilies = []corev1.IPFamily{family}
-		single := corev1.IPFamilyPolicySingleStack
-		svc.Spec.IPFamilyPolicy = &single
-	} else if svc.Spec.Type == corev1.ServiceTypeExternalName {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs, svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = "", nil, nil, nil
 	} else {
-		svc.Spec.ClusterIPs = []string{corev1.ClusterIPNone}
-		if svc.Spec.IPFamilyPolicy == nil {
-			single := corev1.IPFamilyPolicySingleStack
-			svc.Spec.IPFamilyPolicy = &single
-			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+		if err := a.initIPFamilies(svc, old); err != nil {
+			return err
+		}
+		if needsClusterIP(svc) {
+			if err := a.allocateIPs(ctx, svc, old, dryRun); err != nil {
+				return err
+			}
+		} else {
+			svc.Spec.ClusterIPs = []string{corev1.ClusterIPNone}
 		}
 	}
 	if needsNodePorts(svc) {
@@ -123,61 +119,91 @@ func (a *ServiceAllocator) Allocate(ctx context.Context, obj, oldObj runtime.Obj
 	return a.allocateHealthCheckNodePort(ctx, svc, old, dryRun)
 }
 
-// allocateIP reserves the service's requested cluster IP, or a free one: from the API
-// server's own range first, then from the other ServiceCIDRs (serviceRanges) when it is full.
-func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, dryRun bool) error {
-	fail := func(ip string, msg string) error {
-		return invalid(svc, field.Invalid(field.NewPath("spec", "clusterIPs"), []string{ip}, fmt.Sprintf("failed to allocate IP %s: %s", ip, msg)))
-	}
-	ranges, err := a.serviceRanges(ctx)
-	if err != nil {
-		return err
-	}
-	if svc.Spec.ClusterIP != "" {
-		ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+// allocateIPs reserves a cluster IP of each of the service's families: the one requested at
+// the same index of clusterIPs, or a random free one of that family's range. What it reserved
+// goes back when a later family fails, unless old holds it.
+func (a *ServiceAllocator) allocateIPs(ctx context.Context, svc, old *corev1.Service, dryRun bool) error {
+	ips := make([]string, len(svc.Spec.IPFamilies))
+	copy(ips, svc.Spec.ClusterIPs)
+	svc.Spec.ClusterIPs = ips
+	var taken []netip.Addr
+	for i, family := range svc.Spec.IPFamilies {
+		cidr, _ := a.cidrOf(family) // initIPFamilies refused the families the cluster lacks
+		ip, err := a.allocateIP(ctx, svc, cidr, ips[i], dryRun)
 		if err != nil {
-			return fail(svc.Spec.ClusterIP, "not a valid IP")
+			if !dryRun {
+				for _, ip := range taken {
+					if old == nil || !slices.Contains(old.Spec.ClusterIPs, ip.String()) {
+						a.releaseIP(ctx, ip, svc)
+					}
+				}
+			}
+			return err
+		}
+		taken = append(taken, ip)
+		ips[i] = ip.String()
+	}
+	if len(ips) > 0 {
+		svc.Spec.ClusterIP = ips[0]
+	}
+	return nil
+}
+
+// allocateIP reserves the requested cluster IP, or a free one, of cidr's family: from cidr, the
+// API server's own range of that family, first, then from the other ServiceCIDRs of the family
+// (serviceRanges) when it is full.
+func (a *ServiceAllocator) allocateIP(ctx context.Context, svc *corev1.Service, cidr netip.Prefix, requested string, dryRun bool) (netip.Addr, error) {
+	fail := func(ip string, msg string) error {
+		return invalid(svc, field.Invalid(field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIPs, fmt.Sprintf("failed to allocate IP %s: %s", ip, msg)))
+	}
+	ranges, err := a.serviceRanges(ctx, cidr)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if requested != "" {
+		ip, err := netip.ParseAddr(requested)
+		if err != nil {
+			return netip.Addr{}, fail(requested, "not a valid IP")
 		}
 		if !slices.ContainsFunc(ranges, func(p netip.Prefix) bool { return allocatable(p, ip) }) {
 			valid := make([]string, len(ranges))
 			for i, p := range ranges {
 				valid[i] = p.String()
 			}
-			return fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, strings.Join(valid, ",")))
+			return netip.Addr{}, fail(ip.String(), fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ip, strings.Join(valid, ",")))
 		}
 		ok, err := a.reserveIP(ctx, ip, svc, dryRun)
 		if err != nil {
-			return err
+			return netip.Addr{}, err
 		}
 		if !ok {
-			return fail(ip.String(), "provided IP is already allocated")
+			return netip.Addr{}, fail(ip.String(), "provided IP is already allocated")
 		}
-		svc.Spec.ClusterIP = ip.String()
-		return nil
+		return ip, nil
 	}
 	for i, p := range ranges {
-		// the default range's second address is the kubernetes Service's, never given out
+		// the API server's range's second address is the kubernetes Service's, never given out
 		first := uint64(1)
 		if i == 0 {
 			first = 2
 		}
 		ip, err := a.allocateFrom(ctx, p, first, svc, dryRun)
 		if err != nil {
-			return err
+			return netip.Addr{}, err
 		}
 		if ip.IsValid() {
-			svc.Spec.ClusterIP = ip.String()
-			return nil
+			return ip, nil
 		}
 	}
-	return fail("", "range is full")
+	return netip.Addr{}, fail("", "range is full")
 }
 
-// serviceRanges are the ranges cluster IPs come from, read from etcd itself: the API
-// server's own (the default ServiceCIDR's) first, then, by name, every other ServiceCIDR of
-// its family that the ServiceCIDR controller marked Ready and that is not being deleted.
-func (a *ServiceAllocator) serviceRanges(ctx context.Context) ([]netip.Prefix, error) {
-	ranges := []netip.Prefix{a.CIDR.Masked()}
+// serviceRanges are the ranges cluster IPs of own's family come from, read from etcd itself:
+// own, the API server's range of that family (the default ServiceCIDR's), first, then, by
+// name, every other ServiceCIDR range of the family that the ServiceCIDR controller marked
+// Ready and that is not being deleted.
+func (a *ServiceAllocator) serviceRanges(ctx context.Context, own netip.Prefix) ([]netip.Prefix, error) {
+	ranges := []netip.Prefix{own.Masked()}
 	var list networkingv1.ServiceCIDRList
 	if err := a.Storage.GetList(ctx, "/registry/servicecidrs/", storage.ListOptions{Recursive: true}, &list); err != nil {
 		return nil, err
@@ -189,7 +215,7 @@ func (a *ServiceAllocator) serviceRanges(ctx context.Context) ([]netip.Prefix, e
 		}
 		for _, cidr := range c.Spec.CIDRs {
 			p, err := netip.ParsePrefix(cidr)
-			if err != nil || p.Addr().Is4() != a.CIDR.Addr().Is4() || slices.Contains(ranges, p.Masked()) {
+			if err != nil || p.Addr().Is4() != own.Addr().Is4() || slices.Contains(ranges, p.Masked()) {
 				continue
 			}
 			ranges = append(ranges, p.Masked())
@@ -369,11 +395,12 @@ func (a *ServiceAllocator) Release(ctx context.Context, keepObj, freeObj runtime
 	if keepObj != nil {
 		keep = keepObj.(*corev1.Service)
 	}
-	if ip, err := netip.ParseAddr(free.Spec.ClusterIP); err == nil && (keep == nil || keep.Spec.ClusterIP != free.Spec.ClusterIP) {
-		a.releaseKey(ctx, ipKey(ip), &networkingv1.IPAddress{}, func(o runtime.Object) bool {
-			ref := o.(*networkingv1.IPAddress).Spec.ParentRef
-			return ref != nil && ref.Namespace == free.Namespace && ref.Name == free.Name
-		})
+	for _, s := range append([]string{free.Spec.ClusterIP}, free.Spec.ClusterIPs...) {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || (keep != nil && (keep.Spec.ClusterIP == s || slices.Contains(keep.Spec.ClusterIPs, s))) {
+			continue
+		}
+		a.releaseIP(ctx, ip, free)
 	}
 	kept := map[int32]bool{}
 	if keep != nil {
@@ -390,6 +417,14 @@ func (a *ServiceAllocator) Release(ctx context.Context, keepObj, freeObj runtime
 			})
 		}
 	}
+}
+
+// releaseIP deletes ip's IPAddress if svc still holds it.
+func (a *ServiceAllocator) releaseIP(ctx context.Context, ip netip.Addr, svc *corev1.Service) {
+	a.releaseKey(ctx, ipKey(ip), &networkingv1.IPAddress{}, func(o runtime.Object) bool {
+		ref := o.(*networkingv1.IPAddress).Spec.ParentRef
+		return ref != nil && ref.Namespace == svc.Namespace && ref.Name == svc.Name
+	})
 }
 
 // releaseKey deletes key if it still belongs to the owner mine recognises.

@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/apiserver/authz"
 	"github.com/skiff-dev/skiff/apiserver/certs"
+	"github.com/skiff-dev/skiff/registry"
 )
 
 // apiServerOptions are the flags of `skiff apiserver`, named as kube-apiserver's.
@@ -49,6 +50,8 @@ type apiServerOptions struct {
 	// kubeletCA verifies kubelets' serving certificates: --kubelet-certificate-authority's
 	// contents, or the cluster CA in skiff up, whose kubelet has a certificate from it.
 	kubeletCA *x509.CertPool
+	// serviceClusterIPRange is --service-cluster-ip-range: one CIDR, or one of each family.
+	serviceClusterIPRange string
 }
 
 func newAPIServerCommand(g *globalOptions) *cobra.Command {
@@ -116,6 +119,8 @@ func (o *apiServerOptions) addFlags(f *pflag.FlagSet) {
 		"apiserver.config.k8s.io/v1 EncryptionConfiguration: which resources are encrypted in etcd, with which providers and keys")
 	f.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "",
 		"CA bundle that verifies kubelets' serving certificates; default: they are not verified")
+	f.StringVar(&o.serviceClusterIPRange, "service-cluster-ip-range", "10.96.0.0/12",
+		"CIDR Services' cluster IPs come from; an IPv4 and an IPv6 CIDR, comma-separated, make Services dual-stack")
 }
 
 func (o *apiServerOptions) validate() error {
@@ -146,6 +151,11 @@ func (o *apiServerOptions) validate() error {
 	}
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if o.serviceClusterIPRange != "" {
+		if _, _, err := registry.ParseServiceCIDRs(o.serviceClusterIPRange); err != nil {
+			return err
+		}
 	}
 	if o.auditWebhookMode != "" && o.auditWebhookMode != "batch" {
 		return fmt.Errorf("--audit-webhook-mode %q is not supported: skiff sends audit events in batches only, never holding a request for the webhook", o.auditWebhookMode)
@@ -205,6 +215,7 @@ func (o *apiServerOptions) config(pki *certs.PKI, etcd *etcdConnection, verbosit
 		AuditLogRotation:            o.auditLogRotation,
 		AuditWebhook:                o.auditWebhook,
 		Verbosity:                   verbosity,
+		ServiceClusterIPRange:       o.serviceClusterIPRange,
 	}
 }
 
