@@ -185,4 +185,15 @@ var upstreamMirrors = map[string]string{
 	"[sig-scheduling] PodTopologySpread Filtering validates that a pod exceeding maxSkew with fewer domains than minDomains is not scheduled":    "none in e2e: minDomains (KEP-3022), test/integration/scheduler/filters TestPodTopologySpreadFilter",
 	"[sig-scheduling] PodTopologySpread Filtering validates that a node without the topology key is not eligible for a DoNotSchedule constraint": "none in e2e: the PodTopologySpread filter's \"(missing required label)\", test/integration/scheduler/filters TestPodTopologySpreadFilter",
 	"[sig-scheduling] SchedulerPreemption [Serial] validates basic preemption works":                                                             "[sig-scheduling] SchedulerPreemption [Serial] validates basic preemption works [Conformance]",
+
+	// api-machinery: admission webhooks (the webhook server runs in the test process)
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny pod and configmap creation":   "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny pod and configmap creation [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny attaching pod":                "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny attaching pod [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate configmap":                             "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate configmap [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate pod and apply defaults after mutation": "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate pod and apply defaults after mutation [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should honor timeout":                                "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should honor timeout [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a validating webhook should work":  "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a validating webhook should work [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a mutating webhook should work":    "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a mutating webhook should work [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing validating webhooks should work":             "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing validating webhooks should work [Conformance]",
+	"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing mutating webhooks should work":               "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing mutating webhooks should work [Conformance]",
 }
