@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -37,6 +39,10 @@ import (
 // 127.0.0.1: the suite's `skiff up` runs in the test process's network namespace, so its API
 // server reaches that address. Against a cluster given by --kubeconfig the API server cannot
 // reach the test process, and these specs skip.
+
+// The webhook servers log nothing: controller-runtime otherwise complains, with a stack,
+// into the suite's output that no logger was set.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // requireWebhookServerReachable skips the spec when the cluster's API server cannot reach a
 // webhook server in this process: only the skiff up the suite starts shares its network.
