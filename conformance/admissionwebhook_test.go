@@ -26,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -537,7 +538,9 @@ func waitForConfigMapMutation(ctx context.Context, ns string, mutated bool) {
 	GinkgoHelper()
 	cms := cluster.client.CoreV1().ConfigMaps(ns)
 	Eventually(ctx, func(g Gomega) {
-		cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "to-be-mutated-"}}, metav1.CreateOptions{})
+		// a name of its own, not generateName: a webhook's matchConditions may look at the
+		// name, which admission sees before a generated one is chosen
+		cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "to-be-mutated-" + utilrand.String(5)}}, metav1.CreateOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(cms.Delete(ctx, cm.Name, metav1.DeleteOptions{})).To(Succeed())
 		_, got := cm.Data["mutation-stage-1"]
