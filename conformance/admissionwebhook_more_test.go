@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -192,43 +193,98 @@ var _ = Describe("[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin]
 	})
 
 	It("should mutate custom resource", func(ctx SpecContext) {
-		ns := policyNamespace(ctx)
-		mutator := func(key, after string) http.Handler {
-			return admissionHandler(func(req admission.Request) admission.Response {
-				var obj map[string]any
-				if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
-					return admission.Errored(http.StatusBadRequest, err)
-				}
-				data, _ := obj["data"].(map[string]any)
-				if _, ok := data[after]; after != "" && !ok {
-					return admission.Allowed("")
-				}
-				if data == nil {
-					data = map[string]any{}
-				}
-				data[key] = "yes"
-				obj["data"] = data
-				out, _ := json.Marshal(obj)
-				return admission.PatchResponseFromRaw(req.Object.Raw, out)
-			})
-		}
-		url, ca := webhookServer(webhookPaths(map[string]http.Handler{
-			"/mutating-custom-resource":   mutator("mutation-stage-1", ""),
-			"/mutating-custom-resource-2": mutator("mutation-stage-2", "mutation-stage-1"),
-		}))
-		crd := createCRD(ctx, testCRD("E2eTestWebhookMutatedCrd", openSchema()))
-		createMutatingConfig(ctx, ns+"-mutate-cr",
-			mutatingWebhook("mutate-custom-resource-data-stage-1.k8s.io", ns, url, "/mutating-custom-resource", ca, customResourceRule(crd, admissionregistrationv1.Create)),
-			mutatingWebhook("mutate-custom-resource-data-stage-2.k8s.io", ns, url, "/mutating-custom-resource-2", ca, customResourceRule(crd, admissionregistrationv1.Create)))
-		crs := cluster.dynamic.Resource(crdResource(crd, "v1")).Namespace(ns)
-		Eventually(ctx, func(g Gomega) {
-			created, err := crs.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": crd.Spec.Group + "/v1", "kind": crd.Spec.Names.Kind,
-				"metadata": map[string]any{"generateName": "cr-instance-"}, "data": map[string]any{"mutation-start": "yes"}}}, metav1.CreateOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			if err := crs.Delete(ctx, created.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				g.Expect(err).NotTo(HaveOccurred())
+		testMutatingCustomResourceWebhook(ctx, testCRD("E2eTestWebhookMutatedCrd", openSchema()),
+			map[string]any{"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"})
+	})
+
+	It("should mutate custom resource with pruning", func(ctx SpecContext) {
+		// mutation-stage-2 is not in the schema: what the second webhook adds is pruned
+		str := apiextensionsv1.JSONSchemaProps{Type: "string"}
+		testMutatingCustomResourceWebhook(ctx, testCRD("E2eTestWebhookPrunedCrd", &apiextensionsv1.JSONSchemaProps{Type: "object",
+			Properties: map[string]apiextensionsv1.JSONSchemaProps{"data": {Type: "object",
+				Properties: map[string]apiextensionsv1.JSONSchemaProps{"mutation-start": str, "mutation-stage-1": str}}}}),
+			map[string]any{"mutation-start": "yes", "mutation-stage-1": "yes"})
+	})
+
+	It("should deny crd creation", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		url, ca := webhookServer(admissionHandler(func(req admission.Request) admission.Response {
+			var crd apiextensionsv1.CustomResourceDefinition
+			if err := json.Unmarshal(req.Object.Raw, &crd); err != nil {
+				return admission.Errored(http.StatusBadRequest, err)
 			}
-			g.Expect(created.Object["data"]).To(Equal(map[string]any{"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"}))
+			if crd.Labels[disallowedKey] == disallowedValue {
+				return admission.Denied("the crd contains unwanted label")
+			}
+			return admission.Allowed("")
+		}))
+		w := validatingWebhook("deny-crd-with-unwanted-label.k8s.io", ns, url, "/crd", ca, []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apiextensions.k8s.io"}, APIVersions: []string{"*"}, Resources: []string{"customresourcedefinitions"}},
+		}})
+		// CRDs are cluster-scoped: this spec's webhook sees only the CRDs labelled for it
+		w.NamespaceSelector = nil
+		w.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"e2e-test-webhook": ns}}
+		createValidatingConfig(ctx, ns+"-deny-crd", w)
+
+		By("Creating a custom resource definition that should be denied by the webhook")
+		crds := extensionsClient().ApiextensionsV1().CustomResourceDefinitions()
+		Eventually(ctx, func(g Gomega) {
+			crd := testCRD("E2eTestDeniedCrd", openSchema())
+			crd.Labels = map[string]string{"e2e-test-webhook": ns, disallowedKey: disallowedValue}
+			created, err := crds.Create(ctx, crd, metav1.CreateOptions{})
+			if err == nil {
+				_ = crds.Delete(ctx, created.Name, metav1.DeleteOptions{})
+			}
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring("the crd contains unwanted label"))
 		}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
 	})
 })
+
+// testMutatingCustomResourceWebhook registers upstream's two stages of mutating webhooks on
+// the custom resources of crd, creates one, and expects its data to come back as want.
+func testMutatingCustomResourceWebhook(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition, want map[string]any) {
+	GinkgoHelper()
+	ns := policyNamespace(ctx)
+	url, ca := webhookServer(webhookPaths(map[string]http.Handler{
+		"/mutating-custom-resource":   customResourceMutator("mutation-stage-1", ""),
+		"/mutating-custom-resource-2": customResourceMutator("mutation-stage-2", "mutation-stage-1"),
+	}))
+	crd = createCRD(ctx, crd)
+	createMutatingConfig(ctx, ns+"-mutate-cr",
+		mutatingWebhook("mutate-custom-resource-data-stage-1.k8s.io", ns, url, "/mutating-custom-resource", ca, customResourceRule(crd, admissionregistrationv1.Create)),
+		mutatingWebhook("mutate-custom-resource-data-stage-2.k8s.io", ns, url, "/mutating-custom-resource-2", ca, customResourceRule(crd, admissionregistrationv1.Create)))
+	crs := cluster.dynamic.Resource(crdResource(crd, "v1")).Namespace(ns)
+	Eventually(ctx, func(g Gomega) {
+		created, err := crs.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": crd.Spec.Group + "/v1", "kind": crd.Spec.Names.Kind,
+			"metadata": map[string]any{"generateName": "cr-instance-"}, "data": map[string]any{"mutation-start": "yes"}}}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		if err := crs.Delete(ctx, created.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		g.Expect(created.Object["data"]).To(Equal(want))
+	}).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
+}
+
+// customResourceMutator adds key: yes to a custom resource's data, when it has after (or after
+// is "").
+func customResourceMutator(key, after string) http.Handler {
+	return admissionHandler(func(req admission.Request) admission.Response {
+		var obj map[string]any
+		if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		data, _ := obj["data"].(map[string]any)
+		if _, ok := data[after]; after != "" && !ok {
+			return admission.Allowed("")
+		}
+		if data == nil {
+			data = map[string]any{}
+		}
+		data[key] = "yes"
+		obj["data"] = data
+		out, _ := json.Marshal(obj)
+		return admission.PatchResponseFromRaw(req.Object.Raw, out)
+	})
+}
