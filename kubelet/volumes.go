@@ -267,6 +267,8 @@ func (m *volumeManager) volumeFiles(ctx context.Context, pod *v1.Pod, v *v1.Volu
 					mode = 0o600
 				}
 				err = m.tokenFile(ctx, pod, src.ServiceAccountToken, mode, files)
+			case src.ClusterTrustBundle != nil:
+				err = m.trustBundleFile(ctx, src.ClusterTrustBundle, def, files)
 			}
 			if err != nil {
 				return nil, err

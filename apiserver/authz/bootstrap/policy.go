@@ -193,6 +193,8 @@ func NodeRules() []rbacv1.PolicyRule {
 		newRule("get", "watch", "list").groups(storageGroup).resources("csidrivers"),
 		newRule("get", "create", "update", "patch", "delete").groups(storageGroup).resources("csinodes"),
 		newRule("get", "list", "watch").groups("node.k8s.io").resources("runtimeclasses"),
+		// clusterTrustBundle projected volume sources
+		newRule("get", "list", "watch").groups(certificatesGroup).resources("clustertrustbundles"),
 	)
 }
 
