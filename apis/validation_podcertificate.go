@@ -34,13 +34,7 @@ func validatePodCertificateProjection(s *corev1.PodCertificateProjection, p *fie
 	var allErrs field.ErrorList
 	allErrs = append(allErrs, ValidateSignerName(p.Child("signerName"), s.SignerName)...)
 	if s.UserAnnotations != nil {
-		for k := range s.UserAnnotations {
-			// the case does not matter
-			allErrs = append(allErrs, validation.IsDomainPrefixedKey(p.Child("userAnnotations"), strings.ToLower(k))...)
-		}
-		if err := apimachineryvalidation.ValidateAnnotationsSize(s.UserAnnotations); err != nil {
-			allErrs = append(allErrs, field.TooLong(p.Child("userAnnotations"), "", apimachineryvalidation.TotalAnnotationSizeLimitB))
-		}
+		allErrs = append(allErrs, validateUserAnnotations(s.UserAnnotations, p.Child("userAnnotations"))...)
 	}
 	allErrs = append(allErrs, validateVolumeUserField(s.User, p.Child("user"))...)
 	if !slices.Contains(podCertificateKeyTypes, s.KeyType) {
@@ -74,6 +68,19 @@ func validatePodCertificateProjection(s *corev1.PodCertificateProjection, p *fie
 	}
 	if paths == 0 {
 		allErrs = append(allErrs, field.Required(p, "specify at least one of credentialBundlePath, keyPath, and certificateChainPath"))
+	}
+	return allErrs
+}
+
+// validateUserAnnotations checks annotations a pod passes to a signer: domain-prefixed keys
+// (in any case) and no more than object annotations may hold.
+func validateUserAnnotations(annotations map[string]string, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	for k := range annotations {
+		allErrs = append(allErrs, validation.IsDomainPrefixedKey(p, strings.ToLower(k))...)
+	}
+	if err := apimachineryvalidation.ValidateAnnotationsSize(annotations); err != nil {
+		allErrs = append(allErrs, field.TooLong(p, "", apimachineryvalidation.TotalAnnotationSizeLimitB))
 	}
 	return allErrs
 }
