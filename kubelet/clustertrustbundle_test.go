@@ -2,6 +2,7 @@ package kubelet_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -13,10 +14,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/kubelet"
@@ -157,5 +162,104 @@ func TestMissingClusterTrustBundleKeepsPodContainerCreating(t *testing.T) {
 		if msg := condition(got, v1.PodReady).Message; !strings.Contains(msg, "[app]") {
 			t.Errorf("%s: ready message %q", name, msg)
 		}
+	}
+}
+
+// signPodCertificates plays a signer for the test: it issues every pending
+// PodCertificateRequest of signer with a certificate for the requested key, valid for the
+// requested lifetime, until ctx ends.
+func signPodCertificates(ctx context.Context, t *testing.T, client kubernetes.Interface, signer string) {
+	_, caKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour)}
+	_ = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		list, err := client.CertificatesV1().PodCertificateRequests("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, pcr := range list.Items {
+			if pcr.Spec.SignerName != signer || pcr.Status.CertificateChain != "" {
+				continue
+			}
+			stub, err := x509.ParseCertificateRequest(pcr.Spec.StubPKCS10Request)
+			if err != nil {
+				t.Errorf("stub CSR: %v", err)
+				continue
+			}
+			notBefore := time.Now().Truncate(time.Second)
+			lifetime := time.Duration(*pcr.Spec.MaxExpirationSeconds) * time.Second
+			leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: pcr.Spec.PodName}, NotBefore: notBefore, NotAfter: notBefore.Add(lifetime)}
+			der, err := x509.CreateCertificate(rand.Reader, leaf, ca, stub.PublicKey, caKey)
+			if err != nil {
+				t.Errorf("signing: %v", err)
+				continue
+			}
+			pcr.Status = certificatesv1.PodCertificateRequestStatus{
+				Conditions:       []metav1.Condition{{Type: "Issued", Status: metav1.ConditionTrue, Reason: "Issued", Message: "issued", LastTransitionTime: metav1.Now()}},
+				CertificateChain: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+				NotBefore:        &metav1.Time{Time: notBefore}, NotAfter: &metav1.Time{Time: notBefore.Add(lifetime)},
+				BeginRefreshAt: &metav1.Time{Time: notBefore.Add(lifetime / 2)},
+			}
+			if _, err := client.CertificatesV1().PodCertificateRequests(pcr.Namespace).UpdateStatus(ctx, &pcr, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
+				t.Errorf("issuing: %v", err)
+			}
+		}
+		return false, nil
+	})
+}
+
+func TestPodCertificateSourceProjectsKeyAndIssuedChain(t *testing.T) {
+	s, n := newFakeNode(t, func(c *kubelet.Config) { c.RootDir = t.TempDir() })
+	ctx, cancel := context.WithCancel(context.Background())
+	signed := make(chan struct{})
+	defer func() { cancel(); <-signed }()
+	go func() { defer close(signed); signPodCertificates(ctx, t, s.Client, "example.com/signer") }()
+
+	if _, err := s.Client.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	pod := simplePod("certified", "app")
+	pod.Spec.Volumes = []v1.Volume{{Name: "cert", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
+		PodCertificate: &v1.PodCertificateProjection{SignerName: "example.com/signer", KeyType: "ECDSAP256",
+			MaxExpirationSeconds: ptr.To[int32](3600), CredentialBundlePath: "bundle.pem", CertificateChainPath: "chain.pem"},
+	}}}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "cert", MountPath: "/cert"}}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "ready", kubelettest.PodReady)
+	var dir string
+	for _, m := range n.Fake.ContainerConfig(string(pod.UID), "app").Mounts {
+		if m.ContainerPath == "/cert" {
+			dir = m.HostPath
+		}
+	}
+	bundle, err := os.ReadFile(filepath.Join(dir, "bundle.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBlock, rest := pem.Decode(bundle)
+	certBlock, _ := pem.Decode(rest)
+	if keyBlock == nil || keyBlock.Type != "PRIVATE KEY" || certBlock == nil || certBlock.Type != "CERTIFICATE" {
+		t.Fatalf("credential bundle is not a key and a chain:\n%s", bundle)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(certBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
+		t.Error("the projected certificate is not for the projected key")
+	}
+	if cert.NotAfter.Sub(cert.NotBefore) != time.Hour || cert.Subject.CommonName != "certified" {
+		t.Errorf("certificate %v for %v..%v", cert.Subject, cert.NotBefore, cert.NotAfter)
+	}
+	if chain, err := os.ReadFile(filepath.Join(dir, "chain.pem")); err != nil || !strings.HasSuffix(string(bundle), string(chain)) {
+		t.Errorf("chain.pem %q %v is not the bundle's chain", chain, err)
 	}
 }

@@ -195,6 +195,8 @@ func NodeRules() []rbacv1.PolicyRule {
 		newRule("get", "list", "watch").groups("node.k8s.io").resources("runtimeclasses"),
 		// clusterTrustBundle projected volume sources
 		newRule("get", "list", "watch").groups(certificatesGroup).resources("clustertrustbundles"),
+		// podCertificate projected volume sources
+		newRule("get", "list", "watch", "create").groups(certificatesGroup).resources("podcertificaterequests"),
 	)
 }
 
