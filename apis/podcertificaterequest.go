@@ -17,6 +17,7 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -42,6 +43,17 @@ var (
 	pcrChainPath    = pcrStatusPath.Child("certificateChain")
 	pcrTerminalType = []string{"Issued", "Denied", "Failed"}
 )
+
+// podCertificateRequestFields are the fields a list can select on, as upstream: signers
+// watch their own requests (spec.signerName).
+func podCertificateRequestFields(obj runtime.Object) fields.Set {
+	r := obj.(*certificatesv1.PodCertificateRequest)
+	set := objectMetaFields(obj)
+	set["spec.signerName"] = r.Spec.SignerName
+	set["spec.podName"] = r.Spec.PodName
+	set["spec.nodeName"] = string(r.Spec.NodeName)
+	return set
+}
 
 // DefaultPodCertificateRequest gives a request upstream's default lifetime, a day.
 func DefaultPodCertificateRequest(r *certificatesv1.PodCertificateRequest) {

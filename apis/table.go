@@ -668,7 +668,7 @@ var builtin = []*Resource{
 		Namespaced: true, Verbs: verbsAll,
 		Subresources: []Subresource{{Name: "status", Kind: "PodCertificateRequest", Verbs: verbsGetPatchUp, Strategy: PodCertificateRequestStatusStrategy,
 			ResetFields: []string{"spec"}}},
-		StorageKey: "podcertificaterequests", StorageVersion: certificatesV1, Fields: objectMetaFields,
+		StorageKey: "podcertificaterequests", StorageVersion: certificatesV1, Fields: podCertificateRequestFields,
 		Default: Defaulter(DefaultPodCertificateRequest), Strategy: PodCertificateRequestStrategy, Table: podCertificateRequestTable(),
 	},
 	{

@@ -74,6 +74,14 @@ func TestPodCertificateRequestIsAnsweredOnceThroughStatus(t *testing.T) {
 		t.Errorf("a request was created with a status: %+v", created.Status)
 	}
 
+	// signers watch their own requests
+	for selector, want := range map[string]int{"spec.signerName=example.com/signer": 1, "spec.signerName=example.com/other": 0} {
+		list, err := pcrs.List(ctx, metav1.ListOptions{FieldSelector: selector})
+		if err != nil || len(list.Items) != want {
+			t.Errorf("list %s: %v, want %d items", selector, err, want)
+		}
+	}
+
 	// the spec never changes
 	created.Spec.PodName = "other"
 	if _, err := pcrs.Update(ctx, created, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec: Invalid value") {
