@@ -16,7 +16,7 @@ import (
 
 // certificates.k8s.io/v1 ClusterTrustBundle publishes CA certificates for a signer (or for
 // no signer) to the whole cluster. skiff stores and validates them as upstream; its kubelet
-// does not yet project them into pods (clusterTrustBundle volume sources).
+// projects them into pods through clusterTrustBundle volume sources (kubelet/clustertrustbundle.go).
 
 const maxTrustBundleSize = 1 << 20
 

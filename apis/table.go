@@ -680,6 +680,14 @@ var builtin = []*Resource{
 		Strategy: ClusterTrustBundleStrategy, Table: clusterTrustBundleTable(),
 	},
 	{
+		GroupVersion: certificatesV1, Name: "podcertificaterequests", SingularName: "podcertificaterequest", Kind: "PodCertificateRequest",
+		Namespaced: true, Verbs: verbsAll,
+		Subresources: []Subresource{{Name: "status", Kind: "PodCertificateRequest", Verbs: verbsGetPatchUp, Strategy: PodCertificateRequestStatusStrategy,
+			ResetFields: []string{"spec"}}},
+		StorageKey: "podcertificaterequests", StorageVersion: certificatesV1, Fields: podCertificateRequestFields,
+		Default: Defaulter(DefaultPodCertificateRequest), Strategy: PodCertificateRequestStrategy, Table: podCertificateRequestTable(),
+	},
+	{
 		GroupVersion: flowcontrolV1, Name: "flowschemas", SingularName: "flowschema", Kind: "FlowSchema",
 		Verbs:        verbsAll,
 		Subresources: []Subresource{{Name: "status", Kind: "FlowSchema", Verbs: verbsGetPatchUp, Strategy: FlowSchemaStatusStrategy}},

@@ -400,6 +400,7 @@ func validateProjectionSources(projection *corev1.ProjectedVolumeSource, fldPath
 				if *s.SignerName == "" {
 					allErrs = append(allErrs, field.Required(p.Child("signerName"), "must be a valid signer name"))
 				}
+				allErrs = append(allErrs, ValidateSignerName(p.Child("signerName"), *s.SignerName)...)
 				allErrs = append(allErrs, metav1validation.ValidateLabelSelector(s.LabelSelector,
 					metav1validation.LabelSelectorValidationOptions{}, p.Child("labelSelector"))...)
 			default:
@@ -408,11 +409,13 @@ func validateProjectionSources(projection *corev1.ProjectedVolumeSource, fldPath
 			if s.Path == "" {
 				allErrs = append(allErrs, field.Required(p.Child("path"), ""))
 			}
+			allErrs = append(allErrs, validateVolumeUserField(s.User, p.Child("user"))...)
 			allErrs = append(allErrs, validateLocalNonReservedPath(s.Path, p.Child("path"))...)
 			claimPath(s.Path, s.Path)
 		}
-		if source.PodCertificate != nil {
+		if s := source.PodCertificate; s != nil {
 			n++
+			allErrs = append(allErrs, validatePodCertificateProjection(s, srcPath.Child("podCertificate"), claimPath)...)
 		}
 		if n > 1 {
 			allErrs = append(allErrs, field.Forbidden(srcPath, "may not specify more than 1 volume type per source"))

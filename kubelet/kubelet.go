@@ -143,7 +143,9 @@ func (c *Config) defaults() error {
 
 // Kubelet is one node's agent. Make it with New and run it with Run.
 type Kubelet struct {
-	cfg      Config
+	cfg Config
+	// podCerts are the keys and requests of podCertificate volume sources
+	podCerts podCertificates
 	client   kubernetes.Interface
 	rt       runtime.Runtime
 	recorder record.EventRecorder

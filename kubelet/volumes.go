@@ -251,7 +251,7 @@ func (m *volumeManager) volumeFiles(ctx context.Context, pod *v1.Pod, v *v1.Volu
 		return files, m.downwardFiles(pod, v.DownwardAPI.Items, modeOr(v.DownwardAPI.DefaultMode, 0o644), files)
 	case v.Projected != nil:
 		def := modeOr(v.Projected.DefaultMode, 0o644)
-		for _, src := range v.Projected.Sources {
+		for i, src := range v.Projected.Sources {
 			var err error
 			switch {
 			case src.ConfigMap != nil:
@@ -267,6 +267,10 @@ func (m *volumeManager) volumeFiles(ctx context.Context, pod *v1.Pod, v *v1.Volu
 					mode = 0o600
 				}
 				err = m.tokenFile(ctx, pod, src.ServiceAccountToken, mode, files)
+			case src.ClusterTrustBundle != nil:
+				err = m.trustBundleFile(ctx, src.ClusterTrustBundle, def, files)
+			case src.PodCertificate != nil:
+				err = m.podCertificateFiles(ctx, pod, v.Name, i, src.PodCertificate, def, files)
 			}
 			if err != nil {
 				return nil, err
@@ -680,6 +684,7 @@ func readTerminationMessage(status *runtimeapi.ContainerStatus) string {
 
 // cleanup unmounts and removes everything of a pod that is gone.
 func (m *volumeManager) cleanup(uid types.UID) {
+	m.k.podCerts.forget(uid)
 	if !m.enabled() {
 		return
 	}

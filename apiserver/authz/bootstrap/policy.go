@@ -193,6 +193,12 @@ func NodeRules() []rbacv1.PolicyRule {
 		newRule("get", "watch", "list").groups(storageGroup).resources("csidrivers"),
 		newRule("get", "create", "update", "patch", "delete").groups(storageGroup).resources("csinodes"),
 		newRule("get", "list", "watch").groups("node.k8s.io").resources("runtimeclasses"),
+		// clusterTrustBundle projected volume sources
+		newRule("get", "list", "watch").groups(certificatesGroup).resources("clustertrustbundles"),
+		// the Node authorizer narrows this to its pods' service accounts
+		newRule("get").groups(legacyGroup).resources("serviceaccounts"),
+		// podCertificate projected volume sources
+		newRule("get", "list", "watch", "create").groups(certificatesGroup).resources("podcertificaterequests"),
 	)
 }
 

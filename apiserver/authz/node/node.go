@@ -331,6 +331,11 @@ func (r *Authorizer) authorizeStatusUpdate(node string, k kind, a authz.Attribut
 }
 
 func (r *Authorizer) authorizeCreateToken(node string, a authz.Attributes) (authz.Decision, string, error) {
+	if a.Verb == "get" && a.Subresource == "" && a.Name != "" {
+		// upstream: a kubelet reads the service accounts of its pods (their UIDs go into
+		// PodCertificateRequests and credential provider tokens)
+		return r.authorizeRelated(node, serviceAccountKind, a)
+	}
 	if a.Verb != "create" || a.Name == "" {
 		return authz.DecisionNoOpinion, "can only create tokens for individual service accounts", nil
 	}

@@ -75,6 +75,8 @@ func TestKubeletReadsWhatItsPodsReference(t *testing.T) {
 		req(n1, "get", "", "persistentvolumeclaims", "", "shop", "web-scratch"),
 		req(n1, "patch", "", "persistentvolumeclaims", "status", "shop", "web-data"),
 		req(n1, "create", "", "serviceaccounts", "token", "shop", "web-sa"),
+		// its pods' service accounts, as upstream with KubeletServiceAccountTokenForCredentialProviders
+		req(n1, "get", "", "serviceaccounts", "", "shop", "web-sa"),
 		req(n1, "get", "resource.k8s.io", "resourceclaims", "", "shop", "gpu"),
 		req(n1, "get", "", "pods", "", "shop", "web"),
 	} {
@@ -99,7 +101,7 @@ func TestKubeletCannotReadAnotherNodesSecret(t *testing.T) {
 		{req(kubelet("n1"), "list", "", "secrets", "", "shop", ""), "No Object name found"},
 		{req(kubelet("n1"), "update", "", "secrets", "", "shop", "db"), "can only read resources of this type"},
 		{req(kubelet("n1"), "list", "", "persistentvolumeclaims", "", "shop", ""), "can only get individual resources of this type"},
-		{req(kubelet("n1"), "get", "", "serviceaccounts", "", "shop", "web-sa"), "can only create tokens for individual service accounts"},
+		{req(kubelet("n1"), "get", "", "serviceaccounts", "", "shop", "other-sa"), "no relationship found between node 'n1' and this object"},
 		{req(kubelet("n1"), "create", "", "serviceaccounts", "token", "shop", "default"), "no relationship found between node 'n1' and this object"},
 		{req(kubelet("n1"), "get", "", "pods", "", "shop", "elsewhere"), "no relationship found between node 'n1' and this object"},
 	} {
