@@ -189,7 +189,8 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, err error) {
 	}
 
 	// the controllers and the scheduler without a client-side limit, as kwokctl runs them for
-	// simulated clusters (skiff's are configured the same way in the benches)
+	// simulated clusters (skiff's scheduler has none by default; its controller manager allows
+	// 200 requests/s in bursts of 400, which the benches keep)
 	unlimited := []string{"--kube-api-qps=5000", "--kube-api-burst=10000", "--leader-elect=false"}
 	if o.ControllerManager {
 		kc := filepath.Join(o.Dir, "controller-manager.kubeconfig")
