@@ -348,6 +348,9 @@ func validateScalingRules(rules *autoscalingv2.HPAScalingRules, fldPath *field.P
 				fmt.Sprintf("must be less than or equal to %v", maxPeriodSeconds)))
 		}
 	}
+	if t := rules.Tolerance; t != nil && t.Sign() < 0 {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("tolerance"), t.String(), apivalidation.IsNegativeErrorMsg))
+	}
 	return allErrs
 }
 

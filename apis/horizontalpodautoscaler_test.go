@@ -100,7 +100,7 @@ func TestHorizontalPodAutoscalerValidationSpeaksUpstreamsWords(t *testing.T) {
 					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &neg}}},
 			},
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{
-				Policies: []autoscalingv2.HPAScalingPolicy{{Type: "Nodes", Value: 0, PeriodSeconds: 1801}}}},
+				Policies: []autoscalingv2.HPAScalingPolicy{{Type: "Nodes", Value: 0, PeriodSeconds: 1801}}, Tolerance: &neg}},
 		},
 	}
 	var got []string
@@ -116,6 +116,7 @@ func TestHorizontalPodAutoscalerValidationSpeaksUpstreamsWords(t *testing.T) {
 		`spec.behavior.scaleDown.policies[0].type: Unsupported value: "Nodes": supported values: "Percent", "Pods"`,
 		`spec.behavior.scaleDown.policies[0].value: Invalid value: 0: must be greater than zero`,
 		`spec.behavior.scaleDown.policies[0].periodSeconds: Invalid value: 1801: must be less than or equal to 1800`,
+		`spec.behavior.scaleDown.tolerance: Invalid value: "-1": must be greater than or equal to 0`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
