@@ -3,6 +3,8 @@ package podautoscaler
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -64,6 +66,12 @@ func (c *Controller) replicasForMetrics(ctx context.Context, hpa *autoscalingv2.
 		msg := fmt.Sprintf("couldn't convert selector into a corresponding internal selector object: %v", err)
 		c.recorder.Event(hpa, corev1.EventTypeWarning, "InvalidSelector", msg)
 		c.setCondition(hpa, autoscalingv2.ScalingActive, corev1.ConditionFalse, "InvalidSelector", "%s", msg)
+		return -1, "", nil, fmt.Errorf("%s", msg)
+	}
+	if others := c.controllingHPAs(hpa, selector); len(others) > 1 {
+		msg := fmt.Sprintf("pods by selector %v are controlled by more than one HPA (e.g. %v)", sc.Status.Selector, others)
+		c.recorder.Event(hpa, corev1.EventTypeWarning, "AmbiguousSelector", msg)
+		c.setCondition(hpa, autoscalingv2.ScalingActive, corev1.ConditionFalse, "AmbiguousSelector", "%s", msg)
 		return -1, "", nil, fmt.Errorf("%s", msg)
 	}
 	t := scaleTarget{namespace: hpa.Namespace, specReplicas: sc.Spec.Replicas, statusReplicas: sc.Status.Replicas, selector: selector}
@@ -318,4 +326,35 @@ func (c *Controller) readyPods(t scaleTarget) func() (int64, error) {
 	return func() (int64, error) {
 		return readyPodCount(c.podLister.Pods(t.namespace).List(t.selector))
 	}
+}
+
+// controllingHPAs records selector as hpa's and returns the autoscalers of its namespace (by
+// key, sorted, at most two) whose selectors select one of the pods selector selects: two are
+// one too many, as upstream refuses to scale pods that two autoscalers would fight over.
+func (c *Controller) controllingHPAs(hpa *autoscalingv2.HorizontalPodAutoscaler, selector labels.Selector) []string {
+	key := hpa.Namespace + "/" + hpa.Name
+	c.mu.Lock()
+	c.selectors[key] = selector
+	others := map[string]labels.Selector{}
+	for k, s := range c.selectors {
+		if strings.HasPrefix(k, hpa.Namespace+"/") {
+			others[k] = s
+		}
+	}
+	c.mu.Unlock()
+	pods, err := c.podLister.Pods(hpa.Namespace).List(selector)
+	if err != nil || len(others) < 2 {
+		return nil
+	}
+	var keys []string
+	for k, s := range others {
+		for _, p := range pods {
+			if s.Matches(labels.Set(p.Labels)) {
+				keys = append(keys, k)
+				break
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys[:min(len(keys), 2)]
 }

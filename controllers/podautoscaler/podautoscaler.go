@@ -25,6 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	autoscalinginformers "k8s.io/client-go/informers/autoscaling/v2"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -66,6 +67,9 @@ type Controller struct {
 	mu                   sync.Mutex // guards what follows: what each autoscaler (by key) recommended and did
 	recommendations      map[string][]timestampedRecommendation
 	scaleUps, scaleDowns map[string][]scaleEvent
+	// selectors are the pod selectors of each autoscaler's target, as last read, to find pods
+	// that more than one autoscaler controls
+	selectors map[string]labels.Selector
 }
 
 // New makes the controller on shared informers. metrics reads the metrics APIs
@@ -85,6 +89,7 @@ func New(hpaInformer autoscalinginformers.HorizontalPodAutoscalerInformer, podIn
 		now:             time.Now,
 		recommendations: map[string][]timestampedRecommendation{},
 		scaleUps:        map[string][]scaleEvent{}, scaleDowns: map[string][]scaleEvent{},
+		selectors: map[string]labels.Selector{},
 	}
 	if _, err := hpaInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
@@ -126,6 +131,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		delete(c.recommendations, key)
 		delete(c.scaleUps, key)
 		delete(c.scaleDowns, key)
+		delete(c.selectors, key)
 		c.mu.Unlock()
 		return nil
 	}

@@ -207,3 +207,42 @@ func TestReplicasOutsideTheRangeAreBroughtIn(t *testing.T) {
 		t.Errorf("event: %s", e)
 	}
 }
+
+// Two autoscalers over the same pods would fight: upstream scales neither, and says why.
+func TestTwoAutoscalersOverTheSamePodsScaleNeither(t *testing.T) {
+	f := newFixture(t, 2, cpuAutoscaler(50, nil), []*corev1.Pod{readyPod("a", "100m"), readyPod("b", "100m")}, map[string]string{"a": "90m", "b": "90m"})
+	other := cpuAutoscaler(50, nil)
+	other.Name = "other"
+	if _, err := f.client.AutoscalingV2().HorizontalPodAutoscalers("default").Create(context.Background(), other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// the other autoscaler's target selects the same pods (the fixture's scale is app=web)
+	if err := f.c.reconcile(context.Background(), "default/other", other); err != nil {
+		t.Fatalf("the other autoscaler, alone yet: %v", err)
+	}
+	f.scaledTo = -1
+	st, err := f.sync()
+	want := "pods by selector app=web are controlled by more than one HPA (e.g. [default/other default/web])"
+	if err == nil || !strings.HasSuffix(err.Error(), ": "+want) {
+		t.Errorf("error: %v, want it to end in %q", err, want)
+	}
+	if c := condition(st, autoscalingv2.ScalingActive); c.Status != corev1.ConditionFalse || c.Reason != "AmbiguousSelector" || c.Message != want {
+		t.Errorf("ScalingActive: %+v", c)
+	}
+	if f.scaledTo != -1 {
+		t.Errorf("scaled to %d by an ambiguous autoscaler", f.scaledTo)
+	}
+	// once the other is gone, this one scales again
+	if err := f.client.AutoscalingV2().HorizontalPodAutoscalers("default").Delete(context.Background(), "other", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.sync(context.Background(), "default/other"); err != nil {
+		t.Fatalf("sync of the deleted autoscaler: %v", err)
+	}
+	if _, err := f.sync(); err != nil {
+		t.Errorf("alone again: %v", err)
+	}
+	if f.scaledTo == -1 {
+		t.Error("alone again, it did not scale")
+	}
+}
