@@ -218,4 +218,12 @@ var upstreamMirrors = map[string]string{
 	"[sig-api-machinery] MutatingAdmissionPolicy [Privileged:ClusterAdmin] should mutate a Deployment":                                   "[sig-api-machinery] MutatingAdmissionPolicy [Privileged:ClusterAdmin] should mutate a Deployment [Conformance]",
 	"[sig-api-machinery] MutatingAdmissionPolicy [Privileged:ClusterAdmin] should support MutatingAdmissionPolicy API operations":        "[sig-api-machinery] MutatingAdmissionPolicy [Privileged:ClusterAdmin] should support MutatingAdmissionPolicy API operations [Conformance]",
 	"[sig-api-machinery] MutatingAdmissionPolicy [Privileged:ClusterAdmin] should support MutatingAdmissionPolicyBinding API operations": "[sig-api-machinery] MutatingAdmissionPolicy [Privileged:ClusterAdmin] should support MutatingAdmissionPolicyBinding API operations [Conformance]",
+
+	// storage: the other storage objects' conformance specs
+	"[sig-storage] CSIInlineVolumes should run through the lifecycle of a CSIDriver":                                                      "[sig-storage] CSIInlineVolumes should run through the lifecycle of a CSIDriver [Conformance]",
+	"[sig-storage] CSIInlineVolumes should support CSIVolumeSource in Pod API":                                                            "[sig-storage] CSIInlineVolumes should support CSIVolumeSource in Pod API [Conformance]",
+	"[sig-storage] CSIStorageCapacity should support CSIStorageCapacities API operations":                                                 "[sig-storage] CSIStorageCapacity should support CSIStorageCapacities API operations [Conformance]",
+	"[sig-storage] PersistentVolumes CSI Conformance should apply changes to a pv/pvc status":                                             "[sig-storage] PersistentVolumes CSI Conformance should apply changes to a pv/pvc status [Conformance]",
+	"[sig-storage] VolumeAttachment Conformance should apply changes to a volumeattachment status":                                        "[sig-storage] VolumeAttachment Conformance should apply changes to a volumeattachment status [Conformance]",
+	"[sig-storage] VolumeAttributesClass [FeatureGate:VolumeAttributesClass] should run through the lifecycle of a VolumeAttributesClass": "[sig-storage] VolumeAttributesClass [FeatureGate:VolumeAttributesClass] should run through the lifecycle of a VolumeAttributesClass [Conformance]",
 }
