@@ -570,6 +570,14 @@ func TestResetAfterKill9RemovesEverythingSkiffUpLeftOnTheHost(t *testing.T) {
 		t.Fatalf("a refused reset touched the data dir: %v", err)
 	}
 	c.waitPodsRunning(n)
+	// the proxy writes its table once its informers have synced, which may come after the
+	// pods run: the kill must find it there for the reset to have something to remove
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(nftTables(t), "table ip skiff\n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy never wrote its table:\n%s", nftTables(t))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	c.kill()
 	// what a kill -9 leaves: the test would prove nothing if these were not there
