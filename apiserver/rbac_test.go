@@ -18,9 +18,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 	"github.com/skiff-dev/skiff/controllers"
@@ -292,6 +294,17 @@ func TestKubeletReadsOnlyTheSecretsOfItsOwnPods(t *testing.T) {
 	if err := kubelet.CoreV1().Pods("default").Delete(ctx, "p2", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) ||
 		!strings.Contains(err.Error(), `node "n1" can only delete pods with spec.nodeName set to itself`) {
 		t.Errorf("n1 deletes n2's pod: %v", err)
+	}
+	// deleting its own pod that a finalizer keeps is a DELETE, not an UPDATE of the pod
+	if _, err := s.Client.CoreV1().Pods("default").Patch(ctx, "p1", types.MergePatchType,
+		[]byte(`{"metadata":{"finalizers":["example.com/keep"]}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kubelet.CoreV1().Pods("default").Delete(ctx, "p1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Errorf("n1 deletes its own pod with a finalizer: %v", err)
+	}
+	if p1, err := s.Client.CoreV1().Pods("default").Get(ctx, "p1", metav1.GetOptions{}); err != nil || p1.DeletionTimestamp == nil {
+		t.Errorf("n1's pod after its delete: %v, deletionTimestamp %v; want it marked", err, p1.GetDeletionTimestamp())
 	}
 	// its own Node only
 	if _, err := kubelet.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n2"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) ||

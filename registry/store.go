@@ -618,7 +618,9 @@ func (s *Store) beforeUpdate(ctx context.Context, obj, old runtime.Object, m, ol
 	if errs := strategy.ValidateUpdate(ctx, obj, old); len(errs) > 0 {
 		return apis.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), m.GetName(), errs)
 	}
-	if s.Admit != nil {
+	// a deletion's marking write was admitted as the DELETE it is (AdmitDelete), as upstream
+	// admits it once; it is no UPDATE for NodeRestriction, policies or webhooks
+	if _, marking := strategy.(markStrategy); s.Admit != nil && !marking {
 		if err := s.Admit(ctx, obj, old); err != nil {
 			return err
 		}
