@@ -141,52 +141,78 @@ var _ = Describe("[sig-scheduling] SchedulerPredicates", Label("scheduling"), fu
 	})
 })
 
-// taintNode adds taint to the node, retrying on conflicts with the kubelet and the node
-// controllers that write the node too, and removes it again when the spec ends: a spec leaves
-// the node as it found it.
+// taintNode adds taint to the node, and in the same update the label taint.Key=taintedLabel,
+// retrying on conflicts with the kubelet and the node controllers that write the node too; it
+// removes both again when the spec ends: a spec leaves the node as it found it. A pod that
+// selects the label (selectTainted) cannot be bound before the scheduler has seen the taint:
+// the node and pod watches are separate streams, and the pod may well arrive first.
 func taintNode(ctx context.Context, nodeName string, taint corev1.Taint) {
 	GinkgoHelper()
 	By(fmt.Sprintf("tainting node %s with %s=%s:%s", nodeName, taint.Key, taint.Value, taint.Effect))
+	updateNode(ctx, nodeName, func(n *corev1.Node) bool {
+		n.Spec.Taints = append(n.Spec.Taints, taint)
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels[taint.Key] = taintedLabel
+		return true
+	})
+	DeferCleanup(func(ctx SpecContext) {
+		untaintNode(ctx, nodeName, taint.Key)
+		updateNode(ctx, nodeName, func(n *corev1.Node) bool {
+			_, ok := n.Labels[taint.Key]
+			delete(n.Labels, taint.Key)
+			return ok
+		})
+	})
+}
+
+// taintedLabel is the value of the label taintNode puts beside a taint.
+const taintedLabel = "tainted"
+
+// selectTainted makes the pod select the node taintNode tainted with key.
+func selectTainted(pod *corev1.Pod, key string) *corev1.Pod {
+	if pod.Spec.NodeSelector == nil {
+		pod.Spec.NodeSelector = map[string]string{}
+	}
+	pod.Spec.NodeSelector[key] = taintedLabel
+	return pod
+}
+
+// updateNode applies change to the node and writes it if change says it changed anything,
+// retrying on conflicts.
+func updateNode(ctx context.Context, nodeName string, change func(*corev1.Node) bool) {
+	GinkgoHelper()
 	nodes := cluster.client.CoreV1().Nodes()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		n, err := nodes.Get(ctx, nodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		n.Spec.Taints = append(n.Spec.Taints, taint)
+		if !change(n) {
+			return nil
+		}
 		_, err = nodes.Update(ctx, n, metav1.UpdateOptions{})
 		return err
 	})
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func(ctx SpecContext) {
-		untaintNode(ctx, nodeName, taint.Key)
-	})
 }
 
 // untaintNode removes every taint with key from the node; removing a taint that is gone is
 // not an error.
 func untaintNode(ctx context.Context, nodeName, key string) {
 	GinkgoHelper()
-	nodes := cluster.client.CoreV1().Nodes()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := nodes.Get(ctx, nodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
+	updateNode(ctx, nodeName, func(n *corev1.Node) bool {
 		kept := n.Spec.Taints[:0]
 		for _, t := range n.Spec.Taints {
 			if t.Key != key {
 				kept = append(kept, t)
 			}
 		}
-		if len(kept) == len(n.Spec.Taints) {
-			return nil
-		}
+		changed := len(kept) != len(n.Spec.Taints)
 		n.Spec.Taints = kept
-		_, err = nodes.Update(ctx, n, metav1.UpdateOptions{})
-		return err
+		return changed
 	})
-	Expect(err).NotTo(HaveOccurred())
 }
 
 // uniqueTaintKey is a taint key no other spec, controller or toleration uses.
@@ -305,7 +331,7 @@ var _ = Describe("[sig-scheduling] SchedulerPredicates [Serial]", Label("schedul
 		waitForServiceAccount(ctx, ns)
 		key := uniqueTaintKey("no-schedule")
 		taintNode(ctx, node.Name, corev1.Taint{Key: key, Value: "testing-taint-value", Effect: corev1.TaintEffectNoSchedule})
-		pod := onNode(pausePod("tolerating", nil), node)
+		pod := selectTainted(onNode(pausePod("tolerating", nil), node), key)
 		pod.Spec.Tolerations = []corev1.Toleration{{Key: key, Operator: corev1.TolerationOpEqual, Value: "testing-taint-value", Effect: corev1.TaintEffectNoSchedule}}
 		_, err := cluster.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -319,7 +345,7 @@ var _ = Describe("[sig-scheduling] SchedulerPredicates [Serial]", Label("schedul
 		waitForServiceAccount(ctx, ns)
 		key := uniqueTaintKey("no-schedule")
 		taintNode(ctx, node.Name, corev1.Taint{Key: key, Value: "testing-taint-value", Effect: corev1.TaintEffectNoSchedule})
-		pod := onNode(pausePod("intolerant", nil), node)
+		pod := selectTainted(onNode(pausePod("intolerant", nil), node), key)
 		// tolerating another value of the key is not tolerating the taint
 		pod.Spec.Tolerations = []corev1.Toleration{{Key: key, Operator: corev1.TolerationOpEqual, Value: "another-value", Effect: corev1.TaintEffectNoSchedule}}
 		_, err := cluster.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
