@@ -8,6 +8,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8sadmission "k8s.io/apiserver/pkg/admission"
 
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/apiserver/webhook"
@@ -44,25 +45,42 @@ func connectOptions(subresource string, query url.Values) runtime.Object {
 	return nil
 }
 
-// admitConnect runs the admission webhooks on a CONNECT to a pod's subresource.
+// admitConnect runs admission on a CONNECT to a pod's subresource: the mutating webhooks, then
+// the validating admission policies and webhooks, as upstream's chain orders them.
 func (s *Server) admitConnect(r *http.Request, ri *requestInfo) error {
-	if s.webhooks == nil || (!s.webhooks.HasWebhooks(true) && !s.webhooks.HasWebhooks(false)) || ri.Resource != "pods" {
+	hooks := s.webhooks != nil && (s.webhooks.HasWebhooks(true) || s.webhooks.HasWebhooks(false))
+	policies := s.policies != nil && s.policies.Active()
+	if (!hooks && !policies) || ri.Resource != "pods" {
 		return nil
 	}
 	opts := connectOptions(ri.Subresource, r.URL.Query())
 	if opts == nil {
 		return nil
 	}
-	kind := map[string]string{"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}[ri.Subresource]
+	kind := corev1.SchemeGroupVersion.WithKind(map[string]string{"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}[ri.Subresource])
+	opts.GetObjectKind().SetGroupVersionKind(kind)
+	pods := corev1.SchemeGroupVersion.WithResource("pods")
 	a := &webhook.Request{
-		Resource: corev1.SchemeGroupVersion.WithResource("pods"), Subresource: ri.Subresource, Kind: corev1.SchemeGroupVersion.WithKind(kind),
+		Resource: pods, Subresource: ri.Subresource, Kind: kind,
 		Namespace: ri.Namespace, Name: ri.Name, Operation: admissionv1.Connect, Object: opts,
 	}
 	if u, ok := authn.UserFrom(r.Context()); ok {
 		a.UserInfo = userInfo(u)
 	}
-	if _, err := s.webhooks.Mutate(r.Context(), a); err != nil {
-		return err
+	if hooks {
+		if _, err := s.webhooks.Mutate(r.Context(), a); err != nil {
+			return err
+		}
 	}
-	return s.webhooks.Validate(r.Context(), a)
+	if policies {
+		attrs := k8sadmission.NewAttributesRecord(opts, nil, kind, ri.Namespace, ri.Name, pods, ri.Subresource,
+			k8sadmission.Connect, nil, false, admissionUser(r.Context()))
+		if err := s.policies.Validate(r.Context(), attrs); err != nil {
+			return err
+		}
+	}
+	if hooks {
+		return s.webhooks.Validate(r.Context(), a)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
@@ -79,5 +80,70 @@ func TestAWebhookDeniesAttachingToAPod(t *testing.T) {
 	// exec is not matched: it goes on (to a pod with no node, so a 400)
 	if err := connect("exec"); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "does not have a host assigned") {
 		t.Errorf("exec: %v, want the pod's own 400", err)
+	}
+}
+
+// A ValidatingAdmissionPolicy matching CONNECT on pods/exec judges the PodExecOptions of an
+// exec, as upstream's: the everyday "no shells into production pods" policy. An exec it allows
+// goes on to the pod's own answer.
+func TestAnAdmissionPolicyJudgesExecByItsCommand(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	c := s.Client
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-shells.skiff.test"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Connect},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/exec"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: `request.operation == "CONNECT" && request.subResource == "exec" && !object.command.exists(c, c == "sh")`,
+				Message:    "no shells",
+			}},
+		},
+	}
+	if _, err := c.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-shells.skiff.test"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}},
+	}
+	if _, err := c.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "target"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(command ...string) error {
+		req := c.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Name(pod.Name).SubResource("exec").
+			Param("container", "c").Param("stdout", "true")
+		for _, arg := range command {
+			req = req.Param("command", arg)
+		}
+		return req.Do(ctx).Error()
+	}
+	var err error
+	webhookEventually(t, func() error {
+		// a validation's failure is 422 Invalid unless it names another reason, as upstream
+		if err = exec("sh", "-c", "id"); !apierrors.IsInvalid(err) {
+			return fmt.Errorf("exec sh: %v", err)
+		}
+		return nil
+	})
+	want := `pods "target" is forbidden: ValidatingAdmissionPolicy 'no-shells.skiff.test' with binding 'no-shells.skiff.test' denied request: no shells`
+	if err.Error() != want {
+		t.Errorf("exec sh: %q\nwant %q", err.Error(), want)
+	}
+	// another command passes the policy and gets the pod's own answer: it has no node
+	if err := exec("date"); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "does not have a host assigned") {
+		t.Errorf("exec date: %v, want the pod's own 400", err)
 	}
 }
