@@ -11,12 +11,16 @@ import (
 
 // validateWrite is every registry store's last say on a create (old nil) or update, as
 // upstream's validating stage: escalation prevention on roles and bindings (upstream does it
-// in its RBAC storage, whatever admission plugins are on) and NodeRestriction.
+// in its RBAC storage, whatever admission plugins are on), the read rights a policy's params
+// need (upstream's policy strategies) and NodeRestriction.
 func (s *Server) validateWrite(ctx context.Context, obj, old runtime.Object) error {
 	if err := s.authorizeRBACWrite(ctx, obj, old); err != nil {
 		return err
 	}
 	if err := s.authorizeCSRWrite(ctx, obj, old); err != nil {
+		return err
+	}
+	if err := s.authorizePolicyParamsWrite(ctx, obj, old); err != nil {
 		return err
 	}
 	if err := s.admission.admitClaimResize(ctx, obj, old); err != nil {
