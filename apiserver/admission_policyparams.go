@@ -28,57 +28,61 @@ import (
 // authorizePolicyParamsWrite checks a create (old nil) or update of a validating or mutating
 // admission policy or binding.
 func (s *Server) authorizePolicyParamsWrite(ctx context.Context, obj, old runtime.Object) error {
+	cur, ok := policyParams(obj)
+	if !ok {
+		return nil
+	}
 	u, ok := authn.UserFrom(ctx)
 	if !ok || slices.Contains(u.Groups, authn.SystemPrivilegedGroup) {
 		return nil
 	}
+	prev, updated := policyParams(old)
 	var (
-		kind     schema.GroupKind
-		name     string
-		paramErr error
-		at       *field.Path
+		err error
+		at  *field.Path
 	)
-	switch o := obj.(type) {
-	case *admissionregistrationv1.ValidatingAdmissionPolicy:
-		prev, _ := old.(*admissionregistrationv1.ValidatingAdmissionPolicy)
-		if o.Spec.ParamKind == nil || (prev != nil && prev.Spec.ParamKind != nil && *prev.Spec.ParamKind == *o.Spec.ParamKind) {
+	switch {
+	case cur.policies == "": // a policy
+		if cur.paramKind == nil || (updated && prev.paramKind != nil && *prev.paramKind == *cur.paramKind) {
 			return nil
 		}
-		kind, name, at = schema.GroupKind{Group: admissionregistrationv1.GroupName, Kind: "ValidatingAdmissionPolicy"}, o.Name, field.NewPath("spec", "paramKind")
-		paramErr = s.authorizeParamKind(ctx, *u, o.Spec.ParamKind)
-	case *admissionregistrationv1.MutatingAdmissionPolicy:
-		prev, _ := old.(*admissionregistrationv1.MutatingAdmissionPolicy)
-		if o.Spec.ParamKind == nil || (prev != nil && prev.Spec.ParamKind != nil && *prev.Spec.ParamKind == *o.Spec.ParamKind) {
+		at, err = field.NewPath("spec", "paramKind"), s.authorizeParamKind(ctx, *u, cur.paramKind)
+	default: // a binding
+		if cur.paramRef == nil || (updated && apiequality.Semantic.DeepEqual(prev.paramRef, cur.paramRef) && prev.policyName == cur.policyName) {
 			return nil
 		}
-		kind, name, at = schema.GroupKind{Group: admissionregistrationv1.GroupName, Kind: "MutatingAdmissionPolicy"}, o.Name, field.NewPath("spec", "paramKind")
-		paramErr = s.authorizeParamKind(ctx, *u, o.Spec.ParamKind)
-	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-		prev, _ := old.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding)
-		if o.Spec.ParamRef == nil || (prev != nil && sameParamRef(prev.Spec.ParamRef, o.Spec.ParamRef) && prev.Spec.PolicyName == o.Spec.PolicyName) {
-			return nil
-		}
-		kind, name, at = schema.GroupKind{Group: admissionregistrationv1.GroupName, Kind: "ValidatingAdmissionPolicyBinding"}, o.Name, field.NewPath("spec", "paramRef")
-		paramErr = s.authorizeParamRef(ctx, *u, "validatingadmissionpolicies", o.Spec.PolicyName, o.Spec.ParamRef)
-	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
-		prev, _ := old.(*admissionregistrationv1.MutatingAdmissionPolicyBinding)
-		if o.Spec.ParamRef == nil || (prev != nil && sameParamRef(prev.Spec.ParamRef, o.Spec.ParamRef) && prev.Spec.PolicyName == o.Spec.PolicyName) {
-			return nil
-		}
-		kind, name, at = schema.GroupKind{Group: admissionregistrationv1.GroupName, Kind: "MutatingAdmissionPolicyBinding"}, o.Name, field.NewPath("spec", "paramRef")
-		paramErr = s.authorizeParamRef(ctx, *u, "mutatingadmissionpolicies", o.Spec.PolicyName, o.Spec.ParamRef)
-	default:
+		at, err = field.NewPath("spec", "paramRef"), s.authorizeParamRef(ctx, *u, cur.policies, cur.policyName, cur.paramRef)
+	}
+	if err == nil {
 		return nil
 	}
-	if paramErr == nil {
-		return nil
-	}
-	return apis.NewInvalid(kind, name, field.ErrorList{field.Forbidden(at, paramErr.Error())})
+	return apis.NewInvalid(schema.GroupKind{Group: admissionregistrationv1.GroupName, Kind: cur.kind}, cur.name,
+		field.ErrorList{field.Forbidden(at, err.Error())})
 }
 
-// sameParamRef compares two paramRefs by value, selectors included.
-func sameParamRef(a, b *admissionregistrationv1.ParamRef) bool {
-	return apiequality.Semantic.DeepEqual(a, b)
+// params is what a policy (paramKind) or binding (policies, policyName, paramRef) says of
+// its params.
+type params struct {
+	kind, name           string
+	paramKind            *admissionregistrationv1.ParamKind
+	policies, policyName string
+	paramRef             *admissionregistrationv1.ParamRef
+}
+
+func policyParams(obj runtime.Object) (params, bool) {
+	switch o := obj.(type) {
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		return params{kind: "ValidatingAdmissionPolicy", name: o.Name, paramKind: o.Spec.ParamKind}, true
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		return params{kind: "MutatingAdmissionPolicy", name: o.Name, paramKind: o.Spec.ParamKind}, true
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		return params{kind: "ValidatingAdmissionPolicyBinding", name: o.Name,
+			policies: "validatingadmissionpolicies", policyName: o.Spec.PolicyName, paramRef: o.Spec.ParamRef}, true
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		return params{kind: "MutatingAdmissionPolicyBinding", name: o.Name,
+			policies: "mutatingadmissionpolicies", policyName: o.Spec.PolicyName, paramRef: o.Spec.ParamRef}, true
+	}
+	return params{}, false
 }
 
 // paramResource is the group, version and resource of a paramKind, or "*" for what cannot be
@@ -122,9 +126,9 @@ func (s *Server) authorizeParamRef(ctx context.Context, u authn.User, policies, 
 	obj, err := s.builtinStore(admissionregistrationv1.SchemeGroupVersion, policies).Get(ctx, "", policyName, &metav1.GetOptions{})
 	if err != nil {
 		why = "unable to get policy " + policyName
-	} else if pk := policyParamKind(obj); pk != nil {
+	} else if pk, _ := policyParams(obj); pk.paramKind != nil {
 		var resolveErr error
-		if group, version, resource, resolveErr = s.paramResource(pk); resolveErr != nil {
+		if group, version, resource, resolveErr = s.paramResource(pk.paramKind); resolveErr != nil {
 			why = resolveErr.Error()
 		}
 	}
@@ -146,16 +150,6 @@ func (s *Server) authorizeParamRef(ctx context.Context, u authn.User, policies, 
 			why, upstreamUser(u), verb)
 	}
 	return fmt.Errorf(`user %v does not have "%v" permission on the object referenced by paramRef`, upstreamUser(u), verb)
-}
-
-func policyParamKind(obj runtime.Object) *admissionregistrationv1.ParamKind {
-	switch p := obj.(type) {
-	case *admissionregistrationv1.ValidatingAdmissionPolicy:
-		return p.Spec.ParamKind
-	case *admissionregistrationv1.MutatingAdmissionPolicy:
-		return p.Spec.ParamKind
-	}
-	return nil
 }
 
 // upstreamUser is u as upstream's messages print a user: its user.DefaultInfo.
