@@ -24,10 +24,11 @@ kubectl:
 
 # Upstream's sample extension API server (k8s.io/sample-apiserver) built in its own module
 # (tools/sample-apiserver), into bin/sample-apiserver, once per release it names;
-# apiserver/aggregation_sample_test.go registers it by APIService when present.
+# apiserver/aggregation_sample_test.go registers it by APIService when present. Static, with the
+# flags the conformance suite builds its sample-apiserver image with, which then finds it cached.
 sample-apiserver: bin/sample-apiserver
 bin/sample-apiserver: tools/sample-apiserver/go.mod tools/sample-apiserver/go.sum
-	cd tools/sample-apiserver && $(GO) build -trimpath -ldflags '-s -w' -o ../../bin/sample-apiserver k8s.io/sample-apiserver
+	cd tools/sample-apiserver && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o ../../bin/sample-apiserver k8s.io/sample-apiserver
 
 # The load benchmark against a fresh `skiff up`; figures go into bench/README.md.
 bench: build

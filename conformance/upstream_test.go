@@ -57,6 +57,9 @@ var upstreamMirrors = map[string]string{
 	"[sig-api-machinery] Writes should give a generateName object a unique name with the prefix":                                              "none in e2e: metadata.generateName (the e2e framework names every namespace so)",
 	"[sig-api-machinery] Writes should keep an object with a finalizer until the finalizer is removed":                                        "none in e2e: metadata.finalizers (test/integration/apiserver)",
 
+	// api-machinery: aggregation (upstream's sample API server as a pod, registered by APIService)
+	"[sig-api-machinery] Aggregator should be able to support the sample API server using the current Aggregator": "[sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current Aggregator [LinuxOnly] [Conformance]",
+
 	// api-machinery: ValidatingAdmissionPolicies
 	"[sig-api-machinery] ValidatingAdmissionPolicy [Privileged:ClusterAdmin] should validate against a Deployment":                           "[sig-api-machinery] ValidatingAdmissionPolicy [Privileged:ClusterAdmin] should validate against a Deployment [Conformance]",
 	"[sig-api-machinery] ValidatingAdmissionPolicy [Privileged:ClusterAdmin] should allow expressions to refer variables.":                   "[sig-api-machinery] ValidatingAdmissionPolicy [Privileged:ClusterAdmin] should allow expressions to refer variables. [Conformance]",

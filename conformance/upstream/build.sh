@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Builds upstream Kubernetes' own conformance binary (e2e.test v1.37.2), the ginkgo CLI it pins,
-# kubectl 1.37.2 and agnhost (upstream's test-image tool) from the Go module proxy, and the two
-# stand-in binaries of this directory (pause, nnp). No git, no registry.
+# kubectl 1.37.2 and agnhost (upstream's test-image tool) from the Go module proxy, the two
+# stand-in binaries of this directory (pause, nnp), and the two servers of the Aggregator spec's
+# pod: k8s.io/sample-apiserver v0.37.2 (tools/sample-apiserver) and etcd (go.etcd.io/etcd/server/v3
+# at the version skiff's go.mod names). Every binary is static (CGO_ENABLED=0): images.sh puts
+# them in images with no C library. No git, no registry.
 # Usage: build.sh   (about 10 minutes cold on 2 cores, ~6 GB of Go build cache; a second run
 #        with everything present does nothing)
 # Env:   E2E (cache folder, default $HOME/.cache/upstream-e2e)  JOBS (go build -p, default 2)
 #        FORCE=1 rebuilds.
-# Out:   $E2E/bin/{e2e.test,ginkgo,kubectl,agnhost,pause,nnp}
+# Out:   $E2E/bin/{e2e.test,ginkgo,kubectl,agnhost,pause,nnp,sample-apiserver,etcd}
 set -euo pipefail
 E2E=${E2E:-$HOME/.cache/upstream-e2e}
 JOBS=${JOBS:-2}
 K8S_VERSION=v1.37.2
 STAGING_VERSION=v0.37.2
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 mkdir -p "$E2E/bin" "$E2E/mod"
 
 have() { [ -z "${FORCE:-}" ] && [ -x "$E2E/bin/$1" ]; }
+# the Aggregator spec's servers, each in a module that pins it; added after the others, so a
+# cache that has those gets only these two
+if ! have sample-apiserver; then
+  echo ">>> sample-apiserver"
+  (cd "$REPO/tools/sample-apiserver" && go build -p "$JOBS" -trimpath -ldflags '-s -w' -o "$E2E/bin/sample-apiserver" k8s.io/sample-apiserver)
+fi
+if ! have etcd; then
+  echo ">>> etcd"
+  (cd "$REPO" && go build -p "$JOBS" -trimpath -ldflags '-s -w' -o "$E2E/bin/etcd" go.etcd.io/etcd/server/v3)
+fi
 if have e2e.test && have ginkgo && have kubectl && have agnhost && have pause && have nnp; then
   echo "upstream e2e binaries present in $E2E/bin (FORCE=1 rebuilds)"
   exit 0

@@ -4,9 +4,12 @@
 # busybox-static (bash-static as /bin/sh where present) and the binaries of build.sh.
 # busybox, pause, agnhost and nonewprivs behave as upstream's; httpd and nginx are stand-ins
 # (busybox httpd on :80 with the same document roots), so a spec that inspects those servers'
-# own output can differ. Each tarball holds one image under every name listed for it.
-# Usage: images.sh [OUTDIR]   (default $E2E/images; a second run with the tarballs present
-#        does nothing; FORCE=1 rebuilds)
+# own output can differ. sample-apiserver (k8s.io/sample-apiserver v0.37.2) and etcd (the
+# etcd server skiff embeds) are the real servers, static, where the Aggregator spec runs them
+# (/sample-apiserver as entrypoint, /usr/local/bin/etcd). Each tarball holds one image under
+# every name listed for it.
+# Usage: images.sh [OUTDIR]   (default $E2E/images; an image whose tarball is there already is
+#        kept; FORCE=1 rebuilds)
 # Needs: build.sh first; busybox-static, curl, netcat-openbsd, dnsutils (dig, nslookup, host)
 #        on the host (copied into agnhost).
 set -euo pipefail
@@ -14,16 +17,14 @@ E2E=${E2E:-$HOME/.cache/upstream-e2e}
 BIN=$E2E/bin
 OUT=${1:-$E2E/images}
 mkdir -p "$OUT"
-for b in agnhost pause nnp; do [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run build.sh first" >&2; exit 1; }; done
+for b in agnhost pause nnp sample-apiserver etcd; do [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run build.sh first" >&2; exit 1; }; done
 [ -x /bin/busybox ] || { echo "install busybox-static" >&2; exit 1; }
-if [ -z "${FORCE:-}" ] && [ "$(ls "$OUT"/*.tar 2>/dev/null | wc -l)" -ge 10 ]; then
-  echo "images present in $OUT (FORCE=1 rebuilds)"
-  exit 0
-fi
 
 # image NAME ENTRYPOINT-JSON CMD-JSON USER POPULATE [MORE NAMES...]: one single-layer image
 image() {
   local name=$1 entrypoint=$2 cmd=$3 user=$4 populate=$5; shift 5
+  local file; file="$OUT/$(echo "${name#*/}" | tr '/:' '__').tar"
+  if [ -z "${FORCE:-}" ] && [ -s "$file" ]; then echo "present $file"; return; fi
   local work; work=$(mktemp -d)
   local root=$work/rootfs layout=$work/layout
   mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root,var/run,usr/bin,sbin,usr/sbin,usr/local/bin} "$layout/blobs/sha256"
@@ -61,7 +62,6 @@ image() {
       "$manifest" "$manifest_size" "$n" "${n##*:}")"
   done
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' "$entries" > "$layout/index.json"
-  local file; file="$OUT/$(echo "${name#*/}" | tr '/:' '__').tar"
   tar --numeric-owner --owner=0 --group=0 -C "$layout" -cf "$file" oci-layout index.json blobs
   rm -rf "$work"
   echo "built $file ($name $*)"
@@ -103,6 +103,8 @@ nginx() { # stand-in for nginx 1.2x: busybox httpd on :80, document root /usr/sh
 nonewprivs() { cp "$BIN/nnp" "$1/usr/local/bin/nnp"; chmod 4755 "$1/usr/local/bin/nnp"; }
 kitten() { agnhost "$1"; printf '{"image": "kitten.jpg"}' > "$1/data.json"; echo jpg > "$1/kitten.jpg"; }
 nautilus() { agnhost "$1"; printf '{"image": "nautilus.jpg"}' > "$1/data.json"; echo jpg > "$1/nautilus.jpg"; }
+sample_apiserver() { cp "$BIN/sample-apiserver" "$1/sample-apiserver"; } # upstream: ENTRYPOINT ["/sample-apiserver"]
+etcd() { cp "$BIN/etcd" "$1/usr/local/bin/etcd"; }
 
 E=registry.k8s.io/e2e-test-images
 image registry.k8s.io/pause:3.10.2 '["/pause"]' 'null' "" pause registry.k8s.io/pause:3.10 registry.k8s.io/pause:3.9
@@ -115,4 +117,6 @@ image $E/kitten:1.8 '["/agnhost"]' '["test-webserver"]' "" kitten
 image $E/nautilus:1.8 '["/agnhost"]' '["test-webserver"]' "" nautilus
 image $E/glibc-dns-testing:2.1.1 '' '["sh"]' "" agnhost
 image $E/nonewprivs:1.4 '["/usr/local/bin/nnp"]' 'null' "" nonewprivs
+image $E/sample-apiserver:1.29.2 '["/sample-apiserver"]' 'null' "" sample_apiserver
+image registry.k8s.io/etcd:3.7.0-0 '' '["/usr/local/bin/etcd"]' "" etcd
 echo "images in $OUT"
