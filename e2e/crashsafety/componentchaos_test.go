@@ -38,8 +38,9 @@ import (
 // the part comes back to work it missed. After each restart the test waits for the cluster to
 // converge (the Deployment at its replica count, every pod Running and Ready, one ready
 // sandbox and one running container per pod in containerd, nothing of deleted pods running)
-// and asserts that no pod ever had two of either; at the end the load's history is checked
-// as in the chaos test. SKIFF_CHAOS_KILLS sets the kills (default 5), SKIFF_CHAOS_SEED the
+// and asserts that no pod ever had two of either, and that the pods that lived through the
+// kill kept their sandbox and container; at the end the load's history is checked as in the
+// chaos test. SKIFF_CHAOS_KILLS sets the kills (default 5), SKIFF_CHAOS_SEED the
 // seed of the victims and timings (default the clock; it is logged).
 
 // components are the parts that are killed, one at a time.
@@ -496,6 +497,24 @@ func runningContainers(cts []*runtimeapi.Container) []*runtimeapi.Container {
 	return slices.DeleteFunc(slices.Clone(cts), func(c *runtimeapi.Container) bool { return c.State != runtimeapi.ContainerState_CONTAINER_RUNNING })
 }
 
+// runningContainers is, by pod UID, the IDs of the sandbox and container that run in
+// containerd, for pods that have one of each.
+func (s *splitCluster) runningContainers() map[types.UID]string {
+	s.t.Helper()
+	rs, err := s.tryRuntimeState()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ids := map[types.UID]string{}
+	for uid, sbs := range rs.sandboxes {
+		sandboxes, containers := readySandboxes(sbs), runningContainers(rs.containers[uid])
+		if len(sandboxes) == 1 && len(containers) == 1 {
+			ids[uid] = sandboxes[0].Id[:12] + "/" + containers[0].Id[:12]
+		}
+	}
+	return ids
+}
+
 // waitConverged waits until convergenceProblems has nothing to say, keeping the parts
 // running meanwhile, and says how long it took; it fails the test after 5 minutes.
 func (s *splitCluster) waitConverged(why string) time.Duration {
@@ -540,6 +559,7 @@ func TestClusterConvergesAfterKill9OfEachPartAlone(t *testing.T) {
 		victim := components[rng.IntN(len(components))]
 		time.Sleep(time.Duration(500+rng.IntN(3000)) * time.Millisecond) // a random point in the load
 		s.keepRunning()
+		before := s.runningContainers()
 		s.kill(victim)
 		var disturbed string
 		if victim != "apiserver" {
@@ -552,6 +572,13 @@ func TestClusterConvergesAfterKill9OfEachPartAlone(t *testing.T) {
 		}
 		took := s.waitConverged(fmt.Sprintf("after kill %d (%s)", k+1, victim))
 		converge[victim] = append(converge[victim], took)
+		// a restart of any part, containerd's too (its shims keep the containers), leaves
+		// the pods it did not have to touch as they were
+		for uid, after := range s.runningContainers() {
+			if was, ok := before[uid]; ok && was != after {
+				t.Errorf("after kill %d (%s) pod %s runs container %s, was %s: started again", k+1, victim, uid, after, was)
+			}
+		}
 		t.Logf("kill %d: %s; %s; converged %v after its restart", k+1, victim, disturbed, took.Round(time.Millisecond))
 	}
 	// the load runs on a while against the converged cluster, then stops and is checked
