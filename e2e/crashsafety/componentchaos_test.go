@@ -40,8 +40,10 @@ import (
 // sandbox and one running container per pod in containerd, nothing of deleted pods running)
 // and asserts that no pod ever had two of either, and that the pods that lived through the
 // kill kept their sandbox and container; at the end the load's history is checked as in the
-// chaos test. SKIFF_CHAOS_KILLS sets the kills (default 5), SKIFF_CHAOS_SEED the
-// seed of the victims and timings (default the clock; it is logged).
+// chaos test. SKIFF_CHAOS_KILLS sets the kills (default 5), SKIFF_CHAOS_SEED the seed of the
+// victims and timings (default the clock; it is logged), and SKIFF_CHAOS_TRACE=1 logs each
+// change on the way to convergence, runs the API server with a line per request and keeps
+// the parts' logs (DATA_DIR-NAME.log beside the data dir).
 
 // components are the parts that are killed, one at a time.
 var components = []string{"apiserver", "scheduler", "controller-manager", "kubelet", "containerd"}
@@ -78,7 +80,6 @@ type partProcess struct {
 // laid out as skiff up's (so that skiff reset removes whatever the test leaves).
 type splitCluster struct {
 	*cluster
-	t          *testing.T
 	parts      map[string]*partProcess
 	containerd *localcontainerd.Daemon
 	// exitsOnTheirOwn counts, by part, the times one stopped without being killed and was
@@ -89,7 +90,7 @@ type splitCluster struct {
 
 func newSplitCluster(t *testing.T) *splitCluster {
 	c := newCluster(t)
-	s := &splitCluster{cluster: c, t: t, parts: map[string]*partProcess{}, exitsOnTheirOwn: map[string]int{}}
+	s := &splitCluster{cluster: c, parts: map[string]*partProcess{}, exitsOnTheirOwn: map[string]int{}}
 	d := c.dataDir
 	lease := []string{"--leader-elect-lease-duration=6s", "--leader-elect-renew-deadline=4s", "--leader-elect-retry-period=1s"}
 	for _, p := range []*partProcess{
