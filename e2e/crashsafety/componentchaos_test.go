@@ -558,7 +558,7 @@ func TestClusterConvergesAfterKill9OfEachPartAlone(t *testing.T) {
 	converge := map[string][]time.Duration{}
 	for k := range componentKills() {
 		victim := components[rng.IntN(len(components))]
-		time.Sleep(time.Duration(500+rng.IntN(3000)) * time.Millisecond) // a random point in the load
+		time.Sleep(time.Duration(300+rng.IntN(2000)) * time.Millisecond) // a random point in the load
 		s.keepRunning()
 		before := s.runningContainers()
 		s.kill(victim)
@@ -566,7 +566,7 @@ func TestClusterConvergesAfterKill9OfEachPartAlone(t *testing.T) {
 		if victim != "apiserver" {
 			disturbed = s.disturb(rng)
 		}
-		time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond) // down a while
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond) // down a while
 		s.start(victim)
 		if victim == "apiserver" {
 			disturbed = s.disturb(rng)
