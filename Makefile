@@ -63,9 +63,11 @@ upstream-conformance: build
 crash-safety:
 	SKIFF_CRASH_PODS=20 $(GO) test -count=1 -timeout 40m -v ./e2e/crashsafety
 
-# The chaos test with 20 kill -9s of skiff up under a mixed client-go load (`make test` runs 3).
+# The chaos tests with 20 kill -9s each under a mixed client-go load (`make test` runs 3 and 5):
+# of skiff up, and of one part at a time of a cluster run as separate processes (API server,
+# scheduler, controller manager, kubelet, containerd), converging after each.
 chaos:
-	SKIFF_CHAOS_KILLS=20 $(GO) test -count=1 -timeout 60m -v -run TestAcknowledgedWritesSurviveKill9OfSkiffUp ./e2e/crashsafety
+	SKIFF_CHAOS_KILLS=20 $(GO) test -count=1 -timeout 60m -v -run 'TestAcknowledgedWritesSurviveKill9OfSkiffUp|TestClusterConvergesAfterKill9OfEachPartAlone' ./e2e/crashsafety
 
 # Every fuzz target for FUZZTIME each, one after another (`make test` runs their seed corpora).
 FUZZTIME ?= 10m

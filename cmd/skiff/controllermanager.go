@@ -52,6 +52,12 @@ func (o *controllerManagerOptions) addFlags(f *pflag.FlagSet) {
 			strings.Join(manager.ControllerNames(), ", "))
 	f.BoolVar(&m.LeaderElect, "leader-elect", true,
 		"campaign for the Lease kube-system/kube-controller-manager and run controllers only while holding it")
+	f.DurationVar(&m.LeaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"how long others wait after the leader's last renewal before taking the Lease")
+	f.DurationVar(&m.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"how long the leader keeps trying to renew before it gives up leading")
+	f.DurationVar(&m.RetryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"how often to try to acquire or renew the Lease")
 	f.StringVar(&m.ClusterCIDR, "cluster-cidr", "10.244.0.0/16",
 		"CIDR of the pod network; each node gets a subnet of it as spec.podCIDR (one IPv4 and one IPv6 CIDR, comma-separated, for dual stack)")
 	f.IntVar(&m.NodeCIDRMaskSize, "node-cidr-mask-size", 0, "prefix length of each node's pod CIDR (default 24 for IPv4, 64 for IPv6)")
@@ -82,6 +88,9 @@ func (o *controllerManagerOptions) validate() error {
 	}
 	if o.manager.Port > 65535 {
 		return fmt.Errorf("--port %d is not a port", o.manager.Port)
+	}
+	if m := o.manager; m.LeaderElect && (m.LeaseDuration <= m.RenewDeadline || m.RenewDeadline <= m.RetryPeriod || m.RetryPeriod <= 0) {
+		return errors.New("leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > --leader-elect-retry-period > 0")
 	}
 	if o.manager.Port == 0 {
 		o.manager.Port = -1 // upstream: 0 serves nothing

@@ -80,17 +80,8 @@ func TestAcknowledgedWritesSurviveKill9OfSkiffUp(t *testing.T) {
 	c.flags = []string{"--container-runtime-endpoint=fake"}
 	c.start()
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	const writers = 4
-	histories := make([]*writerHistory, writers)
-	var wg sync.WaitGroup
-	for i := range writers {
-		histories[i] = &writerHistory{}
-		wg.Go(func() { runWriter(ctx, c.config, i, histories[i]) })
-	}
-	wh := &watchHistory{seen: map[string]int{}}
-	wg.Go(func() { runWatch(ctx, c.config, wh) })
+	load := startAPILoad(c.config)
+	defer load.stop()
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	for k := range chaosKills() {
@@ -101,10 +92,57 @@ func TestAcknowledgedWritesSurviveKill9OfSkiffUp(t *testing.T) {
 	}
 	// the load runs on a while against the last start, then stops
 	time.Sleep(3 * time.Second)
-	stop()
-	wg.Wait()
+	load.stop()
+	figures := load.check(t, c.client)
+	t.Logf("%d kills; %s", chaosKills(), figures)
+}
 
-	list, err := c.client.CoreV1().ConfigMaps(chaosNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "chaos=true"})
+// apiLoad is the mixed client-go load: writers of ConfigMaps of their own and a watch of them
+// all, each keeping its history for check.
+type apiLoad struct {
+	histories []*writerHistory
+	watch     *watchHistory
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// startAPILoad starts four writers and a watch on the cluster cfg reaches; they run, through
+// whatever the cluster goes through, until stop.
+func startAPILoad(cfg *rest.Config) *apiLoad {
+	ctx, cancel := context.WithCancel(context.Background())
+	const writers = 4
+	l := &apiLoad{histories: make([]*writerHistory, writers), watch: &watchHistory{seen: map[string]int{}}, cancel: cancel}
+	for i := range writers {
+		l.histories[i] = &writerHistory{}
+		l.wg.Go(func() { runWriter(ctx, cfg, i, l.histories[i]) })
+	}
+	l.wg.Go(func() { runWatch(ctx, cfg, l.watch) })
+	return l
+}
+
+// stop ends the load and waits for its writers and watch to return; it may be called again.
+func (l *apiLoad) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// loadFigures are what a check counted.
+type loadFigures struct {
+	acked, unanswered, events, stretches, gone int
+}
+
+func (f loadFigures) String() string {
+	return fmt.Sprintf("%d acknowledged writes, %d unanswered; the watch saw %d events in %d stretches, %d times 410 Gone",
+		f.acked, f.unanswered, f.events, f.stretches, f.gone)
+}
+
+// check compares the stopped load's histories with what the cluster holds now: no
+// acknowledged write lost, each writer's resourceVersions growing, the watch seeing each
+// covered write once.
+func (l *apiLoad) check(t *testing.T, client kubernetes.Interface) loadFigures {
+	t.Helper()
+	histories, wh := l.histories, l.watch
+	list, err := client.CoreV1().ConfigMaps(chaosNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "chaos=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +192,10 @@ func TestAcknowledgedWritesSurviveKill9OfSkiffUp(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d kills; %d acknowledged writes, %d unanswered; the watch saw %d events in %d stretches, %d times 410 Gone",
-		chaosKills(), acked, unanswered, len(wh.seen), len(wh.stretches), wh.gone)
 	if acked == 0 {
 		t.Error("no write was acknowledged: the load never ran")
 	}
+	return loadFigures{acked: acked, unanswered: unanswered, events: len(wh.seen), stretches: len(wh.stretches), gone: wh.gone}
 }
 
 // checkLastWrites compares each object's last acknowledged write, and the unanswered ones

@@ -7,6 +7,10 @@
 // alone, and whatever a test asserts gone cannot be another cluster's. Pod network namespaces
 // and cgroups are the host's, but named by each pod's sandbox and UID.
 //
+// The chaos tests (chaos_test.go, componentchaos_test.go) kill skiff up, or one part at a
+// time of a cluster run as separate processes, under a client-go load, and check what the
+// clients saw and that the cluster converges.
+//
 // SKIFF_CRASH_PODS sets how many pods run through the kill (default 3; `make crash-safety`
 // runs the issue's 20).
 package crashsafety_test
