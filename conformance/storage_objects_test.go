@@ -13,8 +13,8 @@ import (
 )
 
 // Upstream's storage API conformance specs beyond the lifecycles of storage_test.go: the
-// CSIDriver and inline CSI volumes, CSIStorageCapacities, the status of attachments, and
-// VolumeAttributesClasses (test/e2e/storage/csi_inline.go,
+// CSIDriver and inline CSI volumes, CSIStorageCapacities, the status of claims, volumes and
+// attachments, and VolumeAttributesClasses (test/e2e/storage/csi_inline.go,
 // csistoragecapacity.go, persistent_volumes.go, volume_attachment.go,
 // volume_attributes_class.go, v1.37).
 
@@ -127,6 +127,91 @@ var _ = Describe("[sig-storage] CSIStorageCapacity", Label("storage"), func() {
 		list, err = capacities.List(ctx, metav1.ListOptions{LabelSelector: "e2e-test=" + ns})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(list.Items).To(BeEmpty())
+	})
+})
+
+var _ = Describe("[sig-storage] PersistentVolumes CSI Conformance", Label("storage"), func() {
+	It("should apply changes to a pv/pvc status", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		pvs := cluster.client.CoreV1().PersistentVolumes()
+		claims := cluster.client.CoreV1().PersistentVolumeClaims(ns)
+		pvName := "pv-" + ns
+		DeferCleanup(func(ctx SpecContext) { _ = pvs.Delete(ctx, pvName, metav1.DeleteOptions{}) })
+		_, err := pvs.Create(ctx, &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: pvName, Labels: map[string]string{"e2e-test": ns}},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				// a class no provisioner serves, so the claim is this volume's alone
+				StorageClassName:       "e2e-status-" + ns,
+				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + pvName}},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = claims.Create(ctx, &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: "pvc-" + ns, Labels: map[string]string{"e2e-test": ns}},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				StorageClassName: ptr.To("e2e-status-" + ns),
+				Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		By("reading both statuses")
+		rest := cluster.client.CoreV1().RESTClient()
+		pvc := &corev1.PersistentVolumeClaim{}
+		Expect(rest.Get().Namespace(ns).Resource("persistentvolumeclaims").Name("pvc-" + ns).SubResource("status").Do(ctx).Into(pvc)).To(Succeed())
+		Expect(string(pvc.Status.Phase)).To(Or(Equal("Pending"), Equal("Bound")))
+		pv := &corev1.PersistentVolume{}
+		Expect(rest.Get().Resource("persistentvolumes").Name(pvName).SubResource("status").Do(ctx).Into(pv)).To(Succeed())
+		Expect(string(pv.Status.Phase)).To(Or(Equal("Available"), Equal("Bound"), Equal("Pending")))
+
+		By("patching the claim's and the volume's status")
+		pvc, err = claims.Patch(ctx, pvc.Name, types.MergePatchType,
+			[]byte(`{"status":{"conditions":[{"type":"StatusPatched","status":"True","reason":"E2E patchedStatus","message":"Set from e2e test"}]}}`),
+			metav1.PatchOptions{}, "status")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pvc.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", corev1.PersistentVolumeClaimConditionType("StatusPatched")),
+			HaveField("Reason", "E2E patchedStatus"), HaveField("Message", "Set from e2e test"))))
+		pv, err = pvs.Patch(ctx, pvName, types.MergePatchType, []byte(`{"status":{"message":"StatusPatched","reason":"E2E patchStatus"}}`),
+			metav1.PatchOptions{}, "status")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pv.Status.Reason).To(Equal("E2E patchStatus"))
+		Expect(pv.Status.Message).To(Equal("StatusPatched"))
+
+		By("updating them: the answers carry the update (the volume controller may write the status again later)")
+		Eventually(func(ctx SpecContext) error {
+			// a failed update answers an empty claim: keep the last good one (and its name)
+			cur, err := claims.Get(ctx, "pvc-"+ns, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur.Status.Conditions = append(cur.Status.Conditions, corev1.PersistentVolumeClaimCondition{
+				Type: "StatusUpdated", Status: corev1.ConditionTrue, Reason: "E2E updateStatus", Message: "Set from e2e test"})
+			updated, err := claims.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+			if err == nil {
+				pvc = updated
+			}
+			return err
+		}).WithContext(ctx).WithTimeout(longWait).WithPolling(poll).Should(Succeed(), "updating the claim's status")
+		Expect(pvc.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", corev1.PersistentVolumeClaimConditionType("StatusUpdated")), HaveField("Reason", "E2E updateStatus"))))
+		Eventually(func(ctx SpecContext) error {
+			cur, err := pvs.Get(ctx, pvName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur.Status.Reason, cur.Status.Message = "E2E updateStatus", "StatusUpdated"
+			updated, err := pvs.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+			if err == nil {
+				pv = updated
+			}
+			return err
+		}).WithContext(ctx).WithTimeout(longWait).WithPolling(poll).Should(Succeed(), "updating the volume's status")
+		Expect(pv.Status.Reason).To(Equal("E2E updateStatus"))
+		Expect(pv.Status.Message).To(Equal("StatusUpdated"))
 	})
 })
 

@@ -226,6 +226,7 @@ var upstreamMirrors = map[string]string{
 	"[sig-storage] CSIInlineVolumes should run through the lifecycle of a CSIDriver":                                                      "[sig-storage] CSIInlineVolumes should run through the lifecycle of a CSIDriver [Conformance]",
 	"[sig-storage] CSIInlineVolumes should support CSIVolumeSource in Pod API":                                                            "[sig-storage] CSIInlineVolumes should support CSIVolumeSource in Pod API [Conformance]",
 	"[sig-storage] CSIStorageCapacity should support CSIStorageCapacities API operations":                                                 "[sig-storage] CSIStorageCapacity should support CSIStorageCapacities API operations [Conformance]",
+	"[sig-storage] PersistentVolumes CSI Conformance should apply changes to a pv/pvc status":                                             "[sig-storage] PersistentVolumes CSI Conformance should apply changes to a pv/pvc status [Conformance]",
 	"[sig-storage] VolumeAttachment Conformance should apply changes to a volumeattachment status":                                        "[sig-storage] VolumeAttachment Conformance should apply changes to a volumeattachment status [Conformance]",
 	"[sig-storage] VolumeAttributesClass [FeatureGate:VolumeAttributesClass] should run through the lifecycle of a VolumeAttributesClass": "[sig-storage] VolumeAttributesClass [FeatureGate:VolumeAttributesClass] should run through the lifecycle of a VolumeAttributesClass [Conformance]",
 }

@@ -501,9 +501,11 @@ func equalClaimStatus(a, b *corev1.PersistentVolumeClaimStatus) bool {
 	return true
 }
 
-// setVolumePhase writes a volume's phase and message.
+// setVolumePhase writes a volume's phase and message when the phase changes. A volume already
+// in the phase keeps its message, as upstream's binder leaves it: others (a user, a driver) may
+// have written it.
 func (c *Controller) setVolumePhase(ctx context.Context, pv *corev1.PersistentVolume, phase corev1.PersistentVolumePhase, message string) error {
-	if pv.Status.Phase == phase && pv.Status.Message == message {
+	if pv.Status.Phase == phase {
 		return nil
 	}
 	pv.Status.Phase, pv.Status.Message = phase, message
