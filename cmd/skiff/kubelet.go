@@ -368,14 +368,14 @@ const (
 	defaultKubeletAPIBurst = 100
 )
 
-func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
+func upKubelet(up *upOptions, network upNetwork, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		o := &kubeletOptions{
 			runtimeEndpoint: up.runtimeEndpoint,
 			imageDir:        up.imageDir,
 			rootDir:         filepath.Join(up.dataDir, "kubelet"),
 			podLogsDir:      filepath.Join(up.dataDir, "kubelet", "logs"),
-			podCIDR:         "10.244.0.0/24",
+			podCIDR:         network.podCIDR,
 			port:            cmp.Or(up.kubeletPort, 10250),
 			address:         "0.0.0.0",
 			maxPods:         110,
@@ -384,7 +384,7 @@ func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd
 			cniConfDir:      "/etc/cni/net.d",
 			clusterDomain:   "cluster.local",
 			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
-			clusterDNS:   []string{"10.96.0.10"},
+			clusterDNS:   []string{network.clusterDNS},
 			clientCAFile: filepath.Join(up.dataDir, "pki", "ca.crt"),
 			// the API server verifies this kubelet against the cluster CA, and the kubelet
 			// asks it about every request, as a kubeadm cluster's does
