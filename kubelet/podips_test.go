@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"log/slog"
+	"net"
 	"reflect"
 	"testing"
 
@@ -69,5 +70,26 @@ func TestADualStackPodCIDRFlagRegistersBothPodCIDRs(t *testing.T) {
 	spec := v1.NodeSpec{PodCIDR: firstCIDR(k.cfg.PodCIDR), PodCIDRs: splitCIDRs(k.cfg.PodCIDR)}
 	if spec.PodCIDR != "10.42.0.0/24" || !reflect.DeepEqual(spec.PodCIDRs, []string{"10.42.0.0/24", "fd42::/64"}) {
 		t.Errorf("spec = %+v", spec)
+	}
+}
+
+func TestHostIPsAreTheNodesFirstAddressThenOneOfTheOtherFamily(t *testing.T) {
+	for _, tc := range []struct {
+		nodeIPs []string
+		want    []string
+	}{
+		{[]string{"192.0.2.1"}, []string{"192.0.2.1"}},
+		{[]string{"192.0.2.1", "192.0.2.2"}, []string{"192.0.2.1"}},
+		{[]string{"192.0.2.1", "2001:db8::1"}, []string{"192.0.2.1", "2001:db8::1"}},
+		{[]string{"2001:db8::1", "192.0.2.2", "192.0.2.1"}, []string{"2001:db8::1", "192.0.2.2"}},
+	} {
+		var ips []net.IP
+		for _, s := range tc.nodeIPs {
+			ips = append(ips, net.ParseIP(s))
+		}
+		k := &Kubelet{cfg: Config{NodeIPs: ips}}
+		if got := k.hostIPs(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("node IPs %v: hostIPs %v, want %v", tc.nodeIPs, got, tc.want)
+		}
 	}
 }

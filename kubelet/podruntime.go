@@ -136,3 +136,16 @@ func (p *podRuntime) podIPs() []string {
 	}
 	return ips
 }
+
+// hostIPs are the node's addresses as a pod's status.hostIPs lists them, as upstream's
+// kubelet: the first node IP, then the first of the other IP family, if any.
+func (k *Kubelet) hostIPs() []string {
+	ips := []string{k.cfg.NodeIPs[0].String()}
+	primaryIPv4 := k.cfg.NodeIPs[0].To4() != nil
+	for _, ip := range k.cfg.NodeIPs[1:] {
+		if (ip.To4() != nil) != primaryIPv4 {
+			return append(ips, ip.String())
+		}
+	}
+	return ips
+}

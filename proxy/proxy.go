@@ -286,12 +286,12 @@ func (p *Proxy) Sync(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		slices := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+		epSlices := make([]*discoveryv1.EndpointSlice, 0, len(objs))
 		for _, o := range objs {
-			slices = append(slices, o.(*discoveryv1.EndpointSlice))
+			epSlices = append(epSlices, o.(*discoveryv1.EndpointSlice))
 		}
 		for i, ft := range p.families {
-			ports[i] = append(ports[i], familyServicePorts(svc, slices, p.cfg.Hostname, ft.family)...)
+			ports[i] = append(ports[i], familyServicePorts(svc, epSlices, p.cfg.Hostname, ft.family)...)
 		}
 	}
 	p.healthChecks.sync(healthChecks(services, slices.Concat(ports...)))
@@ -301,7 +301,7 @@ func (p *Proxy) Sync(ctx context.Context) error {
 	p.mu.Unlock()
 	applied := map[string]*ruleset{}
 	var tx strings.Builder
-	changed, servicePorts := false, 0
+	changed, portCount := false, 0
 	for i, ft := range p.families {
 		rules := buildRules(ports[i], ruleConfig{clusterCIDR: ft.clusterCIDR, family: ft.family})
 		applied[ft.family.table] = rules
@@ -313,7 +313,7 @@ func (p *Proxy) Sync(ctx context.Context) error {
 		// the only line of an unchanged table is "add table"
 		changed = changed || prevRules == nil || strings.Count(t, "\n") > 1
 		tx.WriteString(t)
-		servicePorts += len(ports[i])
+		portCount += len(ports[i])
 	}
 	if !changed {
 		p.markSynced(applied, start, false)
@@ -327,7 +327,7 @@ func (p *Proxy) Sync(ctx context.Context) error {
 		return err
 	}
 	p.markSynced(applied, start, true)
-	slog.Debug("synced proxy rules", "servicePorts", servicePorts, "full", prev == nil, "took", time.Since(start))
+	slog.Debug("synced proxy rules", "servicePorts", portCount, "full", prev == nil, "took", time.Since(start))
 	return nil
 }
 
