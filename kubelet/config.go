@@ -540,7 +540,7 @@ func (k *Kubelet) envValueFrom(ctx context.Context, pod *v1.Pod, spec *v1.Contai
 func (k *Kubelet) podFieldValue(pod *v1.Pod, path string, rs *podRuntime) (string, error) {
 	podIPs := []string{}
 	if pod.Spec.HostNetwork {
-		podIPs = []string{k.cfg.NodeIPs[0].String()}
+		podIPs = k.hostIPs()
 	} else if rs != nil {
 		podIPs = rs.podIPs()
 	}
@@ -559,8 +559,10 @@ func (k *Kubelet) podFieldValue(pod *v1.Pod, path string, rs *podRuntime) (strin
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
-	case "status.hostIP", "status.hostIPs":
-		return k.cfg.NodeIPs[0].String(), nil
+	case "status.hostIP":
+		return k.hostIPs()[0], nil
+	case "status.hostIPs":
+		return strings.Join(k.hostIPs(), ","), nil
 	case "status.podIP":
 		if len(podIPs) > 0 {
 			return podIPs[0], nil

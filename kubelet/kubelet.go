@@ -72,7 +72,8 @@ type Config struct {
 	// domain (default cluster.local); without them pods resolve as the host does.
 	ClusterDNS    []string
 	ClusterDomain string
-	// PodCIDR is used when the Node has no spec.podCIDR (upstream's --pod-cidr).
+	// PodCIDR is used when the Node has no spec.podCIDR (upstream's --pod-cidr): one CIDR, or
+	// an IPv4 and an IPv6 one separated by a comma (the primary family first) for dual stack.
 	PodCIDR string
 
 	// Prepare, when set, runs once the runtime answers and the Node is registered, before
@@ -168,7 +169,7 @@ type Kubelet struct {
 	runtimeName string
 
 	mu sync.Mutex
-	// podCIDR is the Node's spec.podCIDR as last seen.
+	// podCIDR is the Node's spec.podCIDRs as last seen, joined by commas.
 	podCIDR string
 	// appliedPodCIDR is the pod CIDR the runtime was last configured with.
 	appliedPodCIDR string
@@ -347,7 +348,7 @@ func (k *Kubelet) podChanged(obj any) {
 	k.workers.update(pod)
 }
 
-// currentPodCIDR is the Node's spec.podCIDR (or --pod-cidr).
+// currentPodCIDR is the Node's spec.podCIDRs joined by commas (or --pod-cidr).
 func (k *Kubelet) currentPodCIDR() string {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -95,21 +95,34 @@ func (k *Kubelet) initialNode(ctx context.Context, version *runtimeapi.VersionRe
 			Labels:      labels,
 			Annotations: map[string]string{"volumes.kubernetes.io/controller-managed-attach-detach": "true"},
 		},
-		Spec:   v1.NodeSpec{PodCIDR: k.cfg.PodCIDR, PodCIDRs: nonEmpty(k.cfg.PodCIDR)},
+		Spec:   v1.NodeSpec{PodCIDR: firstCIDR(k.cfg.PodCIDR), PodCIDRs: splitCIDRs(k.cfg.PodCIDR)},
 		Status: k.nodeStatus(ctx, version, nil),
 	}
 }
 
-func nonEmpty(s string) []string {
+// splitCIDRs is a comma-separated --pod-cidr as spec.podCIDRs: one CIDR, or one per IP family
+// for a dual-stack node.
+func splitCIDRs(s string) []string {
 	if s == "" {
 		return nil
 	}
-	return []string{s}
+	return strings.Split(s, ",")
 }
 
-// notePodCIDR remembers the Node's pod CIDR and tells the runtime when it changes.
+// firstCIDR is the primary family's CIDR of a comma-separated list, spec.podCIDR.
+func firstCIDR(s string) string {
+	first, _, _ := strings.Cut(s, ",")
+	return first
+}
+
+// notePodCIDR remembers the Node's pod CIDRs and tells the runtime when they change. As
+// upstream's kubelet, it hands the runtime every one of spec.podCIDRs joined by commas, so that
+// a dual-stack node's pods get an address of each family.
 func (k *Kubelet) notePodCIDR(node *v1.Node) {
-	cidr := node.Spec.PodCIDR
+	cidr := strings.Join(node.Spec.PodCIDRs, ",")
+	if cidr == "" {
+		cidr = node.Spec.PodCIDR
+	}
 	if cidr == "" {
 		cidr = k.cfg.PodCIDR
 	}

@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"net/netip"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -17,6 +18,8 @@ type podRuntime struct {
 	// sandboxStatus is the status of sandboxes[0], nil when there is none.
 	sandboxStatus *runtimeapi.PodSandboxStatus
 	containers    []*containerRecord
+	// ipv6Primary: the node's primary IP family is IPv6, so a pod's IPv6 address comes first.
+	ipv6Primary bool
 }
 
 type containerRecord struct {
@@ -47,7 +50,7 @@ func (k *Kubelet) podRuntimeState(ctx context.Context, uid types.UID) (*podRunti
 		}
 		return sandboxes[i].CreatedAt > sandboxes[j].CreatedAt
 	})
-	pr := &podRuntime{sandboxes: sandboxes}
+	pr := &podRuntime{sandboxes: sandboxes, ipv6Primary: k.cfg.NodeIPs[0].To4() == nil}
 	if len(sandboxes) > 0 {
 		st, err := k.rt.PodSandboxStatus(ctx, sandboxes[0].Id)
 		if err == nil {
@@ -107,17 +110,42 @@ func (p *podRuntime) previous(name string) *containerRecord {
 	return nil
 }
 
-// podIP is the pod's IP from its newest sandbox.
+// podIPs are the pod's IPs from its newest sandbox as upstream's kubelet reports them: the
+// first of the node's primary IP family, then the first of the other family, if any. The
+// runtime's own order is no guide: containerd puts an IPv4 address first whatever the CNI
+// config's order.
 func (p *podRuntime) podIPs() []string {
 	if p.sandboxStatus == nil || p.sandboxStatus.Network == nil || p.sandboxStatus.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil
 	}
-	ips := []string{}
+	var all []string
 	if ip := p.sandboxStatus.Network.Ip; ip != "" {
-		ips = append(ips, ip)
+		all = append(all, ip)
 	}
 	for _, extra := range p.sandboxStatus.Network.AdditionalIps {
-		ips = append(ips, extra.Ip)
+		all = append(all, extra.Ip)
+	}
+	ips := []string{}
+	for _, wantIPv6 := range []bool{p.ipv6Primary, !p.ipv6Primary} {
+		for _, s := range all {
+			if ip, err := netip.ParseAddr(s); err == nil && ip.Unmap().Is6() == wantIPv6 {
+				ips = append(ips, s)
+				break
+			}
+		}
+	}
+	return ips
+}
+
+// hostIPs are the node's addresses as a pod's status.hostIPs lists them, as upstream's
+// kubelet: the first node IP, then the first of the other IP family, if any.
+func (k *Kubelet) hostIPs() []string {
+	ips := []string{k.cfg.NodeIPs[0].String()}
+	primaryIPv4 := k.cfg.NodeIPs[0].To4() != nil
+	for _, ip := range k.cfg.NodeIPs[1:] {
+		if (ip.To4() != nil) != primaryIPv4 {
+			return append(ips, ip.String())
+		}
 	}
 	return ips
 }

@@ -80,12 +80,19 @@ func (k *Kubelet) generatePodStatus(pod *v1.Pod, rs *podRuntime, state *podState
 		}
 	}
 
-	nodeIP := k.cfg.NodeIPs[0].String()
-	s.HostIP = nodeIP
-	s.HostIPs = []v1.HostIP{{IP: nodeIP}}
+	hostIPs := k.hostIPs()
+	s.HostIP = hostIPs[0]
+	s.HostIPs = nil
+	for _, ip := range hostIPs {
+		s.HostIPs = append(s.HostIPs, v1.HostIP{IP: ip})
+	}
 	if pod.Spec.HostNetwork {
-		s.PodIP = nodeIP
-		s.PodIPs = []v1.PodIP{{IP: nodeIP}}
+		// the node's addresses, of both families on a dual-stack node, as upstream
+		s.PodIP = hostIPs[0]
+		s.PodIPs = nil
+		for _, ip := range hostIPs {
+			s.PodIPs = append(s.PodIPs, v1.PodIP{IP: ip})
+		}
 	} else if ips := rs.podIPs(); len(ips) > 0 {
 		s.PodIP = ips[0]
 		for _, ip := range ips {

@@ -475,7 +475,7 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 		}
 	}
 	// containers of this sandbox only: a new sandbox starts the pod over
-	current := &podRuntime{sandboxes: rs.sandboxes, sandboxStatus: rs.sandboxStatus}
+	current := &podRuntime{sandboxes: rs.sandboxes, sandboxStatus: rs.sandboxStatus, ipv6Primary: rs.ipv6Primary}
 	for _, c := range rs.containers {
 		if c.sandboxID == sandbox.Id {
 			current.containers = append(current.containers, c)

@@ -55,18 +55,30 @@ func newHealthCheckServers(listen ListenFunc, healthy func() bool) *healthCheckS
 }
 
 // healthChecks are the health checks the Services ask for; local counts this node's ready
-// endpoint IPs of each Service (an IP serving two ports counts once, as upstream).
+// endpoint IPs of each Service (an IP serving two ports counts once, as upstream). Ports of
+// both IP families count the endpoints of the family that has more, so that a dual-stack pod,
+// with an address of each, counts once.
 func healthChecks(services []*corev1.Service, ports []*servicePort) []healthCheck {
-	localIPs := map[string]map[string]bool{}
+	localIPs := map[string]map[string]bool{}   // by Service, the IPv4 ones
+	localIPv6s := map[string]map[string]bool{} // by Service
 	for _, sp := range ports {
 		key := sp.namespace + "/" + sp.name
 		for _, e := range sp.endpoints {
 			if e.local && e.ready {
-				if localIPs[key] == nil {
-					localIPs[key] = map[string]bool{}
+				byService := localIPs
+				if !e.ip.Is4() {
+					byService = localIPv6s
 				}
-				localIPs[key][e.ip.String()] = true
+				if byService[key] == nil {
+					byService[key] = map[string]bool{}
+				}
+				byService[key][e.ip.String()] = true
 			}
+		}
+	}
+	for key, v6 := range localIPv6s {
+		if len(v6) > len(localIPs[key]) {
+			localIPs[key] = v6
 		}
 	}
 	var out []healthCheck

@@ -158,7 +158,7 @@ func (n *testNode) servePodName(netns, ip, answer string) {
 	n.t.Helper()
 	var l net.Listener
 	err := inNetns(netns, func() (err error) {
-		l, err = net.Listen("tcp", fmt.Sprintf("%s:%d", ip, podPort))
+		l, err = net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(podPort)))
 		return err
 	})
 	if err != nil {
@@ -244,11 +244,11 @@ func createService(t *testing.T, client kubernetes.Interface, name string, typ c
 }
 
 // startProxy runs a proxy for the test node until the returned stop is called (or the test
-// ends).
-func startProxy(t *testing.T, client kubernetes.Interface, n *testNode) (stop func()) {
+// ends); mutate changes its configuration.
+func startProxy(t *testing.T, client kubernetes.Interface, n *testNode, mutate ...func(*Config)) (stop func()) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(client, 0)
-	p, err := New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), Config{
+	cfg := Config{
 		Hostname:    nodeName,
 		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"),
 		NFT:         n.nftInNode,
@@ -263,7 +263,11 @@ func startProxy(t *testing.T, client kubernetes.Interface, n *testNode) (stop fu
 			}
 			return nil
 		},
-	})
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	p, err := New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

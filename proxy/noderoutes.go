@@ -38,6 +38,9 @@ type RoutesConfig struct {
 	Protocol int
 	// SyncPeriod is how often the routes are checked even when no Node changed; 30s when zero.
 	SyncPeriod time.Duration
+	// IPv6 keeps routes to the Nodes' IPv6 podCIDRs too, via their IPv6 InternalIPs (a
+	// dual-stack cluster). Off, the syncer never reads or writes an IPv6 route.
+	IPv6 bool
 }
 
 // NodeRoutes is a host-gateway pod network: for every other Node with a podCIDR and an
@@ -115,39 +118,50 @@ func (r *NodeRoutes) Run(ctx context.Context) error {
 	return nil
 }
 
-// desired is the route of every other Node with an IPv4 podCIDR and an IPv4 InternalIP,
-// by destination.
+// families are the IP families whose routes the syncer keeps.
+func (r *NodeRoutes) families() []ipFamily {
+	if r.cfg.IPv6 {
+		return []ipFamily{ipv4Family, ipv6Family}
+	}
+	return []ipFamily{ipv4Family}
+}
+
+// desired is the route of every other Node with a podCIDR and an InternalIP of one family
+// (IPv4; IPv6 too with RoutesConfig.IPv6), by destination.
 func (r *NodeRoutes) desired() (map[netip.Prefix]route, error) {
 	nodes, err := r.nodes.List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	var own []netip.Prefix
-	for _, n := range nodes {
-		if n.Name == r.cfg.Hostname {
-			own = nodePodCIDRs(n)
-		}
-	}
 	want := map[netip.Prefix]route{}
-	for _, n := range nodes {
-		if n.Name == r.cfg.Hostname {
-			continue
-		}
-		via, ok := nodeInternalIPv4(n)
-		if !ok {
-			continue
-		}
-		for _, cidr := range nodePodCIDRs(n) {
-			if slices.ContainsFunc(own, cidr.Overlaps) || cidr.Contains(via) {
-				continue // our own pods, or a range that would route the node's address away
+	for _, f := range r.families() {
+		var own []netip.Prefix
+		for _, n := range nodes {
+			if n.Name == r.cfg.Hostname {
+				own = nodePodCIDRs(n, f)
 			}
-			want[cidr] = route{dst: cidr, via: via}
+		}
+		for _, n := range nodes {
+			if n.Name == r.cfg.Hostname {
+				continue
+			}
+			via, ok := nodeInternalIP(n, f)
+			if !ok {
+				continue
+			}
+			for _, cidr := range nodePodCIDRs(n, f) {
+				if slices.ContainsFunc(own, cidr.Overlaps) || cidr.Contains(via) {
+					continue // our own pods, or a range that would route the node's address away
+				}
+				want[cidr] = route{dst: cidr, via: via}
+			}
 		}
 	}
 	return want, nil
 }
 
-func nodePodCIDRs(n *corev1.Node) []netip.Prefix {
+// nodePodCIDRs are the Node's pod CIDRs of the family.
+func nodePodCIDRs(n *corev1.Node, f ipFamily) []netip.Prefix {
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
 		cidrs = []string{n.Spec.PodCIDR}
@@ -155,19 +169,20 @@ func nodePodCIDRs(n *corev1.Node) []netip.Prefix {
 	var out []netip.Prefix
 	for _, c := range cidrs {
 		p, err := netip.ParsePrefix(c)
-		if err == nil && p.Addr().Is4() {
+		if err == nil && f.has(p.Addr()) {
 			out = append(out, p.Masked())
 		}
 	}
 	return out
 }
 
-func nodeInternalIPv4(n *corev1.Node) (netip.Addr, bool) {
+// nodeInternalIP is the Node's first InternalIP of the family.
+func nodeInternalIP(n *corev1.Node, f ipFamily) (netip.Addr, bool) {
 	for _, a := range n.Status.Addresses {
 		if a.Type != corev1.NodeInternalIP {
 			continue
 		}
-		if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+		if ip, err := netip.ParseAddr(a.Address); err == nil && f.has(ip) {
 			return ip, true
 		}
 	}
@@ -244,9 +259,26 @@ func sortedRoutes(m map[netip.Prefix]route) []route {
 	return out
 }
 
-// list reads the main table's IPv4 routes of the syncer's protocol.
+// list reads the main table's routes of the syncer's protocol, of each of its families.
 func (r *NodeRoutes) list(ctx context.Context) ([]route, error) {
-	out, err := r.ipOutput(ctx, "-4", "-j", "route", "show", "table", "main", "proto", strconv.Itoa(r.cfg.Protocol))
+	var routes []route
+	for _, f := range r.families() {
+		version := "-4"
+		if f.table == ipv6Family.table {
+			version = "-6"
+		}
+		rs, err := r.listFamily(ctx, version)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, rs...)
+	}
+	return routes, nil
+}
+
+// listFamily reads the main table's routes of the syncer's protocol of one family ("-4", "-6").
+func (r *NodeRoutes) listFamily(ctx context.Context, version string) ([]route, error) {
+	out, err := r.ipOutput(ctx, version, "-j", "route", "show", "table", "main", "proto", strconv.Itoa(r.cfg.Protocol))
 	if err != nil {
 		return nil, err
 	}

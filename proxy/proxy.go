@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,14 @@ type Config struct {
 	// ClusterCIDR is the pods' address range; traffic to cluster IPs from outside it is
 	// masqueraded. Unset (the zero Prefix) masquerades none of it.
 	ClusterCIDR netip.Prefix
-	// Table is the proxy's table in the ip family; DefaultTable when empty.
+	// IPv6 makes the proxy dual-stack, as kube-proxy is on a node of both families: the
+	// Services' IPv6 cluster IPs, node ports and external IPs reach their IPv6 endpoints
+	// through the same rules in a second table, `ip6 Table`, written in the same transaction.
+	// Off, the proxy never touches an ip6 table.
+	IPv6 bool
+	// IPv6ClusterCIDR is the pods' IPv6 range, for IPv6 what ClusterCIDR is for IPv4.
+	IPv6ClusterCIDR netip.Prefix
+	// Table is the proxy's table in the ip family (and the ip6 one); DefaultTable when empty.
 	Table string
 	// NFT is the nft command and its leading arguments; {"nft"} when empty. Tests run it in a
 	// network namespace with {"ip", "netns", "exec", NAME, "nft"}.
@@ -76,15 +84,25 @@ type Proxy struct {
 	// healthChecks serves the health check node ports.
 	healthChecks *healthCheckServers
 
+	// families are the IP families the proxy programs, each in a table of its own: IPv4, and
+	// IPv6 when Config.IPv6.
+	families []familyTable
+
 	mu sync.Mutex
-	// applied is the ruleset in the kernel after the last successful sync; nil when the next
-	// sync must rebuild the table.
-	applied *ruleset
+	// applied is the ruleset of each family's table in the kernel after the last successful
+	// sync, by the family's table; nil when the next sync must rebuild the tables.
+	applied map[string]*ruleset
 	// lastSync is when the last sync succeeded.
 	lastSync time.Time
 }
 
 const serviceIndex = "service"
+
+// familyTable is one IP family's table and what its rules depend on.
+type familyTable struct {
+	family      ipFamily
+	clusterCIDR netip.Prefix
+}
 
 // New makes a proxy on shared informers of Services and EndpointSlices. Call it before the
 // informers start.
@@ -111,6 +129,10 @@ func New(services coreinformers.ServiceInformer, slices discoveryinformers.Endpo
 		synced:   []cache.InformerSynced{services.Informer().HasSynced, slices.Informer().HasSynced},
 		changed:  make(chan struct{}, 1),
 		metrics:  newMetrics(),
+		families: []familyTable{{family: ipv4Family, clusterCIDR: cfg.ClusterCIDR}},
+	}
+	if cfg.IPv6 {
+		p.families = append(p.families, familyTable{family: ipv6Family, clusterCIDR: cfg.IPv6ClusterCIDR})
 	}
 	p.healthChecks = newHealthCheckServers(cfg.HealthCheckListen, func() bool { ok, _ := p.Healthy(); return ok })
 	if _, ok := slices.Informer().GetIndexer().GetIndexers()[serviceIndex]; !ok {
@@ -165,7 +187,12 @@ func (p *Proxy) Healthy() (bool, time.Time) {
 // with the API until ctx is done, and deletes the table on the way out. It returns nil once
 // stopped; failed syncs are logged and retried, never fatal.
 func (p *Proxy) Run(ctx context.Context) error {
-	slog.Info("starting proxy", "table", "ip "+p.cfg.Table, "hostname", p.cfg.Hostname, "clusterCIDR", p.cfg.ClusterCIDR)
+	if p.cfg.IPv6 {
+		slog.Info("starting proxy", "table", "ip "+p.cfg.Table, "ipv6Table", "ip6 "+p.cfg.Table, "hostname", p.cfg.Hostname,
+			"clusterCIDR", p.cfg.ClusterCIDR, "ipv6ClusterCIDR", p.cfg.IPv6ClusterCIDR)
+	} else {
+		slog.Info("starting proxy", "table", "ip "+p.cfg.Table, "hostname", p.cfg.Hostname, "clusterCIDR", p.cfg.ClusterCIDR)
+	}
 	defer slog.Info("stopped proxy")
 	// forwarding to pods needs ip_forward; bridged replies of pods reaching a pod on the
 	// same bridge through a Service must pass conntrack to be un-NATed
@@ -174,6 +201,14 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	if err := p.cfg.Sysctl("net/bridge/bridge-nf-call-iptables", "1"); err != nil {
 		slog.Debug("cannot make bridged traffic pass netfilter", "err", err)
+	}
+	if p.cfg.IPv6 {
+		if err := p.cfg.Sysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+			slog.Warn("cannot enable IPv6 forwarding; IPv6 traffic to pods will not be forwarded", "err", err)
+		}
+		if err := p.cfg.Sysctl("net/bridge/bridge-nf-call-ip6tables", "1"); err != nil {
+			slog.Debug("cannot make bridged IPv6 traffic pass netfilter", "err", err)
+		}
 	}
 	if !cache.WaitForNamedCacheSync("proxy", ctx.Done(), p.synced...) {
 		return nil
@@ -237,7 +272,7 @@ func syncLoop(ctx context.Context, cfg syncLoopConfig) {
 	}
 }
 
-// Sync makes the table match the Services and EndpointSlices in the informers' caches, in one
+// Sync makes the tables match the Services and EndpointSlices in the informers' caches, in one
 // nft transaction.
 func (p *Proxy) Sync(ctx context.Context) error {
 	start := time.Now()
@@ -245,42 +280,58 @@ func (p *Proxy) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ports []*servicePort
+	ports := make([][]*servicePort, len(p.families))
 	for _, svc := range services {
 		objs, err := p.slices.ByIndex(serviceIndex, svc.Namespace+"/"+svc.Name)
 		if err != nil {
 			return err
 		}
-		slices := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+		epSlices := make([]*discoveryv1.EndpointSlice, 0, len(objs))
 		for _, o := range objs {
-			slices = append(slices, o.(*discoveryv1.EndpointSlice))
+			epSlices = append(epSlices, o.(*discoveryv1.EndpointSlice))
 		}
-		ports = append(ports, servicePorts(svc, slices, p.cfg.Hostname)...)
+		for i, ft := range p.families {
+			ports[i] = append(ports[i], familyServicePorts(svc, epSlices, p.cfg.Hostname, ft.family)...)
+		}
 	}
-	rules := buildRules(ports, ruleConfig{clusterCIDR: p.cfg.ClusterCIDR})
-	p.healthChecks.sync(healthChecks(services, ports))
+	p.healthChecks.sync(healthChecks(services, slices.Concat(ports...)))
 
 	p.mu.Lock()
 	prev := p.applied
 	p.mu.Unlock()
-	tx := rules.transaction("ip", p.cfg.Table, prev)
-	if prev != nil && strings.Count(tx, "\n") <= 1 {
-		p.markSynced(rules, start, false)
-		return nil // nothing changed: the only line is "add table"
+	applied := map[string]*ruleset{}
+	var tx strings.Builder
+	changed, portCount := false, 0
+	for i, ft := range p.families {
+		rules := buildRules(ports[i], ruleConfig{clusterCIDR: ft.clusterCIDR, family: ft.family})
+		applied[ft.family.table] = rules
+		var prevRules *ruleset
+		if prev != nil {
+			prevRules = prev[ft.family.table]
+		}
+		t := rules.transaction(ft.family.table, p.cfg.Table, prevRules)
+		// the only line of an unchanged table is "add table"
+		changed = changed || prevRules == nil || strings.Count(t, "\n") > 1
+		tx.WriteString(t)
+		portCount += len(ports[i])
 	}
-	if err := p.nft(ctx, tx); err != nil {
+	if !changed {
+		p.markSynced(applied, start, false)
+		return nil
+	}
+	if err := p.nft(ctx, tx.String()); err != nil {
 		p.mu.Lock()
 		p.applied = nil
 		p.mu.Unlock()
 		p.metrics.syncErrors.Inc()
 		return err
 	}
-	p.markSynced(rules, start, true)
-	slog.Debug("synced proxy rules", "servicePorts", len(ports), "full", prev == nil, "took", time.Since(start))
+	p.markSynced(applied, start, true)
+	slog.Debug("synced proxy rules", "servicePorts", portCount, "full", prev == nil, "took", time.Since(start))
 	return nil
 }
 
-func (p *Proxy) markSynced(rules *ruleset, start time.Time, wrote bool) {
+func (p *Proxy) markSynced(rules map[string]*ruleset, start time.Time, wrote bool) {
 	p.mu.Lock()
 	p.applied = rules
 	p.lastSync = time.Now()
@@ -315,13 +366,16 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// cleanup deletes the proxy's table, and only it.
+// cleanup deletes the proxy's tables, and only them.
 func (p *Proxy) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// "add" first so that deleting an absent table is no error
-	tx := fmt.Sprintf("add table ip %s\ndelete table ip %s\n", p.cfg.Table, p.cfg.Table)
-	if err := p.nft(ctx, tx); err != nil {
+	var tx strings.Builder
+	for _, ft := range p.families {
+		fmt.Fprintf(&tx, "add table %s %s\ndelete table %s %s\n", ft.family.table, p.cfg.Table, ft.family.table, p.cfg.Table)
+	}
+	if err := p.nft(ctx, tx.String()); err != nil {
 		slog.Warn("deleting the proxy's table failed", "table", "ip "+p.cfg.Table, "err", err)
 	}
 	p.mu.Lock()

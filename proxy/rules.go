@@ -9,7 +9,9 @@ import (
 	"strings"
 )
 
-// The rules, after upstream's nftables proxier (pkg/proxy/nftables), in one `ip` table:
+// The rules, after upstream's nftables proxier (pkg/proxy/nftables), in one `ip` table (and,
+// on a dual-stack node, the same rules for IPv6 in an `ip6` table of the same name, as
+// upstream keeps one table per family):
 //
 //	nat-prerouting, nat-output  → services: clusterIP/externalIP . proto . port vmap @service-ips,
 //	                               then, to a local address, proto . port vmap @service-nodeports
@@ -45,17 +47,47 @@ const (
 	rejectChain            = "reject-chain"
 )
 
+// ipFamily is what the rules of one IP family's table differ in.
+type ipFamily struct {
+	// table is the nftables family of the table: "ip" or "ip6".
+	table string
+	// addrType is the nftables type of an address: "ipv4_addr" or "ipv6_addr".
+	addrType string
+	// match is the payload expression of the network header: "ip" or "ip6".
+	match string
+	// loopback is the range node ports never answer on.
+	loopback string
+}
+
+var (
+	ipv4Family = ipFamily{table: "ip", addrType: "ipv4_addr", match: "ip", loopback: "127.0.0.0/8"}
+	ipv6Family = ipFamily{table: "ip6", addrType: "ipv6_addr", match: "ip6", loopback: "::1"}
+)
+
+// has says whether an address is of the family; an IPv4-mapped IPv6 address is of neither.
+func (f ipFamily) has(ip netip.Addr) bool {
+	if f.table == ipv6Family.table {
+		return ip.Is6() && !ip.Is4In6()
+	}
+	return ip.Is4()
+}
+
 // ruleConfig is what the rules depend on besides the Services.
 type ruleConfig struct {
 	// clusterCIDR is the pods' range; traffic to a cluster IP from outside it is masqueraded.
 	// Invalid (unset) turns that off, as upstream without --cluster-cidr.
 	clusterCIDR netip.Prefix
+	// family is the rules' IP family; IPv4 when zero.
+	family ipFamily
 }
 
 // buildRules makes the whole table for the given service ports.
 func buildRules(ports []*servicePort, cfg ruleConfig) *ruleset {
+	if cfg.family.table == "" {
+		cfg.family = ipv4Family
+	}
 	r := newRuleset()
-	baseRules(r)
+	baseRules(r, cfg.family)
 	for _, sp := range ports {
 		servicePortRules(r, sp, cfg)
 	}
@@ -68,12 +100,12 @@ func buildRules(ports []*servicePort, cfg ruleConfig) *ruleset {
 }
 
 // baseRules are the hooks and the chains and maps every service shares.
-func baseRules(r *ruleset) {
-	r.maps[serviceIPsMap] = &nftMap{kind: "map", decl: "type ipv4_addr . inet_proto . inet_service : verdict"}
+func baseRules(r *ruleset, f ipFamily) {
+	r.maps[serviceIPsMap] = &nftMap{kind: "map", decl: "type " + f.addrType + " . inet_proto . inet_service : verdict"}
 	r.maps[serviceNodePortsMap] = &nftMap{kind: "map", decl: "type inet_proto . inet_service : verdict"}
-	r.maps[noEndpointServicesMap] = &nftMap{kind: "map", decl: "type ipv4_addr . inet_proto . inet_service : verdict"}
+	r.maps[noEndpointServicesMap] = &nftMap{kind: "map", decl: "type " + f.addrType + " . inet_proto . inet_service : verdict"}
 	r.maps[noEndpointNodePortsMap] = &nftMap{kind: "map", decl: "type inet_proto . inet_service : verdict"}
-	r.maps[clusterIPsSet] = &nftMap{kind: "set", decl: "type ipv4_addr"}
+	r.maps[clusterIPsSet] = &nftMap{kind: "set", decl: "type " + f.addrType}
 
 	r.chain("nat-prerouting").base = "type nat hook prerouting priority dstnat"
 	r.rule("nat-prerouting", "jump services")
@@ -94,11 +126,11 @@ func baseRules(r *ruleset) {
 	r.chain("filter-output-post-dnat").base = "type filter hook output priority -90"
 	r.rule("filter-output-post-dnat", "ct state new jump cluster-ips-check")
 
-	r.rule("services", "ip daddr . meta l4proto . th dport vmap @%s", serviceIPsMap)
-	r.rule("services", "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @%s", serviceNodePortsMap)
-	r.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @%s", noEndpointServicesMap)
-	r.rule("nodeport-endpoints-check", "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @%s", noEndpointNodePortsMap)
-	r.rule("cluster-ips-check", "ip daddr @%s goto %s", clusterIPsSet, rejectChain)
+	r.rule("services", "%s daddr . meta l4proto . th dport vmap @%s", f.match, serviceIPsMap)
+	r.rule("services", "fib daddr type local %s daddr != %s meta l4proto . th dport vmap @%s", f.match, f.loopback, serviceNodePortsMap)
+	r.rule("service-endpoints-check", "%s daddr . meta l4proto . th dport vmap @%s", f.match, noEndpointServicesMap)
+	r.rule("nodeport-endpoints-check", "fib daddr type local %s daddr != %s meta l4proto . th dport vmap @%s", f.match, f.loopback, noEndpointNodePortsMap)
+	r.rule("cluster-ips-check", "%s daddr @%s goto %s", f.match, clusterIPsSet, rejectChain)
 
 	r.rule(markForMasqueradeChain, "meta mark set meta mark or %s", masqueradeMark)
 	r.rule("masquerading", "meta mark & %s == 0 return", masqueradeMark)
@@ -120,13 +152,19 @@ func serviceChainName(prefix string, sp *servicePort) string {
 }
 
 func endpointChainName(sp *servicePort, e endpoint) string {
-	return "endpoint-" + chainHash(sp.id()+e.String()) + "-" + sp.id() + "__" + e.ip.String() + "/" + fmt.Sprint(e.port)
+	return "endpoint-" + chainHash(sp.id()+e.String()) + "-" + sp.id() + "__" + nameSafeIP(e.ip) + "/" + fmt.Sprint(e.port)
 }
 
 // affinitySetName names the set of clients stuck to one endpoint; the timeout is in the hash,
 // so a changed timeout makes a new set rather than redeclaring one.
 func affinitySetName(sp *servicePort, e endpoint) string {
-	return "affinity-" + chainHash(fmt.Sprint(sp.id(), e.String(), sp.affinitySeconds)) + "-" + sp.id() + "__" + e.ip.String() + "/" + fmt.Sprint(e.port)
+	return "affinity-" + chainHash(fmt.Sprint(sp.id(), e.String(), sp.affinitySeconds)) + "-" + sp.id() + "__" + nameSafeIP(e.ip) + "/" + fmt.Sprint(e.port)
+}
+
+// nameSafeIP writes an address as a chain or set name may hold it: nft's names take no ':',
+// so an IPv6 address's colons become dots (upstream does the same).
+func nameSafeIP(ip netip.Addr) string {
+	return strings.ReplaceAll(ip.String(), ":", ".")
 }
 
 func servicePortRules(r *ruleset, sp *servicePort, cfg ruleConfig) {
@@ -156,13 +194,13 @@ func servicePortRules(r *ruleset, sp *servicePort, cfg ruleConfig) {
 
 	// the cluster-wide chain: every usable endpoint
 	if cfg.clusterCIDR.IsValid() {
-		r.rule(serviceChain, "ip daddr %s %s dport %d ip saddr != %s jump %s",
-			sp.clusterIP, proto, sp.port, cfg.clusterCIDR, markForMasqueradeChain)
+		r.rule(serviceChain, "%s daddr %s %s dport %d %s saddr != %s jump %s",
+			cfg.family.match, sp.clusterIP, proto, sp.port, cfg.family.match, cfg.clusterCIDR, markForMasqueradeChain)
 	}
-	loadBalance(r, serviceChain, sp, all)
+	loadBalance(r, serviceChain, sp, all, cfg.family)
 	needLocal := (sp.internalLocal || (externallyReachable && sp.externalLocal)) && len(local) > 0
 	if needLocal {
-		loadBalance(r, localChain, sp, local)
+		loadBalance(r, localChain, sp, local, cfg.family)
 	}
 	// every endpoint any chain sends to
 	endpoints := map[string]endpoint{}
@@ -175,7 +213,7 @@ func servicePortRules(r *ruleset, sp *servicePort, cfg ruleConfig) {
 		}
 	}
 	for _, e := range endpoints {
-		endpointRules(r, sp, e, proto)
+		endpointRules(r, sp, e, proto, cfg.family)
 	}
 
 	// traffic to the cluster IP
@@ -201,7 +239,7 @@ func servicePortRules(r *ruleset, sp *servicePort, cfg ruleConfig) {
 		externalVerdict = "goto " + externalChain
 	case len(local) > 0:
 		if cfg.clusterCIDR.IsValid() {
-			r.rule(externalChain, "ip saddr %s goto %s", cfg.clusterCIDR, serviceChain) // pods: as cluster traffic
+			r.rule(externalChain, "%s saddr %s goto %s", cfg.family.match, cfg.clusterCIDR, serviceChain) // pods: as cluster traffic
 		}
 		r.rule(externalChain, "fib saddr type local jump %s", markForMasqueradeChain)
 		r.rule(externalChain, "fib saddr type local goto %s", serviceChain) // this node: as cluster traffic
@@ -228,10 +266,10 @@ func servicePortRules(r *ruleset, sp *servicePort, cfg ruleConfig) {
 
 // loadBalance fills a service or local chain: clients stuck to an endpoint go back to it, the
 // others to a random one.
-func loadBalance(r *ruleset, chainName string, sp *servicePort, eps []endpoint) {
+func loadBalance(r *ruleset, chainName string, sp *servicePort, eps []endpoint, f ipFamily) {
 	if sp.affinitySeconds > 0 {
 		for _, e := range eps {
-			r.rule(chainName, "ip saddr @%s goto %s", affinitySetName(sp, e), endpointChainName(sp, e))
+			r.rule(chainName, "%s saddr @%s goto %s", f.match, affinitySetName(sp, e), endpointChainName(sp, e))
 		}
 	}
 	var targets []string
@@ -241,13 +279,13 @@ func loadBalance(r *ruleset, chainName string, sp *servicePort, eps []endpoint) 
 	r.rule(chainName, "numgen random mod %d vmap { %s }", len(eps), strings.Join(targets, ", "))
 }
 
-func endpointRules(r *ruleset, sp *servicePort, e endpoint, proto string) {
+func endpointRules(r *ruleset, sp *servicePort, e endpoint, proto string, f ipFamily) {
 	name := endpointChainName(sp, e)
-	r.rule(name, "ip saddr %s jump %s", e.ip, markForMasqueradeChain) // hairpin
+	r.rule(name, "%s saddr %s jump %s", f.match, e.ip, markForMasqueradeChain) // hairpin
 	if sp.affinitySeconds > 0 {
 		set := affinitySetName(sp, e)
-		r.dynamicSets[set] = fmt.Sprintf("type ipv4_addr ; flags dynamic,timeout ; timeout %ds", sp.affinitySeconds)
-		r.rule(name, "update @%s { ip saddr }", set)
+		r.dynamicSets[set] = fmt.Sprintf("type %s ; flags dynamic,timeout ; timeout %ds", f.addrType, sp.affinitySeconds)
+		r.rule(name, "update @%s { %s saddr }", set, f.match)
 	}
 	r.rule(name, "meta l4proto %s dnat to %s", proto, e)
 }

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -53,7 +52,8 @@ func protoName(p corev1.Protocol) string {
 	}
 }
 
-func (e endpoint) String() string { return e.ip.String() + ":" + strconv.Itoa(int(e.port)) }
+// String is the endpoint as a dnat target takes it: 10.244.1.2:8080, [fd42::2]:8080.
+func (e endpoint) String() string { return netip.AddrPortFrom(e.ip, uint16(e.port)).String() }
 
 // clusterEndpoints are the endpoints traffic may go to from anywhere: the ready ones, or when
 // none is ready the serving ones that are terminating (so that a rolling update in progress
@@ -89,24 +89,33 @@ func usable(eps []endpoint) []endpoint {
 	return terminating
 }
 
-// servicePorts turns a Service and its EndpointSlices into the ports the proxy routes; a
-// Service without a cluster IP (headless, ExternalName) has none. hostname names this node.
+// servicePorts turns a Service and its EndpointSlices into the IPv4 ports the proxy routes;
+// a Service without an IPv4 cluster IP (headless, ExternalName, IPv6 only) has none. hostname
+// names this node.
 func servicePorts(svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice, hostname string) []*servicePort {
+	return familyServicePorts(svc, epSlices, hostname, ipv4Family)
+}
+
+// familyServicePorts are a Service's ports in one IP family: on its cluster IP of that family,
+// to its endpoints of that family, with its external IPs of that family. A Service without a
+// cluster IP of the family has none: as upstream, each family's table routes a dual-stack
+// Service on its own cluster IP to its own EndpointSlices.
+func familyServicePorts(svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice, hostname string, f ipFamily) []*servicePort {
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		return nil
 	}
-	clusterIP, ok := ipv4ClusterIP(svc)
+	clusterIP, ok := familyClusterIP(svc, f)
 	if !ok {
-		return nil // headless, unallocated, or IPv6 only (this proxy programs IPv4 only)
+		return nil // headless, unallocated, or none of this family
 	}
 	var external []netip.Addr
 	for _, s := range svc.Spec.ExternalIPs {
-		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
+		if ip, err := netip.ParseAddr(s); err == nil && f.has(ip) {
 			external = append(external, ip)
 		}
 	}
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(ing.IP); err == nil && ip.Is4() {
+		if ip, err := netip.ParseAddr(ing.IP); err == nil && f.has(ip) {
 			external = append(external, ip)
 		}
 	}
@@ -131,19 +140,23 @@ func servicePorts(svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice, ho
 		if sp.protocol == "" {
 			sp.protocol = corev1.ProtocolTCP
 		}
-		sp.endpoints = sliceEndpoints(epSlices, p.Name, sp.protocol, hostname)
+		sp.endpoints = sliceEndpoints(epSlices, p.Name, sp.protocol, hostname, f)
 		out = append(out, sp)
 	}
 	return out
 }
 
-// sliceEndpoints collects the IPv4 endpoints of the slices that carry the named port, one per
-// address and port, sorted.
-func sliceEndpoints(epSlices []*discoveryv1.EndpointSlice, portName string, proto corev1.Protocol, hostname string) []endpoint {
+// sliceEndpoints collects the endpoints of the family's slices that carry the named port, one
+// per address and port, sorted.
+func sliceEndpoints(epSlices []*discoveryv1.EndpointSlice, portName string, proto corev1.Protocol, hostname string, f ipFamily) []endpoint {
 	seen := map[string]bool{}
 	var out []endpoint
+	addressType := discoveryv1.AddressTypeIPv4
+	if f.table == ipv6Family.table {
+		addressType = discoveryv1.AddressTypeIPv6
+	}
 	for _, s := range epSlices {
-		if s.AddressType != discoveryv1.AddressTypeIPv4 {
+		if s.AddressType != addressType {
 			continue
 		}
 		var port int32
@@ -161,7 +174,7 @@ func sliceEndpoints(epSlices []*discoveryv1.EndpointSlice, portName string, prot
 				continue
 			}
 			ip, err := netip.ParseAddr(ep.Addresses[0])
-			if err != nil || !ip.Is4() {
+			if err != nil || !f.has(ip) {
 				continue
 			}
 			ready := ptr.Deref(ep.Conditions.Ready, true) // unknown counts as ready, as upstream
@@ -188,15 +201,15 @@ func sliceEndpoints(epSlices []*discoveryv1.EndpointSlice, portName string, prot
 	return slices.Clip(out)
 }
 
-// ipv4ClusterIP is a Service's IPv4 cluster IP: the primary one, or the secondary of a
-// dual-stack Service whose primary family is IPv6.
-func ipv4ClusterIP(svc *corev1.Service) (netip.Addr, bool) {
+// familyClusterIP is a Service's cluster IP of the family: the primary one, or the secondary
+// of a dual-stack Service whose primary family is the other.
+func familyClusterIP(svc *corev1.Service, f ipFamily) (netip.Addr, bool) {
 	ips := svc.Spec.ClusterIPs
 	if len(ips) == 0 {
 		ips = []string{svc.Spec.ClusterIP}
 	}
 	for _, s := range ips {
-		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() {
+		if ip, err := netip.ParseAddr(s); err == nil && f.has(ip) {
 			return ip, true
 		}
 	}

@@ -35,6 +35,9 @@ type agentOptions struct {
 	runtimeEndpoint          string
 	imageDir                 string
 	registryMirrors          []string
+	// clusterCIDR is the proxy's --cluster-cidr: an IPv6 CIDR in it makes the node's proxy
+	// dual-stack (its kubelet learns the node's pod CIDRs of both families from the Node)
+	clusterCIDR string
 }
 
 func newAgentCommand(g *globalOptions) *cobra.Command {
@@ -75,6 +78,8 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of the agent's own in DATA_DIR/containerd`)
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "REGISTRY=URL: pull images of REGISTRY (or * for every one) from the mirror at URL first (repeatable)")
+	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the server's --cluster-cidr, for the proxy (as kube-proxy's): traffic to cluster IPs from outside it is masqueraded, "+
+		"and an IPv6 CIDR in it (10.42.0.0/16,fd42::/56) makes the proxy route IPv6 Services and IPv6 pod routes")
 }
 
 // runAgent joins and runs the node until ctx is done.
@@ -155,7 +160,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 			return runOwnKubelet(ctx, k, o.dataDir, mirrors, nodeConfig, renewNode)
 		}},
 		{"proxy", func(ctx context.Context) error {
-			return runProxy(ctx, proxyConfig, &proxyOptions{hostnameOverride: name})
+			return runProxy(ctx, proxyConfig, &proxyOptions{hostnameOverride: name, clusterCIDR: o.clusterCIDR})
 		}},
 		{"network-policy", func(ctx context.Context) error {
 			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name})

@@ -138,7 +138,7 @@ func controllerManagerRESTConfig(kubeconfig string) (*rest.Config, error) {
 // upControllerManager is the controller manager of `skiff up`: every controller, on the admin
 // credentials, publishing the cluster CA, under a name that stays the same across restarts of
 // the same machine so that a restarted `skiff up` takes its Lease back at once.
-func upControllerManager(restConfig *rest.Config, caFile, caKeyFile string) func(context.Context) error {
+func upControllerManager(restConfig *rest.Config, network upNetwork, caFile, caKeyFile string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		ca, err := os.ReadFile(caFile)
 		if err != nil {
@@ -148,6 +148,7 @@ func upControllerManager(restConfig *rest.Config, caFile, caKeyFile string) func
 		return manager.Run(ctx, restConfig, manager.Options{
 			LeaderElect: true,
 			Identity:    "skiff-up_" + host,
+			ClusterCIDR: network.clusterCIDR,
 			RootCA:      ca,
 			// the kubernetes.io signers issue with the cluster CA, as kubeadm configures them
 			ClusterSigningCertFile: caFile,

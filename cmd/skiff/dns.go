@@ -192,9 +192,9 @@ func dnsUpstreams(configured []string, serviceIP string) ([]string, error) {
 
 // upDNS is the cluster DNS as a part of `skiff up`: on every address of the host, port 53,
 // waiting for the port rather than failing when another server holds it.
-func upDNS(cfg *rest.Config) func(context.Context) error {
+func upDNS(cfg *rest.Config, network upNetwork) func(context.Context) error {
 	return func(ctx context.Context) error {
 		return runDNS(ctx, cfg, &dnsOptions{listen: "0.0.0.0:53", clusterDomain: dns.DefaultClusterDomain,
-			serviceIP: dns.DefaultServiceIP, retryListen: true})
+			serviceIP: network.clusterDNS, retryListen: true})
 	}
 }

@@ -106,7 +106,7 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 		`CRI endpoint of the container runtime, or "fake" for the in-memory runtime`)
 	f.StringVar(&o.rootDir, "root-dir", "/var/lib/skiff-kubelet", "where pods' volumes live")
 	f.StringVar(&o.podLogsDir, "pod-logs-dir", "/var/log/pods", "where the runtime writes container logs")
-	f.StringVar(&o.podCIDR, "pod-cidr", "", "the pods' address range when the Node has no spec.podCIDR")
+	f.StringVar(&o.podCIDR, "pod-cidr", "", "the pods' address range when the Node has no spec.podCIDR; an IPv4 and an IPv6 CIDR, comma-separated, give pods an address of each")
 	f.StringToStringVar(&o.systemReserved, "system-reserved", nil, "resources kept from pods, such as cpu=500m,memory=1Gi")
 	f.IntVar(&o.port, "port", 10250, "port of the kubelet API (HTTPS)")
 	f.StringVar(&o.address, "address", "0.0.0.0", "address the kubelet API listens on")
@@ -194,7 +194,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 	rootDir, logsDir := o.rootDir, o.podLogsDir
 	var prepare func(context.Context) error
 	if o.runtimeEndpoint == fakeRuntimeEndpoint {
-		fake, err := fakeruntime.New(o.podCIDR)
+		fake, err := fakeruntime.New(strings.Split(o.podCIDR, ",")[0]) // it hands out one family
 		if err != nil {
 			return nil, err
 		}
@@ -368,14 +368,14 @@ const (
 	defaultKubeletAPIBurst = 100
 )
 
-func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
+func upKubelet(up *upOptions, network upNetwork, restConfig *rest.Config, mirrors []localcontainerd.RegistryMirror) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		o := &kubeletOptions{
 			runtimeEndpoint: up.runtimeEndpoint,
 			imageDir:        up.imageDir,
 			rootDir:         filepath.Join(up.dataDir, "kubelet"),
 			podLogsDir:      filepath.Join(up.dataDir, "kubelet", "logs"),
-			podCIDR:         "10.244.0.0/24",
+			podCIDR:         network.podCIDR,
 			port:            cmp.Or(up.kubeletPort, 10250),
 			address:         "0.0.0.0",
 			maxPods:         110,
@@ -384,7 +384,7 @@ func upKubelet(up *upOptions, restConfig *rest.Config, mirrors []localcontainerd
 			cniConfDir:      "/etc/cni/net.d",
 			clusterDomain:   "cluster.local",
 			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
-			clusterDNS:   []string{"10.96.0.10"},
+			clusterDNS:   []string{network.clusterDNS},
 			clientCAFile: filepath.Join(up.dataDir, "pki", "ca.crt"),
 			// the API server verifies this kubelet against the cluster CA, and the kubelet
 			// asks it about every request, as a kubeadm cluster's does

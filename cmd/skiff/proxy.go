@@ -32,6 +32,9 @@ type proxyOptions struct {
 	healthzBindAddress string
 	metricsBindAddress string
 	noNodeRoutes       bool
+	// ipv6 makes the proxy dual-stack without an IPv6 --cluster-cidr (skiff up's, which
+	// masquerades neither family); not a flag: an IPv6 --cluster-cidr does it.
+	ipv6 bool
 }
 
 func newProxyCommand(_ *globalOptions) *cobra.Command {
@@ -62,7 +65,8 @@ off). Needs root (CAP_NET_ADMIN), nft and ip.`,
 func (o *proxyOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server with; default $KUBECONFIG or ~/.kube/config")
 	f.StringVar(&o.hostnameOverride, "hostname-override", "", "this node's name, as its kubelet registers it; default the host name")
-	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the pods' address range; traffic to cluster IPs from outside it is masqueraded")
+	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the pods' address range; traffic to cluster IPs from outside it is masqueraded. "+
+		"An IPv4 and an IPv6 CIDR, comma-separated, make the proxy dual-stack: IPv6 Services are routed in the table \"ip6 skiff\" and IPv6 podCIDRs get node routes")
 	f.StringVar(&o.healthzBindAddress, "healthz-bind-address", "0.0.0.0:10256", "address of /healthz; empty serves none")
 	f.StringVar(&o.metricsBindAddress, "metrics-bind-address", "127.0.0.1:10249", "address of /metrics; empty serves none")
 	f.BoolVar(&o.noNodeRoutes, "no-node-routes", false, "keep no route to other Nodes' podCIDR via their InternalIP (the host-gateway pod network, routes marked proto 77)")
@@ -90,13 +94,11 @@ func nodeHostname(override string) string {
 
 // runProxy runs the proxy until ctx is done.
 func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
-	var cidr netip.Prefix
-	if o.clusterCIDR != "" {
-		var err error
-		if cidr, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
-			return fmt.Errorf("--cluster-cidr: %w", err)
-		}
+	cidr, cidr6, err := parseProxyClusterCIDR(o.clusterCIDR)
+	if err != nil {
+		return err
 	}
+	ipv6 := o.ipv6 || cidr6.IsValid()
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -106,13 +108,14 @@ func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
 	p, err := proxy.New(factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), proxy.Config{
 		Hostname:    hostname,
 		ClusterCIDR: cidr,
+		IPv6:        ipv6, IPv6ClusterCIDR: cidr6,
 	})
 	if err != nil {
 		return err
 	}
 	var routes *proxy.NodeRoutes
 	if !o.noNodeRoutes {
-		if routes, err = proxy.NewNodeRoutes(factory.Core().V1().Nodes(), proxy.RoutesConfig{Hostname: hostname}); err != nil {
+		if routes, err = proxy.NewNodeRoutes(factory.Core().V1().Nodes(), proxy.RoutesConfig{Hostname: hostname, IPv6: ipv6}); err != nil {
 			return err
 		}
 	}
@@ -131,6 +134,33 @@ func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
 	err = p.Run(ctx)
 	cancel()
 	return errors.Join(err, <-routesDone)
+}
+
+// parseProxyClusterCIDR parses the proxy's --cluster-cidr: empty, one CIDR, or one IPv4 and
+// one IPv6 CIDR separated by a comma, as kube-proxy's. An IPv6-only range is its cidr6 alone.
+func parseProxyClusterCIDR(s string) (cidr, cidr6 netip.Prefix, err error) {
+	if s == "" {
+		return cidr, cidr6, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > 2 {
+		return cidr, cidr6, fmt.Errorf("--cluster-cidr %q: want one CIDR, or one IPv4 and one IPv6", s)
+	}
+	for _, part := range parts {
+		p, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return cidr, cidr6, fmt.Errorf("--cluster-cidr: %w", err)
+		}
+		switch {
+		case p.Addr().Is4() && !cidr.IsValid():
+			cidr = p
+		case p.Addr().Is6() && !cidr6.IsValid():
+			cidr6 = p
+		default:
+			return cidr, cidr6, fmt.Errorf("--cluster-cidr %q: want one CIDR, or one IPv4 and one IPv6", s)
+		}
+	}
+	return cidr, cidr6, nil
 }
 
 // serveProxyEndpoints serves /healthz (kube-proxy's answer: 200 while rules are fresh, 503
@@ -171,8 +201,8 @@ func serveProxyEndpoints(ctx context.Context, p *proxy.Proxy, o *proxyOptions) e
 
 // upProxy is the proxy as a part of `skiff up`: for this host's node, without healthz or
 // metrics ports (several clusters may run on one machine in tests).
-func upProxy(cfg *rest.Config) func(context.Context) error {
+func upProxy(cfg *rest.Config, network upNetwork) func(context.Context) error {
 	return func(ctx context.Context) error {
-		return runProxy(ctx, cfg, &proxyOptions{})
+		return runProxy(ctx, cfg, &proxyOptions{ipv6: network.dualStack})
 	}
 }

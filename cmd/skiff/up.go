@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-dev/skiff/apiserver"
+	"github.com/skiff-dev/skiff/controllers/nodeipam"
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 )
@@ -47,6 +48,9 @@ type upOptions struct {
 	advertiseAddress string
 	// disableIngress leaves the built-in ingress controller out, as k3s's --disable traefik
 	disableIngress bool
+	// clusterCIDR and serviceCIDR are k3s's flags of those names (upnetwork.go): one CIDR
+	// each, or an IPv4 and an IPv6 one for a dual-stack cluster
+	clusterCIDR, serviceCIDR string
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
 }
@@ -86,6 +90,10 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 		"address nodes that join ('skiff agent') reach the API server at, published in kube-public/cluster-info; default: this host's address of the default route")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.BoolVar(&o.disableIngress, "disable-ingress", false, "do not run the built-in ingress controller (IngressClass skiff, on ports 80 and 443)")
+	f.StringVar(&o.clusterCIDR, "cluster-cidr", nodeipam.DefaultClusterCIDR,
+		"the pods' addresses, a /24 of them per node; an IPv4 and an IPv6 CIDR, comma-separated (10.42.0.0/16,fd42::/56), give every pod an address of each (a /64 of IPv6 per node)")
+	f.StringVar(&o.serviceCIDR, "service-cidr", apiserver.DefaultServiceClusterIPRange,
+		"the Services' cluster IPs (kube-dns has the tenth); an IPv4 and an IPv6 CIDR, comma-separated (10.96.0.0/12,fd00:10:96::/112), allow dual-stack Services, routed by the proxy on both")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil,
 		`REGISTRY=URL: up's own containerd pulls images of REGISTRY (a host such as docker.io, or * for every registry) from the mirror at URL first (repeatable)`)
 }
@@ -131,6 +139,11 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	if err != nil {
 		return err
 	}
+	network, err := o.network()
+	if err != nil {
+		return err
+	}
+	serverOpts.serviceClusterIPRange = network.serviceCIDR
 
 	// one skiff up per data dir, and no skiff reset under it (reset.go)
 	unlock, err := lockDataDir(o.dataDir)
@@ -188,11 +201,11 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	}
 	components := []component{
 		{"apiserver", apiServer.Run},
-		{"kubelet", upKubelet(o, configs[kubeletIdentity(node).user], mirrors)},
-		{"proxy", upProxy(configs[proxyIdentity.user])},
-		{"dns", upDNS(configs[dnsIdentity.user])},
+		{"kubelet", upKubelet(o, network, configs[kubeletIdentity(node).user], mirrors)},
+		{"proxy", upProxy(configs[proxyIdentity.user], network)},
+		{"dns", upDNS(configs[dnsIdentity.user], network)},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
-		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], pki.CACertFile, pki.CAKeyFile)},
+		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], network, pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
 		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user])},
 	}

@@ -296,6 +296,8 @@ func (r *Runtime) PullImage(ctx context.Context, image string, sandboxConfig *ru
 // SetPodCIDR writes the pod network's CNI config: a bridge (bridgeName) with host-local
 // addresses from cidr, the node as the pods' gateway with masquerade for traffic leaving the
 // cluster network, and portmap for hostPorts. containerd's CRI plugin picks it up on change.
+// cidr is what CRI's UpdateRuntimeConfig carries: one CIDR, or one per IP family separated by
+// a comma, and then every pod gets an address of each.
 func (r *Runtime) SetPodCIDR(cidr string) error {
 	if r.cniConfDir == "" {
 		return nil
@@ -303,31 +305,55 @@ func (r *Runtime) SetPodCIDR(cidr string) error {
 	return WriteCNIConfig(r.cniConfDir, cidr)
 }
 
-// bridgeName is the pods' bridge for the pod CIDR p, one per CIDR: the bridge plugin refuses
-// a bridge that already has another gateway address, so two kubelets on one host (skiff up
-// beside a test's, or a test's bridge left behind) must not share one name.
-func bridgeName(p netip.Prefix) string {
+// bridgeName is the pods' bridge for the pod CIDRs, one per set of CIDRs: the bridge plugin
+// refuses a bridge that already has another gateway address, so two kubelets on one host
+// (skiff up beside a test's, or a test's bridge left behind) must not share one name. A
+// single CIDR's name is the hash of that CIDR alone.
+func bridgeName(prefixes []netip.Prefix) string {
+	names := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		names[i] = p.Masked().String()
+	}
 	h := fnv.New32a()
-	h.Write([]byte(p.Masked().String()))
+	h.Write([]byte(strings.Join(names, ",")))
 	return fmt.Sprintf("skiff%08x", h.Sum32()) // 13 bytes: a link name has at most 15
 }
 
-// WriteCNIConfig writes dir/10-skiff.conflist for cidr.
+// WriteCNIConfig writes dir/10-skiff.conflist for cidr: one CIDR, or an IPv4 and an IPv6
+// one separated by a comma. host-local gives each pod one address from each range (the
+// ranges in cidr's order) and a default route of each family through the bridge.
 func WriteCNIConfig(dir, cidr string) error {
-	prefix, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return fmt.Errorf("pod CIDR %q: %w", cidr, err)
+	var prefixes []netip.Prefix
+	for _, part := range strings.Split(cidr, ",") {
+		prefix, err := netip.ParsePrefix(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("pod CIDR %q: %w", cidr, err)
+		}
+		prefixes = append(prefixes, prefix)
+	}
+	if len(prefixes) > 2 || (len(prefixes) == 2 && prefixes[0].Addr().Is4() == prefixes[1].Addr().Is4()) {
+		return fmt.Errorf("pod CIDR %q: want one CIDR, or one IPv4 and one IPv6", cidr)
+	}
+	var ranges [][]map[string]string
+	var routes []map[string]string
+	for _, p := range prefixes {
+		ranges = append(ranges, []map[string]string{{"subnet": p.Masked().String()}})
+		if p.Addr().Is4() {
+			routes = append(routes, map[string]string{"dst": "0.0.0.0/0"})
+		} else {
+			routes = append(routes, map[string]string{"dst": "::/0"})
+		}
 	}
 	conf := map[string]any{
 		"cniVersion": "0.4.0",
 		"name":       "skiff",
 		"plugins": []map[string]any{
 			{
-				"type": "bridge", "bridge": bridgeName(prefix), "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": bridgeName(prefixes), "isGateway": true, "ipMasq": true, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":   "host-local",
-					"ranges": [][]map[string]string{{{"subnet": prefix.Masked().String()}}},
-					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+					"ranges": ranges,
+					"routes": routes,
 					// addresses handed out are remembered beside the config, not in the
 					// host-wide /var/lib/cni, so that two runtimes on one host never collide
 					"dataDir": filepath.Join(filepath.Dir(dir), "ipam"),

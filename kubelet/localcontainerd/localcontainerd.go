@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -350,6 +351,7 @@ func (d *Daemon) RemovePods(ctx context.Context) error {
 		return fmt.Errorf("list pod sandboxes: %w", err)
 	}
 	var errs []error
+	var removed []types.UID
 	for _, s := range list.GetItems() {
 		if _, err := rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
 			errs = append(errs, fmt.Errorf("stop sandbox %s: %w", s.Id, err))
@@ -359,11 +361,16 @@ func (d *Daemon) RemovePods(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", s.Id, err))
 			continue
 		}
-		// the pod's cgroup is the kubelet's, which is not there to remove it
-		if uid := s.GetMetadata().GetUid(); uid != "" {
-			if err := podcgroups.Remove(types.UID(uid)); err != nil {
-				errs = append(errs, err)
-			}
+		if uid := s.GetMetadata().GetUid(); uid != "" && !slices.Contains(removed, types.UID(uid)) {
+			removed = append(removed, types.UID(uid))
+		}
+	}
+	// the pods' cgroups are the kubelet's, which is not there to remove them; only once every
+	// sandbox is gone, since a pod whose first sandbox failed has a newer one still running in
+	// the same cgroup
+	for _, uid := range removed {
+		if err := podcgroups.Remove(uid); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
