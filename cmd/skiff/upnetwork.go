@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/skiff-dev/skiff/apiserver"
 	"github.com/skiff-dev/skiff/controllers/nodeipam"
 	"github.com/skiff-dev/skiff/registry"
 )
@@ -27,9 +28,16 @@ type upNetwork struct {
 	dualStack bool
 }
 
-// network reads the address plan from the flags. The IPv4 CIDR comes first: skiff up's node
-// address, and with it each pod's primary address, is IPv4.
+// network reads the address plan from the flags; an unset one (options built in code rather
+// than from flags) is its flag's default. The IPv4 CIDR comes first: skiff up's node address,
+// and with it each pod's primary address, is IPv4.
 func (o *upOptions) network() (upNetwork, error) {
+	if o.clusterCIDR == "" {
+		o.clusterCIDR = nodeipam.DefaultClusterCIDR
+	}
+	if o.serviceCIDR == "" {
+		o.serviceCIDR = apiserver.DefaultServiceClusterIPRange
+	}
 	cluster, err := nodeipam.ParseClusterCIDRs(o.clusterCIDR)
 	if err != nil {
 		return upNetwork{}, err
