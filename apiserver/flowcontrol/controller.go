@@ -332,8 +332,15 @@ type priorityLevel struct {
 
 	// virtualTime is the start tag of the last request dispatched: start-time fair queuing
 	// serves the queue whose head started earliest in this virtual time, so a queue's share
-	// is the same however many requests it holds.
+	// is the same however many requests it holds. Virtual time counts work in seat-seconds,
+	// as upstream's: a queue is charged its requests' seats times how long they held them,
+	// so a flow of 1 ms GETs is not charged like a flow of LISTs that hold ten seats for
+	// seconds.
 	virtualTime float64
+	// meanService is, by a request's seats, a moving average of how long the level's
+	// requests of that width executed: what a request is charged when it is dispatched,
+	// before its own time is known
+	meanService map[int]float64
 
 	// demand integrates the seats the level's requests want (executing and waiting) over
 	// time, for borrowing; now is the time of the change being made
@@ -353,6 +360,10 @@ type request struct {
 	flowSchema string
 	queue      *queue
 	arrived    time.Time
+	// dispatched is when it started executing, and charged the work its queue was charged
+	// then, which finish corrects to the work it did
+	dispatched time.Time
+	charged    float64
 	ready      chan struct{}
 	started    bool
 	released   bool
@@ -530,14 +541,37 @@ func (pl *priorityLevel) dispatch() {
 		pl.waiting -= r.seats
 		metrics.inqueue(pl.name, r.flowSchema, -1)
 		pl.virtualTime = next.virtualStart
-		next.virtualStart += float64(r.seats)
+		r.charged = pl.estimatedWork(r.seats)
+		next.virtualStart += r.charged
 		pl.start(r, next)
 		close(r.ready)
 	}
 }
 
+// Service time as fair queuing counts it, in seconds.
+const (
+	// minimumService is the least a request is charged for each of its seats, so that
+	// instant requests still take turns
+	minimumService = 0.001
+	// initialService is the guess for a width of request the level has not finished yet
+	initialService = 0.1
+	// serviceSmoothing is the weight of the latest request in the moving average
+	serviceSmoothing = 0.2
+)
+
+// estimatedWork is what a request of seats is charged when it is dispatched: its seats times
+// the mean service of the level's requests as wide.
+func (pl *priorityLevel) estimatedWork(seats int) float64 {
+	service, ok := pl.meanService[seats]
+	if !ok {
+		service = initialService
+	}
+	return float64(seats) * max(service, minimumService)
+}
+
 func (pl *priorityLevel) start(r *request, q *queue) {
 	r.started = true
+	r.dispatched = pl.now
 	r.queue = q
 	pl.executing += r.seats
 	if q != nil {
@@ -550,8 +584,19 @@ func (pl *priorityLevel) start(r *request, q *queue) {
 
 func (pl *priorityLevel) finish(r *request) {
 	pl.executing -= r.seats
+	service := max(pl.now.Sub(r.dispatched).Seconds(), minimumService)
 	if r.queue != nil {
 		r.queue.executing -= r.seats
+		// the queue pays for the work done, not the guess made at dispatch
+		r.queue.virtualStart += float64(r.seats)*service - r.charged
+	}
+	if pl.meanService == nil {
+		pl.meanService = map[int]float64{}
+	}
+	if mean, ok := pl.meanService[r.seats]; ok {
+		pl.meanService[r.seats] = mean + serviceSmoothing*(service-mean)
+	} else {
+		pl.meanService[r.seats] = service
 	}
 	pl.observe(pl.now)
 	metrics.executing(pl.name, r.flowSchema, -r.seats)

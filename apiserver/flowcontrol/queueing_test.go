@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	"k8s.io/utils/ptr"
@@ -245,5 +246,56 @@ func TestRejectLevelRejectsBeyondItsSeats(t *testing.T) {
 	defer running.Finish()
 	if _, err := c.Admit(context.Background(), user("b"), 1); !errors.Is(err, ErrRejected) {
 		t.Fatalf("second request at a Reject level: %v", err)
+	}
+}
+
+func TestAFlowWhoseRequestsHoldSeatsLongFallsBehindAFlowOfShortOnes(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	c := oneLevel(1, 64, 1, 100)
+	c.now = clock.Now
+	ctx := context.Background()
+	// one LIST-like request holds the seat ten seconds; then twenty GET-like requests of
+	// another user hold it a millisecond each: the first flow has had far more of the level
+	long, err := c.Admit(ctx, user("lister"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Step(10 * time.Second)
+	long.Finish()
+	for range 20 {
+		short, err := c.Admit(ctx, user("getter"), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Step(time.Millisecond)
+		short.Finish()
+	}
+	// both ask again while a third user holds the seat
+	holder, err := c.Admit(ctx, user("holder"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister := admitAsync(ctx, c, user("lister"), 1)
+	waitQueued(c, "users", 1)
+	getter := admitAsync(ctx, c, user("getter"), 1)
+	waitQueued(c, "users", 2)
+	holder.Finish()
+	var other chan result
+	select {
+	case r := <-getter:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.t.Finish()
+		other = lister
+	case r := <-lister:
+		t.Error("the user whose one request held the seat 10 s went before the one whose 20 requests held it 20 ms")
+		if r.err == nil {
+			r.t.Finish()
+		}
+		other = getter
+	}
+	if r := <-other; r.err == nil {
+		r.t.Finish()
 	}
 }

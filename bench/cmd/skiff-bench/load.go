@@ -69,6 +69,9 @@ func (l *load) run(ctx context.Context) error {
 	if l.opts.scenario == "quota" {
 		return l.quotaScenario(ctx)
 	}
+	if l.opts.scenario == "listflood" {
+		return l.listFloodScenario(ctx)
+	}
 
 	created := l.creates(ctx)
 	if len(created) == 0 {

@@ -43,6 +43,9 @@ type options struct {
 	authorizationModes string
 	// plane is skiff, upstream or both; upstream is where upstream's binaries are
 	plane, upstream string
+	// the listflood scenario's listing clients, the users they are, and how long each mode lasts
+	clients, floodUsers int
+	duration            time.Duration
 }
 
 func main() {
@@ -58,11 +61,14 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON")
 	flag.StringVar(&o.contentType, "content-type", "json", "what the client sends and asks for: json or protobuf")
 	flag.BoolVar(&o.formats, "formats", false, "also LIST the pods as JSON, protobuf, Table and metadata, and fetch OpenAPI v3")
-	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) webhook (ConfigMap creates without and with one no-op validating webhook) or quota (pod creates without and with a ResourceQuota, --rounds rounds)")
+	flag.StringVar(&o.scenario, "scenario", "pods", "pods (the load above), customresources (CRD create to served, and CR creates beside ConfigMap creates) webhook (ConfigMap creates without and with one no-op validating webhook) quota (pod creates without and with a ResourceQuota, --rounds rounds) or listflood (--clients clients LISTing --pods pods while another user GETs one)")
 	flag.IntVar(&o.crds, "crds", 5, "with --scenario customresources: CustomResourceDefinitions to create and time, one at a time")
 	flag.IntVar(&o.bindings, "bindings", 500, "with --scenario authorization: RoleBindings and ClusterRoleBindings of other subjects")
 	flag.StringVar(&o.authorizationModes, "authorization-modes", defaultAuthorizationModes, "with --scenario authorization: the baseline's and the measured server's --authorization-mode, separated by ';'")
 	flag.IntVar(&o.rounds, "rounds", 8, "with --scenario authorization: rounds of --pods creates and gets per authorization mode, alternating between the modes' servers; with --scenario quota: rounds of creates in each namespace")
+	flag.IntVar(&o.clients, "clients", 500, "with --scenario listflood: concurrent clients LISTing all the pods, each on its own connection")
+	flag.IntVar(&o.floodUsers, "flood-users", 5, "with --scenario listflood: distinct ordinary users the clients impersonate")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "with --scenario listflood: how long each resourceVersion mode's flood lasts")
 	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff (skiff apiserver), upstream (kube-apiserver 1.37.2 on etcd 3.7.3) or both, back to back with their ratios")
 	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
 	upstream.ServeEtcdIfAsked()
@@ -75,12 +81,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane upstream or both starts its own servers, for --scenario pods")
 		os.Exit(2)
 	}
-	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" && o.scenario != "quota" {
-		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook, authorization or quota")
+	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" && o.scenario != "quota" && o.scenario != "listflood" {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --scenario is pods, customresources, webhook, authorization, quota or listflood")
 		os.Exit(2)
 	}
 	if o.pods < 1 || o.workers < 1 || o.watchers < 1 || o.updates < 1 || o.listRepeats < 1 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --pods, --workers, --watchers, --updates and --list-repeats must be at least 1, and there are no arguments")
+		os.Exit(2)
+	}
+	if o.scenario == "listflood" && (o.clients < 1 || o.floodUsers < 1 || o.duration <= 0) {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --clients and --flood-users must be at least 1, and --duration more than 0")
 		os.Exit(2)
 	}
 	if o.contentType != "json" && o.contentType != "protobuf" {
@@ -107,6 +117,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if o.scenario == "quota" {
 		res.Rounds = o.rounds
+	}
+	if o.scenario == "listflood" {
+		res.Clients, res.FloodUsers, res.DurationSeconds = o.clients, o.floodUsers, o.duration.Seconds()
 	}
 	if o.scenario == "authorization" {
 		if o.kubeconfig != "" {

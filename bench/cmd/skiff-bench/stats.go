@@ -64,6 +64,10 @@ type results struct {
 	CRDs        int    `json:"crds,omitempty"`
 	Bindings    int    `json:"bindings,omitempty"`
 	Rounds      int    `json:"rounds,omitempty"`
+	// the listflood scenario's clients, their users and each mode's duration
+	Clients         int     `json:"clients,omitempty"`
+	FloodUsers      int     `json:"flood_users,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
 
 	Rows []row `json:"rows"`
 	// ListItems is the item count of every LIST, by resourceVersion mode.
@@ -89,6 +93,9 @@ func (r *results) printTable(w io.Writer) {
 	} else if r.Scenario == "quota" {
 		fmt.Fprintf(w, "\nskiff-bench quota: %d pod creates per namespace per round, %d rounds, %d workers, %s, against %s\n\n",
 			r.Pods, r.Rounds, r.Workers, r.ContentType, r.Server)
+	} else if r.Scenario == "listflood" {
+		fmt.Fprintf(w, "\nskiff-bench listflood: %d pods, then %d clients as %d users LISTing them all for %.0f s per mode while another user GETs one pod every 100 ms, %s, against %s\n\n",
+			r.Pods, r.Clients, r.FloodUsers, r.DurationSeconds, r.ContentType, r.Server)
 	} else if r.Scenario == "customresources" {
 		fmt.Fprintf(w, "\nskiff-bench customresources: %d CRDs, %d ConfigMaps and %d custom resources, %d workers, %s, against %s\n\n",
 			r.CRDs, r.Pods, r.Pods, r.Workers, r.ContentType, r.Server)
@@ -107,7 +114,7 @@ func (r *results) printTable(w io.Writer) {
 			x.Phase, x.Ops, x.Errors, rate, x.P50Ms, x.P99Ms, x.MaxMs, x.Note)
 	}
 	tw.Flush()
-	if r.Scenario != "customresources" && r.Scenario != "authorization" {
+	if r.Scenario != "customresources" && r.Scenario != "authorization" && r.Scenario != "listflood" {
 		fmt.Fprintf(w, "\nwatch deliveries: %d, missed: %d\n", r.WatchDeliveries, r.WatchMissed)
 	} else {
 		fmt.Fprintln(w)
