@@ -1,13 +1,16 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sadmission "k8s.io/apiserver/pkg/admission"
 
 	"github.com/skiff-dev/skiff/apiserver/authn"
@@ -45,12 +48,10 @@ func connectOptions(subresource string, query url.Values) runtime.Object {
 	return nil
 }
 
-// admitConnect runs admission on a CONNECT to a pod's subresource: the mutating webhooks, then
-// the validating admission policies and webhooks, as upstream's chain orders them.
+// admitConnect runs admission on a CONNECT to a pod's subresource, with its options as the
+// object.
 func (s *Server) admitConnect(r *http.Request, ri *requestInfo) error {
-	hooks := s.webhooks != nil && (s.webhooks.HasWebhooks(true) || s.webhooks.HasWebhooks(false))
-	policies := s.policies != nil && s.policies.Active()
-	if (!hooks && !policies) || ri.Resource != "pods" {
+	if ri.Resource != "pods" {
 		return nil
 	}
 	opts := connectOptions(ri.Subresource, r.URL.Query())
@@ -58,29 +59,55 @@ func (s *Server) admitConnect(r *http.Request, ri *requestInfo) error {
 		return nil
 	}
 	kind := corev1.SchemeGroupVersion.WithKind(map[string]string{"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}[ri.Subresource])
-	opts.GetObjectKind().SetGroupVersionKind(kind)
+	_, err := s.admitOtherKind(r.Context(), ri, admissionv1.Connect, kind, opts, false)
+	return err
+}
+
+// admitOtherKind runs admission on a request to a pod's subresource whose object is of another
+// kind than the pod: a CONNECT's options, the Eviction of pods/eviction, the Binding of
+// pods/binding. As upstream's chain: the mutating webhooks (whose changes it returns), then the
+// validating admission policies, then the validating webhooks.
+func (s *Server) admitOtherKind(ctx context.Context, ri *requestInfo, op admissionv1.Operation, kind schema.GroupVersionKind, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	hooks := s.webhooks != nil && (s.webhooks.HasWebhooks(true) || s.webhooks.HasWebhooks(false))
+	policies := s.policies != nil && s.policies.Active()
+	if !hooks && !policies {
+		return obj, nil
+	}
+	obj.GetObjectKind().SetGroupVersionKind(kind)
 	pods := corev1.SchemeGroupVersion.WithResource("pods")
 	a := &webhook.Request{
 		Resource: pods, Subresource: ri.Subresource, Kind: kind,
-		Namespace: ri.Namespace, Name: ri.Name, Operation: admissionv1.Connect, Object: opts,
+		Namespace: ri.Namespace, Name: ri.Name, Operation: op, Object: obj, DryRun: dryRun,
 	}
-	if u, ok := authn.UserFrom(r.Context()); ok {
+	if op == admissionv1.Create {
+		a.Options = &metav1.CreateOptions{}
+		if dryRun {
+			a.Options = &metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		}
+	}
+	if u, ok := authn.UserFrom(ctx); ok {
 		a.UserInfo = userInfo(u)
 	}
 	if hooks {
-		if _, err := s.webhooks.Mutate(r.Context(), a); err != nil {
-			return err
+		out, err := s.webhooks.Mutate(ctx, a)
+		if err != nil {
+			return nil, err
 		}
+		obj, a.Object = out, out
+		obj.GetObjectKind().SetGroupVersionKind(kind)
 	}
 	if policies {
-		attrs := k8sadmission.NewAttributesRecord(opts, nil, kind, ri.Namespace, ri.Name, pods, ri.Subresource,
-			k8sadmission.Connect, nil, false, admissionUser(r.Context()))
-		if err := s.policies.Validate(r.Context(), attrs); err != nil {
-			return err
+		attrs := k8sadmission.NewAttributesRecord(obj, nil, kind, ri.Namespace, ri.Name, pods, ri.Subresource,
+			k8sadmission.Operation(op), a.Options, dryRun, admissionUser(ctx))
+		if err := s.policies.Validate(ctx, attrs); err != nil {
+			return nil, err
 		}
 	}
 	if hooks {
-		return s.webhooks.Validate(r.Context(), a)
+		if err := s.webhooks.Validate(ctx, a); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	return obj, nil
 }

@@ -11,8 +11,10 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -145,5 +147,71 @@ func TestAnAdmissionPolicyJudgesExecByItsCommand(t *testing.T) {
 	// another command passes the policy and gets the pod's own answer: it has no node
 	if err := exec("date"); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "does not have a host assigned") {
 		t.Errorf("exec date: %v, want the pod's own 400", err)
+	}
+}
+
+// Creates of pods/eviction and pods/binding go to webhooks with their own object, an Eviction
+// or a Binding, as upstream's admission shows them: a webhook can refuse evictions (what
+// disruption guards do) and see the scheduler's bindings.
+func TestWebhooksSeeEvictionsAndBindingsAsTheirOwnKinds(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	c := s.Client
+	ns := webhookNamespace(t, c, "subresources")
+	var mu sync.Mutex
+	seen := map[string]admission.Request{}
+	url, ca := webhookServer(t, &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+		mu.Lock()
+		seen[req.SubResource] = req
+		mu.Unlock()
+		if req.SubResource == "eviction" {
+			return admission.Denied("evictions wait for the maintenance window")
+		}
+		return admission.Allowed("")
+	})})
+	cfg := validatingConfig("subresources.skiff.test", ns, url, ca, func(w *admissionregistrationv1.ValidatingWebhook) {
+		w.Rules = []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/eviction", "pods/binding"}},
+		}}
+	})
+	if _, err := c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "guarded"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	webhookEventually(t, func() error {
+		err = c.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns}})
+		if !apierrors.IsForbidden(err) {
+			return fmt.Errorf("evict: %v", err)
+		}
+		return nil
+	})
+	if want := `admission webhook "subresources.skiff.test" denied the request: evictions wait for the maintenance window`; err.Error() != want {
+		t.Errorf("evict: %v, want %q", err, want)
+	}
+	if _, err := c.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("the pod after a refused eviction: %v", err)
+	}
+	if err := c.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name},
+		Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for sub, kind := range map[string]string{"eviction": "policy/v1, Kind=Eviction", "binding": "/v1, Kind=Binding"} {
+		req, ok := seen[sub]
+		if !ok {
+			t.Errorf("the webhook never saw pods/%s", sub)
+			continue
+		}
+		gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+		if req.Operation != admissionv1.Create || req.Resource.Resource != "pods" || req.Name != pod.Name || req.Namespace != ns || gvk.String() != kind {
+			t.Errorf("pods/%s: the webhook saw %s %s/%s %s %s/%s", sub, req.Operation, req.Resource.Resource, req.SubResource, req.Kind, req.Namespace, req.Name)
+		}
 	}
 }

@@ -128,9 +128,9 @@ func (s *Server) withAdmissionPolicies(res *apis.Resource, next func(ctx context
 }
 
 // judgedHere are the subresources whose writes policies see as a write of the object itself
-// (or, for scale, of its Scale), as upstream's admission shows them. Writes of pods/binding
-// and pods/eviction show upstream's policies a Binding or an Eviction, which this hook does
-// not have: policies do not judge them yet.
+// (or, for scale, of its Scale), as upstream's admission shows them. Creates of pods/binding
+// and pods/eviction, and CONNECTs, are judged with their own objects before they reach the
+// store (admitOtherKind).
 var judgedHere = map[string]bool{"": true, "status": true, "scale": true, "finalize": true, "ephemeralcontainers": true, "resize": true}
 
 // scalesOf are the Scales of the new and old objects of a scale write.

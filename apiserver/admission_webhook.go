@@ -172,7 +172,17 @@ func (k serverKinds) Convert(ctx context.Context, obj runtime.Object, to schema.
 func (k serverKinds) Decode(data []byte, kind schema.GroupVersionKind) (runtime.Object, error) {
 	res := k.s.current().set.ForKind(kind)
 	if res == nil {
-		return nil, fmt.Errorf("no served resource of kind %s", kind)
+		// a subresource's own kind (Eviction, Binding, a CONNECT's options)
+		obj, err := apis.Scheme.New(kind)
+		if err != nil {
+			return nil, fmt.Errorf("no served resource of kind %s", kind)
+		}
+		if err := json.Unmarshal(data, obj); err != nil {
+			return nil, err
+		}
+		apis.Scheme.Default(obj)
+		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		return obj, nil
 	}
 	obj := res.New()
 	if err := json.Unmarshal(data, obj); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,11 @@ func (e podEviction) write(ctx context.Context, h *resourceHandler, ri *requestI
 	if eviction.Namespace != "" && eviction.Namespace != ri.Namespace {
 		return nil, schema.GroupVersion{}, 0, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
+	admitted, err := e.s.admitOtherKind(ctx, ri, admissionv1.Create, policyv1.SchemeGroupVersion.WithKind("Eviction"), eviction, opts.dryRun)
+	if err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
+	eviction = admitted.(*policyv1.Eviction)
 	budgets := e.s.store(policyv1.SchemeGroupVersion.String(), "poddisruptionbudgets")
 	if budgets == nil {
 		return nil, schema.GroupVersion{}, 0, apierrors.NewServiceUnavailable("poddisruptionbudgets are not served")

@@ -180,7 +180,7 @@ func (s *Server) newResourceHandler(res *apis.Resource, set *apis.Set) (*resourc
 		case sub.Name == "scale" && res.Scale != nil:
 			h.subresources["scale"] = workloadScale{}
 		case sub.Name == "binding":
-			h.subresources["binding"] = podBinding{}
+			h.subresources["binding"] = podBinding{s: s}
 		case sub.Name == "eviction":
 			h.subresources["eviction"] = podEviction{s: s}
 		case sub.Name == "token":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -78,13 +79,13 @@ func (p parentWrite) write(ctx context.Context, h *resourceHandler, ri *requestI
 
 // podBinding serves pods/binding: POST a Binding to set spec.nodeName once, as the scheduler
 // does.
-type podBinding struct{}
+type podBinding struct{ s *Server }
 
 func (podBinding) get(_ context.Context, _ *resourceHandler, ri *requestInfo, _ *http.Request) (runtime.Object, schema.GroupVersion, error) {
 	return nil, schema.GroupVersion{}, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/binding"}, "get")
 }
 
-func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
+func (p podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo, r *http.Request, body []byte) (runtime.Object, schema.GroupVersion, int, error) {
 	if ri.Verb != "create" {
 		return nil, schema.GroupVersion{}, 0, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/binding"}, ri.Verb)
 	}
@@ -103,6 +104,11 @@ func (podBinding) write(ctx context.Context, h *resourceHandler, ri *requestInfo
 	if err := nameMatchesURL(binding.Name, ri.Name); err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
+	admitted, err := p.s.admitOtherKind(ctx, ri, admissionv1.Create, corev1.SchemeGroupVersion.WithKind("Binding"), binding, opts.dryRun)
+	if err != nil {
+		return nil, schema.GroupVersion{}, 0, err
+	}
+	binding = admitted.(*corev1.Binding)
 	if err := h.store.Bind(ctx, ri.Namespace, binding, opts.dryRun); err != nil {
 		return nil, schema.GroupVersion{}, 0, err
 	}
