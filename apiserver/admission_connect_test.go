@@ -10,6 +10,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -213,5 +214,82 @@ func TestWebhooksSeeEvictionsAndBindingsAsTheirOwnKinds(t *testing.T) {
 		if req.Operation != admissionv1.Create || req.Resource.Resource != "pods" || req.Name != pod.Name || req.Namespace != ns || gvk.String() != kind {
 			t.Errorf("pods/%s: the webhook saw %s %s/%s %s %s/%s", sub, req.Operation, req.Resource.Resource, req.SubResource, req.Kind, req.Namespace, req.Name)
 		}
+	}
+}
+
+// A write of deployments/scale goes to validating webhooks as an autoscaling/v1 Scale, old and
+// new, as upstream's: a webhook capping replicas sees kubectl scale.
+func TestAValidatingWebhookJudgesAScaleAsAScale(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	c := s.Client
+	ns := webhookNamespace(t, c, "scale")
+	var mu sync.Mutex
+	var seen []admission.Request
+	url, ca := webhookServer(t, &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+		mu.Lock()
+		seen = append(seen, req)
+		mu.Unlock()
+		var scale autoscalingv1.Scale
+		if err := json.Unmarshal(req.Object.Raw, &scale); err != nil {
+			return admission.Errored(400, err)
+		}
+		if scale.Spec.Replicas > 5 {
+			return admission.Denied(fmt.Sprintf("%d replicas are more than 5", scale.Spec.Replicas))
+		}
+		return admission.Allowed("")
+	})})
+	cfg := validatingConfig("scale.skiff.test", ns, url, ca, func(w *admissionregistrationv1.ValidatingWebhook) {
+		w.Rules = []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments/scale"}},
+		}}
+	})
+	if _, err := c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, policyDeployment("web", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scaleTo := func(n int32) error {
+		_, err := c.AppsV1().Deployments(ns).UpdateScale(ctx, "web", &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}, metav1.UpdateOptions{})
+		return err
+	}
+	var err error
+	webhookEventually(t, func() error {
+		if err = scaleTo(6); !apierrors.IsForbidden(err) {
+			return fmt.Errorf("scale to 6: %v", err)
+		}
+		return nil
+	})
+	if want := `admission webhook "scale.skiff.test" denied the request: 6 replicas are more than 5`; err.Error() != want {
+		t.Errorf("scale to 6: %v, want %q", err, want)
+	}
+	if err := scaleTo(3); err != nil {
+		t.Errorf("scale to 3: %v", err)
+	}
+	// a write of the Deployment itself is not a scale's: the webhook does not see it
+	d, err := c.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+		t.Errorf("replicas after the scales: %v, want 3", d.Spec.Replicas)
+	}
+	d.Spec.Replicas = ptr.To[int32](7)
+	if _, err := c.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("update of the deployment to 7: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	last := seen[len(seen)-1]
+	var old autoscalingv1.Scale
+	if err := json.Unmarshal(last.OldObject.Raw, &old); err != nil {
+		t.Fatal(err)
+	}
+	if last.Kind.Group != "autoscaling" || last.Kind.Version != "v1" || last.Kind.Kind != "Scale" || last.SubResource != "scale" ||
+		last.Resource.Resource != "deployments" || last.Operation != admissionv1.Update || old.Spec.Replicas != 1 {
+		t.Errorf("the webhook's last request: %s %s/%s %s, old replicas %d", last.Operation, last.Resource.Resource, last.SubResource, last.Kind, old.Spec.Replicas)
 	}
 }

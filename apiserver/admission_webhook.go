@@ -10,6 +10,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -228,7 +229,8 @@ func (s *Server) conversionWebhook(res *apis.Resource) func(ctx context.Context,
 
 // webhookRequest describes a write to the store of res for the webhooks, or returns nil when
 // the write is not a client's request of res (the server's own writes, and subresources that
-// write another kind).
+// write another kind, which admitOtherKind admits before the store). A write of a scale
+// subresource is described as a Scale's, its objects left to the caller (scalesOf).
 func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, old runtime.Object, op admissionv1.Operation) *webhook.Request {
 	ri := requestInfoFrom(ctx)
 	if ri == nil || ri.resource != res {
@@ -237,13 +239,18 @@ func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, ol
 	if deleting := ri.Verb == "delete" || ri.Verb == "deletecollection"; deleting != (op == admissionv1.Delete) {
 		return nil // the metadata a delete writes (deletionTimestamp, finalizers) is no update
 	}
+	kind := res.GroupVersionKind()
 	if ri.Subresource != "" {
-		if sub := res.Subresource(ri.Subresource); sub == nil || sub.Kind != res.Kind || !sub.GroupVersion.Empty() {
+		sub := res.Subresource(ri.Subresource)
+		switch {
+		case ri.Subresource == "scale" && res.Scale != nil:
+			kind = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+		case sub == nil || sub.Kind != res.Kind || !sub.GroupVersion.Empty():
 			return nil
 		}
 	}
 	a := &webhook.Request{
-		Resource: res.GroupVersionResource(), Subresource: ri.Subresource, Kind: res.GroupVersionKind(),
+		Resource: res.GroupVersionResource(), Subresource: ri.Subresource, Kind: kind,
 		Namespace: ri.Namespace, Name: ri.Name, Object: obj, OldObject: old, DryRun: isDryRunAnswer(ctx),
 	}
 	if u, ok := authn.UserFrom(ctx); ok {
@@ -272,7 +279,11 @@ func (s *Server) webhookRequest(ctx context.Context, res *apis.Resource, obj, ol
 	}
 	for _, other := range s.current().set.All() {
 		if other != res && other.StorageKey == res.StorageKey && !other.Review && !other.FromKubelets {
-			a.Equivalents = append(a.Equivalents, webhook.Equivalent{Resource: other.GroupVersionResource(), Kind: other.GroupVersionKind()})
+			eq := webhook.Equivalent{Resource: other.GroupVersionResource(), Kind: other.GroupVersionKind()}
+			if kind != res.GroupVersionKind() {
+				eq.Kind = kind // a Scale is a Scale in every version of its resource
+			}
+			a.Equivalents = append(a.Equivalents, eq)
 		}
 	}
 	return a
@@ -289,8 +300,8 @@ func (s *Server) mutateWithWebhooks(res *apis.Resource) func(ctx context.Context
 			return obj, nil
 		}
 		a := s.webhookRequest(ctx, res, obj, old, "")
-		if a == nil {
-			return obj, nil
+		if a == nil || a.Kind.Kind == "Scale" {
+			return obj, nil // not yet: mutating a Scale and writing the change back
 		}
 		if policies {
 			return s.mutateWithPoliciesAndWebhooks(ctx, a, hooks)
@@ -314,6 +325,14 @@ func (s *Server) validateWithWebhooks(res *apis.Resource, admit func(ctx context
 		a := s.webhookRequest(ctx, res, obj, old, "")
 		if a == nil {
 			return nil
+		}
+		if a.Kind.Kind == "Scale" {
+			scale, oldScale, err := scalesOf(res, obj, old)
+			if err != nil {
+				return apierrors.NewInternalError(err)
+			}
+			a.Object, a.OldObject = scale, oldScale
+			return s.webhooks.Validate(ctx, a)
 		}
 		kinds := serverKinds{s}
 		var err error
