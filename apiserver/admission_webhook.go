@@ -300,14 +300,43 @@ func (s *Server) mutateWithWebhooks(res *apis.Resource) func(ctx context.Context
 			return obj, nil
 		}
 		a := s.webhookRequest(ctx, res, obj, old, "")
-		if a == nil || a.Kind.Kind == "Scale" {
-			return obj, nil // not yet: mutating a Scale and writing the change back
+		if a == nil {
+			return obj, nil
+		}
+		if a.Kind.Kind == "Scale" {
+			return s.mutateScale(ctx, res, a, obj, old, hooks)
 		}
 		if policies {
 			return s.mutateWithPoliciesAndWebhooks(ctx, a, hooks)
 		}
 		return s.webhooks.Mutate(ctx, a)
 	}
+}
+
+// mutateScale runs the mutating webhooks on the Scale of a scale write and writes the replicas
+// they leave back into the object, as upstream's scale subresource applies its admitted Scale.
+// Mutating admission policies do not see Scales yet.
+func (s *Server) mutateScale(ctx context.Context, res *apis.Resource, a *webhook.Request, obj, old runtime.Object, hooks bool) (runtime.Object, error) {
+	if !hooks {
+		return obj, nil
+	}
+	scale, oldScale, err := scalesOf(res, obj, old)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	a.Object, a.OldObject = scale, oldScale
+	out, err := s.webhooks.Mutate(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	mutated, ok := out.(*autoscalingv1.Scale)
+	if !ok {
+		return nil, apierrors.NewInternalError(fmt.Errorf("a mutating webhook's Scale decoded as %T", out))
+	}
+	if mutated.Spec.Replicas == scale.(*autoscalingv1.Scale).Spec.Replicas {
+		return obj, nil
+	}
+	return registry.SetScaleReplicas(res, obj, mutated.Spec.Replicas)
 }
 
 // validateWithWebhooks wraps a store's Admit: after it, the validating webhooks on the

@@ -293,3 +293,57 @@ func TestAValidatingWebhookJudgesAScaleAsAScale(t *testing.T) {
 		t.Errorf("the webhook's last request: %s %s/%s %s, old replicas %d", last.Operation, last.Resource.Resource, last.SubResource, last.Kind, old.Spec.Replicas)
 	}
 }
+
+// A mutating webhook on deployments/scale patches the Scale, and the Deployment gets the
+// replicas it left, as upstream's scale subresource applies the admitted Scale.
+func TestAMutatingWebhookCapsAScale(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	c := s.Client
+	ns := webhookNamespace(t, c, "scalecap")
+	url, ca := webhookServer(t, &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+		var scale autoscalingv1.Scale
+		if err := json.Unmarshal(req.Object.Raw, &scale); err != nil {
+			return admission.Errored(400, err)
+		}
+		scale.Spec.Replicas = min(scale.Spec.Replicas, 5)
+		out, _ := json.Marshal(scale)
+		return admission.PatchResponseFromRaw(req.Object.Raw, out)
+	})})
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "cap-scale"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:         "cap.skiff.test",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments/scale"}},
+			}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"webhook-test": ns}},
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+		}}}
+	if _, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, policyDeployment("web", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	webhookEventually(t, func() error {
+		got, err := c.AppsV1().Deployments(ns).UpdateScale(ctx, "web", &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{})
+		if err != nil {
+			return err
+		}
+		if got.Spec.Replicas != 5 {
+			return fmt.Errorf("the scale answered %d replicas, want 5", got.Spec.Replicas)
+		}
+		return nil
+	})
+	d, err := c.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 5 {
+		t.Errorf("the deployment's replicas: %d, want the webhook's 5", *d.Spec.Replicas)
+	}
+}

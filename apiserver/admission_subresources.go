@@ -17,11 +17,16 @@ import (
 	"github.com/skiff-dev/skiff/apiserver/webhook"
 )
 
-// Exec, attach and port-forward are admitted as upstream admits them: a CONNECT operation on
-// pods/exec, pods/attach or pods/portforward whose object is the request's options
-// (PodExecOptions, PodAttachOptions, PodPortForwardOptions), read from its query. Mutating
-// webhooks see it first, then validating ones; either may refuse the stream before the
-// kubelet is reached ("attaching to pod ... is not allowed").
+// Requests to subresources whose object is not the resource's own kind are admitted as
+// upstream admits them, with that object:
+//   - exec, attach and port-forward: a CONNECT on pods/exec, pods/attach or pods/portforward
+//     whose object is the request's options (PodExecOptions, PodAttachOptions,
+//     PodPortForwardOptions), read from its query; admission may refuse the stream before the
+//     kubelet is reached ("attaching to pod ... is not allowed");
+//   - pods/eviction and pods/binding: a CREATE of an Eviction or a Binding (admitOtherKind,
+//     here, before the store);
+//   - a scale subresource: an UPDATE of an autoscaling/v1 Scale, old and new, from within the
+//     store's write (webhookRequest, mutateScale, and the policies' scalesOf).
 
 // connectOptions is the options object of a pod's CONNECT subresource, as the query gives it.
 func connectOptions(subresource string, query url.Values) runtime.Object {
