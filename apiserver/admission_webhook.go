@@ -80,9 +80,10 @@ func (s *Server) newWebhookDispatcher() *webhook.Dispatcher {
 			}
 			return obj.(*corev1.Namespace).Labels, nil
 		},
-		Kinds:   serverKinds{s},
-		Clients: &webhook.Clients{Resolve: s.resolveServiceEndpoint},
-		Warn:    addWarning,
+		Kinds:      serverKinds{s},
+		Clients:    &webhook.Clients{Resolve: s.resolveServiceEndpoint},
+		Warn:       addWarning,
+		Authorizer: policyAuthorizer{s},
 		Annotate: func(ctx context.Context, key, value string) {
 			ev := auditEventFrom(ctx)
 			if ev == nil {

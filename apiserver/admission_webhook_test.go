@@ -438,6 +438,40 @@ func TestAdmissionWebhooks(t *testing.T) {
 		}
 	})
 
+	t.Run("matchConditions ask the authorizer about the requesting user", func(t *testing.T) {
+		// the admin may list secrets: a webhook for those who may sees its writes, a webhook
+		// for those who may not does not
+		url, ca := webhookServer(t, &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+			return admission.Denied("secret readers may not create configmaps here")
+		})})
+		for test, expr := range map[string]string{
+			"readers":    "authorizer.group('').resource('secrets').namespace(request.namespace).check('list').allowed()",
+			"nonreaders": "!authorizer.group('').resource('secrets').namespace(request.namespace).check('list').allowed()",
+		} {
+			ns := webhookNamespace(t, c, test)
+			cfg := validatingConfig("authz.skiff.test", ns, url, ca, func(w *admissionregistrationv1.ValidatingWebhook) {
+				w.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "secret-readers", Expression: expr}}
+			})
+			if _, err := vwc.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			defer vwc.Delete(ctx, cfg.Name, metav1.DeleteOptions{})
+		}
+		var err error
+		webhookEventually(t, func() error {
+			if _, err = c.CoreV1().ConfigMaps("readers").Create(ctx, configMap(nil), metav1.CreateOptions{}); err == nil {
+				return fmt.Errorf("the admin's configmap was stored: the webhook did not see it")
+			}
+			return nil
+		})
+		if want := `admission webhook "authz.skiff.test" denied the request: secret readers may not create configmaps here`; err.Error() != want {
+			t.Errorf("the admin's configmap: %v, want %q", err, want)
+		}
+		if _, err := c.CoreV1().ConfigMaps("nonreaders").Create(ctx, configMap(nil), metav1.CreateOptions{}); err != nil {
+			t.Errorf("a configmap the condition excludes for the admin: %v", err)
+		}
+	})
+
 	t.Run("matchPolicy Equivalent sees autoscaling/v1 writes of a webhook for autoscaling/v2", func(t *testing.T) {
 		ns := webhookNamespace(t, c, "equivalent")
 		var kinds sync.Map

@@ -32,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 )
 
 // Equivalent is another version of a resource that serves the same objects.
@@ -85,6 +86,9 @@ type Dispatcher struct {
 	// audit event. Either may be nil.
 	Warn     func(ctx context.Context, text string)
 	Annotate func(ctx context.Context, key, value string)
+	// Authorizer answers the `authorizer` of match conditions, for the requesting user; nil
+	// leaves it unbound (a condition using it then errs).
+	Authorizer authorizer.UnconditionalAuthorizer
 
 	validating, mutating atomic.Pointer[hookList]
 }
@@ -321,7 +325,7 @@ func (d *Dispatcher) prepare(ctx context.Context, h *hook, a *Request, uid types
 			return nil, apierrors.NewInternalError(err)
 		}
 	}
-	if ok, err := h.matchConditions(ctx, a, inv.req, inv.obj, inv.old); err != nil || !ok {
+	if ok, err := h.matchConditions(ctx, a, inv.req, inv.obj, inv.old, d.Authorizer); err != nil || !ok {
 		return nil, err
 	}
 	if a.DryRun && h.sideEffects != admissionregistrationv1.SideEffectClassNone && h.sideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {

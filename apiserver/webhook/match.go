@@ -18,6 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/cel/library"
 
 	"github.com/skiff-dev/skiff/apis"
 )
@@ -224,11 +227,19 @@ func program(expr string) (cel.Program, error) {
 // matchConditions evaluates the webhook's CEL match conditions on the request as the webhook
 // would see it: any false skips the webhook; otherwise errors fail the request (Forbidden)
 // under failurePolicy Fail and skip the webhook under Ignore.
-func (h *hook) matchConditions(ctx context.Context, a *Request, req *admissionv1.AdmissionRequest, obj, old runtime.Object) (bool, error) {
+func (h *hook) matchConditions(ctx context.Context, a *Request, req *admissionv1.AdmissionRequest, obj, old runtime.Object, authz authorizer.UnconditionalAuthorizer) (bool, error) {
 	if len(h.conditions) == 0 {
 		return true, nil
 	}
 	vars := map[string]any{"object": celValue(obj), "oldObject": celValue(old), "request": celValue(req)}
+	if authz != nil {
+		u := a.UserInfo
+		extra := map[string][]string{}
+		for k, v := range u.Extra {
+			extra[k] = v
+		}
+		vars["authorizer"] = library.NewAuthorizerVal(&user.DefaultInfo{Name: u.Username, UID: u.UID, Groups: u.Groups, Extra: extra}, authz)
+	}
 	var errs []error
 	for _, c := range h.conditions {
 		prg, err := program(c.Expression)
