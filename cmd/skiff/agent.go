@@ -154,6 +154,9 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	if err != nil {
 		return err
 	}
+	// an IPv6 cluster CIDR makes the node dual-stack: its pods' IPv6 addresses are policed too
+	// (a bad --cluster-cidr fails the proxy, which stops the agent)
+	_, clusterCIDR6, _ := parseProxyClusterCIDR(o.clusterCIDR)
 	slog.Info("joined", "node", name, "server", o.server)
 	return runComponents(ctx, []component{
 		{"kubelet", func(ctx context.Context) error {
@@ -163,7 +166,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 			return runProxy(ctx, proxyConfig, &proxyOptions{hostnameOverride: name, clusterCIDR: o.clusterCIDR})
 		}},
 		{"network-policy", func(ctx context.Context) error {
-			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name})
+			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name, ipv6: clusterCIDR6.IsValid()})
 		}},
 		{"proxy-certificates", func(ctx context.Context) error {
 			var wg sync.WaitGroup
