@@ -91,3 +91,31 @@ func TestSetElementsWrittenThroughNetlink(t *testing.T) {
 		t.Errorf("10.0.0.1 should be gone from peers, and sent to c2:\n%s", out)
 	}
 }
+
+func TestIPv6SetElementsWrittenThroughNetlink(t *testing.T) {
+	requireNetworkPrivileges(t)
+	n := &testNode{t: t}
+	name := fmt.Sprintf("skp-netlink6-%d", os.Getpid()%100000)
+	n.addNetns(name)
+	t.Cleanup(func() { n.run("ip", "netns", "del", name) })
+	n.run("sh", "-c", "printf 'add table ip6 np\\nadd set ip6 np peers { type ipv6_addr ; }\\nadd set ip6 np named { type ipv6_addr . inet_proto . inet_service ; }\\nadd chain ip6 np c1\\nadd chain ip6 np c2\\nadd map ip6 np dispatch { type ipv6_addr : verdict ; }\\nadd element ip6 np dispatch { fd44::1 : goto c1 }\\nadd element ip6 np peers { fd44::1, fd44::2 }\\n' | ip netns exec "+name+" nft -f -")
+
+	err := applyElementChanges(netnsDir+"/"+name, ipv6Family, "np", []setElementChange{
+		{name: "peers", decl: "type ipv6_addr", gone: []string{"fd44::1"}, added: []string{"fd44::3"}},
+		{name: "named", decl: "type ipv6_addr . inet_proto . inet_service", added: []string{"fd44::3 . tcp . 8080"}},
+		{name: "dispatch", decl: "type ipv6_addr : verdict", gone: []string{"fd44::1 : goto c1"}, added: []string{"fd44::1 : goto c2", "fd44::3 : goto c1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "table", "ip6", "np").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	listing := strings.Join(strings.Fields(string(out)), " ")
+	for _, want := range []string{"elements = { fd44::2, fd44::3 }", "fd44::3 . tcp . 8080", "fd44::1 : goto c2", "fd44::3 : goto c1"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
