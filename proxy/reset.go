@@ -13,8 +13,8 @@ import (
 // RemoveFromNode deletes what the proxy, the NetworkPolicy agent and the node-routes syncer
 // of a node left in this network namespace when they could not clean after themselves (their
 // process was killed): the tables `ip skiff`, `ip6 skiff` (a dual-stack proxy's),
-// `ip skiff-netpol` and `ip6 skiff-netpol` (a dual-stack agent's) and the routes of DefaultRouteProtocol of both IP families. Each is theirs
-// by name or protocol; nothing else is touched. `skiff reset` runs it; without nft or ip
+// `ip skiff-netpol` and `ip6 skiff-netpol` (a dual-stack agent's) and the routes of
+// DefaultRouteProtocol of both IP families. Each is theirs by name or protocol; nothing else is touched. `skiff reset` runs it; without nft or ip
 // installed there is nothing of theirs to remove.
 func RemoveFromNode(ctx context.Context) error {
 	var errs []error
