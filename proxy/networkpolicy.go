@@ -26,8 +26,14 @@ const DefaultNetworkPolicyTable = "skiff-netpol"
 type NetworkPolicyConfig struct {
 	// Hostname is this node's name: the pods whose nodeName is it are the ones isolated here.
 	Hostname string
-	// Table is the agent's table in the ip family; DefaultNetworkPolicyTable when empty.
+	// Table is the agent's table in the ip family (and the ip6 one); DefaultNetworkPolicyTable
+	// when empty.
 	Table string
+	// IPv6 polices the pods' IPv6 addresses too, as every network plugin of a dual-stack
+	// cluster must: the same rules in a second table, `ip6 Table`, written in the same
+	// transaction, with ipBlocks of each family in their own family's table. Off, the agent
+	// never touches an ip6 table, and a pod's IPv6 address is open to every pod.
+	IPv6 bool
 	// NFT is the nft command and its leading arguments; {"nft"} when empty.
 	NFT []string
 	// NetNS is the network namespace (a path such as /var/run/netns/NAME) that set elements
@@ -56,11 +62,19 @@ type NetworkPolicyAgent struct {
 	// netlink says whether element changes may bypass nft (setelements.go).
 	netlink bool
 
-	// syncMu makes syncs one at a time; it guards rules.
+	// syncMu makes syncs one at a time; it guards the families' rules.
 	syncMu sync.Mutex
-	rules  policyRuleCache
+	// families are the tables the agent keeps: IPv4's, then IPv6's when Config.IPv6.
+	families []*policyFamilyTable
 
+	// mu guards the families' applied.
 	mu sync.Mutex
+}
+
+// policyFamilyTable is the agent's table of one IP family.
+type policyFamilyTable struct {
+	family ipFamily
+	rules  policyRuleCache
 	// applied is the ruleset in the kernel after the last successful sync; nil when the next
 	// sync must rebuild the table.
 	applied *ruleset
@@ -95,6 +109,10 @@ func NewNetworkPolicyAgent(pods coreinformers.PodInformer, namespaces coreinform
 		policies:   policies.Lister(),
 		synced:     []cache.InformerSynced{pods.Informer().HasSynced, namespaces.Informer().HasSynced, policies.Informer().HasSynced},
 		changed:    make(chan struct{}, 1),
+		families:   []*policyFamilyTable{{family: ipv4Family}},
+	}
+	if cfg.IPv6 {
+		a.families = append(a.families, &policyFamilyTable{family: ipv6Family})
 	}
 	signal := func() {
 		select {
@@ -153,12 +171,21 @@ func policyRelevantChange(o, n *corev1.Pod) bool {
 // keeps the table in step with the API until ctx is done, and deletes the table on the way
 // out. Failed syncs are logged and retried, never fatal.
 func (a *NetworkPolicyAgent) Run(ctx context.Context) error {
-	slog.Info("starting the NetworkPolicy agent", "table", "ip "+a.cfg.Table, "hostname", a.cfg.Hostname)
+	if a.cfg.IPv6 {
+		slog.Info("starting the NetworkPolicy agent", "table", "ip "+a.cfg.Table, "ipv6Table", "ip6 "+a.cfg.Table, "hostname", a.cfg.Hostname)
+	} else {
+		slog.Info("starting the NetworkPolicy agent", "table", "ip "+a.cfg.Table, "hostname", a.cfg.Hostname)
+	}
 	defer slog.Info("stopped the NetworkPolicy agent")
 	// pods on one bridge talk through it, not through the routing path: only with this do
 	// their packets meet the forward hook, where policies are judged
 	if err := a.cfg.Sysctl("net/bridge/bridge-nf-call-iptables", "1"); err != nil {
 		slog.Warn("cannot make bridged traffic pass netfilter; policies will not apply between pods of one node", "err", err)
+	}
+	if a.cfg.IPv6 {
+		if err := a.cfg.Sysctl("net/bridge/bridge-nf-call-ip6tables", "1"); err != nil {
+			slog.Warn("cannot make bridged IPv6 traffic pass netfilter; policies will not apply between pods of one node over IPv6", "err", err)
+		}
 	}
 	if !cache.WaitForNamedCacheSync("networkpolicy", ctx.Done(), a.synced...) {
 		return nil
@@ -174,73 +201,107 @@ func (a *NetworkPolicyAgent) Run(ctx context.Context) error {
 	return nil
 }
 
-// Sync makes the table match the Pods, Namespaces and NetworkPolicies in the informers'
+// Sync makes the tables match the Pods, Namespaces and NetworkPolicies in the informers'
 // caches, in one nft transaction that writes only what changed since the last sync.
 func (a *NetworkPolicyAgent) Sync(ctx context.Context) error {
 	a.syncMu.Lock()
 	defer a.syncMu.Unlock()
 	start := time.Now()
-	st, err := a.state()
+	pods, namespaces, policies, err := a.list()
 	if err != nil {
 		return err
 	}
-	rules := a.rules.build(st)
-	built := time.Now()
+	built := make([]*ruleset, len(a.families))
+	changes := make([][]setElementChange, len(a.families))
+	elementsOnly := a.netlink
 	a.mu.Lock()
-	prev := a.applied
+	prev := make([]*ruleset, len(a.families))
+	for i, f := range a.families {
+		prev[i] = f.applied
+	}
 	a.mu.Unlock()
+	for i, f := range a.families {
+		built[i] = f.rules.build(newFamilyPolicyState(f.family, pods, namespaces, policies, a.cfg.Hostname))
+		var ok bool
+		if changes[i], ok = elementOnlyChanges(prev[i], built[i]); !ok {
+			elementsOnly = false
+		}
+	}
+	buildTime := time.Now()
 	how := "nft"
-	if changes, ok := elementOnlyChanges(prev, rules); ok && a.netlink {
-		if len(changes) == 0 {
+	if elementsOnly {
+		if !slices.ContainsFunc(changes, func(c []setElementChange) bool { return len(c) > 0 }) {
 			return nil
 		}
 		how = "netlink"
-		err = applyElementChanges(a.cfg.NetNS, a.cfg.Table, changes)
-	} else {
-		tx := rules.transaction("ip", a.cfg.Table, prev)
-		if prev != nil && strings.Count(tx, "\n") <= 1 {
-			return nil // the only line is "add table"
+		for i, f := range a.families {
+			if len(changes[i]) > 0 && err == nil {
+				err = applyElementChanges(a.cfg.NetNS, f.family, a.cfg.Table, changes[i])
+			}
 		}
-		err = runNFT(ctx, a.cfg.NFT, tx)
-	}
-	if err != nil {
-		a.mu.Lock()
-		a.applied = nil
-		a.mu.Unlock()
-		return err
+	} else {
+		var tx strings.Builder
+		for i, f := range a.families {
+			t := built[i].transaction(f.family.table, a.cfg.Table, prev[i])
+			if prev[i] != nil && strings.Count(t, "\n") <= 1 {
+				continue // the only line is "add table"
+			}
+			tx.WriteString(t)
+		}
+		if tx.Len() == 0 {
+			return nil
+		}
+		err = runNFT(ctx, a.cfg.NFT, tx.String())
 	}
 	a.mu.Lock()
-	a.applied = rules
+	for i, f := range a.families {
+		if err != nil {
+			f.applied = nil
+		} else {
+			f.applied = built[i]
+		}
+	}
 	a.mu.Unlock()
-	slog.Debug("synced NetworkPolicy rules", "policies", len(st.policies), "pods", len(st.pods), "full", prev == nil,
-		"written", how, "build", built.Sub(start), "took", time.Since(start))
+	if err != nil {
+		return err
+	}
+	slog.Debug("synced NetworkPolicy rules", "policies", len(policies), "pods", len(pods), "full", prev[0] == nil,
+		"written", how, "build", buildTime.Sub(start), "took", time.Since(start))
 	return nil
 }
 
-// state reads what the rules are built from out of the informers' caches.
-func (a *NetworkPolicyAgent) state() (*policyState, error) {
+// list reads what the rules are built from out of the informers' caches.
+func (a *NetworkPolicyAgent) list() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error) {
 	pods, err := a.pods.List(labels.Everything())
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	namespaces, err := a.namespaces.List(labels.Everything())
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	policies, err := a.policies.List(labels.Everything())
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return newPolicyState(pods, namespaces, policies, a.cfg.Hostname), nil
+	return pods, namespaces, policies, nil
 }
 
+// newPolicyState is the state of the IPv4 rules.
 func newPolicyState(pods []*corev1.Pod, namespaces []*corev1.Namespace, policies []*networkingv1.NetworkPolicy, hostname string) *policyState {
-	st := &policyState{namespaces: make(map[string]labels.Set, len(namespaces)), byNamespace: map[string][]*policyPod{}, policies: policies}
+	return newFamilyPolicyState(ipv4Family, pods, namespaces, policies, hostname)
+}
+
+// newFamilyPolicyState is the state of one family's rules: its pods are those with an address
+// of the family, by that address.
+func newFamilyPolicyState(family ipFamily, pods []*corev1.Pod, namespaces []*corev1.Namespace, policies []*networkingv1.NetworkPolicy,
+	hostname string) *policyState {
+	st := &policyState{family: family, namespaces: make(map[string]labels.Set, len(namespaces)), byNamespace: map[string][]*policyPod{}, policies: policies}
 	for _, ns := range namespaces {
 		st.namespaces[ns.Name] = labels.Set(ns.Labels)
 	}
 	for _, pod := range pods {
-		if p := policyPodFrom(pod, hostname); p != nil {
+		if p := policyPodFrom(pod, hostname, family); p != nil {
 			st.pods = append(st.pods, p)
 			st.byNamespace[p.namespace] = append(st.byNamespace[p.namespace], p)
 		}
@@ -248,15 +309,22 @@ func newPolicyState(pods []*corev1.Pod, namespaces []*corev1.Namespace, policies
 	return st
 }
 
-// cleanup deletes the agent's table, and only it.
+// cleanup deletes the agent's tables, and only them.
 func (a *NetworkPolicyAgent) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	t := "ip " + a.cfg.Table
-	if err := runNFT(ctx, a.cfg.NFT, "add table "+t+"\ndelete table "+t+"\n"); err != nil {
-		slog.Warn("deleting the NetworkPolicy table failed", "table", t, "err", err)
+	var tx strings.Builder
+	for _, f := range a.families {
+		t := f.family.table + " " + a.cfg.Table
+		// "add" first so that deleting an absent table is no error
+		tx.WriteString("add table " + t + "\ndelete table " + t + "\n")
+	}
+	if err := runNFT(ctx, a.cfg.NFT, tx.String()); err != nil {
+		slog.Warn("deleting the NetworkPolicy tables failed", "table", a.cfg.Table, "err", err)
 	}
 	a.mu.Lock()
-	a.applied = nil
+	for _, f := range a.families {
+		f.applied = nil
+	}
 	a.mu.Unlock()
 }

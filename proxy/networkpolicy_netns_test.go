@@ -118,23 +118,26 @@ func (n *testNode) serveUDPEcho(netns, ip string, port int) {
 
 // startNetworkPolicyAgent runs an agent for the test node until the returned stop is called
 // (or the test ends).
-func startNetworkPolicyAgent(t *testing.T, client kubernetes.Interface, n *testNode) (stop func()) {
+func startNetworkPolicyAgent(t *testing.T, client kubernetes.Interface, n *testNode, opts ...func(*NetworkPolicyConfig)) (stop func()) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(client, 0)
-	a, err := NewNetworkPolicyAgent(factory.Core().V1().Pods(), factory.Core().V1().Namespaces(), factory.Networking().V1().NetworkPolicies(),
-		NetworkPolicyConfig{
-			Hostname:        nodeName,
-			NFT:             n.nftInNode,
-			NetNS:           netnsDir + "/" + n.node,
-			MinSyncInterval: 10 * time.Millisecond,
-			Sysctl: func(name, value string) error {
-				out, err := exec.Command("ip", "netns", "exec", n.node, "sysctl", "-qw", strings.ReplaceAll(name, "/", ".")+"="+value).CombinedOutput()
-				if err != nil {
-					return fmt.Errorf("%v: %s", err, out)
-				}
-				return nil
-			},
-		})
+	cfg := NetworkPolicyConfig{
+		Hostname:        nodeName,
+		NFT:             n.nftInNode,
+		NetNS:           netnsDir + "/" + n.node,
+		MinSyncInterval: 10 * time.Millisecond,
+		Sysctl: func(name, value string) error {
+			out, err := exec.Command("ip", "netns", "exec", n.node, "sysctl", "-qw", strings.ReplaceAll(name, "/", ".")+"="+value).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		},
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	a, err := NewNetworkPolicyAgent(factory.Core().V1().Pods(), factory.Core().V1().Namespaces(), factory.Networking().V1().NetworkPolicies(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

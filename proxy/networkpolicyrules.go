@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -18,7 +17,9 @@ import (
 )
 
 // The NetworkPolicy rules, in a table of their own (`ip skiff-netpol`), for the pods of this
-// node:
+// node; on a dual-stack node the same rules for the pods' IPv6 addresses in `ip6 skiff-netpol`
+// (a policy applies to every address of its pods, an ipBlock to the addresses of its own
+// family):
 //
 //	forward-egress  (filter hook forward, priority 0) → ct state established,related accept
 //	                    (replies); ip saddr . ip daddr @pod-self accept (a pod reaching itself,
@@ -36,7 +37,10 @@ import (
 // prerouting at -100), so traffic to a Service is judged by its backend pod's policies. Nothing
 // hooks input or output: traffic between a pod and its own node (the kubelet's probes, the
 // node's DNS) is always allowed, as upstream defines; it never passes forward. Pods on one
-// bridge reach each other through forward only with bridge-nf-call-iptables.
+// bridge reach each other through forward only with bridge-nf-call-iptables (and
+// bridge-nf-call-ip6tables). The ip6 table's base chains accept neighbor discovery before
+// any policy: it is IPv6's ARP, which never meets the ip family's hooks, and without it an
+// isolated pod could not even answer the peers its policies allow.
 //
 // A packet meets one map lookup and then the rules of the policies that select its pod, never
 // every policy's. Sets are keyed by address, per rule for its peers and ports, so a pod coming,
@@ -59,28 +63,30 @@ type policyPod struct {
 	key       string // namespace/name
 	namespace string
 	labels    labels.Set
-	ip        netip.Addr
-	addr      string // ip, written once: every sync writes it into many sets
-	local     bool
+	// ip is the pod's address of the family the rules are built for.
+	ip    netip.Addr
+	addr  string // ip, written once: every sync writes it into many sets
+	local bool
 	// ports maps a named port ("http/TCP") to its numbers in the pod's containers.
 	ports map[string][]int32
 }
 
-// policyPodFrom returns the policy's view of a pod, or nil for a pod that policies neither
-// select nor name as a peer: one without an IPv4 address, on the host's network, or finished.
-func policyPodFrom(pod *corev1.Pod, hostname string) *policyPod {
+// policyPodFrom returns the policy's view of a pod in one IP family, or nil for a pod that
+// policies neither select nor name as a peer there: one without an address of the family, on
+// the host's network, or finished.
+func policyPodFrom(pod *corev1.Pod, hostname string, family ipFamily) *policyPod {
 	if pod.Spec.HostNetwork || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return nil
 	}
 	var ip netip.Addr
 	for _, a := range pod.Status.PodIPs {
-		if addr, err := netip.ParseAddr(a.IP); err == nil && addr.Is4() {
+		if addr, err := netip.ParseAddr(a.IP); err == nil && family.has(addr) {
 			ip = addr
 			break
 		}
 	}
 	if !ip.IsValid() {
-		if addr, err := netip.ParseAddr(pod.Status.PodIP); err == nil && addr.Is4() {
+		if addr, err := netip.ParseAddr(pod.Status.PodIP); err == nil && family.has(addr) {
 			ip = addr
 		}
 	}
@@ -110,9 +116,11 @@ func (p *policyPod) equal(o *policyPod) bool {
 		maps.EqualFunc(p.ports, o.ports, func(a, b []int32) bool { return slices.Equal(a, b) })
 }
 
-// policyState is everything the rules are built from.
+// policyState is everything the rules of one IP family are built from.
 type policyState struct {
-	pods []*policyPod
+	// family is the rules' IP family; its pods are those with an address of it.
+	family ipFamily
+	pods   []*policyPod
 	// byNamespace holds the same pods by namespace.
 	byNamespace map[string][]*policyPod
 	// namespaces maps a namespace's name to its labels.
@@ -171,19 +179,24 @@ func (c *policyRuleCache) build(st *policyState) *ruleset {
 
 	r := newRuleset()
 	r.comment = "NetworkPolicy rules of skiff"
-	ingressDispatch := &nftMap{kind: "map", decl: "type ipv4_addr : verdict", incremental: true}
-	egressDispatch := &nftMap{kind: "map", decl: "type ipv4_addr : verdict", incremental: true}
-	self := &nftMap{kind: "set", decl: "type ipv4_addr . ipv4_addr", incremental: true}
+	addrType, ip := st.family.addrType, st.family.match
+	ingressDispatch := &nftMap{kind: "map", decl: "type " + addrType + " : verdict", incremental: true}
+	egressDispatch := &nftMap{kind: "map", decl: "type " + addrType + " : verdict", incremental: true}
+	self := &nftMap{kind: "set", decl: "type " + addrType + " . " + addrType, incremental: true}
 	r.maps[ingressDispatchMap], r.maps[egressDispatchMap], r.maps[podSelfSet] = ingressDispatch, egressDispatch, self
 
-	r.chain("forward-egress").base = "type filter hook forward priority 0 ; policy accept"
-	r.rule("forward-egress", "ct state established,related accept")
-	r.rule("forward-egress", "ip saddr . ip daddr @%s accept", podSelfSet)
-	r.rule("forward-egress", "ip saddr vmap @%s", egressDispatchMap)
-	r.chain("forward-ingress").base = "type filter hook forward priority 1 ; policy accept"
-	r.rule("forward-ingress", "ct state established,related accept")
-	r.rule("forward-ingress", "ip saddr . ip daddr @%s accept", podSelfSet)
-	r.rule("forward-ingress", "ip daddr vmap @%s", ingressDispatchMap)
+	for _, base := range []struct{ chain, priority, dispatch string }{
+		{"forward-egress", "0", ip + " saddr vmap @" + egressDispatchMap},
+		{"forward-ingress", "1", ip + " daddr vmap @" + ingressDispatchMap},
+	} {
+		r.chain(base.chain).base = "type filter hook forward priority " + base.priority + " ; policy accept"
+		r.rule(base.chain, "ct state established,related accept")
+		if st.family == ipv6Family {
+			r.rule(base.chain, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept")
+		}
+		r.rule(base.chain, "%s saddr . %s daddr @%s accept", ip, ip, podSelfSet)
+		r.rule(base.chain, "%s", base.dispatch)
+	}
 
 	for _, p := range st.pods {
 		if p.local {
@@ -366,22 +379,22 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 		peerPodList = peerPods(st, np.Namespace, peers)
 		for _, peer := range peers {
 			if peer.IPBlock != nil {
-				blocks = append(blocks, ipBlockRanges(peer.IPBlock)...)
+				blocks = append(blocks, ipBlockRanges(st.family, peer.IPBlock)...)
 			}
 		}
 		if len(peerPodList) > 0 {
 			set := prefix + "-peers"
-			m := &nftMap{kind: "set", decl: "type ipv4_addr", incremental: true}
+			m := &nftMap{kind: "set", decl: "type " + st.family.addrType, incremental: true}
 			for _, p := range peerPodList {
 				m.elements = append(m.elements, p.addr)
 			}
 			r.maps[set] = m
-			matches = append(matches, fmt.Sprintf("ip %s @%s ", d.peer, set))
+			matches = append(matches, fmt.Sprintf("%s %s @%s ", st.family.match, d.peer, set))
 		}
 		if len(blocks) > 0 {
 			set := prefix + "-blocks"
-			r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr ; flags interval", incremental: true, elements: rangeElements(mergeRanges(blocks))}
-			matches = append(matches, fmt.Sprintf("ip %s @%s ", d.peer, set))
+			r.maps[set] = &nftMap{kind: "set", decl: "type " + st.family.addrType + " ; flags interval", incremental: true, elements: rangeElements(mergeRanges(blocks))}
+			matches = append(matches, fmt.Sprintf("%s %s @%s ", st.family.match, d.peer, set))
 		}
 	}
 	if len(matches) == 0 {
@@ -439,9 +452,9 @@ func directionRule(r *ruleset, st *policyState, np *networkingv1.NetworkPolicy, 
 	if len(named) > 0 {
 		// the destination is the pod whose port it is, for ingress and egress alike
 		set := prefix + "-named"
-		r.maps[set] = &nftMap{kind: "set", decl: "type ipv4_addr . inet_proto . inet_service", incremental: true, elements: named}
+		r.maps[set] = &nftMap{kind: "set", decl: "type " + st.family.addrType + " . inet_proto . inet_service", incremental: true, elements: named}
 		for _, m := range matches {
-			r.rule(d.chain, "%sip daddr . meta l4proto . th dport @%s accept %s", m, set, comment)
+			r.rule(d.chain, "%s%s daddr . meta l4proto . th dport @%s accept %s", m, st.family.match, set, comment)
 		}
 	}
 }
@@ -533,38 +546,30 @@ func inRanges(ranges []ipRange, ip netip.Addr) bool {
 	return false
 }
 
-// ipRange is the IPv4 addresses from first to last, both included.
+// ipRange is the addresses of one family from first to last, both included.
 type ipRange struct{ first, last netip.Addr }
 
 func prefixRange(p netip.Prefix) ipRange {
 	p = p.Masked()
-	first := ip4Uint(p.Addr())
-	last := first | (uint32(1)<<(32-p.Bits()) - 1)
-	if p.Bits() == 0 {
-		last = ^uint32(0)
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
 	}
-	return ipRange{uint4IP(first), uint4IP(last)}
+	last, _ := netip.AddrFromSlice(b)
+	return ipRange{p.Addr(), last}
 }
 
-func ip4Uint(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
-
-func uint4IP(u uint32) netip.Addr {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], u)
-	return netip.AddrFrom4(b)
-}
-
-// ipBlockRanges is an ipBlock's CIDR without its exceptions, as ranges; none for an IPv6
-// block (the table is IPv4).
-func ipBlockRanges(b *networkingv1.IPBlock) []ipRange {
+// ipBlockRanges is an ipBlock's CIDR without its exceptions, as ranges of the family: none
+// for a block of the other family, which matches none of this family's traffic.
+func ipBlockRanges(family ipFamily, b *networkingv1.IPBlock) []ipRange {
 	cidr, err := netip.ParsePrefix(b.CIDR)
-	if err != nil || !cidr.Addr().Is4() {
+	if err != nil || !family.has(cidr.Addr()) {
 		return nil
 	}
 	ranges := []ipRange{prefixRange(cidr)}
 	for _, e := range b.Except {
 		ex, err := netip.ParsePrefix(e)
-		if err != nil || !ex.Addr().Is4() {
+		if err != nil || !family.has(ex.Addr()) {
 			continue
 		}
 		cut := prefixRange(ex)
@@ -579,16 +584,15 @@ func ipBlockRanges(b *networkingv1.IPBlock) []ipRange {
 
 // subtractRange is r without the addresses of cut: none, one or two ranges.
 func subtractRange(r, cut ipRange) []ipRange {
-	f, l, cf, cl := ip4Uint(r.first), ip4Uint(r.last), ip4Uint(cut.first), ip4Uint(cut.last)
-	if cl < f || cf > l {
+	if cut.last.Less(r.first) || r.last.Less(cut.first) {
 		return []ipRange{r}
 	}
 	var out []ipRange
-	if cf > f {
-		out = append(out, ipRange{r.first, uint4IP(cf - 1)})
+	if r.first.Less(cut.first) {
+		out = append(out, ipRange{r.first, cut.first.Prev()})
 	}
-	if cl < l {
-		out = append(out, ipRange{uint4IP(cl + 1), r.last})
+	if cut.last.Less(r.last) {
+		out = append(out, ipRange{cut.last.Next(), r.last})
 	}
 	return out
 }
@@ -600,8 +604,8 @@ func mergeRanges(ranges []ipRange) []ipRange {
 	var out []ipRange
 	for _, r := range ranges {
 		if n := len(out); n > 0 {
-			last := ip4Uint(out[n-1].last)
-			if last == ^uint32(0) || ip4Uint(r.first) <= last+1 {
+			// past the family's last address there is nothing to touch: Next is invalid
+			if next := out[n-1].last.Next(); !next.IsValid() || r.first.Compare(next) <= 0 {
 				if r.last.Compare(out[n-1].last) > 0 {
 					out[n-1].last = r.last
 				}

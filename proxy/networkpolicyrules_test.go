@@ -55,15 +55,15 @@ func policySet(t *testing.T, r *ruleset, suffix string) []string {
 }
 
 func TestIPBlockWithExceptionsBecomesTheRangesLeft(t *testing.T) {
-	got := rangeElements(mergeRanges(ipBlockRanges(&networkingv1.IPBlock{CIDR: "10.0.0.0/24", Except: []string{"10.0.0.128/25", "10.0.0.5/32"}})))
+	got := rangeElements(mergeRanges(ipBlockRanges(ipv4Family, &networkingv1.IPBlock{CIDR: "10.0.0.0/24", Except: []string{"10.0.0.128/25", "10.0.0.5/32"}})))
 	want := []string{"10.0.0.0-10.0.0.4", "10.0.0.6-10.0.0.127"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	if got := rangeElements(ipBlockRanges(&networkingv1.IPBlock{CIDR: "0.0.0.0/0"})); !slices.Equal(got, []string{"0.0.0.0-255.255.255.255"}) {
+	if got := rangeElements(ipBlockRanges(ipv4Family, &networkingv1.IPBlock{CIDR: "0.0.0.0/0"})); !slices.Equal(got, []string{"0.0.0.0-255.255.255.255"}) {
 		t.Errorf("0.0.0.0/0: got %v", got)
 	}
-	if got := ipBlockRanges(&networkingv1.IPBlock{CIDR: "fd00::/8"}); len(got) != 0 {
+	if got := ipBlockRanges(ipv4Family, &networkingv1.IPBlock{CIDR: "fd00::/8"}); len(got) != 0 {
 		t.Errorf("an IPv6 block has no place in the IPv4 table, got %v", got)
 	}
 }

@@ -12,9 +12,9 @@ import (
 
 // RemoveFromNode deletes what the proxy, the NetworkPolicy agent and the node-routes syncer
 // of a node left in this network namespace when they could not clean after themselves (their
-// process was killed): the tables `ip skiff`, `ip6 skiff` (a dual-stack proxy's) and
-// `ip skiff-netpol` and the routes of DefaultRouteProtocol of both IP families. Each is theirs
-// by name or protocol; nothing else is touched. `skiff reset` runs it; without nft or ip
+// process was killed): the tables `ip skiff`, `ip6 skiff` (a dual-stack proxy's),
+// `ip skiff-netpol` and `ip6 skiff-netpol` (a dual-stack agent's) and the routes of
+// DefaultRouteProtocol of both IP families. Each is theirs by name or protocol; nothing else is touched. `skiff reset` runs it; without nft or ip
 // installed there is nothing of theirs to remove.
 func RemoveFromNode(ctx context.Context) error {
 	var errs []error
@@ -25,7 +25,9 @@ func RemoveFromNode(ctx context.Context) error {
 			fmt.Fprintf(&tx, "add table ip %s\ndelete table ip %s\n", t, t)
 		}
 		if ipv6Enabled() {
-			fmt.Fprintf(&tx, "add table ip6 %s\ndelete table ip6 %s\n", DefaultTable, DefaultTable)
+			for _, t := range []string{DefaultTable, DefaultNetworkPolicyTable} {
+				fmt.Fprintf(&tx, "add table ip6 %s\ndelete table ip6 %s\n", t, t)
+			}
 		}
 		if err := runNFT(ctx, []string{"nft"}, tx.String()); err != nil {
 			errs = append(errs, err)

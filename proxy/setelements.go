@@ -55,9 +55,10 @@ func elementOnlyChanges(prev, next *ruleset) ([]setElementChange, bool) {
 	return changes, true
 }
 
-// applyElementChanges writes the changes to the sets of an ip table in one netlink batch. With
-// netns set (a path such as /var/run/netns/NAME) it writes in that network namespace.
-func applyElementChanges(netns, table string, changes []setElementChange) error {
+// applyElementChanges writes the changes to the sets of a table of the family (ip or ip6) in
+// one netlink batch. With netns set (a path such as /var/run/netns/NAME) it writes in that
+// network namespace.
+func applyElementChanges(netns string, family ipFamily, table string, changes []setElementChange) error {
 	// the kernel acknowledges every message of the batch; a pod change at a thousand policies
 	// touches hundreds of sets, whose acknowledgements overflow a default receive buffer
 	// (ENOBUFS). A larger buffer, and acknowledgements without the request echoed, hold them.
@@ -80,6 +81,9 @@ func applyElementChanges(netns, table string, changes []setElementChange) error 
 		return err
 	}
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
+	if family == ipv6Family {
+		t.Family = nftables.TableFamilyIPv6
+	}
 	for _, c := range changes {
 		set := &nftables.Set{Table: t, Name: c.name}
 		if len(c.gone) > 0 {
@@ -156,6 +160,13 @@ func elementKey(decl, element string) ([]byte, error) {
 			}
 			a4 := a.As4()
 			b = a4[:]
+		case "ipv6_addr":
+			a, err := netip.ParseAddr(f)
+			if err != nil || !a.Is6() || a.Is4In6() {
+				return nil, fmt.Errorf("element %q: %q is no IPv6 address", element, f)
+			}
+			a16 := a.As16()
+			b = a16[:]
 		case "inet_proto":
 			n, ok := map[string]byte{"tcp": 6, "udp": 17, "sctp": 132}[f]
 			if !ok {

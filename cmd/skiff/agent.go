@@ -79,7 +79,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "REGISTRY=URL: pull images of REGISTRY (or * for every one) from the mirror at URL first (repeatable)")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the server's --cluster-cidr, for the proxy (as kube-proxy's): traffic to cluster IPs from outside it is masqueraded, "+
-		"and an IPv6 CIDR in it (10.42.0.0/16,fd42::/56) makes the proxy route IPv6 Services and IPv6 pod routes")
+		"and an IPv6 CIDR in it (10.42.0.0/16,fd42::/56) makes the proxy route IPv6 Services and IPv6 pod routes, and the NetworkPolicy agent police pods' IPv6 addresses")
 }
 
 // runAgent joins and runs the node until ctx is done.
@@ -154,6 +154,9 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	if err != nil {
 		return err
 	}
+	// an IPv6 cluster CIDR makes the node dual-stack: its pods' IPv6 addresses are policed too
+	// (a bad --cluster-cidr fails the proxy, which stops the agent)
+	_, clusterCIDR6, _ := parseProxyClusterCIDR(o.clusterCIDR)
 	slog.Info("joined", "node", name, "server", o.server)
 	return runComponents(ctx, []component{
 		{"kubelet", func(ctx context.Context) error {
@@ -163,7 +166,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 			return runProxy(ctx, proxyConfig, &proxyOptions{hostnameOverride: name, clusterCIDR: o.clusterCIDR})
 		}},
 		{"network-policy", func(ctx context.Context) error {
-			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name})
+			return runNetworkPolicyAgent(ctx, policyConfig, &networkPolicyOptions{hostnameOverride: name, ipv6: clusterCIDR6.IsValid()})
 		}},
 		{"proxy-certificates", func(ctx context.Context) error {
 			var wg sync.WaitGroup

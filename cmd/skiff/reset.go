@@ -67,8 +67,8 @@ func newResetCommand() *cobra.Command {
 kill -9 or a crash, then the data directory itself (every object of the cluster goes with it):
 its containerd's containers, tasks and pod sandboxes with their network namespaces, veths and
 CNI rules, the pods' bridge and cgroups, every mount beneath the data directory, the proxy's
-and the NetworkPolicy agent's nftables tables (ip skiff, ip skiff-netpol) and node routes
-(proto 77). It refuses while a skiff up runs with that data directory. Run it as root.`,
+and the NetworkPolicy agent's nftables tables (ip skiff, ip skiff-netpol, and their ip6 twins)
+and node routes (proto 77). It refuses while a skiff up runs with that data directory. Run it as root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd.Context())

@@ -207,7 +207,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], network, pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
-		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user])},
+		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user], network)},
 	}
 	if !o.disableIngress {
 		components = append(components, component{"ingress-controller", upIngress(configs[ingressIdentity.user])})

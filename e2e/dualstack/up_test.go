@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -28,7 +29,8 @@ import (
 // 10.42.0.0/16,fd42::/56 --service-cidr 10.96.0.0/12,fd00:10:96::/112` as a user would, and
 // checks that the flags reach every part: node IPAM and the kubelet (the Node's pod CIDRs, the
 // pods' addresses), the API server (a dual-stack Service's two cluster IPs) and the proxy (a
-// pod reaching the Service on each, the ip6 table it keeps and removes on exit).
+// pod reaching the Service on each, the ip6 table it keeps and removes on exit) and the
+// NetworkPolicy agent (an isolated pod closed on both addresses, in ip6 skiff-netpol too).
 func TestSkiffUpWithDualStackFlagsRunsADualStackCluster(t *testing.T) {
 	requireNode(t)
 	run(t, "ip", "link", "add", "node0", "type", "bridge")
@@ -148,8 +150,9 @@ func TestSkiffUpWithDualStackFlagsRunsADualStackCluster(t *testing.T) {
 	if len(svc.Spec.ClusterIPs) != 2 || !inRange(svc.Spec.ClusterIPs[1], netip.MustParsePrefix("fd00:10:96::/112")) {
 		t.Fatalf("the Service's cluster IPs: %v", svc.Spec.ClusterIPs)
 	}
-	// the client asks the Service on each cluster IP once a second and logs what answered
-	script := fmt.Sprintf(`while true; do echo "v4 $(wget -q -O- http://%s/ 2>&1)"; echo "v6 $(wget -q -O- http://[%s]/ 2>&1)"; sleep 1; done`,
+	// the client asks the Service on each cluster IP once a second and logs what answered (a
+	// dropped connection is given up after 2 s: busybox's wget -T crashes)
+	script := fmt.Sprintf(`while true; do echo "v4 $(timeout 2 wget -q -O- http://%s/ 2>&1)"; echo "v6 $(timeout 2 wget -q -O- http://[%s]/ 2>&1)"; sleep 1; done`,
 		svc.Spec.ClusterIPs[0], svc.Spec.ClusterIPs[1])
 	clientPod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "client"},
@@ -185,6 +188,32 @@ func TestSkiffUpWithDualStackFlagsRunsADualStackCluster(t *testing.T) {
 	})
 	if out, err := exec.Command("nft", "list", "table", "ip6", "skiff").CombinedOutput(); err != nil || !strings.Contains(string(out), svc.Spec.ClusterIPs[1]) {
 		t.Errorf("the proxy's ip6 table (err %v):\n%s", err, out)
+	}
+
+	// a policy isolating web for ingress closes both of its addresses to the client
+	if _, err := client.NetworkingV1().NetworkPolicies("default").Create(ctx, &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-deny-ingress"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the client refused by web on both cluster IPs", func() (bool, string) {
+		b, err := client.CoreV1().Pods("default").GetLogs("client", &corev1.PodLogOptions{TailLines: ptr.To[int64](4)}).Do(ctx).Raw()
+		if err != nil {
+			return false, err.Error()
+		}
+		logs := string(b)
+		return strings.Count(logs, "\n") == 4 && !strings.Contains(logs, "web"), logs
+	})
+	webPodNow, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nft", "list", "table", "ip6", "skiff-netpol").CombinedOutput(); err != nil || !strings.Contains(string(out), webPodNow.Status.PodIPs[1].IP) {
+		t.Errorf("the NetworkPolicy agent's ip6 table (err %v) should isolate %s:\n%s", err, webPodNow.Status.PodIPs[1].IP, out)
 	}
 
 	// stopped, skiff up leaves no table of either family
