@@ -55,6 +55,7 @@ func newRootCommand() *cobra.Command {
 		newTokenCommand(),
 		newAgentCommand(g),
 		newResetCommand(),
+		newEtcdSnapshotCommand(),
 	)
 	return root
 }

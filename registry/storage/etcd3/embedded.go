@@ -91,6 +91,11 @@ func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 	for _, l := range e.Clients {
 		endpoints = append(endpoints, "https://"+l.Addr().String())
 	}
+	if err := os.WriteFile(filepath.Join(dataDir, endpointsFileName), []byte(strings.Join(endpoints, "\n")+"\n"), 0o600); err != nil {
+		level.SetLevel(zap.FatalLevel)
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s: %w", dataDir, err)
+	}
 	// The API server in this process talks to etcd by function calls, not through gRPC over
 	// loopback: that transport cost a fifth of a write. Other processes use Endpoints.
 	client := v3client.New(e.Server)
@@ -120,7 +125,7 @@ func startEtcd(dataDir string, pki *embeddedPKI, level zap.AtomicLevel) (*embed.
 	peerURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
 
 	cfg := embed.NewConfig()
-	cfg.Name = "skiff"
+	cfg.Name = embeddedMemberName
 	cfg.Dir = dataDir
 	cfg.ListenClientUrls = []url.URL{clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{clientURL}
