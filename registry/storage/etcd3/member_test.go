@@ -1,0 +1,82 @@
+package etcd3
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// copyEtcdCA gives dir the etcd CA of from, as a joining server is given it.
+func copyEtcdCA(t *testing.T, from, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "pki"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{etcdCAFileName, etcdCAKeyFileName} {
+		b, err := os.ReadFile(filepath.Join(from, "pki", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "pki", f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAMemberJoinsAClusterAndServesItsKeysUntilRemoved(t *testing.T) {
+	ctx := context.Background()
+	firstDir, secondDir := t.TempDir(), t.TempDir()
+	first := Member{Name: "first", IP: net.ParseIP("127.0.0.2")}
+	a, err := StartMember(ctx, firstDir, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Client.Put(ctx, "/registry/namespaces/before", "v"); err != nil {
+		t.Fatal(err)
+	}
+
+	copyEtcdCA(t, firstDir, secondDir)
+	second := Member{Name: "second", IP: net.ParseIP("127.0.0.3")}
+	if HasMemberData(secondDir) {
+		t.Fatal("a fresh dir holds member data")
+	}
+	second.InitialCluster, err = JoinCluster(ctx, secondDir, second, []string{first.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "first=https://127.0.0.2:2380,second=https://127.0.0.3:2380"; second.InitialCluster != want {
+		t.Errorf("initial cluster %q, want %q", second.InitialCluster, want)
+	}
+	b, err := StartMember(ctx, secondDir, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got, err := b.Client.Get(ctx, "/registry/namespaces/before")
+	if err != nil || got.Count != 1 {
+		t.Fatalf("the joined member reads %v, %v; want the key written before it joined", got, err)
+	}
+	if _, err := b.Client.Put(ctx, "/registry/namespaces/after", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Client.Get(ctx, "/registry/namespaces/after"); err != nil || got.Count != 1 {
+		t.Fatalf("the first member reads %v, %v; want the key the joined one wrote", got, err)
+	}
+
+	// removed while it runs: two members without one have no quorum to remove it after
+	if err := RemoveMember(ctx, firstDir, "second", []string{first.ClientURL()}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	list, err := a.Client.MemberList(ctx)
+	if err != nil || len(list.Members) != 1 || list.Members[0].Name != "first" {
+		t.Fatalf("members after removing second: %v, %v", list, err)
+	}
+	// with one member again, it has quorum alone
+	if _, err := a.Client.Put(ctx, "/registry/namespaces/alone", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
