@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -99,7 +101,7 @@ func JoinCluster(ctx context.Context, dataDir string, m Member, endpoints []stri
 		return "", err
 	}
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	list, err := client.MemberList(ctx)
 	if err != nil {
@@ -113,7 +115,7 @@ func JoinCluster(ctx context.Context, dataDir string, m Member, endpoints []stri
 				return "", fmt.Errorf("the etcd cluster has a member named %s already, at %v: remove it first (skiff etcd-member remove %s)", m.Name, mem.PeerURLs, m.Name)
 			}
 		}
-		added, err := client.MemberAdd(ctx, []string{m.PeerURL()})
+		added, err := addMember(ctx, client, m.PeerURL())
 		if err != nil {
 			return "", fmt.Errorf("adding %s to the etcd cluster: %w", m.PeerURL(), err)
 		}
@@ -133,6 +135,24 @@ func JoinCluster(ctx context.Context, dataDir string, m Member, endpoints []stri
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ","), nil
+}
+
+// addMember adds a member at peerURL. etcd refuses while a member added before has not
+// started yet, or the members have not been connected for its health interval (5 s): servers
+// that join at once are let in one after the other.
+func addMember(ctx context.Context, client *clientv3.Client, peerURL string) (*clientv3.MemberAddResponse, error) {
+	for {
+		added, err := client.MemberAdd(ctx, []string{peerURL})
+		if err == nil || !errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) && !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return added, err
+		}
+		slog.Info("the etcd cluster cannot take a member yet; retrying", "reason", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // RemoveMember removes the member named name from the cluster whose members serve clients at
