@@ -22,6 +22,10 @@ type etcdSnapshotOptions struct {
 	name string
 	// dir is where save writes; "" is DATA_DIR/snapshots
 	dir string
+	// clusterInit restores for a server started with --cluster-init, whose etcd member is
+	// named by the node and reached at advertiseAddress
+	clusterInit      bool
+	advertiseAddress string
 }
 
 func newEtcdSnapshotCommand() *cobra.Command {
@@ -73,6 +77,9 @@ while a skiff up runs with the data directory.`,
 		},
 	}
 	restore.Flags().StringVar(&o.dataDir, "data-dir", defaultDataDir(), "the data directory whose etcd to replace")
+	restore.Flags().BoolVar(&o.clusterInit, "cluster-init", false,
+		"restore for 'skiff up --cluster-init': a first server that others join again with --server (each after a 'skiff reset')")
+	restore.Flags().StringVar(&o.advertiseAddress, "advertise-address", "", "with --cluster-init, the address the server will advertise (default: this host's address of the default route)")
 	cmd.AddCommand(save, restore)
 	return cmd
 }
@@ -132,7 +139,19 @@ func (o *etcdSnapshotOptions) restore(file string, stdout io.Writer) error {
 		return err
 	}
 	defer unlock()
-	previous, err := etcd3.RestoreSnapshot(file, filepath.Join(o.dataDir, "etcd"), etcd3.RestoreOptions{})
+	var member etcd3.RestoreOptions
+	if o.clusterInit {
+		up := &upOptions{advertiseAddress: o.advertiseAddress}
+		ip, err := up.memberIP()
+		if err != nil {
+			return err
+		}
+		if member.MemberName, err = hostNodeName(""); err != nil {
+			return err
+		}
+		member.PeerURL = etcd3.Member{Name: member.MemberName, IP: ip}.PeerURL()
+	}
+	previous, err := etcd3.RestoreSnapshot(file, filepath.Join(o.dataDir, "etcd"), member)
 	if err != nil {
 		return err
 	}

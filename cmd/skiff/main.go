@@ -56,6 +56,7 @@ func newRootCommand() *cobra.Command {
 		newAgentCommand(g),
 		newResetCommand(),
 		newEtcdSnapshotCommand(),
+		newEtcdMemberCommand(),
 	)
 	return root
 }

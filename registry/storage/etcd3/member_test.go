@@ -80,3 +80,43 @@ func TestAMemberJoinsAClusterAndServesItsKeysUntilRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestASnapshotRestoredForAMemberStartsAClusterOthersCanJoin(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e, err := StartEmbedded(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.Put(ctx, "/registry/namespaces/saved", "v"); err != nil {
+		t.Fatal(err)
+	}
+	endpoints, _ := EmbeddedEndpoints(dir)
+	src := SnapshotSource{Endpoints: endpoints}
+	src.CAFile, src.CertFile, src.KeyFile = EmbeddedClientFiles(dir)
+	file := filepath.Join(t.TempDir(), "snap")
+	if err := SaveSnapshot(ctx, src, file); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	m := Member{Name: "first", IP: net.ParseIP("127.0.0.4")}
+	if _, err := RestoreSnapshot(file, dir, RestoreOptions{MemberName: m.Name, PeerURL: m.PeerURL()}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := StartMember(ctx, dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := r.Client.Get(ctx, "/registry/namespaces/saved"); err != nil || got.Count != 1 {
+		t.Fatalf("the restored member reads %v, %v", got, err)
+	}
+	list, err := r.Client.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Members) != 1 || list.Members[0].Name != "first" || len(list.Members[0].PeerURLs) != 1 || list.Members[0].PeerURLs[0] != m.PeerURL() {
+		t.Errorf("members after the restore: %v, want first at %s alone (the URL joining members dial)", list.Members, m.PeerURL())
+	}
+}
