@@ -227,6 +227,9 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	if !o.disableIngress {
 		components = append(components, component{"ingress-controller", upIngress(configs[ingressIdentity.user])})
 	}
+	if o.haServer() {
+		components = append(components, component{"etcd-members-record", recordEtcdMembers(etcd, o.dataDir)})
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -225,4 +227,79 @@ func ensureServerBootstrap(ctx context.Context, cfg *rest.Config, dataDir string
 		return fmt.Errorf("role binding %s: %w", serverBootstrapRole, err)
 	}
 	return nil
+}
+
+// etcdMembersFile, in DATA/etcd, says which member this server's etcd is and where the other
+// members serve clients, so that `skiff reset`, with this server stopped, can take the member
+// out of the cluster through them.
+const etcdMembersFile = "members.json"
+
+type etcdMembersRecord struct {
+	Name string `json:"name"`
+	// Others are the other members' client URLs.
+	Others []string `json:"others"`
+}
+
+// recordEtcdMembers keeps etcdMembersFile up to date while the server runs, as servers join
+// and leave.
+func recordEtcdMembers(etcd *etcdConnection, dataDir string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		name, err := hostNodeName("")
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dataDir, "etcd", etcdMembersFile)
+		var last string
+		for {
+			listCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			list, err := etcd.client.MemberList(listCtx)
+			cancel()
+			if err == nil {
+				rec := etcdMembersRecord{Name: name}
+				for _, m := range list.Members {
+					if m.Name != name {
+						rec.Others = append(rec.Others, m.ClientURLs...)
+					}
+				}
+				b, _ := json.Marshal(rec)
+				if string(b) != last {
+					if err := os.WriteFile(path, b, 0o600); err != nil {
+						slog.Warn("recording the etcd members failed", "err", err)
+					} else {
+						last = string(b)
+						slog.Info("etcd members", "self", name, "others", rec.Others)
+					}
+				}
+			} else if ctx.Err() == nil {
+				slog.Warn("listing the etcd members failed", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
+}
+
+// leaveEtcdCluster takes the member of a stopped server out of its etcd cluster, through the
+// other members etcdMembersFile names. It says why it could not rather than failing: a reset
+// must go on when the other servers are gone too.
+func leaveEtcdCluster(ctx context.Context, dataDir string, stdout io.Writer) {
+	etcdDir := filepath.Join(dataDir, "etcd")
+	b, err := os.ReadFile(filepath.Join(etcdDir, etcdMembersFile))
+	if err != nil {
+		return // not a server of several
+	}
+	var rec etcdMembersRecord
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Name == "" || len(rec.Others) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := etcd3.RemoveMember(ctx, etcdDir, rec.Name, rec.Others); err != nil {
+		fmt.Fprintf(stdout, "could not remove etcd member %s from the cluster (%v): run 'skiff etcd-member remove %s' on a running server\n", rec.Name, err, rec.Name)
+		return
+	}
+	fmt.Fprintf(stdout, "removed etcd member %s from the cluster\n", rec.Name)
 }
