@@ -1,6 +1,7 @@
 package etcd3
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ type Member struct {
 	Name string
 	// IP is the address the other members and clients reach this one at.
 	IP net.IP
+	// ClientPort and PeerPort default to MemberClientPort and MemberPeerPort.
+	ClientPort, PeerPort int
 	// InitialCluster, for a member joining a running cluster (JoinCluster's answer), lists
 	// every member as NAME=PEER_URL,...; "" starts a new cluster of this member alone. Either
 	// way it matters only on the first start: later starts go on from the data dir.
@@ -44,10 +47,10 @@ type Member struct {
 }
 
 // PeerURL is the URL the other members reach this one at.
-func (m Member) PeerURL() string { return memberURL(m.IP, MemberPeerPort) }
+func (m Member) PeerURL() string { return memberURL(m.IP, cmp.Or(m.PeerPort, MemberPeerPort)) }
 
 // ClientURL is the URL clients on other machines reach this member at.
-func (m Member) ClientURL() string { return memberURL(m.IP, MemberClientPort) }
+func (m Member) ClientURL() string { return memberURL(m.IP, cmp.Or(m.ClientPort, MemberClientPort)) }
 
 func memberURL(ip net.IP, port int) string {
 	return "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(port))

@@ -25,10 +25,20 @@ func copyEtcdCA(t *testing.T, from, dir string) {
 	}
 }
 
+// testMember is a member on loopback address ip, on ports the kernel picked free.
+func testMember(t *testing.T, name, ip string) Member {
+	t.Helper()
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Member{Name: name, IP: net.ParseIP(ip), ClientPort: ports[0], PeerPort: ports[1]}
+}
+
 func TestAMemberJoinsAClusterAndServesItsKeysUntilRemoved(t *testing.T) {
 	ctx := context.Background()
 	firstDir, secondDir := t.TempDir(), t.TempDir()
-	first := Member{Name: "first", IP: net.ParseIP("127.0.0.2")}
+	first := testMember(t, "first", "127.0.0.2")
 	a, err := StartMember(ctx, firstDir, first)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +49,7 @@ func TestAMemberJoinsAClusterAndServesItsKeysUntilRemoved(t *testing.T) {
 	}
 
 	copyEtcdCA(t, firstDir, secondDir)
-	second := Member{Name: "second", IP: net.ParseIP("127.0.0.3")}
+	second := testMember(t, "second", "127.0.0.3")
 	if HasMemberData(secondDir) {
 		t.Fatal("a fresh dir holds member data")
 	}
@@ -47,7 +57,7 @@ func TestAMemberJoinsAClusterAndServesItsKeysUntilRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "first=https://127.0.0.2:2380,second=https://127.0.0.3:2380"; second.InitialCluster != want {
+	if want := "first=" + first.PeerURL() + ",second=" + second.PeerURL(); second.InitialCluster != want {
 		t.Errorf("initial cluster %q, want %q", second.InitialCluster, want)
 	}
 	b, err := StartMember(ctx, secondDir, second)
@@ -100,7 +110,7 @@ func TestASnapshotRestoredForAMemberStartsAClusterOthersCanJoin(t *testing.T) {
 	}
 	e.Close()
 
-	m := Member{Name: "first", IP: net.ParseIP("127.0.0.4")}
+	m := testMember(t, "first", "127.0.0.4")
 	if _, err := RestoreSnapshot(file, dir, RestoreOptions{MemberName: m.Name, PeerURL: m.PeerURL()}); err != nil {
 		t.Fatal(err)
 	}
