@@ -60,14 +60,23 @@ var serverBootstrapFiles = map[string]string{
 }
 
 // haServer says whether up runs as one server of several: with its etcd a member of a cluster
-// spanning machines.
-func (o *upOptions) haServer() bool { return o.clusterInit || o.joinServer != "" }
+// spanning machines. A data dir that holds such a member stays one, whatever the flags of a
+// later start.
+func (o *upOptions) haServer() bool {
+	return o.clusterInit || o.joinServer != "" || o.isMember()
+}
+
+// isMember says whether the data dir holds an etcd member of a cluster spanning machines.
+func (o *upOptions) isMember() bool {
+	_, err := os.Stat(filepath.Join(o.dataDir, "etcd", etcdMembersFile))
+	return err == nil
+}
 
 func (o *upOptions) validateHA() error {
 	if o.clusterInit && o.joinServer != "" {
 		return errors.New("--cluster-init starts a new cluster and --server joins one: give one of them")
 	}
-	if o.joinServer != "" && o.joinToken == "" {
+	if o.joinServer != "" && o.joinToken == "" && !o.isMember() {
 		return errors.New("--server needs --token (skiff token create --server on a server prints it)")
 	}
 	if o.joinServer == "" && (o.joinToken != "" || len(o.joinCAHashes) > 0) {
@@ -125,6 +134,15 @@ func (o *upOptions) startServerEtcd(ctx context.Context) (*etcdConnection, error
 		return nil, fmt.Errorf("starting etcd member %s in %s: %w", name, dir, err)
 	}
 	slog.Info("etcd member started", "member", name, "peerURL", m.PeerURL(), "dir", dir)
+	// the mark of a member (isMember), before anything else can stop this start
+	if !o.isMember() {
+		b, _ := json.Marshal(etcdMembersRecord{Name: name})
+		if err := os.WriteFile(filepath.Join(dir, etcdMembersFile), b, 0o600); err != nil {
+			e.Close()
+			cancel()
+			return nil, err
+		}
+	}
 	return &etcdConnection{
 		client: e.Client,
 		close: func() error {
