@@ -305,6 +305,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("the kubernetes service: %w", err)
 	}
 	go s.maintainServices(ctx)
+	go s.maintainKubernetesEndpoints(ctx)
 	go s.runCustomResourceDefinitions(ctx)
 	if err := s.aggregation.start(ctx); err != nil {
 		for _, srv := range servers {
@@ -320,6 +321,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	slog.Info("API server stopping")
+	s.leaveKubernetesEndpoints()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,8 +25,8 @@ import (
 )
 
 // The API server's own services work: the default/kubernetes Service that points in-cluster
-// clients at the API server (with its Endpoints and EndpointSlice, kept in step as upstream's
-// endpoint reconciler does), and the repair loop that frees cluster IPs and node ports a crash
+// clients at the API servers (with its Endpoints and EndpointSlice, kept in step as upstream's
+// lease endpoint reconciler does: masterleases.go), and the repair loop that frees cluster IPs and node ports a crash
 // left reserved by no service.
 
 // DefaultServiceClusterIPRange is the range cluster IPs come from when Config gives none
@@ -101,18 +102,37 @@ func (s *Server) reconcileKubernetesService(ctx context.Context) error {
 	if _, err := services.Create(ctx, metav1.NamespaceDefault, svc, false); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	ip := s.endpointIP.String()
+	if err := s.renewMasterLease(ctx, masterLeaseTTL); err != nil {
+		return err
+	}
+	ips, err := s.liveAPIServers(ctx, true)
+	if err != nil {
+		return err
+	}
+	return s.writeKubernetesEndpoints(ctx, ips, port)
+}
+
+// writeKubernetesEndpoints makes the kubernetes Service's Endpoints and EndpointSlice name the
+// API servers at ips (in order), all serving on port.
+func (s *Server) writeKubernetesEndpoints(ctx context.Context, ips []string, port int32) error {
+	addresses := make([]corev1.EndpointAddress, 0, len(ips))
+	endpoints := make([]discoveryv1.Endpoint, 0, len(ips))
+	for _, ip := range ips {
+		addresses = append(addresses, corev1.EndpointAddress{IP: ip})
+		endpoints = append(endpoints, discoveryv1.Endpoint{Addresses: []string{ip},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+	}
 	ep := &corev1.Endpoints{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
 			Labels: map[string]string{discoveryv1.LabelSkipMirror: "true"}},
 		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: ip}},
+			Addresses: addresses,
 			Ports:     []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}},
 		}},
 	}
 	if err := upsert(ctx, s.store("v1", "endpoints"), ep, func(cur runtime.Object) bool {
 		c := cur.(*corev1.Endpoints)
-		return len(c.Subsets) == 1 && len(c.Subsets[0].Addresses) == 1 && c.Subsets[0].Addresses[0].IP == ip &&
+		return len(c.Subsets) == 1 && slices.Equal(c.Subsets[0].Addresses, addresses) &&
 			len(c.Subsets[0].Ports) == 1 && c.Subsets[0].Ports[0].Port == port
 	}); err != nil {
 		return err
@@ -121,14 +141,14 @@ func (s *Server) reconcileKubernetesService(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
 			Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes", discoveryv1.LabelManagedBy: "kube-apiserver"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+		Endpoints:   endpoints,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
 	}
 	return upsert(ctx, s.store("discovery.k8s.io/v1", "endpointslices"), slice, func(cur runtime.Object) bool {
 		c := cur.(*discoveryv1.EndpointSlice)
-		return len(c.Endpoints) == 1 && len(c.Endpoints[0].Addresses) == 1 && c.Endpoints[0].Addresses[0] == ip &&
-			len(c.Ports) == 1 && c.Ports[0].Port != nil && *c.Ports[0].Port == port
+		return slices.EqualFunc(c.Endpoints, ips, func(e discoveryv1.Endpoint, ip string) bool {
+			return len(e.Addresses) == 1 && e.Addresses[0] == ip
+		}) && len(c.Ports) == 1 && c.Ports[0].Port != nil && *c.Ports[0].Port == port
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,9 +107,27 @@ func (s *Server) Restart(t testing.TB, opts ...Option) *Server {
 	return s.cluster.start(t, opts)
 }
 
+// StartPeer starts one more API server on s's etcd, PKI and data dir, as a second
+// kube-apiserver of an HA control plane, and stops it when the test ends; stop stops it
+// earlier, waiting until it has.
+func (s *Server) StartPeer(t testing.TB, opts ...Option) (peer *Server, stop func()) {
+	t.Helper()
+	peer, stop = s.cluster.startServer(t, opts)
+	t.Cleanup(stop)
+	return peer, stop
+}
+
 func (c *cluster) start(t testing.TB, opts []Option) *Server {
 	t.Helper()
 	c.stopServer = func() {}
+	s, stop := c.startServer(t, opts)
+	c.stopServer = stop
+	return s
+}
+
+// startServer starts an API server on c and returns it and how to stop it (more than once).
+func (c *cluster) startServer(t testing.TB, opts []Option) (*Server, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pki := c.pki
 	cfg := apiserver.Config{
@@ -145,9 +164,12 @@ func (c *cluster) start(t testing.TB, opts []Option) *Server {
 		<-done
 		t.Fatalf("API server not ready after a minute")
 	}
-	c.stopServer = func() {
-		cancel()
-		<-done
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cancel()
+			<-done
+		})
 	}
 	url := "https://" + srv.Addresses()[0]
 	restConfig := &rest.Config{
@@ -162,5 +184,5 @@ func (c *cluster) start(t testing.TB, opts []Option) *Server {
 		t.Fatalf("clientset: %v", err)
 	}
 	return &Server{Config: restConfig, Client: client, Etcd: c.etcd, PKI: pki,
-		EtcdEndpoints: c.etcdServer.Endpoints, EtcdCAFile: c.etcdServer.CAFile, EtcdCertFile: c.etcdServer.ClientCertFile, EtcdKeyFile: c.etcdServer.ClientKeyFile, URL: url, DataDir: c.dir, Server: srv, cluster: c}
+		EtcdEndpoints: c.etcdServer.Endpoints, EtcdCAFile: c.etcdServer.CAFile, EtcdCertFile: c.etcdServer.ClientCertFile, EtcdKeyFile: c.etcdServer.ClientKeyFile, URL: url, DataDir: c.dir, Server: srv, cluster: c}, stop
 }

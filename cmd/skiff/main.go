@@ -55,6 +55,8 @@ func newRootCommand() *cobra.Command {
 		newTokenCommand(),
 		newAgentCommand(g),
 		newResetCommand(),
+		newEtcdSnapshotCommand(),
+		newEtcdMemberCommand(),
 	)
 	return root
 }

@@ -68,7 +68,9 @@ kill -9 or a crash, then the data directory itself (every object of the cluster 
 its containerd's containers, tasks and pod sandboxes with their network namespaces, veths and
 CNI rules, the pods' bridge and cgroups, every mount beneath the data directory, the proxy's
 and the NetworkPolicy agent's nftables tables (ip skiff, ip skiff-netpol, and their ip6 twins)
-and node routes (proto 77). It refuses while a skiff up runs with that data directory. Run it as root.`,
+and node routes (proto 77). A server of a --cluster-init cluster first takes its etcd member
+out of the cluster, through the other servers. It refuses while a skiff up runs with that
+data directory. Run it as root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd.Context())
@@ -104,6 +106,8 @@ func runReset(ctx context.Context, dataDir string, stdout io.Writer) error {
 			return err
 		}
 		defer unlock()
+		// a server of several leaves the etcd cluster first, while its certificates are here
+		leaveEtcdCluster(ctx, dataDir, stdout)
 		// the kubelet's pods, before their directories go: their cgroups are looked for
 		// even when no process of theirs is left to tell
 		pods, _ := os.ReadDir(filepath.Join(dataDir, "kubelet", "pods"))

@@ -148,10 +148,11 @@ func runScheduler(ctx context.Context, o *schedulerOptions, verbosity int) error
 	return s.Run(ctx)
 }
 
-// upScheduler is the scheduler of `skiff up`: one instance, so no leader election, with the
-// cluster's admin credentials and no client-side rate limit. It serves /healthz and /metrics
-// on 127.0.0.1:10259, or on a free port when that one is taken.
-func upScheduler(restConfig *rest.Config, verbosity int) func(ctx context.Context) error {
+// upScheduler is the scheduler of `skiff up`: one instance, so no leader election unless
+// leaderElect (one server of several), with the cluster's admin credentials and no client-side
+// rate limit. It serves /healthz and /metrics on 127.0.0.1:10259, or on a free port when that
+// one is taken.
+func upScheduler(restConfig *rest.Config, verbosity int, leaderElect bool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		cfg := rest.CopyConfig(restConfig)
 		cfg.QPS, cfg.Burst = -1, 0
@@ -162,7 +163,12 @@ func upScheduler(restConfig *rest.Config, verbosity int) func(ctx context.Contex
 			}
 			slog.Info("scheduler health port taken, using another", "wanted", defaultSchedulerPort, "address", l.Addr().String())
 		}
-		s, err := scheduler.New(cfg, scheduler.Options{Verbosity: verbosity, HealthzListener: l})
+		opts := scheduler.Options{Verbosity: verbosity, HealthzListener: l}
+		if leaderElect {
+			// upstream's defaults: kube-system/kube-scheduler, 15 s lease
+			opts.LeaderElection = &scheduler.LeaderElection{}
+		}
+		s, err := scheduler.New(cfg, opts)
 		if err != nil {
 			l.Close()
 			return err

@@ -31,6 +31,8 @@ type tokenOptions struct {
 	description string
 	groups      []string
 	usages      []string
+	// server makes a token that joins servers too (serverTokenGroup, upserver.go)
+	server bool
 }
 
 // defaultNodeTokenGroup is kubeadm's extra group of join tokens.
@@ -60,6 +62,8 @@ that the agent pins, as 'kubeadm token create --print-join-command'.`,
 	f.StringVar(&o.description, "description", "", "what the token is for, for people")
 	f.StringSliceVar(&o.groups, "groups", []string{defaultNodeTokenGroup}, "extra groups the token authenticates as (system:bootstrappers:...)")
 	f.StringSliceVar(&o.usages, "usages", []string{"signing", "authentication"}, "what the token may be used for: signing (cluster-info), authentication")
+	f.BoolVar(&o.server, "server", false,
+		"the token also joins servers ('skiff up --server' on a machine of a --cluster-init cluster), which read the cluster's CA keys: keep it as secret as they are")
 	cmd.AddCommand(create)
 	return cmd
 }
@@ -104,6 +108,9 @@ func createToken(ctx context.Context, o *tokenOptions, stdout io.Writer) error {
 	if o.ttl > 0 {
 		data[bootstrapapi.BootstrapTokenExpirationKey] = []byte(time.Now().Add(o.ttl).UTC().Format(time.RFC3339))
 	}
+	if o.server {
+		o.groups = append(o.groups, serverTokenGroup)
+	}
 	if len(o.groups) > 0 {
 		data[bootstrapapi.BootstrapTokenExtraGroupsKey] = []byte(strings.Join(o.groups, ","))
 	}
@@ -119,6 +126,9 @@ func createToken(ctx context.Context, o *tokenOptions, stdout io.Writer) error {
 		return fmt.Errorf("creating the token's Secret: %w", err)
 	}
 	fmt.Fprintf(stdout, "skiff agent --server %s --token %s --ca-cert-hash %s\n", server, token, hash)
+	if o.server {
+		fmt.Fprintf(stdout, "skiff up --server %s --token %s --ca-cert-hash %s\n", server, token, hash)
+	}
 	return nil
 }
 

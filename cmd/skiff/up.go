@@ -53,6 +53,12 @@ type upOptions struct {
 	clusterCIDR, serviceCIDR string
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
+	// clusterInit, or joinServer with joinToken and joinCAHashes, make up one server of
+	// several, its etcd a member of a cluster spanning machines (upserver.go)
+	clusterInit  bool
+	joinServer   string
+	joinToken    string
+	joinCAHashes []string
 }
 
 func newUpCommand(g *globalOptions) *cobra.Command {
@@ -96,6 +102,11 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 		"the Services' cluster IPs (kube-dns has the tenth); an IPv4 and an IPv6 CIDR, comma-separated (10.96.0.0/12,fd00:10:96::/112), allow dual-stack Services, routed by the proxy on both")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil,
 		`REGISTRY=URL: up's own containerd pulls images of REGISTRY (a host such as docker.io, or * for every registry) from the mirror at URL first (repeatable)`)
+	f.BoolVar(&o.clusterInit, "cluster-init", false,
+		"run etcd as the first member of a cluster that more servers join ('skiff up --server'), listening on --advertise-address:2379 and :2380")
+	f.StringVar(&o.joinServer, "server", "", "join the cluster of the server at this URL as one more server (https://HOST:6443; with --token)")
+	f.StringVar(&o.joinToken, "token", "", "bootstrap token of 'skiff token create --server', for --server")
+	f.StringSliceVar(&o.joinCAHashes, "ca-cert-hash", nil, "sha256:HEX pin of the cluster CA's public key, for --server (repeatable)")
 }
 
 // mirrors parses --registry-mirror.
@@ -144,6 +155,9 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 	serverOpts.serviceClusterIPRange = network.serviceCIDR
+	if err := o.validateHA(); err != nil {
+		return err
+	}
 
 	// one skiff up per data dir, and no skiff reset under it (reset.go)
 	unlock, err := lockDataDir(o.dataDir)
@@ -152,7 +166,12 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	}
 	defer unlock()
 
-	etcd, err := startEmbeddedEtcd(ctx, filepath.Join(o.dataDir, "etcd"))
+	var etcd *etcdConnection
+	if o.haServer() {
+		etcd, err = o.startServerEtcd(ctx)
+	} else {
+		etcd, err = startEmbeddedEtcd(ctx, filepath.Join(o.dataDir, "etcd"))
+	}
 	if err != nil {
 		return err
 	}
@@ -181,7 +200,16 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		return err
 	}
 
-	apiServer, err := apiserver.New(serverOpts.config(pki, etcd, verbosity))
+	apiServerConfig := serverOpts.config(pki, etcd, verbosity)
+	if o.haServer() {
+		// the kubernetes Service's endpoints name each server by its own address
+		ip, err := o.memberIP()
+		if err != nil {
+			return err
+		}
+		apiServerConfig.AdvertiseAddress = ip.String()
+	}
+	apiServer, err := apiserver.New(apiServerConfig)
 	if err != nil {
 		return err
 	}
@@ -204,13 +232,16 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"kubelet", upKubelet(o, network, configs[kubeletIdentity(node).user], mirrors)},
 		{"proxy", upProxy(configs[proxyIdentity.user], network)},
 		{"dns", upDNS(configs[dnsIdentity.user], network)},
-		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity)},
+		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity, o.haServer())},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], network, pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
 		{"network-policy", upNetworkPolicy(configs[networkPolicyIdentity.user], network)},
 	}
 	if !o.disableIngress {
 		components = append(components, component{"ingress-controller", upIngress(configs[ingressIdentity.user])})
+	}
+	if o.haServer() {
+		components = append(components, component{"etcd-members-record", recordEtcdMembers(etcd, o.dataDir)})
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -231,6 +262,12 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		if err := ensureClusterInfo(ctx, restConfig, o.advertisedURL(), pki.CAPEM); err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("%w: %v", errNotReady, err))
 			return
+		}
+		if o.haServer() {
+			if err := ensureServerBootstrap(ctx, restConfig, o.dataDir); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("%w: %v", errNotReady, err))
+				return
+			}
 		}
 		if err := waitClusterUsable(ctx, restConfig, node, started); err != nil {
 			return // stopping

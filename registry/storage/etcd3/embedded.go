@@ -52,19 +52,29 @@ const embeddedReadyTimeout = 2 * time.Minute
 // kept in dataDir/pki (embeddedPKI): loopback is shared with every local user, and the store
 // holds every Secret and every service account's token key.
 func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
+	return startEmbedded(ctx, dataDir, nil)
+}
+
+// startEmbedded starts StartEmbedded's loopback etcd when member is nil, else the member of a
+// cluster spanning machines that member describes (StartMember).
+func startEmbedded(ctx context.Context, dataDir string, member *Member) (*Embedded, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
 	}
-	// A port found free can be taken by someone else before etcd binds it: try again.
-	pki, err := ensureEmbeddedPKI(filepath.Join(dataDir, "pki"))
+	var memberIPs []net.IP
+	if member != nil {
+		memberIPs = append(memberIPs, member.IP)
+	}
+	pki, err := ensureEmbeddedPKI(filepath.Join(dataDir, "pki"), memberIPs...)
 	if err != nil {
 		return nil, err
 	}
 	var e *embed.Etcd
 	level := zap.NewAtomicLevelAt(zap.ErrorLevel)
+	// A port found free can be taken by someone else before etcd binds it: try again.
 	for attempt := 0; attempt < 5; attempt++ {
-		e, err = startEtcd(dataDir, pki, level)
-		if err == nil || !isAddrInUse(err) {
+		e, err = startEtcd(dataDir, pki, level, member)
+		if err == nil || !isAddrInUse(err) || member != nil {
 			break
 		}
 	}
@@ -91,6 +101,11 @@ func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 	for _, l := range e.Clients {
 		endpoints = append(endpoints, "https://"+l.Addr().String())
 	}
+	if err := os.WriteFile(filepath.Join(dataDir, endpointsFileName), []byte(strings.Join(endpoints, "\n")+"\n"), 0o600); err != nil {
+		level.SetLevel(zap.FatalLevel)
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s: %w", dataDir, err)
+	}
 	// The API server in this process talks to etcd by function calls, not through gRPC over
 	// loopback: that transport cost a fifth of a write. Other processes use Endpoints.
 	client := v3client.New(e.Server)
@@ -111,22 +126,25 @@ func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 
 // startEtcd starts etcd logging at level; the caller raises it before stopping the server,
 // whose shutdown otherwise logs each closed listener as an error.
-func startEtcd(dataDir string, pki *embeddedPKI, level zap.AtomicLevel) (*embed.Etcd, error) {
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, err
-	}
-	clientURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
-	peerURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
-
+func startEtcd(dataDir string, pki *embeddedPKI, level zap.AtomicLevel, member *Member) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
-	cfg.Name = "skiff"
 	cfg.Dir = dataDir
-	cfg.ListenClientUrls = []url.URL{clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{clientURL}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{peerURL}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if member == nil {
+		ports, err := freePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		clientURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
+		peerURL := url.URL{Scheme: "https", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
+		cfg.Name = embeddedMemberName
+		cfg.ListenClientUrls = []url.URL{clientURL}
+		cfg.AdvertiseClientUrls = []url.URL{clientURL}
+		cfg.ListenPeerUrls = []url.URL{peerURL}
+		cfg.AdvertisePeerUrls = []url.URL{peerURL}
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	} else {
+		member.configure(cfg)
+	}
 	cfg.ListenMetricsUrls = nil
 	cfg.ClientTLSInfo = transport.TLSInfo{
 		CertFile: pki.serverCertFile, KeyFile: pki.serverKeyFile,

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -66,7 +67,7 @@ const (
 // ensureEmbeddedPKI loads the PKI in dir, making what is missing or about to expire. The CA is
 // made once and kept; leaves signed by another CA (a CA made anew after its key was lost) are
 // made again.
-func ensureEmbeddedPKI(dir string) (*embeddedPKI, error) {
+func ensureEmbeddedPKI(dir string, memberIPs ...net.IP) (*embeddedPKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("etcd PKI directory: %w", err)
 	}
@@ -89,7 +90,7 @@ func ensureEmbeddedPKI(dir string) (*embeddedPKI, error) {
 	}
 	now := time.Now()
 	// Members of one machine's cluster reach each other on loopback; a member of a cluster
-	// spanning machines needs its addresses added here.
+	// spanning machines is reached at memberIPs too.
 	loopback := func(cn string, usages ...x509.ExtKeyUsage) *x509.Certificate {
 		return &x509.Certificate{
 			Subject:     pkix.Name{CommonName: cn},
@@ -98,7 +99,7 @@ func ensureEmbeddedPKI(dir string) (*embeddedPKI, error) {
 			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: usages,
 			DNSNames:    []string{"localhost"},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+			IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, memberIPs...),
 		}
 	}
 	server := x509.ExtKeyUsageServerAuth
@@ -185,7 +186,8 @@ func (p *embeddedPKI) ensureLeaf(keyFile, certFile string, tmpl *x509.Certificat
 	keyPEM, keyErr := os.ReadFile(keyFile)
 	if certErr == nil && keyErr == nil {
 		if cert, _, err := parsePair(certPEM, keyPEM); err == nil &&
-			cert.CheckSignatureFrom(p.ca) == nil && time.Now().Before(cert.NotAfter.Add(-etcdRenewBefore)) {
+			cert.CheckSignatureFrom(p.ca) == nil && time.Now().Before(cert.NotAfter.Add(-etcdRenewBefore)) &&
+			namesAll(cert, tmpl.IPAddresses) {
 			return nil
 		}
 	}
@@ -204,6 +206,16 @@ func (p *embeddedPKI) ensureLeaf(keyFile, certFile string, tmpl *x509.Certificat
 		return fmt.Errorf("signing etcd certificate %q: %w", tmpl.Subject.CommonName, err)
 	}
 	return writePair(keyFile, certFile, key, der)
+}
+
+// namesAll says whether cert names every one of ips.
+func namesAll(cert *x509.Certificate, ips []net.IP) bool {
+	for _, ip := range ips {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
 }
 
 // clientTLS is the TLS configuration of a client of the embedded etcd.
