@@ -154,7 +154,7 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout(r))
 		defer cancel()
-		tw := &timeoutWriter{w: w, header: http.Header{}}
+		tw := &timeoutWriter{w: w, header: http.Header{}, deadline: ctx}
 		done := make(chan struct{})
 		panicked := make(chan any, 1)
 		handlerPool.run(func() {
@@ -173,6 +173,10 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 				panic(v)
 			default:
 			}
+			// a handler that answered only after the deadline timed out all the same
+			if ctx.Err() == context.DeadlineExceeded && tw.timeOut() {
+				writeError(w, r, apierrors.NewTimeoutError("request did not complete within requested timeout - context deadline exceeded", 0))
+			}
 		case <-ctx.Done():
 			if tw.timeOut() {
 				writeError(w, r, apierrors.NewTimeoutError("request did not complete within requested timeout - context deadline exceeded", 0))
@@ -182,11 +186,14 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 	})
 }
 
-// timeoutWriter passes writes through until the request times out, then drops them.
+// timeoutWriter passes writes through until the request times out, then drops them. A
+// write begun after the deadline passed is dropped too, whichever of the handler and the
+// timeout filter gets there first.
 type timeoutWriter struct {
 	mu       sync.Mutex
 	w        http.ResponseWriter
 	header   http.Header
+	deadline context.Context
 	wrote    bool
 	timedOut bool
 }
@@ -196,6 +203,9 @@ func (t *timeoutWriter) Header() http.Header { return t.header }
 func (t *timeoutWriter) WriteHeader(code int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.deadline.Err() == context.DeadlineExceeded {
+		t.timedOut = true
+	}
 	if t.timedOut || t.wrote {
 		return
 	}
