@@ -53,6 +53,8 @@ func policyAttributes(ctx context.Context, a *webhook.Request) k8sadmission.Attr
 		op = k8sadmission.Create
 	case admissionv1.Delete:
 		op = k8sadmission.Delete
+	case admissionv1.Connect:
+		op = k8sadmission.Connect
 	}
 	return k8sadmission.NewAttributesRecord(a.Object, a.OldObject, a.Kind, a.Namespace, a.Name, a.Resource, a.Subresource,
 		op, a.Options, a.DryRun, admissionUser(ctx))

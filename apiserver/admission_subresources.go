@@ -70,12 +70,13 @@ func (s *Server) admitConnect(r *http.Request, ri *requestInfo) error {
 
 // admitOtherKind runs admission on a request to a pod's subresource whose object is of another
 // kind than the pod: a CONNECT's options, the Eviction of pods/eviction, the Binding of
-// pods/binding. As upstream's chain: the mutating webhooks (whose changes it returns), then the
-// validating admission policies, then the validating webhooks.
+// pods/binding. As upstream's chain: the mutating admission policies and webhooks (whose
+// changes it returns), then the validating admission policies, then the validating webhooks.
 func (s *Server) admitOtherKind(ctx context.Context, ri *requestInfo, op admissionv1.Operation, kind schema.GroupVersionKind, obj runtime.Object, dryRun bool) (runtime.Object, error) {
 	hooks := s.webhooks != nil && (s.webhooks.HasWebhooks(true) || s.webhooks.HasWebhooks(false))
 	policies := s.policies != nil && s.policies.Active()
-	if !hooks && !policies {
+	mutatingPolicies := s.policies != nil && s.policies.MutatingActive()
+	if !hooks && !policies && !mutatingPolicies {
 		return obj, nil
 	}
 	obj.GetObjectKind().SetGroupVersionKind(kind)
@@ -93,8 +94,14 @@ func (s *Server) admitOtherKind(ctx context.Context, ri *requestInfo, op admissi
 	if u, ok := authn.UserFrom(ctx); ok {
 		a.UserInfo = userInfo(u)
 	}
-	if hooks {
-		out, err := s.webhooks.Mutate(ctx, a)
+	if hooks || mutatingPolicies {
+		var out runtime.Object
+		var err error
+		if mutatingPolicies {
+			out, err = s.mutateWithPoliciesAndWebhooks(ctx, a, hooks)
+		} else {
+			out, err = s.webhooks.Mutate(ctx, a)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -345,5 +346,49 @@ func TestAMutatingWebhookCapsAScale(t *testing.T) {
 	}
 	if *d.Spec.Replicas != 5 {
 		t.Errorf("the deployment's replicas: %d, want the webhook's 5", *d.Spec.Replicas)
+	}
+}
+
+// A MutatingAdmissionPolicy on pods/binding patches the Binding before the pod is bound: the
+// pod lands where the policy sends it.
+func TestAMutatingPolicyRedirectsABinding(t *testing.T) {
+	s := apiservertest.Start(t)
+	ctx := context.Background()
+	c := s.Client
+	policy := deploymentMutatingPolicy("redirect.skiff.test", admissionregistrationv1.Mutation{PatchType: admissionregistrationv1.PatchTypeJSONPatch,
+		JSONPatch: &admissionregistrationv1.JSONPatch{Expression: `[JSONPatch{op: "replace", path: "/target/name", value: "n2"}]`}})
+	policy.Spec.MatchConstraints.ResourceRules[0].Operations = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+	policy.Spec.MatchConstraints.ResourceRules[0].Rule = admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/binding"}}
+	if _, err := c.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "redirect.skiff.test"},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: policy.Name},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// a probe pod per attempt: the policy reaches the server's cache a moment after it is written
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("probe-%d", i)
+		if _, err := c.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CoreV1().Pods("default").Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("bind %s: %v", name, err)
+		}
+		pod, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pod.Spec.NodeName == "n2" {
+			return
+		}
+		if i == 200 {
+			t.Fatalf("pod %s is bound to %q, want the policy's n2", name, pod.Spec.NodeName)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
