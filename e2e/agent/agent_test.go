@@ -16,9 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	goruntime "runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,112 +65,20 @@ func requireMachines(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// process is skiff running as its own process, its output in a log file.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
-}
-
-// start runs args with its output in dir/name.log. It gets SIGTERM when the test process
-// dies, and the test's cleanup interrupts it and waits for it to stop its containerd.
-func start(t *testing.T, dir, name string, args ...string) *process {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	p := &process{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	started := make(chan error)
-	go func() {
-		// Pdeathsig fires when the starting thread ends: hold it while the child runs
-		goruntime.LockOSThread()
-		defer goruntime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			p.printTail(t)
-		}
-		p.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-p.exited:
-		case <-time.After(time.Minute):
-			t.Logf("%s did not stop a minute after SIGINT; killing it", name)
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-func (p *process) printTail(t *testing.T) {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 6000 {
-		b = b[len(b)-6000:]
-	}
-	t.Logf("--- tail of %s's log:\n%s", p.name, b)
-}
-
-// waitLog waits until the process's log matches re and returns the match.
-func (p *process) waitLog(t *testing.T, re *regexp.Regexp, within time.Duration) []string {
-	t.Helper()
-	deadline := time.After(within)
-	for {
-		b, _ := os.ReadFile(p.log)
-		if m := re.FindSubmatch(b); m != nil {
-			out := make([]string, len(m))
-			for i := range m {
-				out[i] = string(m[i])
-			}
-			return out
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited before its log matched %s", p.name, re)
-		case <-deadline:
-			t.Fatalf("%s's log did not match %s within %s", p.name, re, within)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // agentMachine makes the agent's network namespace, wired to this one by a veth pair, and
 // removes it when the test ends (after the agent has stopped: cleanups run last-in first-out).
 func agentMachine(t *testing.T) string {
 	t.Helper()
 	ns := fmt.Sprintf("skiff-agent-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
+	netnstest.Run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "link", "add", "agent0", "type", "veth", "peer", "name", "eth0", "netns", ns)
-	run(t, "ip", "addr", "add", serverIP+"/24", "dev", "agent0")
-	run(t, "ip", "link", "set", "agent0", "up")
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", ns, "addr", "add", agentIP+"/24", "dev", "eth0")
-	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
-	run(t, "ip", "-n", ns, "route", "add", "default", "via", serverIP)
+	netnstest.Run(t, "ip", "link", "add", "agent0", "type", "veth", "peer", "name", "eth0", "netns", ns)
+	netnstest.Run(t, "ip", "addr", "add", serverIP+"/24", "dev", "agent0")
+	netnstest.Run(t, "ip", "link", "set", "agent0", "up")
+	netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	netnstest.Run(t, "ip", "-n", ns, "addr", "add", agentIP+"/24", "dev", "eth0")
+	netnstest.Run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	netnstest.Run(t, "ip", "-n", ns, "route", "add", "default", "via", serverIP)
 	return ns
 }
 
@@ -220,9 +126,9 @@ func TestAgentJoinsWithATokenAndItsPodsReachTheServersPods(t *testing.T) {
 	ns := agentMachine(t)
 	var out []byte
 
-	server := start(t, dir, "server", bin, "up", "--data-dir", filepath.Join(dir, "server"),
+	server := netnstest.Start(t, dir, "server", bin, "up", "--data-dir", filepath.Join(dir, "server"),
 		"--advertise-address", serverIP, "--image-dir", images)
-	server.waitLog(t, regexp.MustCompile(`skiff is ready at `), 3*time.Minute)
+	server.WaitLog(t, regexp.MustCompile(`skiff is ready at `), 3*time.Minute)
 
 	out, err = exec.Command(bin, "token", "create", "--kubeconfig", filepath.Join(dir, "server", "kubeconfig")).CombinedOutput()
 	if err != nil {
@@ -236,7 +142,7 @@ func TestAgentJoinsWithATokenAndItsPodsReachTheServersPods(t *testing.T) {
 		t.Errorf("join command's server %s, want the advertised %s", m[1], want)
 	}
 
-	start(t, dir, "agent", "nsenter", "--net=/run/netns/"+ns, bin, "agent",
+	netnstest.Start(t, dir, "agent", "nsenter", "--net=/run/netns/"+ns, bin, "agent",
 		"--server", m[1], "--token", m[2], "--ca-cert-hash", m[3],
 		"--data-dir", filepath.Join(dir, "agent"), "--node-name", agentNode, "--node-ip", agentIP, "--image-dir", images)
 

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -44,118 +43,26 @@ func serverIP(i int) string { return fmt.Sprintf("10.79.0.%d", i) }
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Main(m, nil)) }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// process is skiff running as its own process, its output in a log file.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
-}
-
-// start runs args with its output in dir/name.log. It gets SIGTERM when the test process
-// dies, and the test's cleanup interrupts it and waits for it.
-func start(t *testing.T, dir, name string, args ...string) *process {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	p := &process{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	started := make(chan error)
-	go func() {
-		// Pdeathsig fires when the starting thread ends: hold it while the child runs
-		goruntime.LockOSThread()
-		defer goruntime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			p.printTail(t)
-		}
-		p.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-p.exited:
-		case <-time.After(time.Minute):
-			t.Logf("%s did not stop a minute after SIGINT; killing it", name)
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-func (p *process) printTail(t *testing.T) {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 5000 {
-		b = b[len(b)-5000:]
-	}
-	t.Logf("--- tail of %s's log:\n%s", p.name, b)
-}
-
-// waitLog waits until the process's log matches re and returns the match.
-func (p *process) waitLog(t *testing.T, re *regexp.Regexp, within time.Duration) []string {
-	t.Helper()
-	deadline := time.After(within)
-	for {
-		b, _ := os.ReadFile(p.log)
-		if m := re.FindSubmatch(b); m != nil {
-			out := make([]string, len(m))
-			for i := range m {
-				out[i] = string(m[i])
-			}
-			return out
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited before its log matched %s", p.name, re)
-		case <-deadline:
-			t.Fatalf("%s's log did not match %s within %s", p.name, re, within)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // machines makes the bridge and n namespaces on it, removed when the test ends (after the
 // servers have stopped: cleanups run last-in first-out), and returns the namespaces' names.
 func machines(t *testing.T, n int) []string {
 	t.Helper()
-	run(t, "ip", "link", "add", "br-ha", "type", "bridge")
-	run(t, "ip", "addr", "add", bridgeIP+"/24", "dev", "br-ha")
-	run(t, "ip", "link", "set", "br-ha", "up")
+	netnstest.Run(t, "ip", "link", "add", "br-ha", "type", "bridge")
+	netnstest.Run(t, "ip", "addr", "add", bridgeIP+"/24", "dev", "br-ha")
+	netnstest.Run(t, "ip", "link", "set", "br-ha", "up")
 	var names []string
 	for i := 1; i <= n; i++ {
 		ns := fmt.Sprintf("skiff-ha-%d-%d", os.Getpid(), i)
-		run(t, "ip", "netns", "add", ns)
+		netnstest.Run(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 		host := fmt.Sprintf("ha%d", i)
-		run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		run(t, "ip", "link", "set", host, "master", "br-ha")
-		run(t, "ip", "link", "set", host, "up")
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-		run(t, "ip", "-n", ns, "addr", "add", serverIP(i)+"/24", "dev", "eth0")
-		run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
-		run(t, "ip", "-n", ns, "route", "add", "default", "via", bridgeIP)
+		netnstest.Run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		netnstest.Run(t, "ip", "link", "set", host, "master", "br-ha")
+		netnstest.Run(t, "ip", "link", "set", host, "up")
+		netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		netnstest.Run(t, "ip", "-n", ns, "addr", "add", serverIP(i)+"/24", "dev", "eth0")
+		netnstest.Run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+		netnstest.Run(t, "ip", "-n", ns, "route", "add", "default", "via", bridgeIP)
 		names = append(names, ns)
 	}
 	return names
@@ -211,9 +118,9 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 	}
 	ready := regexp.MustCompile(`skiff is ready at `)
 
-	servers := map[int]*process{}
-	servers[1] = start(t, dir, "server1", upArgs(1, "--cluster-init")...)
-	servers[1].waitLog(t, ready, 3*time.Minute)
+	servers := map[int]*netnstest.Process{}
+	servers[1] = netnstest.Start(t, dir, "server1", upArgs(1, "--cluster-init")...)
+	servers[1].WaitLog(t, ready, 3*time.Minute)
 
 	tokenCreate := onMachine(ns[0], "ha-1", bin, "token", "create", "--server", "--kubeconfig", filepath.Join(dataDir(1), "kubeconfig"))
 	out, err := exec.Command(tokenCreate[0], tokenCreate[1:]...).CombinedOutput()
@@ -228,10 +135,10 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 		t.Errorf("the server join command names %s, want the first server's %s", m[1], want)
 	}
 	for i := 2; i <= 3; i++ {
-		servers[i] = start(t, dir, fmt.Sprintf("server%d", i), upArgs(i, "--server", m[1], "--token", m[2], "--ca-cert-hash", m[3])...)
+		servers[i] = netnstest.Start(t, dir, fmt.Sprintf("server%d", i), upArgs(i, "--server", m[1], "--token", m[2], "--ca-cert-hash", m[3])...)
 	}
 	for i := 2; i <= 3; i++ {
-		servers[i].waitLog(t, ready, 4*time.Minute)
+		servers[i].WaitLog(t, ready, 4*time.Minute)
 	}
 
 	clients := map[int]kubernetes.Interface{}
@@ -306,10 +213,10 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 		})
 	}
 	time.Sleep(2 * time.Second)
-	if err := servers[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := servers[victim].Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-servers[victim].exited
+	<-servers[victim].Exited()
 	t.Logf("killed server %d, whose scheduler (%s) led", victim, leader)
 
 	newLeader := schedulerLeader(t, clients[survivors[0]], leader)
