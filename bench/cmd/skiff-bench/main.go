@@ -77,8 +77,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane is skiff, upstream or both")
 		os.Exit(2)
 	}
-	if o.plane != "skiff" && (o.kubeconfig != "" || o.scenario != "pods") {
-		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane upstream or both starts its own servers, for --scenario pods")
+	if o.plane != "skiff" && (o.kubeconfig != "" || (o.scenario != "pods" && o.scenario != "listflood")) {
+		fmt.Fprintln(os.Stderr, "skiff-bench: --control-plane upstream or both starts its own servers, for --scenario pods or listflood")
 		os.Exit(2)
 	}
 	if o.scenario != "pods" && o.scenario != "customresources" && o.scenario != "webhook" && o.scenario != "authorization" && o.scenario != "quota" && o.scenario != "listflood" {
