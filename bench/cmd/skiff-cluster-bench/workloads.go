@@ -103,6 +103,7 @@ func (b *bench) daemonSetRollout(ctx context.Context, _ *cluster) ([]row, error)
 	rolloutCtx, cancel := context.WithTimeout(ctx, rolloutBound)
 	err = b.waitDaemonSet(rolloutCtx, updated.Name, updated.Generation)
 	cancel()
+	b.reportPodsMarkedNotReady(ctx, os.Stderr)
 	switch {
 	case err == nil:
 		rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes, wall: time.Since(start),
@@ -110,6 +111,14 @@ func (b *bench) daemonSetRollout(ctx context.Context, _ *cluster) ([]row, error)
 	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 		rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes,
 			note: fmt.Sprintf("STALLED: not complete after %s (%v)", rolloutBound, err)})
+		if err := b.describeStalledDaemonSet(ctx, os.Stderr, ds.Name); err != nil {
+			return rows, err
+		}
+		if b.o.holdOnStall {
+			fmt.Fprintf(os.Stderr, "holding the cluster as it is (--hold-on-stall; KUBECONFIG=%s); interrupt to tear it down\n", b.kubeconfig)
+			<-ctx.Done()
+			return rows, ctx.Err()
+		}
 	default:
 		return rows, err
 	}
