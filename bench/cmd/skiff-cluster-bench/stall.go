@@ -86,7 +86,11 @@ func podState(p *corev1.Pod) string {
 		if c.Status == corev1.ConditionTrue {
 			parts = append(parts, "ready")
 		} else {
-			parts = append(parts, fmt.Sprintf("not ready (%s: %s)", c.Reason, c.Message))
+			notReady := "not ready"
+			if c.Reason != "" || c.Message != "" {
+				notReady += fmt.Sprintf(" (%s: %s)", c.Reason, c.Message)
+			}
+			parts = append(parts, notReady)
 		}
 	}
 	if len(parts) == 0 {
