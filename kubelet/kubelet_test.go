@@ -358,6 +358,24 @@ func TestReadinessProbeDrivesReadyCondition(t *testing.T) {
 	}
 }
 
+// TestPodMarkedNotReadyByNodeLifecycleIsReadyAgain: the node lifecycle controller sets the Ready
+// condition of a silent node's pods False; once the kubelet is heard again, it puts back the
+// status it computes, as upstream's status manager reconciles what the API holds with its own.
+// A DaemonSet's rolling update counts such pods unavailable and waits for them forever.
+func TestPodMarkedNotReadyByNodeLifecycleIsReadyAgain(t *testing.T) {
+	s, n := newFakeNode(t)
+	pod := n.CreatePod(simplePod("agent", "app"))
+	got := n.WaitPod(pod, "ready", kubelettest.PodReady)
+	// what the node lifecycle controller's markPodsNotReady writes
+	c := condition(got, v1.PodReady)
+	c.Status = v1.ConditionFalse
+	c.LastTransitionTime = metav1.Now()
+	if _, err := s.Client.CoreV1().Pods(got.Namespace).UpdateStatus(context.Background(), got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.WaitPod(pod, "ready again", kubelettest.PodReady)
+}
+
 func TestStartupProbeHoldsOffLivenessAndReadiness(t *testing.T) {
 	_, n := newFakeNode(t)
 	pod := simplePod("startup", "app")

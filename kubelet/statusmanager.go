@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -30,7 +31,7 @@ func (m *statusManager) set(ctx context.Context, pod *v1.Pod, status v1.PodStatu
 	m.mu.Lock()
 	last, ok := m.last[pod.UID]
 	m.mu.Unlock()
-	if ok && apiequality.Semantic.DeepEqual(last, status) {
+	if ok && apiequality.Semantic.DeepEqual(last, status) && !conditionsOverwritten(pod.Status, last) {
 		return nil
 	}
 	if !ok && apiequality.Semantic.DeepEqual(pod.Status, status) {
@@ -53,6 +54,23 @@ func (m *statusManager) set(ctx context.Context, pod *v1.Pod, status v1.PodStatu
 	}
 	m.remember(pod.UID, status)
 	return nil
+}
+
+// conditionsOverwritten reports whether the API holds one of the kubelet's conditions with another
+// status than the kubelet last wrote: someone else wrote it (the node lifecycle controller marks
+// the pods of a node it stopped hearing from not ready), and the kubelet, heard again, writes its
+// own back, as upstream's status manager reconciles the API's status with its own.
+func conditionsOverwritten(api, last v1.PodStatus) bool {
+	for _, c := range last.Conditions {
+		if !kubeletOwnsCondition(c.Type) {
+			continue
+		}
+		i := slices.IndexFunc(api.Conditions, func(a v1.PodCondition) bool { return a.Type == c.Type })
+		if i < 0 || api.Conditions[i].Status != c.Status {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *statusManager) remember(uid types.UID, status v1.PodStatus) {

@@ -9,6 +9,7 @@ package upstream
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -233,22 +234,32 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, err error) {
 
 // StartKwok runs kwok against the API server of kubeconfig (upstream's or skiff's), keeping
 // every Node with kwok's own default stages, as kwokctl configures them (build.sh gathers them
-// into one file): nodes become Ready and keep a lease, pods run at once.
+// into one file): nodes become Ready and keep a lease, pods run at once. One stage of ours
+// comes with them, on both sides: a pod the node lifecycle controller marked not ready is made
+// ready again once its node is heard, as a kubelet does (kwok-pod-ready-again.yaml).
 func StartKwok(binDir, kubeconfig string, log io.Writer) (*skiffproc.Process, error) {
 	for _, f := range []string{"kwok", "kwok-stages.yaml"} {
 		if _, err := os.Stat(filepath.Join(binDir, f)); err != nil {
 			return nil, fmt.Errorf("no %s in %s: run bench/upstream/build.sh", f, binDir)
 		}
 	}
+	readyAgain := filepath.Join(binDir, "kwok-pod-ready-again.yaml")
+	if err := os.WriteFile(readyAgain, podReadyAgainStage, 0o644); err != nil {
+		return nil, err
+	}
 	return skiffproc.Run("kwok", filepath.Join(binDir, "kwok"), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--config=" + filepath.Join(binDir, "kwok-stages.yaml"),
+		"--config=" + readyAgain,
 		"--manage-all-nodes=true",
 		"--cidr=10.244.0.0/16", "--node-ip=127.0.0.1",
 		"--node-lease-duration-seconds=40",
 		"--server-address=", "--node-port=0",
 	}, log)
 }
+
+//go:embed kwok-pod-ready-again.yaml
+var podReadyAgainStage []byte
 
 func (o Options) binaries() []string {
 	b := []string{"kube-apiserver"}

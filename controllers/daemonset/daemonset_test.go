@@ -195,6 +195,38 @@ func TestRollingUpdateReplacesAtMostMaxUnavailablePodsAtOnce(t *testing.T) {
 	}
 }
 
+// TestRollingUpdateCountsUnavailableOldPodsAgainstMaxUnavailable: an old pod that is not
+// available is replaced at once, and counts as unavailable, as upstream's rollingUpdate counts
+// it: the node lifecycle controller marking a silent node's pods not ready must not let a
+// rollout take more than maxUnavailable pods down.
+func TestRollingUpdateCountsUnavailableOldPodsAgainstMaxUnavailable(t *testing.T) {
+	ds := newDaemonSet("agent")
+	ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = ptr.To(intstr.FromInt32(2))
+	objs := []runtime.Object{ds}
+	for i := range 5 {
+		node := fmt.Sprintf("n%d", i)
+		pod := onNode(ds, "old-"+node, node, "oldhash")
+		if i == 3 {
+			pod.Status.Conditions[0].Status = corev1.ConditionFalse
+		}
+		objs = append(objs, newNode(node, nil), pod)
+	}
+	f := newFixture(t, objs...)
+	if err := f.c.sync(context.Background(), "default/agent"); err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == "delete" && a.GetResource().Resource == "pods" {
+			deleted = append(deleted, a.(clienttesting.DeleteAction).GetName())
+		}
+	}
+	slices.Sort(deleted)
+	if !slices.Equal(deleted, []string{"old-n0", "old-n3"}) {
+		t.Errorf("deleted %v, want the unavailable old-n3 and one more (old-n0): 2 unavailable at most", deleted)
+	}
+}
+
 func TestSurgeStartsNewPodsBesideOldOnes(t *testing.T) {
 	ds := newDaemonSet("agent")
 	ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = ptr.To(intstr.FromInt32(0))

@@ -261,3 +261,53 @@ func TestKubectlRolloutOfADaemonSet(t *testing.T) {
 		t.Errorf("kubectl get controllerrevisions:\n%s", revs)
 	}
 }
+
+// TestDaemonSetPodsMarkedNotReadyByNodeLifecycleCountAsAvailableAgain: the node lifecycle
+// controller sets the Ready condition of a silent node's pods False. When the node is heard
+// again its kubelet puts Ready back, and the DaemonSet counts the pod available again: a
+// rolling update, which waits while updated pods are unavailable, does not stall on them.
+func TestDaemonSetPodsMarkedNotReadyByNodeLifecycleCountAsAvailableAgain(t *testing.T) {
+	c := startCluster(t, "node-a", "node-b", "node-c")
+	ctx := context.Background()
+	if _, err := c.client.AppsV1().DaemonSets("default").Create(ctx, newDaemonSet("agent"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rolled := func(ctx context.Context) (bool, error) {
+		ds, err := c.client.AppsV1().DaemonSets("default").Get(ctx, "agent", metav1.GetOptions{})
+		return err == nil && rolledOut(ds, 3), err
+	}
+	poll(t, "the DaemonSet on every node", rolled)
+	pods, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// what the node lifecycle controller's markPodsNotReady writes for node-a's pod
+	i := slices.IndexFunc(pods.Items, func(p corev1.Pod) bool { return p.Spec.NodeName == "node-a" })
+	if i < 0 {
+		t.Fatal("no pod on node-a")
+	}
+	pod := &pods.Items[i]
+	for j := range pod.Status.Conditions {
+		if pod.Status.Conditions[j].Type == corev1.PodReady {
+			pod.Status.Conditions[j].Status = corev1.ConditionFalse
+			pod.Status.Conditions[j].LastTransitionTime = metav1.Now()
+		}
+	}
+	marked, err := c.client.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "node-a's pod to be ready again and counted available", func(ctx context.Context) (bool, error) {
+		p, err := c.client.CoreV1().Pods("default").Get(ctx, marked.Name, metav1.GetOptions{})
+		if err != nil || p.ResourceVersion == marked.ResourceVersion || !isReady(p) {
+			return false, err
+		}
+		return rolled(ctx)
+	})
+}
+
+func isReady(p *corev1.Pod) bool {
+	return slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
+		return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+	})
+}

@@ -270,7 +270,9 @@ func (c *Controller) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, se
 					unavailable++
 				}
 			case !available(oldPod):
-				replace = append(replace, oldPod) // unavailable already: replacing it costs nothing
+				// unavailable already: replaced at once, and counted, as upstream counts it
+				replace = append(replace, oldPod)
+				unavailable++
 			case unavailable < maxUnavailable:
 				candidates = append(candidates, oldPod)
 			}

@@ -50,6 +50,8 @@ type options struct {
 	plane      string
 	upstream   string
 	kwok       bool
+	// holdOnStall keeps the cluster up after a stalled rollout, for a look at it
+	holdOnStall bool
 
 	jobParallelism, statefulSetReplicas int
 }
@@ -72,6 +74,7 @@ func main() {
 	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff; upstream: kube-apiserver, kube-controller-manager, kube-scheduler 1.37.2 on etcd, with kwok's nodes; both: skiff then upstream, back to back, and their ratios")
 	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
 	flag.BoolVar(&o.kwok, "kwok", false, "skiff's simulated nodes are kwok's too (as upstream's always are), instead of skiff sim: the same nodes on both sides")
+	flag.BoolVar(&o.holdOnStall, "hold-on-stall", false, "after a stalled DaemonSet rollout, keep the cluster up until interrupted (to look at it) instead of going on")
 	upstream.ServeEtcdIfAsked()
 	flag.Parse()
 	scenariosSet := false

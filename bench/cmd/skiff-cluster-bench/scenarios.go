@@ -26,9 +26,10 @@ const namespace = "cluster-bench"
 
 // bench drives the scenarios through one client and sees pods through one informer.
 type bench struct {
-	o      options
-	client kubernetes.Interface
-	pods   *podTracker
+	o          options
+	kubeconfig string
+	client     kubernetes.Interface
+	pods       *podTracker
 }
 
 func newBench(kubeconfig string, o options) (*bench, error) {
@@ -41,7 +42,7 @@ func newBench(kubeconfig string, o options) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bench{o: o, client: client, pods: newPodTracker()}, nil
+	return &bench{o: o, kubeconfig: kubeconfig, client: client, pods: newPodTracker()}, nil
 }
 
 // waitNodes waits until every simulated node is Ready without a NoSchedule taint (the

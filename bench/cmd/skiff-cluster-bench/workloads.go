@@ -88,30 +88,31 @@ func (b *bench) daemonSetRollout(ctx context.Context, _ *cluster) ([]row, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.waitDaemonSet(ctx, created.Name, created.Generation); err != nil {
+	r, stalled, err := b.waitOrReportStall(ctx, created.Name, created.Generation, start,
+		row{scenario: "daemonset create", count: b.o.nodes, note: "create to a ready pod on every node"})
+	if err != nil && !stalled {
 		return nil, err
 	}
-	rows := []row{{scenario: "daemonset create", count: b.o.nodes, wall: time.Since(start), note: "create to a ready pod on every node"}}
-
-	start = time.Now()
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"bench.skiff.dev/restartedAt":%q}}}}}`, start.Format(time.RFC3339Nano))
-	updated, err := b.client.AppsV1().DaemonSets(namespace).Patch(ctx, ds.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+	rows := []row{r}
 	if err != nil {
 		return rows, err
 	}
-	// a rollout that stalls is a finding, not the end of the run: it is reported as such
-	rolloutCtx, cancel := context.WithTimeout(ctx, rolloutBound)
-	err = b.waitDaemonSet(rolloutCtx, updated.Name, updated.Generation)
-	cancel()
-	switch {
-	case err == nil:
-		rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes, wall: time.Since(start),
-			note: "template change to every node's pod updated and ready (maxUnavailable 10%)"})
-	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-		rows = append(rows, row{scenario: "daemonset rollout", count: b.o.nodes,
-			note: fmt.Sprintf("STALLED: not complete after %s (%v)", rolloutBound, err)})
-	default:
-		return rows, err
+	if !stalled {
+		start = time.Now()
+		patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"bench.skiff.dev/restartedAt":%q}}}}}`, start.Format(time.RFC3339Nano))
+		updated, err := b.client.AppsV1().DaemonSets(namespace).Patch(ctx, ds.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+		if err != nil {
+			return rows, err
+		}
+		r, stalled, err = b.waitOrReportStall(ctx, updated.Name, updated.Generation, start,
+			row{scenario: "daemonset rollout", count: b.o.nodes, note: "template change to every node's pod updated and ready (maxUnavailable 10%)"})
+		if err != nil && !stalled {
+			return rows, err
+		}
+		rows = append(rows, r)
+		if err != nil {
+			return rows, err
+		}
 	}
 	if err := b.client.AppsV1().DaemonSets(namespace).Delete(ctx, ds.Name, metav1.DeleteOptions{}); err != nil {
 		return rows, err
@@ -119,8 +120,37 @@ func (b *bench) daemonSetRollout(ctx context.Context, _ *cluster) ([]row, error)
 	return rows, b.deleteAll(ctx, "scenario", "daemonset")
 }
 
-// rolloutBound is how long a DaemonSet rollout may take before it is reported as stalled.
+// rolloutBound is how long a DaemonSet's pods may take to be all updated and available before
+// it is reported as stalled.
 const rolloutBound = 5 * time.Minute
+
+// waitOrReportStall waits for the DaemonSet as waitDaemonSet does, for at most rolloutBound,
+// and returns r with the time since start. One that does not get there is a finding, not the
+// end of the run: r says STALLED, and what the DaemonSet waits for is written out.
+func (b *bench) waitOrReportStall(ctx context.Context, name string, generation int64, start time.Time, r row) (_ row, stalled bool, _ error) {
+	waitCtx, cancel := context.WithTimeout(ctx, rolloutBound)
+	err := b.waitDaemonSet(waitCtx, name, generation)
+	cancel()
+	b.reportPodsMarkedNotReady(ctx, os.Stderr)
+	switch {
+	case err == nil:
+		r.wall = time.Since(start)
+		return r, false, nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		r.note = fmt.Sprintf("STALLED: not complete after %s (%v)", rolloutBound, err)
+		if err := b.describeStalledDaemonSet(ctx, os.Stderr, name); err != nil {
+			return r, true, err
+		}
+		if b.o.holdOnStall {
+			fmt.Fprintf(os.Stderr, "holding the cluster as it is (--hold-on-stall; KUBECONFIG=%s); interrupt to tear it down\n", b.kubeconfig)
+			<-ctx.Done()
+			return r, true, ctx.Err()
+		}
+		return r, true, nil
+	default:
+		return r, false, err
+	}
+}
 
 // waitDaemonSet waits as `kubectl rollout status daemonset` does: the generation observed,
 // every node's pod updated and available.
