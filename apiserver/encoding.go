@@ -83,6 +83,11 @@ func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.Gro
 		return encodeUnstructured(u, info, gv)
 	}
 	key, cacheable := cacheKey(obj, info, gv, true)
+	if cacheable && info.MediaType == runtime.ContentTypeJSON {
+		if b, ok, err := encodeTypedJSON(obj, key, info, gv); ok || err != nil {
+			return b, err
+		}
+	}
 	if cacheable {
 		if b, ok := encoded.get(key); ok {
 			return b, nil
@@ -97,6 +102,98 @@ func encodeObject(obj runtime.Object, info runtime.SerializerInfo, gv schema.Gro
 		encoded.put(key, b)
 	}
 	return b, nil
+}
+
+// A single object's JSON is its list item's JSON with its kind and apiVersion in front:
+// {"kind":"Pod","apiVersion":"v1", then the item's fields. The encoding cache keeps only the
+// item and splices the single object's encoding from it, which halves what it holds for the
+// objects that are both read alone and listed (the bench's pods: created, got, listed). The
+// splice is learned per type and group version from one whole encoding, and used only where
+// that encoding is exactly prefix + item: the encoder sets apiVersion and kind and converts
+// nothing when gv is the object's own.
+
+type typedJSONPrefixKey struct {
+	typ reflect.Type
+	gv  schema.GroupVersion
+}
+
+// typedJSONPrefixes holds, by typedJSONPrefixKey, what a single object's JSON has before its
+// item's fields.
+var typedJSONPrefixes sync.Map
+
+// encodeTypedJSON returns obj's single-object JSON spliced from its cached item encoding, or
+// false when the splice does not apply to it.
+func encodeTypedJSON(obj runtime.Object, key encodedKey, info runtime.SerializerInfo, gv schema.GroupVersion) ([]byte, bool, error) {
+	if !obj.GetObjectKind().GroupVersionKind().Empty() || !isOwnVersion(obj, gv) {
+		return nil, false, nil
+	}
+	itemKey := key
+	itemKey.typed = false
+	pk := typedJSONPrefixKey{key.typ, gv}
+	item, haveItem := encoded.get(itemKey)
+	if prefix, ok := typedJSONPrefixes.Load(pk); ok && haveItem {
+		if b, ok := spliceTypedJSON(prefix.([]byte), item); ok {
+			return b, true, nil
+		}
+	}
+	var buf bytes.Buffer
+	if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(obj, &buf); err != nil {
+		return nil, false, err
+	}
+	typed := buf.Bytes()
+	if !haveItem {
+		var itemBuf bytes.Buffer
+		if err := info.Serializer.Encode(obj, &itemBuf); err != nil {
+			return nil, false, err
+		}
+		item = bytes.TrimRight(itemBuf.Bytes(), "\n")
+		encoded.put(itemKey, item)
+	}
+	if _, ok := typedJSONPrefixes.Load(pk); !ok {
+		if prefix, ok := typedJSONPrefix(typed, item); ok {
+			typedJSONPrefixes.Store(pk, prefix)
+		}
+	}
+	return typed, true, nil
+}
+
+// typedJSONPrefix returns what typed has before item's fields, if typed is exactly
+// {"kind":...,"apiVersion":..., then item's fields, then a newline.
+func typedJSONPrefix(typed, item []byte) ([]byte, bool) {
+	if len(item) < 3 || item[0] != '{' || len(typed) <= len(item) {
+		return nil, false
+	}
+	prefix := typed[:len(typed)-len(item)]
+	if !bytes.HasPrefix(prefix, []byte(`{"kind":`)) || !bytes.HasSuffix(prefix, []byte(",")) ||
+		!bytes.HasSuffix(typed, append(bytes.Clone(item[1:]), '\n')) {
+		return nil, false
+	}
+	return bytes.Clone(prefix), true
+}
+
+func spliceTypedJSON(prefix, item []byte) ([]byte, bool) {
+	if len(item) < 3 || item[0] != '{' {
+		return nil, false // {} has no field to put a comma before
+	}
+	b := make([]byte, 0, len(prefix)+len(item))
+	b = append(b, prefix...)
+	b = append(b, item[1:]...)
+	return append(b, '\n'), true
+}
+
+// isOwnVersion reports whether obj's type is registered in gv, so that encoding it for gv
+// sets its apiVersion and kind and converts nothing.
+func isOwnVersion(obj runtime.Object, gv schema.GroupVersion) bool {
+	gvks, unversioned, err := apis.Scheme.ObjectKinds(obj)
+	if err != nil || unversioned {
+		return false
+	}
+	for _, gvk := range gvks {
+		if gvk.GroupVersion() == gv {
+			return true
+		}
+	}
+	return false
 }
 
 // encodeObjectAfresh encodes obj without the cache, for states that were never stored.

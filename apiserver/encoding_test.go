@@ -3,14 +3,18 @@ package apiserver
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-dev/skiff/apis"
+	"github.com/skiff-dev/skiff/bench/benchpods"
 )
 
 func TestSplicedJSONListIsWhatTheEncoderWrites(t *testing.T) {
@@ -65,6 +69,47 @@ func TestSplicedProtobufListIsWhatTheEncoderWrites(t *testing.T) {
 		}
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {
 			t.Fatalf("round %d: %d bytes, the encoder writes %d", round, got.Len(), want.Len())
+		}
+	}
+}
+
+func TestSplicedSingleObjectJSONIsWhatTheEncoderWrites(t *testing.T) {
+	info := serializerFor(runtime.ContentTypeJSON)
+	want := func(obj runtime.Object, gv schema.GroupVersion) []byte {
+		var b bytes.Buffer
+		if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(obj, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	pod := func(i int) *corev1.Pod {
+		return benchpods.Stored(benchpods.Deployment(i), "default", 7000+i)
+	}
+	deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "dep-uid", ResourceVersion: "9"}}
+	// an item listed first, then read alone: the single object is spliced from the item
+	list := &corev1.PodList{Items: []corev1.Pod{*pod(0)}}
+	if err := writeJSONList(io.Discard, func() {}, list, info, corev1.SchemeGroupVersion); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		obj  runtime.Object
+		gv   schema.GroupVersion
+	}{
+		{"listed before", &list.Items[0], corev1.SchemeGroupVersion},
+		{"read alone first", pod(1), corev1.SchemeGroupVersion},
+		{"another group", deployment, appsv1.SchemeGroupVersion},
+		{"with its kind set", &corev1.Pod{TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
+			ObjectMeta: metav1.ObjectMeta{Name: "k", UID: "kind-uid", ResourceVersion: "3"}}, corev1.SchemeGroupVersion},
+	} {
+		for round := 0; round < 3; round++ { // later rounds read the cache
+			got, err := encodeObject(c.obj, info, c.gv)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if w := want(c.obj, c.gv); !bytes.Equal(got, w) {
+				t.Fatalf("%s, round %d:\n got %s\nwant %s", c.name, round, got, w)
+			}
 		}
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+
+	"github.com/skiff-dev/skiff/bench/benchpods"
 )
 
 const (
@@ -91,24 +93,14 @@ func (l *load) run(ctx context.Context) error {
 	return l.watches(ctx, created[0])
 }
 
-func podName(i int) string { return fmt.Sprintf("bench-%05d", i) }
+func podName(i int) string { return benchpods.Name("", i) }
 
 // creates makes the pods and returns the names of those created.
 func (l *load) creates(ctx context.Context) []string {
 	pods := l.client.CoreV1().Pods(l.ns)
 	ok := make([]bool, l.opts.pods)
 	lat, errs, wall := l.parallel(ctx, "create", l.opts.pods, func(ctx context.Context, i int) error {
-		_, err := pods.Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:   l.prefix + podName(i),
-				Labels: map[string]string{"app": "skiff-bench", "shard": strconv.Itoa(i % 16)},
-			},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{
-				Name:  "app",
-				Image: "registry.k8s.io/pause:3.10",
-				Env:   []corev1.EnvVar{{Name: "BENCH_INDEX", Value: strconv.Itoa(i)}},
-			}}},
-		}, metav1.CreateOptions{})
+		_, err := pods.Create(ctx, benchpods.Small(l.prefix+podName(i), i), metav1.CreateOptions{})
 		ok[i] = err == nil
 		return err
 	})

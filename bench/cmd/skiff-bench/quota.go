@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/bench/benchpods"
 )
 
 // The quota scenario (--scenario quota) measures what ResourceQuota admission costs a pod
@@ -114,19 +115,10 @@ func (l *load) quotaScenario(ctx context.Context) error {
 func (l *load) createPods(ctx context.Context, phase, ns, prefix string) row {
 	pods := l.client.CoreV1().Pods(ns)
 	lat, errs, wall := l.parallel(ctx, phase, l.opts.pods, func(ctx context.Context, i int) error {
-		_, err := pods.Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:   prefix + podName(i),
-				Labels: map[string]string{"app": "skiff-bench", "shard": strconv.Itoa(i % 16)},
-			},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{
-				Name:  "app",
-				Image: "registry.k8s.io/pause:3.10",
-				Env:   []corev1.EnvVar{{Name: "BENCH_INDEX", Value: strconv.Itoa(i)}},
-				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}},
-			}}},
-		}, metav1.CreateOptions{})
+		pod := benchpods.Small(prefix+podName(i), i)
+		pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}
+		_, err := pods.Create(ctx, pod, metav1.CreateOptions{})
 		return err
 	})
 	r := newRow(phase, lat, errs.count(), wall)

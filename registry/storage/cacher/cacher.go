@@ -75,6 +75,8 @@ type Cacher struct {
 	// transformer reads values encrypted at rest (nil: stored as encoded); the store under
 	// the cache, which writes them, must have the same one.
 	transformer storage.Transformer
+	// interner shares equal managedFields between cached objects; only the reflector uses it.
+	interner *managedFieldsInterner
 
 	// ctx ends when New's ctx does or Stop is called; everything the cache started ends then.
 	ctx  context.Context
@@ -170,6 +172,7 @@ func New(ctx context.Context, store storage.Interface, client *clientv3.Client, 
 		unindexedWatchers: map[int]*cacheWatcher{},
 		advanced:          make(chan struct{}),
 		progressWanted:    make(chan struct{}, 1),
+		interner:          newManagedFieldsInterner(),
 	}
 	for _, o := range opts {
 		o(c)
@@ -302,7 +305,8 @@ func (c *Cacher) list() (int64, error) {
 	return rev, nil
 }
 
-// decode reads a value from etcd into a new object of the cache's resource.
+// decode reads a value from etcd into a new object of the cache's resource. Only the
+// reflector calls it.
 func (c *Cacher) decode(kv *mvccpb.KeyValue, rev int64) (runtime.Object, error) {
 	value := kv.Value
 	if c.transformer != nil {
@@ -311,7 +315,12 @@ func (c *Cacher) decode(kv *mvccpb.KeyValue, rev int64) (runtime.Object, error) 
 			return nil, err
 		}
 	}
-	return etcd3.Decode(value, c.newFunc(), rev)
+	obj, err := etcd3.Decode(value, c.newFunc(), rev)
+	if err != nil {
+		return nil, err
+	}
+	c.interner.intern(obj)
+	return obj, nil
 }
 
 // watch follows etcd from rev until the watch fails or ctx is done.

@@ -677,3 +677,40 @@ func BenchmarkFanOutTo100Watchers(b *testing.B) {
 		}
 	}
 }
+
+func TestObjectsWithEqualManagedFieldsShareOneCopyInTheCache(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	fields := func(s string) []metav1.ManagedFieldsEntry {
+		return []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply,
+			APIVersion: "v1", FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(s)}}}
+	}
+	for name, set := range map[string]string{"a": `{"f:data":{}}`, "b": `{"f:data":{}}`, "c": `{"f:metadata":{}}`} {
+		cm := configMap(name, nil)
+		cm.ManagedFields = fields(set)
+		out := &corev1.ConfigMap{}
+		if err := f.cacher.Create(ctx, key(name), cm, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(name string) metav1.ManagedFieldsEntry {
+		got := &corev1.ConfigMap{}
+		if err := f.cacher.Get(ctx, key(name), storage.GetOptions{}, got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.ManagedFields) != 1 {
+			t.Fatalf("%s: managedFields %+v", name, got.ManagedFields)
+		}
+		return got.ManagedFields[0]
+	}
+	a, b, c := get("a"), get("b"), get("c")
+	if string(a.FieldsV1.Raw) != `{"f:data":{}}` || string(c.FieldsV1.Raw) != `{"f:metadata":{}}` || a.Manager != "kubectl" {
+		t.Fatalf("managedFields changed: %s %s %q", a.FieldsV1.Raw, c.FieldsV1.Raw, a.Manager)
+	}
+	if a.FieldsV1 != b.FieldsV1 {
+		t.Errorf("equal field sets are held twice")
+	}
+	if a.FieldsV1 == c.FieldsV1 {
+		t.Errorf("different field sets are one")
+	}
+}
