@@ -76,7 +76,9 @@ cleanup() {
     local ns; ns=$(agent_ns "$i")
     [ -e "/run/netns/$ns" ] || continue
     # in the agent's namespace: reset removes the node's nftables tables and routes there
-    [ -d "$(agent_data "$i")" ] && nsenter --net="/run/netns/$ns" "$SKIFF" reset --data-dir "$(agent_data "$i")" >> "$OUT/agent-$i.log" 2>&1
+    if [ -d "$(agent_data "$i")" ] && ! nsenter --net="/run/netns/$ns" "$SKIFF" reset --data-dir "$(agent_data "$i")" >> "$OUT/agent-$i.log" 2>&1; then
+      echo "skiff reset of $(agent_data "$i") failed (its data dir stays): $(tail -1 "$OUT/agent-$i.log")"
+    fi
     ip netns del "$ns" # its veth, and with it the bridge's end
   done
   ip link del "$BRIDGE" 2>/dev/null # and the routes through it
