@@ -191,10 +191,15 @@ func dnsUpstreams(configured []string, serviceIP string) ([]string, error) {
 }
 
 // upDNS is the cluster DNS as a part of `skiff up`: on every address of the host, port 53,
-// waiting for the port rather than failing when another server holds it.
-func upDNS(cfg *rest.Config, network upNetwork) func(context.Context) error {
+// waiting for the port rather than failing when another server holds it, published at the
+// node's first address (--node-ip) when it has one.
+func upDNS(cfg *rest.Config, network upNetwork, nodeIPs []string) func(context.Context) error {
+	var advertise string
+	if len(nodeIPs) > 0 {
+		advertise = nodeIPs[0]
+	}
 	return func(ctx context.Context) error {
-		return runDNS(ctx, cfg, &dnsOptions{listen: "0.0.0.0:53", clusterDomain: dns.DefaultClusterDomain,
+		return runDNS(ctx, cfg, &dnsOptions{listen: "0.0.0.0:53", advertiseAddress: advertise, clusterDomain: dns.DefaultClusterDomain,
 			serviceIP: network.clusterDNS, retryListen: true})
 	}
 }

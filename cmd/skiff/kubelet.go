@@ -376,6 +376,7 @@ func upKubelet(up *upOptions, network upNetwork, restConfig *rest.Config, mirror
 			rootDir:         filepath.Join(up.dataDir, "kubelet"),
 			podLogsDir:      filepath.Join(up.dataDir, "kubelet", "logs"),
 			podCIDR:         network.podCIDR,
+			nodeIPs:         up.nodeIPs,
 			port:            cmp.Or(up.kubeletPort, 10250),
 			address:         "0.0.0.0",
 			maxPods:         110,

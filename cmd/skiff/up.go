@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +47,9 @@ type upOptions struct {
 	// advertiseAddress is the address joining nodes reach the API server at, published in
 	// cluster-info; "" is this host's node address.
 	advertiseAddress string
+	// nodeIPs are up's own Node's addresses (k3s's --node-ip), those its kubelet reports and
+	// the other nodes route this node's pods through; none: the address of the default route
+	nodeIPs []string
 	// disableIngress leaves the built-in ingress controller out, as k3s's --disable traefik
 	disableIngress bool
 	// clusterCIDR and serviceCIDR are k3s's flags of those names (upnetwork.go): one CIDR
@@ -94,6 +98,8 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 		"encrypt Secrets in etcd with an aescbc key made once in DATA_DIR/"+secretsEncryptionConfigFile+" (keep that file: without it the secrets are lost)")
 	f.StringVar(&o.advertiseAddress, "advertise-address", "",
 		"address nodes that join ('skiff agent') reach the API server at, published in kube-public/cluster-info; default: this host's address of the default route")
+	f.StringSliceVar(&o.nodeIPs, "node-ip", nil,
+		"this host's Node's addresses, those other nodes ('skiff agent') route its pods through and reach its DNS at, and the default --advertise-address; default: the address of the default route")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.BoolVar(&o.disableIngress, "disable-ingress", false, "do not run the built-in ingress controller (IngressClass skiff, on ports 80 and 443)")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", nodeipam.DefaultClusterCIDR,
@@ -178,9 +184,10 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 	defer func() { err = errors.Join(err, etcd.close()) }()
 
 	server := "https://127.0.0.1:" + strconv.Itoa(o.port)
-	var sans []string
+	// joining nodes verify the server by the address they reach it at (advertisedURL)
+	sans := slices.Clone(o.nodeIPs)
 	if o.advertiseAddress != "" {
-		sans = append(sans, o.advertiseAddress) // joining nodes verify the server by it
+		sans = append(sans, o.advertiseAddress)
 	}
 	pki, kubeconfig, err := prepareDataDir(o.dataDir, server, sans)
 	if err != nil {
@@ -231,7 +238,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"apiserver", apiServer.Run},
 		{"kubelet", upKubelet(o, network, configs[kubeletIdentity(node).user], mirrors)},
 		{"proxy", upProxy(configs[proxyIdentity.user], network)},
-		{"dns", upDNS(configs[dnsIdentity.user], network)},
+		{"dns", upDNS(configs[dnsIdentity.user], network, o.nodeIPs)},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity, o.haServer())},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], network, pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
@@ -287,9 +294,13 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 
 var errNotReady = errors.New("API server did not become ready")
 
-// advertisedURL is the API server's URL for nodes on other machines.
+// advertisedURL is the API server's URL for nodes on other machines: at --advertise-address,
+// else at the node's address (as k3s's).
 func (o *upOptions) advertisedURL() string {
 	host := o.advertiseAddress
+	if host == "" && len(o.nodeIPs) > 0 {
+		host = o.nodeIPs[0]
+	}
 	if host == "" {
 		host = kubelet.DefaultNodeIP().String()
 	}

@@ -37,6 +37,12 @@ if os.path.exists(tsv):
 def failed(st):
     return st not in ('passed', 'skipped', 'pending')
 
+def nodes_line(agents):
+    if not agents:
+        return "1, skiff up's own"
+    return (f"{agents + 1}: skiff up's own and {agents} `skiff agent`{'s' if agents > 1 else ''} "
+            "in a network namespace of its own on a bridge to skiff up's (AGENTS in run.sh)")
+
 area = lambda n: (re.search(r'\[sig-[a-z-]+\]', n) or [''])[0] or '[other]'
 table = collections.defaultdict(collections.Counter)
 for n, st in state.items():
@@ -51,6 +57,7 @@ lines = [
     '',
     f"- **Run:** {runinfo['date']}, skiff `{runinfo['commit']}`, {runinfo['minutes']} minutes",
     f"- **Machine:** {runinfo['machine']}",
+    f"- **Nodes:** {nodes_line(runinfo.get('agents', 0))}",
     f"- **Specs:** every `[Conformance]` spec but `[Disruptive]` ones: the parallel ones with "
     f"{runinfo['nodes']} processes, then the `[Serial]` ones with one",
     f"- **Total:** {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped",
