@@ -13,6 +13,7 @@ package ha_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -166,6 +169,10 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 		t.Errorf("nodes %v, want each server's", names)
 	}
 	waitEndpoints(t, clients[1], serverIP(1), serverIP(2), serverIP(3))
+	// every server's DNS serves the cluster, and a name resolves through kube-dns's cluster IP
+	waitDNSEndpoints(t, clients[1], serverIP(1), serverIP(2), serverIP(3))
+	kubernetesIP := serviceIP(t, clients[1], "default", "kubernetes")
+	resolveThroughClusterDNS(t, ns[0], clients[1], kubernetesIP)
 
 	// the server whose scheduler leads is the one to lose
 	leader := schedulerLeader(t, clients[1], "")
@@ -222,6 +229,11 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 	newLeader := schedulerLeader(t, clients[survivors[0]], leader)
 	t.Logf("the scheduler's lease moved to %s", newLeader)
 	waitEndpoints(t, clients[survivors[0]], serverIP(survivors[0]), serverIP(survivors[1]))
+	// the dead server's DNS leaves kube-dns, and names go on resolving on the survivors
+	waitDNSEndpoints(t, clients[survivors[0]], serverIP(survivors[0]), serverIP(survivors[1]))
+	for _, i := range survivors {
+		resolveThroughClusterDNS(t, ns[i-1], clients[i], kubernetesIP)
+	}
 
 	// the new leader schedules: a pod gets a node
 	pod := &corev1.Pod{
@@ -327,5 +339,103 @@ func waitEndpoints(t *testing.T, client kubernetes.Interface, ips ...string) {
 		return slices.Equal(got, ips), nil
 	}); err != nil {
 		t.Fatalf("the kubernetes service's endpoints are %v, want %v", got, ips)
+	}
+}
+
+// waitDNSEndpoints waits until kube-system/kube-dns's Endpoints, and the addresses of its
+// EndpointSlices, are exactly ips.
+func waitDNSEndpoints(t *testing.T, client kubernetes.Interface, ips ...string) {
+	t.Helper()
+	var fromEndpoints, fromSlices []string
+	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		ep, err := client.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		fromEndpoints = nil
+		for _, ss := range ep.Subsets {
+			for _, a := range ss.Addresses {
+				fromEndpoints = append(fromEndpoints, a.IP)
+			}
+		}
+		list, err := client.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kube-dns"})
+		if err != nil {
+			return false, nil
+		}
+		fromSlices = nil
+		for _, s := range list.Items {
+			for _, e := range s.Endpoints {
+				if ptr.Deref(e.Conditions.Ready, true) {
+					fromSlices = append(fromSlices, e.Addresses...)
+				}
+			}
+		}
+		slices.Sort(fromEndpoints)
+		slices.Sort(fromSlices)
+		return slices.Equal(fromEndpoints, ips) && slices.Equal(fromSlices, ips), nil
+	}); err != nil {
+		t.Fatalf("kube-dns's endpoints are %v and its slices' %v, want %v", fromEndpoints, fromSlices, ips)
+	}
+}
+
+// serviceIP is the cluster IP of the Service ns/name.
+func serviceIP(t *testing.T, client kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	svc, err := client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.Spec.ClusterIP
+}
+
+// resolveThroughClusterDNS asks kube-dns's cluster IP, from the machine of network namespace
+// netns, for kubernetes.default's address a number of times, each from a socket of its own
+// (so the proxy picks an endpoint for each), once the machine's proxy routes the cluster IP
+// to the endpoints kube-dns has now; every answer must be want.
+func resolveThroughClusterDNS(t *testing.T, netns string, client kubernetes.Interface, want string) {
+	t.Helper()
+	dnsIP := serviceIP(t, client, "kube-system", "kube-dns")
+	query := func() (string, error) {
+		var c net.Conn
+		if err := netnstest.InNetns(netns, func() (err error) {
+			c, err = net.Dial("udp", net.JoinHostPort(dnsIP, "53"))
+			return err
+		}); err != nil {
+			return "", err
+		}
+		defer c.Close()
+		m := new(dns.Msg)
+		m.SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: 5 * time.Second}).ExchangeWithConn(m, &dns.Conn{Conn: c})
+		if err != nil {
+			return "", err
+		}
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				return a.A.String(), nil
+			}
+		}
+		return "", fmt.Errorf("answer %s without an address", dns.RcodeToString[r.Rcode])
+	}
+	// the proxy may lag behind the slices: wait for a run of answers first
+	var last error
+	answered := 0
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		if _, last = query(); last != nil {
+			answered = 0
+		} else {
+			answered++
+		}
+		return answered == 6, nil
+	}); err != nil {
+		t.Fatalf("%s: kubernetes.default does not resolve through %s: %v", netns, dnsIP, last)
+	}
+	for range 12 {
+		got, err := query()
+		if err != nil {
+			t.Errorf("%s: resolving kubernetes.default through %s: %v", netns, dnsIP, err)
+		} else if got != want {
+			t.Errorf("%s: kubernetes.default resolves to %s, want %s", netns, got, want)
+		}
 	}
 }
