@@ -5,6 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -166,6 +167,9 @@ func runAgent(ctx context.Context, o *agentOptions) (err error) {
 	if _, err := os.Stat(k.kubeconfig); err != nil && o.token == "" {
 		return errors.New("--token is required to join: this data directory has no node credentials yet")
 	}
+	if err := throughLoadBalancer(k.kubeconfig, lb.URL()); err != nil {
+		return err
+	}
 	nodeConfig, renewNode, err := k.bootstrapClient(ctx, name)
 	if err != nil {
 		return err
@@ -259,6 +263,28 @@ func (o *agentOptions) proxyCredentials(ctx context.Context, node, server string
 		return nil, nil, err
 	}
 	return cfg, m.Run, nil
+}
+
+// throughLoadBalancer points the kubeconfig at path, if there is one (an earlier start's,
+// perhaps from before the load balancer), at the load balancer's URL.
+func throughLoadBalancer(path, url string) error {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, c := range cfg.Clusters {
+		if c.Server != url {
+			c.Server, changed = url, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // writeBootstrapKubeconfig writes the kubelet's --bootstrap-kubeconfig: server, the pinned CA
