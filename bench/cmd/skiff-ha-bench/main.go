@@ -423,8 +423,10 @@ func (b *bench) creates(ctx context.Context, benchBin, kubeconfig string, i int,
 	}
 	for _, r := range res.Rows {
 		if r.Phase == "create" {
+			// failed creates (timeouts of a loaded etcd) are part of the result, not the end
+			// of the bench: the throughput counts only the successful ones
 			if r.Errors > 0 {
-				return 0, fmt.Errorf("skiff-bench: %d creates failed", r.Errors)
+				fmt.Printf("  (%d of %d creates through %s failed)\n", r.Errors, o.pods, serverIP(i))
 			}
 			return r.OpsPerSec, nil
 		}
