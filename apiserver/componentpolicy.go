@@ -109,14 +109,15 @@ func componentClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 	}
 }
 
-// componentRoles are what the DNS server writes: the kube-dns Service, its EndpointSlice and
-// Endpoints in kube-system.
+// componentRoles are what the DNS servers write: the kube-dns Service, its EndpointSlices and
+// Endpoints in kube-system, and the Leases that say which servers live.
 func componentRoles() []rbacv1.Role {
 	return []rbacv1.Role{{
 		ObjectMeta: skiffMeta(DNSUser, "kube-system"),
 		Rules: []rbacv1.PolicyRule{
 			{Verbs: []string{"get", "create", "update"}, APIGroups: []string{""}, Resources: []string{"services", "endpoints"}},
 			{Verbs: []string{"get", "create", "update", "delete"}, APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}},
+			{Verbs: []string{"get", "create", "update", "delete"}, APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}},
 		},
 	}}
 }

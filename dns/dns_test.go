@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -234,15 +235,62 @@ func TestClusterNamesResolveFromTheAPI(t *testing.T) {
 	}
 }
 
-func TestEnsureServiceMakesKubeDNSPointAtTheServer(t *testing.T) {
+func TestEachDNSServerPublishesItselfAndADeadOnesEndpointLeaves(t *testing.T) {
 	srv := apiservertest.Start(t)
 	ctx := context.Background()
-	ep := Endpoint{IP: netip.MustParseAddr("192.0.2.2"), Port: 53, NodeName: "node-1"}
-	for range 2 { // the second time finds everything in place
-		if err := EnsureService(ctx, srv.Client, DefaultServiceIP, ep); err != nil {
+	// a slice of an older skiff, which named one server and held no Lease
+	legacy := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns-" + ManagedBy, Namespace: "kube-system",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "kube-dns", discoveryv1.LabelManagedBy: ManagedBy}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.9"}}},
+	}
+	if _, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").Create(ctx, legacy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	publisher := func(ip, node string) *Publisher {
+		p := NewPublisher(srv.Client, DefaultServiceIP, Endpoint{IP: netip.MustParseAddr(ip), Port: 53, NodeName: node})
+		p.now = func() time.Time { return clock }
+		return p
+	}
+	one, two := publisher("192.0.2.1", "node-1"), publisher("192.0.2.2", "node-2")
+	sync := func(p *Publisher) {
+		t.Helper()
+		if err := p.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
+	endpoints := func() []string {
+		t.Helper()
+		eps, err := srv.Client.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ips []string
+		for _, ss := range eps.Subsets {
+			for _, a := range ss.Addresses {
+				ips = append(ips, a.IP+"@"+ptr.Deref(a.NodeName, ""))
+			}
+		}
+		return ips
+	}
+	sliceNames := func() []string {
+		t.Helper()
+		list, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kube-dns"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range list.Items {
+			names = append(names, s.Name+"="+s.Endpoints[0].Addresses[0])
+		}
+		slices.Sort(names)
+		return names
+	}
+
+	sync(one)
+	sync(one) // the second time finds everything in place
 	svc, err := srv.Client.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -251,23 +299,46 @@ func TestEnsureServiceMakesKubeDNSPointAtTheServer(t *testing.T) {
 		svc.Spec.Ports[1].Name != "dns-tcp" || svc.Spec.Ports[2].Port != 9153 {
 		t.Errorf("kube-dns service: %s %+v", svc.Spec.ClusterIP, svc.Spec.Ports)
 	}
-	slice, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns-"+ManagedBy, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if got := endpoints(); !slices.Equal(got, []string{"192.0.2.1@node-1"}) {
+		t.Errorf("kube-dns endpoints with one server: %v", got)
 	}
-	if slice.Endpoints[0].Addresses[0] != "192.0.2.2" || *slice.Endpoints[0].NodeName != "node-1" || len(slice.Ports) != 2 {
-		t.Errorf("kube-dns slice: %+v", slice)
+	if _, err := srv.Client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-dns-node-1", metav1.GetOptions{}); err != nil {
+		t.Errorf("the first server's lease: %v", err)
 	}
-	// the server moves: its endpoints follow
-	ep.IP = netip.MustParseAddr("192.0.2.3")
-	if err := EnsureService(ctx, srv.Client, DefaultServiceIP, ep); err != nil {
-		t.Fatal(err)
+
+	// a second server adds itself beside the first, which keeps it; the slice without a Lease goes
+	sync(two)
+	sync(one)
+	if got := endpoints(); !slices.Equal(got, []string{"192.0.2.1@node-1", "192.0.2.2@node-2"}) {
+		t.Errorf("kube-dns endpoints with two servers: %v", got)
 	}
-	eps, err := srv.Client.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if got := sliceNames(); !slices.Equal(got, []string{"kube-dns-node-1=192.0.2.1", "kube-dns-node-2=192.0.2.2"}) {
+		t.Errorf("kube-dns slices with two servers: %v", got)
 	}
-	if eps.Subsets[0].Addresses[0].IP != "192.0.2.3" {
-		t.Errorf("kube-dns endpoints: %+v", eps.Subsets)
+
+	// the second stops renewing: within its Lease's duration the first keeps it, after it not
+	clock = clock.Add(LeaseDuration - time.Second)
+	sync(one)
+	if got := endpoints(); len(got) != 2 {
+		t.Errorf("kube-dns endpoints before the second server's lease ran out: %v", got)
+	}
+	clock = clock.Add(2 * time.Second)
+	sync(one)
+	if got := endpoints(); !slices.Equal(got, []string{"192.0.2.1@node-1"}) {
+		t.Errorf("kube-dns endpoints after the second server's lease ran out: %v", got)
+	}
+	if got := sliceNames(); !slices.Equal(got, []string{"kube-dns-node-1=192.0.2.1"}) {
+		t.Errorf("kube-dns slices after the second server's lease ran out: %v", got)
+	}
+	if _, err := srv.Client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-dns-node-2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the dead server's lease: %v, want it deleted", err)
+	}
+
+	// it comes back, at another address: its endpoint follows
+	two.ep.IP = netip.MustParseAddr("192.0.2.3")
+	sync(two)
+	sync(one)
+	if got := endpoints(); !slices.Equal(got, []string{"192.0.2.1@node-1", "192.0.2.3@node-2"}) {
+		t.Errorf("kube-dns endpoints after the second server came back: %v", got)
 	}
 }

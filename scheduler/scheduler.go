@@ -57,6 +57,10 @@ type Options struct {
 	PercentageOfNodesToScore int32
 }
 
+// ErrLeaderElectionLost is what Run returns when the scheduler lost its Lease while it led
+// (it could not renew it in time), as kube-scheduler exits then to be started again.
+var ErrLeaderElectionLost = errors.New("leader election lost")
+
 // LeaderElection configures leader election on a coordination.k8s.io/v1 Lease. Zero fields
 // take kube-scheduler's defaults.
 type LeaderElection struct {
@@ -345,7 +349,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	leadingMu.Unlock()
 	leading.Wait()
 	if lost.Load() {
-		return errors.New("leader election lost")
+		return ErrLeaderElectionLost
 	}
 	return nil
 }

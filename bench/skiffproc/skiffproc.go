@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -290,4 +291,39 @@ func ReadRSS(pid int) (rss, peak float64, err error) {
 		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
 	return rss, peak, nil
+}
+
+// ReexecInNetns runs this program again, with the same arguments and env=1 in its
+// environment, in a new network namespace, passes interrupts on to it and returns how it
+// exited (an *exec.ExitError when it failed). It needs root and the tools named on PATH.
+// The child is killed should this process die first.
+func ReexecInNetns(env string, tools ...string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("the bench needs root (a network namespace, nftables)")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("the bench needs %s on PATH (apt-get install nftables iproute2 util-linux)", tool)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the bench in a network namespace: %w", err)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	defer signal.Stop(sigs)
+	return cmd.Wait()
 }

@@ -5,9 +5,13 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/skiff-dev/skiff/controllers/csrapproving"
 	"github.com/skiff-dev/skiff/join"
+	"github.com/skiff-dev/skiff/join/loadbalancer"
 	"github.com/skiff-dev/skiff/kubelet/certificate"
 )
 
@@ -38,6 +43,8 @@ type agentOptions struct {
 	// clusterCIDR is the proxy's --cluster-cidr: an IPv6 CIDR in it makes the node's proxy
 	// dual-stack (its kubelet learns the node's pod CIDRs of both families from the Node)
 	clusterCIDR string
+	// lbServerPort is the port on 127.0.0.1 of the load balancer in front of the API servers
+	lbServerPort int
 }
 
 func newAgentCommand(g *globalOptions) *cobra.Command {
@@ -51,7 +58,10 @@ token's signature checks out and the CA's key has the --ca-cert-hash, asks for t
 client certificate by CertificateSigningRequest with the token (approved automatically) and
 for its proxy's (system:kube-proxy) and NetworkPolicy agent's with the node's, and then runs
 the kubelet on a containerd of its own (DATA_DIR/containerd), the service proxy, which also
-routes pod traffic to the other nodes, and the NetworkPolicy agent. Run it as root. Restarted on the same data directory it keeps its
+routes pod traffic to the other nodes, and the NetworkPolicy agent. These reach the API servers through a load balancer on
+127.0.0.1:--lb-server-port, as k3s's agent: it learns every server from the kubernetes
+Service's endpoints (kept in DATA_DIR/api-servers.json for the next start) and fails over to
+another when the one in use stops answering. Run it as root. Restarted on the same data directory it keeps its
 certificates and needs no valid token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,12 +88,13 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 		`the kubelet's CRI endpoint (unix:///PATH), or "fake" for the in-memory runtime; default: a containerd of the agent's own in DATA_DIR/containerd`)
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "REGISTRY=URL: pull images of REGISTRY (or * for every one) from the mirror at URL first (repeatable)")
+	f.IntVar(&o.lbServerPort, "lb-server-port", 6444, "port on 127.0.0.1 of the node's load balancer in front of the API servers, which the kubelet, proxy and NetworkPolicy agent use")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the server's --cluster-cidr, for the proxy (as kube-proxy's): traffic to cluster IPs from outside it is masqueraded, "+
 		"and an IPv6 CIDR in it (10.42.0.0/16,fd42::/56) makes the proxy route IPv6 Services and IPv6 pod routes, and the NetworkPolicy agent police pods' IPv6 addresses")
 }
 
 // runAgent joins and runs the node until ctx is done.
-func runAgent(ctx context.Context, o *agentOptions) error {
+func runAgent(ctx context.Context, o *agentOptions) (err error) {
 	if o.server == "" {
 		return errors.New("--server is required")
 	}
@@ -99,9 +110,27 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	if err != nil {
 		return err
 	}
+	// the node's clients, the bootstrap's too, reach the servers through the load balancer
+	serverURL, err := url.Parse(o.server)
+	if err != nil || serverURL.Host == "" {
+		return fmt.Errorf("--server %q: want https://HOST:PORT", o.server)
+	}
+	fallback := serverURL.Host
+	if serverURL.Port() == "" {
+		fallback = net.JoinHostPort(serverURL.Hostname(), "443")
+	}
+	lb, err := loadbalancer.New(net.JoinHostPort("127.0.0.1", strconv.Itoa(o.lbServerPort)), fallback, filepath.Join(o.dataDir, "api-servers.json"))
+	if err != nil {
+		return fmt.Errorf("the API servers' load balancer: %w", err)
+	}
+	lbCtx, stopLB := context.WithCancel(ctx)
+	lbDone := make(chan error, 1)
+	go func() { lbDone <- lb.Serve(lbCtx) }()
+	defer func() { stopLB(); err = errors.Join(err, <-lbDone) }()
+
 	bootstrapKubeconfig := filepath.Join(o.dataDir, "bootstrap-kubelet.kubeconfig")
 	if o.token != "" {
-		if err := writeBootstrapKubeconfig(bootstrapKubeconfig, o.server, caPEM, o.token); err != nil {
+		if err := writeBootstrapKubeconfig(bootstrapKubeconfig, lb.URL(), caPEM, o.token); err != nil {
 			return err
 		}
 	}
@@ -138,15 +167,18 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	if _, err := os.Stat(k.kubeconfig); err != nil && o.token == "" {
 		return errors.New("--token is required to join: this data directory has no node credentials yet")
 	}
+	if err := throughLoadBalancer(k.kubeconfig, lb.URL()); err != nil {
+		return err
+	}
 	nodeConfig, renewNode, err := k.bootstrapClient(ctx, name)
 	if err != nil {
 		return err
 	}
-	proxyConfig, renewProxy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig, csrapproving.ProxyUser, "kube-proxy")
+	proxyConfig, renewProxy, err := o.proxyCredentials(ctx, name, lb.URL(), caPEM, nodeConfig, csrapproving.ProxyUser, "kube-proxy")
 	if err != nil {
 		return err
 	}
-	policyConfig, renewPolicy, err := o.proxyCredentials(ctx, name, caPEM, nodeConfig, csrapproving.NetworkPolicyAgentUser, "network-policy")
+	policyConfig, renewPolicy, err := o.proxyCredentials(ctx, name, lb.URL(), caPEM, nodeConfig, csrapproving.NetworkPolicyAgentUser, "network-policy")
 	if err != nil {
 		return err
 	}
@@ -157,8 +189,17 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	// an IPv6 cluster CIDR makes the node dual-stack: its pods' IPv6 addresses are policed too
 	// (a bad --cluster-cidr fails the proxy, which stops the agent)
 	_, clusterCIDR6, _ := parseProxyClusterCIDR(o.clusterCIDR)
-	slog.Info("joined", "node", name, "server", o.server)
+	proxyClient, err := kubernetes.NewForConfig(proxyConfig)
+	if err != nil {
+		return err
+	}
+	slog.Info("joined", "node", name, "server", o.server, "through", lb.URL())
 	return runComponents(ctx, []component{
+		{"api-servers", func(ctx context.Context) error {
+			// the proxy's identity reads endpoints; the servers it finds feed the balancer
+			lb.WatchServers(ctx, proxyClient)
+			return nil
+		}},
 		{"kubelet", func(ctx context.Context) error {
 			return runOwnKubelet(ctx, k, o.dataDir, mirrors, nodeConfig, renewNode)
 		}},
@@ -205,13 +246,13 @@ func (o *agentOptions) clusterCA(ctx context.Context, caFile string) ([]byte, er
 	return caPEM, nil
 }
 
-// proxyCredentials are a client certificate of user's own (the proxy's system:kube-proxy, the
+// proxyCredentials are a client certificate, from server, of user's own (the proxy's system:kube-proxy, the
 // NetworkPolicy agent's), asked for with the node's credentials and kept in
 // DATA_DIR/proxy/pki/<file>-client-current.pem, and the loop that renews it with them.
-func (o *agentOptions) proxyCredentials(ctx context.Context, node string, caPEM []byte, nodeConfig *rest.Config, user, file string) (*rest.Config, func(context.Context, kubernetes.Interface), error) {
+func (o *agentOptions) proxyCredentials(ctx context.Context, node, server string, caPEM []byte, nodeConfig *rest.Config, user, file string) (*rest.Config, func(context.Context, kubernetes.Interface), error) {
 	m, err := certificate.New(ctx, certificate.Config{
 		NodeName: node, CertDir: filepath.Join(o.dataDir, "proxy", "pki"), FileName: file + "-client-current.pem",
-		Server: &rest.Config{Host: o.server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}, Bootstrap: nodeConfig,
+		Server: &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}}, Bootstrap: nodeConfig,
 		Identity: &pkix.Name{CommonName: user},
 	})
 	if err != nil {
@@ -222,6 +263,28 @@ func (o *agentOptions) proxyCredentials(ctx context.Context, node string, caPEM 
 		return nil, nil, err
 	}
 	return cfg, m.Run, nil
+}
+
+// throughLoadBalancer points the kubeconfig at path, if there is one (an earlier start's,
+// perhaps from before the load balancer), at the load balancer's URL.
+func throughLoadBalancer(path, url string) error {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, c := range cfg.Clusters {
+		if c.Server != url {
+			c.Server, changed = url, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // writeBootstrapKubeconfig writes the kubelet's --bootstrap-kubeconfig: server, the pinned CA

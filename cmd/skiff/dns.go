@@ -39,8 +39,9 @@ func newDNSCommand(_ *globalOptions) *cobra.Command {
 		Short: "Serve the cluster's DNS (Services and pods of the cluster domain) and forward the rest",
 		Long: `Serve <svc>.<ns>.svc.<domain> and pod names from the API, and forward other names to the
 host's resolvers. At start it creates the kube-system/kube-dns Service (cluster IP --service-ip)
-if absent, and points its endpoints at --advertise-address and the --listen port; the proxy
-then forwards the Service's cluster IP here.`,
+if absent, and adds --advertise-address and the --listen port to its endpoints (beside other
+DNS servers', while its Lease kube-system/kube-dns-NODE is renewed); the proxy then forwards
+the Service's cluster IP here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd.Context())
@@ -101,7 +102,7 @@ func runDNS(ctx context.Context, cfg *rest.Config, o *dnsOptions) error {
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 
-	go keepKubeDNSService(ctx, client, o.serviceIP, dns.Endpoint{IP: advertise, Port: int32(port), NodeName: nodeHostname(o.hostnameOverride)})
+	go dns.NewPublisher(client, o.serviceIP, dns.Endpoint{IP: advertise, Port: int32(port), NodeName: nodeHostname(o.hostnameOverride)}).Run(ctx)
 	for {
 		err := server.ListenAndServe(ctx, o.listen)
 		if ctx.Err() != nil {
@@ -115,28 +116,6 @@ func runDNS(ctx context.Context, cfg *rest.Config, o *dnsOptions) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(30 * time.Second):
-		}
-	}
-}
-
-// keepKubeDNSService makes the kube-dns Service point here, retrying until it can, then checks
-// it every minute.
-func keepKubeDNSService(ctx context.Context, client kubernetes.Interface, serviceIP string, ep dns.Endpoint) {
-	wait := time.Second
-	for {
-		if err := dns.EnsureService(ctx, client, serviceIP, ep); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			slog.Warn("cannot publish the kube-dns service", "err", err, "retryIn", wait)
-			wait = min(2*wait, time.Minute)
-		} else {
-			wait = time.Minute
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
 		}
 	}
 }
@@ -191,15 +170,15 @@ func dnsUpstreams(configured []string, serviceIP string) ([]string, error) {
 }
 
 // upDNS is the cluster DNS as a part of `skiff up`: on every address of the host, port 53,
-// waiting for the port rather than failing when another server holds it, published at the
-// node's first address (--node-ip) when it has one.
-func upDNS(cfg *rest.Config, network upNetwork, nodeIPs []string) func(context.Context) error {
-	var advertise string
+// waiting for the port rather than failing when another server holds it; published at the
+// node's first address (--node-ip) when it has one, else at the server's --advertise-address.
+func upDNS(cfg *rest.Config, network upNetwork, nodeIPs []string, advertiseAddress string) func(context.Context) error {
+	advertise := advertiseAddress
 	if len(nodeIPs) > 0 {
 		advertise = nodeIPs[0]
 	}
 	return func(ctx context.Context) error {
-		return runDNS(ctx, cfg, &dnsOptions{listen: "0.0.0.0:53", advertiseAddress: advertise, clusterDomain: dns.DefaultClusterDomain,
-			serviceIP: network.clusterDNS, retryListen: true})
+		return runDNS(ctx, cfg, &dnsOptions{listen: "0.0.0.0:53", advertiseAddress: advertise,
+			clusterDomain: dns.DefaultClusterDomain, serviceIP: network.clusterDNS, retryListen: true})
 	}
 }

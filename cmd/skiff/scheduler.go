@@ -154,25 +154,39 @@ func runScheduler(ctx context.Context, o *schedulerOptions, verbosity int) error
 // one is taken.
 func upScheduler(restConfig *rest.Config, verbosity int, leaderElect bool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		cfg := rest.CopyConfig(restConfig)
-		cfg.QPS, cfg.Burst = -1, 0
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(defaultSchedulerPort)))
-		if err != nil {
-			if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-				return fmt.Errorf("serving the scheduler's /healthz and /metrics: %w", err)
+		for {
+			err := runUpScheduler(ctx, restConfig, verbosity, leaderElect)
+			if !errors.Is(err, scheduler.ErrLeaderElectionLost) || ctx.Err() != nil {
+				return err
 			}
-			slog.Info("scheduler health port taken, using another", "wanted", defaultSchedulerPort, "address", l.Addr().String())
+			// upstream's scheduler exits and its kubelet starts it again: here a new one
+			// stands for the Lease, rather than the whole server stopping (a loaded
+			// server may miss a renewal)
+			slog.Warn("the scheduler lost its lease; a new one stands for it")
 		}
-		opts := scheduler.Options{Verbosity: verbosity, HealthzListener: l}
-		if leaderElect {
-			// upstream's defaults: kube-system/kube-scheduler, 15 s lease
-			opts.LeaderElection = &scheduler.LeaderElection{}
-		}
-		s, err := scheduler.New(cfg, opts)
-		if err != nil {
-			l.Close()
-			return err
-		}
-		return s.Run(ctx)
 	}
+}
+
+// runUpScheduler runs one scheduler until ctx is done or it loses its Lease.
+func runUpScheduler(ctx context.Context, restConfig *rest.Config, verbosity int, leaderElect bool) error {
+	cfg := rest.CopyConfig(restConfig)
+	cfg.QPS, cfg.Burst = -1, 0
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(defaultSchedulerPort)))
+	if err != nil {
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return fmt.Errorf("serving the scheduler's /healthz and /metrics: %w", err)
+		}
+		slog.Info("scheduler health port taken, using another", "wanted", defaultSchedulerPort, "address", l.Addr().String())
+	}
+	opts := scheduler.Options{Verbosity: verbosity, HealthzListener: l}
+	if leaderElect {
+		// upstream's defaults: kube-system/kube-scheduler, 15 s lease
+		opts.LeaderElection = &scheduler.LeaderElection{}
+	}
+	s, err := scheduler.New(cfg, opts)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	return s.Run(ctx)
 }

@@ -106,7 +106,7 @@ func TestTokenCreatePrintsAJoinCommandThatDiscoversThePinnedCAAndBootstrapsANode
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", ca, nodeConfig, "system:kube-proxy", "kube-proxy")
+	proxyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", o.server, ca, nodeConfig, "system:kube-proxy", "kube-proxy")
 	if err != nil {
 		t.Fatalf("the proxy's certificate with the node's credentials: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestTokenCreatePrintsAJoinCommandThatDiscoversThePinnedCAAndBootstrapsANode
 		t.Errorf("the proxy's identity cannot list EndpointSlices: %v", err)
 	}
 	// and the NetworkPolicy agent's what it reads
-	policyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", ca, nodeConfig, "system:skiff:network-policy-agent", "network-policy")
+	policyConfig, _, err := o.proxyCredentials(bootCtx, "joiner", o.server, ca, nodeConfig, "system:skiff:network-policy-agent", "network-policy")
 	if err != nil {
 		t.Fatalf("the NetworkPolicy agent's certificate with the node's credentials: %v", err)
 	}

@@ -238,7 +238,7 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 		{"apiserver", apiServer.Run},
 		{"kubelet", upKubelet(o, network, configs[kubeletIdentity(node).user], mirrors)},
 		{"proxy", upProxy(configs[proxyIdentity.user], network)},
-		{"dns", upDNS(configs[dnsIdentity.user], network, o.nodeIPs)},
+		{"dns", upDNS(configs[dnsIdentity.user], network, o.nodeIPs, o.advertiseAddress)},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity, o.haServer())},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], network, pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},

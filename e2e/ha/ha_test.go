@@ -4,7 +4,9 @@
 // name of its own, all on one bridge. The three serve one API from one etcd cluster; after a
 // kill -9 of the server whose scheduler leads, the other two go on answering, another
 // scheduler takes the lead, the kubernetes Service drops the dead server, and no write that
-// was acknowledged is lost.
+// was acknowledged is lost. Cluster DNS goes on through the survivors' DNS servers, and an
+// agent (a fourth namespace) that joined through the dead server keeps its node Ready and
+// runs a new pod through its load balancer's other servers.
 //
 // The test process runs itself again in a network namespace of its own (netnstest), which
 // holds the bridge; the servers' namespaces are made and removed by the test.
@@ -12,7 +14,9 @@ package ha_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +28,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -87,6 +93,10 @@ func clientOf(t *testing.T, dataDir string, i int) kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
+const agentNode = "ha-agent"
+
+var agentJoinCommand = regexp.MustCompile(`skiff agent --server (\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})`)
+
 var serverJoinCommand = regexp.MustCompile(`skiff up --server (\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})`)
 
 func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
@@ -110,7 +120,7 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/skiff-dev/skiff/cmd/skiff").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	ns := machines(t, 3)
+	ns := machines(t, 4) // the fourth is the agent's
 	dataDir := func(i int) string { return filepath.Join(dir, fmt.Sprintf("server%d", i)) }
 	upArgs := func(i int, extra ...string) []string {
 		return onMachine(ns[i-1], fmt.Sprintf("ha-%d", i), append([]string{bin, "up", "--data-dir", dataDir(i),
@@ -166,6 +176,10 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 		t.Errorf("nodes %v, want each server's", names)
 	}
 	waitEndpoints(t, clients[1], serverIP(1), serverIP(2), serverIP(3))
+	// every server's DNS serves the cluster, and a name resolves through kube-dns's cluster IP
+	waitDNSEndpoints(t, clients[1], serverIP(1), serverIP(2), serverIP(3))
+	kubernetesIP := serviceIP(t, clients[1], "default", "kubernetes")
+	resolveThroughClusterDNS(t, ns[0], clients[1], kubernetesIP)
 
 	// the server whose scheduler leads is the one to lose
 	leader := schedulerLeader(t, clients[1], "")
@@ -184,6 +198,23 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 			survivors = append(survivors, i)
 		}
 	}
+
+	// an agent joins through the server that is to die, and learns the others
+	agentDir := filepath.Join(dir, "agent")
+	tokenCreate = onMachine(ns[0], "ha-1", bin, "token", "create", "--kubeconfig", filepath.Join(dataDir(1), "kubeconfig"))
+	out, err = exec.Command(tokenCreate[0], tokenCreate[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("skiff token create: %v: %s", err, out)
+	}
+	join := agentJoinCommand.FindStringSubmatch(string(out))
+	if join == nil {
+		t.Fatalf("skiff token create printed %q, want a 'skiff agent' command", out)
+	}
+	netnstest.Start(t, dir, "agent", onMachine(ns[3], agentNode, bin, "agent", "--server", "https://"+serverIP(victim)+":6443",
+		"--token", join[2], "--ca-cert-hash", join[3], "--data-dir", agentDir, "--node-name", agentNode,
+		"--node-ip", serverIP(4), "--container-runtime-endpoint=fake")...)
+	waitNodeReady(t, clients[1], agentNode)
+	waitAgentKnowsServers(t, filepath.Join(agentDir, "api-servers.json"), serverIP(1), serverIP(2), serverIP(3))
 
 	// writes through both survivors before, during and after the kill
 	var (
@@ -217,11 +248,49 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-servers[victim].Exited()
+	killed := time.Now()
 	t.Logf("killed server %d, whose scheduler (%s) led", victim, leader)
 
 	newLeader := schedulerLeader(t, clients[survivors[0]], leader)
 	t.Logf("the scheduler's lease moved to %s", newLeader)
 	waitEndpoints(t, clients[survivors[0]], serverIP(survivors[0]), serverIP(survivors[1]))
+	// the dead server's DNS leaves kube-dns, and names go on resolving on the survivors
+	waitDNSEndpoints(t, clients[survivors[0]], serverIP(survivors[0]), serverIP(survivors[1]))
+	for _, i := range survivors {
+		resolveThroughClusterDNS(t, ns[i-1], clients[i], kubernetesIP)
+	}
+
+	// the agent's kubelet goes on through another server: its node's Lease is renewed after
+	// the kill, it stays Ready, and it runs a new pod
+	waitNodeLeaseRenewedAfter(t, clients[survivors[0]], agentNode, killed)
+	agentPod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "on-the-agent", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeSelector:                  map[string]string{"kubernetes.io/hostname": agentNode},
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers:                    []corev1.Container{{Name: "main", Image: "skiff.local/busybox:1", ImagePullPolicy: corev1.PullNever}},
+		},
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := clients[survivors[0]].CoreV1().Pods("default").Create(ctx, agentPod, metav1.CreateOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("no pod could be created for the agent after the kill: %v", err)
+	}
+	var phase corev1.PodPhase
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := clients[survivors[1]].CoreV1().Pods("default").Get(ctx, agentPod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		phase = p.Status.Phase
+		return phase == corev1.PodRunning, nil
+	}); err != nil {
+		t.Errorf("the agent's pod created after the kill is %q, want Running", phase)
+	}
+	if n, err := clients[survivors[1]].CoreV1().Nodes().Get(ctx, agentNode, metav1.GetOptions{}); err != nil || !nodeReady(n) {
+		t.Errorf("the agent's node after the kill: %v, Ready %v", err, n != nil && nodeReady(n))
+	}
 
 	// the new leader schedules: a pod gets a node
 	pod := &corev1.Pod{
@@ -327,5 +396,164 @@ func waitEndpoints(t *testing.T, client kubernetes.Interface, ips ...string) {
 		return slices.Equal(got, ips), nil
 	}); err != nil {
 		t.Fatalf("the kubernetes service's endpoints are %v, want %v", got, ips)
+	}
+}
+
+// waitDNSEndpoints waits until kube-system/kube-dns's Endpoints, and the addresses of its
+// EndpointSlices, are exactly ips.
+func waitDNSEndpoints(t *testing.T, client kubernetes.Interface, ips ...string) {
+	t.Helper()
+	var fromEndpoints, fromSlices []string
+	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		ep, err := client.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		fromEndpoints = nil
+		for _, ss := range ep.Subsets {
+			for _, a := range ss.Addresses {
+				fromEndpoints = append(fromEndpoints, a.IP)
+			}
+		}
+		list, err := client.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kube-dns"})
+		if err != nil {
+			return false, nil
+		}
+		fromSlices = nil
+		for _, s := range list.Items {
+			for _, e := range s.Endpoints {
+				if ptr.Deref(e.Conditions.Ready, true) {
+					fromSlices = append(fromSlices, e.Addresses...)
+				}
+			}
+		}
+		slices.Sort(fromEndpoints)
+		slices.Sort(fromSlices)
+		return slices.Equal(fromEndpoints, ips) && slices.Equal(fromSlices, ips), nil
+	}); err != nil {
+		t.Fatalf("kube-dns's endpoints are %v and its slices' %v, want %v", fromEndpoints, fromSlices, ips)
+	}
+}
+
+// serviceIP is the cluster IP of the Service ns/name.
+func serviceIP(t *testing.T, client kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	svc, err := client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.Spec.ClusterIP
+}
+
+// resolveThroughClusterDNS asks kube-dns's cluster IP, from the machine of network namespace
+// netns, for kubernetes.default's address a number of times, each from a socket of its own
+// (so the proxy picks an endpoint for each), once the machine's proxy routes the cluster IP
+// to the endpoints kube-dns has now; every answer must be want.
+func resolveThroughClusterDNS(t *testing.T, netns string, client kubernetes.Interface, want string) {
+	t.Helper()
+	dnsIP := serviceIP(t, client, "kube-system", "kube-dns")
+	query := func() (string, error) {
+		var c net.Conn
+		if err := netnstest.InNetns(netns, func() (err error) {
+			c, err = net.Dial("udp", net.JoinHostPort(dnsIP, "53"))
+			return err
+		}); err != nil {
+			return "", err
+		}
+		defer c.Close()
+		m := new(dns.Msg)
+		m.SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: 5 * time.Second}).ExchangeWithConn(m, &dns.Conn{Conn: c})
+		if err != nil {
+			return "", err
+		}
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				return a.A.String(), nil
+			}
+		}
+		return "", fmt.Errorf("answer %s without an address", dns.RcodeToString[r.Rcode])
+	}
+	// the proxy may lag behind the slices: wait for a run of answers first
+	var last error
+	answered := 0
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		if _, last = query(); last != nil {
+			answered = 0
+		} else {
+			answered++
+		}
+		return answered == 6, nil
+	}); err != nil {
+		t.Fatalf("%s: kubernetes.default does not resolve through %s: %v", netns, dnsIP, last)
+	}
+	for range 12 {
+		got, err := query()
+		if err != nil {
+			t.Errorf("%s: resolving kubernetes.default through %s: %v", netns, dnsIP, err)
+		} else if got != want {
+			t.Errorf("%s: kubernetes.default resolves to %s, want %s", netns, got, want)
+		}
+	}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitNodeReady waits until the Node name is Ready.
+func waitNodeReady(t *testing.T, client kubernetes.Interface, name string) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		return err == nil && nodeReady(n), nil
+	}); err != nil {
+		t.Fatalf("node %s never became Ready", name)
+	}
+}
+
+// waitAgentKnowsServers waits until the agent's load balancer has kept exactly the servers
+// at ips (port 6443) in file.
+func waitAgentKnowsServers(t *testing.T, file string, ips ...string) {
+	t.Helper()
+	var want []string
+	for _, ip := range ips {
+		want = append(want, ip+":6443")
+	}
+	var got []string
+	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return false, nil
+		}
+		got = nil
+		if err := json.Unmarshal(b, &got); err != nil {
+			return false, nil
+		}
+		return slices.Equal(got, want), nil
+	}); err != nil {
+		t.Fatalf("the agent knows the API servers %v, want %v", got, want)
+	}
+}
+
+// waitNodeLeaseRenewedAfter waits until the Lease of node name is renewed after after (the
+// test and the kubelet share a clock).
+func waitNodeLeaseRenewedAfter(t *testing.T, client kubernetes.Interface, name string, after time.Time) {
+	t.Helper()
+	var renewed time.Time
+	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := client.CoordinationV1().Leases("kube-node-lease").Get(ctx, name, metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil {
+			return false, nil
+		}
+		renewed = l.Spec.RenewTime.Time
+		return renewed.After(after), nil
+	}); err != nil {
+		t.Fatalf("node %s's lease was last renewed at %s, not after the kill at %s", name, renewed, after)
 	}
 }

@@ -12,8 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // envName marks the test binary's second run, the one inside the namespace.
@@ -78,4 +81,26 @@ func runInNetns() (int, error) {
 		return exit.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// InNetns runs f on an OS thread that has entered the network namespace named name (under
+// /run/netns, as `ip netns add` makes them); the thread is thrown away afterwards. Sockets
+// made in f stay in that namespace.
+func InNetns(name string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		h, err := os.Open("/run/netns/" + name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer h.Close()
+		if err := unix.Setns(int(h.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
 }

@@ -177,7 +177,7 @@ func startCluster(t *testing.T) *cluster {
 			t.Errorf("dns: %v", err)
 		}
 	})
-	if err := dns.EnsureService(ctx, client, dns.DefaultServiceIP, dns.Endpoint{IP: netip.MustParseAddr(nodeIP), Port: 53, NodeName: nodeName}); err != nil {
+	if err := dns.NewPublisher(client, dns.DefaultServiceIP, dns.Endpoint{IP: netip.MustParseAddr(nodeIP), Port: 53, NodeName: nodeName}).Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -19,7 +19,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -34,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/bench/skiffproc"
 	"github.com/skiff-dev/skiff/bench/stats"
 	"github.com/skiff-dev/skiff/proxy"
 )
@@ -65,7 +65,7 @@ func main() {
 		os.Exit(2)
 	}
 	if os.Getenv(netnsEnv) == "" {
-		exitOn(runInNetns())
+		exitOn(skiffproc.ReexecInNetns(netnsEnv, "nft"))
 		return
 	}
 	exitOn(run(*pods, *policies, *changes, strings.Split(*phases, ","), *rounds, *conns, *duration))
@@ -81,36 +81,6 @@ func exitOn(err error) {
 	}
 	fmt.Fprintln(os.Stderr, "skiff-netpol-bench:", err)
 	os.Exit(1)
-}
-
-// runInNetns runs the bench again, with the same arguments, in a new network namespace.
-func runInNetns() error {
-	if os.Geteuid() != 0 {
-		return errors.New("the bench needs root (a network namespace, nftables)")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		return errors.New("the bench needs nft on PATH (apt-get install nftables)")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(self, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for s := range sigs {
-			_ = cmd.Process.Signal(s)
-		}
-	}()
-	defer signal.Stop(sigs)
-	return cmd.Wait()
 }
 
 func nsName(i int) string  { return fmt.Sprintf("team-%02d", i) }

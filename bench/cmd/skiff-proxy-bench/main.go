@@ -80,7 +80,7 @@ func main() {
 		os.Exit(2)
 	}
 	if os.Getenv(netnsEnv) == "" {
-		exitOn(runInNetns())
+		exitOn(skiffproc.ReexecInNetns(netnsEnv, "nft", "ip"))
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,39 +101,6 @@ func exitOn(err error) {
 	}
 	fmt.Fprintln(os.Stderr, "skiff-proxy-bench:", err)
 	os.Exit(1)
-}
-
-// runInNetns runs the bench again, with the same arguments, in a new network namespace, and
-// passes interrupts on to it.
-func runInNetns() error {
-	if os.Geteuid() != 0 {
-		return errors.New("the bench needs root (a network namespace, nftables)")
-	}
-	for _, tool := range []string{"nft", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("the bench needs %s on PATH (apt-get install nftables iproute2)", tool)
-		}
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(self, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the bench in a network namespace: %w", err)
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for s := range sigs {
-			_ = cmd.Process.Signal(s)
-		}
-	}()
-	defer signal.Stop(sigs)
-	return cmd.Wait()
 }
 
 func run(ctx context.Context, o options) (err error) {
