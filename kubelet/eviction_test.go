@@ -57,12 +57,12 @@ func newEvictionFixture(t *testing.T, hard, soft string, softGrace string) *evic
 		},
 	}
 	if hard != "" {
-		if cfg.EvictionHard, err = ParseEvictionThresholds(hard, ""); err != nil {
+		if cfg.EvictionHard, err = ParseEvictionThresholds(hard); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if soft != "" {
-		if cfg.EvictionSoft, err = ParseEvictionThresholds(soft, softGrace); err != nil {
+		if cfg.EvictionSoft, err = ParseSoftEvictionThresholds(soft, softGrace); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -297,7 +297,7 @@ func TestUnderMemoryPressureOnlyBestEffortPodsAreRefusedUnlessTheyTolerateIt(t *
 }
 
 func TestEvictionThresholdsParseAsUpstreamsFlags(t *testing.T) {
-	hard, err := ParseEvictionThresholds(DefaultEvictionHard, "")
+	hard, err := ParseEvictionThresholds(DefaultEvictionHard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,16 +311,18 @@ func TestEvictionThresholdsParseAsUpstreamsFlags(t *testing.T) {
 	if want := strings.Split(DefaultEvictionHard, ","); !slices.Equal(got, want) {
 		t.Errorf("parsed %v, want %v", got, want)
 	}
-	soft, err := ParseEvictionThresholds("memory.available<1.5Gi", "memory.available=1m30s")
+	soft, err := ParseSoftEvictionThresholds("memory.available<1.5Gi", "memory.available=1m30s")
 	if err != nil || len(soft) != 1 || soft[0].GracePeriod != 90*time.Second || soft[0].Quantity.String() != "1536Mi" {
 		t.Errorf("soft %v, %v", soft, err)
 	}
-	for _, bad := range [][2]string{
-		{"memory.free<1Gi", ""}, {"memory.available>1Gi", ""}, {"nodefs.available<120%", ""},
-		{"memory.available<1Gi,memory.available<2Gi", ""}, {"memory.available<1Gi", "nodefs.available=1m"},
-	} {
-		if _, err := ParseEvictionThresholds(bad[0], bad[1]); err == nil {
-			t.Errorf("%q with grace %q accepted", bad[0], bad[1])
+	for _, bad := range []string{"memory.free<1Gi", "memory.available>1Gi", "nodefs.available<120%", "memory.available<1Gi,memory.available<2Gi"} {
+		if _, err := ParseEvictionThresholds(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for _, grace := range []string{"", "nodefs.available=1m", "memory.available=-1m"} {
+		if _, err := ParseSoftEvictionThresholds("memory.available<1Gi", grace); err == nil {
+			t.Errorf("soft threshold with grace periods %q accepted", grace)
 		}
 	}
 }
@@ -330,7 +332,7 @@ func TestAllocatableKeepsTheHardEvictionThresholdsFromPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hard, err := ParseEvictionThresholds("memory.available<500Mi,nodefs.available<20%", "")
+	hard, err := ParseEvictionThresholds("memory.available<500Mi,nodefs.available<20%")
 	if err != nil {
 		t.Fatal(err)
 	}

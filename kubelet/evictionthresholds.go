@@ -104,11 +104,20 @@ func (t EvictionThreshold) String() string {
 // DefaultEvictionHard is upstream's --eviction-hard on Linux.
 const DefaultEvictionHard = "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,imagefs.inodesFree<5%"
 
-// ParseEvictionThresholds parses upstream's --eviction-hard or --eviction-soft syntax,
-// "memory.available<100Mi,nodefs.available<10%", with the grace periods of soft thresholds in
-// --eviction-soft-grace-period's, "memory.available=1m30s" (gracePeriods is "" for hard
-// thresholds). A soft threshold without a grace period is an error, as upstream.
-func ParseEvictionThresholds(spec, gracePeriods string) ([]EvictionThreshold, error) {
+// ParseEvictionThresholds parses upstream's --eviction-hard syntax,
+// "memory.available<100Mi,nodefs.available<10%".
+func ParseEvictionThresholds(spec string) ([]EvictionThreshold, error) {
+	return parseEvictionThresholds(spec, "", false)
+}
+
+// ParseSoftEvictionThresholds parses --eviction-soft, in --eviction-hard's syntax, with the
+// grace periods in --eviction-soft-grace-period's, "memory.available=1m30s". A soft threshold
+// without a grace period is an error, as upstream.
+func ParseSoftEvictionThresholds(spec, gracePeriods string) ([]EvictionThreshold, error) {
+	return parseEvictionThresholds(spec, gracePeriods, true)
+}
+
+func parseEvictionThresholds(spec, gracePeriods string, soft bool) ([]EvictionThreshold, error) {
 	graces := map[EvictionSignal]time.Duration{}
 	for _, item := range splitList(gracePeriods) {
 		name, value, ok := strings.Cut(item, "=")
@@ -150,7 +159,7 @@ func ParseEvictionThresholds(spec, gracePeriods string) ([]EvictionThreshold, er
 			}
 			t.Quantity = &q
 		}
-		if gracePeriods != "" {
+		if soft {
 			g, ok := graces[t.Signal]
 			if !ok {
 				return nil, fmt.Errorf("no grace period specified for soft eviction threshold %v", name)

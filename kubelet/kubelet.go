@@ -161,7 +161,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("kubelet: image garbage collection: %w", err)
 	}
 	if c.EvictionHard == nil {
-		hard, err := ParseEvictionThresholds(DefaultEvictionHard, "")
+		hard, err := ParseEvictionThresholds(DefaultEvictionHard)
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,8 @@ type agentOptions struct {
 	// clusterCIDR is the proxy's --cluster-cidr: an IPv6 CIDR in it makes the node's proxy
 	// dual-stack (its kubelet learns the node's pod CIDRs of both families from the Node)
 	clusterCIDR string
+	// nodePressure are the kubelet's image garbage collection and eviction flags
+	nodePressure nodePressureOptions
 }
 
 func newAgentCommand(g *globalOptions) *cobra.Command {
@@ -80,6 +82,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.registryMirrors, "registry-mirror", nil, "REGISTRY=URL: pull images of REGISTRY (or * for every one) from the mirror at URL first (repeatable)")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the server's --cluster-cidr, for the proxy (as kube-proxy's): traffic to cluster IPs from outside it is masqueraded, "+
 		"and an IPv6 CIDR in it (10.42.0.0/16,fd42::/56) makes the proxy route IPv6 Services and IPv6 pod routes, and the NetworkPolicy agent police pods' IPv6 addresses")
+	o.nodePressure.addFlags(f)
 }
 
 // runAgent joins and runs the node until ctx is done.
@@ -130,6 +133,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 		clientCAFile:             caFile,
 		authorizationMode:        "Webhook",
 		tokenWebhook:             true,
+		nodePressureOptions:      o.nodePressure,
 	}
 	name, err := k.nodeName()
 	if err != nil {
