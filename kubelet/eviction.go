@@ -86,6 +86,24 @@ func newEvictionManager(k *Kubelet, thresholds []EvictionThreshold, observe Obse
 	}
 }
 
+// pressureEventReason is the reason of upstream's Node event when a pressure condition turns
+// to pressure (true) or away from it.
+func pressureEventReason(c v1.NodeConditionType, pressure bool) string {
+	switch {
+	case c == v1.NodeMemoryPressure && pressure:
+		return "NodeHasInsufficientMemory"
+	case c == v1.NodeMemoryPressure:
+		return "NodeHasSufficientMemory"
+	case c == v1.NodeDiskPressure && pressure:
+		return "NodeHasDiskPressure"
+	case c == v1.NodeDiskPressure:
+		return "NodeHasNoDiskPressure"
+	case pressure:
+		return "NodeHasInsufficientPID"
+	}
+	return "NodeHasSufficientPID"
+}
+
 // run synchronizes every interval until ctx is done.
 func (m *evictionManager) run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -164,6 +182,7 @@ func (m *evictionManager) synchronize(ctx context.Context) (*v1.Pod, error) {
 		pressure := ok && now.Sub(at) < m.transition
 		if pressure != m.conditions[c] {
 			m.log.Info("eviction manager: node condition changed", "condition", c, "status", pressure)
+			m.k.nodeEvent(v1.EventTypeNormal, pressureEventReason(c, pressure), fmt.Sprintf("Node %s status is now: %s", m.k.cfg.NodeName, pressureEventReason(c, pressure)))
 		}
 		m.conditions[c] = pressure
 	}

@@ -2,6 +2,7 @@ package kubelet_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -146,6 +147,22 @@ func TestMemoryPressureSetsTheConditionEvictsTheLowestRankedPodAndClearsAfterThe
 		c := nodeCondition(node, v1.NodeMemoryPressure)
 		return c.Status == v1.ConditionFalse && c.Reason == "KubeletHasSufficientMemory"
 	})
+	// and the Node's events say so, in upstream's words
+	var events []string
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := s.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=node-a"})
+		if err != nil {
+			return false, nil
+		}
+		events = nil
+		for _, e := range list.Items {
+			events = append(events, e.Reason+" "+e.Message)
+		}
+		return slices.Contains(events, "NodeHasInsufficientMemory Node node-a status is now: NodeHasInsufficientMemory") &&
+			slices.Contains(events, "NodeHasSufficientMemory Node node-a status is now: NodeHasSufficientMemory"), nil
+	}); err != nil {
+		t.Errorf("the Node's events %q", events)
+	}
 	for _, name := range []string{"guaranteed", "modest"} {
 		p, err := s.Client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {

@@ -171,6 +171,9 @@ func TestEvictionEvictsOnePodARoundWithUpstreamsMessageAndNeverACriticalPod(t *t
 	wantMsg := "The node was low on resource: memory. Threshold quantity: 100Mi, available: 60Mi. " +
 		"Container main was using 300Mi, request is 100Mi, has larger consumption of memory. "
 	wantEvent := "Warning Evicted " + wantMsg + " map[offending_containers:main starved_resource:memory]"
+	if e := <-f.recorder.Events; e != "Normal NodeHasInsufficientMemory Node n status is now: NodeHasInsufficientMemory" {
+		t.Errorf("first event %q, want the Node's NodeHasInsufficientMemory", e)
+	}
 	if e := <-f.recorder.Events; e != wantEvent {
 		t.Errorf("event %q, want %q", e, wantEvent)
 	}
