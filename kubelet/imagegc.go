@@ -165,8 +165,10 @@ func (g *imageGC) detectImages(ctx context.Context, now time.Time) (map[string]b
 	}
 	sandboxImage := g.sandboxImage
 	if s, ok := g.rt.(runtime.SandboxImager); ok && sandboxImage == "" {
+		// a runtime whose status does not name it (not containerd) pins it instead, as CRI
+		// runtimes now do
 		if sandboxImage, err = s.SandboxImage(ctx); err != nil {
-			return nil, fmt.Errorf("the runtime's sandbox image: %w", err)
+			g.log.Debug("the runtime names no sandbox image", "err", err)
 		}
 	}
 	if sandboxImage != "" {
