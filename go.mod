@@ -33,6 +33,8 @@ require (
 	sigs.k8s.io/controller-runtime v0.25.3
 )
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	github.com/mxk/go-flowrate v0.0.0-20140419014527-cca7078d478f // indirect
 	gopkg.in/go-jose/go-jose.v2 v2.6.3 // indirect

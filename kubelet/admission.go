@@ -266,9 +266,18 @@ func (k *Kubelet) admitPod(ctx context.Context, pod *v1.Pod, rs *podRuntime, sta
 			state.admitted = true
 			return true
 		}
-		verdict := k.admission.admit(ctx, pod, func(ctx context.Context) (*v1.Node, error) {
-			return k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
-		})
+		var verdict admissionVerdict
+		if k.eviction != nil {
+			// the eviction manager's admission comes first, as upstream's admit handlers
+			if msg := k.eviction.admitUnderPressure(pod); msg != "" {
+				verdict = admissionVerdict{reason: reasonEvicted, message: msg}
+			}
+		}
+		if verdict.reason == "" {
+			verdict = k.admission.admit(ctx, pod, func(ctx context.Context) (*v1.Node, error) {
+				return k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+			})
+		}
 		if verdict.reason == "" {
 			state.admitted = true
 			return true

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/skiff-dev/skiff/kubelet/runtime"
 )
@@ -95,6 +97,35 @@ type Config struct {
 
 	// Recorder records Events; nil: one that writes v1 Events through Client.
 	Recorder record.EventRecorder
+
+	// ImageGC says when unused images are removed (imagegc.go); ImageGCPeriod how often
+	// that is checked (zero: upstream's 5 min). SandboxImage, the runtime's pause image, is
+	// never removed.
+	ImageGC       ImageGCPolicy
+	ImageGCPeriod time.Duration
+	SandboxImage  string
+	// ImageFs reads the filesystem the runtime's images are on; nil: statfs of the mount
+	// point the runtime's ImageFsInfo names, on a node with a RootDir.
+	ImageFs FsStatsFunc
+
+	// EvictionHard are the hard eviction thresholds (eviction.go); nil: upstream's defaults
+	// (DefaultEvictionHard), empty: none. EvictionSoft are soft ones, with grace periods.
+	EvictionHard []EvictionThreshold
+	EvictionSoft []EvictionThreshold
+	// EvictionMaxPodGracePeriod caps the grace period of pods evicted for a soft threshold
+	// (seconds; zero: the pod's own).
+	EvictionMaxPodGracePeriod int64
+	// EvictionPressureTransitionPeriod is how long a pressure condition stays after its
+	// thresholds stop being met; zero: upstream's 5 min.
+	EvictionPressureTransitionPeriod time.Duration
+	// EvictionMonitoringInterval is how often the signals are observed; zero: 10 s.
+	EvictionMonitoringInterval time.Duration
+	// EvictionSignals reads the node's eviction signals; nil: this host's, on a node with a
+	// RootDir. A simulated node (no RootDir) neither evicts nor collects images unless a test
+	// gives it signals and an image filesystem.
+	EvictionSignals ObserveSignalsFunc
+	// PodStats reads the pods' usage for ranking them; nil: the runtime's statistics.
+	PodStats PodStatsFunc
 }
 
 func (c *Config) defaults() error {
@@ -123,6 +154,19 @@ func (c *Config) defaults() error {
 	def(&c.HousekeepingPeriod, 2*time.Second)
 	def(&c.BackOffInitial, 10*time.Second)
 	def(&c.BackOffMax, 5*time.Minute)
+	def(&c.ImageGCPeriod, 5*time.Minute)
+	def(&c.EvictionPressureTransitionPeriod, 5*time.Minute)
+	def(&c.EvictionMonitoringInterval, 10*time.Second)
+	if err := c.ImageGC.defaults(); err != nil {
+		return fmt.Errorf("kubelet: image garbage collection: %w", err)
+	}
+	if c.EvictionHard == nil {
+		hard, err := ParseEvictionThresholds(DefaultEvictionHard)
+		if err != nil {
+			return err
+		}
+		c.EvictionHard = hard
+	}
 	if c.PodLogsDir == "" && c.RootDir != "" {
 		c.PodLogsDir = c.RootDir + "/logs"
 	}
@@ -164,6 +208,10 @@ type Kubelet struct {
 	pleg          *relister
 	// admission holds the pods admitted to the node that still hold its ports and resources.
 	admission *podAdmission
+	// images removes unused images; nil on a node with no image filesystem to watch.
+	images *imageGC
+	// eviction evicts pods under node pressure; nil on a node with no signals to watch.
+	eviction *evictionManager
 
 	// runtimeName prefixes container IDs in pod status ("containerd://<id>").
 	runtimeName string
@@ -206,6 +254,31 @@ func New(cfg Config) (*Kubelet, error) {
 	k.probes = newProbeManager(k)
 	k.volumes = newVolumeManager(k)
 	k.pleg = newRelister(cfg.Runtime, cfg.RelistPeriod, k.workers.wake)
+	imageFs := cfg.ImageFs
+	if imageFs == nil && cfg.RootDir != "" {
+		imageFs = runtimeImageFs(cfg.Runtime)
+	}
+	if imageFs != nil {
+		k.images = newImageGC(cfg.Runtime, cfg.ImageGC, imageFs, cfg.SandboxImage, k.nodeEvent, k.log)
+	}
+	signals := cfg.EvictionSignals
+	if signals == nil && cfg.RootDir != "" && imageFs != nil {
+		signals = hostSignals(cfg.RootDir, imageFs)
+	}
+	if signals != nil {
+		podStats := cfg.PodStats
+		if podStats == nil {
+			podStats = func(ctx context.Context) ([]statsapi.PodStats, error) {
+				s, err := k.statsSummary(ctx, false)
+				if err != nil {
+					return nil, err
+				}
+				return s.Pods, nil
+			}
+		}
+		thresholds := append(slices.Clone(cfg.EvictionHard), cfg.EvictionSoft...)
+		k.eviction = newEvictionManager(k, thresholds, signals, podStats, cfg.EvictionPressureTransitionPeriod, cfg.EvictionMaxPodGracePeriod)
+	}
 	return k, nil
 }
 
@@ -283,6 +356,12 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	wg.Go(func() { k.syncNodeStatus(ctx, version) })
 	wg.Go(func() { k.pleg.run(ctx) })
 	wg.Go(func() { k.housekeeping(ctx, podInformer.Informer().HasSynced) })
+	if k.images != nil {
+		wg.Go(func() { k.images.run(ctx, k.cfg.ImageGCPeriod) })
+	}
+	if k.eviction != nil {
+		wg.Go(func() { k.eviction.run(ctx, k.cfg.EvictionMonitoringInterval) })
+	}
 	close(k.ready)
 	k.log.Info("kubelet running", "runtime", version.RuntimeName+" "+version.RuntimeVersion)
 
@@ -337,6 +416,15 @@ func (k *Kubelet) prepareNode(ctx context.Context, version *runtimeapi.VersionRe
 		k.log.Warn("post node status after preparing", "err", err)
 	}
 	return nil
+}
+
+// nodeEvent records an Event about the Node, as upstream's kubelet does with its nodeRef.
+func (k *Kubelet) nodeEvent(eventType, reason, message string) {
+	if k.recorder == nil {
+		return
+	}
+	ref := &v1.ObjectReference{Kind: "Node", Name: k.cfg.NodeName, UID: types.UID(k.cfg.NodeName)}
+	k.recorder.Event(ref, eventType, reason, message)
 }
 
 // podChanged hands a pod bound here to its worker.

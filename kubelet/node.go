@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,12 +17,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/kubelet/runtime"
-)
-
-// The hard eviction thresholds upstream's kubelet keeps out of allocatable by default.
-var (
-	evictionHardMemory           = resource.MustParse("100Mi")
-	evictionHardNodefsPercentage = int64(10)
 )
 
 // registerNode creates the Node, or adopts the one registered before (a restart), and learns
@@ -160,12 +155,15 @@ func (k *Kubelet) nodeStatus(ctx context.Context, version *runtimeapi.VersionRes
 			allocatable[name] = a
 		}
 	}
-	mem := allocatable[v1.ResourceMemory]
-	mem.Sub(evictionHardMemory)
-	allocatable[v1.ResourceMemory] = mem
-	eph := allocatable[v1.ResourceEphemeralStorage]
-	eph.Sub(*resource.NewQuantity(m.EphemeralStorageBytes*evictionHardNodefsPercentage/100, resource.BinarySI))
-	allocatable[v1.ResourceEphemeralStorage] = eph
+	// the hard eviction thresholds are kept from the pods too, as upstream's
+	for signal, name := range map[EvictionSignal]v1.ResourceName{SignalMemoryAvailable: v1.ResourceMemory, SignalNodeFsAvailable: v1.ResourceEphemeralStorage} {
+		if t, ok := hardThreshold(k.cfg.EvictionHard, signal); ok {
+			q := allocatable[name]
+			c := capacity[name]
+			q.Sub(*t.quantity(c.Value()))
+			allocatable[name] = q
+		}
+	}
 	for name, q := range allocatable {
 		if q.Sign() < 0 {
 			allocatable[name] = *resource.NewQuantity(0, q.Format)
@@ -193,6 +191,11 @@ func (k *Kubelet) nodeStatus(ctx context.Context, version *runtimeapi.VersionRes
 		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
 		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
 		ready,
+	}
+	if k.eviction != nil {
+		for _, c := range k.eviction.pressureConditions() {
+			conditions[slices.IndexFunc(conditions, func(n v1.NodeCondition) bool { return n.Type == c })] = pressureCondition[c]
+		}
 	}
 	for i := range conditions {
 		c := &conditions[i]
@@ -230,6 +233,13 @@ func (k *Kubelet) nodeStatus(ctx context.Context, version *runtimeapi.VersionRes
 			Architecture:            m.Architecture,
 		},
 	}
+}
+
+// pressureCondition is each pressure condition when True, in upstream's words.
+var pressureCondition = map[v1.NodeConditionType]v1.NodeCondition{
+	v1.NodeMemoryPressure: {Type: v1.NodeMemoryPressure, Status: v1.ConditionTrue, Reason: "KubeletHasInsufficientMemory", Message: "kubelet has insufficient memory available"},
+	v1.NodeDiskPressure:   {Type: v1.NodeDiskPressure, Status: v1.ConditionTrue, Reason: "KubeletHasDiskPressure", Message: "kubelet has disk pressure"},
+	v1.NodePIDPressure:    {Type: v1.NodePIDPressure, Status: v1.ConditionTrue, Reason: "KubeletHasInsufficientPID", Message: "kubelet has insufficient PID available"},
 }
 
 // runtimeProblem is why the node is not ready, in upstream's words, or "" when it is.

@@ -526,3 +526,21 @@ func qosClass(pod *v1.Pod) v1.PodQOSClass {
 	}
 	return v1.PodQOSBurstable
 }
+
+// setPodCondition puts c into conditions in place of one of its type, its transition time
+// kept from old's condition of that type and status.
+func setPodCondition(conditions []v1.PodCondition, c v1.PodCondition, old []v1.PodCondition) []v1.PodCondition {
+	c.LastTransitionTime = metav1.NewTime(time.Now().Truncate(time.Second))
+	for _, o := range old {
+		if o.Type == c.Type && o.Status == c.Status {
+			c.LastTransitionTime = o.LastTransitionTime
+		}
+	}
+	for i := range conditions {
+		if conditions[i].Type == c.Type {
+			conditions[i] = c
+			return conditions
+		}
+	}
+	return append(conditions, c)
+}

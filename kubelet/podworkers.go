@@ -35,6 +35,8 @@ type podWorker struct {
 	mu   sync.Mutex
 	pod  *v1.Pod
 	gone bool // the API no longer has the pod
+	// eviction is the eviction manager's decision to evict the pod, nil for none.
+	eviction *podEviction
 
 	// state is touched only by the worker's own goroutine.
 	state podState
@@ -99,6 +101,40 @@ func (p *podWorkers) wake(uid types.UID) {
 	if ok {
 		w.poke()
 	}
+}
+
+// evict records the eviction manager's decision to evict the pod and wakes its worker.
+func (p *podWorkers) evict(uid types.UID, e podEviction) {
+	p.mu.Lock()
+	w, ok := p.workers[uid]
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	w.eviction = &e
+	w.mu.Unlock()
+	w.poke()
+}
+
+// evicting says whether the pod is being evicted.
+func (p *podWorkers) evicting(uid types.UID) bool {
+	p.mu.Lock()
+	w, ok := p.workers[uid]
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.eviction != nil
+}
+
+// evictionOf is the eviction recorded for the worker's pod, nil for none.
+func (w *podWorker) evictionOf() *podEviction {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.eviction
 }
 
 func (p *podWorkers) has(uid types.UID) bool {

@@ -204,6 +204,12 @@ func (k *Kubelet) metricsHandler() http.Handler {
 		Name: "kubelet_node_name", Help: "The node's name. The count is always 1.", ConstLabels: prometheus.Labels{"node": k.cfg.NodeName},
 	}, func() float64 { return 1 }))
 	reg.MustRegister(volumeStatsCollector{k})
+	if k.images != nil {
+		reg.MustRegister(k.images.collected)
+	}
+	if k.eviction != nil {
+		reg.MustRegister(k.eviction.evictions)
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -31,6 +31,8 @@ type podState struct {
 	stopped bool
 	// deadlineExceeded is set once activeDeadlineSeconds has passed.
 	deadlineExceeded bool
+	// eviction is set once the eviction manager evicted the pod.
+	eviction *podEviction
 	// admitted is set once the pod passed admission (or was found running already).
 	admitted bool
 	// rejection is why admission refused the pod; nothing of it ever runs.
@@ -118,8 +120,15 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, boo
 		state.deadlineExceeded = true
 	}
 
+	if e := w.evictionOf(); e != nil && state.eviction == nil && !state.terminal {
+		state.eviction = e
+	}
+
 	var requeue time.Duration
 	switch {
+	case state.eviction != nil && !state.stopped:
+		k.killPod(ctx, pod, rs, state.eviction.gracePeriod, "")
+		state.terminal = true
 	case state.deadlineExceeded:
 		k.killPod(ctx, pod, rs, k.gracePeriod(pod), "")
 		state.terminal = true
@@ -138,6 +147,16 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker) (time.Duration, boo
 		status.Phase = v1.PodFailed
 		status.Reason = "DeadlineExceeded"
 		status.Message = "Pod was active on the node longer than the specified deadline"
+	}
+	if state.eviction != nil {
+		// upstream's status of a pod the eviction manager killed, with its DisruptionTarget
+		status.Phase = v1.PodFailed
+		status.Reason = reasonEvicted
+		status.Message = state.eviction.message
+		status.Conditions = setPodCondition(status.Conditions, v1.PodCondition{
+			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet,
+			Message: state.eviction.message, ObservedGeneration: pod.Generation,
+		}, pod.Status.Conditions)
 	}
 	if isTerminalPhase(status.Phase) {
 		// Nothing of a terminal pod runs again: stop its sandbox (next pass, after the status)

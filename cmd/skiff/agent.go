@@ -45,6 +45,8 @@ type agentOptions struct {
 	clusterCIDR string
 	// lbServerPort is the port on 127.0.0.1 of the load balancer in front of the API servers
 	lbServerPort int
+	// nodePressure are the kubelet's image garbage collection and eviction flags
+	nodePressure nodePressureOptions
 }
 
 func newAgentCommand(g *globalOptions) *cobra.Command {
@@ -91,6 +93,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.lbServerPort, "lb-server-port", 6444, "port on 127.0.0.1 of the node's load balancer in front of the API servers, which the kubelet, proxy and NetworkPolicy agent use")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "", "the server's --cluster-cidr, for the proxy (as kube-proxy's): traffic to cluster IPs from outside it is masqueraded, "+
 		"and an IPv6 CIDR in it (10.42.0.0/16,fd42::/56) makes the proxy route IPv6 Services and IPv6 pod routes, and the NetworkPolicy agent police pods' IPv6 addresses")
+	o.nodePressure.addFlags(f)
 }
 
 // runAgent joins and runs the node until ctx is done.
@@ -159,6 +162,7 @@ func runAgent(ctx context.Context, o *agentOptions) (err error) {
 		clientCAFile:             caFile,
 		authorizationMode:        "Webhook",
 		tokenWebhook:             true,
+		nodePressureOptions:      o.nodePressure,
 	}
 	name, err := k.nodeName()
 	if err != nil {

@@ -77,6 +77,7 @@ type kubeletOptions struct {
 	// servingCADir, when set and --tls-cert-file is not, is a PKI directory whose CA signs
 	// the kubelet API's serving certificate for the node's name and IPs (skiff up); not a flag.
 	servingCADir string
+	nodePressureOptions
 }
 
 func newKubeletCommand(g *globalOptions) *cobra.Command {
@@ -135,6 +136,7 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 			"(approved by a person or an approver; a self-signed one is served meanwhile), keep it in --cert-dir and renew it")
 	f.BoolVar(&o.tokenWebhook, "authentication-token-webhook", false,
 		"accept bearer tokens on the kubelet API, checked with the API server's TokenReview")
+	o.nodePressureOptions.addFlags(f)
 }
 
 // nodeName is --hostname-override, or the host name, lower-cased.
@@ -218,7 +220,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		setup.close = func() { c.Close() }
 		rt = c
 	}
-	k, err := kubelet.New(kubelet.Config{
+	cfg := kubelet.Config{
 		NodeName: name, Client: client, Runtime: rt, RuntimeEndpoint: o.runtimeEndpoint,
 		KubeletVersion: apis.VersionInfo().GitVersion,
 		RootDir:        rootDir, PodLogsDir: logsDir,
@@ -226,7 +228,12 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		NodeLabels: o.nodeLabels, PodCIDR: o.podCIDR,
 		ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain,
 		Prepare: prepare, PrepareMessage: "importing images from " + o.imageDir,
-	})
+	}
+	err = o.nodePressureOptions.apply(&cfg)
+	var k *kubelet.Kubelet
+	if err == nil {
+		k, err = kubelet.New(cfg)
+	}
 	if err != nil {
 		setup.close()
 		return nil, err
@@ -389,9 +396,10 @@ func upKubelet(up *upOptions, network upNetwork, restConfig *rest.Config, mirror
 			clientCAFile: filepath.Join(up.dataDir, "pki", "ca.crt"),
 			// the API server verifies this kubelet against the cluster CA, and the kubelet
 			// asks it about every request, as a kubeadm cluster's does
-			servingCADir:      filepath.Join(up.dataDir, "pki"),
-			authorizationMode: "Webhook",
-			tokenWebhook:      true,
+			servingCADir:        filepath.Join(up.dataDir, "pki"),
+			authorizationMode:   "Webhook",
+			tokenWebhook:        true,
+			nodePressureOptions: up.nodePressure,
 		}
 		return runOwnKubelet(ctx, o, up.dataDir, mirrors, restConfig, nil)
 	}

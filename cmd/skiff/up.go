@@ -55,6 +55,8 @@ type upOptions struct {
 	// clusterCIDR and serviceCIDR are k3s's flags of those names (upnetwork.go): one CIDR
 	// each, or an IPv4 and an IPv6 one for a dual-stack cluster
 	clusterCIDR, serviceCIDR string
+	// nodePressure are the kubelet's image garbage collection and eviction flags
+	nodePressure nodePressureOptions
 	// readyTimeout bounds the wait for the API server's /readyz; not a flag.
 	readyTimeout time.Duration
 	// clusterInit, or joinServer with joinToken and joinCAHashes, make up one server of
@@ -113,6 +115,7 @@ func (o *upOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.joinServer, "server", "", "join the cluster of the server at this URL as one more server (https://HOST:6443; with --token)")
 	f.StringVar(&o.joinToken, "token", "", "bootstrap token of 'skiff token create --server', for --server")
 	f.StringSliceVar(&o.joinCAHashes, "ca-cert-hash", nil, "sha256:HEX pin of the cluster CA's public key, for --server (repeatable)")
+	o.nodePressure.addFlags(f)
 }
 
 // mirrors parses --registry-mirror.

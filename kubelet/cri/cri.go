@@ -37,6 +37,7 @@ type Runtime struct {
 
 var (
 	_ runtime.Runtime       = (*Runtime)(nil)
+	_ runtime.SandboxImager = (*Runtime)(nil)
 	_ runtime.PodCIDRSetter = (*Runtime)(nil)
 )
 
@@ -291,6 +292,50 @@ func (r *Runtime) PullImage(ctx context.Context, image string, sandboxConfig *ru
 		return "", err
 	}
 	return resp.ImageRef, nil
+}
+
+func (r *Runtime) ListImages(ctx context.Context) ([]*runtimeapi.Image, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Images, nil
+}
+
+func (r *Runtime) RemoveImage(ctx context.Context, image string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+func (r *Runtime) ImageFsInfo(ctx context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.images.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
+}
+
+// SandboxImage is the sandbox image of the runtime's CRI config (sandboxImage in the "config"
+// of a verbose Status, as containerd's CRI plugin reports it).
+func (r *Runtime) SandboxImage(ctx context.Context) (string, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	resp, err := r.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		return "", err
+	}
+	var config struct {
+		SandboxImage string `json:"sandboxImage"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["config"]), &config); err != nil {
+		return "", fmt.Errorf("the runtime's config: %w", err)
+	}
+	return config.SandboxImage, nil
 }
 
 // SetPodCIDR writes the pod network's CNI config: a bridge (bridgeName) with host-local

@@ -17,7 +17,9 @@
 //	ignore-term   a stop waits its whole grace period, as a process ignoring SIGTERM does
 //
 // Images are all present locally except those under the registry "unreachable.invalid/",
-// whose pulls fail as a pull from an unreachable registry does. ExecSync runs `true` (0),
+// whose pulls fail as a pull from an unreachable registry does; an image is listed
+// (ListImages) once something asked for it or pulled it, or a test added it (AddImage), until
+// it is removed. ExecSync runs `true` (0),
 // `false` (1) and `sh -c "exit N"` (N); any other command exits 0 with no output. Streaming
 // exec, attach and port-forward answer Unimplemented, as a CRI runtime without a streaming
 // server would; container and sandbox statistics report no CPU or memory used, since nothing
@@ -37,6 +39,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/kubelet/runtime"
@@ -56,6 +59,8 @@ type Runtime struct {
 	nextIP     netip.Addr
 	sandboxes  map[string]*sandbox
 	containers map[string]*container
+	// images are the listed images by ID.
+	images map[string]*runtimeapi.Image
 }
 
 var (
@@ -118,6 +123,7 @@ func New(podCIDR string) (*Runtime, error) {
 		nextIP:     prefix.Masked().Addr().Next().Next(), // .1 is the bridge's
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*container{},
+		images:     map[string]*runtimeapi.Image{},
 	}, nil
 }
 
@@ -528,14 +534,77 @@ func (r *Runtime) ImageStatus(_ context.Context, image string) (*runtimeapi.Imag
 	if strings.HasPrefix(image, UnreachableRegistry) {
 		return nil, nil
 	}
-	return &runtimeapi.Image{Id: imageRef(image), RepoTags: []string{image}, Size: 1 << 20}, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.image(image), nil
+}
+
+// image is the listed image named (by tag or ID) image, listing it first if it is not; r.mu
+// is held.
+func (r *Runtime) image(image string) *runtimeapi.Image {
+	if img, ok := r.images[image]; ok {
+		return img
+	}
+	id := imageRef(image)
+	img, ok := r.images[id]
+	if !ok {
+		img = &runtimeapi.Image{Id: id, RepoTags: []string{image}, Size: 1 << 20}
+		r.images[id] = img
+	}
+	return img
 }
 
 func (r *Runtime) PullImage(_ context.Context, image string, _ *runtimeapi.PodSandboxConfig) (string, error) {
 	if strings.HasPrefix(image, UnreachableRegistry) {
 		return "", status.Errorf(codes.Unknown, "failed to pull and unpack image %q: failed to resolve reference %q: dial tcp: lookup unreachable.invalid: no such host", image, image)
 	}
-	return imageRef(image), nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.image(image).Id, nil
+}
+
+// AddImage lists an image of size bytes under name; pinned marks it as a runtime's sandbox
+// image is. It returns the image's ID.
+func (r *Runtime) AddImage(name string, size uint64, pinned bool) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	img := r.image(name)
+	img.Size, img.Pinned = size, pinned
+	return img.Id
+}
+
+func (r *Runtime) ListImages(context.Context) ([]*runtimeapi.Image, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*runtimeapi.Image, 0, len(r.images))
+	for _, img := range r.images {
+		out = append(out, proto.Clone(img).(*runtimeapi.Image))
+	}
+	return out, nil
+}
+
+func (r *Runtime) RemoveImage(_ context.Context, image string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.images, image)
+	delete(r.images, imageRef(image))
+	return nil
+}
+
+// ImageFsInfo reports the listed images' sizes as used on one filesystem with no mount point:
+// nothing is on disk.
+func (r *Runtime) ImageFsInfo(context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var used uint64
+	for _, img := range r.images {
+		used += img.Size
+	}
+	usage := &runtimeapi.FilesystemUsage{
+		Timestamp: r.now().UnixNano(), FsId: &runtimeapi.FilesystemIdentifier{},
+		UsedBytes: &runtimeapi.UInt64Value{Value: used}, InodesUsed: &runtimeapi.UInt64Value{Value: uint64(len(r.images))},
+	}
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{usage}}, nil
 }
 
 // imageRef is a stable made-up digest for an image name.

@@ -92,6 +92,15 @@ type Runtime interface {
 	ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error)
 	// PullImage pulls an image and returns its reference (the image ID).
 	PullImage(ctx context.Context, image string, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+	// ListImages lists the local images (their IDs, tags, sizes and whether the runtime pins
+	// them, as it does its sandbox image), in no particular order.
+	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
+	// RemoveImage removes a local image by ID or name with all its tags; removing an image
+	// that is already gone succeeds.
+	RemoveImage(ctx context.Context, image string) error
+	// ImageFsInfo is what the images take on the filesystems that hold them (bytes and inodes
+	// used, and each filesystem's mount point).
+	ImageFsInfo(ctx context.Context) (*runtimeapi.ImageFsInfoResponse, error)
 }
 
 // ProbeKind is which probe a result is for.
@@ -121,4 +130,10 @@ type LogReader interface {
 // and whenever it changes.
 type PodCIDRSetter interface {
 	SetPodCIDR(cidr string) error
+}
+
+// SandboxImager is implemented by runtimes that name the image their sandboxes run (containerd's
+// sandbox_image, in CRI's verbose status): the kubelet never garbage-collects it.
+type SandboxImager interface {
+	SandboxImage(ctx context.Context) (string, error)
 }
