@@ -15,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-
-	"github.com/skiff-dev/skiff/bench/skiffproc"
 )
 
 // The listflood scenario (--scenario listflood) measures whether the API server's memory stays
@@ -124,12 +122,12 @@ func (l *load) listFlood(ctx context.Context, rv, getName string) error {
 	// the other mode included
 	var peakRSS atomic.Uint64
 	var bg sync.WaitGroup
-	if l.pid > 0 {
+	if len(l.pids) > 0 {
 		bg.Go(func() {
 			t := time.NewTicker(rssPeriod)
 			defer t.Stop()
 			for {
-				if rss, _, err := skiffproc.ReadRSS(l.pid); err == nil {
+				if rss, _, err := readRSS(l.pids); err == nil {
 					if v := uint64(rss); v > peakRSS.Load() {
 						peakRSS.Store(v)
 					}
@@ -239,7 +237,7 @@ func (l *load) listFlood(ctx context.Context, rv, getName string) error {
 
 	lr := newRow(fmt.Sprintf("list flood %s, %d clients", mode, len(clients)), listLat, listErrs.count(), wall)
 	lr.Note = fmt.Sprintf("%d × 429, %.0f MiB/s of bodies", list429.Load(), float64(bytes.Load())/(1<<20)/wall.Seconds())
-	if l.pid > 0 {
+	if len(l.pids) > 0 {
 		lr.Note += fmt.Sprintf(", server peak RSS %d MiB", peakRSS.Load())
 	}
 	l.addRow(lr, listErrs)

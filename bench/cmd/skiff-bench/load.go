@@ -48,6 +48,9 @@ type load struct {
 	prefix string
 	// pid is the server's process, 0 when unknown; the quota scenario measures its CPU
 	pid int
+	// pids are all the server's processes (kube-apiserver's etcd too), whose memory the
+	// listflood scenario samples
+	pids []int
 }
 
 func (l *load) run(ctx context.Context) error {

@@ -216,7 +216,12 @@ func runPlane(ctx context.Context, o options, plane string, res *results) (err e
 
 	l := &load{client: client, config: cfg, opts: o, progress: progress, res: res}
 	if len(pids) > 0 {
-		l.pid = pids[0] // the API server's own process
+		l.pid, l.pids = pids[0], pids // the API server's own process, or kube-apiserver's below
+	}
+	for _, s := range servers {
+		if s.Name == "kube-apiserver" {
+			l.pid = s.P.Cmd.Process.Pid
+		}
 	}
 	loadErr := l.run(ctx)
 	if len(pids) > 0 {
