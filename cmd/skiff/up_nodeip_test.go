@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -53,16 +54,19 @@ func TestUpsNodeIPIsItsNodesAddressDNSAndJoinAddress(t *testing.T) {
 		t.Errorf("the Node's InternalIPs are %v, want [%s]", internal, nodeIP)
 	}
 
-	// the DNS server publishes its endpoint shortly after it starts
+	// the DNS server publishes its endpoint (a slice of its own) shortly after it starts
 	var dnsAddrs []string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		s, err := client.DiscoveryV1().EndpointSlices(dns.ServiceNamespace).Get(ctx, dns.ServiceName+"-"+dns.ManagedBy, metav1.GetOptions{})
-		if err != nil {
+		slices, err := client.DiscoveryV1().EndpointSlices(dns.ServiceNamespace).List(ctx, metav1.ListOptions{
+			LabelSelector: discoveryv1.LabelServiceName + "=" + dns.ServiceName + "," + discoveryv1.LabelManagedBy + "=" + dns.ManagedBy})
+		if err != nil || len(slices.Items) == 0 {
 			return false, nil
 		}
 		dnsAddrs = nil
-		for _, e := range s.Endpoints {
-			dnsAddrs = append(dnsAddrs, e.Addresses...)
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				dnsAddrs = append(dnsAddrs, e.Addresses...)
+			}
 		}
 		return true, nil
 	})
