@@ -22,6 +22,7 @@ import (
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
 	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/controllers/servicelb"
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 )
 
 // Traffic from outside the node to a LoadBalancer's node address (its ingress written by the
@@ -54,7 +55,7 @@ func startServiceLB(t *testing.T, client kubernetes.Interface) {
 // httpGet asks for /healthz at addr from a namespace. It speaks HTTP on a connection it dials
 // itself: http.Transport dials on goroutines of its own, outside the namespace.
 func httpGet(netns, addr string) (code int, body string, err error) {
-	err = inNetns(netns, func() error {
+	err = netnstest.InNetns(netns, func() error {
 		c, err := net.DialTimeout("tcp", addr, dialTimout)
 		if err != nil {
 			return err

@@ -9,13 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 )
 
 // The network test builds a node in network namespaces and sends real traffic through the
@@ -132,32 +131,11 @@ func newTestNode(t *testing.T, pods int) *testNode {
 	return n
 }
 
-// inNetns runs f on an OS thread that has entered the named network namespace; the thread is
-// thrown away afterwards. Sockets made in f stay in that namespace.
-func inNetns(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		h, err := os.Open(netnsDir + "/" + name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := unix.Setns(int(h.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
-
 // servePodName answers every TCP connection to ip:8080 in the pod's namespace with answer.
 func (n *testNode) servePodName(netns, ip, answer string) {
 	n.t.Helper()
 	var l net.Listener
-	err := inNetns(netns, func() (err error) {
+	err := netnstest.InNetns(netns, func() (err error) {
 		l, err = net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(podPort)))
 		return err
 	})
@@ -181,7 +159,7 @@ func (n *testNode) servePodName(netns, ip, answer string) {
 // error ends the round and is returned.
 func ask(netns, addr string, tries int) (map[string]int, error) {
 	answers := map[string]int{}
-	err := inNetns(netns, func() error {
+	err := netnstest.InNetns(netns, func() error {
 		for range tries {
 			c, err := net.DialTimeout("tcp", addr, dialTimout)
 			if err != nil {
@@ -253,7 +231,7 @@ func startProxy(t *testing.T, client kubernetes.Interface, n *testNode, mutate .
 		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"),
 		NFT:         n.nftInNode,
 		HealthCheckListen: func(network, addr string) (l net.Listener, err error) {
-			err = inNetns(n.node, func() error { l, err = net.Listen(network, addr); return err })
+			err = netnstest.InNetns(n.node, func() error { l, err = net.Listen(network, addr); return err })
 			return l, err
 		},
 		Sysctl: func(name, value string) error {

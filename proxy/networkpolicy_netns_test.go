@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 )
 
 // The NetworkPolicy test uses the proxy test's node (netns_test.go) with three pods, and
@@ -39,7 +40,7 @@ const policyProbeTimeout = 500 * time.Millisecond
 
 // reaches says whether a TCP connection from a namespace to addr gets an answer.
 func reaches(netns, addr string) bool {
-	err := inNetns(netns, func() error {
+	err := netnstest.InNetns(netns, func() error {
 		c, err := net.DialTimeout("tcp", addr, policyProbeTimeout)
 		if err != nil {
 			return err
@@ -54,7 +55,7 @@ func reaches(netns, addr string) bool {
 
 // udpAnswered says whether a UDP datagram from a namespace to addr is echoed back.
 func udpAnswered(netns, addr string) bool {
-	err := inNetns(netns, func() error {
+	err := netnstest.InNetns(netns, func() error {
 		c, err := net.Dial("udp", addr)
 		if err != nil {
 			return err
@@ -74,7 +75,7 @@ func udpAnswered(netns, addr string) bool {
 func (n *testNode) serveTCP(netns, ip string, port int) {
 	n.t.Helper()
 	var l net.Listener
-	if err := inNetns(netns, func() (err error) {
+	if err := netnstest.InNetns(netns, func() (err error) {
 		l, err = net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
 		return err
 	}); err != nil {
@@ -97,7 +98,7 @@ func (n *testNode) serveTCP(netns, ip string, port int) {
 func (n *testNode) serveUDPEcho(netns, ip string, port int) {
 	n.t.Helper()
 	var pc net.PacketConn
-	if err := inNetns(netns, func() (err error) {
+	if err := netnstest.InNetns(netns, func() (err error) {
 		pc, err = net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
 		return err
 	}); err != nil {

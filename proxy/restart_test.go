@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/apiserver/apiservertest"
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 )
 
 const echoPort = 8081
@@ -31,7 +32,7 @@ const echoPort = 8081
 func (n *testNode) serveEcho(netns, ip string) {
 	n.t.Helper()
 	var l net.Listener
-	err := inNetns(netns, func() (err error) {
+	err := netnstest.InNetns(netns, func() (err error) {
 		l, err = net.Listen("tcp", fmt.Sprintf("%s:%d", ip, echoPort))
 		return err
 	})
@@ -88,7 +89,7 @@ func TestProxyRestartKeepsEstablishedConnections(t *testing.T) {
 	addr := net.JoinHostPort(echo.Spec.ClusterIP, "80")
 	var conn net.Conn
 	eventually(t, "a connection to the echo service", func() (bool, string) {
-		err := inNetns(n.client, func() (err error) {
+		err := netnstest.InNetns(n.client, func() (err error) {
 			conn, err = net.DialTimeout("tcp", addr, dialTimout)
 			return err
 		})
@@ -142,7 +143,7 @@ func TestProxyRestartKeepsEstablishedConnections(t *testing.T) {
 	// the same connection, same NAT, after the restart
 	exchange("after the restart")
 	// and a new one goes through the rebuilt rules
-	err := inNetns(n.client, func() error {
+	err := netnstest.InNetns(n.client, func() error {
 		c, err := net.DialTimeout("tcp", addr, dialTimout)
 		if err != nil {
 			return err

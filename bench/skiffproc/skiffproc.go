@@ -293,6 +293,20 @@ func ReadRSS(pid int) (rss, peak float64, err error) {
 	return rss, peak, nil
 }
 
+// ExitOn ends a bench's main when err is not nil: with the exit code of a child that failed
+// (ReexecInNetns's), else with 1 after printing err after the program's name.
+func ExitOn(program string, err error) {
+	if err == nil {
+		return
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.ExitCode())
+	}
+	fmt.Fprintln(os.Stderr, program+":", err)
+	os.Exit(1)
+}
+
 // ReexecInNetns runs this program again, with the same arguments and env=1 in its
 // environment, in a new network namespace, passes interrupts on to it and returns how it
 // exited (an *exec.ExitError when it failed). It needs root and the tools named on PATH.

@@ -71,24 +71,12 @@ func main() {
 		os.Exit(2)
 	}
 	if os.Getenv(netnsEnv) == "" {
-		exitOn(skiffproc.ReexecInNetns(netnsEnv, "nft", "ip", "nsenter", "unshare"))
+		skiffproc.ExitOn("skiff-ha-bench", skiffproc.ReexecInNetns(netnsEnv, "nft", "ip", "nsenter", "unshare"))
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	exitOn(run(ctx, o))
-}
-
-func exitOn(err error) {
-	if err == nil {
-		return
-	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		os.Exit(exit.ExitCode())
-	}
-	fmt.Fprintln(os.Stderr, "skiff-ha-bench:", err)
-	os.Exit(1)
+	skiffproc.ExitOn("skiff-ha-bench", run(ctx, o))
 }
 
 // bench holds the machines: a bridge (10.78.0.254/24) and per server i a namespace with eth0

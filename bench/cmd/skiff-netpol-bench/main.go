@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -65,22 +64,10 @@ func main() {
 		os.Exit(2)
 	}
 	if os.Getenv(netnsEnv) == "" {
-		exitOn(skiffproc.ReexecInNetns(netnsEnv, "nft"))
+		skiffproc.ExitOn("skiff-netpol-bench", skiffproc.ReexecInNetns(netnsEnv, "nft"))
 		return
 	}
-	exitOn(run(*pods, *policies, *changes, strings.Split(*phases, ","), *rounds, *conns, *duration))
-}
-
-func exitOn(err error) {
-	if err == nil {
-		return
-	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		os.Exit(exit.ExitCode())
-	}
-	fmt.Fprintln(os.Stderr, "skiff-netpol-bench:", err)
-	os.Exit(1)
+	skiffproc.ExitOn("skiff-netpol-bench", run(*pods, *policies, *changes, strings.Split(*phases, ","), *rounds, *conns, *duration))
 }
 
 func nsName(i int) string  { return fmt.Sprintf("team-%02d", i) }

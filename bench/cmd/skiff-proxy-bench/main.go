@@ -56,10 +56,10 @@ func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "serve":
-			exitOn(serveHTTP(os.Args[2:]))
+			skiffproc.ExitOn("skiff-proxy-bench", serveHTTP(os.Args[2:]))
 			return
 		case "load":
-			exitOn(generateLoad(os.Args[2:]))
+			skiffproc.ExitOn("skiff-proxy-bench", generateLoad(os.Args[2:]))
 			return
 		}
 	}
@@ -80,7 +80,7 @@ func main() {
 		os.Exit(2)
 	}
 	if os.Getenv(netnsEnv) == "" {
-		exitOn(skiffproc.ReexecInNetns(netnsEnv, "nft", "ip"))
+		skiffproc.ExitOn("skiff-proxy-bench", skiffproc.ReexecInNetns(netnsEnv, "nft", "ip"))
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -89,18 +89,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skiff-proxy-bench:", err)
 		os.Exit(1)
 	}
-}
-
-func exitOn(err error) {
-	if err == nil {
-		return
-	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		os.Exit(exit.ExitCode())
-	}
-	fmt.Fprintln(os.Stderr, "skiff-proxy-bench:", err)
-	os.Exit(1)
 }
 
 func run(ctx context.Context, o options) (err error) {
