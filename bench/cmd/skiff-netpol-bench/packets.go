@@ -8,19 +8,18 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/skiff-dev/skiff/e2e/netnstest"
 	"github.com/skiff-dev/skiff/proxy"
 )
 
@@ -123,31 +122,10 @@ func (n *packetNetwork) remove() {
 	}
 }
 
-// inNetns runs f on an OS thread in the named network namespace; the thread is thrown away
-// afterwards, so sockets made in f stay there.
-func inNetns(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		h, err := os.Open("/var/run/netns/" + name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := unix.Setns(int(h.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
-
 // serve answers every connection to the server pod with a few bytes and closes it.
 func (n *packetNetwork) serve() (stop func(), err error) {
 	var l net.Listener
-	if err := inNetns(n.server, func() (err error) {
+	if err := netnstest.InNetns(n.server, func() (err error) {
 		l, err = net.Listen("tcp", net.JoinHostPort(serverAddr, fmt.Sprint(serverPort)))
 		return err
 	}); err != nil {
@@ -177,7 +155,7 @@ func (n *packetNetwork) connectionRate(conns int, d time.Duration) (float64, err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[w] = inNetns(n.client, func() error {
+			errs[w] = netnstest.InNetns(n.client, func() error {
 				for time.Now().Before(deadline) {
 					c, err := net.DialTimeout("tcp", net.JoinHostPort(serverAddr, fmt.Sprint(serverPort)), time.Second)
 					if err != nil {
