@@ -173,7 +173,8 @@ func upsert(ctx context.Context, store *registry.Store, obj runtime.Object, same
 	return err
 }
 
-// maintainServices keeps the kubernetes Service right and repairs leaked reservations.
+// maintainServices repairs leaked reservations once a minute. (The kubernetes Service itself is
+// kept right by maintainKubernetesEndpoints, every masterLeaseInterval.)
 func (s *Server) maintainServices(ctx context.Context) {
 	leaks := map[string]int{}
 	tick := time.NewTicker(time.Minute)
@@ -183,9 +184,6 @@ func (s *Server) maintainServices(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		if err := s.reconcileKubernetesService(ctx); err != nil && ctx.Err() == nil {
-			slog.Warn("reconciling the kubernetes service failed", "err", err)
 		}
 		s.repairServiceAllocations(ctx, leaks)
 	}
