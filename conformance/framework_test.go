@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/e2e/netnstest"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 	"github.com/skiff-dev/skiff/kubelet/ociimage"
@@ -457,7 +458,7 @@ func schedulableNode(ctx context.Context) *corev1.Node {
 func usableNode(nodes []corev1.Node) *corev1.Node {
 	for i := range nodes {
 		n := &nodes[i]
-		if n.Spec.Unschedulable || !nodeReady(n) {
+		if n.Spec.Unschedulable || !controllers.IsNodeReady(n) {
 			continue
 		}
 		tainted := false
@@ -471,15 +472,6 @@ func usableNode(nodes []corev1.Node) *corev1.Node {
 		}
 	}
 	return nil
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // requireRealContainers skips the spec when a node runs skiff's fake runtime, whose containers

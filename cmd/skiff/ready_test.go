@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/skiff-dev/skiff/controllers"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -33,7 +34,7 @@ func TestUpSaysReadyOnlyOnceTheDefaultServiceAccountExistsAndItsNodeIsReady(t *t
 	if err != nil {
 		t.Fatalf("node %s when up said ready: %v", name, err)
 	}
-	if !nodeReady(node) {
+	if !controllers.IsNodeReady(node) {
 		t.Errorf("node %s is not Ready when up said ready: %+v", name, node.Status.Conditions)
 	}
 	if err := up.stop(t); err != nil {

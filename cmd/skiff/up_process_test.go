@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-dev/skiff/controllers"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,7 +161,7 @@ func TestSkiffUpRunsPodsInItsOwnContainerdAndLeavesNothingBehindOnSIGTERM(t *tes
 			return false, nil
 		}
 		node = &nodes.Items[0]
-		return nodeReady(node), nil
+		return controllers.IsNodeReady(node), nil
 	}); err != nil {
 		t.Fatalf("skiff up's node never became Ready: %+v", node)
 	}
@@ -226,15 +227,6 @@ func TestSkiffUpRunsPodsInItsOwnContainerdAndLeavesNothingBehindOnSIGTERM(t *tes
 	if _, err := os.Stat(filepath.Join("/sys/class/net", network.Plugins[0].Bridge)); err == nil {
 		t.Errorf("the pods' bridge %s outlived skiff up", network.Plugins[0].Bridge)
 	}
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // terminate stops up as a service manager would, if it still runs, and waits for it.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-dev/skiff/controllers"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +22,7 @@ func waitUsable(t *testing.T, client kubernetes.Interface) {
 	ctx := context.Background()
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) == 0 || !nodeReady(&nodes.Items[0]) {
+		if err != nil || len(nodes.Items) == 0 || !controllers.IsNodeReady(&nodes.Items[0]) {
 			return false, nil
 		}
 		_, err = client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})

@@ -142,7 +142,7 @@ func (c *Controller) gcTerminating(ctx context.Context, pods []*corev1.Pod) erro
 			continue
 		}
 		node, err := c.nodeLister.Get(p.Spec.NodeName)
-		if err != nil || isNodeReady(node) {
+		if err != nil || controllers.IsNodeReady(node) {
 			continue
 		}
 		outOfService := hasTaint(node, corev1.TaintNodeOutOfService)
@@ -263,15 +263,6 @@ func (c *Controller) markFailedAndDelete(ctx context.Context, pod *corev1.Pod, c
 	return c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid},
 	})
-}
-
-func isNodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func hasTaint(n *corev1.Node, key string) bool {

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/e2e/netnstest"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 	"github.com/skiff-dev/skiff/kubelet/ociimage"
@@ -153,7 +154,7 @@ func TestAgentJoinsWithATokenAndItsPodsReachTheServersPods(t *testing.T) {
 	client := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 
-	node := waitNode(t, client, agentNode, func(n *corev1.Node) bool { return nodeReady(n) && n.Spec.PodCIDR != "" })
+	node := waitNode(t, client, agentNode, func(n *corev1.Node) bool { return controllers.IsNodeReady(n) && n.Spec.PodCIDR != "" })
 	if node.Spec.PodCIDR == "10.244.0.0/24" {
 		t.Errorf("the agent's node got the server node's podCIDR %s", node.Spec.PodCIDR)
 	}
@@ -238,15 +239,6 @@ func busybox(name, node string, restart corev1.RestartPolicy, script string) *co
 			Containers: []corev1.Container{{Name: "main", Image: image, ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", script}}},
 		},
 	}
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func waitNode(t *testing.T, client kubernetes.Interface, name string, cond func(*corev1.Node) bool) *corev1.Node {

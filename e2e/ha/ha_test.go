@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-dev/skiff/controllers"
 	"github.com/skiff-dev/skiff/e2e/netnstest"
 )
 
@@ -288,8 +289,8 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 	}); err != nil {
 		t.Errorf("the agent's pod created after the kill is %q, want Running", phase)
 	}
-	if n, err := clients[survivors[1]].CoreV1().Nodes().Get(ctx, agentNode, metav1.GetOptions{}); err != nil || !nodeReady(n) {
-		t.Errorf("the agent's node after the kill: %v, Ready %v", err, n != nil && nodeReady(n))
+	if n, err := clients[survivors[1]].CoreV1().Nodes().Get(ctx, agentNode, metav1.GetOptions{}); err != nil || !controllers.IsNodeReady(n) {
+		t.Errorf("the agent's node after the kill: %v, Ready %v", err, n != nil && controllers.IsNodeReady(n))
 	}
 
 	// the new leader schedules: a pod gets a node
@@ -497,21 +498,12 @@ func resolveThroughClusterDNS(t *testing.T, netns string, client kubernetes.Inte
 	}
 }
 
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // waitNodeReady waits until the Node name is Ready.
 func waitNodeReady(t *testing.T, client kubernetes.Interface, name string) {
 	t.Helper()
 	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		return err == nil && nodeReady(n), nil
+		return err == nil && controllers.IsNodeReady(n), nil
 	}); err != nil {
 		t.Fatalf("node %s never became Ready", name)
 	}
