@@ -6,8 +6,8 @@
 # runs every [Conformance] spec that is not [Serial] or [Disruptive] in parallel, then the
 # [Serial] ones with one process, and stops everything it started.
 # With AGENTS=N (default 1) it first joins N agents to that skiff up (`skiff agent`, each a
-# "machine" of its own: a network namespace whose veth is a port of a bridge on this side,
-# the segment AGENT_NET.0/24; skiff up's node has AGENT_NET.1, agent i AGENT_NET.(i+1)), so that
+# "machine" of its own: a network namespace whose veth is a port of a bridge, the segment
+# AGENT_NET.0/24; skiff up's node has AGENT_NET.1, agent i AGENT_NET.(i+1)), so that
 # the specs that need two nodes, or spread pods over nodes, run as upstream means them.
 # Usage: run.sh [SKIFF-BINARY]   (default bin/skiff; `make upstream-conformance` builds it)
 # Env:   E2E (cache, default $HOME/.cache/upstream-e2e)  OUT (reports, default $E2E/report-DATE)
@@ -52,9 +52,14 @@ echo "== upstream binaries and images (cached in $E2E)"
 # a short data dir: containerd's socket path must fit in 107 bytes
 DATA=$(mktemp -d /tmp/skiff-e2e-XXXX)
 pids=()
-# the agents' bridge, namespaces and data dirs, named by this run (an interface name has at
-# most 15 characters)
-BRIDGE=ske2e$$
+# the agents' segment, namespaces and data dirs, named by this run (an interface name has at
+# most 15 characters). The segment's switch is a bridge in a namespace of its own, LAN, and this
+# side joins it by a veth, as a machine's NIC joins a LAN: a bridge here would be one with
+# br_netfilter, which hands a packet DNATed back onto the bridge (a NodePort of this node whose
+# endpoint is an agent's pod) straight to the agent before it is masqueraded, and the agent drops
+# it as coming from its own address. No machine's NIC does that.
+LINK=ske2e$$
+LAN=skiff-e2e-$$-lan
 agent_ns() { echo "skiff-e2e-$$-agent-$1"; }
 agent_data() { echo "$DATA-agent-$1"; }
 agent_node() { echo "skiff-agent-$1"; }
@@ -79,9 +84,11 @@ cleanup() {
     if [ -d "$(agent_data "$i")" ] && ! nsenter --net="/run/netns/$ns" "$SKIFF" reset --data-dir "$(agent_data "$i")" >> "$OUT/agent-$i.log" 2>&1; then
       echo "skiff reset of $(agent_data "$i") failed (its data dir stays): $(tail -1 "$OUT/agent-$i.log")"
     fi
-    ip netns del "$ns" # its veth, and with it the bridge's end
+    ip netns del "$ns" # its veth, and with it the switch's end
   done
-  ip link del "$BRIDGE" 2>/dev/null # and the routes through it
+  # this side's veth and the routes through it, then the switch
+  ip link del "$LINK" 2>/dev/null
+  [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
   rm -rf "$DATA"
 }
 trap cleanup EXIT
@@ -89,14 +96,18 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [ "$AGENTS" -gt 0 ]; then
-  echo "== $AGENTS agent machine(s): bridge $BRIDGE $AGENT_NET.1/24, network namespaces $(agent_ns 1)…"
-  ip link add "$BRIDGE" type bridge || exit 1
-  ip addr add "$AGENT_NET.1/24" dev "$BRIDGE" && ip link set "$BRIDGE" up || exit 1
+  echo "== $AGENTS agent machine(s): $LINK $AGENT_NET.1/24 on the switch of namespace $LAN, network namespaces $(agent_ns 1)…"
+  ip netns add "$LAN" &&
+    ip -n "$LAN" link add switch type bridge &&
+    ip -n "$LAN" link set switch up &&
+    ip link add "$LINK" type veth peer name host netns "$LAN" &&
+    ip -n "$LAN" link set host master switch up &&
+    ip addr add "$AGENT_NET.1/24" dev "$LINK" && ip link set "$LINK" up || exit 1
   for i in $(seq "$AGENTS"); do
     ns=$(agent_ns "$i")
     ip netns add "$ns" &&
-      ip link add "${BRIDGE}v$i" type veth peer name eth0 netns "$ns" &&
-      ip link set "${BRIDGE}v$i" master "$BRIDGE" up &&
+      ip link add "agent$i" netns "$LAN" type veth peer name eth0 netns "$ns" &&
+      ip -n "$LAN" link set "agent$i" master switch up &&
       ip -n "$ns" link set lo up &&
       ip -n "$ns" addr add "$AGENT_NET.$((i + 1))/24" dev eth0 &&
       ip -n "$ns" link set eth0 up &&
