@@ -51,13 +51,21 @@ type Server struct {
 	cfg      Config
 	zone     string // the cluster domain, lower case, with the final dot
 	services corelisters.ServiceLister
-	slices   cache.Indexer
-	synced   []cache.InformerSynced
+	// servicesIdx is the Services' indexer, for lookups by cluster IP
+	servicesIdx cache.Indexer
+	slices      cache.Indexer
+	synced      []cache.InformerSynced
 }
 
 var _ dns.Handler = &Server{}
 
-const serviceIndex = "service"
+const (
+	serviceIndex = "service"
+	// clusterIPIndex indexes Services by each of their cluster IPs, addressIndex EndpointSlices
+	// by each of their endpoints' addresses: the reverse (PTR) lookups.
+	clusterIPIndex = "clusterIP"
+	addressIndex   = "address"
+)
 
 // New makes a server on shared informers of Services and EndpointSlices. Call it before the
 // informers start.
@@ -68,18 +76,59 @@ func New(services coreinformers.ServiceInformer, slices discoveryinformers.Endpo
 	if cfg.ForwardTimeout == 0 {
 		cfg.ForwardTimeout = 2 * time.Second
 	}
-	if _, ok := slices.Informer().GetIndexer().GetIndexers()[serviceIndex]; !ok {
-		if err := slices.Informer().AddIndexers(cache.Indexers{serviceIndex: sliceServiceKey}); err != nil {
-			return nil, err
+	for informer, indexers := range map[cache.SharedIndexInformer]cache.Indexers{
+		slices.Informer():   {serviceIndex: sliceServiceKey, addressIndex: sliceAddresses},
+		services.Informer(): {clusterIPIndex: serviceClusterIPs},
+	} {
+		for name, f := range indexers {
+			if _, ok := informer.GetIndexer().GetIndexers()[name]; ok {
+				continue
+			}
+			if err := informer.AddIndexers(cache.Indexers{name: f}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Server{
-		cfg:      cfg,
-		zone:     dns.Fqdn(strings.ToLower(cfg.ClusterDomain)),
-		services: services.Lister(),
-		slices:   slices.Informer().GetIndexer(),
-		synced:   []cache.InformerSynced{services.Informer().HasSynced, slices.Informer().HasSynced},
+		cfg:         cfg,
+		zone:        dns.Fqdn(strings.ToLower(cfg.ClusterDomain)),
+		services:    services.Lister(),
+		servicesIdx: services.Informer().GetIndexer(),
+		slices:      slices.Informer().GetIndexer(),
+		synced:      []cache.InformerSynced{services.Informer().HasSynced, slices.Informer().HasSynced},
 	}, nil
+}
+
+// serviceClusterIPs are a Service's cluster IPs in canonical form (none for a headless one).
+func serviceClusterIPs(obj any) ([]string, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, ip := range svc.Spec.ClusterIPs {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			out = append(out, a.Unmap().String())
+		}
+	}
+	return out, nil
+}
+
+// sliceAddresses are the addresses of a Service's EndpointSlice, in canonical form.
+func sliceAddresses(obj any) ([]string, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, ep := range s.Endpoints {
+		for _, ip := range ep.Addresses {
+			if a, err := netip.ParseAddr(ip); err == nil && !slices.Contains(out, a.Unmap().String()) {
+				out = append(out, a.Unmap().String())
+			}
+		}
+	}
+	return out, nil
 }
 
 func sliceServiceKey(obj any) ([]string, error) {
@@ -164,6 +213,20 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
+	if ip, ok := reverseName(name); ok {
+		// the reverse zones, as CoreDNS's kubernetes plugin with "fallthrough in-addr.arpa
+		// ip6.arpa": an address of the cluster is answered here, any other goes upstream
+		if answers := s.reverse(name, ip); len(answers) > 0 && q.Qtype == dns.TypePTR {
+			m := new(dns.Msg)
+			m.SetReply(req)
+			m.Authoritative = true
+			m.Answer = answers
+			w.WriteMsg(m)
+			return
+		}
+		s.forward(w, req)
+		return
+	}
 	if name != s.zone && !strings.HasSuffix(name, "."+s.zone) {
 		s.forward(w, req)
 		return
@@ -183,6 +246,81 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.Extra = extra
 	}
 	w.WriteMsg(m)
+}
+
+// reverseName is the address a full reverse name (d.c.b.a.in-addr.arpa., or 32 nibbles under
+// ip6.arpa.) stands for; false for any other name, a partial one among them.
+func reverseName(name string) (netip.Addr, bool) {
+	var labels []string
+	var v6 bool
+	switch {
+	case strings.HasSuffix(name, ".in-addr.arpa."):
+		labels = strings.Split(strings.TrimSuffix(name, ".in-addr.arpa."), ".")
+	case strings.HasSuffix(name, ".ip6.arpa."):
+		labels, v6 = strings.Split(strings.TrimSuffix(name, ".ip6.arpa."), "."), true
+	default:
+		return netip.Addr{}, false
+	}
+	slices.Reverse(labels)
+	if !v6 {
+		if len(labels) != 4 {
+			return netip.Addr{}, false
+		}
+		ip, err := netip.ParseAddr(strings.Join(labels, "."))
+		return ip, err == nil
+	}
+	if len(labels) != 32 {
+		return netip.Addr{}, false
+	}
+	var b strings.Builder
+	for i, l := range labels {
+		if len(l) != 1 {
+			return netip.Addr{}, false
+		}
+		if i > 0 && i%4 == 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(l)
+	}
+	ip, err := netip.ParseAddr(b.String())
+	return ip, err == nil
+}
+
+// reverse are the PTR records of an address, as CoreDNS's kubernetes plugin answers them: the
+// Service whose cluster IP it is, else each ready endpoint with that address as
+// <hostname or dashed address>.<service>.<namespace>.svc.<zone>.
+func (s *Server) reverse(name string, ip netip.Addr) []dns.RR {
+	key := ip.Unmap().String()
+	record := func(target string) dns.RR {
+		return &dns.PTR{Hdr: header(name, dns.TypePTR), Ptr: target}
+	}
+	if objs, _ := s.servicesIdx.ByIndex(clusterIPIndex, key); len(objs) > 0 {
+		// one Service holds a cluster IP; the first of a stale cache's two is as good
+		svc := objs[0].(*corev1.Service)
+		return []dns.RR{record(svc.Name + "." + svc.Namespace + ".svc." + s.zone)}
+	}
+	objs, _ := s.slices.ByIndex(addressIndex, key)
+	var answers []dns.RR
+	for _, o := range objs {
+		slice := o.(*discoveryv1.EndpointSlice)
+		for _, ep := range slice.Endpoints {
+			if !ptr.Deref(ep.Conditions.Ready, true) || !slices.ContainsFunc(ep.Addresses, func(a string) bool {
+				p, err := netip.ParseAddr(a)
+				return err == nil && p.Unmap() == ip.Unmap()
+			}) {
+				continue
+			}
+			host := ptr.Deref(ep.Hostname, "")
+			if host == "" {
+				host = dashed(ip)
+			}
+			target := strings.ToLower(host) + "." + slice.Labels[discoveryv1.LabelServiceName] + "." + slice.Namespace + ".svc." + s.zone
+			if !slices.ContainsFunc(answers, func(rr dns.RR) bool { return rr.(*dns.PTR).Ptr == target }) {
+				answers = append(answers, record(target))
+			}
+		}
+	}
+	return answers
 }
 
 // soa is the zone's start of authority, as CoreDNS's kubernetes plugin writes it.
@@ -381,6 +519,11 @@ func (s *Server) serviceIPs(svc *corev1.Service) []netip.Addr {
 	return out
 }
 
+// dashed is an endpoint's address as a DNS label, the name of an endpoint without a hostname.
+func dashed(ip netip.Addr) string {
+	return strings.NewReplacer(".", "-", ":", "-").Replace(ip.String())
+}
+
 // readyEndpoint is one ready address of a Service's slices.
 type readyEndpoint struct {
 	ip netip.Addr
@@ -414,7 +557,7 @@ func (s *Server) readyEndpoints(svc *corev1.Service) []readyEndpoint {
 			}
 			host := ptr.Deref(ep.Hostname, "")
 			if host == "" {
-				host = strings.NewReplacer(".", "-", ":", "-").Replace(ip.String())
+				host = dashed(ip)
 			}
 			out = append(out, readyEndpoint{ip: ip, hostname: strings.ToLower(host), ports: ports})
 		}
