@@ -207,4 +207,4 @@ target=$REPO/conformance/UPSTREAM.md
 python3 "$HERE/report.py" "$target" "$OUT/runinfo.json" "${reports[@]}"
 echo "failures: $OUT/failed.txt; logs: $OUT"
 }
-main "$@"
+main "$@"; exit  # on one line: bash has read all of it before main runs, edits during the run cannot change what follows
