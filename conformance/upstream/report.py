@@ -41,7 +41,7 @@ def nodes_line(agents):
     if not agents:
         return "1, skiff up's own"
     return (f"{agents + 1}: skiff up's own and {agents} `skiff agent`{'s' if agents > 1 else ''} "
-            "in a network namespace of its own on a bridge to skiff up's (AGENTS in run.sh)")
+            "in a network namespace of its own, on one switch with skiff up's (AGENTS in run.sh)")
 
 area = lambda n: (re.search(r'\[sig-[a-z-]+\]', n) or [''])[0] or '[other]'
 table = collections.defaultdict(collections.Counter)
