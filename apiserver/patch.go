@@ -294,6 +294,22 @@ func applyJSONPatchOperations(ops jsonpatch.Patch, doc []byte) (patched []byte, 
 	return ops.Apply(doc)
 }
 
+// applyStrategicMergePatch merges patch into original. The library panics on some malformed
+// patches (FuzzPatch found a merge key whose value is a list: {"containers":[{"name":[]}]}).
+// kube-apiserver answers those 500, from its panic handler; skiff answers the same status
+// without unwinding the request through its own.
+func applyStrategicMergePatch(original, patch map[string]any, schemaObj runtime.Object) (patched map[string]any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			patched, err = nil, apierrors.NewInternalError(fmt.Errorf("the strategic merge patch cannot be applied: %v", r))
+		}
+	}()
+	if patched, err = strategicpatch.StrategicMergeMapPatch(original, patch, schemaObj); err != nil {
+		return nil, strategicMergePatchError(err)
+	}
+	return patched, nil
+}
+
 // strategicMergePatch applies a strategic merge patch to the current object's fields, as
 // upstream's smpPatcher: duplicate fields are looked for in the patch, unknown ones in the
 // result.
@@ -317,9 +333,9 @@ func (p *patchRequest) strategicMergePatch(ctx context.Context, current runtime.
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	patchedMap, err := strategicpatch.StrategicMergeMapPatch(original, patchMap, schemaObj)
+	patchedMap, err := applyStrategicMergePatch(original, patchMap, schemaObj)
 	if err != nil {
-		return nil, strategicMergePatchError(err)
+		return nil, err
 	}
 	obj, err := apis.Scheme.New(p.gvk)
 	if err != nil {
