@@ -119,7 +119,8 @@ func TestIPv6NodeRoutesInNetworkNamespaces(t *testing.T) {
 		}
 	}
 	factory := informers.NewSharedInformerFactory(srv.Client, 0)
-	r, err := NewNodeRoutes(factory.Core().V1().Nodes(), RoutesConfig{Hostname: "node-a", IP: []string{"ip", "-n", a}, IPv6: true})
+	r, err := NewNodeRoutes(factory.Core().V1().Nodes(), RoutesConfig{Hostname: "node-a", IP: []string{"ip", "-n", a}, IPv6: true,
+		NFT: []string{"ip", "netns", "exec", a, "nft"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +151,13 @@ func TestIPv6NodeRoutesInNetworkNamespaces(t *testing.T) {
 	})
 	if v6 := routes("-6"); !strings.Contains(v6, "fd99::/64 via fd78::2 dev eth0 proto static") || strings.Contains(v6, "fd45:0:0:1::/64 via") {
 		t.Errorf("node A's IPv6 routes:\n%s", v6)
+	}
+	// each family's pod network is its podCIDRs, node A's own too, in a table of its family
+	if set := podNetworkSetOf(t, a, "ip6"); !strings.Contains(set, "fd45:0:0:1::/64, fd45:0:0:2::/64") || strings.Contains(set, "10.245") {
+		t.Errorf("node A's IPv6 pod network set:\n%s", set)
+	}
+	if set := podNetworkSetOf(t, a, "ip"); !strings.Contains(set, "10.245.1.0/24, 10.245.2.0/24") || strings.Contains(set, "fd45") {
+		t.Errorf("node A's IPv4 pod network set:\n%s", set)
 	}
 
 	// node B goes: both its routes go

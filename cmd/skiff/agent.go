@@ -157,6 +157,7 @@ func runAgent(ctx context.Context, o *agentOptions) (err error) {
 		kubeAPIQPS:               defaultKubeletAPIQPS,
 		kubeAPIBurst:             defaultKubeletAPIBurst,
 		cniConfDir:               "/etc/cni/net.d",
+		noCNIMasquerade:          true, // the proxy's node routes masquerade what leaves the pod network
 		clusterDomain:            "cluster.local",
 		clusterDNS:               []string{"10.96.0.10"}, // the server's DNS, through its Service
 		clientCAFile:             caFile,
