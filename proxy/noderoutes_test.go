@@ -290,12 +290,15 @@ func TestTheSyncersTableGoesWhenItStopsAndItsRoutesStay(t *testing.T) {
 }
 
 // startNodeRoutes runs a node-routes syncer for the named node in a network namespace until
-// stop, or until the test ends.
-func startNodeRoutes(t *testing.T, client kubernetes.Interface, name, netns string) (stop func()) {
+// stop, or until the test ends; mutate adjusts its config.
+func startNodeRoutes(t *testing.T, client kubernetes.Interface, name, netns string, mutate ...func(*RoutesConfig)) (stop func()) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(client, 0)
-	r, err := NewNodeRoutes(factory.Core().V1().Nodes(), RoutesConfig{Hostname: name, IP: []string{"ip", "-n", netns},
-		NFT: []string{"ip", "netns", "exec", netns, "nft"}})
+	cfg := RoutesConfig{Hostname: name, IP: []string{"ip", "-n", netns}, NFT: []string{"ip", "netns", "exec", netns, "nft"}}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	r, err := NewNodeRoutes(factory.Core().V1().Nodes(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
