@@ -342,3 +342,75 @@ func TestEachDNSServerPublishesItselfAndADeadOnesEndpointLeaves(t *testing.T) {
 		t.Errorf("kube-dns endpoints after the second server came back: %v", got)
 	}
 }
+
+func TestACleanlyStoppedDNSServerLeavesKubeDNSAtOnce(t *testing.T) {
+	srv := apiservertest.Start(t)
+	ctx := context.Background()
+	endpoints := func() []string {
+		t.Helper()
+		eps, err := srv.Client.CoreV1().Endpoints("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ips []string
+		for _, ss := range eps.Subsets {
+			for _, a := range ss.Addresses {
+				ips = append(ips, a.IP)
+			}
+		}
+		return ips
+	}
+	exists := func(get func() error) bool {
+		t.Helper()
+		err := get()
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	sliceOf := func(name string) func() error {
+		return func() error {
+			_, err := srv.Client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, name, metav1.GetOptions{})
+			return err
+		}
+	}
+	leaseOf := func(name string) func() error {
+		return func() error {
+			_, err := srv.Client.CoordinationV1().Leases("kube-system").Get(ctx, name, metav1.GetOptions{})
+			return err
+		}
+	}
+
+	stays := NewPublisher(srv.Client, DefaultServiceIP, Endpoint{IP: netip.MustParseAddr("192.0.2.1"), Port: 53, NodeName: "node-1"})
+	if err := stays.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leaves := NewPublisher(srv.Client, DefaultServiceIP, Endpoint{IP: netip.MustParseAddr("192.0.2.2"), Port: 53, NodeName: "node-2"})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); leaves.Run(runCtx) }()
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return slices.Equal(endpoints(), []string{"192.0.2.1", "192.0.2.2"}), nil
+	})
+	if err != nil {
+		t.Fatalf("the running server never joined kube-dns: endpoints %v", endpoints())
+	}
+
+	// the server stops: once Run has returned, its slice, Lease and address are gone, long
+	// before its Lease would have run out; the other server's are untouched
+	stop()
+	<-done
+	if exists(sliceOf("kube-dns-node-2")) || exists(leaseOf("kube-dns-node-2")) {
+		t.Errorf("the stopped server's EndpointSlice or Lease is still there")
+	}
+	if got := endpoints(); !slices.Equal(got, []string{"192.0.2.1"}) {
+		t.Errorf("kube-dns endpoints after a server stopped: %v, want only the other", got)
+	}
+	if !exists(sliceOf("kube-dns-node-1")) || !exists(leaseOf("kube-dns-node-1")) {
+		t.Errorf("the other server's EndpointSlice or Lease went")
+	}
+	// withdrawing what is already gone is no error
+	if err := leaves.Withdraw(ctx); err != nil {
+		t.Errorf("a second Withdraw: %v", err)
+	}
+}

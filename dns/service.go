@@ -29,7 +29,10 @@ import (
 // in kube-system that it renews every RenewInterval; the Endpoints kube-dns name the
 // addresses of every live slice. A server drops another's slice (and Lease) once that Lease
 // has not changed for its duration, as the node lifecycle controller judges node Leases: by
-// when it saw the change on its own clock, so that servers whose clocks disagree agree.
+// when it saw the change on its own clock, so that servers whose clocks disagree agree. A
+// server that stops cleanly deletes its own slice and Lease itself (Withdraw), as an API
+// server takes itself out of the kubernetes Service, so that clients stop being sent to it
+// at once.
 
 const (
 	// ServiceName and ServiceNamespace name the DNS Service.
@@ -49,6 +52,9 @@ const (
 	RenewInterval = 5 * time.Second
 	// serviceCheckInterval is how often the Service itself is looked for again.
 	serviceCheckInterval = time.Minute
+	// withdrawTimeout bounds a stopping server's Withdraw: past it, the Lease running out
+	// takes the server out as it would a dead one.
+	withdrawTimeout = 5 * time.Second
 )
 
 // Endpoint is where the DNS server can be reached from pods and nodes.
@@ -97,9 +103,19 @@ func NewPublisher(client kubernetes.Interface, clusterIP string, ep Endpoint) *P
 	return &Publisher{client: client, clusterIP: clusterIP, ep: ep, now: time.Now, seen: map[string]leaseSighting{}}
 }
 
-// Run syncs every RenewInterval until ctx is done. A server that stops leaves its endpoint
-// for the others to drop when its Lease runs out, as a server that dies does.
+// Run syncs every RenewInterval until ctx is done, then withdraws this server (Withdraw,
+// within withdrawTimeout). A server that dies, or cannot withdraw, leaves its endpoint for the
+// others to drop when its Lease runs out.
 func (p *Publisher) Run(ctx context.Context) {
+	defer func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+		defer cancel()
+		if err := p.Withdraw(wctx); err != nil {
+			slog.Warn("cannot take this DNS server out of the kube-dns service; its lease will run out", "err", err)
+			return
+		}
+		slog.Info("this DNS server left the kube-dns service", "endpointslice", p.ep.name())
+	}()
 	for {
 		if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
 			slog.Warn("cannot publish this DNS server in the kube-dns service", "err", err, "retryIn", RenewInterval)
@@ -133,6 +149,28 @@ func (p *Publisher) Sync(ctx context.Context) error {
 		return err
 	}
 	return ensureEndpoints(ctx, p.client, live)
+}
+
+// Withdraw takes this server out of the kube-dns Service: it deletes its own EndpointSlice
+// (the proxies stop sending to it) and Lease, and writes the Endpoints from the other
+// servers' slices. A slice or Lease already gone is no error.
+func (p *Publisher) Withdraw(ctx context.Context) error {
+	err := p.client.DiscoveryV1().EndpointSlices(ServiceNamespace).Delete(ctx, p.ep.name(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("endpointslice %s/%s: %w", ServiceNamespace, p.ep.name(), err)
+	}
+	err = p.client.CoordinationV1().Leases(ServiceNamespace).Delete(ctx, p.ep.name(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("lease %s/%s: %w", ServiceNamespace, p.ep.name(), err)
+	}
+	list, err := p.client.DiscoveryV1().EndpointSlices(ServiceNamespace).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + ServiceName + "," + discoveryv1.LabelManagedBy + "=" + ManagedBy})
+	if err != nil {
+		return err
+	}
+	// the others as they are: whose Lease ran out is theirs to judge on their next sync
+	others := slices.DeleteFunc(list.Items, func(s discoveryv1.EndpointSlice) bool { return s.Name == p.ep.name() })
+	return ensureEndpoints(ctx, p.client, others)
 }
 
 func ensureService(ctx context.Context, client kubernetes.Interface, clusterIP string, port int32) error {

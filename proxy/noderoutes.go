@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -39,8 +40,19 @@ type RoutesConfig struct {
 	// SyncPeriod is how often the routes are checked even when no Node changed; 30s when zero.
 	SyncPeriod time.Duration
 	// IPv6 keeps routes to the Nodes' IPv6 podCIDRs too, via their IPv6 InternalIPs (a
-	// dual-stack cluster). Off, the syncer never reads or writes an IPv6 route.
+	// dual-stack cluster), and the table `ip6 Table`. Off, the syncer never reads or writes an
+	// IPv6 route or table.
 	IPv6 bool
+	// NFT is the nft command and its leading arguments; {"nft"} when empty. Tests run it in a
+	// network namespace with {"ip", "netns", "exec", NAME, "nft"}.
+	NFT []string
+	// Table is the nftables table of the pod network's masquerade; DefaultPodNetworkTable when
+	// empty.
+	Table string
+	// ClusterCIDRs are the pod network's ranges when known (--cluster-cidr): they join the
+	// Nodes' podCIDRs in the masquerade's pod network, so that a Node's pods are in it before
+	// the syncer has seen the Node.
+	ClusterCIDRs []netip.Prefix
 }
 
 // NodeRoutes is a host-gateway pod network: for every other Node with a podCIDR and an
@@ -48,6 +60,12 @@ type RoutesConfig struct {
 // one node reach pods on another whose address is on a directly connected link (several
 // kubelets in network namespaces on one machine, or hosts on one L2 segment). It removes the
 // routes of Nodes that are gone or changed and touches no route it did not make.
+//
+// It also keeps the nftables table `ip skiff-podnet` (podmasquerade.go), which masquerades
+// what pods send out of the pod network (every Node's podCIDRs) and nothing they send to
+// pods: a pod reached from another node sees the client pod's address, as upstream's
+// networks keep it. The node's CNI bridge must then masquerade nothing itself (the kubelet's
+// --no-cni-masquerade, which skiff up and skiff agent set).
 type NodeRoutes struct {
 	cfg     RoutesConfig
 	nodes   corelisters.NodeLister
@@ -57,6 +75,11 @@ type NodeRoutes struct {
 	mu sync.Mutex
 	// failing holds the routes whose last add failed ("DST via GW" → error), logged once.
 	failing map[string]string
+	// podNetwork is the transaction last applied to the pod network's table ("" before the
+	// first and after a failed one), tableWritten when; the table is written again when it
+	// changes or a sync period later, so that one deleted by hand comes back.
+	podNetwork   string
+	tableWritten time.Time
 }
 
 // route is one route of the syncer: a pod range via a node's address.
@@ -79,6 +102,12 @@ func NewNodeRoutes(nodes coreinformers.NodeInformer, cfg RoutesConfig) (*NodeRou
 	if cfg.SyncPeriod == 0 {
 		cfg.SyncPeriod = 30 * time.Second
 	}
+	if len(cfg.NFT) == 0 {
+		cfg.NFT = []string{"nft"}
+	}
+	if cfg.Table == "" {
+		cfg.Table = DefaultPodNetworkTable
+	}
 	r := &NodeRoutes{
 		cfg:     cfg,
 		nodes:   nodes.Lister(),
@@ -100,14 +129,17 @@ func NewNodeRoutes(nodes coreinformers.NodeInformer, cfg RoutesConfig) (*NodeRou
 	return r, err
 }
 
-// Run keeps the routes in step with the Nodes until ctx is done. Routes stay when it returns:
-// pod traffic keeps flowing while the syncer restarts, and the next start reconciles them.
+// Run keeps the routes and the pod network's table in step with the Nodes until ctx is done.
+// Routes stay when it returns: pod traffic keeps flowing while the syncer restarts, and the
+// next start reconciles them. The table goes, as the proxy's: until the next start, what pods
+// send out of the pod network leaves unmasqueraded.
 func (r *NodeRoutes) Run(ctx context.Context) error {
-	slog.Info("starting node routes", "hostname", r.cfg.Hostname, "proto", r.cfg.Protocol)
+	slog.Info("starting node routes", "hostname", r.cfg.Hostname, "proto", r.cfg.Protocol, "table", r.cfg.Table)
 	defer slog.Info("stopped node routes")
 	if !cache.WaitForNamedCacheSync("node-routes", ctx.Done(), r.synced) {
 		return nil
 	}
+	defer r.deletePodNetworkTable()
 	syncLoop(ctx, syncLoopConfig{
 		changed: r.changed, period: r.cfg.SyncPeriod, maxBackoff: r.cfg.SyncPeriod,
 		sync: r.Sync,
@@ -189,11 +221,68 @@ func nodeInternalIP(n *corev1.Node, f ipFamily) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// Sync makes this node's routes of the syncer's protocol match the Nodes: it deletes the ones
-// no Node wants (or wants via another address) and adds the missing ones. A route that cannot
-// be added (its gateway not on a directly connected link, or a route of someone else in the
-// way) is logged once and retried by the next sync; the error says how many are missing.
+// Sync makes this node's routes of the syncer's protocol, and its pod network's table, match
+// the Nodes (syncRoutes, syncPodNetwork). Either may fail without holding the other back.
 func (r *NodeRoutes) Sync(ctx context.Context) error {
+	return errors.Join(r.syncPodNetwork(ctx), r.syncRoutes(ctx))
+}
+
+// deletePodNetworkTable deletes the syncer's table of each family, and nothing else.
+func (r *NodeRoutes) deletePodNetworkTable() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var tx strings.Builder
+	for _, f := range r.families() {
+		// "add" first so that deleting an absent table is no error
+		fmt.Fprintf(&tx, "add table %s %s\ndelete table %s %s\n", f.table, r.cfg.Table, f.table, r.cfg.Table)
+	}
+	if err := runNFT(ctx, r.cfg.NFT, tx.String()); err != nil {
+		slog.Warn("deleting the pod network's table failed", "table", r.cfg.Table, "err", err)
+	}
+}
+
+// syncPodNetwork writes the pod network's table of each family when the pod network changed,
+// when the last write failed, or a sync period after the last write.
+func (r *NodeRoutes) syncPodNetwork(ctx context.Context) error {
+	nodes, err := r.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var tx strings.Builder
+	var ranges []string
+	for _, f := range r.families() {
+		network := podNetwork(nodes, r.cfg.ClusterCIDRs, f)
+		tx.WriteString(podNetworkTable(r.cfg.Table, f, network))
+		for _, p := range network {
+			ranges = append(ranges, p.String())
+		}
+	}
+	r.mu.Lock()
+	prev, written := r.podNetwork, r.tableWritten
+	r.mu.Unlock()
+	if tx.String() == prev && time.Since(written) < r.cfg.SyncPeriod {
+		return nil
+	}
+	err = runNFT(ctx, r.cfg.NFT, tx.String())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.podNetwork = ""
+		return fmt.Errorf("the pod network's table %s: %w", r.cfg.Table, err)
+	}
+	r.podNetwork, r.tableWritten = tx.String(), time.Now()
+	if tx.String() != prev {
+		slog.Info("pod network: traffic from it to outside it is masqueraded", "table", r.cfg.Table, "podNetwork", strings.Join(ranges, ","))
+	}
+	return nil
+}
+
+// syncRoutes makes this node's routes of the syncer's protocol match the Nodes: it deletes
+// the ones no Node wants (or wants via another address) and adds the missing ones. A route
+// that cannot be added (its gateway not on a directly connected link, or a route of someone
+// else in the way) is logged once and retried by the next sync; the error says how many are
+// missing.
+func (r *NodeRoutes) syncRoutes(ctx context.Context) error {
 	want, err := r.desired()
 	if err != nil {
 		return err

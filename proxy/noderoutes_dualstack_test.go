@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -73,10 +74,12 @@ func TestADualStackSyncerRoutesEachFamilysPodCIDRViaTheNodesAddressOfThatFamily(
 	}
 }
 
-// TestIPv6NodeRoutesInNetworkNamespaces runs a dual-stack node-routes syncer in a node's
-// network namespace linked to another's, and checks the routes the kernel holds:
+// TestIPv6NodeRoutesInNetworkNamespaces runs a dual-stack node-routes syncer in each of two
+// nodes' network namespaces, linked, and checks the routes the kernel holds and the traffic
+// between their pods over IPv6 (the source address kept between pods, masqueraded to a
+// node's address):
 //
-//	nodeA eth0 192.168.78.1, fd78::1 ══ veth ══ 192.168.78.2, fd78::2 eth0 nodeB
+//	podA fd45:0:0:1::10 ── cbr0 ─ nodeA eth0 192.168.78.1, fd78::1 ══ veth ══ 192.168.78.2, fd78::2 eth0 nodeB ─ cbr0 ── podB fd45:0:0:2::10
 func TestIPv6NodeRoutesInNetworkNamespaces(t *testing.T) {
 	requireNetworkPrivileges(t)
 	id := fmt.Sprintf("%d", os.Getpid()%100000)
@@ -92,11 +95,28 @@ func TestIPv6NodeRoutesInNetworkNamespaces(t *testing.T) {
 	h.addNetns(a)
 	h.addNetns(b)
 	h.run("ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
+	pods := []string{"skr6-poda-" + id, "skr6-podb-" + id}
+	podIPs := []string{"fd45:0:0:1::10", "fd45:0:0:2::10"}
 	for i, ns := range []string{a, b} {
 		h.run("ip", "-n", ns, "link", "set", "lo", "up")
 		h.run("ip", "-n", ns, "addr", "add", fmt.Sprintf("192.168.78.%d/24", i+1), "dev", "eth0")
 		h.run("ip", "-n", ns, "addr", "add", fmt.Sprintf("fd78::%d/64", i+1), "dev", "eth0", "nodad")
 		h.run("ip", "-n", ns, "link", "set", "eth0", "up")
+		// a pod on a bridge in the node's IPv6 podCIDR
+		h.run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		h.run("ip", "-n", ns, "link", "add", "cbr0", "type", "bridge")
+		h.run("ip", "-n", ns, "addr", "add", fmt.Sprintf("fd45:0:0:%d::1/64", i+1), "dev", "cbr0", "nodad")
+		h.run("ip", "-n", ns, "link", "set", "cbr0", "up")
+		h.addNetns(pods[i])
+		h.run("ip", "-n", ns, "link", "add", "vp0", "type", "veth", "peer", "name", "eth0", "netns", pods[i])
+		h.run("ip", "-n", ns, "link", "set", "vp0", "master", "cbr0")
+		h.run("ip", "-n", ns, "link", "set", "vp0", "up")
+		h.run("ip", "-n", pods[i], "link", "set", "lo", "up")
+		h.run("ip", "-n", pods[i], "addr", "add", podIPs[i]+"/64", "dev", "eth0", "nodad")
+		h.run("ip", "-n", pods[i], "link", "set", "eth0", "up")
+		h.run("ip", "-n", pods[i], "-6", "route", "add", "default", "via", fmt.Sprintf("fd45:0:0:%d::1", i+1))
+		h.serveClientAddress(pods[i], podIPs[i])
+		h.serveClientAddress(ns, fmt.Sprintf("fd78::%d", i+1))
 	}
 	// an IPv6 route of an earlier run of ours, for a node that is gone, and one of someone else
 	h.run("ip", "-n", a, "-6", "route", "add", "fd45:0:0:9::/64", "via", "fd78::2", "proto", fmt.Sprint(DefaultRouteProtocol))
@@ -118,22 +138,9 @@ func TestIPv6NodeRoutesInNetworkNamespaces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	factory := informers.NewSharedInformerFactory(srv.Client, 0)
-	r, err := NewNodeRoutes(factory.Core().V1().Nodes(), RoutesConfig{Hostname: "node-a", IP: []string{"ip", "-n", a}, IPv6: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	factory.Start(runCtx.Done())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node routes: %v", err)
-		}
-		factory.Shutdown()
-	})
+	dualStack := func(cfg *RoutesConfig) { cfg.IPv6 = true }
+	startNodeRoutes(t, srv.Client, "node-a", a, dualStack)
+	startNodeRoutes(t, srv.Client, "node-b", b, dualStack)
 
 	routes := func(family string) string {
 		out, err := exec.Command("ip", "-n", a, family, "route", "show").CombinedOutput()
@@ -150,6 +157,24 @@ func TestIPv6NodeRoutesInNetworkNamespaces(t *testing.T) {
 	})
 	if v6 := routes("-6"); !strings.Contains(v6, "fd99::/64 via fd78::2 dev eth0 proto static") || strings.Contains(v6, "fd45:0:0:1::/64 via") {
 		t.Errorf("node A's IPv6 routes:\n%s", v6)
+	}
+	// pod to pod over IPv6 keeps the source address; pod to a node's address is masqueraded
+	eventually(t, "pod A reaching pod B over IPv6", func() (bool, string) {
+		answers, err := ask(pods[0], net.JoinHostPort(podIPs[1], fmt.Sprint(clientAddressPort)), 1)
+		return err == nil && answers[podIPs[0]] == 1, fmt.Sprintf("answers %v, err %v; routes:\n%s", answers, err, routes("-6"))
+	})
+	if answers, err := ask(pods[1], net.JoinHostPort(podIPs[0], fmt.Sprint(clientAddressPort)), 1); err != nil || answers[podIPs[1]] != 1 {
+		t.Errorf("pod A saw pod B's connection come from %v (err %v), want pod B's address %s", answers, err, podIPs[1])
+	}
+	if answers, err := ask(pods[0], net.JoinHostPort("fd78::2", fmt.Sprint(clientAddressPort)), 1); err != nil || answers["fd78::1"] != 1 {
+		t.Errorf("node B saw pod A's connection come from %v (err %v), want node A's address fd78::1", answers, err)
+	}
+	// each family's pod network is its podCIDRs, node A's own too, in a table of its family
+	if set := podNetworkSetOf(t, a, "ip6"); !strings.Contains(set, "fd45:0:0:1::/64, fd45:0:0:2::/64") || strings.Contains(set, "10.245") {
+		t.Errorf("node A's IPv6 pod network set:\n%s", set)
+	}
+	if set := podNetworkSetOf(t, a, "ip"); !strings.Contains(set, "10.245.1.0/24, 10.245.2.0/24") || strings.Contains(set, "fd45") {
+		t.Errorf("node A's IPv4 pod network set:\n%s", set)
 	}
 
 	// node B goes: both its routes go

@@ -12,20 +12,23 @@ import (
 
 // RemoveFromNode deletes what the proxy, the NetworkPolicy agent and the node-routes syncer
 // of a node left in this network namespace when they could not clean after themselves (their
-// process was killed): the tables `ip skiff`, `ip6 skiff` (a dual-stack proxy's),
-// `ip skiff-netpol` and `ip6 skiff-netpol` (a dual-stack agent's) and the routes of
-// DefaultRouteProtocol of both IP families. Each is theirs by name or protocol; nothing else is touched. `skiff reset` runs it; without nft or ip
-// installed there is nothing of theirs to remove.
+// process was killed), or left on purpose (the syncer's routes outlive it): the
+// tables `ip skiff`, `ip6 skiff` (a dual-stack proxy's), `ip skiff-netpol` and
+// `ip6 skiff-netpol` (a dual-stack agent's), `ip skiff-podnet` and `ip6 skiff-podnet` (the
+// syncer's pod network masquerade) and the routes of DefaultRouteProtocol of both IP
+// families. Each is theirs by name or protocol; nothing else is touched. `skiff reset` runs
+// it; without nft or ip installed there is nothing of theirs to remove.
 func RemoveFromNode(ctx context.Context) error {
 	var errs []error
 	if _, err := exec.LookPath("nft"); err == nil {
 		var tx strings.Builder
-		for _, t := range []string{DefaultTable, DefaultNetworkPolicyTable} {
+		tables := []string{DefaultTable, DefaultNetworkPolicyTable, DefaultPodNetworkTable}
+		for _, t := range tables {
 			// "add" first so that deleting an absent table is no error
 			fmt.Fprintf(&tx, "add table ip %s\ndelete table ip %s\n", t, t)
 		}
 		if ipv6Enabled() {
-			for _, t := range []string{DefaultTable, DefaultNetworkPolicyTable} {
+			for _, t := range tables {
 				fmt.Fprintf(&tx, "add table ip6 %s\ndelete table ip6 %s\n", t, t)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -62,7 +63,8 @@ for its proxy's (system:kube-proxy) and NetworkPolicy agent's with the node's, a
 the kubelet on a containerd of its own (DATA_DIR/containerd), the service proxy, which also
 routes pod traffic to the other nodes, and the NetworkPolicy agent. These reach the API servers through a load balancer on
 127.0.0.1:--lb-server-port, as k3s's agent: it learns every server from the kubernetes
-Service's endpoints (kept in DATA_DIR/api-servers.json for the next start) and fails over to
+Service's endpoints (kept in DATA_DIR/api-servers.json for the next start), asks each one's
+/readyz every 5 s and skips those that fail while another passes, and fails over to
 another when the one in use stops answering. Run it as root. Restarted on the same data directory it keeps its
 certificates and needs no valid token.`,
 		Args: cobra.NoArgs,
@@ -96,6 +98,9 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	o.nodePressure.addFlags(f)
 }
 
+// lbHealthCheckPeriod is how often the agent's load balancer asks each API server's /readyz.
+const lbHealthCheckPeriod = 5 * time.Second
+
 // runAgent joins and runs the node until ctx is done.
 func runAgent(ctx context.Context, o *agentOptions) (err error) {
 	if o.server == "" {
@@ -126,6 +131,11 @@ func runAgent(ctx context.Context, o *agentOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("the API servers' load balancer: %w", err)
 	}
+	readyz, err := loadbalancer.Readyz(caPEM)
+	if err != nil {
+		return fmt.Errorf("the API servers' health check: %w", err)
+	}
+	lb.SetHealthCheck(readyz, lbHealthCheckPeriod)
 	lbCtx, stopLB := context.WithCancel(ctx)
 	lbDone := make(chan error, 1)
 	go func() { lbDone <- lb.Serve(lbCtx) }()
@@ -157,6 +167,7 @@ func runAgent(ctx context.Context, o *agentOptions) (err error) {
 		kubeAPIQPS:               defaultKubeletAPIQPS,
 		kubeAPIBurst:             defaultKubeletAPIBurst,
 		cniConfDir:               "/etc/cni/net.d",
+		noCNIMasquerade:          true, // the proxy's node routes masquerade what leaves the pod network
 		clusterDomain:            "cluster.local",
 		clusterDNS:               []string{"10.96.0.10"}, // the server's DNS, through its Service
 		clientCAFile:             caFile,

@@ -102,7 +102,11 @@ func runDNS(ctx context.Context, cfg *rest.Config, o *dnsOptions) error {
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 
-	go dns.NewPublisher(client, o.serviceIP, dns.Endpoint{IP: advertise, Port: int32(port), NodeName: nodeHostname(o.hostnameOverride)}).Run(ctx)
+	publisher := dns.NewPublisher(client, o.serviceIP, dns.Endpoint{IP: advertise, Port: int32(port), NodeName: nodeHostname(o.hostnameOverride)})
+	published := make(chan struct{})
+	go func() { defer close(published); publisher.Run(ctx) }()
+	// a clean stop waits for the publisher to take this server out of kube-dns
+	defer func() { cancel(); <-published }()
 	for {
 		err := server.ListenAndServe(ctx, o.listen)
 		if ctx.Err() != nil {

@@ -56,6 +56,9 @@ type kubeletOptions struct {
 	maxPods         int
 	imageDir        string
 	cniConfDir      string
+	// noCNIMasquerade leaves pods' source addresses alone in the CNI bridge (cri.Options'
+	// NoMasquerade): the node's proxy masquerades what leaves the pod network (skiff up, skiff agent)
+	noCNIMasquerade bool
 	clusterDNS      []string
 	clusterDomain   string
 	tlsCertFile     string
@@ -117,6 +120,8 @@ func (o *kubeletOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.kubeAPIBurst, "kube-api-burst", defaultKubeletAPIBurst, "most requests in a burst to the API server")
 	f.StringVar(&o.imageDir, "image-dir", "", "import every image tarball (*.tar, *.tar.gz) in this directory into containerd before the Node reports Ready")
 	f.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "the runtime's CNI config directory, where the pod network's config is written")
+	f.BoolVar(&o.noCNIMasquerade, "no-cni-masquerade", false, "the CNI bridge masquerades nothing, so that pods of other nodes see pods' own addresses; "+
+		"for a node whose skiff proxy keeps node routes, which then masquerades only what pods send out of the pod network")
 	f.StringSliceVar(&o.clusterDNS, "cluster-dns", nil, "DNS servers of ClusterFirst pods")
 	f.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API; default: a self-signed one")
@@ -213,7 +218,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 			socket, dir := strings.TrimPrefix(o.runtimeEndpoint, "unix://"), o.imageDir
 			prepare = func(ctx context.Context) error { return importImageDir(ctx, socket, dir) }
 		}
-		c, err := cri.Dial(o.runtimeEndpoint, cri.Options{CNIConfDir: o.cniConfDir})
+		c, err := cri.Dial(o.runtimeEndpoint, cri.Options{CNIConfDir: o.cniConfDir, NoMasquerade: o.noCNIMasquerade})
 		if err != nil {
 			return nil, err
 		}
@@ -390,6 +395,8 @@ func upKubelet(up *upOptions, network upNetwork, restConfig *rest.Config, mirror
 			kubeAPIQPS:      defaultKubeletAPIQPS,
 			kubeAPIBurst:    defaultKubeletAPIBurst,
 			cniConfDir:      "/etc/cni/net.d",
+			// the proxy's node routes masquerade what leaves the pod network (upProxy)
+			noCNIMasquerade: true,
 			clusterDomain:   "cluster.local",
 			// the kube-dns Service skiff up's DNS server keeps (dns/README.md)
 			clusterDNS:   []string{network.clusterDNS},
@@ -429,7 +436,7 @@ func runOwnKubelet(ctx context.Context, o *kubeletOptions, dataDir string, mirro
 			// the runtime's network is ready by the time the Node registers. A node whose
 			// podCIDR comes from the controller manager (skiff agent) writes it when it does.
 			if o.podCIDR != "" {
-				if err := cri.WriteCNIConfig(d.CNIConfDir, o.podCIDR); err != nil {
+				if err := cri.WriteCNIConfig(d.CNIConfDir, o.podCIDR, !o.noCNIMasquerade); err != nil {
 					return err
 				}
 			}

@@ -45,8 +45,10 @@ func newProxyCommand(_ *globalOptions) *cobra.Command {
 		Long: `Watch Services and EndpointSlices and program this node's nftables (table "ip skiff")
 so that cluster IPs, node ports and external IPs reach ready endpoints, load-balanced at random.
 The table is rebuilt at start and deleted on exit. It also keeps a route to every other Node's
-podCIDR via its InternalIP (routes "proto 77", kept across restarts; --no-node-routes turns it
-off). Needs root (CAP_NET_ADMIN), nft and ip.`,
+podCIDR via its InternalIP (routes "proto 77", kept across restarts) and masquerades what pods
+send out of the pod network, every Node's podCIDRs, and nothing they send to pods (table
+"ip skiff-podnet"; the kubelet's CNI bridge should then masquerade nothing: skiff kubelet
+--no-cni-masquerade). --no-node-routes turns both off. Needs root (CAP_NET_ADMIN), nft and ip.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd.Context())
@@ -69,7 +71,7 @@ func (o *proxyOptions) addFlags(f *pflag.FlagSet) {
 		"An IPv4 and an IPv6 CIDR, comma-separated, make the proxy dual-stack: IPv6 Services are routed in the table \"ip6 skiff\" and IPv6 podCIDRs get node routes")
 	f.StringVar(&o.healthzBindAddress, "healthz-bind-address", "0.0.0.0:10256", "address of /healthz; empty serves none")
 	f.StringVar(&o.metricsBindAddress, "metrics-bind-address", "127.0.0.1:10249", "address of /metrics; empty serves none")
-	f.BoolVar(&o.noNodeRoutes, "no-node-routes", false, "keep no route to other Nodes' podCIDR via their InternalIP (the host-gateway pod network, routes marked proto 77)")
+	f.BoolVar(&o.noNodeRoutes, "no-node-routes", false, "keep no route to other Nodes' podCIDR via their InternalIP (the host-gateway pod network, routes marked proto 77) and no masquerade of pod traffic leaving the pod network")
 }
 
 // loadKubeconfig reads a kubeconfig file, or the default ones when path is empty.
@@ -115,7 +117,13 @@ func runProxy(ctx context.Context, cfg *rest.Config, o *proxyOptions) error {
 	}
 	var routes *proxy.NodeRoutes
 	if !o.noNodeRoutes {
-		if routes, err = proxy.NewNodeRoutes(factory.Core().V1().Nodes(), proxy.RoutesConfig{Hostname: hostname, IPv6: ipv6}); err != nil {
+		var clusterCIDRs []netip.Prefix
+		for _, c := range []netip.Prefix{cidr, cidr6} {
+			if c.IsValid() {
+				clusterCIDRs = append(clusterCIDRs, c)
+			}
+		}
+		if routes, err = proxy.NewNodeRoutes(factory.Core().V1().Nodes(), proxy.RoutesConfig{Hostname: hostname, IPv6: ipv6, ClusterCIDRs: clusterCIDRs}); err != nil {
 			return err
 		}
 	}

@@ -237,11 +237,13 @@ func runUp(ctx context.Context, o *upOptions, verbosity int, stdout io.Writer) (
 			return err
 		}
 	}
+	// the API server stops after the DNS server, which takes itself out of kube-dns through it
+	dnsStopped := make(chan struct{})
 	components := []component{
-		{"apiserver", apiServer.Run},
+		{"apiserver", outliving(apiServer.Run, dnsStopped)},
 		{"kubelet", upKubelet(o, network, configs[kubeletIdentity(node).user], mirrors)},
 		{"proxy", upProxy(configs[proxyIdentity.user], network)},
-		{"dns", upDNS(configs[dnsIdentity.user], network, o.nodeIPs, o.advertiseAddress)},
+		{"dns", closingWhenDone(upDNS(configs[dnsIdentity.user], network, o.nodeIPs, o.advertiseAddress), dnsStopped)},
 		{"scheduler", upScheduler(configs[schedulerIdentity.user], verbosity, o.haServer())},
 		{"controller-manager", upControllerManager(configs[controllerManagerIdentity.user], network, pki.CACertFile, pki.CAKeyFile)},
 		{"local-path-provisioner", upLocalPath(o, configs[localPathIdentity.user])},
@@ -308,6 +310,41 @@ func (o *upOptions) advertisedURL() string {
 		host = kubelet.DefaultNodeIP().String()
 	}
 	return "https://" + net.JoinHostPort(host, strconv.Itoa(o.port))
+}
+
+// outlivingBound is the longest outliving keeps a component going once ctx is done.
+const outlivingBound = 10 * time.Second
+
+// outliving runs run until ctx is done and then until other is closed too (outlivingBound at
+// most): a component that others still need while they stop (the API server) keeps going
+// until they have.
+func outliving(run func(context.Context) error, other <-chan struct{}) func(context.Context) error {
+	return func(ctx context.Context) error {
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-runCtx.Done():
+				return // run returned on its own
+			}
+			select {
+			case <-other:
+			case <-runCtx.Done():
+			case <-time.After(outlivingBound):
+			}
+			cancel()
+		}()
+		return run(runCtx)
+	}
+}
+
+// closingWhenDone runs run and closes done when it returns.
+func closingWhenDone(run func(context.Context) error, done chan<- struct{}) func(context.Context) error {
+	return func(ctx context.Context) error {
+		defer close(done)
+		return run(ctx)
+	}
 }
 
 // runComponents runs every component until ctx is done, or until one of them stops on its own,

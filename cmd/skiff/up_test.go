@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -199,5 +200,37 @@ func TestUpFailsCleanlyWhenThePortIsTaken(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("skiff up on a taken port neither failed nor stopped")
+	}
+}
+
+func TestTheAPIServerOutlivesTheDNSServersStop(t *testing.T) {
+	dnsStopped := make(chan struct{})
+	otherDoneWhenStopped := make(chan bool, 1)
+	apiserver := outliving(func(ctx context.Context) error {
+		<-ctx.Done()
+		select {
+		case <-dnsStopped:
+			otherDoneWhenStopped <- true
+		default:
+			otherDoneWhenStopped <- false
+		}
+		return nil
+	}, dnsStopped)
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- apiserver(ctx) }()
+	cancel()
+	close(dnsStopped)
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+	if !<-otherDoneWhenStopped {
+		t.Errorf("the API server stopped before the DNS server had")
+	}
+
+	// a component that stops on its own is not held up
+	failed := errors.New("failed")
+	if err := outliving(func(context.Context) error { return failed }, make(chan struct{}))(context.Background()); err != failed {
+		t.Errorf("outliving returned %v, want the component's own error", err)
 	}
 }

@@ -2,7 +2,8 @@
 // runs as the server, `skiff token create` prints the join command, and `skiff agent` runs
 // it on "another machine", a network namespace of its own joined to the server's by a veth
 // pair. The agent's node becomes Ready, runs a real container, and that container reaches a
-// pod on the server's node by its pod IP (over the host-gateway routes) and through a Service.
+// pod on the server's node by its pod IP (over the host-gateway routes), which sees the
+// container's own pod IP (no NAT between pods), and through a Service.
 //
 // The test process runs itself again in a network namespace of its own (netnstest), the
 // server's machine; the agent's namespace is made and removed by the test.
@@ -172,8 +173,10 @@ func TestAgentJoinsWithATokenAndItsPodsReachTheServersPods(t *testing.T) {
 		t.Fatalf("nodes %v, want the server's and %s", nodes.Items, agentNode)
 	}
 
-	web := busybox("web", serverNode, corev1.RestartPolicyAlways,
-		"mkdir /www && echo hello-from-the-server > /www/index.html && exec httpd -f -p 8080 -h /www")
+	// /cgi-bin/client answers the address the request came from
+	web := busybox("web", serverNode, corev1.RestartPolicyAlways, `mkdir -p /www/cgi-bin && echo hello-from-the-server > /www/index.html &&
+printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho "client=$REMOTE_ADDR"\n' > /www/cgi-bin/client && chmod +x /www/cgi-bin/client &&
+exec httpd -f -p 8080 -h /www`)
 	web.Labels = map[string]string{"app": "web"}
 	if _, err := client.CoreV1().Pods("default").Create(ctx, web, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -188,19 +191,27 @@ func TestAgentJoinsWithATokenAndItsPodsReachTheServersPods(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// a real container on the agent's node fetches the page by pod IP and by cluster IP;
-	// it exits 0 once both answered, after the routes and the agent's proxy rules are in
-	// (nc, not wget: this static busybox's wget crashes in its name lookup)
+	// a real container on the agent's node fetches the page by pod IP and by cluster IP,
+	// once both answered (after the routes and the agent's proxy rules are in) asks the
+	// server's pod which address it came from, and exits 0 if that is its own pod IP, 3 if
+	// not (nc, not wget: this static busybox's wget crashes in its name lookup)
 	script := fmt.Sprintf(`get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$1" "$2" | grep -q hello-from-the-server; }
 for i in $(seq 90); do
-  if get %s 8080; then pod=ok; else pod=failed; fi
-  if get %s 80; then svc=ok; else svc=failed; fi
+  if get %[1]s 8080; then pod=ok; else pod=failed; fi
+  if get %[2]s 80; then svc=ok; else svc=failed; fi
   echo "pod IP: $pod, service: $svc"
-  [ $pod = ok ] && [ $svc = ok ] && exit 0
+  if [ $pod = ok ] && [ $svc = ok ]; then
+    seen=$(printf 'GET /cgi-bin/client HTTP/1.0\r\n\r\n' | nc -w 2 %[1]s 8080 | grep client=)
+    echo "the server's pod saw $seen, this pod is $POD_IP"
+    case "$seen" in "client=$POD_IP"|"client=[::ffff:$POD_IP]") exit 0;; esac  # httpd writes IPv4 mapped
+    exit 3
+  fi
   sleep 1
 done
 exit 1`, web.Status.PodIP, svc.Spec.ClusterIP)
-	if _, err := client.CoreV1().Pods("default").Create(ctx, busybox("client", agentNode, corev1.RestartPolicyNever, script), metav1.CreateOptions{}); err != nil {
+	clientPod := busybox("client", agentNode, corev1.RestartPolicyNever, script)
+	clientPod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, clientPod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	done := waitPod(t, client, "client", func(p *corev1.Pod) bool {
@@ -212,7 +223,8 @@ exit 1`, web.Status.PodIP, svc.Spec.ClusterIP)
 			b, _ := os.ReadFile(l)
 			t.Logf("the client's log:\n%s", b[max(0, len(b)-2000):])
 		}
-		t.Errorf("the agent's pod could not reach the server's pod at %s nor through Service %s: %s", web.Status.PodIP, svc.Spec.ClusterIP, describe(done))
+		t.Errorf("the agent's pod could not reach the server's pod at %s and through Service %s, or reached it from another address than its own (exit 3): %s",
+			web.Status.PodIP, svc.Spec.ClusterIP, describe(done))
 	}
 	if !strings.HasPrefix(done.Status.PodIP, strings.TrimSuffix(node.Spec.PodCIDR, "0/24")) {
 		t.Errorf("the agent's pod has IP %s, outside its node's podCIDR %s", done.Status.PodIP, node.Spec.PodCIDR)

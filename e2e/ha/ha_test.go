@@ -211,7 +211,7 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 	if join == nil {
 		t.Fatalf("skiff token create printed %q, want a 'skiff agent' command", out)
 	}
-	netnstest.Start(t, dir, "agent", onMachine(ns[3], agentNode, bin, "agent", "--server", "https://"+serverIP(victim)+":6443",
+	agent := netnstest.Start(t, dir, "agent", onMachine(ns[3], agentNode, bin, "agent", "--server", "https://"+serverIP(victim)+":6443",
 		"--token", join[2], "--ca-cert-hash", join[3], "--data-dir", agentDir, "--node-name", agentNode,
 		"--node-ip", serverIP(4), "--container-runtime-endpoint=fake")...)
 	waitNodeReady(t, clients[1], agentNode)
@@ -260,6 +260,9 @@ func TestThreeServersServeOneClusterAndSurviveTheLossOfOne(t *testing.T) {
 	for _, i := range survivors {
 		resolveThroughClusterDNS(t, ns[i-1], clients[i], kubernetesIP)
 	}
+
+	// the agent's load balancer sees the dead server fail its health check
+	agent.WaitLog(t, regexp.MustCompile(`API server failed its health check.* server=`+regexp.QuoteMeta(serverIP(victim)+":6443")), time.Minute)
 
 	// the agent's kubelet goes on through another server: its node's Lease is renewed after
 	// the kill, it stays Ready, and it runs a new pod

@@ -33,6 +33,8 @@ type Runtime struct {
 	timeout time.Duration
 	// cniConfDir, when set, is where SetPodCIDR writes the pod network's config.
 	cniConfDir string
+	// cniMasquerade: the pod network's config has the bridge masquerade (Options.NoMasquerade).
+	cniMasquerade bool
 }
 
 var (
@@ -46,6 +48,12 @@ type Options struct {
 	// CNIConfDir is the runtime's CNI config directory; empty: the kubelet leaves the network
 	// config to whoever set the runtime up.
 	CNIConfDir string
+	// NoMasquerade leaves pods' source addresses alone in the pod network's config: the CNI
+	// bridge masquerades nothing, because something else on the node masquerades what leaves
+	// the cluster's pod network and only that (skiff proxy's node routes, as flannel's rule).
+	// Off, the bridge masquerades whatever a pod sends beyond its node's podCIDR, pods of
+	// other nodes included, so that pods reach the world with no help.
+	NoMasquerade bool
 	// Timeout bounds each call but pulls and stops (default 2 minutes, as upstream).
 	Timeout time.Duration
 }
@@ -65,7 +73,7 @@ func Dial(endpoint string, o Options) (*Runtime, error) {
 		o.Timeout = 2 * time.Minute
 	}
 	return &Runtime{conn: conn, rt: runtimeapi.NewRuntimeServiceClient(conn), images: runtimeapi.NewImageServiceClient(conn),
-		timeout: o.Timeout, cniConfDir: o.CNIConfDir}, nil
+		timeout: o.Timeout, cniConfDir: o.CNIConfDir, cniMasquerade: !o.NoMasquerade}, nil
 }
 
 // Close closes the connection.
@@ -339,15 +347,15 @@ func (r *Runtime) SandboxImage(ctx context.Context) (string, error) {
 }
 
 // SetPodCIDR writes the pod network's CNI config: a bridge (bridgeName) with host-local
-// addresses from cidr, the node as the pods' gateway with masquerade for traffic leaving the
-// cluster network, and portmap for hostPorts. containerd's CRI plugin picks it up on change.
+// addresses from cidr, the node as the pods' gateway (masquerading traffic leaving the
+// node's podCIDR unless Options.NoMasquerade), and portmap for hostPorts. containerd's CRI plugin picks it up on change.
 // cidr is what CRI's UpdateRuntimeConfig carries: one CIDR, or one per IP family separated by
 // a comma, and then every pod gets an address of each.
 func (r *Runtime) SetPodCIDR(cidr string) error {
 	if r.cniConfDir == "" {
 		return nil
 	}
-	return WriteCNIConfig(r.cniConfDir, cidr)
+	return WriteCNIConfig(r.cniConfDir, cidr, r.cniMasquerade)
 }
 
 // bridgeName is the pods' bridge for the pod CIDRs, one per set of CIDRs: the bridge plugin
@@ -366,8 +374,10 @@ func bridgeName(prefixes []netip.Prefix) string {
 
 // WriteCNIConfig writes dir/10-skiff.conflist for cidr: one CIDR, or an IPv4 and an IPv6
 // one separated by a comma. host-local gives each pod one address from each range (the
-// ranges in cidr's order) and a default route of each family through the bridge.
-func WriteCNIConfig(dir, cidr string) error {
+// ranges in cidr's order) and a default route of each family through the bridge. With
+// masquerade the bridge plugin masquerades what a pod sends outside cidr (its "ipMasq");
+// without, pods' source addresses are left to whoever keeps the node's pod network.
+func WriteCNIConfig(dir, cidr string, masquerade bool) error {
 	var prefixes []netip.Prefix
 	for _, part := range strings.Split(cidr, ",") {
 		prefix, err := netip.ParsePrefix(strings.TrimSpace(part))
@@ -394,7 +404,7 @@ func WriteCNIConfig(dir, cidr string) error {
 		"name":       "skiff",
 		"plugins": []map[string]any{
 			{
-				"type": "bridge", "bridge": bridgeName(prefixes), "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": bridgeName(prefixes), "isGateway": true, "ipMasq": masquerade, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": ranges,
