@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,21 @@ func mountsUnder(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// mountOptions are the per-mount options of the mount at dir.
+func mountOptions(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[4] == dir {
+			return strings.Split(f[5], ",")
+		}
+	}
+	return nil
 }
 
 func TestRealImageVolumeIsReadOnlyWithItsSubPathAndGoesWithItsPod(t *testing.T) {
@@ -107,8 +123,12 @@ sleep 3600`)
 	if err != nil || logs != want {
 		t.Fatalf("the container printed %q, want %q", logs, want)
 	}
-	if got, err := views.Views(ctx); err != nil || len(got) != 1 || got[0].Pod != pod.UID || got[0].Volume != "volume" {
+	got, err := views.Views(ctx)
+	if err != nil || len(got) != 1 || got[0].Pod != pod.UID || got[0].Volume != "volume" {
 		t.Fatalf("views while the pod runs: %v %v", got, err)
+	}
+	if opts := mountOptions(t, got[0].Dir); !slices.Contains(opts, "ro") || !slices.Contains(opts, "noexec") {
+		t.Errorf("the view is mounted with %v, want ro and noexec", opts)
 	}
 
 	if err := s.Client.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {

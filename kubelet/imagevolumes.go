@@ -179,8 +179,8 @@ func imageSubPath(root, subPath string) (string, error) {
 	return host, nil
 }
 
-// removeImageViews unmounts and removes the image views of the pod uid ("": of every pod the
-// node no longer has: no worker, not in the informer).
+// removeImageViews unmounts and removes this kubelet's image views (those under its root dir)
+// of the pod uid ("": of every pod the node no longer has: no worker, not in the informer).
 func (m *volumeManager) removeImageViews(ctx context.Context, uid types.UID) {
 	mounter := m.k.imageViews
 	if mounter == nil {
@@ -191,8 +191,11 @@ func (m *volumeManager) removeImageViews(ctx context.Context, uid types.UID) {
 		m.k.log.Warn("list image volume views", "err", err)
 		return
 	}
+	pods := filepath.Join(m.k.cfg.RootDir, "pods") + string(filepath.Separator)
 	for _, view := range views {
 		switch {
+		case !strings.HasPrefix(view.Dir, pods):
+			continue // another kubelet's, on the same runtime
 		case uid != "" && view.Pod != uid:
 			continue
 		case uid == "":
