@@ -40,30 +40,37 @@ func mountsUnder(t *testing.T, dir string) []string {
 	return out
 }
 
-// mountOptions are the per-mount options of the mount at dir.
-func mountOptions(t *testing.T, dir string) []string {
+// mountOf is the filesystem type and the per-mount options of the mount at dir.
+func mountOf(t *testing.T, dir string) (fstype string, opts []string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 5 && f[4] == dir {
-			return strings.Split(f[5], ",")
+		f := strings.Fields(line)
+		if len(f) > 5 && f[4] == dir {
+			if i := slices.Index(f, "-"); i > 0 && i+1 < len(f) {
+				fstype = f[i+1]
+			}
+			return fstype, strings.Split(f[5], ",")
 		}
 	}
-	return nil
+	return "", nil
 }
 
 func TestRealImageVolumeIsReadOnlyWithItsSubPathAndGoesWithItsPod(t *testing.T) {
 	d := sharedContainerd.For(t)
 	ctx := context.Background()
-	// an image of data only, as upstream's kitten: no shell, nothing to run
-	data := &ociimage.Image{Name: "skiff.local/image-volume-data:1"}
-	for p, content := range map[string]string{"data.json": `{"image": "kitten.jpg"}`, "etc/os-release": "NAME=\"Alpine Linux\"\n"} {
-		if err := data.Add(p, ociimage.File{Data: []byte(content), Mode: 0o644}); err != nil {
-			t.Fatal(err)
-		}
+	// an image of data only, as upstream's kitten (no shell, nothing to run), in two layers,
+	// the upper one replacing a file of the lower, so that the view is an overlay of both
+	data := &ociimage.Image{Name: "skiff.local/image-volume-data:1", Below: []map[string]ociimage.File{{
+		"etc":            {Dir: true, Mode: 0o755},
+		"etc/os-release": {Data: []byte("NAME=\"Alpine Linux\"\n"), Mode: 0o644},
+		"data.json":      {Data: []byte(`{"image": "replaced by the upper layer"}`), Mode: 0o644},
+	}}}
+	if err := data.Add("data.json", ociimage.File{Data: []byte(`{"image": "kitten.jpg"}`), Mode: 0o644}); err != nil {
+		t.Fatal(err)
 	}
 	var tarball bytes.Buffer
 	if err := data.WriteOCI(&tarball); err != nil {
@@ -127,8 +134,8 @@ sleep 3600`)
 	if err != nil || len(got) != 1 || got[0].Pod != pod.UID || got[0].Volume != "volume" {
 		t.Fatalf("views while the pod runs: %v %v", got, err)
 	}
-	if opts := mountOptions(t, got[0].Dir); !slices.Contains(opts, "ro") || !slices.Contains(opts, "noexec") {
-		t.Errorf("the view is mounted with %v, want ro and noexec", opts)
+	if fstype, opts := mountOf(t, got[0].Dir); fstype != "overlay" || !slices.Contains(opts, "ro") || !slices.Contains(opts, "noexec") {
+		t.Errorf("the view is a %q mount with %v, want an overlay of the layers, ro and noexec", fstype, opts)
 	}
 
 	if err := s.Client.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
