@@ -487,7 +487,8 @@ func (v *podSpecValidator) validateVolumeMounts(c *corev1.Container, devices map
 		if m.Name == "" {
 			allErrs = append(allErrs, field.Required(path.Child("name"), ""))
 		}
-		source, found := v.volumes[m.Name]
+		// image volumes take subPath and subPathExpr too, as upstream since 1.33 (KEP-4639 beta)
+		_, found := v.volumes[m.Name]
 		if !found {
 			allErrs = append(allErrs, field.NotFound(path.Child("name"), m.Name))
 		}
@@ -505,14 +506,6 @@ func (v *podSpecValidator) validateVolumeMounts(c *corev1.Container, devices map
 			if devicePath == m.MountPath {
 				allErrs = append(allErrs, field.Invalid(path.Child("mountPath"), m.MountPath, "must not already exist as a path in volumeDevices"))
 				break
-			}
-		}
-		if found && source.Image != nil {
-			if m.SubPath != "" {
-				allErrs = append(allErrs, field.Invalid(path.Child("subPath"), m.SubPath, "not allowed in image volume sources"))
-			}
-			if m.SubPathExpr != "" {
-				allErrs = append(allErrs, field.Invalid(path.Child("subPathExpr"), m.SubPathExpr, "not allowed in image volume sources"))
 			}
 		}
 		// Upstream reports the sub-path rules at the list's path, not the item's.

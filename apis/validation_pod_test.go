@@ -54,6 +54,18 @@ func TestValidatePodAcceptsADefaultedPod(t *testing.T) {
 	sameErrors(t, "valid pod", ValidatePod(pod), nil)
 }
 
+func TestValidatePodAcceptsSubPathsIntoAnImageVolume(t *testing.T) {
+	pod := validPod()
+	pod.Spec.Volumes = []corev1.Volume{{Name: "img", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "kitten:1.0"}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+		{Name: "img", MountPath: "/img"},
+		{Name: "img", MountPath: "/etc-of-img", SubPath: "etc"},
+		{Name: "img", MountPath: "/by-pod", SubPathExpr: "$(POD_NAME)"},
+	}
+	DefaultPod(pod)
+	sameErrors(t, "image volume with subPaths", ValidatePod(pod), nil)
+}
+
 func TestValidatePodReportsUpstreamMessages(t *testing.T) {
 	tests := []struct {
 		name   string

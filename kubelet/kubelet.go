@@ -126,6 +126,10 @@ type Config struct {
 	EvictionSignals ObserveSignalsFunc
 	// PodStats reads the pods' usage for ranking them; nil: the runtime's statistics.
 	PodStats PodStatsFunc
+
+	// ImageVolumes mounts the images of image volumes where the runtime's CRI cannot
+	// (containerd before 2.1); nil, or a runtime that can: CRI's image mounts.
+	ImageVolumes ImageVolumeMounter
 }
 
 func (c *Config) defaults() error {
@@ -215,6 +219,9 @@ type Kubelet struct {
 
 	// runtimeName prefixes container IDs in pod status ("containerd://<id>").
 	runtimeName string
+	// imageViews mounts image volumes when the runtime's CRI does not (set by Run, then
+	// only read); nil when CRI does.
+	imageViews ImageVolumeMounter
 
 	mu sync.Mutex
 	// podCIDR is the Node's spec.podCIDRs as last seen, joined by commas.
@@ -305,6 +312,9 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		return nil // only ctx ends the wait: asked to stop
 	}
 	k.runtimeName = version.RuntimeName
+	if k.cfg.ImageVolumes != nil && !criMountsImages(version) {
+		k.imageViews = k.cfg.ImageVolumes
+	}
 	if err := k.registerNode(ctx, version); err != nil {
 		return nil // likewise
 	}
@@ -443,14 +453,15 @@ func (k *Kubelet) currentPodCIDR() string {
 	return k.podCIDR
 }
 
-// housekeeping removes sandboxes of pods this node no longer has: pods deleted while the
-// kubelet was down, or whose worker is gone.
+// housekeeping removes sandboxes and image volume views of pods this node no longer has:
+// pods deleted while the kubelet was down, or whose worker is gone.
 func (k *Kubelet) housekeeping(ctx context.Context, synced func() bool) {
 	t := time.NewTicker(k.cfg.HousekeepingPeriod)
 	defer t.Stop()
 	for {
 		if synced() {
 			k.removeOrphans(ctx)
+			k.volumes.removeImageViews(ctx, "")
 		}
 		select {
 		case <-ctx.Done():

@@ -770,3 +770,51 @@ func TestSubPathExprLeavingVolumeIsCreateContainerConfigError(t *testing.T) {
 		}
 	}
 }
+
+func TestImageVolumeImagePulledAsItsPullPolicySays(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("image-volumes", "app")
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "always", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: "skiff.local/vol-a:1", PullPolicy: v1.PullAlways}}},
+		{Name: "present", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: "skiff.local/vol-b:1", PullPolicy: v1.PullIfNotPresent}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "always", MountPath: "/a"}, {Name: "present", MountPath: "/b"}}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	n.WaitEvent(pod, `Normal Pulling Pulling image "skiff.local/vol-a:1"`)
+	n.WaitEvent(pod, `Normal Pulled Container image "skiff.local/vol-b:1" already present on machine`)
+}
+
+func TestImageVolumeNeverPulledWhenAbsentHoldsTheContainersThatMountIt(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("image-volume-never", "app")
+	image := fakeruntime.UnreachableRegistry + "vol:1"
+	pod.Spec.Volumes = []v1.Volume{{Name: "v", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: image, PullPolicy: v1.PullNever}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "v", MountPath: "/v"}}
+	pod = n.CreatePod(pod)
+	got := n.WaitPod(pod, "in ErrImageNeverPull", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImageNeverPull"
+	})
+	want := `Container image "unreachable.invalid/vol:1" is not present with pull policy of Never`
+	if msg := containerStatus(got, "app").State.Waiting.Message; msg != want {
+		t.Errorf("message %q", msg)
+	}
+	n.WaitEvent(pod, "Warning ErrImageNeverPull "+want)
+}
+
+func TestImageVolumePullFailureGoesToImagePullBackOff(t *testing.T) {
+	_, n := newFakeNode(t)
+	pod := simplePod("image-volume-pull", "app")
+	image := fakeruntime.UnreachableRegistry + "vol:1"
+	pod.Spec.Volumes = []v1.Volume{{Name: "v", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: image, PullPolicy: v1.PullAlways}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "v", MountPath: "/v"}}
+	pod = n.CreatePod(pod)
+	n.WaitPod(pod, "in ImagePullBackOff", func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ImagePullBackOff"
+	})
+	n.WaitEvent(pod, `Normal Pulling Pulling image "unreachable.invalid/vol:1"`)
+	n.WaitEvent(pod, "Warning Failed Error: ErrImagePull")
+	n.WaitEvent(pod, `Normal BackOff Back-off pulling image "unreachable.invalid/vol:1"`)
+}

@@ -41,6 +41,9 @@ type podState struct {
 	allocated map[string]v1.ResourceRequirements
 	// resize is the pod's PodResizePending or PodResizeInProgress condition, nil for none.
 	resize *resizeCondition
+	// imageVolumesReady is set once this pass has pulled (and mounted) the pod's image
+	// volumes, which happens in a pass that starts a container, once.
+	imageVolumesReady bool
 }
 
 type waitingReason struct{ reason, message string }
@@ -493,6 +496,7 @@ func (k *Kubelet) syncPodContainers(ctx context.Context, pod *v1.Pod, rs *podRun
 			return time.Second
 		}
 	}
+	state.imageVolumesReady = false
 	// containers of this sandbox only: a new sandbox starts the pod over
 	current := &podRuntime{sandboxes: rs.sandboxes, sandboxStatus: rs.sandboxStatus, ipv6Primary: rs.ipv6Primary}
 	for _, c := range rs.containers {
@@ -627,6 +631,14 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, spec *v1.Cont
 		}
 	}
 
+	if !state.imageVolumesReady {
+		// as upstream, image volumes are pulled before the containers' own images
+		wait, ok := k.setUpImageVolumes(ctx, pod, sandbox, state)
+		if !ok {
+			return wait
+		}
+		state.imageVolumesReady = true
+	}
 	imageRef, wait, ok := k.ensureImage(ctx, pod, spec, fieldPath, sandbox, state)
 	if !ok {
 		return wait
@@ -682,8 +694,19 @@ func (k *Kubelet) failStart(pod *v1.Pod, spec *v1.Container, fieldPath string, s
 // when to try again.
 func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, spec *v1.Container, fieldPath string,
 	sandbox *runtimeapi.PodSandbox, state *podState) (ref string, wait time.Duration, ok bool) {
-	image := spec.Image
-	policy := spec.ImagePullPolicy
+	return k.pullImage(ctx, pod, spec.Image, spec.ImagePullPolicy, fieldPath, []string{spec.Name}, sandbox, state)
+}
+
+// pullImage makes image present as policy says, with upstream's events (about fieldPath of
+// the pod, "" for the pod itself) and the waiting reasons of the containers named waiting,
+// which cannot start without it.
+func (k *Kubelet) pullImage(ctx context.Context, pod *v1.Pod, image string, policy v1.PullPolicy, fieldPath string,
+	waiting []string, sandbox *runtimeapi.PodSandbox, state *podState) (ref string, wait time.Duration, ok bool) {
+	setWaiting := func(reason, message string) {
+		for _, name := range waiting {
+			state.setWaiting(name, reason, message)
+		}
+	}
 	if policy == "" {
 		policy = v1.PullIfNotPresent
 		if !strings.Contains(lastSegment(image), ":") || strings.HasSuffix(image, ":latest") {
@@ -698,19 +721,19 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, spec *v1.Contain
 		if present == nil {
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
 			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, reasonErrImageNeverPull, "%s", msg)
-			state.setWaiting(spec.Name, reasonErrImageNeverPull, msg)
+			setWaiting(reasonErrImageNeverPull, msg)
 			return "", 5 * time.Second, false
 		}
 		k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", image)
 		return present.Id, 0, true
 	}
 	key := string(pod.UID) + "/image/" + image
-	if w, ok := state.waiting[spec.Name]; ok && (w.reason == reasonErrImagePull || w.reason == reasonImagePullBackOff) {
+	if pulling(state, waiting) {
 		if in, left := k.imagePull.InBackOffSinceUpdate(key); in {
 			msg := fmt.Sprintf("Back-off pulling image %q", image)
 			k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "BackOff", "%s", msg)
 			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Error: %s", reasonImagePullBackOff)
-			state.setWaiting(spec.Name, reasonImagePullBackOff, msg)
+			setWaiting(reasonImagePullBackOff, msg)
 			return "", left + 10*time.Millisecond, false
 		}
 	}
@@ -722,7 +745,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, spec *v1.Contain
 		k.imagePull.Next(key, time.Now())
 		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
 		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Error: %s", reasonErrImagePull)
-		state.setWaiting(spec.Name, reasonErrImagePull, err.Error())
+		setWaiting(reasonErrImagePull, err.Error())
 		return "", k.imagePull.Delay(key) + 10*time.Millisecond, false
 	}
 	took := time.Since(start).Round(time.Millisecond)
@@ -732,6 +755,16 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, spec *v1.Contain
 	}
 	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.", image, took, took, size)
 	return ref, 0, true
+}
+
+// pulling is whether a container named in waiting waits for an image pull that failed.
+func pulling(state *podState, waiting []string) bool {
+	for _, name := range waiting {
+		if w, ok := state.waiting[name]; ok && (w.reason == reasonErrImagePull || w.reason == reasonImagePullBackOff) {
+			return true
+		}
+	}
+	return false
 }
 
 // lastSegment is the part of an image reference after its last slash.

@@ -55,6 +55,8 @@ func (m *volumeManager) volumeDir(uid types.UID, v *v1.Volume) string {
 		plugin = "kubernetes.io~downward-api"
 	case v.Projected != nil:
 		plugin = "kubernetes.io~projected"
+	case v.Image != nil:
+		plugin = "kubernetes.io~image"
 	}
 	return filepath.Join(m.podDir(uid), "volumes", plugin, v.Name)
 }
@@ -77,6 +79,9 @@ func (m *volumeManager) setUp(ctx context.Context, pod *v1.Pod) error {
 func (m *volumeManager) setUpVolume(ctx context.Context, pod *v1.Pod, v *v1.Volume) error {
 	dir := m.volumeDir(pod.UID, v)
 	switch {
+	case v.Image != nil:
+		// its image is pulled, and mounted, once the sandbox is ready (setUpImageVolumes)
+		return nil
 	case v.HostPath != nil:
 		// upstream's hostPath plugin measures nothing (MetricsNil)
 		m.record(pod, v.Name, mountedVolume{path: v.HostPath.Path})
@@ -513,6 +518,14 @@ func (m *volumeManager) mounts(pod *v1.Pod, spec *v1.Container, rs *podRuntime, 
 				return nil, err
 			}
 		}
+		if vol.Image != nil {
+			mount, err := m.imageMount(pod, vol, &vm, subPath)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mount)
+			continue
+		}
 		if subPath != "" {
 			var err error
 			if host, err = prepareSubPath(host, subPath); err != nil {
@@ -691,6 +704,10 @@ func (m *volumeManager) cleanup(uid types.UID) {
 	m.mu.Lock()
 	delete(m.mounted, uid)
 	m.mu.Unlock()
+	// image views first: the walk below must not go into an image
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	m.removeImageViews(ctx, uid)
+	cancel()
 	dir := m.podDir(uid)
 	var mounts []string
 	_ = filepath.WalkDir(filepath.Join(dir, "volumes"), func(p string, d os.DirEntry, err error) error {

@@ -47,6 +47,8 @@ type mountedVolume struct {
 	// inUse is the name the node reports the volume in use by (status.volumesInUse), "" for
 	// a volume that is not attachable.
 	inUse v1.UniqueVolumeName
+	// image is the image ID of an image volume.
+	image string
 }
 
 // podVolumes are the volumes of one pod on the node.

@@ -29,6 +29,7 @@ import (
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/cri"
 	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/kubelet/imagevolume"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 	"github.com/skiff-dev/skiff/kubelet/runtime"
 )
@@ -200,6 +201,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 	var rt runtime.Runtime
 	rootDir, logsDir := o.rootDir, o.podLogsDir
 	var prepare func(context.Context) error
+	var imageViews kubelet.ImageVolumeMounter
 	if o.runtimeEndpoint == fakeRuntimeEndpoint {
 		fake, err := fakeruntime.New(strings.Split(o.podCIDR, ",")[0]) // it hands out one family
 		if err != nil {
@@ -222,8 +224,15 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		if err != nil {
 			return nil, err
 		}
-		setup.close = func() { c.Close() }
-		rt = c
+		// the endpoint is a containerd's: the kubelet mounts image volumes through it when
+		// its CRI cannot (before 2.1)
+		views, err := imagevolume.New(strings.TrimPrefix(o.runtimeEndpoint, "unix://"), "")
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		setup.close = func() { c.Close(); views.Close() }
+		rt, imageViews = c, views
 	}
 	cfg := kubelet.Config{
 		NodeName: name, Client: client, Runtime: rt, RuntimeEndpoint: o.runtimeEndpoint,
@@ -233,6 +242,7 @@ func (o *kubeletOptions) setUp(ctx context.Context, restConfig *rest.Config) (*k
 		NodeLabels: o.nodeLabels, PodCIDR: o.podCIDR,
 		ClusterDNS: o.clusterDNS, ClusterDomain: o.clusterDomain,
 		Prepare: prepare, PrepareMessage: "importing images from " + o.imageDir,
+		ImageVolumes: imageViews,
 	}
 	err = o.nodePressureOptions.apply(&cfg)
 	var k *kubelet.Kubelet

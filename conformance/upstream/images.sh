@@ -8,8 +8,8 @@
 # etcd server skiff embeds) are the real servers, static, where the Aggregator spec runs them
 # (/sample-apiserver as entrypoint, /usr/local/bin/etcd). Each tarball holds one image under
 # every name listed for it.
-# Usage: images.sh [OUTDIR]   (default $E2E/images; an image whose tarball is there already is
-#        kept; FORCE=1 rebuilds)
+# Usage: images.sh [OUTDIR]   (default $E2E/images; an image whose tarball is there already,
+#        built by this very script, is kept; FORCE=1 rebuilds)
 # Needs: build.sh first; busybox-static, curl, netcat-openbsd, dnsutils (dig, nslookup, host)
 #        on the host (copied into agnhost).
 set -euo pipefail
@@ -17,6 +17,8 @@ E2E=${E2E:-$HOME/.cache/upstream-e2e}
 BIN=$E2E/bin
 OUT=${1:-$E2E/images}
 mkdir -p "$OUT"
+# a tarball is kept only when this script, as it is now, built it (FILE.recipe holds its hash)
+RECIPE=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
 for b in agnhost pause nnp sample-apiserver etcd; do [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run build.sh first" >&2; exit 1; }; done
 [ -x /bin/busybox ] || { echo "install busybox-static" >&2; exit 1; }
 
@@ -24,7 +26,7 @@ for b in agnhost pause nnp sample-apiserver etcd; do [ -x "$BIN/$b" ] || { echo 
 image() {
   local name=$1 entrypoint=$2 cmd=$3 user=$4 populate=$5; shift 5
   local file; file="$OUT/$(echo "${name#*/}" | tr '/:' '__').tar"
-  if [ -z "${FORCE:-}" ] && [ -s "$file" ]; then echo "present $file"; return; fi
+  if [ -z "${FORCE:-}" ] && [ -s "$file" ] && [ "$(cat "$file.recipe" 2>/dev/null)" = "$RECIPE" ]; then echo "present $file"; return; fi
   local work; work=$(mktemp -d)
   local root=$work/rootfs layout=$work/layout
   mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root,var/run,usr/bin,sbin,usr/sbin,usr/local/bin} "$layout/blobs/sha256"
@@ -64,6 +66,7 @@ image() {
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' "$entries" > "$layout/index.json"
   tar --numeric-owner --owner=0 --group=0 -C "$layout" -cf "$file" oci-layout index.json blobs
   rm -rf "$work"
+  echo "$RECIPE" > "$file.recipe"
   echo "built $file ($name $*)"
 }
 # copy_binary ROOT SRC DEST: a dynamically linked binary with the libraries ldd lists
@@ -76,6 +79,8 @@ nothing() { :; }
 pause() { cp "$BIN/pause" "$1/pause"; }
 agnhost() { # upstream: ENTRYPOINT ["/agnhost"] CMD ["pause"], on alpine with curl, netcat, bind-tools
   cp "$BIN/agnhost" "$1/agnhost"; mkdir -p "$1/uploads"
+  # as alpine's: the ImageVolume spec reads it through a volume of kitten, which is agnhost's
+  printf 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.21.3\nPRETTY_NAME="Alpine Linux v3.21"\nHOME_URL="https://alpinelinux.org/"\n' > "$1/etc/os-release"
   ln -s /agnhost "$1/usr/local/bin/test-webserver"
   ln -s /agnhost "$1/agnhost-2"
   local src; src=$(go env GOMODCACHE)/k8s.io/kubernetes@v1.37.2/test/images/agnhost

@@ -38,6 +38,7 @@ import (
 	"github.com/skiff-dev/skiff/kubelet"
 	"github.com/skiff-dev/skiff/kubelet/cri"
 	"github.com/skiff-dev/skiff/kubelet/fakeruntime"
+	"github.com/skiff-dev/skiff/kubelet/imagevolume"
 	"github.com/skiff-dev/skiff/kubelet/localcontainerd"
 	"github.com/skiff-dev/skiff/kubelet/ociimage"
 )
@@ -187,9 +188,15 @@ func StartNodeServing(t testing.TB, client kubernetes.Interface, c *Containerd, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close() })
+	views, err := imagevolume.New(c.Socket, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { views.Close() })
 	cfg := kubelet.Config{
 		NodeName: name, Client: client, Runtime: rt, RuntimeEndpoint: c.Endpoint(), KubeletVersion: "v1.37.0-test",
 		RootDir: t.TempDir(), PodCIDR: "10.244.7.0/24", NodeIPs: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ImageVolumes: views,
 	}
 	Fast(&cfg)
 	for _, a := range adjust {

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,12 +41,15 @@ type File struct {
 	Link string
 }
 
-// Image is an image with one layer.
+// Image is an image with one layer, or with Below under it.
 type Image struct {
 	// Name is its reference, such as "skiff.local/busybox:1" (docker.io/library/ is not
 	// implied: CRI matches what is given).
-	Name       string
-	Files      map[string]File
+	Name  string
+	Files map[string]File
+	// Below are more layers under Files, the lowest first, each a map as Files (its parent
+	// directories listed too); WriteOCI writes them, WriteDocker refuses them.
+	Below      []map[string]File
 	Entrypoint []string
 	Cmd        []string
 	Env        []string
@@ -115,18 +119,21 @@ func digest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// layer is the image's single layer as a tar (for its diff ID) and its gzip (the blob).
-func (img *Image) layer() (raw, gz []byte, err error) {
+// layer is the image's top layer (Files) as a tar (for its diff ID) and its gzip (the blob).
+func (img *Image) layer() (raw, gz []byte, err error) { return layerOf(img.Files) }
+
+// layerOf is the layer of files as a tar and its gzip.
+func layerOf(files map[string]File) (raw, gz []byte, err error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	names := make([]string, 0, len(img.Files))
-	for n := range img.Files {
+	names := make([]string, 0, len(files))
+	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names) // parents before children, and a reproducible layer
 	epoch := time.Unix(0, 0)
 	for _, n := range names {
-		f := img.Files[n]
+		f := files[n]
 		h := &tar.Header{Name: n, Mode: f.Mode, ModTime: epoch, Format: tar.FormatPAX}
 		switch {
 		case f.Dir:
@@ -166,11 +173,17 @@ func (img *Image) WriteOCI(w io.Writer) error {
 	if img.Name == "" {
 		return errors.New("image has no name")
 	}
-	raw, gz, err := img.layer()
-	if err != nil {
-		return err
+	var raws, gzs [][]byte
+	var layers []map[string]any
+	for _, files := range append(slices.Clone(img.Below), img.Files) {
+		raw, gz, err := layerOf(files)
+		if err != nil {
+			return err
+		}
+		raws, gzs = append(raws, raw), append(gzs, gz)
+		layers = append(layers, map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(gz), "size": len(gz)})
 	}
-	config, err := img.config(raw)
+	config, err := img.config(raws...)
 	if err != nil {
 		return err
 	}
@@ -178,7 +191,7 @@ func (img *Image) WriteOCI(w io.Writer) error {
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": len(config)},
-		"layers":        []map[string]any{{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(gz), "size": len(gz)}},
+		"layers":        layers,
 	})
 	if err != nil {
 		return err
@@ -208,7 +221,12 @@ func (img *Image) WriteOCI(w io.Writer) error {
 		{"index.json", index},
 		{blobPath(manifest), manifest},
 		{blobPath(config), config},
-		{blobPath(gz), gz},
+	}
+	for _, gz := range gzs {
+		entries = append(entries, struct {
+			name string
+			data []byte
+		}{blobPath(gz), gz})
 	}
 	if err := tw.WriteHeader(&tar.Header{Name: "blobs/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
 		return err
@@ -227,8 +245,15 @@ func (img *Image) WriteOCI(w io.Writer) error {
 	return tw.Close()
 }
 
-// config is the image's config blob (the same JSON in both formats) for its layer raw.
-func (img *Image) config(raw []byte) ([]byte, error) {
+// config is the image's config blob (the same JSON in both formats) for its layers raws,
+// the lowest first.
+func (img *Image) config(raws ...[]byte) ([]byte, error) {
+	diffIDs := make([]string, 0, len(raws))
+	var history []map[string]any
+	for _, raw := range raws {
+		diffIDs = append(diffIDs, digest(raw))
+		history = append(history, map[string]any{"created": "1970-01-01T00:00:00Z", "created_by": "skiff ociimage"})
+	}
 	return json.Marshal(map[string]any{
 		"architecture": goruntime.GOARCH,
 		"os":           "linux",
@@ -236,8 +261,8 @@ func (img *Image) config(raw []byte) ([]byte, error) {
 		"config": map[string]any{
 			"Entrypoint": img.Entrypoint, "Cmd": img.Cmd, "Env": img.Env, "WorkingDir": img.WorkingDir,
 		},
-		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{digest(raw)}},
-		"history": []map[string]any{{"created": "1970-01-01T00:00:00Z", "created_by": "skiff ociimage"}},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": diffIDs},
+		"history": history,
 	})
 }
 
@@ -247,6 +272,9 @@ func (img *Image) config(raw []byte) ([]byte, error) {
 func (img *Image) WriteDocker(w io.Writer) error {
 	if img.Name == "" {
 		return errors.New("image has no name")
+	}
+	if len(img.Below) > 0 {
+		return errors.New("WriteDocker writes images of one layer only")
 	}
 	raw, _, err := img.layer()
 	if err != nil {
