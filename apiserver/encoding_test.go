@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -111,5 +112,49 @@ func TestSplicedSingleObjectJSONIsWhatTheEncoderWrites(t *testing.T) {
 				t.Fatalf("%s, round %d:\n got %s\nwant %s", c.name, round, got, w)
 			}
 		}
+	}
+}
+
+// The list writers get the watch cache's own objects (no copies): writing a list, with item
+// encodings cached or not, must leave every item exactly as it was, TypeMeta included.
+func TestListWritersLeaveTheItemsUntouched(t *testing.T) {
+	var items []runtime.Object
+	for i := range 3 {
+		p := benchpods.Stored(benchpods.Small(benchpods.Name("untouched-", i), i), "default", i)
+		p.UID = types.UID(fmt.Sprint("untouched-uid-", i))
+		items = append(items, p)
+	}
+	want := make([]runtime.Object, len(items))
+	for i, it := range items {
+		want[i] = it.DeepCopyObject()
+	}
+	list := &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "7"}}
+	for _, mediaType := range []string{runtime.ContentTypeJSON, runtime.ContentTypeProtobuf} {
+		info := serializerFor(mediaType)
+		for round := range 2 { // encoded, then from the encoding cache
+			var got bytes.Buffer
+			if err := listWriterFor(mediaType)(&got, func() {}, list, items, info, corev1.SchemeGroupVersion); err != nil {
+				t.Fatal(err)
+			}
+			whole := list.DeepCopy()
+			for _, it := range want {
+				whole.Items = append(whole.Items, *it.(*corev1.Pod))
+			}
+			var encoder bytes.Buffer
+			if err := apis.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion).Encode(whole, &encoder); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), encoder.Bytes()) {
+				t.Errorf("%s round %d: not the encoder's bytes", mediaType, round)
+			}
+			for i := range items {
+				if !reflect.DeepEqual(items[i], want[i]) {
+					t.Fatalf("%s round %d: item %d changed:\n%+v\nwas %+v", mediaType, round, i, items[i], want[i])
+				}
+			}
+		}
+	}
+	if len(list.Items) != 0 {
+		t.Errorf("the writer put %d items in the list", len(list.Items))
 	}
 }

@@ -302,6 +302,34 @@ func (s *Store) List(ctx context.Context, ns string, opts ListOptions) (runtime.
 	return s.fromStorageList(list)
 }
 
+// ListShared is List for a caller that only encodes the items and keeps none of them (the
+// list writers of a LIST answer): items may be the watch cache's own objects, shared with
+// every other reader and watcher, and must not be modified in any way, not even their
+// TypeMeta. list carries the list's resourceVersion, continue token and remainingItemCount;
+// its own items are not the answer's. Resources that are converted from a stored kind, or
+// whose storage cannot share, get List's copies.
+func (s *Store) ListShared(ctx context.Context, ns string, opts ListOptions) (list runtime.Object, items []runtime.Object, err error) {
+	shared, ok := s.Storage.(storage.SharedLister)
+	if !ok || s.converts() {
+		if list, err = s.List(ctx, ns, opts); err != nil {
+			return nil, nil, err
+		}
+		if items, err = meta.ExtractList(list); err != nil {
+			return nil, nil, err
+		}
+		return list, items, nil
+	}
+	list = s.newStorageList()
+	sopts := storage.ListOptions{
+		ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch,
+		Predicate: s.predicate(opts), Recursive: true,
+	}
+	if items, err = shared.GetListShared(ctx, s.KeyPrefix(ns), sopts, list); err != nil {
+		return nil, nil, s.interpret(err, "")
+	}
+	return list, items, nil
+}
+
 // Watch streams changes to the objects in ns.
 func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.Interface, error) {
 	sopts := storage.ListOptions{
