@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff-dev/skiff/apis"
 )
@@ -34,12 +35,15 @@ type encodedKey struct {
 	rv        string
 	// typed: with apiVersion and kind (a single object), or without (a list item)
 	typed bool
+	// frame, when set, is a watch event type: the key is of a whole watch frame (watch.go)
+	frame watch.EventType
 }
 
 type encodingCache struct {
 	mu      sync.RWMutex
 	entries map[encodedKey][]byte
 	size    int // bytes held
+	limit   int // bytes it may hold; 0 is maxEncodedBytes
 }
 
 // maxEncodedBytes bounds the cache; when it is reached the cache starts over, which costs a
@@ -56,8 +60,12 @@ func (c *encodingCache) get(k encodedKey) ([]byte, bool) {
 }
 
 func (c *encodingCache) put(k encodedKey, b []byte) {
+	limit := c.limit
+	if limit == 0 {
+		limit = maxEncodedBytes
+	}
 	c.mu.Lock()
-	if c.size+len(b) > maxEncodedBytes {
+	if c.size+len(b) > limit {
 		c.entries, c.size = map[encodedKey][]byte{}, 0
 	}
 	if _, ok := c.entries[k]; !ok {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/bench/benchpods"
@@ -156,5 +157,44 @@ func TestListWritersLeaveTheItemsUntouched(t *testing.T) {
 	}
 	if len(list.Items) != 0 {
 		t.Errorf("the writer put %d items in the list", len(list.Items))
+	}
+}
+
+// One event's frame is encoded once and shared by every watcher of it, so the shared frame
+// must be exactly what encoding the event for each watcher wrote: per event type, media type
+// and version; DELETED frames, whose object is a state nothing stored, are never shared.
+func TestSharedWatchFramesAreWhatEachWatcherWouldEncode(t *testing.T) {
+	pod := benchpods.Stored(benchpods.Small(benchpods.Name("frame-", 0), 0), "default", 0)
+	pod.UID = "frame-uid"
+	for _, media := range []string{runtime.ContentTypeJSON, runtime.ContentTypeProtobuf} {
+		info := serializerFor(media)
+		mt := mediaType{info: info}
+		for _, typ := range []watch.EventType{watch.Added, watch.Modified, watch.Deleted} {
+			objBytes, err := encodeObjectAfresh(pod.DeepCopy(), info, corev1.SchemeGroupVersion)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want bytes.Buffer
+			if err := info.StreamSerializer.Serializer.Encode(&metav1.WatchEvent{Type: string(typ),
+				Object: runtime.RawExtension{Raw: objBytes}}, &want); err != nil {
+				t.Fatal(err)
+			}
+			var frames [][]byte
+			for range 3 { // three watchers; the first encodes
+				var buf bytes.Buffer
+				frame, err := watchFrame(typ, pod.DeepCopy(), mt, corev1.SchemeGroupVersion, info.StreamSerializer.Serializer, &buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(frame, want.Bytes()) {
+					t.Fatalf("%s %s frame:\n%q\nwant %q", media, typ, frame, want.Bytes())
+				}
+				frames = append(frames, frame)
+			}
+			shared := &frames[1][0] == &frames[2][0]
+			if shared != (typ != watch.Deleted) {
+				t.Errorf("%s %s: frames shared %v", media, typ, shared)
+			}
+		}
 	}
 }
