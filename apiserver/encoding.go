@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff-dev/skiff/apis"
 )
@@ -34,12 +35,15 @@ type encodedKey struct {
 	rv        string
 	// typed: with apiVersion and kind (a single object), or without (a list item)
 	typed bool
+	// frame, when set, is a watch event type: the key is of a whole watch frame (watch.go)
+	frame watch.EventType
 }
 
 type encodingCache struct {
 	mu      sync.RWMutex
 	entries map[encodedKey][]byte
 	size    int // bytes held
+	limit   int // bytes it may hold; 0 is maxEncodedBytes
 }
 
 // maxEncodedBytes bounds the cache; when it is reached the cache starts over, which costs a
@@ -56,8 +60,12 @@ func (c *encodingCache) get(k encodedKey) ([]byte, bool) {
 }
 
 func (c *encodingCache) put(k encodedKey, b []byte) {
+	limit := c.limit
+	if limit == 0 {
+		limit = maxEncodedBytes
+	}
 	c.mu.Lock()
-	if c.size+len(b) > maxEncodedBytes {
+	if c.size+len(b) > limit {
 		c.entries, c.size = map[encodedKey][]byte{}, 0
 	}
 	if _, ok := c.entries[k]; !ok {
@@ -208,14 +216,29 @@ func encodeObjectAfresh(obj runtime.Object, info runtime.SerializerInfo, gv sche
 	return buf.Bytes(), nil
 }
 
-// writeJSONList writes a typed list as JSON to w, reusing the encodings of its items. Every
-// list kind ends with its items, so the envelope is the list encoded without items, with the
-// items written in before its closing "]}". start is called once, before the first byte.
+// listWriter writes a typed list to w with the given items (list's own items are ignored; its
+// list metadata is written). The items are only read: they may be the watch cache's own
+// objects. start is called once, before the first byte.
+type listWriter func(w io.Writer, start func(), list runtime.Object, items []runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error
+
+var (
+	_ listWriter = writeJSONListItems
+	_ listWriter = writeProtobufListItems
+)
+
+// writeJSONList writes a typed list as JSON to w with its own items (writeJSONListItems).
 func writeJSONList(w io.Writer, start func(), list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
 	items, err := meta.ExtractList(list)
 	if err != nil {
 		return err
 	}
+	return writeJSONListItems(w, start, list, items, info, gv)
+}
+
+// writeJSONListItems writes a typed list as JSON to w, reusing the encodings of its items.
+// Every list kind ends with its items, so the envelope is the list encoded without items,
+// with the items written in before its closing "]}".
+func writeJSONListItems(w io.Writer, start func(), list runtime.Object, items []runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
 	// the envelope is a fresh list of the same kind with the same list metadata: copying the
 	// list itself would copy every item
 	envelope := reflect.New(reflect.TypeOf(list).Elem()).Interface().(runtime.Object)
@@ -239,13 +262,17 @@ func writeJSONList(w io.Writer, start func(), list runtime.Object, info runtime.
 	}
 	h := bytes.TrimRight(head.Bytes(), "\n")
 	if !bytes.HasSuffix(h, []byte(`"items":[]}`)) {
-		// not the shape expected: encode it whole
-		var whole bytes.Buffer
-		if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(list, &whole); err != nil {
+		// not the shape expected: encode it whole, with the items given
+		whole, err := withItems(envelope, items)
+		if err != nil {
+			return err
+		}
+		var body bytes.Buffer
+		if err := apis.Codecs.EncoderForVersion(info.Serializer, gv).Encode(whole, &body); err != nil {
 			return err
 		}
 		start()
-		_, err := w.Write(whole.Bytes())
+		_, err = w.Write(body.Bytes())
 		return err
 	}
 	// encode what is not cached before the first byte goes out, so that an encoding error
@@ -288,16 +315,22 @@ type protoMarshaler interface {
 	Marshal() ([]byte, error)
 }
 
-// writeProtobufList writes a typed list in the protobuf encoding (the k8s\x00 envelope around
-// a runtime.Unknown), reusing the encodings of its items: a list message is its ListMeta and
-// each item as length-delimited fields, so cached item bytes are framed, not re-encoded, and
-// streamed without assembling the whole body in memory. The bytes are exactly what
-// apimachinery's encoder writes (tested).
+// writeProtobufList writes a typed list in the protobuf encoding with its own items
+// (writeProtobufListItems).
 func writeProtobufList(w io.Writer, start func(), list runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
 	items, err := meta.ExtractList(list)
 	if err != nil {
 		return err
 	}
+	return writeProtobufListItems(w, start, list, items, info, gv)
+}
+
+// writeProtobufListItems writes a typed list in the protobuf encoding (the k8s\x00 envelope
+// around a runtime.Unknown), reusing the encodings of its items: a list message is its
+// ListMeta and each item as length-delimited fields, so cached item bytes are framed, not
+// re-encoded, and streamed without assembling the whole body in memory. The bytes are
+// exactly what apimachinery's encoder writes (tested).
+func writeProtobufListItems(w io.Writer, start func(), list runtime.Object, items []runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
 	gvks, _, err := apis.Scheme.ObjectKinds(list)
 	if err != nil {
 		return err
@@ -396,12 +429,30 @@ func appendField(b []byte, field int, value []byte) []byte {
 }
 
 // listWriterFor returns the list writer for a media type, or nil when lists are encoded whole.
-func listWriterFor(mediaType string) func(io.Writer, func(), runtime.Object, runtime.SerializerInfo, schema.GroupVersion) error {
+func listWriterFor(mediaType string) listWriter {
 	switch mediaType {
 	case runtime.ContentTypeJSON:
-		return writeJSONList
+		return writeJSONListItems
 	case runtime.ContentTypeProtobuf:
-		return writeProtobufList
+		return writeProtobufListItems
 	}
 	return nil
+}
+
+// withItems returns a new list like envelope (its list metadata) holding copies of items.
+func withItems(envelope runtime.Object, items []runtime.Object) (runtime.Object, error) {
+	whole := reflect.New(reflect.TypeOf(envelope).Elem()).Interface().(runtime.Object)
+	src, err := meta.ListAccessor(envelope)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := meta.ListAccessor(whole)
+	if err != nil {
+		return nil, err
+	}
+	dst.SetResourceVersion(src.GetResourceVersion())
+	dst.SetContinue(src.GetContinue())
+	dst.SetRemainingItemCount(src.GetRemainingItemCount())
+	// SetList copies each item's struct into the new slice: the items stay untouched
+	return whole, meta.SetList(whole, items)
 }

@@ -67,7 +67,8 @@ func (h *resourceHandler) serve(w http.ResponseWriter, r *http.Request, ri *requ
 	case "get":
 		obj, err = h.get(ctx, ri, r)
 	case "list":
-		obj, err = h.list(ctx, ri, r)
+		h.serveList(w, r, ri)
+		return
 	case "watch":
 		h.watch(w, r, ri)
 		return
@@ -136,6 +137,35 @@ func (h *resourceHandler) get(ctx context.Context, ri *requestInfo, r *http.Requ
 		return nil, err
 	}
 	return h.store.Get(ctx, ri.Namespace, ri.Name, &opts)
+}
+
+// serveList answers a LIST. In JSON and protobuf the answer is written straight from the
+// items, which may be the watch cache's own objects, shared and never copied: the list
+// writers only read them and splice their cached encodings. Other representations (Table,
+// PartialObjectMetadataList) and custom resources are built from a list of copies.
+func (h *resourceHandler) serveList(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
+	ctx := r.Context()
+	mt, err := negotiate(r)
+	if err != nil || mt.convert != nil || listWriterFor(mt.info.MediaType) == nil || h.res.Unstructured {
+		obj, err := h.list(ctx, ri, r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeObject(w, r, http.StatusOK, h.gv(), obj)
+		return
+	}
+	opts, _, err := h.listOptions(ri, r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	list, items, err := h.store.ListShared(ctx, ri.Namespace, opts)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeList(w, r, http.StatusOK, mt, h.gv(), list, items)
 }
 
 func (h *resourceHandler) list(ctx context.Context, ri *requestInfo, r *http.Request) (runtime.Object, error) {

@@ -118,10 +118,7 @@ func (s *Server) storedObjects(ri *requestInfo) int64 {
 	if st == nil {
 		return 0
 	}
-	if counter, ok := st.Interface.(interface{ Count() int64 }); ok {
-		return counter.Count()
-	}
-	return 0
+	return st.Count()
 }
 
 // watchStartWriter reports the first thing a watch handler writes: the watch has started.

@@ -34,15 +34,12 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		defer encodeAfresh(obj)()
 	}
 	if _, uns := isUnstructured(obj); !uns && listWriterFor(mt.info.MediaType) != nil && meta.IsListType(obj) {
-		listWriter := listWriterFor(mt.info.MediaType)
-		// lists are assembled from cached item encodings and streamed
-		err := listWriter(w, func() {
-			w.Header().Set("Content-Type", mt.info.MediaType)
-			w.WriteHeader(code)
-		}, obj, mt.info, gv)
+		items, err := meta.ExtractList(obj)
 		if err != nil {
 			writeError(w, r, apierrors.NewInternalError(err))
+			return
 		}
+		writeList(w, r, code, mt, gv, obj, items)
 		return
 	}
 	body, err := encodeObject(obj, mt.info, gv)
@@ -55,6 +52,18 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		w.Write(body)
+	}
+}
+
+// writeList streams a typed list with the given items (list's own are ignored) in mt, which
+// must have a list writer: assembled from cached item encodings. The items are only read.
+func writeList(w http.ResponseWriter, r *http.Request, code int, mt mediaType, gv schema.GroupVersion, list runtime.Object, items []runtime.Object) {
+	err := listWriterFor(mt.info.MediaType)(w, func() {
+		w.Header().Set("Content-Type", mt.info.MediaType)
+		w.WriteHeader(code)
+	}, list, items, mt.info, gv)
+	if err != nil {
+		writeError(w, r, apierrors.NewInternalError(err))
 	}
 }
 

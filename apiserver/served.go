@@ -41,10 +41,12 @@ func (sv *served) handler(gv schema.GroupVersion, resource string) *resourceHand
 // sharedStorage is the watch cache of one etcd key prefix, shared by the resources stored
 // there (v1 and events.k8s.io/v1 events), stopped when the last of them goes.
 type sharedStorage struct {
-	storage.Interface
+	*cacher.Cacher
 	stop  context.CancelFunc
 	users int
 }
+
+var _ storage.SharedLister = &sharedStorage{}
 
 type atomicServed = atomic.Pointer[served]
 
@@ -217,7 +219,7 @@ func (s *Server) acquireStorage(res *apis.Resource, set *apis.Set) (storage.Inte
 		stop()
 		return nil, fmt.Errorf("watch cache for %s: %w", res.Name, err)
 	}
-	st := &sharedStorage{Interface: c, stop: func() { stop(); c.Stop() }, users: 1}
+	st := &sharedStorage{Cacher: c, stop: func() { stop(); c.Stop() }, users: 1}
 	s.state.storages[res.StorageKey] = st
 	return st, nil
 }

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -75,23 +76,11 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 			} else if obj, gv, err = transformResponse(r, mt, obj, gv); err != nil {
 				return
 			}
-			encode := encodeObject
-			if ev.Type == watch.Deleted {
-				// the last state of an object that is gone, or that left the watch's selector,
-				// stamped with the revision of that change: a state nothing stored, so its
-				// encoding must not be found by that uid and resourceVersion later
-				encode = encodeObjectAfresh
-			}
-			objBytes, err := encode(obj, mt.info, gv)
+			frame, err := watchFrame(ev.Type, obj, mt, gv, frameEncoder, &frameBuf)
 			if err != nil {
 				return
 			}
-			out := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: objBytes}}
-			frameBuf.Reset()
-			if err := frameEncoder.Encode(out, &frameBuf); err != nil {
-				return
-			}
-			if _, err := framer.Write(frameBuf.Bytes()); err != nil {
+			if _, err := framer.Write(frame); err != nil {
 				return
 			}
 			if len(watcher.ResultChan()) == 0 && flusher != nil {
@@ -99,4 +88,52 @@ func (h *resourceHandler) watch(w http.ResponseWriter, r *http.Request, ri *requ
 			}
 		}
 	}
+}
+
+// watchFrames keeps the frames of recent events: one event reaches every watcher of its
+// object (a hundred watches of one pod, a thousand kubelets' watches of one Node), and all
+// of them send the same frame, so the first to send it encodes it and the others reuse it.
+// Small, because a frame is wanted only while its event is being fanned out.
+var watchFrames = &encodingCache{entries: map[encodedKey][]byte{}, limit: 4 << 20}
+
+// watchFrame returns the frame (before the framer's length prefix, if any) of an event whose
+// object is obj, transformed for mt and encoded for gv. An ADDED or MODIFIED event of a
+// stored state is the same frame for every watcher in the same media type and version, so it
+// is kept by the state's uid and resourceVersion; Tables (whose first frame carries the
+// columns), errors, bookmarks and DELETED events (below) are encoded for each watcher. buf
+// is the caller's scratch buffer: the frame returned may be in it.
+func watchFrame(typ watch.EventType, obj runtime.Object, mt mediaType, gv schema.GroupVersion, frameEncoder runtime.Encoder, buf *bytes.Buffer) ([]byte, error) {
+	key, shared := encodedKey{}, false
+	if mt.convert == nil && (typ == watch.Added || typ == watch.Modified) {
+		if _, uns := isUnstructured(obj); !uns {
+			if key, shared = cacheKey(obj, mt.info, gv, true); shared {
+				key.frame = typ
+				if frame, ok := watchFrames.get(key); ok {
+					return frame, nil
+				}
+			}
+		}
+	}
+	encode := encodeObject
+	if typ == watch.Deleted {
+		// the last state of an object that is gone, or that left the watch's selector,
+		// stamped with the revision of that change: a state nothing stored, so its
+		// encoding must not be found by that uid and resourceVersion later
+		encode = encodeObjectAfresh
+	}
+	objBytes, err := encode(obj, mt.info, gv)
+	if err != nil {
+		return nil, err
+	}
+	out := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: objBytes}}
+	buf.Reset()
+	if err := frameEncoder.Encode(out, buf); err != nil {
+		return nil, err
+	}
+	if !shared {
+		return buf.Bytes(), nil
+	}
+	frame := bytes.Clone(buf.Bytes())
+	watchFrames.put(key, frame)
+	return frame, nil
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -289,6 +290,24 @@ func singleName(sel fields.Selector) (string, bool) {
 	return sel.RequiresExactMatch("metadata.name")
 }
 
+// withoutKeyFields returns sel for a watch of the one key of ns/name: nil (select all) when
+// sel requires only what every object under that key has (metadata.name=name and
+// metadata.namespace=ns), sel itself otherwise. A hundred watches of one pod then evaluate
+// no field selector, which meant computing the pod's selectable fields twice per watcher per
+// event.
+func withoutKeyFields(sel fields.Selector, ns, name string) fields.Selector {
+	for _, r := range sel.Requirements() {
+		equals := r.Operator == selection.Equals || r.Operator == selection.DoubleEquals
+		switch {
+		case equals && r.Field == "metadata.name" && r.Value == name:
+		case equals && r.Field == "metadata.namespace" && ns != "" && r.Value == ns:
+		default:
+			return sel
+		}
+	}
+	return nil
+}
+
 // List returns the objects in ns (all namespaces when ns is "").
 func (s *Store) List(ctx context.Context, ns string, opts ListOptions) (runtime.Object, error) {
 	list := s.newStorageList()
@@ -300,6 +319,34 @@ func (s *Store) List(ctx context.Context, ns string, opts ListOptions) (runtime.
 		return nil, s.interpret(err, "")
 	}
 	return s.fromStorageList(list)
+}
+
+// ListShared is List for a caller that only encodes the items and keeps none of them (the
+// list writers of a LIST answer): items may be the watch cache's own objects, shared with
+// every other reader and watcher, and must not be modified in any way, not even their
+// TypeMeta. list carries the list's resourceVersion, continue token and remainingItemCount;
+// its own items are not the answer's. Resources that are converted from a stored kind, or
+// whose storage cannot share, get List's copies.
+func (s *Store) ListShared(ctx context.Context, ns string, opts ListOptions) (list runtime.Object, items []runtime.Object, err error) {
+	shared, ok := s.Storage.(storage.SharedLister)
+	if !ok || s.converts() {
+		if list, err = s.List(ctx, ns, opts); err != nil {
+			return nil, nil, err
+		}
+		if items, err = meta.ExtractList(list); err != nil {
+			return nil, nil, err
+		}
+		return list, items, nil
+	}
+	list = s.newStorageList()
+	sopts := storage.ListOptions{
+		ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch,
+		Predicate: s.predicate(opts), Recursive: true,
+	}
+	if items, err = shared.GetListShared(ctx, s.KeyPrefix(ns), sopts, list); err != nil {
+		return nil, nil, s.interpret(err, "")
+	}
+	return list, items, nil
 }
 
 // Watch streams changes to the objects in ns.
@@ -316,6 +363,7 @@ func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.I
 	key := s.KeyPrefix(ns)
 	if name, ok := singleName(opts.Field); ok && (ns != "" || !s.Resource.Namespaced) {
 		key, sopts.Recursive = s.Key(ns, name), false
+		sopts.Predicate.Field = withoutKeyFields(opts.Field, ns, name)
 	}
 	w, err := s.Storage.Watch(ctx, key, sopts)
 	if err != nil {

@@ -94,6 +94,18 @@ type Interface interface {
 	CurrentRevision(ctx context.Context) (int64, error)
 }
 
+// SharedLister is a store whose lists can hand out its own objects instead of copies: the
+// watch cache. Only readers that encode the items and keep nothing (the API server's list
+// writers) may use it; everyone else uses GetList.
+type SharedLister interface {
+	// GetListShared is GetList, except that the items are returned in key order instead of
+	// being set in listObj: only listObj's resourceVersion, continue token and
+	// remainingItemCount are set, its Items are left as given. The items may be the store's
+	// own objects, shared with every other reader and watcher: the caller must not modify
+	// them in any way (not even their TypeMeta) and must not keep them.
+	GetListShared(ctx context.Context, key string, opts ListOptions, listObj runtime.Object) ([]runtime.Object, error)
+}
+
 // UpdateFunc computes a new object from the current one. Returning an error aborts the update
 // and returns that error from GuaranteedUpdate. The input must not be modified.
 type UpdateFunc func(current runtime.Object) (runtime.Object, error)

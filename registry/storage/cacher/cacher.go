@@ -9,7 +9,9 @@
 // scalar (as an encoder does) is safe, but maps, slices and pointers inside are shared with
 // the cache and every other caller. Callers must DeepCopy before changing anything else. The
 // cache itself never mutates an object once stored. Unstructured objects (custom resources)
-// are handed out with their own top-level and metadata maps, sharing everything below.
+// are handed out with their own top-level and metadata maps, sharing everything below. The
+// one exception is GetListShared, whose items are the cached objects themselves, for readers
+// that only encode them (the API server's list writers) and must not touch them at all.
 //
 // A cache lives until the context given to New ends or Stop is called (its resource was
 // removed, e.g. a CustomResourceDefinition deleted); it must never outlive both.
@@ -20,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"strconv"
 	"strings"
@@ -31,6 +34,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -645,29 +649,106 @@ func (c *Cacher) GetList(ctx context.Context, key string, opts storage.ListOptio
 	if err := c.refused(); err != nil {
 		return err
 	}
-	if !c.servesList(key, opts, listObj) {
+	l, ok, err := c.listFromMemory(ctx, key, opts, listObj)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return c.store.GetList(ctx, key, opts, listObj)
+	}
+	if err := fillList(listObj, l.items); err != nil {
+		return err
+	}
+	return setListMeta(listObj, l.rev, l.next, l.remaining)
+}
+
+// GetListShared implements storage.SharedLister: GetList without the copies. A list served
+// from memory returns the cached objects themselves (a LIST of 5,000 pods no longer copies
+// 5,000 structs into a new slice, which was most of its time and garbage); one served by etcd
+// returns the items it decoded, which nobody else holds.
+func (c *Cacher) GetListShared(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) ([]runtime.Object, error) {
+	if err := c.refused(); err != nil {
+		return nil, err
+	}
+	l, ok, err := c.listFromMemory(ctx, key, opts, listObj)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return getListItems(ctx, c.store, key, opts, listObj)
+	}
+	items := make([]runtime.Object, len(l.items))
+	for i, ko := range l.items {
+		items[i] = ko.obj
+	}
+	return items, setListMeta(listObj, l.rev, l.next, l.remaining)
+}
+
+var _ storage.SharedLister = &Cacher{}
+
+// getListItems lists through s into a new list of listObj's type and returns its items,
+// setting listObj's list metadata.
+func getListItems(ctx context.Context, s storage.Interface, key string, opts storage.ListOptions, listObj runtime.Object) ([]runtime.Object, error) {
+	full := reflect.New(reflect.TypeOf(listObj).Elem()).Interface().(runtime.Object)
+	if u, ok := listObj.(*unstructured.UnstructuredList); ok {
+		full = &unstructured.UnstructuredList{Object: maps.Clone(u.Object)}
+	}
+	if err := s.GetList(ctx, key, opts, full); err != nil {
+		return nil, err
+	}
+	items, err := meta.ExtractList(full)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := meta.ListAccessor(full)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := meta.ListAccessor(listObj)
+	if err != nil {
+		return nil, err
+	}
+	dst.SetResourceVersion(lm.GetResourceVersion())
+	dst.SetContinue(lm.GetContinue())
+	dst.SetRemainingItemCount(lm.GetRemainingItemCount())
+	return items, nil
+}
+
+// memoryList is a list served from memory: the cached objects selected, in key order, and
+// the list metadata.
+type memoryList struct {
+	items     []keyedObject
+	rev       int64
+	next      string
+	remaining *int64
+}
+
+// listFromMemory selects what a list asks for from the cache, after waiting for the
+// freshness it needs; false when etcd must answer instead.
+func (c *Cacher) listFromMemory(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) (memoryList, bool, error) {
+	if !c.servesList(key, opts, listObj) {
+		return memoryList{}, false, nil
 	}
 	rv, err := storage.ParseResourceVersion(key, opts.ResourceVersion)
 	if err != nil {
-		return err
+		return memoryList{}, false, err
 	}
 	switch {
 	case opts.ResourceVersion == "":
 		// Consistent: reach etcd's current revision, or let etcd answer.
 		current, err := c.store.CurrentRevision(ctx)
 		if err != nil {
-			return err
+			return memoryList{}, false, err
 		}
 		if err := c.waitFor(ctx, key, current, freshnessTimeout); err != nil {
 			if storage.HasCode(err, storage.ErrCodeTooLargeResourceVersion) {
-				return c.store.GetList(ctx, key, opts, listObj)
+				return memoryList{}, false, nil
 			}
-			return err
+			return memoryList{}, false, err
 		}
 	case rv > 0:
 		if err := c.waitFor(ctx, key, rv, freshnessTimeout); err != nil {
-			return err
+			return memoryList{}, false, err
 		}
 	}
 
@@ -685,39 +766,33 @@ func (c *Cacher) GetList(ctx context.Context, key string, opts storage.ListOptio
 	if !opts.Recursive {
 		limit = 0
 	}
-	selected := candidates
-	if !pred.Empty() || limit > 0 {
-		selected = make([]keyedObject, 0, min(len(candidates), max(limit, 16)))
-		for i, ko := range candidates {
-			if limit > 0 && len(selected) == limit {
-				// More may match beyond: say so with a token etcd3 can continue.
-				next, err := storage.EncodeContinue(selected[len(selected)-1].key+"\x00", prefix, listRev)
-				if err != nil {
-					return err
-				}
-				var remaining *int64
-				if pred.Empty() {
-					n := int64(len(candidates) - i)
-					remaining = &n
-				}
-				if err := fillList(listObj, selected); err != nil {
-					return err
-				}
-				return setListMeta(listObj, listRev, next, remaining)
-			}
-			ok, err := pred.Matches(ko.obj)
+	if pred.Empty() && limit == 0 {
+		return memoryList{items: candidates, rev: listRev}, true, nil
+	}
+	selected := make([]keyedObject, 0, min(len(candidates), max(limit, 16)))
+	for i, ko := range candidates {
+		if limit > 0 && len(selected) == limit {
+			// More may match beyond: say so with a token etcd3 can continue.
+			next, err := storage.EncodeContinue(selected[len(selected)-1].key+"\x00", prefix, listRev)
 			if err != nil {
-				return err
+				return memoryList{}, false, err
 			}
-			if ok {
-				selected = append(selected, ko)
+			var remaining *int64
+			if pred.Empty() {
+				n := int64(len(candidates) - i)
+				remaining = &n
 			}
+			return memoryList{items: selected, rev: listRev, next: next, remaining: remaining}, true, nil
+		}
+		ok, err := pred.Matches(ko.obj)
+		if err != nil {
+			return memoryList{}, false, err
+		}
+		if ok {
+			selected = append(selected, ko)
 		}
 	}
-	if err := fillList(listObj, selected); err != nil {
-		return err
-	}
-	return setListMeta(listObj, listRev, "", nil)
+	return memoryList{items: selected, rev: listRev}, true, nil
 }
 
 // servesList reports whether a list can come from memory.

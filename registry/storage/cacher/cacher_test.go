@@ -3,6 +3,7 @@ package cacher
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -712,5 +713,118 @@ func TestObjectsWithEqualManagedFieldsShareOneCopyInTheCache(t *testing.T) {
 	}
 	if a.FieldsV1 == c.FieldsV1 {
 		t.Errorf("different field sets are one")
+	}
+}
+
+// Whatever an in-process caller does to what it got from the cache (a list's items, a Get's
+// object, a watch event's object) within what the package promises (its own TypeMeta and
+// ObjectMeta scalars, and replacing whole maps or slices), the next reader sees the cached
+// object unchanged; and GetListShared hands out objects no caller has written to.
+func TestChangingWhatTheCacheHandedOutLeavesTheCacheUnchanged(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	for i := range 3 {
+		f.create(t, fmt.Sprintf("cm-%d", i), map[string]string{"app": "web"})
+	}
+	before := &corev1.ConfigMapList{}
+	if err := f.cacher.GetList(ctx, cmPrefix, storage.ListOptions{Recursive: true}, before); err != nil {
+		t.Fatal(err)
+	}
+	want := before.DeepCopy().Items
+	scribble := func(cm *corev1.ConfigMap) {
+		cm.Kind, cm.APIVersion = "ConfigMap", "v1"
+		cm.Name, cm.ResourceVersion, cm.UID = "changed", "1", "other"
+		cm.Labels = map[string]string{"app": "changed"}
+		cm.Data = map[string]string{"k": "changed"}
+		cm.ManagedFields = nil
+	}
+	for i := range before.Items {
+		scribble(&before.Items[i])
+	}
+	got := &corev1.ConfigMap{}
+	if err := f.cacher.Get(ctx, key("cm-1"), storage.GetOptions{ResourceVersion: "0"}, got); err != nil {
+		t.Fatal(err)
+	}
+	scribble(got)
+	w := f.watch(t, storage.ListOptions{Recursive: true, ResourceVersion: "0"})
+	for range want {
+		scribble(next(t, w).Object.(*corev1.ConfigMap))
+	}
+
+	again := &corev1.ConfigMapList{}
+	if err := f.cacher.GetList(ctx, cmPrefix, storage.ListOptions{Recursive: true, ResourceVersion: "0"}, again); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.Items, want) {
+		t.Errorf("a caller's changes reached the cache:\n got %+v\nwant %+v", again.Items, want)
+	}
+	shared, err := f.cacher.GetListShared(ctx, cmPrefix, storage.ListOptions{Recursive: true, ResourceVersion: "0"}, &corev1.ConfigMapList{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shared) != len(want) {
+		t.Fatalf("%d shared items, want %d", len(shared), len(want))
+	}
+	for i, obj := range shared {
+		if !reflect.DeepEqual(obj, &want[i]) {
+			t.Errorf("shared item %d is %+v, want %+v", i, obj, &want[i])
+		}
+	}
+}
+
+// GetListShared answers what GetList answers, from memory (the cached objects themselves) or
+// from etcd (an exact revision, a continued list), selectors and pages included.
+func TestSharedListIsTheListWithoutCopies(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	for i := range 7 {
+		f.create(t, fmt.Sprintf("cm-%d", i), map[string]string{"app": []string{"web", "db"}[i%2]})
+	}
+	first := &corev1.ConfigMapList{}
+	if err := f.cacher.GetList(ctx, cmPrefix, storage.ListOptions{Recursive: true}, first); err != nil {
+		t.Fatal(err)
+	}
+	web := labelPredicate("web")
+	web.Limit = 2
+	for _, opts := range []storage.ListOptions{
+		{Recursive: true},
+		{Recursive: true, ResourceVersion: "0"},
+		{Recursive: true, ResourceVersion: first.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact},
+		{Recursive: true, Predicate: storage.SelectionPredicate{Limit: 3}},
+		{Recursive: true, Predicate: storage.SelectionPredicate{Limit: 3, Continue: first.Continue}},
+		{Recursive: true, Predicate: web},
+		{Recursive: false},
+	} {
+		k := cmPrefix
+		if !opts.Recursive {
+			k = key("cm-3")
+		}
+		copied := &corev1.ConfigMapList{}
+		if err := f.cacher.GetList(ctx, k, opts, copied); err != nil {
+			t.Fatal(err)
+		}
+		if opts.Predicate.Limit == 3 && opts.Predicate.Continue == "" {
+			first = copied // the next options continue it
+		}
+		shared := &corev1.ConfigMapList{}
+		items, err := f.cacher.GetListShared(ctx, k, opts, shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(shared.Items) != 0 {
+			t.Errorf("%+v: GetListShared filled the list's items", opts)
+		}
+		if shared.ResourceVersion != copied.ResourceVersion || shared.Continue != copied.Continue ||
+			!reflect.DeepEqual(shared.RemainingItemCount, copied.RemainingItemCount) {
+			t.Errorf("%+v: shared list meta %+v, GetList's %+v", opts, shared.ListMeta, copied.ListMeta)
+		}
+		if len(items) != len(copied.Items) {
+			t.Fatalf("%+v: %d shared items, GetList has %d", opts, len(items), len(copied.Items))
+		}
+		for i := range items {
+			if !reflect.DeepEqual(items[i], &copied.Items[i]) {
+				t.Errorf("%+v: item %d differs", opts, i)
+			}
+		}
 	}
 }
