@@ -271,18 +271,24 @@ func expectUnschedulable(ctx context.Context, ns, name, reason string) {
 }
 
 // freeMilliCPU is the node's allocatable CPU less the requests of the pods bound to it that
-// have not finished.
+// have not finished. It waits until no pod on the node is terminating first: earlier specs'
+// namespaces are deleted in the background, and CPU that a terminating pod frees after the count
+// would let a spec's "full" node take one more pod.
 func freeMilliCPU(ctx context.Context, node *corev1.Node) int64 {
 	GinkgoHelper()
-	free := node.Status.Allocatable.Cpu().MilliValue()
-	pods, err := cluster.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node.Name})
-	Expect(err).NotTo(HaveOccurred())
-	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
+	var free int64
+	Eventually(func(g Gomega) {
+		pods, err := cluster.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node.Name})
+		g.Expect(err).NotTo(HaveOccurred())
+		free = node.Status.Allocatable.Cpu().MilliValue()
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			g.Expect(p.DeletionTimestamp).To(BeNil(), "pod %s/%s on node %s is terminating", p.Namespace, p.Name, node.Name)
+			free -= podRequestMilliCPU(&p)
 		}
-		free -= podRequestMilliCPU(&p)
-	}
+	}).WithContext(ctx).WithTimeout(longWait).WithPolling(poll).Should(Succeed())
 	return free
 }
 
