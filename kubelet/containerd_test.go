@@ -101,7 +101,7 @@ func TestRealPodRunsBecomesReadyAndLogs(t *testing.T) {
 	if _, metrics := n.KubeletGet("/metrics"); !strings.Contains(metrics, "kubelet_running_pods 1") {
 		t.Errorf("metrics:\n%s", metrics)
 	}
-	n.WaitEvent(pod, `Normal Pulled Container image "skiff.local/busybox:1" already present on machine`)
+	n.WaitEvent(pod, `Normal Pulled Container image "skiff.local/busybox:1" already present on machine and can be accessed by the pod`)
 	n.WaitEvent(pod, "Normal Started Started container main")
 }
 

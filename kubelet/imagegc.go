@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiff-dev/skiff/kubelet/pullrecords"
 	"github.com/skiff-dev/skiff/kubelet/runtime"
 )
 
@@ -94,6 +95,8 @@ type imageGC struct {
 
 	mu      sync.Mutex
 	records map[string]*imageRecord
+	// pullRecords, when set, forget the images that are gone
+	pullRecords *pullrecords.Records
 }
 
 // imageRecord is what the collector knows of one image.
@@ -149,6 +152,7 @@ func (g *imageGC) run(ctx context.Context, period time.Duration) {
 // detectImages lists the images and the containers, notes new images and the ones in use at
 // now, forgets the ones gone, and returns the IDs of the images in use.
 func (g *imageGC) detectImages(ctx context.Context, now time.Time) (map[string]bool, error) {
+	listed := time.Now()
 	images, err := g.rt.ListImages(ctx)
 	if err != nil {
 		return nil, err
@@ -194,6 +198,11 @@ func (g *imageGC) detectImages(ctx context.Context, now time.Time) (map[string]b
 	for id := range g.records {
 		if !present[id] {
 			delete(g.records, id)
+		}
+	}
+	if g.pullRecords != nil {
+		if err := g.pullRecords.Forget(present, listed); err != nil {
+			g.log.Warn("forgetting the pulls of removed images", "err", err)
 		}
 	}
 	return inUse, nil

@@ -60,7 +60,7 @@ func (f *gcFixture) images() []string {
 func (f *gcFixture) runContainer(name, image string, start bool) string {
 	f.t.Helper()
 	ctx := context.Background()
-	ref, err := f.rt.PullImage(ctx, image, nil)
+	ref, err := f.rt.PullImage(ctx, image, nil, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}

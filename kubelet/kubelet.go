@@ -36,6 +36,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
+	"github.com/skiff-dev/skiff/kubelet/pullrecords"
 	"github.com/skiff-dev/skiff/kubelet/runtime"
 )
 
@@ -208,8 +209,10 @@ type Kubelet struct {
 	probes        *probeManager
 	crashLoop     *backOff
 	imagePull     *backOff
-	volumes       *volumeManager
-	pleg          *relister
+	// pullRecords remember which credentials pulled each image, for pods that find it present
+	pullRecords *pullrecords.Records
+	volumes     *volumeManager
+	pleg        *relister
 	// admission holds the pods admitted to the node that still hold its ports and resources.
 	admission *podAdmission
 	// images removes unused images; nil on a node with no image filesystem to watch.
@@ -255,6 +258,11 @@ func New(cfg Config) (*Kubelet, error) {
 			k.preparing = "kubelet is preparing the node"
 		}
 	}
+	records, err := pullrecords.Open(cfg.RootDir)
+	if err != nil {
+		return nil, err
+	}
+	k.pullRecords = records
 	k.statuses = newStatusManager(cfg.Client)
 	k.workers = newPodWorkers(k.syncPod)
 	k.admission = newPodAdmission()
@@ -267,6 +275,7 @@ func New(cfg Config) (*Kubelet, error) {
 	}
 	if imageFs != nil {
 		k.images = newImageGC(cfg.Runtime, cfg.ImageGC, imageFs, cfg.SandboxImage, k.nodeEvent, k.log)
+		k.images.pullRecords = k.pullRecords
 	}
 	signals := cfg.EvictionSignals
 	if signals == nil && cfg.RootDir != "" && imageFs != nil {

@@ -168,7 +168,7 @@ func TestPodRunsAndBecomesReadyWithUpstreamStatus(t *testing.T) {
 			t.Errorf("status of %s: %+v", name, cs)
 		}
 	}
-	n.WaitEvent(pod, `Normal Pulled Container image "busybox:1.36" already present on machine`)
+	n.WaitEvent(pod, `Normal Pulled Container image "busybox:1.36" already present on machine and can be accessed by the pod`)
 	n.WaitEvent(pod, "Normal Created Created container: app")
 	n.WaitEvent(pod, "Normal Started Started container app")
 }
@@ -782,7 +782,7 @@ func TestImageVolumeImagePulledAsItsPullPolicySays(t *testing.T) {
 	pod = n.CreatePod(pod)
 	n.WaitPod(pod, "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	n.WaitEvent(pod, `Normal Pulling Pulling image "skiff.local/vol-a:1"`)
-	n.WaitEvent(pod, `Normal Pulled Container image "skiff.local/vol-b:1" already present on machine`)
+	n.WaitEvent(pod, `Normal Pulled Container image "skiff.local/vol-b:1" already present on machine and can be accessed by the pod`)
 }
 
 func TestImageVolumeNeverPulledWhenAbsentHoldsTheContainersThatMountIt(t *testing.T) {

@@ -11,10 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-dev/skiff/kubelet/podcgroups"
+	"github.com/skiff-dev/skiff/kubelet/registryauth"
 )
 
 // podState is what a pod's worker remembers between passes; nothing in it is needed to rebuild
@@ -717,15 +719,19 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *v1.Pod, image string, poli
 	if err != nil {
 		return "", 2 * time.Second, false
 	}
-	if policy == v1.PullNever || (policy == v1.PullIfNotPresent && present != nil) {
-		if present == nil {
-			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
-			k.containerEvent(pod, fieldPath, v1.EventTypeWarning, reasonErrImageNeverPull, "%s", msg)
-			setWaiting(reasonErrImageNeverPull, msg)
-			return "", 5 * time.Second, false
+	creds := sync.OnceValue(func() podCredentials { return k.podPullCredentials(ctx, pod, image) })
+	// an image on the node is the pod's only if the pod could have pulled it itself
+	if present != nil && policy != v1.PullAlways {
+		if c := creds(); c.err == nil && !k.pullRecords.MustPull(image, present.Id, c.creds) {
+			k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", image)
+			return present.Id, 0, true
 		}
-		k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", image)
-		return present.Id, 0, true
+	}
+	if policy == v1.PullNever {
+		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
+		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, reasonErrImageNeverPull, "%s", msg)
+		setWaiting(reasonErrImageNeverPull, msg)
+		return "", 5 * time.Second, false
 	}
 	key := string(pod.UID) + "/image/" + image
 	if pulling(state, waiting) {
@@ -740,7 +746,7 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *v1.Pod, image string, poli
 	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)
 	start := time.Now()
 	config, _ := k.sandboxConfig(pod, sandbox.GetMetadata().GetAttempt())
-	ref, err = k.rt.PullImage(ctx, image, config)
+	ref, err = k.pullWithPodCredentials(ctx, pod, image, config, creds())
 	if err != nil {
 		k.imagePull.Next(key, time.Now())
 		k.containerEvent(pod, fieldPath, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", image, err)
@@ -755,6 +761,72 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *v1.Pod, image string, poli
 	}
 	k.containerEvent(pod, fieldPath, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.", image, took, took, size)
 	return ref, 0, true
+}
+
+// podCredentials are the credentials a pod's imagePullSecrets hold for an image, the most
+// specific first, and the names of the pull secrets that could not be read.
+type podCredentials struct {
+	creds   []registryauth.Credential
+	missing []string
+	err     error
+}
+
+// podPullCredentials reads the pod's pull secrets for image. Secrets it cannot read are left
+// out, as upstream does; a docker config it cannot parse is an error.
+func (k *Kubelet) podPullCredentials(ctx context.Context, pod *v1.Pod, image string) podCredentials {
+	var secrets []*v1.Secret
+	var missing []string
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		if ref.Name == "" {
+			continue // validation lets empty names through; upstream ignores them
+		}
+		s, err := k.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			k.log.Warn("unable to retrieve pull secret, the image pull may not succeed", "pod", podKey(pod), "secret", ref.Name, "err", err)
+			missing = append(missing, ref.Name)
+			continue
+		}
+		secrets = append(secrets, s)
+	}
+	keyring, err := registryauth.FromSecrets(secrets)
+	return podCredentials{creds: keyring.Lookup(image), missing: missing, err: err}
+}
+
+// pullWithPodCredentials pulls image as upstream's kubelet does: with each of the pod's
+// credentials for it in turn until one succeeds (anonymously when it has none), and records who
+// pulled it. When the pull fails, an event names the pull secrets that could not be read.
+func (k *Kubelet) pullWithPodCredentials(ctx context.Context, pod *v1.Pod, image string, config *runtimeapi.PodSandboxConfig, c podCredentials) (string, error) {
+	if c.err != nil {
+		return "", c.err
+	}
+	if err := k.pullRecords.BeginPull(image); err != nil {
+		return "", fmt.Errorf("recording the pull of %q: %w", image, err)
+	}
+	var errs []error
+	for i := 0; i == 0 || i < len(c.creds); i++ {
+		var cred *registryauth.Credential
+		var auth *runtimeapi.AuthConfig
+		if i < len(c.creds) {
+			cred = &c.creds[i]
+			auth = cred.Auth()
+		}
+		ref, err := k.rt.PullImage(ctx, image, auth, config)
+		if err == nil {
+			if err := k.pullRecords.EndPull(image, ref, cred); err != nil {
+				k.log.Warn("recording an image pull", "image", image, "err", err)
+			}
+			return ref, nil
+		}
+		errs = append(errs, err)
+	}
+	if err := k.pullRecords.EndPull(image, "", nil); err != nil {
+		k.log.Warn("recording an image pull", "image", image, "err", err)
+	}
+	if len(c.missing) > 0 {
+		k.containerEvent(pod, "", v1.EventTypeWarning, "FailedToRetrieveImagePullSecret",
+			"Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed.", strings.Join(c.missing, ", "))
+	}
+	return "", utilerrors.NewAggregate(errs)
 }
 
 // pulling is whether a container named in waiting waits for an image pull that failed.

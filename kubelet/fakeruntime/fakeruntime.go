@@ -32,6 +32,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,42 @@ type Runtime struct {
 	containers map[string]*container
 	// images are the listed images by ID.
 	images map[string]*runtimeapi.Image
+	// private maps a registry host to the username and password it wants (RequireCredentials).
+	private map[string][2]string
+	// pulls are the pulls asked for, in order (Pulls).
+	pulls []Pull
+}
+
+// Pull is one PullImage call: the image and the credentials sent, "" when anonymous.
+type Pull struct {
+	Image, Username, Password string
+}
+
+// RequireCredentials makes the images of registry (a host, such as "private.invalid") a private
+// registry's: absent until pulled, and pulled only with username and password, refused as
+// containerd words a registry's 401 otherwise.
+func (r *Runtime) RequireCredentials(registry, username, password string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.private == nil {
+		r.private = map[string][2]string{}
+	}
+	r.private[registry] = [2]string{username, password}
+}
+
+// Pulls is every PullImage call so far.
+func (r *Runtime) Pulls() []Pull {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pulls)
+}
+
+// privateRegistry is the credentials image's registry wants, if RequireCredentials named it; r.mu
+// is held.
+func (r *Runtime) privateRegistry(image string) (want [2]string, private bool) {
+	host, _, _ := strings.Cut(image, "/")
+	want, private = r.private[host]
+	return want, private
 }
 
 var (
@@ -536,6 +573,12 @@ func (r *Runtime) ImageStatus(_ context.Context, image string) (*runtimeapi.Imag
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, private := r.privateRegistry(image); private {
+		if img, ok := r.images[imageRef(image)]; ok {
+			return img, nil
+		}
+		return nil, nil
+	}
 	return r.image(image), nil
 }
 
@@ -554,12 +597,17 @@ func (r *Runtime) image(image string) *runtimeapi.Image {
 	return img
 }
 
-func (r *Runtime) PullImage(_ context.Context, image string, _ *runtimeapi.PodSandboxConfig) (string, error) {
+func (r *Runtime) PullImage(_ context.Context, image string, auth *runtimeapi.AuthConfig, _ *runtimeapi.PodSandboxConfig) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pulls = append(r.pulls, Pull{Image: image, Username: auth.GetUsername(), Password: auth.GetPassword()})
 	if strings.HasPrefix(image, UnreachableRegistry) {
 		return "", status.Errorf(codes.Unknown, "failed to pull and unpack image %q: failed to resolve reference %q: dial tcp: lookup unreachable.invalid: no such host", image, image)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if want, private := r.privateRegistry(image); private && (auth.GetUsername() != want[0] || auth.GetPassword() != want[1]) {
+		host, _, _ := strings.Cut(image, "/")
+		return "", status.Errorf(codes.Unknown, "failed to pull and unpack image %q: failed to resolve reference %q: pulling from host %s failed with status code [manifests 1]: 401 Unauthorized", image, image, host)
+	}
 	return r.image(image).Id, nil
 }
 

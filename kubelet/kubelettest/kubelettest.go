@@ -64,9 +64,9 @@ type Containerd struct {
 	*localcontainerd.Daemon
 }
 
-// StartContainerd starts a containerd in a fresh temporary directory and imports
-// BusyboxImage. Stop ends it.
-func StartContainerd(ctx context.Context) (*Containerd, error) {
+// StartContainerd starts a containerd in a fresh temporary directory, with the registry
+// mirrors given, and imports BusyboxImage. Stop ends it.
+func StartContainerd(ctx context.Context, mirrors ...localcontainerd.RegistryMirror) (*Containerd, error) {
 	if m := Missing(); m != "" {
 		return nil, fmt.Errorf("containerd cannot run here: %s", m)
 	}
@@ -75,7 +75,7 @@ func StartContainerd(ctx context.Context) (*Containerd, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := localcontainerd.Start(ctx, dir)
+	d, err := localcontainerd.Start(ctx, dir, mirrors...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

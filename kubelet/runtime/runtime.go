@@ -90,8 +90,9 @@ type Runtime interface {
 
 	// ImageStatus describes a local image, or returns nil and no error when it is absent.
 	ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error)
-	// PullImage pulls an image and returns its reference (the image ID).
-	PullImage(ctx context.Context, image string, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+	// PullImage pulls an image, with the registry credentials auth (nil: anonymously), and
+	// returns its reference (the image ID).
+	PullImage(ctx context.Context, image string, auth *runtimeapi.AuthConfig, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
 	// ListImages lists the local images (their IDs, tags, sizes and whether the runtime pins
 	// them, as it does its sandbox image), in no particular order.
 	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
