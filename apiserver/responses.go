@@ -48,6 +48,13 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 		return
 	}
 	w.Header().Set("Content-Type", mt.info.MediaType)
+	if len(body) > gzipThreshold && r.Method != http.MethodHead && acceptsGzip(r) {
+		cw := &compressingWriter{w: w}
+		cw.WriteHeader(code)
+		cw.Write(body)
+		cw.Close()
+		return
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
@@ -56,13 +63,28 @@ func writeObject(w http.ResponseWriter, r *http.Request, code int, gv schema.Gro
 }
 
 // writeList streams a typed list with the given items (list's own are ignored) in mt, which
-// must have a list writer: assembled from cached item encodings. The items are only read.
+// must have a list writer: assembled from cached item encodings, gzipped past gzipThreshold
+// for a client that accepts it. The items are only read. An error before the first byte is
+// answered with a Status; after it, the response is cut short.
 func writeList(w http.ResponseWriter, r *http.Request, code int, mt mediaType, gv schema.GroupVersion, list runtime.Object, items []runtime.Object) {
-	err := listWriterFor(mt.info.MediaType)(w, func() {
-		w.Header().Set("Content-Type", mt.info.MediaType)
-		w.WriteHeader(code)
+	var out http.ResponseWriter = w
+	var cw *compressingWriter
+	if acceptsGzip(r) {
+		cw = &compressingWriter{w: w}
+		out = cw
+	}
+	started := false
+	err := listWriterFor(mt.info.MediaType)(out, func() {
+		started = true
+		out.Header().Set("Content-Type", mt.info.MediaType)
+		out.WriteHeader(code)
 	}, list, items, mt.info, gv)
-	if err != nil {
+	if cw != nil && started {
+		if cerr := cw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil && !started {
 		writeError(w, r, apierrors.NewInternalError(err))
 	}
 }
