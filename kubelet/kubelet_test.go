@@ -56,6 +56,14 @@ func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
 	return nil
 }
 
+// waitingFor is a WaitPod condition: the container waits with reason.
+func waitingFor(container, reason string) func(*v1.Pod) bool {
+	return func(p *v1.Pod) bool {
+		cs := containerStatus(p, container)
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == reason
+	}
+}
+
 func simplePod(name string, containers ...string) *v1.Pod {
 	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
 	for _, c := range containers {
@@ -456,14 +464,8 @@ func TestImagePullFailureGoesToImagePullBackOff(t *testing.T) {
 	pod.Spec.Containers[0].Image = fakeruntime.UnreachableRegistry + "app:1"
 	pod.Spec.Containers[0].ImagePullPolicy = v1.PullAlways
 	pod = n.CreatePod(pod)
-	n.WaitPod(pod, "in ErrImagePull", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
-	})
-	got := n.WaitPod(pod, "in ImagePullBackOff", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ImagePullBackOff"
-	})
+	n.WaitPod(pod, "in ErrImagePull", waitingFor("app", "ErrImagePull"))
+	got := n.WaitPod(pod, "in ImagePullBackOff", waitingFor("app", "ImagePullBackOff"))
 	want := `Back-off pulling image "unreachable.invalid/app:1"`
 	if msg := containerStatus(got, "app").State.Waiting.Message; msg != want {
 		t.Errorf("message %q, want %q", msg, want)
@@ -482,10 +484,7 @@ func TestImageNeverPulledWhenAbsent(t *testing.T) {
 	pod.Spec.Containers[0].Image = fakeruntime.UnreachableRegistry + "app:1"
 	pod.Spec.Containers[0].ImagePullPolicy = v1.PullNever
 	pod = n.CreatePod(pod)
-	got := n.WaitPod(pod, "in ErrImageNeverPull", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImageNeverPull"
-	})
+	got := n.WaitPod(pod, "in ErrImageNeverPull", waitingFor("app", "ErrImageNeverPull"))
 	want := `Container image "unreachable.invalid/app:1" is not present with pull policy of Never`
 	if msg := containerStatus(got, "app").State.Waiting.Message; msg != want {
 		t.Errorf("message %q", msg)
@@ -551,10 +550,7 @@ func TestMissingConfigMapKeyIsCreateContainerConfigError(t *testing.T) {
 	pod := simplePod("badenv", "app")
 	pod.Spec.Containers[0].Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
 	pod = n.CreatePod(pod)
-	got := n.WaitPod(pod, "in CreateContainerConfigError", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CreateContainerConfigError"
-	})
+	got := n.WaitPod(pod, "in CreateContainerConfigError", waitingFor("app", "CreateContainerConfigError"))
 	if msg := containerStatus(got, "app").State.Waiting.Message; msg != `configmaps "nope" not found` {
 		t.Errorf("message %q", msg)
 	}
@@ -792,10 +788,7 @@ func TestImageVolumeNeverPulledWhenAbsentHoldsTheContainersThatMountIt(t *testin
 	pod.Spec.Volumes = []v1.Volume{{Name: "v", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: image, PullPolicy: v1.PullNever}}}}
 	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "v", MountPath: "/v"}}
 	pod = n.CreatePod(pod)
-	got := n.WaitPod(pod, "in ErrImageNeverPull", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImageNeverPull"
-	})
+	got := n.WaitPod(pod, "in ErrImageNeverPull", waitingFor("app", "ErrImageNeverPull"))
 	want := `Container image "unreachable.invalid/vol:1" is not present with pull policy of Never`
 	if msg := containerStatus(got, "app").State.Waiting.Message; msg != want {
 		t.Errorf("message %q", msg)
@@ -810,10 +803,7 @@ func TestImageVolumePullFailureGoesToImagePullBackOff(t *testing.T) {
 	pod.Spec.Volumes = []v1.Volume{{Name: "v", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: image, PullPolicy: v1.PullAlways}}}}
 	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "v", MountPath: "/v"}}
 	pod = n.CreatePod(pod)
-	n.WaitPod(pod, "in ImagePullBackOff", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ImagePullBackOff"
-	})
+	n.WaitPod(pod, "in ImagePullBackOff", waitingFor("app", "ImagePullBackOff"))
 	n.WaitEvent(pod, `Normal Pulling Pulling image "unreachable.invalid/vol:1"`)
 	n.WaitEvent(pod, "Warning Failed Error: ErrImagePull")
 	n.WaitEvent(pod, `Normal BackOff Back-off pulling image "unreachable.invalid/vol:1"`)

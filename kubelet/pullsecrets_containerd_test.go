@@ -74,10 +74,7 @@ func TestRealPullFromRegistryThatWantsCredentials(t *testing.T) {
 	anonymous := kubelettest.BusyboxPod("anonymous", "sleep 3600")
 	anonymous.Spec.Containers[0].Image = image
 	anonymous = n.CreatePod(anonymous)
-	got := n.WaitPod(anonymous, "in ErrImagePull", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "main")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
-	})
+	got := n.WaitPod(anonymous, "in ErrImagePull", waitingFor("main", "ErrImagePull"))
 	if msg := containerStatus(got, "main").State.Waiting.Message; !strings.Contains(msg, "401 Unauthorized") {
 		t.Errorf("waiting message %q, want the registry's 401", msg)
 	}
@@ -100,8 +97,5 @@ func TestRealPullFromRegistryThatWantsCredentials(t *testing.T) {
 	borrower := kubelettest.BusyboxPod("borrower", "sleep 3600")
 	borrower.Spec.Containers[0].Image = image
 	borrower = n.CreatePod(borrower)
-	n.WaitPod(borrower, "in ErrImagePull", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "main")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
-	})
+	n.WaitPod(borrower, "in ErrImagePull", waitingFor("main", "ErrImagePull"))
 }

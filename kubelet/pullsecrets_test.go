@@ -67,10 +67,7 @@ func TestPullsUseThePodsImagePullSecretsInTurn(t *testing.T) {
 	without.Spec.Containers[0].Image = "private.invalid/team/other:1"
 	without.Spec.ImagePullSecrets = pullSecrets("elsewhere", "absent")
 	without = n.CreatePod(without)
-	got := n.WaitPod(without, "in ErrImagePull", func(p *v1.Pod) bool {
-		cs := containerStatus(p, "app")
-		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ErrImagePull"
-	})
+	got := n.WaitPod(without, "in ErrImagePull", waitingFor("app", "ErrImagePull"))
 	if msg := containerStatus(got, "app").State.Waiting.Message; !strings.Contains(msg, "401 Unauthorized") {
 		t.Errorf("waiting message %q, want the registry's refusal", msg)
 	}
@@ -129,10 +126,7 @@ func TestImagePulledWithASecretIsOnlyForPodsWithIt(t *testing.T) {
 		borrower.Spec.Containers[0].ImagePullPolicy = policy
 		borrower = n.CreatePod(borrower)
 		reason := map[v1.PullPolicy]string{v1.PullIfNotPresent: "ErrImagePull", v1.PullNever: "ErrImageNeverPull"}[policy]
-		got := n.WaitPod(borrower, "in "+reason, func(p *v1.Pod) bool {
-			cs := containerStatus(p, "app")
-			return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == reason
-		})
+		got := n.WaitPod(borrower, "in "+reason, waitingFor("app", reason))
 		if got.Status.Phase != v1.PodPending {
 			t.Errorf("%s: phase %s", policy, got.Status.Phase)
 		}
