@@ -242,6 +242,9 @@ func runOne(ctx context.Context, o options, plane, bin, dir string, logOut io.Wr
 		}
 		r.rows = append(r.rows, rows...)
 		if err != nil {
+			// what the control plane holds when a scenario gives up (at the run's bound, say)
+			// is still a figure: a lower bound on what it would hold at the end
+			r.memory = measureMemory(c)
 			return r, fmt.Errorf("%s: %w", s, err)
 		}
 	}
