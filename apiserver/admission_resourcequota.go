@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apis/quota"
+	"github.com/skiff-dev/skiff/registry"
 )
 
 // quotaConflictRetries bounds how often a batch re-counts against quotas another write
@@ -35,6 +36,12 @@ const quotaConflictRetries = 5
 // arrived while the previous batch was being written.
 func (a admission) admitResourceQuota(ctx context.Context, res *apis.Resource, ns string, obj runtime.Object, dryRun bool) error {
 	if !res.Namespaced || ns == "" || a.resourceQuotas == nil || !a.enabled("ResourceQuota") {
+		return nil
+	}
+	// as upstream, a namespace without quotas charges nothing: no validation, no batch
+	if list, err := a.resourceQuotas.List(ctx, ns, registry.ListOptions{ResourceVersion: "0"}); err != nil {
+		return err
+	} else if len(list.(*corev1.ResourceQuotaList).Items) == 0 {
 		return nil
 	}
 	gr := res.GroupVersionResource().GroupResource()
