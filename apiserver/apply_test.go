@@ -48,7 +48,9 @@ func (r wireAnswer) configMap(t *testing.T) *corev1.ConfigMap {
 }
 
 // sendWire sends one request as the admin, with the given content type, and returns the answer.
-func sendWire(t *testing.T, s *apiservertest.Server, method, path, contentType, body string) wireAnswer {
+// headers are more request headers, name then value, set after the defaults (an empty value
+// leaves the header out).
+func sendWire(t *testing.T, s *apiservertest.Server, method, path, contentType, body string, headers ...string) wireAnswer {
 	t.Helper()
 	client, err := rest.HTTPClientFor(s.Config)
 	if err != nil {
@@ -63,6 +65,13 @@ func sendWire(t *testing.T, s *apiservertest.Server, method, path, contentType, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "skiff-test/1.0")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
