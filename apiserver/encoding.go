@@ -239,20 +239,10 @@ func writeJSONList(w io.Writer, start func(), list runtime.Object, info runtime.
 // Every list kind ends with its items, so the envelope is the list encoded without items,
 // with the items written in before its closing "]}".
 func writeJSONListItems(w io.Writer, start func(), list runtime.Object, items []runtime.Object, info runtime.SerializerInfo, gv schema.GroupVersion) error {
-	// the envelope is a fresh list of the same kind with the same list metadata: copying the
-	// list itself would copy every item
-	envelope := reflect.New(reflect.TypeOf(list).Elem()).Interface().(runtime.Object)
-	src, err := meta.ListAccessor(list)
+	envelope, err := emptyListLike(list)
 	if err != nil {
 		return err
 	}
-	dst, err := meta.ListAccessor(envelope)
-	if err != nil {
-		return err
-	}
-	dst.SetResourceVersion(src.GetResourceVersion())
-	dst.SetContinue(src.GetContinue())
-	dst.SetRemainingItemCount(src.GetRemainingItemCount())
 	if err := meta.SetList(envelope, []runtime.Object{}); err != nil {
 		return err
 	}
@@ -441,18 +431,28 @@ func listWriterFor(mediaType string) listWriter {
 
 // withItems returns a new list like envelope (its list metadata) holding copies of items.
 func withItems(envelope runtime.Object, items []runtime.Object) (runtime.Object, error) {
-	whole := reflect.New(reflect.TypeOf(envelope).Elem()).Interface().(runtime.Object)
-	src, err := meta.ListAccessor(envelope)
+	whole, err := emptyListLike(envelope)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := meta.ListAccessor(whole)
+	// SetList copies each item's struct into the new slice: the items stay untouched
+	return whole, meta.SetList(whole, items)
+}
+
+// emptyListLike returns a fresh list of list's type with its list metadata (resourceVersion,
+// continue, remainingItemCount) and no items: copying the list itself would copy every item.
+func emptyListLike(list runtime.Object) (runtime.Object, error) {
+	out := reflect.New(reflect.TypeOf(list).Elem()).Interface().(runtime.Object)
+	src, err := meta.ListAccessor(list)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := meta.ListAccessor(out)
 	if err != nil {
 		return nil, err
 	}
 	dst.SetResourceVersion(src.GetResourceVersion())
 	dst.SetContinue(src.GetContinue())
 	dst.SetRemainingItemCount(src.GetRemainingItemCount())
-	// SetList copies each item's struct into the new slice: the items stay untouched
-	return whole, meta.SetList(whole, items)
+	return out, nil
 }
