@@ -20,6 +20,7 @@ import (
 	"github.com/skiff-dev/skiff/apis"
 	"github.com/skiff-dev/skiff/apiserver/authn"
 	"github.com/skiff-dev/skiff/apiserver/authz"
+	"github.com/skiff-dev/skiff/internal/profiling"
 )
 
 // buildHandlerChain wraps routing in the stages every request passes, outermost first:
@@ -332,7 +333,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	case strings.HasPrefix(r.URL.Path, "/debug/pprof"):
 		// profiling, on by default as upstream's --profiling; authenticated users only
-		servePprof(w, r)
+		profiling.Handler().ServeHTTP(w, r)
 		return
 	case s.aggregation.serveRemote(w, r):
 		// a remote APIService's group version goes to its extension server

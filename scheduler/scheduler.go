@@ -32,6 +32,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/skiff-dev/skiff/internal/profiling"
 )
 
 // DefaultSchedulerName is the spec.schedulerName of pods that name no scheduler.
@@ -48,6 +50,8 @@ type Options struct {
 	LeaderElection *LeaderElection
 	// HealthzListener, when set, serves /healthz, /livez, /readyz and /metrics; Run closes it.
 	HealthzListener net.Listener
+	// Profiling serves the Go runtime's profiles under /debug/pprof/ on HealthzListener too.
+	Profiling bool
 	// Verbosity 2 or more logs a line per scheduling decision, as kube-scheduler's --v=2.
 	Verbosity int
 	// Logger receives the scheduler's log lines; default slog.Default().
@@ -438,6 +442,9 @@ func (s *Scheduler) healthHandler(le *leaderelection.HealthzAdaptor) http.Handle
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	if s.opts.Profiling {
+		mux.Handle(profiling.Prefix, profiling.Handler())
+	}
 	return mux
 }
 

@@ -270,9 +270,25 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 // ReadRSS returns the resident set size of process pid and its peak (VmRSS and VmHWM of
 // /proc/<pid>/status), in MiB.
 func ReadRSS(pid int) (rss, peak float64, err error) {
+	m, err := ReadMemory(pid)
+	return m.RSS, m.Peak, err
+}
+
+// Memory is a process's resident memory, in MiB.
+type Memory struct {
+	// RSS and Peak are VmRSS and VmHWM.
+	RSS, Peak float64
+	// File is the part of RSS that maps files (RssFile): for etcd, most of it is its
+	// database, mapped into memory.
+	File float64
+}
+
+// ReadMemory reads process pid's resident memory from /proc/<pid>/status.
+func ReadMemory(pid int) (Memory, error) {
+	var m Memory
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, fmt.Errorf("reading the memory of process %d: %w", pid, err)
+		return m, fmt.Errorf("reading the memory of process %d: %w", pid, err)
 	}
 	for line := range strings.Lines(string(status)) {
 		key, value, _ := strings.Cut(line, ":")
@@ -282,15 +298,17 @@ func ReadRSS(pid int) (rss, peak float64, err error) {
 		}
 		switch key {
 		case "VmRSS":
-			rss = kib / 1024
+			m.RSS = kib / 1024
 		case "VmHWM":
-			peak = kib / 1024
+			m.Peak = kib / 1024
+		case "RssFile":
+			m.File = kib / 1024
 		}
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if m.RSS == 0 {
+		return m, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return rss, peak, nil
+	return m, nil
 }
 
 // ExitOn ends a bench's main when err is not nil: with the exit code of a child that failed

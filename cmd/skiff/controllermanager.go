@@ -24,6 +24,10 @@ type controllerManagerOptions struct {
 	rootCAFile string
 }
 
+// profilingUsage describes --profiling of the parts that serve plain HTTP. Upstream's is on by
+// default behind its authenticated port; skiff's port has no authentication, so it is off.
+const profilingUsage = "also serve the Go runtime's profiles under /debug/pprof/ on --port (unauthenticated, as the port is)"
+
 func newControllerManagerCommand(_ *globalOptions) *cobra.Command {
 	o := &controllerManagerOptions{}
 	cmd := &cobra.Command{
@@ -73,6 +77,7 @@ func (o *controllerManagerOptions) addFlags(f *pflag.FlagSet) {
 		"how many terminated pods may exist before the pod garbage collector deletes the oldest; 0 keeps them all")
 	f.StringVar(&m.BindAddress, "bind-address", "127.0.0.1", "IP address /healthz and /metrics are served on")
 	f.IntVar(&m.Port, "port", 10257, "port /healthz and /metrics are served on (HTTP); -1 serves nothing")
+	f.BoolVar(&m.Profiling, "profiling", false, profilingUsage)
 	f.BoolVar(&m.UseServiceAccountCredentials, "use-service-account-credentials", false,
 		"run each controller as its own ServiceAccount in kube-system (system:controller:<name> in the default policy) rather than as the manager")
 	f.Float32Var(&m.KubeAPIQPS, "kube-api-qps", 200, "most requests per second to the API server")

@@ -29,6 +29,7 @@ type schedulerOptions struct {
 	retryPeriod              time.Duration
 	bindAddress              string
 	port                     int
+	profiling                bool
 	percentageOfNodesToScore int32
 	kubeAPIQPS               float32
 	kubeAPIBurst             int
@@ -78,6 +79,7 @@ func (o *schedulerOptions) addFlags(f *pflag.FlagSet) {
 		"how often to try to acquire or renew the Lease")
 	f.StringVar(&o.bindAddress, "bind-address", "0.0.0.0", "IP address to serve /healthz and /metrics on")
 	f.IntVar(&o.port, "port", defaultSchedulerPort, "port to serve /healthz and /metrics on; 0 serves nothing")
+	f.BoolVar(&o.profiling, "profiling", false, profilingUsage)
 	f.Int32Var(&o.percentageOfNodesToScore, "percentage-of-nodes-to-score", 0,
 		"share of the nodes to find feasible before scoring them; 0 is kube-scheduler's adaptive default")
 	f.Float32Var(&o.kubeAPIQPS, "kube-api-qps", -1, "queries per second to the API server; negative for no limit")
@@ -127,6 +129,7 @@ func runScheduler(ctx context.Context, o *schedulerOptions, verbosity int) error
 		SchedulerName:            o.schedulerName,
 		Verbosity:                verbosity,
 		PercentageOfNodesToScore: o.percentageOfNodesToScore,
+		Profiling:                o.profiling,
 	}
 	if o.leaderElect {
 		opts.LeaderElection = &scheduler.LeaderElection{

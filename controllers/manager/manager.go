@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-dev/skiff/controllers"
+	"github.com/skiff-dev/skiff/internal/profiling"
 )
 
 // Options configure the controller manager; the zero value of a field means upstream's default.
@@ -73,6 +74,8 @@ type Options struct {
 	// negative Port serves nothing.
 	BindAddress string
 	Port        int
+	// Profiling serves the Go runtime's profiles under /debug/pprof/ beside /metrics.
+	Profiling bool
 	// TolerateServingFailure keeps running without /healthz and /metrics when the port cannot
 	// be bound (inside `skiff up`, where another cluster may hold it).
 	TolerateServingFailure bool
@@ -341,6 +344,9 @@ func serve(o Options, metrics *controllers.Metrics, health *healthChecks) (func(
 	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{registry, metrics.Registry}, promhttp.HandlerOpts{}))
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
 		mux.Handle(p, health)
+	}
+	if o.Profiling {
+		mux.Handle(profiling.Prefix, profiling.Handler())
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -52,6 +53,8 @@ type options struct {
 	kwok       bool
 	// holdOnStall keeps the cluster up after a stalled rollout, for a look at it
 	holdOnStall bool
+	// heapProfiles is where skiff's parts' heap profiles are written at the end of a run
+	heapProfiles string
 
 	jobParallelism, statefulSetReplicas int
 }
@@ -74,6 +77,7 @@ func main() {
 	flag.StringVar(&o.plane, "control-plane", "skiff", "skiff; upstream: kube-apiserver, kube-controller-manager, kube-scheduler 1.37.2 on etcd, with kwok's nodes; both: skiff then upstream, back to back, and their ratios")
 	flag.StringVar(&o.upstream, "upstream-bin", upstream.DefaultBinDir(), "upstream's binaries, from bench/upstream/build.sh")
 	flag.BoolVar(&o.kwok, "kwok", false, "skiff's simulated nodes are kwok's too (as upstream's always are), instead of skiff sim: the same nodes on both sides")
+	flag.StringVar(&o.heapProfiles, "heap-profiles", "", "with skiff's parts: write the API server's, controller manager's and scheduler's heap profiles (after a GC) and goroutines into this directory once memory is measured")
 	flag.BoolVar(&o.holdOnStall, "hold-on-stall", false, "after a stalled DaemonSet rollout, keep the cluster up until interrupted (to look at it) instead of going on")
 	upstream.ServeEtcdIfAsked()
 	flag.Parse()
@@ -96,6 +100,9 @@ func main() {
 type cluster struct {
 	name  string
 	procs []skiffproc.Named
+	// pprof maps a part's name to the base URL of its plain-HTTP /debug/pprof/ (the API
+	// server's is reached through the bench's client)
+	pprof map[string]string
 	// kwok says the bench creates the Nodes (kwok only keeps them), where skiff sim registers
 	// its own
 	kwok bool
@@ -245,10 +252,12 @@ func runOne(ctx context.Context, o options, plane, bin, dir string, logOut io.Wr
 			// what the control plane holds when a scenario gives up (at the run's bound, say)
 			// is still a figure: a lower bound on what it would hold at the end
 			r.memory = measureMemory(c)
+			b.writeHeapProfiles(ctx, c)
 			return r, fmt.Errorf("%s: %w", s, err)
 		}
 	}
 	r.memory = measureMemory(c)
+	b.writeHeapProfiles(ctx, c)
 	for _, p := range c.procs {
 		if issues := p.P.Problems(); len(issues) > 0 {
 			fmt.Fprintf(os.Stderr, "\n%s logged %d warnings or errors; the first:\n  %s\n", p.Name, len(issues), strings.Join(issues, "\n  "))
@@ -267,16 +276,32 @@ func (c *cluster) startParts(ctx context.Context, bin, tmp string, o options, lo
 	}
 	c.add("apiserver", apiserver)
 	kc := apiserver.Kubeconfig
+	cmPort, schedPort := "-1", "0"
+	if o.heapProfiles != "" {
+		c.pprof = map[string]string{}
+		for _, port := range []*string{&cmPort, &schedPort} {
+			free, err := skiffproc.FreePort()
+			if err != nil {
+				return "", err
+			}
+			*port = fmt.Sprint(free)
+		}
+		c.pprof["controller-manager"] = "http://127.0.0.1:" + cmPort
+		c.pprof["scheduler"] = "http://127.0.0.1:" + schedPort
+	}
 	for _, part := range []struct {
 		name string
 		args []string
 	}{
-		{"controller-manager", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", "-1"}},
-		{"scheduler", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", "0"}},
+		{"controller-manager", []string{"--kubeconfig", kc, "--leader-elect=false", "--port", cmPort}},
+		{"scheduler", []string{"--kubeconfig", kc, "--leader-elect=false", "--bind-address", "127.0.0.1", "--port", schedPort}},
 		{"sim", []string{"--kubeconfig", kc, "--nodes", fmt.Sprint(o.nodes)}},
 	} {
 		if part.name == "sim" && o.kwok {
 			continue
+		}
+		if c.pprof[part.name] != "" {
+			part.args = append(part.args, "--profiling")
 		}
 		p, err := skiffproc.StartClient(bin, part.name, part.args, logOut)
 		if err != nil {
@@ -368,13 +393,13 @@ func printResult(w io.Writer, o options, r result) {
 	}
 	fmt.Fprintln(w, "\nmemory (MiB)")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "process\tRSS\tpeak\t")
+	fmt.Fprintln(tw, "process\tRSS\tpeak\tof RSS, files\t")
 	for _, m := range r.memory {
 		if m.err != nil {
-			fmt.Fprintf(tw, "%s\t%v\t\t\n", m.name, m.err)
+			fmt.Fprintf(tw, "%s\t%v\t\t\t\n", m.name, m.err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t\n", m.name, m.rss, m.peak)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t\n", m.name, m.rss, m.peak, m.file)
 	}
 	tw.Flush()
 }
@@ -383,14 +408,18 @@ func printResult(w io.Writer, o options, r result) {
 type memory struct {
 	name      string
 	rss, peak float64
-	err       error
+	// file is the part of rss that maps files (etcd's database)
+	file float64
+	err  error
 }
 
 func measureMemory(c *cluster) []memory {
 	var out []memory
 	for _, p := range c.procs {
 		m := memory{name: p.Name}
-		m.rss, m.peak, m.err = skiffproc.ReadRSS(p.P.Cmd.Process.Pid)
+		var mem skiffproc.Memory
+		mem, m.err = skiffproc.ReadMemory(p.P.Cmd.Process.Pid)
+		m.rss, m.peak, m.file = mem.RSS, mem.Peak, mem.File
 		out = append(out, m)
 	}
 	return out
@@ -450,5 +479,64 @@ func round(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	default:
 		return d.Round(10 * time.Millisecond).String()
+	}
+}
+
+// heapProfiles are what --heap-profiles writes of each part, by file suffix: the heap after a
+// GC (for go tool pprof); the same as text, which ends with the runtime's memory statistics
+// (what the heap holds beside its live objects); the goroutines' stacks, which show what
+// holds a watch.
+var heapProfiles = map[string]string{".heap": "heap?gc=1", ".heap.txt": "heap?debug=1", ".goroutines": "goroutine?debug=1"}
+
+// writeHeapProfiles writes each profiled part's heapProfiles into --heap-profiles as
+// <part><suffix>. Failures are reported, not fatal: the profiles are a look inside, not a
+// figure of the run.
+func (b *bench) writeHeapProfiles(ctx context.Context, c *cluster) {
+	if b.o.heapProfiles == "" || c.pprof == nil {
+		return
+	}
+	if err := os.MkdirAll(b.o.heapProfiles, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "heap profiles: %v\n", err)
+		return
+	}
+	for suffix, path := range heapProfiles {
+		b.writeProfiles(ctx, c, suffix, path)
+	}
+}
+
+func (b *bench) writeProfiles(ctx context.Context, c *cluster, suffix, path string) {
+	get := map[string]func() ([]byte, error){
+		"apiserver": func() ([]byte, error) {
+			return b.client.CoreV1().RESTClient().Get().RequestURI("/debug/pprof/" + path).DoRaw(ctx)
+		},
+	}
+	for name, base := range c.pprof {
+		get[name] = func() ([]byte, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/"+path, nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return nil, fmt.Errorf("%s", resp.Status)
+			}
+			return io.ReadAll(resp.Body)
+		}
+	}
+	for name, fetch := range get {
+		data, err := fetch()
+		file := filepath.Join(b.o.heapProfiles, name+suffix)
+		if err == nil {
+			err = os.WriteFile(file, data, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s of %s: %v\n", path, name, err)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "%s of %s: %s\n", path, name, file)
 	}
 }
