@@ -49,6 +49,7 @@ import (
 	"github.com/skiff-dev/skiff/controllers/tainteviction"
 	"github.com/skiff-dev/skiff/controllers/tokencleaner"
 	"github.com/skiff-dev/skiff/controllers/ttlafterfinished"
+	"github.com/skiff-dev/skiff/internal/trim"
 )
 
 // errSkipController: the controller cannot run with these options and is left out.
@@ -410,7 +411,8 @@ func newBuilder(ctx context.Context, cfg *rest.Config, client kubernetes.Interfa
 	}
 	return &builder{
 		ctx: ctx, config: cfg, client: client, dynamic: dyn,
-		informers: informers.NewSharedInformerFactory(client, resyncPeriod),
+		// as kube-controller-manager's, the shared caches hold no managedFields
+		informers: informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(trim.ManagedFields)),
 		options:   o, reporting: r,
 	}, nil
 }
@@ -443,7 +445,7 @@ func (b *builder) gcInformerSource() (garbagecollector.InformerSource, error) {
 		return nil, err
 	}
 	if garbagecollector.ServesMetadata(b.ctx, md, 10*time.Second) {
-		return garbagecollector.NewMetadataInformerSource(b.informers, metadatainformer.NewSharedInformerFactory(md, resyncPeriod)), nil
+		return garbagecollector.NewMetadataInformerSource(b.informers, metadatainformer.NewSharedInformerFactoryWithOptions(md, resyncPeriod, metadatainformer.WithTransform(trim.ManagedFields))), nil
 	}
 	return garbagecollector.NewDynamicInformerSource(b.informers, dynamicinformer.NewDynamicSharedInformerFactory(b.dynamic, resyncPeriod)), nil
 }

@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-dev/skiff/internal/trim"
 )
 
 // replenisher recounts a namespace's quotas when an object of a kind they count is deleted or
@@ -32,7 +34,7 @@ type replenisher struct {
 
 func newReplenisher(md metadata.Interface, mapper meta.RESTMapper, changed func(namespace string)) *replenisher {
 	return &replenisher{
-		factory: metadatainformer.NewSharedInformerFactory(md, 0),
+		factory: metadatainformer.NewSharedInformerFactoryWithOptions(md, 0, metadatainformer.WithTransform(trim.ManagedFields)),
 		mapper:  mapper, changed: changed, watched: map[schema.GroupResource]bool{},
 	}
 }
