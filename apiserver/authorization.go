@@ -147,7 +147,10 @@ func authorizationAttributes(user *authn.User, ri *requestInfo, query func(strin
 }
 
 // storeInformer is an informer of a built-in resource fed straight from its registry store
-// (the watch cache), never over the network.
+// (the watch cache), never over the network. Its watch hands it the cache's own objects
+// (registry.ListOptions.ReadOnly), so that its store costs no copy of them: its users only
+// read what it holds (the node authorizer's graph, RBAC, webhooks, priority and fairness), and
+// copy an object before changing it.
 func (s *Server) storeInformer(gv schema.GroupVersion, resource string, example runtime.Object) cache.SharedIndexInformer {
 	store := s.builtinStore(gv, resource)
 	lw := &cache.ListWatch{
@@ -157,7 +160,7 @@ func (s *Server) storeInformer(gv schema.GroupVersion, resource string, example 
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			return store.Watch(ctx, "", registry.ListOptions{ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch,
-				AllowWatchBookmarks: opts.AllowWatchBookmarks, SendInitialEvents: opts.SendInitialEvents})
+				AllowWatchBookmarks: opts.AllowWatchBookmarks, SendInitialEvents: opts.SendInitialEvents, ReadOnly: true})
 		},
 	}
 	return cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})

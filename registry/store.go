@@ -272,6 +272,8 @@ type ListOptions struct {
 	Continue             string
 	AllowWatchBookmarks  bool
 	SendInitialEvents    *bool
+	// ReadOnly: see storage.ListOptions.
+	ReadOnly bool
 }
 
 func (s *Store) predicate(opts ListOptions) storage.SelectionPredicate {
@@ -354,6 +356,7 @@ func (s *Store) Watch(ctx context.Context, ns string, opts ListOptions) (watch.I
 	sopts := storage.ListOptions{
 		ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch,
 		Predicate: s.predicate(opts), Recursive: true, SendInitialEvents: opts.SendInitialEvents,
+		ReadOnly: opts.ReadOnly,
 	}
 	if opts.ResourceVersion == "" && opts.SendInitialEvents == nil {
 		// a watch from "now" starts with the current state, as upstream's

@@ -144,6 +144,11 @@ type ListOptions struct {
 	// initial events is then lost. The watch cache sets it to its own when it passes a
 	// watch to etcd. GetList does not use it: listObj's item type decides.
 	NewFunc func() runtime.Object
+	// ReadOnly says the caller of a Watch only reads the events' objects, and sets nothing on
+	// them, not even apiVersion and kind: the watch cache then hands it its own objects
+	// rather than a copy per event. For in-process informers without transforms, whose
+	// stores would otherwise hold a copy of every object the cache holds.
+	ReadOnly bool
 }
 
 // AttrFunc returns the labels and selectable fields of an object.

@@ -900,6 +900,7 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 		recursive: opts.Recursive,
 		pred:      opts.Predicate,
 		bookmarks: opts.Predicate.AllowWatchBookmarks,
+		readOnly:  opts.ReadOnly,
 		input:     make(chan *event, watcherInputSize),
 		result:    make(chan watch.Event, watcherResultSize),
 		ctx:       wctx,

@@ -828,3 +828,33 @@ func TestSharedListIsTheListWithoutCopies(t *testing.T) {
 		}
 	}
 }
+
+// A ReadOnly watch is handed the cached objects themselves, in its initial events and live
+// ones; any other watch gets its own copy of each.
+func TestReadOnlyWatchIsHandedTheCachedObjects(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	f.create(t, "cm-0", nil)
+	readOnly := f.watch(t, storage.ListOptions{ResourceVersion: "0", ReadOnly: true})
+	copying := f.watch(t, storage.ListOptions{ResourceVersion: "0"})
+	initial, copied := next(t, readOnly).Object, next(t, copying).Object
+	f.create(t, "cm-1", nil)
+	live, copiedLive := next(t, readOnly).Object, next(t, copying).Object
+
+	shared, err := f.cacher.GetListShared(ctx, cmPrefix, storage.ListOptions{Recursive: true, ResourceVersion: "0"}, &corev1.ConfigMapList{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shared) != 2 {
+		t.Fatalf("%d cached objects, want 2", len(shared))
+	}
+	if initial != shared[0] || live != shared[1] {
+		t.Errorf("the read-only watch was handed copies: %p %p, the cache holds %p %p", initial, live, shared[0], shared[1])
+	}
+	if copied == shared[0] || copiedLive == shared[1] {
+		t.Error("a watch that may change its objects was handed the cache's own")
+	}
+	if !reflect.DeepEqual(copied, initial) || !reflect.DeepEqual(copiedLive, live) {
+		t.Errorf("the copies differ from the cached objects:\n%+v\n%+v", copied, copiedLive)
+	}
+}

@@ -36,6 +36,8 @@ type cacheWatcher struct {
 	// the Cacher's indexed field.
 	indexed    bool
 	indexValue string
+	// readOnly sends the cache's own objects, not copies (storage.ListOptions.ReadOnly)
+	readOnly bool
 
 	// input is written and closed only under the Cacher's lock, by the reflector (events,
 	// bookmark offers) or by removeWatcher (stop, overflow, relist, shutdown).
@@ -79,7 +81,7 @@ func (w *cacheWatcher) run(r replay) {
 		if ok, err := w.pred.Matches(ko.obj); err != nil {
 			w.send(storage.WatchErrorEvent(err))
 			return
-		} else if ok && !w.send(watch.Event{Type: watch.Added, Object: etcd3.ShallowCopy(ko.obj)}) {
+		} else if ok && !w.send(watch.Event{Type: watch.Added, Object: w.copy(ko.obj)}) {
 			return
 		}
 	}
@@ -139,7 +141,7 @@ func (w *cacheWatcher) convert(e *event) (*watch.Event, error) {
 		if !curOK {
 			return nil, nil
 		}
-		return &watch.Event{Type: e.typ, Object: etcd3.ShallowCopy(e.obj)}, nil
+		return &watch.Event{Type: e.typ, Object: w.copy(e.obj)}, nil
 	}
 	prevOK := true
 	if !w.pred.Empty() {
@@ -149,9 +151,9 @@ func (w *cacheWatcher) convert(e *event) (*watch.Event, error) {
 	}
 	switch {
 	case curOK && prevOK:
-		return &watch.Event{Type: watch.Modified, Object: etcd3.ShallowCopy(e.obj)}, nil
+		return &watch.Event{Type: watch.Modified, Object: w.copy(e.obj)}, nil
 	case curOK:
-		return &watch.Event{Type: watch.Added, Object: etcd3.ShallowCopy(e.obj)}, nil
+		return &watch.Event{Type: watch.Added, Object: w.copy(e.obj)}, nil
 	case prevOK:
 		old := etcd3.ShallowCopy(e.prev)
 		if err := setRV(old, e.rev); err != nil {
@@ -160,6 +162,15 @@ func (w *cacheWatcher) convert(e *event) (*watch.Event, error) {
 		return &watch.Event{Type: watch.Deleted, Object: old}, nil
 	}
 	return nil, nil
+}
+
+// copy returns what the consumer is handed of a cached object: a shallow copy it may set
+// apiVersion and kind on, or the object itself for a read-only consumer.
+func (w *cacheWatcher) copy(obj runtime.Object) runtime.Object {
+	if w.readOnly {
+		return obj
+	}
+	return etcd3.ShallowCopy(obj)
 }
 
 func (w *cacheWatcher) sendBookmark(rev int64, initialEventsEnd bool) bool {
