@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/skiff-dev/skiff/internal/gctune"
 )
 
 func main() {
@@ -35,6 +37,9 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			setUpLogging(cmd, g.verbosity)
+			// the parts that hold a cluster's objects keep half their live heap as the
+			// collector's headroom on large heaps, not all of it (GOGC in the environment wins)
+			gctune.Start()
 		},
 	}
 	root.PersistentFlags().IntVar(&g.verbosity, "v", 0,
