@@ -165,12 +165,12 @@ func NewWithClient(client kubernetes.Interface, opts Options) (*Scheduler, error
 	s.queue = newSchedulingQueue(s.now)
 	s.metrics = newSchedulerMetrics(opts.SchedulerName, s.queue)
 
-	// As kube-scheduler, the caches hold no managedFields (trim.ManagedFields).
-	s.factory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim.ManagedFields))
+	// As kube-scheduler, the caches hold no managedFields (trim.Informer).
+	s.factory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim.Informer))
 	// As kube-scheduler: one informer for every pod that has not finished, split into bound
 	// pods (for the cache) and pending ones (for the queue) as they arrive. A binding is then
 	// one MODIFIED event rather than a pod leaving one watch and entering another.
-	s.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim.ManagedFields),
+	s.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim.Informer),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
 		}))

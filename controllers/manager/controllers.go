@@ -411,8 +411,8 @@ func newBuilder(ctx context.Context, cfg *rest.Config, client kubernetes.Interfa
 	}
 	return &builder{
 		ctx: ctx, config: cfg, client: client, dynamic: dyn,
-		// as kube-controller-manager's, the shared caches hold no managedFields
-		informers: informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(trim.ManagedFields)),
+		// as kube-controller-manager's, the shared caches hold no managedFields (trim.Informer)
+		informers: informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(trim.Informer)),
 		options:   o, reporting: r,
 	}, nil
 }

@@ -1,8 +1,14 @@
 // Package trim holds the informer transforms that keep what controllers never read out of their
-// caches, as upstream's kube-controller-manager and kube-scheduler do.
+// caches, as upstream's kube-controller-manager and kube-scheduler do, and share what many
+// cached objects hold alike.
 package trim
 
-import "k8s.io/apimachinery/pkg/api/meta"
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/skiff-dev/skiff/internal/intern"
+)
 
 // ManagedFields drops metadata.managedFields from an object entering an informer's cache. No
 // controller reads them (they serve server-side apply, which works on the server's copy), and
@@ -13,4 +19,18 @@ func ManagedFields(obj any) (any, error) {
 		accessor.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// podResources is shared by every informer of the process: a pod's lists are alike in the
+// scheduler's pod informers and the controller manager's.
+var podResources = intern.NewResources()
+
+// Informer is the transform of the typed informers of skiff's controller manager and
+// scheduler: ManagedFields, and a pod's resource lists shared with the equal ones of other
+// cached pods (intern.Resources). Their users copy an object before they change it.
+func Informer(obj any) (any, error) {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		podResources.Pod(pod)
+	}
+	return ManagedFields(obj)
 }

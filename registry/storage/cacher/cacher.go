@@ -32,12 +32,14 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiff-dev/skiff/internal/intern"
 	"github.com/skiff-dev/skiff/registry/storage"
 	"github.com/skiff-dev/skiff/registry/storage/etcd3"
 )
@@ -79,8 +81,10 @@ type Cacher struct {
 	// transformer reads values encrypted at rest (nil: stored as encoded); the store under
 	// the cache, which writes them, must have the same one.
 	transformer storage.Transformer
-	// interner shares equal managedFields between cached objects; only the reflector uses it.
-	interner *managedFieldsInterner
+	// interner shares equal managedFields between cached objects, resources equal resource
+	// lists between cached pods; only the reflector uses them.
+	interner  *managedFieldsInterner
+	resources *intern.Resources
 
 	// ctx ends when New's ctx does or Stop is called; everything the cache started ends then.
 	ctx  context.Context
@@ -177,6 +181,7 @@ func New(ctx context.Context, store storage.Interface, client *clientv3.Client, 
 		advanced:          make(chan struct{}),
 		progressWanted:    make(chan struct{}, 1),
 		interner:          newManagedFieldsInterner(),
+		resources:         intern.NewResources(),
 	}
 	for _, o := range opts {
 		o(c)
@@ -324,6 +329,9 @@ func (c *Cacher) decode(kv *mvccpb.KeyValue, rev int64) (runtime.Object, error) 
 		return nil, err
 	}
 	c.interner.intern(obj)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		c.resources.Pod(pod)
+	}
 	return obj, nil
 }
 
