@@ -308,7 +308,7 @@ func TestHealthzAndMetricsAreServed(t *testing.T) {
 	srv := apiservertest.Start(t)
 	createNode(t, srv.Client, nodeSpec{name: "node1"})
 	l := listen(t)
-	startScheduler(t, srv, Options{HealthzListener: l})
+	startScheduler(t, srv, Options{HealthzListener: l, Profiling: true})
 	createPod(t, srv.Client, podSpec{name: "x"})
 	waitBound(t, srv.Client, "default", "x")
 	base := "http://" + l.Addr().String()
@@ -316,6 +316,9 @@ func TestHealthzAndMetricsAreServed(t *testing.T) {
 		if body := httpGet(t, base+path); body != "ok" {
 			t.Errorf("%s = %q, want ok", path, body)
 		}
+	}
+	if body := httpGet(t, base+"/debug/pprof/goroutine?debug=1"); !strings.Contains(body, "scheduler.(*Scheduler)") {
+		t.Errorf("/debug/pprof/goroutine with Profiling shows no scheduler goroutine:\n%.500s", body)
 	}
 	wants := []string{
 		`scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"} 1`,

@@ -124,7 +124,7 @@ func TestManagerLeadsRunsControllersAndServesHealthAndMetrics(t *testing.T) {
 	s := apiservertest.Start(t)
 	port := freePort(t)
 	startManager(t, s, Options{
-		LeaderElect: true, Identity: "first", Port: port,
+		LeaderElect: true, Identity: "first", Port: port, Profiling: true,
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
 		RootCA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
 	})
@@ -164,6 +164,9 @@ func TestManagerLeadsRunsControllersAndServesHealthAndMetrics(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if code, body := get(t, base+"/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "controllers/manager") {
+		t.Errorf("/debug/pprof/goroutine with Profiling = %d:\n%.500s", code, body)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -499,44 +500,40 @@ func (b *bench) writeHeapProfiles(ctx context.Context, c *cluster) {
 		fmt.Fprintf(os.Stderr, "heap profiles: %v\n", err)
 		return
 	}
-	for suffix, path := range heapProfiles {
-		b.writeProfiles(ctx, c, suffix, path)
-	}
-}
-
-func (b *bench) writeProfiles(ctx context.Context, c *cluster, suffix, path string) {
-	get := map[string]func() ([]byte, error){
-		"apiserver": func() ([]byte, error) {
+	// fetch reads /debug/pprof/<path> of a part: the API server's through the bench's client,
+	// the others' over their plain HTTP
+	fetch := func(name, path string) ([]byte, error) {
+		base, ok := c.pprof[name]
+		if !ok {
 			return b.client.CoreV1().RESTClient().Get().RequestURI("/debug/pprof/" + path).DoRaw(ctx)
-		},
-	}
-	for name, base := range c.pprof {
-		get[name] = func() ([]byte, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/"+path, nil)
-			if err != nil {
-				return nil, err
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return nil, fmt.Errorf("%s", resp.Status)
-			}
-			return io.ReadAll(resp.Body)
 		}
-	}
-	for name, fetch := range get {
-		data, err := fetch()
-		file := filepath.Join(b.o.heapProfiles, name+suffix)
-		if err == nil {
-			err = os.WriteFile(file, data, 0o644)
-		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/"+path, nil)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s of %s: %v\n", path, name, err)
-			continue
+			return nil, err
 		}
-		fmt.Fprintf(os.Stderr, "%s of %s: %s\n", path, name, file)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s", resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	names := append([]string{"apiserver"}, slices.Sorted(maps.Keys(c.pprof))...)
+	for suffix, path := range heapProfiles {
+		for _, name := range names {
+			data, err := fetch(name, path)
+			file := filepath.Join(b.o.heapProfiles, name+suffix)
+			if err == nil {
+				err = os.WriteFile(file, data, 0o644)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s of %s: %v\n", path, name, err)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "%s of %s: %s\n", path, name, file)
+		}
 	}
 }
