@@ -188,10 +188,12 @@ func (h *resourceHandler) create(ctx context.Context, ri *requestInfo, r *http.R
 		return nil, 0, err
 	}
 	dedupOwnerReferences(ctx, obj, false)
+	// as upstream, the fields the admission plugins set (a service account's token volume, a
+	// priority) are nobody's: the writer's are recorded before they run
+	obj = trackManagedFields(h.fieldManager(""), h.res, nil, obj, opts.manager)
 	if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, obj); err != nil {
 		return nil, 0, err
 	}
-	obj = trackManagedFields(h.fieldManager(""), h.res, nil, obj, opts.manager)
 	out, err := h.store.Create(ctx, ri.Namespace, obj, opts.dryRun)
 	if err != nil {
 		return nil, 0, err
@@ -219,12 +221,13 @@ func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.R
 	}
 	dedupOwnerReferences(ctx, obj, false)
 	out, created, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, func(ctx context.Context, current runtime.Object) (runtime.Object, error) {
+		out := trackManagedFields(h.fieldManager(""), h.res, current, obj.DeepCopyObject(), opts.manager)
 		if current == nil {
-			if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, obj); err != nil {
+			if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, out); err != nil {
 				return nil, err
 			}
 		}
-		return trackManagedFields(h.fieldManager(""), h.res, current, obj.DeepCopyObject(), opts.manager), nil
+		return out, nil
 	}, opts.dryRun)
 	if err != nil {
 		return nil, 0, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -109,6 +110,29 @@ func TestServiceAccountAdmissionMountsTokenInEveryContainer(t *testing.T) {
 	}
 	if !reflect.DeepEqual(stored.Spec.Volumes, pod.Spec.Volumes) {
 		t.Errorf("stored volumes %+v differ from the answer's %+v", stored.Spec.Volumes, pod.Spec.Volumes)
+	}
+}
+
+// The writer owns what it sent, not what the plugin added: upstream records managedFields
+// before the mutating admission plugins run.
+func TestServiceAccountAdmissionAddsFieldsNoManagerOwns(t *testing.T) {
+	s := startWithServiceAccountAdmission(t)
+	pod, err := s.Client.CoreV1().Pods("team").Create(context.Background(), testPod("owned"), metav1.CreateOptions{FieldManager: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := tokenVolume(t, pod)
+	if len(pod.ManagedFields) != 1 || pod.ManagedFields[0].Manager != "writer" || pod.ManagedFields[0].FieldsV1 == nil {
+		t.Fatalf("managedFields = %+v, want writer's one entry", pod.ManagedFields)
+	}
+	fields := string(pod.ManagedFields[0].FieldsV1.Raw)
+	for _, plugins := range []string{name, `"f:volumes"`, `"f:volumeMounts"`, `"f:serviceAccountName"`} {
+		if strings.Contains(fields, plugins) {
+			t.Errorf("the writer owns %s, which the plugin set: %s", plugins, fields)
+		}
+	}
+	if !strings.Contains(fields, `"f:containers"`) {
+		t.Errorf("the writer does not own its containers: %s", fields)
 	}
 }
 
