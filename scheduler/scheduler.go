@@ -170,7 +170,8 @@ func NewWithClient(client kubernetes.Interface, opts Options) (*Scheduler, error
 	// As kube-scheduler: one informer for every pod that has not finished, split into bound
 	// pods (for the cache) and pending ones (for the queue) as they arrive. A binding is then
 	// one MODIFIED event rather than a pod leaving one watch and entering another.
-	s.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim.Informer),
+	// Its pods are slim: what no plugin reads is dropped on the way in (slimPod).
+	s.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slimPod),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
 		}))
