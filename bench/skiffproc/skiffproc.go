@@ -281,9 +281,13 @@ type Memory struct {
 	// File is the part of RSS that maps files (RssFile): for etcd, most of it is its
 	// database, mapped into memory.
 	File float64
+	// PSS is RSS with each page shared with other processes counted by its share (Pss of
+	// /proc/<pid>/smaps_rollup): what the process costs the machine beside the others. skiff's
+	// parts run one binary, whose code pages they share; 0 when the kernel does not say.
+	PSS float64
 }
 
-// ReadMemory reads process pid's resident memory from /proc/<pid>/status.
+// ReadMemory reads process pid's resident memory from /proc/<pid>/status and smaps_rollup.
 func ReadMemory(pid int) (Memory, error) {
 	var m Memory
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -307,6 +311,16 @@ func ReadMemory(pid int) (Memory, error) {
 	}
 	if m.RSS == 0 {
 		return m, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for line := range strings.Lines(string(rollup)) {
+			if value, ok := strings.CutPrefix(line, "Pss:"); ok {
+				var kib float64
+				if _, err := fmt.Sscanf(strings.TrimSpace(value), "%g kB", &kib); err == nil {
+					m.PSS = kib / 1024
+				}
+			}
+		}
 	}
 	return m, nil
 }

@@ -394,14 +394,15 @@ func printResult(w io.Writer, o options, r result) {
 	}
 	fmt.Fprintln(w, "\nmemory (MiB)")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "process\tRSS\tpeak\tof RSS, files\t")
+	fmt.Fprintln(tw, "process\tRSS\tpeak\tof RSS, files\tPSS\t")
 	for _, m := range r.memory {
 		if m.err != nil {
-			fmt.Fprintf(tw, "%s\t%v\t\t\t\n", m.name, m.err)
+			fmt.Fprintf(tw, "%s\t%v\t\t\t\t\n", m.name, m.err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t\n", m.name, m.rss, m.peak, m.file)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t\n", m.name, m.rss, m.peak, m.file, m.pss)
 	}
+	fmt.Fprintf(tw, "control plane\t%.0f\t\t\t%.0f\t\n", controlPlane(r, rssOf), controlPlane(r, pssOf))
 	tw.Flush()
 }
 
@@ -411,7 +412,9 @@ type memory struct {
 	rss, peak float64
 	// file is the part of rss that maps files (etcd's database)
 	file float64
-	err  error
+	// pss is rss with pages shared between processes (one binary's code) counted by share
+	pss float64
+	err error
 }
 
 func measureMemory(c *cluster) []memory {
@@ -420,7 +423,7 @@ func measureMemory(c *cluster) []memory {
 		m := memory{name: p.Name}
 		var mem skiffproc.Memory
 		mem, m.err = skiffproc.ReadMemory(p.P.Cmd.Process.Pid)
-		m.rss, m.peak, m.file = mem.RSS, mem.Peak, mem.File
+		m.rss, m.peak, m.file, m.pss = mem.RSS, mem.Peak, mem.File, mem.PSS
 		out = append(out, m)
 	}
 	return out
@@ -429,13 +432,16 @@ func measureMemory(c *cluster) []memory {
 // nodeSide names the processes that stand in for the nodes, not part of the control plane.
 var nodeSide = []string{"sim", "kwok"}
 
-// controlPlaneRSS is the summed RSS of a run's control-plane processes (etcd included: skiff
-// embeds it in its API server).
-func controlPlaneRSS(r result) float64 {
+func rssOf(m memory) float64 { return m.rss }
+func pssOf(m memory) float64 { return m.pss }
+
+// controlPlane sums what of (rss or pss) a run's control-plane processes hold (etcd included:
+// skiff embeds it in its API server).
+func controlPlane(r result, of func(memory) float64) float64 {
 	var sum float64
 	for _, m := range r.memory {
 		if !slices.Contains(nodeSide, m.name) {
-			sum += m.rss
+			sum += of(m)
 		}
 	}
 	return sum
@@ -465,9 +471,14 @@ func printRatios(w io.Writer, skiff, up result) {
 			fmt.Fprintf(tw, "%s p99\t%s\t%s\t%.2f\t\n", s.scenario, round(s.p99), round(u.p99), u.p99.Seconds()/s.p99.Seconds())
 		}
 	}
-	sm, um := controlPlaneRSS(skiff), controlPlaneRSS(up)
-	if sm > 0 && um > 0 {
-		fmt.Fprintf(tw, "control plane RSS (MiB)\t%.0f\t%.0f\t%.2f\t\n", sm, um, um/sm)
+	for _, total := range []struct {
+		name string
+		of   func(memory) float64
+	}{{"RSS", rssOf}, {"PSS", pssOf}} {
+		sm, um := controlPlane(skiff, total.of), controlPlane(up, total.of)
+		if sm > 0 && um > 0 {
+			fmt.Fprintf(tw, "control plane %s (MiB)\t%.0f\t%.0f\t%.2f\t\n", total.name, sm, um, um/sm)
+		}
 	}
 	tw.Flush()
 }
