@@ -21,16 +21,17 @@ func ManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
-// podResources is shared by every informer of the process: a pod's lists are alike in the
+// pods is shared by every informer of the process: a pod's parts are alike in the
 // scheduler's pod informers and the controller manager's.
-var podResources = intern.NewResources()
+var pods = intern.NewPods()
 
 // Informer is the transform of the typed informers of skiff's controller manager and
-// scheduler: ManagedFields, and a pod's resource lists shared with the equal ones of other
-// cached pods (intern.Resources). Their users copy an object before they change it.
+// scheduler: ManagedFields, and a pod's labels, owners, tolerations, resource lists and token
+// volume shared with the equal ones of other cached pods (intern.Pods). Their users copy an
+// object before they change it.
 func Informer(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
-		podResources.Pod(pod)
+		pods.Pod(pod)
 	}
 	return ManagedFields(obj)
 }

@@ -81,10 +81,10 @@ type Cacher struct {
 	// transformer reads values encrypted at rest (nil: stored as encoded); the store under
 	// the cache, which writes them, must have the same one.
 	transformer storage.Transformer
-	// interner shares equal managedFields between cached objects, resources equal resource
-	// lists between cached pods; only the reflector uses them.
-	interner  *managedFieldsInterner
-	resources *intern.Resources
+	// interner shares equal managedFields between cached objects, pods the parts the pods of
+	// one template hold alike (intern.Pods); only the reflector uses them.
+	interner *managedFieldsInterner
+	pods     *intern.Pods
 
 	// ctx ends when New's ctx does or Stop is called; everything the cache started ends then.
 	ctx  context.Context
@@ -181,7 +181,7 @@ func New(ctx context.Context, store storage.Interface, client *clientv3.Client, 
 		advanced:          make(chan struct{}),
 		progressWanted:    make(chan struct{}, 1),
 		interner:          newManagedFieldsInterner(),
-		resources:         intern.NewResources(),
+		pods:              intern.NewPods(),
 	}
 	for _, o := range opts {
 		o(c)
@@ -330,7 +330,7 @@ func (c *Cacher) decode(kv *mvccpb.KeyValue, rev int64) (runtime.Object, error) 
 	}
 	c.interner.intern(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
-		c.resources.Pod(pod)
+		c.pods.Pod(pod)
 	}
 	return obj, nil
 }
