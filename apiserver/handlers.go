@@ -221,13 +221,13 @@ func (h *resourceHandler) update(ctx context.Context, ri *requestInfo, r *http.R
 	}
 	dedupOwnerReferences(ctx, obj, false)
 	out, created, err := h.store.Update(ctx, ri.Namespace, ri.Name, nil, func(ctx context.Context, current runtime.Object) (runtime.Object, error) {
-		out := trackManagedFields(h.fieldManager(""), h.res, current, obj.DeepCopyObject(), opts.manager)
+		tracked := trackManagedFields(h.fieldManager(""), h.res, current, obj.DeepCopyObject(), opts.manager)
 		if current == nil {
-			if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, out); err != nil {
+			if err := h.admit.admitCreate(ctx, h.res, ri.Namespace, tracked); err != nil {
 				return nil, err
 			}
 		}
-		return out, nil
+		return tracked, nil
 	}, opts.dryRun)
 	if err != nil {
 		return nil, 0, err

@@ -139,13 +139,14 @@ func keyOf[T any, P interface {
 	marshaler
 }](in *Pods, parts []T) bool {
 	in.key.Reset()
+	var length [binary.MaxVarintLen64]byte
 	for i := range parts {
 		b, err := P(&parts[i]).Marshal()
 		if err != nil {
 			return false
 		}
 		// the length first: no two sequences of parts run together into one key
-		in.key.Write(binary.AppendUvarint(nil, uint64(len(b))))
+		in.key.Write(length[:binary.PutUvarint(length[:], uint64(len(b)))])
 		in.key.Write(b)
 	}
 	return true
